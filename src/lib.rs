@@ -1,0 +1,14 @@
+//! siphon: a SIP <-> WebRTC media gateway.
+//!
+//! Module map (see docs and DESIGN): `config`, `sdp`, `sip`, `webrtc`, `media`,
+//! `call`, `signaling`, `http`, `metrics`.
+
+pub mod call;
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod metrics;
+pub mod sdp;
+pub mod signaling;
+pub mod sip;
+pub mod webrtc;

@@ -1,0 +1,1 @@
+//! `media` module (in progress).

@@ -1,0 +1,1 @@
+//! `sdp` module (in progress).
