@@ -1,1 +1,208 @@
-//! `metrics` module (in progress).
+//! Every Prometheus metric family siphon exports, registered in one place.
+//!
+//! The media hot path never touches these directly: relay loops keep plain
+//! local counters and flush them here periodically (see `media`), so a packet
+//! costs no atomic and no label lookup.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Call direction label values.
+pub mod direction {
+    /// Browser calls a SIP destination.
+    pub const OUTBOUND: &str = "webrtc_to_sip";
+    /// A SIP peer calls a browser user.
+    pub const INBOUND: &str = "sip_to_webrtc";
+}
+
+/// Media flow label values (which way a packet travels).
+pub mod flow {
+    /// Packets received from the browser, sent to the SIP peer.
+    pub const WEBRTC_TO_SIP: &str = "webrtc_to_sip";
+    /// Packets received from the SIP peer, sent to the browser.
+    pub const SIP_TO_WEBRTC: &str = "sip_to_webrtc";
+}
+
+/// All metric families, cheap to clone (prometheus handles are `Arc`s).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Calls in progress, by direction.
+    pub calls_active: IntGaugeVec,
+    /// Calls ended, by direction and outcome (answered, failed_<code>, cancelled, ...).
+    pub calls_total: IntCounterVec,
+    /// Seconds from the first request to the answer, by direction.
+    pub call_setup_seconds: HistogramVec,
+    /// Media packets relayed, by flow and kind (rtp, rtcp).
+    pub media_packets_total: IntCounterVec,
+    /// Media bytes relayed (payload as received), by flow.
+    pub media_bytes_total: IntCounterVec,
+    /// Media packets dropped, by side (webrtc, sip) and reason.
+    pub media_dropped_total: IntCounterVec,
+    /// Time spent relaying one packet (receive to send), sampled.
+    pub relay_seconds: Histogram,
+    /// RTP ports in use on the SIP side.
+    pub rtp_ports_in_use: IntGauge,
+    /// DTLS handshakes, by outcome.
+    pub dtls_handshakes_total: IntCounterVec,
+    /// SIP messages, by direction (in, out) and kind (method or status class).
+    pub sip_messages_total: IntCounterVec,
+    /// SIP input that was refused or dropped, by reason.
+    pub sip_errors_total: IntCounterVec,
+    /// Open WebSocket connections.
+    pub ws_connections: IntGauge,
+    /// WebSocket messages received, by type.
+    pub ws_messages_total: IntCounterVec,
+    /// `error` messages sent to clients, by code.
+    pub ws_errors_total: IntCounterVec,
+    /// Relay loop wake-ups (a gauge of loop activity, not per packet).
+    pub relay_wakeups_total: IntCounter,
+}
+
+impl Metrics {
+    /// Build and register every family.
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("siphon".into()), None)
+            .expect("static registry prefix is valid");
+        let m = Metrics {
+            calls_active: gauge_vec("calls_active", "Calls in progress", &["direction"]),
+            calls_total: counter_vec(
+                "calls_total",
+                "Calls ended by direction and outcome",
+                &["direction", "outcome"],
+            ),
+            call_setup_seconds: HistogramVec::new(
+                HistogramOpts::new("call_setup_seconds", "Time from request to answer")
+                    .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                &["direction"],
+            )
+            .expect("valid histogram"),
+            media_packets_total: counter_vec(
+                "media_packets_total",
+                "Media packets relayed",
+                &["flow", "kind"],
+            ),
+            media_bytes_total: counter_vec("media_bytes_total", "Media bytes relayed", &["flow"]),
+            media_dropped_total: counter_vec(
+                "media_dropped_total",
+                "Media packets dropped",
+                &["side", "reason"],
+            ),
+            relay_seconds: Histogram::with_opts(
+                HistogramOpts::new("relay_seconds", "Per-packet relay time (sampled)").buckets(
+                    vec![1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2],
+                ),
+            )
+            .expect("valid histogram"),
+            rtp_ports_in_use: IntGauge::new("rtp_ports_in_use", "SIP-side RTP ports in use")
+                .expect("valid gauge"),
+            dtls_handshakes_total: counter_vec(
+                "dtls_handshakes_total",
+                "DTLS handshakes by outcome",
+                &["outcome"],
+            ),
+            sip_messages_total: counter_vec(
+                "sip_messages_total",
+                "SIP messages by direction and kind",
+                &["direction", "kind"],
+            ),
+            sip_errors_total: counter_vec(
+                "sip_errors_total",
+                "SIP input refused or dropped",
+                &["reason"],
+            ),
+            ws_connections: IntGauge::new("ws_connections", "Open WebSocket connections")
+                .expect("valid gauge"),
+            ws_messages_total: counter_vec(
+                "ws_messages_total",
+                "WebSocket messages received by type",
+                &["type"],
+            ),
+            ws_errors_total: counter_vec(
+                "ws_errors_total",
+                "Error messages sent to WebSocket clients",
+                &["code"],
+            ),
+            relay_wakeups_total: IntCounter::new("relay_wakeups_total", "Relay loop wake-ups")
+                .expect("valid counter"),
+            registry,
+        };
+        m.register_all();
+        m
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.calls_active.clone()),
+            Box::new(self.calls_total.clone()),
+            Box::new(self.call_setup_seconds.clone()),
+            Box::new(self.media_packets_total.clone()),
+            Box::new(self.media_bytes_total.clone()),
+            Box::new(self.media_dropped_total.clone()),
+            Box::new(self.relay_seconds.clone()),
+            Box::new(self.rtp_ports_in_use.clone()),
+            Box::new(self.dtls_handshakes_total.clone()),
+            Box::new(self.sip_messages_total.clone()),
+            Box::new(self.sip_errors_total.clone()),
+            Box::new(self.ws_connections.clone()),
+            Box::new(self.ws_messages_total.clone()),
+            Box::new(self.ws_errors_total.clone()),
+            Box::new(self.relay_wakeups_total.clone()),
+        ];
+        for c in collectors {
+            self.registry
+                .register(c)
+                .expect("each family is registered once");
+        }
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Count one SIP input error (malformed, oversize, ...).
+    pub fn sip_error(&self, reason: &str) {
+        self.sip_errors_total.with_label_values(&[reason]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter family")
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge family")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_families() {
+        let m = Metrics::new();
+        m.calls_total
+            .with_label_values(&[direction::OUTBOUND, "answered"])
+            .inc();
+        m.sip_error("truncated");
+        let text = m.render();
+        assert!(
+            text.contains("siphon_calls_total{direction=\"webrtc_to_sip\",outcome=\"answered\"} 1")
+        );
+        assert!(text.contains("siphon_sip_errors_total{reason=\"truncated\"} 1"));
+    }
+}
