@@ -41,7 +41,11 @@ impl PortRange {
 
     /// Give a port back; ports outside the range or already free are ignored.
     pub fn give(&mut self, port: u16) {
-        if port >= self.min && port < self.max && port.is_multiple_of(2) && !self.free.contains(&port) {
+        if port >= self.min
+            && port < self.max
+            && port.is_multiple_of(2)
+            && !self.free.contains(&port)
+        {
             self.free.push_back(port);
         }
     }

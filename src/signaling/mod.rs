@@ -1,1 +1,7 @@
-//! `signaling` module (in progress).
+//! The WebSocket JSON signaling protocol: message types and the per-socket session.
+
+pub mod messages;
+
+pub use messages::{
+    parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
+};

@@ -1,0 +1,369 @@
+//! The JSON messages of the WebSocket protocol (version 1, docs/signaling.md).
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version spoken by this server.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest call id a client may choose.
+const MAX_CALL_ID: usize = 64;
+
+/// A trickled ICE candidate as browsers produce it (`RTCIceCandidateInit`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// The `candidate:...` attribute value.
+    pub candidate: String,
+    /// The media section's mid.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// The media section's index.
+    #[serde(default)]
+    pub sdp_m_line_index: Option<u32>,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Place a call to `to` with a WebRTC offer.
+    Call {
+        /// Chosen by the client, or assigned by the server when absent.
+        #[serde(default)]
+        call_id: Option<String>,
+        /// A number, a user, or a `sip:` URI where allowed.
+        to: String,
+        /// The browser's SDP offer.
+        sdp: String,
+    },
+    /// A trickled candidate; `null` means end of candidates.
+    Candidate {
+        /// The call it belongs to.
+        call_id: String,
+        /// The candidate, or none for end-of-candidates.
+        #[serde(default)]
+        candidate: Option<IceCandidate>,
+    },
+    /// End a call in any state.
+    Hangup {
+        /// The call to end.
+        call_id: String,
+    },
+}
+
+impl ClientMessage {
+    /// The `type` tag, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Call { .. } => "call",
+            ClientMessage::Candidate { .. } => "candidate",
+            ClientMessage::Hangup { .. } => "hangup",
+        }
+    }
+}
+
+/// Machine-readable `error` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a JSON object.
+    BadJson,
+    /// A `type` this server does not know.
+    UnknownType,
+    /// A known type with missing or wrong fields.
+    BadMessage,
+    /// Larger than `limits.max_ws_message_bytes`.
+    TooLarge,
+    /// No call with that id on this connection.
+    UnknownCall,
+    /// A call id already in use.
+    DuplicateCall,
+    /// The destination cannot be routed.
+    NoRoute,
+    /// The offer SDP was refused.
+    BadSdp,
+    /// A call limit was reached.
+    LimitReached,
+    /// The gateway failed internally; the call was ended.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire name, for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnknownCall => "unknown_call",
+            ErrorCode::DuplicateCall => "duplicate_call",
+            ErrorCode::NoRoute => "no_route",
+            ErrorCode::BadSdp => "bad_sdp",
+            ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once when the socket opens.
+    Welcome {
+        /// `PROTOCOL_VERSION`.
+        version: u32,
+    },
+    /// The call was accepted and the SIP request sent.
+    Trying {
+        /// The call.
+        call_id: String,
+    },
+    /// The far end is ringing.
+    Ringing {
+        /// The call.
+        call_id: String,
+    },
+    /// Early media: the answer SDP to apply before the call is answered.
+    Progress {
+        /// The call.
+        call_id: String,
+        /// WebRTC answer SDP.
+        sdp: String,
+    },
+    /// The call was answered.
+    Answered {
+        /// The call.
+        call_id: String,
+        /// WebRTC answer SDP.
+        sdp: String,
+    },
+    /// The call ended; `code` is the SIP status (200 for a normal BYE).
+    Hangup {
+        /// The call.
+        call_id: String,
+        /// SIP status code.
+        code: u16,
+        /// SIP reason phrase or siphon's reason.
+        reason: String,
+    },
+    /// A request was refused; nothing else changed unless `call_id` says so.
+    Error {
+        /// The call concerned, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// Machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// An `error` message.
+    pub fn error(call_id: Option<&str>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            call_id: call_id.map(str::to_owned),
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A `hangup` message.
+    pub fn hangup(call_id: &str, code: u16, reason: impl Into<String>) -> Self {
+        ServerMessage::Hangup {
+            call_id: call_id.to_owned(),
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// Serialize for the wire.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A client message that was refused, as the `error` it earns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// The call id, when the message carried one.
+    pub call_id: Option<String>,
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Explanation for the client.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(call_id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            call_id,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` message to send.
+    pub fn to_message(&self) -> ServerMessage {
+        ServerMessage::error(self.call_id.as_deref(), self.code, self.message.clone())
+    }
+}
+
+/// Parse and validate one text frame of at most `max_bytes`.
+pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessage, Refusal> {
+    if text.len() > max_bytes {
+        let msg = format!("message of {} bytes exceeds {max_bytes}", text.len());
+        return Err(Refusal::new(None, ErrorCode::TooLarge, msg));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Refusal::new(None, ErrorCode::BadJson, format!("invalid JSON: {e}")))?;
+    let Some(obj) = value.as_object() else {
+        return Err(Refusal::new(
+            None,
+            ErrorCode::BadJson,
+            "expected a JSON object",
+        ));
+    };
+    let call_id = obj
+        .get("call_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let kind = match obj.get("type") {
+        Some(serde_json::Value::String(kind)) => kind.as_str(),
+        _ => {
+            let msg = "missing string field `type`";
+            return Err(Refusal::new(call_id, ErrorCode::BadMessage, msg));
+        }
+    };
+    if !["call", "candidate", "hangup"].contains(&kind) {
+        let msg = format!("unknown message type `{}`", truncate(kind, 32));
+        return Err(Refusal::new(call_id, ErrorCode::UnknownType, msg));
+    }
+    let msg: ClientMessage = serde_json::from_value(value.clone()).map_err(|e| {
+        Refusal::new(
+            call_id.clone(),
+            ErrorCode::BadMessage,
+            format!("{kind}: {e}"),
+        )
+    })?;
+    validate(&msg).map_err(|m| Refusal::new(call_id, ErrorCode::BadMessage, m))?;
+    Ok(msg)
+}
+
+fn validate(msg: &ClientMessage) -> Result<(), String> {
+    let id = match msg {
+        ClientMessage::Call { call_id, to, .. } => {
+            if to.trim().is_empty() {
+                return Err("call: `to` is empty".into());
+            }
+            call_id.as_deref()
+        }
+        ClientMessage::Candidate { call_id, .. } | ClientMessage::Hangup { call_id } => {
+            Some(call_id.as_str())
+        }
+    };
+    match id {
+        Some(id) if !valid_call_id(id) => Err(format!(
+            "call_id must be 1-{MAX_CALL_ID} characters of A-Z a-z 0-9 . _ -"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `id` is an acceptable call id.
+pub fn valid_call_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CALL_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> Refusal {
+        parse_client_message(text, 1024).unwrap_err()
+    }
+
+    #[test]
+    fn parses_each_client_message() {
+        let call = parse_client_message(r#"{"type":"call","to":"1000","sdp":"v=0"}"#, 1024);
+        assert_eq!(
+            call.unwrap(),
+            ClientMessage::Call {
+                call_id: None,
+                to: "1000".into(),
+                sdp: "v=0".into()
+            }
+        );
+        let cand = r#"{"type":"candidate","call_id":"c1","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#;
+        assert!(matches!(
+            parse_client_message(cand, 1024).unwrap(),
+            ClientMessage::Candidate { candidate: Some(c), .. } if c.sdp_mid.as_deref() == Some("0")
+        ));
+        let end = r#"{"type":"candidate","call_id":"c1","candidate":null}"#;
+        assert!(matches!(
+            parse_client_message(end, 1024).unwrap(),
+            ClientMessage::Candidate {
+                candidate: None,
+                ..
+            }
+        ));
+        let hang = parse_client_message(r#"{"type":"hangup","call_id":"c1"}"#, 1024).unwrap();
+        assert_eq!(hang.kind(), "hangup");
+    }
+
+    #[test]
+    fn refusals_carry_the_right_code() {
+        assert_eq!(refused("{nope").code, ErrorCode::BadJson);
+        assert_eq!(refused("[1,2]").code, ErrorCode::BadJson);
+        assert_eq!(refused(r#"{"to":"1"}"#).code, ErrorCode::BadMessage);
+        let unknown = refused(r#"{"type":"dance","call_id":"x"}"#);
+        assert_eq!(unknown.code, ErrorCode::UnknownType);
+        assert_eq!(unknown.call_id.as_deref(), Some("x"));
+        assert!(unknown.message.contains("dance"));
+        let missing = refused(r#"{"type":"call","to":"1"}"#);
+        assert_eq!(missing.code, ErrorCode::BadMessage);
+        assert!(missing.message.contains("sdp"), "{}", missing.message);
+        assert_eq!(
+            refused(r#"{"type":"hangup","call_id":"a b"}"#).code,
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            refused(r#"{"type":"call","to":" ","sdp":"v=0"}"#).code,
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            refused(r#"{"type":"hangup","call_id":"a","extra":1}"#).code,
+            ErrorCode::BadMessage
+        );
+        let big = format!(r#"{{"type":"call","to":"1","sdp":"{}"}}"#, "x".repeat(2000));
+        assert_eq!(refused(&big).code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_messages_serialize_as_documented() {
+        let m = ServerMessage::hangup("c1", 486, "Busy Here");
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"hangup","call_id":"c1","code":486,"reason":"Busy Here"}"#
+        );
+        let e = ServerMessage::error(None, ErrorCode::UnknownType, "x");
+        assert_eq!(
+            e.to_json(),
+            r#"{"type":"error","code":"unknown_type","message":"x"}"#
+        );
+    }
+}
