@@ -1,1 +1,6 @@
-//! `call` module (in progress).
+//! Calls: routing, the per-call state machines (events in, commands out) and
+//! the registry of live calls.
+
+pub mod route;
+
+pub use route::{resolve, RouteConfig, RouteError, Target};

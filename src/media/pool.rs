@@ -56,25 +56,33 @@ impl PortRange {
     }
 }
 
-/// A bound RTP/RTCP socket pair; its port goes back to the pool on drop.
+/// A bound RTP/RTCP socket pair; its port goes back to the pool when the
+/// lease drops (fields drop in order: the sockets close first).
 #[derive(Debug)]
 pub struct PortPair {
     /// The RTP socket (even port).
     pub rtp: UdpSocket,
     /// The RTCP socket (RTP port + 1).
     pub rtcp: UdpSocket,
-    port: u16,
-    pool: Arc<Mutex<PortRange>>,
+    /// Returns the port to the pool on drop.
+    pub lease: PortLease,
 }
 
 impl PortPair {
     /// The RTP port number.
     pub fn port(&self) -> u16 {
-        self.port
+        self.lease.port
     }
 }
 
-impl Drop for PortPair {
+/// Ownership of one port pair in the pool.
+#[derive(Debug)]
+pub struct PortLease {
+    port: u16,
+    pool: Arc<Mutex<PortRange>>,
+}
+
+impl Drop for PortLease {
     fn drop(&mut self) {
         if let Ok(mut range) = self.pool.lock() {
             range.give(self.port);
@@ -107,12 +115,9 @@ impl PortPool {
             let Some(port) = range.take() else { break };
             match bind_pair(self.ip, port) {
                 Some((rtp, rtcp)) => {
-                    return Ok(PortPair {
-                        rtp,
-                        rtcp,
-                        port,
-                        pool: self.range.clone(),
-                    })
+                    let pool = self.range.clone();
+                    let lease = PortLease { port, pool };
+                    return Ok(PortPair { rtp, rtcp, lease });
                 }
                 None => range.give(port),
             }

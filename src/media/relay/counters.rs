@@ -1,0 +1,166 @@
+//! Plain per-loop and per-call counters, flushed to Prometheus now and then
+//! so a relayed packet costs an add to a local integer, not an atomic.
+
+use prometheus::{Histogram, IntCounter};
+
+use crate::metrics::{flow, Metrics};
+use crate::webrtc::DropReason;
+
+/// Why the relay dropped a packet (beyond the WebRTC engine's own reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayDrop {
+    /// Not a valid RTP/RTCP packet after decryption, or on the SIP port.
+    Malformed,
+    /// A payload type the other side did not negotiate.
+    UnknownPayloadType,
+    /// From a source other than the latched SIP peer.
+    UnlatchedSource,
+    /// The call's SIP side has no answer yet.
+    NotConfigured,
+    /// The WebRTC leg is not connected yet.
+    WebRtcNotReady,
+    /// The socket refused the send.
+    SendFailed,
+}
+
+impl RelayDrop {
+    const ALL: [RelayDrop; 6] = [
+        RelayDrop::Malformed,
+        RelayDrop::UnknownPayloadType,
+        RelayDrop::UnlatchedSource,
+        RelayDrop::NotConfigured,
+        RelayDrop::WebRtcNotReady,
+        RelayDrop::SendFailed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            RelayDrop::Malformed => "malformed",
+            RelayDrop::UnknownPayloadType => "unknown_payload_type",
+            RelayDrop::UnlatchedSource => "unlatched_source",
+            RelayDrop::NotConfigured => "not_configured",
+            RelayDrop::WebRtcNotReady => "webrtc_not_ready",
+            RelayDrop::SendFailed => "send_failed",
+        }
+    }
+}
+
+/// Per-call media figures, returned when the call leaves its loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// RTP+RTCP packets relayed browser -> SIP.
+    pub to_sip_packets: u64,
+    /// RTP+RTCP packets relayed SIP -> browser.
+    pub to_webrtc_packets: u64,
+    /// Packets of this call that were dropped.
+    pub dropped: u64,
+}
+
+/// One flow's pending counts.
+#[derive(Default)]
+struct FlowCounts {
+    rtp: u64,
+    rtcp: u64,
+    bytes: u64,
+}
+
+/// Resolved Prometheus handles for one flow.
+struct FlowHandles {
+    rtp: IntCounter,
+    rtcp: IntCounter,
+    bytes: IntCounter,
+}
+
+impl FlowHandles {
+    fn new(m: &Metrics, name: &str) -> Self {
+        FlowHandles {
+            rtp: m.media_packets_total.with_label_values(&[name, "rtp"]),
+            rtcp: m.media_packets_total.with_label_values(&[name, "rtcp"]),
+            bytes: m.media_bytes_total.with_label_values(&[name]),
+        }
+    }
+}
+
+/// The loop's counters and the handles they flush into.
+pub(super) struct Counters {
+    to_sip: FlowCounts,
+    to_webrtc: FlowCounts,
+    webrtc_drops: [u64; DropReason::COUNT],
+    relay_drops: [u64; RelayDrop::ALL.len()],
+    to_sip_h: FlowHandles,
+    to_webrtc_h: FlowHandles,
+    webrtc_drop_h: Vec<IntCounter>,
+    relay_drop_h: Vec<IntCounter>,
+    pub(super) relay_seconds: Histogram,
+}
+
+impl Counters {
+    pub(super) fn new(m: &Metrics) -> Self {
+        let drop =
+            |side: &str, reason: &str| m.media_dropped_total.with_label_values(&[side, reason]);
+        Counters {
+            to_sip: FlowCounts::default(),
+            to_webrtc: FlowCounts::default(),
+            webrtc_drops: [0; DropReason::COUNT],
+            relay_drops: [0; RelayDrop::ALL.len()],
+            to_sip_h: FlowHandles::new(m, flow::WEBRTC_TO_SIP),
+            to_webrtc_h: FlowHandles::new(m, flow::SIP_TO_WEBRTC),
+            webrtc_drop_h: DropReason::ALL
+                .iter()
+                .map(|r| drop("webrtc", r.as_str()))
+                .collect(),
+            relay_drop_h: RelayDrop::ALL
+                .iter()
+                .map(|r| drop("relay", r.as_str()))
+                .collect(),
+            relay_seconds: m.relay_seconds.clone(),
+        }
+    }
+
+    /// One packet relayed browser -> SIP.
+    pub(super) fn to_sip(&mut self, rtcp: bool, bytes: usize) {
+        count(&mut self.to_sip, rtcp, bytes);
+    }
+
+    /// One packet relayed SIP -> browser.
+    pub(super) fn to_webrtc(&mut self, rtcp: bool, bytes: usize) {
+        count(&mut self.to_webrtc, rtcp, bytes);
+    }
+
+    pub(super) fn webrtc_drop(&mut self, reason: DropReason) {
+        self.webrtc_drops[reason as usize] += 1;
+    }
+
+    pub(super) fn relay_drop(&mut self, reason: RelayDrop) {
+        self.relay_drops[reason as usize] += 1;
+    }
+
+    /// Move pending counts into Prometheus.
+    pub(super) fn flush(&mut self) {
+        flush_flow(&mut self.to_sip, &self.to_sip_h);
+        flush_flow(&mut self.to_webrtc, &self.to_webrtc_h);
+        flush_array(&mut self.webrtc_drops, &self.webrtc_drop_h);
+        flush_array(&mut self.relay_drops, &self.relay_drop_h);
+    }
+}
+
+fn count(f: &mut FlowCounts, rtcp: bool, bytes: usize) {
+    if rtcp {
+        f.rtcp += 1;
+    } else {
+        f.rtp += 1;
+    }
+    f.bytes += bytes as u64;
+}
+
+fn flush_flow(f: &mut FlowCounts, h: &FlowHandles) {
+    h.rtp.inc_by(std::mem::take(&mut f.rtp));
+    h.rtcp.inc_by(std::mem::take(&mut f.rtcp));
+    h.bytes.inc_by(std::mem::take(&mut f.bytes));
+}
+
+fn flush_array(pending: &mut [u64], handles: &[IntCounter]) {
+    for (n, h) in pending.iter_mut().zip(handles) {
+        h.inc_by(std::mem::take(n));
+    }
+}

@@ -1,0 +1,216 @@
+//! Relay loops: one OS thread per worker, each owning a WebRTC UDP port and
+//! the RTP sockets of its calls. The control plane talks to a loop through
+//! commands (a channel plus a poll waker); packets never cross threads.
+
+mod counters;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+
+use super::pool::PortPair;
+use super::rewrite::PtMap;
+use crate::metrics::Metrics;
+use crate::webrtc::{Identity, LegConfig, LegId};
+
+pub use counters::CallStats;
+
+/// Errors from a relay loop's control interface.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The WebRTC socket or poller could not be set up.
+    #[error("relay setup: {0}")]
+    Io(#[from] std::io::Error),
+    /// The leg was refused by the WebRTC engine.
+    #[error("webrtc leg: {0}")]
+    Leg(String),
+    /// The loop has stopped.
+    #[error("relay loop stopped")]
+    Stopped,
+}
+
+/// What the SIP side of a call looks like once its SDP answer is known.
+#[derive(Debug, Clone)]
+pub struct SipMedia {
+    /// Where the SDP says to send RTP (until the peer's source is latched).
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP (same as `remote_rtp` with rtcp-mux).
+    pub remote_rtcp: SocketAddr,
+    /// The peer multiplexes RTCP on the RTP port.
+    pub rtcp_mux: bool,
+    /// Payload types from the browser to the SIP side.
+    pub to_sip: PtMap,
+    /// Payload types from the SIP side to the browser.
+    pub to_webrtc: PtMap,
+    /// Timestamp units per packet (clock rate x ptime).
+    pub ts_step: u32,
+}
+
+/// Everything a loop needs to carry a new call.
+#[derive(Debug)]
+pub struct AddCall {
+    /// ICE and DTLS parameters of the WebRTC leg.
+    pub leg: LegConfig,
+    /// The call's SIP-side RTP/RTCP sockets.
+    pub ports: PortPair,
+    /// SSRC of the stream sent to the browser (announced in its SDP).
+    pub ssrc_to_webrtc: u32,
+    /// SSRC of the stream sent to the SIP peer.
+    pub ssrc_to_sip: u32,
+    /// Where the loop reports this call's media events.
+    pub events: tokio_mpsc::UnboundedSender<MediaEvent>,
+}
+
+/// Media events a call's control task hears about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// ICE nominated a path and DTLS-SRTP is keyed: media can flow.
+    WebRtcConnected,
+    /// The browser stopped answering consent checks.
+    ConsentExpired,
+    /// The WebRTC leg failed (DTLS error, fingerprint mismatch).
+    WebRtcFailed(String),
+    /// The SIP peer's media source address was latched.
+    SipLatched(SocketAddr),
+}
+
+pub(crate) enum Command {
+    Add(Box<AddCall>, oneshot::Sender<Result<LegId, RelayError>>),
+    Configure(LegId, Box<SipMedia>),
+    Remove(LegId, oneshot::Sender<CallStats>),
+    Shutdown,
+}
+
+/// The control plane's handle on one relay loop.
+pub struct RelayHandle {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<mio::Waker>,
+    webrtc_addr: SocketAddr,
+    load: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RelayHandle {
+    /// Bind `webrtc_bind` and start the loop thread `index`.
+    pub fn start(
+        index: usize,
+        webrtc_bind: SocketAddr,
+        identity: Arc<Identity>,
+        metrics: &Metrics,
+        timing_sample: u32,
+    ) -> Result<Self, RelayError> {
+        let (tx, rx) = mpsc::channel();
+        let (worker, waker, webrtc_addr) =
+            worker::Worker::new(webrtc_bind, identity, rx, metrics, timing_sample)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("relay-{index}"))
+            .spawn(move || worker.run())?;
+        Ok(RelayHandle {
+            commands: tx,
+            waker: Arc::new(waker),
+            webrtc_addr,
+            load: Arc::new(AtomicUsize::new(0)),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound WebRTC UDP address of this loop.
+    pub fn webrtc_addr(&self) -> SocketAddr {
+        self.webrtc_addr
+    }
+
+    /// Calls currently on this loop.
+    pub fn load(&self) -> usize {
+        self.load.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), RelayError> {
+        self.commands.send(cmd).map_err(|_| RelayError::Stopped)?;
+        self.waker.wake().map_err(RelayError::Io)
+    }
+
+    /// Put a call on this loop; returns its leg id.
+    pub async fn add(&self, call: AddCall) -> Result<LegId, RelayError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Add(Box::new(call), tx))?;
+        let leg = rx.await.map_err(|_| RelayError::Stopped)??;
+        self.load.fetch_add(1, Ordering::Relaxed);
+        Ok(leg)
+    }
+
+    /// Set or replace the SIP side's media parameters.
+    pub fn configure(&self, leg: LegId, media: SipMedia) -> Result<(), RelayError> {
+        self.send(Command::Configure(leg, Box::new(media)))
+    }
+
+    /// Take a call off the loop; its RTP port returns to the pool.
+    pub async fn remove(&self, leg: LegId) -> Result<CallStats, RelayError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Remove(leg, tx))?;
+        let stats = rx.await.map_err(|_| RelayError::Stopped)?;
+        self.load.fetch_sub(1, Ordering::Relaxed);
+        Ok(stats)
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        let _ = self.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// All relay loops; calls go to the least loaded one.
+pub struct Relays {
+    loops: Vec<RelayHandle>,
+}
+
+impl Relays {
+    /// Start `workers` loops on consecutive WebRTC ports from `first` (port 0: any).
+    pub fn start(
+        workers: usize,
+        first: SocketAddr,
+        identity: Arc<Identity>,
+        metrics: &Metrics,
+        timing_sample: u32,
+    ) -> Result<Self, RelayError> {
+        let mut loops = Vec::with_capacity(workers);
+        for i in 0..workers.max(1) {
+            let port = match first.port() {
+                0 => 0,
+                p => p + i as u16,
+            };
+            let addr = SocketAddr::new(first.ip(), port);
+            loops.push(RelayHandle::start(
+                i,
+                addr,
+                identity.clone(),
+                metrics,
+                timing_sample,
+            )?);
+        }
+        Ok(Relays { loops })
+    }
+
+    /// The index of the loop with the fewest calls.
+    pub fn pick(&self) -> usize {
+        let loads = self.loops.iter().map(RelayHandle::load).enumerate();
+        loads.min_by_key(|(_, load)| *load).map_or(0, |(i, _)| i)
+    }
+
+    /// Loop `index` (as returned by `pick`).
+    pub fn get(&self, index: usize) -> &RelayHandle {
+        &self.loops[index.min(self.loops.len() - 1)]
+    }
+
+    /// Every loop.
+    pub fn loops(&self) -> &[RelayHandle] {
+        &self.loops
+    }
+}

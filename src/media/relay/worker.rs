@@ -1,0 +1,401 @@
+//! The relay loop thread: poll, receive, rewrite, (de)crypt, send.
+//!
+//! Per packet there is no allocation, no lock, no channel hop and no log
+//! line: one receive buffer owned by the loop, in-place header rewriting and
+//! SRTP, plain local counters.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::counters::{CallStats, Counters, RelayDrop};
+use super::{AddCall, Command, MediaEvent, RelayError, SipMedia};
+use crate::media::pool::PortLease;
+use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
+use crate::media::rtcp;
+use crate::metrics::Metrics;
+use crate::webrtc::{Endpoint, Identity, LegEvent, LegId, Receive};
+
+const WEBRTC: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Room for the largest datagram plus the SRTP tag added on the way out.
+const BUF: usize = 2048;
+const MAX_RECV: usize = BUF - 64;
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// One call on this loop. Sockets are declared before the lease so they
+/// close before the port returns to the pool.
+struct Slot {
+    leg: LegId,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    _lease: PortLease,
+    to_sip: StreamRewriter,
+    to_webrtc: StreamRewriter,
+    sip: Option<SipMedia>,
+    latched_rtp: Option<SocketAddr>,
+    latched_rtcp: Option<SocketAddr>,
+    events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
+    stats: CallStats,
+}
+
+pub(super) struct Worker {
+    poll: Poll,
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    commands: mpsc::Receiver<Command>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    buf: Box<[u8; BUF]>,
+    counters: Counters,
+    sample_every: u32,
+    sample_countdown: u32,
+    next_flush: Instant,
+}
+
+/// Tokens: 0 WebRTC socket, 1 waker, then two per slot (RTP, RTCP).
+fn slot_tokens(slot: usize) -> (Token, Token) {
+    (Token(2 + 2 * slot), Token(3 + 2 * slot))
+}
+
+impl Worker {
+    pub(super) fn new(
+        bind: SocketAddr,
+        identity: Arc<Identity>,
+        commands: mpsc::Receiver<Command>,
+        metrics: &Metrics,
+        timing_sample: u32,
+    ) -> Result<(Self, Waker, SocketAddr), RelayError> {
+        let poll = Poll::new()?;
+        let mut socket = UdpSocket::bind(bind)?;
+        let addr = socket.local_addr()?;
+        poll.registry()
+            .register(&mut socket, WEBRTC, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let worker = Worker {
+            poll,
+            socket,
+            endpoint: Endpoint::new(identity),
+            commands,
+            slots: Vec::new(),
+            free: Vec::new(),
+            buf: Box::new([0; BUF]),
+            counters: Counters::new(metrics),
+            sample_every: timing_sample,
+            sample_countdown: timing_sample,
+            next_flush: Instant::now() + FLUSH_EVERY,
+        };
+        Ok((worker, waker, addr))
+    }
+
+    pub(super) fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %e, "relay poll failed; loop stops");
+                return;
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WEBRTC => self.drain_webrtc(now),
+                    WAKER => {
+                        if !self.run_commands(now) {
+                            return;
+                        }
+                    }
+                    Token(t) => self.drain_sip((t - 2) / 2, t % 2 == 1),
+                }
+            }
+            self.on_timers(Instant::now());
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        match self.endpoint.poll_timeout() {
+            Some(t) if t < self.next_flush => t,
+            _ => self.next_flush,
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.flush_endpoint();
+        if now >= self.next_flush {
+            self.counters.flush();
+            self.next_flush = now + FLUSH_EVERY;
+        }
+    }
+
+    /// Send what the WebRTC engine queued (STUN responses, DTLS flights) and
+    /// hand its events to the calls.
+    fn flush_endpoint(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            let _ = self.socket.send_to(&t.data, t.dest);
+        }
+        while let Some((leg, event)) = self.endpoint.poll_event() {
+            let Some(slot) = self.slots.get(leg as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            let event = match event {
+                LegEvent::Connected { .. } => MediaEvent::WebRtcConnected,
+                LegEvent::ConsentExpired => MediaEvent::ConsentExpired,
+                LegEvent::Failed(reason) => MediaEvent::WebRtcFailed(reason.to_string()),
+            };
+            let _ = slot.events.send(event);
+        }
+    }
+
+    fn drain_webrtc(&mut self, now: Instant) {
+        loop {
+            let (len, src) = match self.socket.recv_from(&mut self.buf[..MAX_RECV]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => continue,
+            };
+            let started = self.sample_start();
+            match self
+                .endpoint
+                .handle_receive(now, src, &mut self.buf[..], len)
+            {
+                Receive::Rtp { leg, len } => self.webrtc_to_sip(leg, len, false),
+                Receive::Rtcp { leg, len } => self.webrtc_to_sip(leg, len, true),
+                Receive::Handled => self.flush_endpoint(),
+                Receive::Dropped(reason) => self.counters.webrtc_drop(reason),
+            }
+            self.sample_end(started);
+        }
+    }
+
+    fn webrtc_to_sip(&mut self, leg: LegId, len: usize, is_rtcp: bool) {
+        let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) else {
+            return self.counters.relay_drop(RelayDrop::NotConfigured);
+        };
+        let Some(sip) = &slot.sip else {
+            return self.counters.relay_drop(RelayDrop::NotConfigured);
+        };
+        let pkt = &mut self.buf[..len];
+        let (socket, dest) = if is_rtcp {
+            if rtcp::translate(pkt, &slot.to_sip, &slot.to_webrtc).is_err() {
+                return drop_packet(&mut self.counters, slot, RelayDrop::Malformed);
+            }
+            let dest = slot.latched_rtcp.unwrap_or(sip.remote_rtcp);
+            (if sip.rtcp_mux { &slot.rtp } else { &slot.rtcp }, dest)
+        } else {
+            if let Err(e) = slot.to_sip.rewrite(pkt) {
+                return drop_packet(&mut self.counters, slot, rewrite_reason(e));
+            }
+            (&slot.rtp, slot.latched_rtp.unwrap_or(sip.remote_rtp))
+        };
+        match socket.send_to(pkt, dest) {
+            Ok(_) => {
+                slot.stats.to_sip_packets += 1;
+                self.counters.to_sip(is_rtcp, len);
+            }
+            Err(_) => drop_packet(&mut self.counters, slot, RelayDrop::SendFailed),
+        }
+    }
+
+    fn drain_sip(&mut self, index: usize, is_rtcp: bool) {
+        loop {
+            let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                return;
+            };
+            let socket = if is_rtcp { &slot.rtcp } else { &slot.rtp };
+            let (len, src) = match socket.recv_from(&mut self.buf[..MAX_RECV]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let started = self.sample_start();
+            self.sip_to_webrtc(index, src, len, is_rtcp);
+            self.sample_end(started);
+        }
+    }
+
+    fn sip_to_webrtc(&mut self, index: usize, src: SocketAddr, len: usize, from_rtcp_port: bool) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(sip) = &slot.sip else {
+            return drop_packet(&mut self.counters, slot, RelayDrop::NotConfigured);
+        };
+        // With rtcp-mux, RTCP arrives on the RTP port: PT 192..=223 (RFC 5761).
+        let is_rtcp =
+            from_rtcp_port || (sip.rtcp_mux && len >= 2 && (192..=223).contains(&self.buf[1]));
+        let latch = if from_rtcp_port {
+            &mut slot.latched_rtcp
+        } else {
+            &mut slot.latched_rtp
+        };
+        match *latch {
+            Some(addr) if addr != src => {
+                return drop_packet(&mut self.counters, slot, RelayDrop::UnlatchedSource);
+            }
+            Some(_) => {}
+            None => {
+                *latch = Some(src);
+                if !from_rtcp_port {
+                    let _ = slot.events.send(MediaEvent::SipLatched(src));
+                }
+            }
+        }
+        let pkt = &mut self.buf[..len];
+        let rewritten = if is_rtcp {
+            rtcp::translate(pkt, &slot.to_webrtc, &slot.to_sip).map_err(|_| RelayDrop::Malformed)
+        } else {
+            slot.to_webrtc.rewrite(pkt).map_err(rewrite_reason)
+        };
+        if let Err(reason) = rewritten {
+            return drop_packet(&mut self.counters, slot, reason);
+        }
+        let protected = if is_rtcp {
+            self.endpoint.protect_rtcp(slot.leg, &mut self.buf[..], len)
+        } else {
+            self.endpoint.protect_rtp(slot.leg, &mut self.buf[..], len)
+        };
+        let Ok((out_len, dest)) = protected else {
+            return drop_packet(&mut self.counters, slot, RelayDrop::WebRtcNotReady);
+        };
+        match self.socket.send_to(&self.buf[..out_len], dest) {
+            Ok(_) => {
+                slot.stats.to_webrtc_packets += 1;
+                self.counters.to_webrtc(is_rtcp, len);
+            }
+            Err(_) => drop_packet(&mut self.counters, slot, RelayDrop::SendFailed),
+        }
+    }
+
+    fn sample_start(&mut self) -> Option<Instant> {
+        if self.sample_every == 0 {
+            return None;
+        }
+        self.sample_countdown -= 1;
+        if self.sample_countdown > 0 {
+            return None;
+        }
+        self.sample_countdown = self.sample_every;
+        Some(Instant::now())
+    }
+
+    fn sample_end(&self, started: Option<Instant>) {
+        if let Some(t) = started {
+            self.counters
+                .relay_seconds
+                .observe(t.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Apply queued control commands; false when the loop must stop.
+    fn run_commands(&mut self, now: Instant) -> bool {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Add(call, reply) => {
+                    let _ = reply.send(self.add(*call, now));
+                }
+                Command::Configure(leg, media) => self.configure(leg, *media),
+                Command::Remove(leg, reply) => {
+                    let _ = reply.send(self.remove(leg));
+                }
+                Command::Shutdown => return false,
+            }
+        }
+        self.flush_endpoint();
+        true
+    }
+
+    fn add(&mut self, call: AddCall, now: Instant) -> Result<LegId, RelayError> {
+        let index = self.free.pop().unwrap_or(self.slots.len());
+        let leg = index as LegId;
+        let AddCall {
+            leg: cfg,
+            ports,
+            ssrc_to_webrtc,
+            ssrc_to_sip,
+            events,
+        } = call;
+        self.endpoint
+            .add_leg(leg, cfg, now)
+            .map_err(|e| RelayError::Leg(e.to_string()))?;
+        let mut rtp = UdpSocket::from_std(ports.rtp);
+        let mut rtcp = UdpSocket::from_std(ports.rtcp);
+        let (rtp_token, rtcp_token) = slot_tokens(index);
+        let registered = self
+            .poll
+            .registry()
+            .register(&mut rtp, rtp_token, Interest::READABLE)
+            .and_then(|()| {
+                self.poll
+                    .registry()
+                    .register(&mut rtcp, rtcp_token, Interest::READABLE)
+            });
+        if let Err(e) = registered {
+            self.endpoint.remove_leg(leg);
+            return Err(RelayError::Io(e));
+        }
+        let slot = Slot {
+            leg,
+            rtp,
+            rtcp,
+            _lease: ports.lease,
+            to_sip: StreamRewriter::new(ssrc_to_sip, PtMap::empty(), 160),
+            to_webrtc: StreamRewriter::new(ssrc_to_webrtc, PtMap::empty(), 160),
+            sip: None,
+            latched_rtp: None,
+            latched_rtcp: None,
+            events,
+            stats: CallStats::default(),
+        };
+        if index == self.slots.len() {
+            self.slots.push(Some(slot));
+        } else {
+            self.slots[index] = Some(slot);
+        }
+        Ok(leg)
+    }
+
+    fn configure(&mut self, leg: LegId, media: SipMedia) {
+        if let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) {
+            slot.to_sip.set_pt_map(media.to_sip.clone(), media.ts_step);
+            slot.to_webrtc
+                .set_pt_map(media.to_webrtc.clone(), media.ts_step);
+            slot.sip = Some(media);
+        }
+    }
+
+    fn remove(&mut self, leg: LegId) -> CallStats {
+        let index = leg as usize;
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
+            return CallStats::default();
+        };
+        self.endpoint.remove_leg(leg);
+        let _ = self.poll.registry().deregister(&mut slot.rtp);
+        let _ = self.poll.registry().deregister(&mut slot.rtcp);
+        self.free.push(index);
+        slot.stats
+    }
+}
+
+fn drop_packet(counters: &mut Counters, slot: &mut Slot, reason: RelayDrop) {
+    slot.stats.dropped += 1;
+    counters.relay_drop(reason);
+}
+
+fn rewrite_reason(e: RewriteDrop) -> RelayDrop {
+    match e {
+        RewriteDrop::Malformed => RelayDrop::Malformed,
+        RewriteDrop::UnknownPayloadType => RelayDrop::UnknownPayloadType,
+    }
+}
