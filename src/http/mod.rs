@@ -1,1 +1,64 @@
-//! `http` module (in progress).
+//! The HTTP surface: `/ws` (signaling), `/metrics`, `/healthz`, `/readyz`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::metrics::Metrics;
+use crate::signaling::{session, CallService, SessionLimits};
+
+/// What the HTTP handlers need.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Where calls go.
+    pub calls: Arc<dyn CallService>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Per-socket limits.
+    pub limits: SessionLimits,
+    /// Whether `/metrics` is served.
+    pub metrics_enabled: bool,
+    /// False while starting or draining: `/readyz` answers 503.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/ws", get(ws))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn ws(State(s): State<HttpState>, upgrade: WebSocketUpgrade) -> Response {
+    // The transport cap sits well above the protocol limit so that an
+    // oversize message earns an `error` reply instead of a dropped socket.
+    let hard_cap = (s.limits.max_message_bytes * 4).max(1 << 20);
+    upgrade
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| session::run(socket, s.calls, s.limits, s.metrics))
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    if !s.metrics_enabled {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    (content_type, s.metrics.render()).into_response()
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    if s.ready.load(Ordering::Relaxed) {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}

@@ -5,5 +5,24 @@ pub mod pool;
 pub mod rewrite;
 pub mod rtcp;
 
+use std::net::SocketAddr;
+
 pub use pool::{PoolError, PortPair, PortPool};
 pub use rewrite::{PtMap, RewriteDrop, StreamRewriter};
+
+/// What the SIP side of a call looks like once its SDP answer is known.
+#[derive(Debug, Clone)]
+pub struct SipMedia {
+    /// Where the SDP says to send RTP (until the peer's source is latched).
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP (same as `remote_rtp` with rtcp-mux).
+    pub remote_rtcp: SocketAddr,
+    /// The peer multiplexes RTCP on the RTP port.
+    pub rtcp_mux: bool,
+    /// Payload types from the browser to the SIP side.
+    pub to_sip: PtMap,
+    /// Payload types from the SIP side to the browser.
+    pub to_webrtc: PtMap,
+    /// Timestamp units per packet (clock rate x ptime).
+    pub ts_step: u32,
+}

@@ -1,7 +1,9 @@
 //! The WebSocket JSON signaling protocol: message types and the per-socket session.
 
 pub mod messages;
+pub mod session;
 
 pub use messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
 };
+pub use session::{CallRequest, CallService, ClientEvent, SessionLimits};

@@ -1,0 +1,323 @@
+//! The browser -> SIP call: a state machine that takes events (SIP responses,
+//! client messages, media events, timers) and returns commands for the
+//! driver to carry out. No IO, no clock: `now` is passed in.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::media::{PtMap, SipMedia};
+use crate::sdp::{self, SdpError, SipAnswer, SipOfferPlan, WebRtcOffer};
+use crate::signaling::ServerMessage;
+
+/// What the driver allocated and configured before the call starts.
+#[derive(Debug, Clone)]
+pub struct OutboundParams {
+    /// The call id known to the client.
+    pub call_id: String,
+    /// The browser's SDP offer.
+    pub offer_sdp: String,
+    /// SIP-side codecs in preference order.
+    pub sip_codecs: Vec<String>,
+    /// The public address of the call's RTP port.
+    pub rtp_addr: SocketAddr,
+    /// Our ICE credentials and DTLS fingerprint for the WebRTC answer.
+    pub ice_ufrag: String,
+    /// ICE password.
+    pub ice_pwd: String,
+    /// sha-256 fingerprint of our DTLS certificate.
+    pub fingerprint: String,
+    /// Our host candidate (the relay loop's public WebRTC address).
+    pub candidate: SocketAddr,
+    /// SSRC of the stream sent to the browser.
+    pub ssrc_to_webrtc: u32,
+    /// SDP session id (o= line).
+    pub session_id: u64,
+}
+
+/// Inputs from the SIP leg.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SipEvent {
+    /// 180 (or 183 without SDP).
+    Ringing,
+    /// 183 with SDP.
+    Progress(String),
+    /// 200 with SDP.
+    Answered(String),
+    /// A final failure.
+    Failed(u16, String),
+    /// The dialog ended (BYE); `by_remote` when the far end hung up.
+    Ended {
+        /// The far end sent the BYE.
+        by_remote: bool,
+    },
+}
+
+/// Inputs from the media plane.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaSignal {
+    /// The WebRTC leg is connected and keyed.
+    Connected,
+    /// Consent checks stopped arriving.
+    ConsentExpired,
+    /// DTLS or fingerprint failure.
+    Failed(String),
+}
+
+/// How a call ended, for metrics and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// A metric label: answered, cancelled, rejected, timeout, no_codec, error.
+    pub label: &'static str,
+    /// The SIP code reported to the client.
+    pub code: u16,
+    /// Time to answer, when answered.
+    pub setup: Option<Duration>,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Send a message to the client.
+    Send(ServerMessage),
+    /// Program the relay with the SIP side's media.
+    ConfigureMedia(SipMedia),
+    /// CANCEL or BYE the SIP leg.
+    SipHangup,
+    /// Release everything; the call is over.
+    Finish(Outcome),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Inviting,
+    Early,
+    Answered,
+    Ended,
+}
+
+/// One browser -> SIP call.
+#[derive(Debug)]
+pub struct OutboundCall {
+    params: OutboundParams,
+    offer: WebRtcOffer,
+    plan: SipOfferPlan,
+    state: State,
+    rang: bool,
+    started: Instant,
+    answered_at: Option<Instant>,
+}
+
+/// The call could not start: the `hangup` code and reason to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    /// SIP-style code (488 for SDP problems).
+    pub code: u16,
+    /// Explanation.
+    pub reason: String,
+}
+
+impl OutboundCall {
+    /// Translate the browser offer; returns the call and the SIP offer SDP.
+    pub fn start(params: OutboundParams, now: Instant) -> Result<(Self, String), StartError> {
+        let not_acceptable = |e: SdpError| StartError { code: 488, reason: e.to_string() };
+        let offer = sdp::parse_webrtc_offer(&params.offer_sdp).map_err(not_acceptable)?;
+        let sip_params = sdp::SipOfferParams {
+            rtp_addr: params.rtp_addr,
+            session_id: params.session_id,
+            session_version: 1,
+        };
+        let (sip_offer, plan) = sdp::build_sip_offer(&offer, &params.sip_codecs, &sip_params)
+            .map_err(not_acceptable)?;
+        let call = OutboundCall {
+            params,
+            offer,
+            plan,
+            state: State::Inviting,
+            rang: false,
+            started: now,
+            answered_at: None,
+        };
+        Ok((call, sip_offer))
+    }
+
+    /// The client's call id.
+    pub fn call_id(&self) -> &str {
+        &self.params.call_id
+    }
+
+    /// Whether the call has finished.
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    /// The INVITE went out.
+    pub fn on_invite_sent(&self) -> Vec<Command> {
+        vec![self.send_msg(ServerMessage::Trying { call_id: self.call_id().to_owned() })]
+    }
+
+    /// A SIP event.
+    pub fn on_sip(&mut self, event: SipEvent, now: Instant) -> Vec<Command> {
+        if self.state == State::Ended {
+            return Vec::new();
+        }
+        match event {
+            SipEvent::Ringing => self.ringing(),
+            SipEvent::Progress(sdp) => self.early_media(&sdp),
+            SipEvent::Answered(sdp) => self.answered(&sdp, now),
+            SipEvent::Failed(code, reason) => {
+                let label = if code == 408 { "timeout" } else { "rejected" };
+                self.finish(label, code, reason, false)
+            }
+            SipEvent::Ended { by_remote } => {
+                let reason = if by_remote { "Remote hangup" } else { "Hangup" };
+                self.finish(self.ended_label(), 200, reason.into(), false)
+            }
+        }
+    }
+
+    /// The client sent `hangup`.
+    pub fn on_client_hangup(&mut self) -> Vec<Command> {
+        if self.state == State::Ended {
+            return Vec::new();
+        }
+        if self.state == State::Answered {
+            self.finish("answered", 200, "Local hangup".into(), true)
+        } else {
+            self.finish("cancelled", 487, "Request Terminated".into(), true)
+        }
+    }
+
+    /// The client's socket went away: end the call on the SIP side too.
+    pub fn on_client_gone(&mut self) -> Vec<Command> {
+        let mut cmds = self.on_client_hangup();
+        cmds.retain(|c| !matches!(c, Command::Send(_)));
+        cmds
+    }
+
+    /// No final answer within the ring timeout.
+    pub fn on_ring_timeout(&mut self) -> Vec<Command> {
+        match self.state {
+            State::Inviting | State::Early => {
+                self.finish("timeout", 408, "Request Timeout".into(), true)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A media event.
+    pub fn on_media(&mut self, signal: MediaSignal) -> Vec<Command> {
+        match signal {
+            MediaSignal::Connected => Vec::new(),
+            MediaSignal::ConsentExpired => {
+                let label = self.ended_label();
+                self.finish(label, 408, "Media timeout: ICE consent expired".into(), true)
+            }
+            MediaSignal::Failed(reason) => {
+                self.finish("error", 500, format!("WebRTC media failed: {reason}"), true)
+            }
+        }
+    }
+
+    fn ringing(&mut self) -> Vec<Command> {
+        if self.rang || self.state != State::Inviting {
+            return Vec::new();
+        }
+        self.rang = true;
+        vec![self.send_msg(ServerMessage::Ringing { call_id: self.call_id().to_owned() })]
+    }
+
+    fn early_media(&mut self, sdp: &str) -> Vec<Command> {
+        if self.state != State::Inviting {
+            return Vec::new();
+        }
+        match self.translate_answer(sdp) {
+            Ok((media, answer)) => {
+                self.state = State::Early;
+                let call_id = self.call_id().to_owned();
+                vec![
+                    Command::ConfigureMedia(media),
+                    self.send_msg(ServerMessage::Progress { call_id, sdp: answer }),
+                ]
+            }
+            // Early media is optional: a bad 183 SDP is not worth the call.
+            Err(_) => self.ringing(),
+        }
+    }
+
+    fn answered(&mut self, sdp: &str, now: Instant) -> Vec<Command> {
+        match self.translate_answer(sdp) {
+            Ok((media, answer)) => {
+                self.state = State::Answered;
+                self.answered_at = Some(now);
+                let call_id = self.call_id().to_owned();
+                vec![
+                    Command::ConfigureMedia(media),
+                    self.send_msg(ServerMessage::Answered { call_id, sdp: answer }),
+                ]
+            }
+            Err(e) => self.finish("no_codec", 488, e.to_string(), true),
+        }
+    }
+
+    fn translate_answer(&self, sdp: &str) -> Result<(SipMedia, String), SdpError> {
+        let answer = sdp::parse_sip_answer(sdp, &self.plan)?;
+        let p = &self.params;
+        let webrtc_params = sdp::WebRtcAnswerParams {
+            ice_ufrag: p.ice_ufrag.clone(),
+            ice_pwd: p.ice_pwd.clone(),
+            fingerprint: p.fingerprint.clone(),
+            candidate: p.candidate,
+            ssrc: p.ssrc_to_webrtc,
+            cname: format!("siphon-{}", p.session_id),
+            session_id: p.session_id,
+        };
+        let webrtc_answer = sdp::build_webrtc_answer(&self.offer, &answer, &webrtc_params)?;
+        Ok((sip_media(&self.offer, &answer), webrtc_answer))
+    }
+
+    fn ended_label(&self) -> &'static str {
+        if self.state == State::Answered {
+            "answered"
+        } else {
+            "cancelled"
+        }
+    }
+
+    fn finish(&mut self, label: &'static str, code: u16, reason: String, hangup_sip: bool) -> Vec<Command> {
+        self.state = State::Ended;
+        let setup = self.answered_at.map(|t| t.saturating_duration_since(self.started));
+        let mut cmds = Vec::with_capacity(3);
+        if hangup_sip {
+            cmds.push(Command::SipHangup);
+        }
+        cmds.push(self.send_msg(ServerMessage::hangup(self.call_id(), code, reason)));
+        cmds.push(Command::Finish(Outcome { label, code, setup }));
+        cmds
+    }
+
+    fn send_msg(&self, msg: ServerMessage) -> Command {
+        Command::Send(msg)
+    }
+}
+
+/// The relay's view of a negotiated SIP answer.
+fn sip_media(offer: &WebRtcOffer, answer: &SipAnswer) -> SipMedia {
+    let map = sdp::media_map(offer, answer);
+    let mut to_sip = PtMap::empty();
+    let mut to_webrtc = PtMap::empty();
+    to_sip.insert(map.browser_pt, map.sip_pt);
+    to_webrtc.insert(map.sip_pt, map.browser_pt);
+    if let (Some(b), Some(s)) = (map.browser_dtmf_pt, map.sip_dtmf_pt) {
+        to_sip.insert(b, s);
+        to_webrtc.insert(s, b);
+    }
+    let rtcp_port = if answer.rtcp_mux { answer.rtp_addr.port() } else { answer.rtp_addr.port() + 1 };
+    SipMedia {
+        remote_rtp: answer.rtp_addr,
+        remote_rtcp: SocketAddr::new(answer.rtp_addr.ip(), rtcp_port),
+        rtcp_mux: answer.rtcp_mux,
+        to_sip,
+        to_webrtc,
+        ts_step: map.clock_rate * map.ptime_ms / 1000,
+    }
+}

@@ -1,0 +1,208 @@
+//! One WebSocket connection: parse client messages, hand calls to the call
+//! service, forward the calls' messages back. Knows nothing of SIP or SDP.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{Message, WebSocket};
+use tokio::sync::mpsc;
+
+use super::messages::{
+    parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
+    PROTOCOL_VERSION,
+};
+use crate::metrics::Metrics;
+
+/// What a live call hears from its client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// The client sent `hangup`.
+    Hangup,
+    /// A trickled candidate (`None`: end of candidates).
+    Candidate(Option<IceCandidate>),
+    /// The socket closed.
+    Gone,
+}
+
+/// A request to place a call, as the session received it.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// The call id (client's or assigned).
+    pub call_id: String,
+    /// The destination as dialed.
+    pub to: String,
+    /// The browser's SDP offer.
+    pub sdp: String,
+}
+
+/// The calls side of the gateway, as a session sees it.
+pub trait CallService: Send + Sync + 'static {
+    /// Start a call whose messages go to `to_client`; refuse with an `error`
+    /// when it cannot even start (no route, limits).
+    fn place_call(
+        &self,
+        request: CallRequest,
+        to_client: mpsc::Sender<ServerMessage>,
+    ) -> Result<mpsc::UnboundedSender<ClientEvent>, Refusal>;
+}
+
+/// Limits applied to each session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Largest accepted text message.
+    pub max_message_bytes: usize,
+}
+
+/// Serve one socket until it closes.
+pub async fn run(
+    mut socket: WebSocket,
+    service: std::sync::Arc<dyn CallService>,
+    limits: SessionLimits,
+    metrics: Metrics,
+) {
+    metrics.ws_connections.inc();
+    let (to_client, mut outbox) = mpsc::channel::<ServerMessage>(256);
+    let mut session = Session {
+        calls: HashMap::new(),
+        service,
+        to_client,
+        limits,
+        metrics,
+    };
+    let hello = ServerMessage::Welcome {
+        version: PROTOCOL_VERSION,
+    };
+    let mut open = send(&mut socket, &hello).await;
+    while open {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(msg)) => {
+                    if let Some(reply) = session.on_frame(msg) {
+                        open = send(&mut socket, &reply).await;
+                    }
+                }
+                _ => open = false,
+            },
+            Some(msg) = outbox.recv() => {
+                session.on_outgoing(&msg);
+                open = send(&mut socket, &msg).await;
+            }
+        }
+    }
+    session.close();
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
+    socket
+        .send(Message::Text(msg.to_json().into()))
+        .await
+        .is_ok()
+}
+
+struct Session {
+    calls: HashMap<String, mpsc::UnboundedSender<ClientEvent>>,
+    service: std::sync::Arc<dyn CallService>,
+    to_client: mpsc::Sender<ServerMessage>,
+    limits: SessionLimits,
+    metrics: Metrics,
+}
+
+impl Session {
+    /// Handle one frame; returns a direct reply (an `error`) if any.
+    fn on_frame(&mut self, frame: Message) -> Option<ServerMessage> {
+        let text = match frame {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                let r = refusal(ErrorCode::BadJson, "binary frames are not supported");
+                return Some(self.refuse(r));
+            }
+            _ => return None,
+        };
+        match parse_client_message(&text, self.limits.max_message_bytes) {
+            Ok(msg) => {
+                self.metrics
+                    .ws_messages_total
+                    .with_label_values(&[msg.kind()])
+                    .inc();
+                self.on_message(msg).err().map(|r| self.refuse(r))
+            }
+            Err(r) => {
+                self.metrics
+                    .ws_messages_total
+                    .with_label_values(&["invalid"])
+                    .inc();
+                Some(self.refuse(r))
+            }
+        }
+    }
+
+    fn refuse(&self, r: Refusal) -> ServerMessage {
+        self.metrics
+            .ws_errors_total
+            .with_label_values(&[r.code.as_str()])
+            .inc();
+        r.to_message()
+    }
+
+    fn on_message(&mut self, msg: ClientMessage) -> Result<(), Refusal> {
+        match msg {
+            ClientMessage::Call { call_id, to, sdp } => {
+                let call_id = call_id.unwrap_or_else(new_call_id);
+                if self.calls.contains_key(&call_id) {
+                    let mut r = refusal(ErrorCode::DuplicateCall, "call_id already in use");
+                    r.call_id = Some(call_id);
+                    return Err(r);
+                }
+                let request = CallRequest {
+                    call_id: call_id.clone(),
+                    to,
+                    sdp,
+                };
+                let control = self.service.place_call(request, self.to_client.clone())?;
+                self.calls.insert(call_id, control);
+                Ok(())
+            }
+            ClientMessage::Candidate { call_id, candidate } => {
+                self.to_call(&call_id, ClientEvent::Candidate(candidate))
+            }
+            ClientMessage::Hangup { call_id } => self.to_call(&call_id, ClientEvent::Hangup),
+        }
+    }
+
+    fn to_call(&self, call_id: &str, event: ClientEvent) -> Result<(), Refusal> {
+        match self.calls.get(call_id) {
+            Some(control) if control.send(event).is_ok() => Ok(()),
+            _ => {
+                let mut r = refusal(ErrorCode::UnknownCall, "no such call on this connection");
+                r.call_id = Some(call_id.to_owned());
+                Err(r)
+            }
+        }
+    }
+
+    /// A call's `hangup` is its last message: forget the call.
+    fn on_outgoing(&mut self, msg: &ServerMessage) {
+        if let ServerMessage::Hangup { call_id, .. } = msg {
+            self.calls.remove(call_id);
+        }
+    }
+
+    fn close(&mut self) {
+        for (_, control) in self.calls.drain() {
+            let _ = control.send(ClientEvent::Gone);
+        }
+        self.metrics.ws_connections.dec();
+    }
+}
+
+fn refusal(code: ErrorCode, message: &str) -> Refusal {
+    Refusal {
+        call_id: None,
+        code,
+        message: message.to_owned(),
+    }
+}
+
+/// A fresh random call id.
+pub fn new_call_id() -> String {
+    format!("c-{:016x}", rand::random::<u64>())
+}
