@@ -154,6 +154,18 @@ pub fn names(codecs: &[Codec]) -> Vec<String> {
     out
 }
 
+/// The answered telephone-event to use: one we offered, preferably at the
+/// audio codec's clock, since event timestamps run on the stream's clock.
+pub fn pick_event(answered: &[Codec], offered: &[&Codec], clock: u32) -> Option<Codec> {
+    let ours = |a: &&Codec| a.is_telephone_event() && offered.iter().any(|o| o.same_format(a));
+    answered
+        .iter()
+        .filter(ours)
+        .find(|a| a.clock == clock)
+        .or_else(|| answered.iter().find(ours))
+        .cloned()
+}
+
 /// A payload type in the dynamic range not used by any of `taken`.
 pub fn free_dynamic_pt(taken: &[u8]) -> Option<u8> {
     // 101 is what most PBXs use for telephone-event: prefer it when free.

@@ -1,5 +1,6 @@
 //! The payload-type map the media relay applies in both directions.
 
+use super::inbound::{event_pair, SipOffer, WebRtcAnswer};
 use super::outbound::{browser_event, SipAnswer, WebRtcOffer};
 
 /// Default packetization when the SIP side says nothing.
@@ -37,5 +38,18 @@ pub fn media_map(offer: &WebRtcOffer, answer: &SipAnswer) -> MediaMap {
         browser_event_pt,
         sip_event_pt,
         ptime: answer.ptime.unwrap_or(DEFAULT_PTIME),
+    }
+}
+
+/// The map for a phone-to-browser call.
+pub fn media_map_inbound(offer: &SipOffer, answer: &WebRtcAnswer) -> MediaMap {
+    let events = event_pair(offer, answer);
+    MediaMap {
+        browser_pt: answer.codec.pt,
+        sip_pt: answer.sip_pt,
+        clock_rate: answer.codec.clock,
+        browser_event_pt: events.map(|(_, browser)| browser.pt),
+        sip_event_pt: events.map(|(sip, _)| sip.pt),
+        ptime: offer.ptime.unwrap_or(DEFAULT_PTIME),
     }
 }

@@ -8,6 +8,7 @@
 mod codec;
 mod direction;
 mod error;
+mod inbound;
 mod media_map;
 mod outbound;
 mod session;
@@ -16,10 +17,14 @@ mod transport;
 pub use codec::{Codec, TELEPHONE_EVENT};
 pub use direction::Direction;
 pub use error::SdpError;
-pub use media_map::{media_map, MediaMap};
+pub use inbound::{
+    build_sip_answer, build_webrtc_offer, parse_sip_offer, parse_webrtc_answer, SipOffer,
+    WebRtcAnswer, WebRtcOfferPlan, BROWSER_CODECS,
+};
+pub use media_map::{media_map, media_map_inbound, MediaMap};
 pub use outbound::{
     build_sip_offer, build_webrtc_answer, parse_sip_answer, parse_webrtc_offer, PlannedCodec,
-    SipAnswer, SipOfferParams, SipOfferPlan, WebRtcOffer,
+    SipAnswer, SipAnswerParams, SipOfferParams, SipOfferPlan, SipParams, WebRtcOffer,
 };
 pub use session::MLine;
 pub use transport::{

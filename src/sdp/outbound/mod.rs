@@ -9,7 +9,10 @@ mod webrtc_offer;
 mod tests;
 
 pub use sip_answer::{parse_sip_answer, SipAnswer};
-pub use sip_offer::{build_sip_offer, PlannedCodec, SipOfferParams, SipOfferPlan};
+pub use sip_offer::{
+    build_sip_offer, PlannedCodec, SipAnswerParams, SipOfferParams, SipOfferPlan, SipParams,
+    SIP_PROFILE,
+};
 pub(crate) use webrtc_answer::browser_event;
 pub use webrtc_answer::build_webrtc_answer;
 pub use webrtc_offer::{parse_webrtc_offer, WebRtcOffer};

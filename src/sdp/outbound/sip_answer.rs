@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::super::codec::{media_pts, names, rtpmap_or_static, Codec};
+use super::super::codec::{media_pts, names, pick_event, rtpmap_or_static, Codec};
 use super::super::direction::{self, Direction};
 use super::super::session;
 use super::super::SdpError;
@@ -45,7 +45,8 @@ pub fn parse_sip_answer(sdp: &str, plan: &SipOfferPlan) -> Result<SipAnswer, Sdp
             supported: plan.names(),
         });
     };
-    let telephone_event = pick_event(&answered, plan, codec.clock);
+    let offered_events: Vec<&Codec> = plan.telephone_events.iter().map(|e| &e.sip).collect();
+    let telephone_event = pick_event(&answered, &offered_events, codec.clock);
     let mut direction = direction::read(&p);
     let rtp_addr = p.audio_addr()?;
     if rtp_addr.ip().is_unspecified() {
@@ -76,17 +77,4 @@ fn first_offered(answered: &[Codec], offered: &[PlannedCodec]) -> Option<(Codec,
         let planned = offered.iter().find(|o| o.sip.same_format(a))?;
         Some((a.clone(), planned.browser_pt?))
     })
-}
-
-fn pick_event(answered: &[Codec], plan: &SipOfferPlan, clock: u32) -> Option<Codec> {
-    let offered = |a: &&Codec| {
-        a.is_telephone_event() && plan.telephone_events.iter().any(|o| o.sip.same_format(a))
-    };
-    // The event clock must match the audio clock for timestamps to line up.
-    answered
-        .iter()
-        .filter(offered)
-        .find(|a| a.clock == clock)
-        .or_else(|| answered.iter().find(offered))
-        .cloned()
 }

@@ -13,7 +13,7 @@ pub const SIP_PROFILE: &str = "RTP/AVP";
 
 /// What the gateway writes about its own SIP media leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipOfferParams {
+pub struct SipParams {
     /// Our RTP address for this call (port from the pool).
     pub rtp_addr: SocketAddr,
     /// Session id of the o= line.
@@ -21,6 +21,11 @@ pub struct SipOfferParams {
     /// Session version of the o= line.
     pub session_version: u64,
 }
+
+/// Parameters of a SIP offer (browser calls phone).
+pub type SipOfferParams = SipParams;
+/// Parameters of a SIP answer (phone calls browser).
+pub type SipAnswerParams = SipParams;
 
 /// One codec of the SIP offer and the browser payload type it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
