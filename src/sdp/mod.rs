@@ -1,1 +1,35 @@
-//! `sdp` module (in progress).
+//! SDP translation between the WebRTC and the plain SIP dialect.
+//!
+//! Pure functions, no IO and no state: the call module feeds in the text it
+//! received and sends out the text returned here. Browser calls phone lives
+//! in `outbound`, phone calls browser in `inbound`; both end in a
+//! [`MediaMap`] that tells the relay how to rewrite payload types.
+
+mod codec;
+mod direction;
+mod error;
+mod inbound;
+mod media_map;
+mod outbound;
+mod session;
+mod transport;
+
+pub use codec::{Codec, TELEPHONE_EVENT};
+pub use direction::Direction;
+pub use error::SdpError;
+pub use inbound::{
+    build_sip_answer, build_webrtc_offer, parse_sip_offer, parse_webrtc_answer, SipOffer,
+    WebRtcAnswer, WebRtcOfferPlan, BROWSER_CODECS,
+};
+pub use media_map::{media_map, media_map_inbound, MediaMap};
+pub use outbound::{
+    build_sip_offer, build_webrtc_answer, parse_sip_answer, parse_webrtc_offer, PlannedCodec,
+    SipAnswer, SipAnswerParams, SipOfferParams, SipOfferPlan, SipParams, WebRtcOffer,
+};
+pub use session::MLine;
+pub use transport::{
+    Fingerprint, IceCredentials, Setup, WebRtcAnswerParams, WebRtcOfferParams, WebRtcParams,
+};
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,71 @@
+//! The one error type of the `sdp` module.
+
+use thiserror::Error;
+
+/// Everything that can go wrong while reading or translating an SDP.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SdpError {
+    /// The text is not a session description at all.
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// No usable audio m-line (absent, or rejected with port 0 in an offer).
+    #[error("no audio m-line in the SDP")]
+    NoAudio,
+    /// A WebRTC description without a=ice-ufrag / a=ice-pwd.
+    #[error("missing ICE credentials (a=ice-ufrag and a=ice-pwd)")]
+    MissingIceCredentials,
+    /// A WebRTC description without a=fingerprint.
+    #[error("missing DTLS fingerprint (a=fingerprint)")]
+    MissingFingerprint,
+    /// The audio m-line uses a transport profile this side cannot handle.
+    #[error("unsupported transport profile {found} (expected {expected})")]
+    UnsupportedProfile {
+        /// The profile found on the m-line.
+        found: String,
+        /// The profile this side requires.
+        expected: &'static str,
+    },
+    /// A DTLS role the gateway cannot take (it is always the DTLS server).
+    #[error("unsupported DTLS setup role {0}")]
+    UnsupportedSetup(String),
+    /// No connection address for the media (no c= line at either level).
+    #[error("missing connection address (c=)")]
+    MissingConnection,
+    /// A c= address that is not an IP address.
+    #[error("invalid connection address {0}")]
+    InvalidAddress(String),
+    /// An attribute whose value does not parse.
+    #[error("invalid attribute a={name}:{value}")]
+    InvalidAttribute {
+        /// Attribute name.
+        name: String,
+        /// The raw value.
+        value: String,
+    },
+    /// The two sides share no audio codec; the text is the reason of a 488.
+    #[error(
+        "no common codec (offered: {}; supported: {})",
+        list(.offered),
+        list(.supported)
+    )]
+    NoCommonCodec {
+        /// Codec names the remote side offered or answered.
+        offered: Vec<String>,
+        /// Codec names this side accepts.
+        supported: Vec<String>,
+    },
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+impl From<sdp_types::ParserError> for SdpError {
+    fn from(e: sdp_types::ParserError) -> Self {
+        SdpError::Malformed(e.to_string())
+    }
+}

@@ -1,0 +1,73 @@
+//! Reading the plain offer of a PBX or phone (phone calls browser).
+
+use std::net::SocketAddr;
+
+use super::super::codec::{media_codecs, split_events, Codec};
+use super::super::direction::{self, Direction};
+use super::super::outbound::SIP_PROFILE;
+use super::super::session::{self, MLine};
+use super::super::SdpError;
+
+/// What the gateway needs from a SIP offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipOffer {
+    /// Every m-line in order; the answer mirrors them (non-audio at port 0).
+    pub mlines: Vec<MLine>,
+    /// Index of the audio line in `mlines`.
+    pub audio_index: usize,
+    /// Where the offerer receives RTP.
+    pub rtp_addr: SocketAddr,
+    /// Audio codecs in the offerer's preference order (no telephone-event).
+    pub codecs: Vec<Codec>,
+    /// telephone-event entries.
+    pub telephone_events: Vec<Codec>,
+    /// The offerer's direction (c=0.0.0.0 counts as not receiving).
+    pub direction: Direction,
+    /// Whether the offerer proposed a=rtcp-mux.
+    pub rtcp_mux: bool,
+    /// a=ptime in milliseconds, if given.
+    pub ptime: Option<u32>,
+}
+
+impl SipOffer {
+    /// The offer's telephone-event entry at a clock rate.
+    pub fn event_at(&self, clock: u32) -> Option<&Codec> {
+        self.telephone_events.iter().find(|c| c.clock == clock)
+    }
+
+    /// The offer's codec of the same format (name and clock) as `codec`.
+    pub fn same_format(&self, codec: &Codec) -> Option<&Codec> {
+        self.codecs.iter().find(|c| c.same_format(codec))
+    }
+}
+
+/// Parses a plain RTP/AVP offer; SRTP (RTP/SAVP) offers are refused.
+pub fn parse_sip_offer(sdp: &str) -> Result<SipOffer, SdpError> {
+    let p = session::parse(sdp)?;
+    let media = p.audio();
+    if !media.proto.eq_ignore_ascii_case(SIP_PROFILE) {
+        return Err(SdpError::UnsupportedProfile {
+            found: media.proto.clone(),
+            expected: SIP_PROFILE,
+        });
+    }
+    if media.port == 0 {
+        return Err(SdpError::NoAudio);
+    }
+    let rtp_addr = p.audio_addr()?;
+    let mut direction = direction::read(&p);
+    if rtp_addr.ip().is_unspecified() {
+        direction = direction::without_recv(direction);
+    }
+    let (codecs, telephone_events) = split_events(media_codecs(media));
+    Ok(SipOffer {
+        rtp_addr,
+        codecs,
+        telephone_events,
+        direction,
+        rtcp_mux: media.has_attribute("rtcp-mux"),
+        ptime: p.attr("ptime").and_then(|v| v.trim().parse().ok()),
+        audio_index: p.audio_index,
+        mlines: p.mlines,
+    })
+}

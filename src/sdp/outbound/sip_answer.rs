@@ -1,0 +1,80 @@
+//! Reading the SIP side's answer to our plain offer.
+
+use std::net::SocketAddr;
+
+use super::super::codec::{media_pts, names, pick_event, rtpmap_or_static, Codec};
+use super::super::direction::{self, Direction};
+use super::super::session;
+use super::super::SdpError;
+use super::sip_offer::{PlannedCodec, SipOfferPlan};
+
+/// What the gateway needs from a SIP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipAnswer {
+    /// Where to send RTP (c= of the m-line or session, m= port).
+    pub rtp_addr: SocketAddr,
+    /// The chosen codec with the answer's payload type.
+    pub codec: Codec,
+    /// The browser's payload type for the chosen codec.
+    pub browser_pt: u8,
+    /// The answer's telephone-event entry, if it kept one we offered.
+    pub telephone_event: Option<Codec>,
+    /// The answerer's direction.
+    pub direction: Direction,
+    /// Whether the answerer multiplexes RTCP on the RTP port.
+    pub rtcp_mux: bool,
+    /// a=ptime in milliseconds, if given.
+    pub ptime: Option<u32>,
+}
+
+/// Parses a SIP answer against what we offered.
+pub fn parse_sip_answer(sdp: &str, plan: &SipOfferPlan) -> Result<SipAnswer, SdpError> {
+    let p = session::parse(sdp)?;
+    let media = p.audio();
+    // Match by format, not number: an answerer may renumber dynamic PTs.
+    let answered: Vec<Codec> = media_pts(media)
+        .into_iter()
+        .filter_map(|pt| rtpmap_or_static(media, pt).or_else(|| offered_pt(plan, pt)))
+        .collect();
+    let chosen = (media.port != 0)
+        .then(|| first_offered(&answered, &plan.codecs))
+        .flatten();
+    let Some((codec, browser_pt)) = chosen else {
+        return Err(SdpError::NoCommonCodec {
+            offered: names(&answered),
+            supported: plan.names(),
+        });
+    };
+    let offered_events: Vec<&Codec> = plan.telephone_events.iter().map(|e| &e.sip).collect();
+    let telephone_event = pick_event(&answered, &offered_events, codec.clock);
+    let mut direction = direction::read(&p);
+    let rtp_addr = p.audio_addr()?;
+    if rtp_addr.ip().is_unspecified() {
+        direction = direction::without_recv(direction);
+    }
+    Ok(SipAnswer {
+        rtp_addr,
+        codec,
+        browser_pt,
+        telephone_event,
+        direction,
+        rtcp_mux: media.has_attribute("rtcp-mux"),
+        ptime: p.attr("ptime").and_then(|v| v.trim().parse().ok()),
+    })
+}
+
+// Some answerers omit the rtpmap of a dynamic PT they kept from the offer.
+fn offered_pt(plan: &SipOfferPlan, pt: u8) -> Option<Codec> {
+    plan.codecs
+        .iter()
+        .chain(&plan.telephone_events)
+        .find(|c| c.sip.pt == pt)
+        .map(|c| c.sip.clone())
+}
+
+fn first_offered(answered: &[Codec], offered: &[PlannedCodec]) -> Option<(Codec, u8)> {
+    answered.iter().find_map(|a| {
+        let planned = offered.iter().find(|o| o.sip.same_format(a))?;
+        Some((a.clone(), planned.browser_pt?))
+    })
+}
