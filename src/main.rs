@@ -1,1 +1,128 @@
-fn main() {}
+//! The siphon binary: parse the command line, load config, start, wait for a signal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use siphon::config::{Config, LogFormat, ProcessEnv};
+use siphon::gateway::Gateway;
+use siphon::metrics::Metrics;
+
+/// SIP <-> WebRTC media gateway.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (TOML). Without one, siphon runs on embedded defaults.
+    #[arg(long, short, global = true, env = "SIPHON_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate a config file and print every error.
+    CheckConfig {
+        /// The file to check (defaults to --config).
+        file: Option<PathBuf>,
+    },
+    /// Exit 0 when the gateway's /healthz answers (for container health checks).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Cmd::Run) {
+        Cmd::CheckConfig { file } => check_config(file.or(cli.config)),
+        Cmd::Healthcheck => match load(cli.config) {
+            Some(config) => siphon::http::healthcheck(config.http.listen),
+            None => ExitCode::FAILURE,
+        },
+        Cmd::Run => match load(cli.config) {
+            Some(config) => run(config),
+            None => ExitCode::FAILURE,
+        },
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Option<Config> {
+    match Config::load(path.as_deref(), &ProcessEnv) {
+        Ok(config) => Some(config),
+        Err(errors) => {
+            eprintln!("siphon: invalid configuration:\n{errors}");
+            None
+        }
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match Config::load(path.as_deref(), &ProcessEnv) {
+        Ok(_) => {
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> ExitCode {
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("siphon: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let gateway = match Gateway::start(config, Metrics::new()).await {
+            Ok(gw) => gw,
+            Err(e) => {
+                tracing::error!(error = %e, "siphon failed to start");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(http = %gateway.http_addr(), "siphon is running");
+        shutdown_signal().await;
+        tracing::info!("shutting down: hanging up calls");
+        gateway.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -80,7 +80,7 @@ pub enum Command {
     /// Send a message to the client.
     Send(ServerMessage),
     /// Program the relay with the SIP side's media.
-    ConfigureMedia(SipMedia),
+    ConfigureMedia(Box<SipMedia>),
     /// CANCEL or BYE the SIP leg.
     SipHangup,
     /// Release everything; the call is over.
@@ -119,7 +119,10 @@ pub struct StartError {
 impl OutboundCall {
     /// Translate the browser offer; returns the call and the SIP offer SDP.
     pub fn start(params: OutboundParams, now: Instant) -> Result<(Self, String), StartError> {
-        let not_acceptable = |e: SdpError| StartError { code: 488, reason: e.to_string() };
+        let not_acceptable = |e: SdpError| StartError {
+            code: 488,
+            reason: e.to_string(),
+        };
         let offer = sdp::parse_webrtc_offer(&params.offer_sdp).map_err(not_acceptable)?;
         let sip_params = sdp::SipOfferParams {
             rtp_addr: params.rtp_addr,
@@ -145,6 +148,21 @@ impl OutboundCall {
         &self.params.call_id
     }
 
+    /// The browser's ICE credentials and DTLS fingerprint: (ufrag, pwd, fingerprint).
+    pub fn remote_ice(&self) -> (String, String, String) {
+        let o = &self.offer;
+        (
+            o.ice.ufrag.clone(),
+            o.ice.pwd.clone(),
+            o.fingerprint.value.clone(),
+        )
+    }
+
+    /// Whether the call was answered.
+    pub fn is_answered(&self) -> bool {
+        self.state == State::Answered
+    }
+
     /// Whether the call has finished.
     pub fn is_ended(&self) -> bool {
         self.state == State::Ended
@@ -152,7 +170,9 @@ impl OutboundCall {
 
     /// The INVITE went out.
     pub fn on_invite_sent(&self) -> Vec<Command> {
-        vec![self.send_msg(ServerMessage::Trying { call_id: self.call_id().to_owned() })]
+        vec![self.send_msg(ServerMessage::Trying {
+            call_id: self.call_id().to_owned(),
+        })]
     }
 
     /// A SIP event.
@@ -210,7 +230,12 @@ impl OutboundCall {
             MediaSignal::Connected => Vec::new(),
             MediaSignal::ConsentExpired => {
                 let label = self.ended_label();
-                self.finish(label, 408, "Media timeout: ICE consent expired".into(), true)
+                self.finish(
+                    label,
+                    408,
+                    "Media timeout: ICE consent expired".into(),
+                    true,
+                )
             }
             MediaSignal::Failed(reason) => {
                 self.finish("error", 500, format!("WebRTC media failed: {reason}"), true)
@@ -223,7 +248,9 @@ impl OutboundCall {
             return Vec::new();
         }
         self.rang = true;
-        vec![self.send_msg(ServerMessage::Ringing { call_id: self.call_id().to_owned() })]
+        vec![self.send_msg(ServerMessage::Ringing {
+            call_id: self.call_id().to_owned(),
+        })]
     }
 
     fn early_media(&mut self, sdp: &str) -> Vec<Command> {
@@ -235,8 +262,11 @@ impl OutboundCall {
                 self.state = State::Early;
                 let call_id = self.call_id().to_owned();
                 vec![
-                    Command::ConfigureMedia(media),
-                    self.send_msg(ServerMessage::Progress { call_id, sdp: answer }),
+                    Command::ConfigureMedia(Box::new(media)),
+                    self.send_msg(ServerMessage::Progress {
+                        call_id,
+                        sdp: answer,
+                    }),
                 ]
             }
             // Early media is optional: a bad 183 SDP is not worth the call.
@@ -251,8 +281,11 @@ impl OutboundCall {
                 self.answered_at = Some(now);
                 let call_id = self.call_id().to_owned();
                 vec![
-                    Command::ConfigureMedia(media),
-                    self.send_msg(ServerMessage::Answered { call_id, sdp: answer }),
+                    Command::ConfigureMedia(Box::new(media)),
+                    self.send_msg(ServerMessage::Answered {
+                        call_id,
+                        sdp: answer,
+                    }),
                 ]
             }
             Err(e) => self.finish("no_codec", 488, e.to_string(), true),
@@ -263,13 +296,18 @@ impl OutboundCall {
         let answer = sdp::parse_sip_answer(sdp, &self.plan)?;
         let p = &self.params;
         let webrtc_params = sdp::WebRtcAnswerParams {
-            ice_ufrag: p.ice_ufrag.clone(),
-            ice_pwd: p.ice_pwd.clone(),
-            fingerprint: p.fingerprint.clone(),
+            session_id: p.session_id,
+            session_version: 1,
+            ice: sdp::IceCredentials {
+                ufrag: p.ice_ufrag.clone(),
+                pwd: p.ice_pwd.clone(),
+            },
+            fingerprint_sha256: p.fingerprint.clone(),
             candidate: p.candidate,
             ssrc: p.ssrc_to_webrtc,
-            cname: format!("siphon-{}", p.session_id),
-            session_id: p.session_id,
+            cname: format!("siphon-{:x}", p.session_id),
+            stream_id: format!("siphon-{:x}", p.session_id),
+            track_id: format!("audio-{:x}", p.session_id),
         };
         let webrtc_answer = sdp::build_webrtc_answer(&self.offer, &answer, &webrtc_params)?;
         Ok((sip_media(&self.offer, &answer), webrtc_answer))
@@ -283,9 +321,17 @@ impl OutboundCall {
         }
     }
 
-    fn finish(&mut self, label: &'static str, code: u16, reason: String, hangup_sip: bool) -> Vec<Command> {
+    fn finish(
+        &mut self,
+        label: &'static str,
+        code: u16,
+        reason: String,
+        hangup_sip: bool,
+    ) -> Vec<Command> {
         self.state = State::Ended;
-        let setup = self.answered_at.map(|t| t.saturating_duration_since(self.started));
+        let setup = self
+            .answered_at
+            .map(|t| t.saturating_duration_since(self.started));
         let mut cmds = Vec::with_capacity(3);
         if hangup_sip {
             cmds.push(Command::SipHangup);
@@ -307,17 +353,182 @@ fn sip_media(offer: &WebRtcOffer, answer: &SipAnswer) -> SipMedia {
     let mut to_webrtc = PtMap::empty();
     to_sip.insert(map.browser_pt, map.sip_pt);
     to_webrtc.insert(map.sip_pt, map.browser_pt);
-    if let (Some(b), Some(s)) = (map.browser_dtmf_pt, map.sip_dtmf_pt) {
+    if let (Some(b), Some(s)) = (map.browser_event_pt, map.sip_event_pt) {
         to_sip.insert(b, s);
         to_webrtc.insert(s, b);
     }
-    let rtcp_port = if answer.rtcp_mux { answer.rtp_addr.port() } else { answer.rtp_addr.port() + 1 };
+    let rtcp_port = if answer.rtcp_mux {
+        answer.rtp_addr.port()
+    } else {
+        answer.rtp_addr.port() + 1
+    };
     SipMedia {
         remote_rtp: answer.rtp_addr,
         remote_rtcp: SocketAddr::new(answer.rtp_addr.ip(), rtcp_port),
         rtcp_mux: answer.rtcp_mux,
         to_sip,
         to_webrtc,
-        ts_step: map.clock_rate * map.ptime_ms / 1000,
+        ts_step: map.clock_rate * map.ptime / 1000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::fixtures::{ASTERISK_ANSWER, CHROME_OFFER, FREESWITCH_ANSWER};
+
+    fn params(offer: &str) -> OutboundParams {
+        OutboundParams {
+            call_id: "c1".into(),
+            offer_sdp: offer.into(),
+            sip_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into()],
+            rtp_addr: "192.0.2.10:20000".parse().unwrap(),
+            ice_ufrag: "ufrag123".into(),
+            ice_pwd: "pwd4567890123456789012345".into(),
+            fingerprint: "AB:CD".into(),
+            candidate: "192.0.2.10:10000".parse().unwrap(),
+            ssrc_to_webrtc: 42,
+            session_id: 7,
+        }
+    }
+
+    fn start(offer: &str) -> (OutboundCall, String, Instant) {
+        let now = Instant::now();
+        let (call, sip) = OutboundCall::start(params(offer), now).unwrap();
+        (call, sip, now)
+    }
+
+    fn sent(cmds: &[Command]) -> Vec<ServerMessage> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Send(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn outcome(cmds: &[Command]) -> Option<Outcome> {
+        cmds.iter().find_map(|c| match c {
+            Command::Finish(o) => Some(o.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn answered_call_configures_media_and_answers_the_browser() {
+        let (mut call, sip_offer, t0) = start(CHROME_OFFER);
+        assert!(sip_offer.contains("RTP/AVP"));
+        assert!(matches!(
+            &sent(&call.on_invite_sent())[..],
+            [ServerMessage::Trying { .. }]
+        ));
+        assert!(matches!(
+            &sent(&call.on_sip(SipEvent::Ringing, t0))[..],
+            [ServerMessage::Ringing { .. }]
+        ));
+        assert!(
+            call.on_sip(SipEvent::Ringing, t0).is_empty(),
+            "ringing is sent once"
+        );
+        let t1 = t0 + Duration::from_millis(1500);
+        let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t1);
+        let media = cmds.iter().find_map(|c| match c {
+            Command::ConfigureMedia(m) => Some((**m).clone()),
+            _ => None,
+        });
+        let media = media.expect("media configured");
+        // Asterisk answers PCMU (0) and telephone-event 101; Chrome uses 0 and 126.
+        assert_eq!(media.to_sip.get(0), Some(0));
+        assert_eq!(media.to_webrtc.get(101), Some(126));
+        assert_eq!(media.ts_step, 160);
+        let ServerMessage::Answered { sdp, .. } = &sent(&cmds)[0] else {
+            panic!("expected answered");
+        };
+        assert!(sdp.contains("a=ice-ufrag:ufrag123") && sdp.contains("a=setup:passive"));
+        assert!(call.is_answered());
+        let end = call.on_sip(SipEvent::Ended { by_remote: true }, t1);
+        let o = outcome(&end).unwrap();
+        assert_eq!((o.label, o.code), ("answered", 200));
+        assert_eq!(o.setup, Some(Duration::from_millis(1500)));
+        assert!(!end.iter().any(|c| matches!(c, Command::SipHangup)));
+        assert!(call.on_client_hangup().is_empty(), "nothing after the end");
+    }
+
+    #[test]
+    fn opus_answer_maps_renumbered_payload_types() {
+        let (mut call, _, t0) = start(CHROME_OFFER);
+        let cmds = call.on_sip(SipEvent::Answered(FREESWITCH_ANSWER.into()), t0);
+        let Some(Command::ConfigureMedia(m)) = cmds.first() else {
+            panic!("expected media first: {cmds:?}");
+        };
+        assert_eq!(m.to_sip.get(111), Some(102));
+        assert_eq!(m.to_webrtc.get(102), Some(111));
+        assert_eq!(m.ts_step, 960);
+    }
+
+    #[test]
+    fn failure_and_client_hangup_map_to_hangup_codes() {
+        let (mut call, _, t0) = start(CHROME_OFFER);
+        let cmds = call.on_sip(SipEvent::Failed(486, "Busy Here".into()), t0);
+        assert_eq!(
+            sent(&cmds),
+            vec![ServerMessage::hangup("c1", 486, "Busy Here")]
+        );
+        assert_eq!(outcome(&cmds).unwrap().label, "rejected");
+
+        let (mut call, _, _) = start(CHROME_OFFER);
+        let cmds = call.on_client_hangup();
+        assert!(matches!(cmds[0], Command::SipHangup));
+        assert_eq!(
+            sent(&cmds),
+            vec![ServerMessage::hangup("c1", 487, "Request Terminated")]
+        );
+
+        let (mut call, _, _) = start(CHROME_OFFER);
+        let cmds = call.on_ring_timeout();
+        assert_eq!(outcome(&cmds).unwrap().code, 408);
+        assert!(call.on_ring_timeout().is_empty());
+    }
+
+    #[test]
+    fn no_common_codec_refuses_with_488_naming_both_sides() {
+        let mut p = params(CHROME_OFFER);
+        p.sip_codecs = vec!["G722".into()];
+        p.offer_sdp = CHROME_OFFER
+            .replace(" 63 9 0", " 63 0")
+            .replace("a=rtpmap:9 G722/8000\r\n", "");
+        let err = OutboundCall::start(p, Instant::now()).unwrap_err();
+        assert_eq!(err.code, 488);
+        assert!(
+            err.reason.contains("opus") && err.reason.contains("G722"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn unusable_answer_ends_the_call_with_488_and_bye() {
+        let (mut call, _, t0) = start(CHROME_OFFER);
+        let cmds = call.on_sip(SipEvent::Answered("v=0\r\ngarbage".into()), t0);
+        assert!(matches!(cmds[0], Command::SipHangup));
+        assert_eq!(outcome(&cmds).unwrap().code, 488);
+    }
+
+    #[test]
+    fn consent_loss_and_media_failure_end_the_call() {
+        let (mut call, _, t0) = start(CHROME_OFFER);
+        call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+        let cmds = call.on_media(MediaSignal::ConsentExpired);
+        assert!(matches!(cmds[0], Command::SipHangup));
+        assert_eq!(outcome(&cmds).unwrap().code, 408);
+    }
+
+    #[test]
+    fn early_media_then_answer() {
+        let (mut call, _, t0) = start(CHROME_OFFER);
+        let cmds = call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
+        assert!(matches!(&sent(&cmds)[..], [ServerMessage::Progress { .. }]));
+        let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+        assert!(matches!(&sent(&cmds)[..], [ServerMessage::Answered { .. }]));
     }
 }

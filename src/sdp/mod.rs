@@ -32,4 +32,4 @@ pub use transport::{
 };
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;

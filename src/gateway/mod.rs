@@ -1,0 +1,245 @@
+//! Wiring: builds every part from the config, runs the HTTP server, and
+//! drives calls (the IO edge of the `call` state machines). Lives in the
+//! library so tests start a whole gateway in-process, as `main` does.
+
+mod outbound;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::call::RouteConfig;
+use crate::config::Config;
+use crate::http::{self, HttpState};
+use crate::media::{PortPool, Relays};
+use crate::metrics::Metrics;
+use crate::signaling::{
+    CallRequest, CallService, ClientEvent, ErrorCode, Refusal, ServerMessage, SessionLimits,
+};
+use crate::sip::{self, EchoServer, SipEndpoint};
+use crate::webrtc::Identity;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be bound.
+    #[error("{what}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The SIP stack failed to start.
+    #[error("sip: {0}")]
+    Sip(#[from] sip::SipError),
+    /// The relay loops failed to start.
+    #[error("media: {0}")]
+    Media(#[from] crate::media::RelayError),
+    /// Certificate generation failed.
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    inner: Arc<Inner>,
+    http_addr: SocketAddr,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+/// Shared state of the running gateway.
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) metrics: Metrics,
+    pub(crate) sip: SipEndpoint,
+    pub(crate) relays: Relays,
+    pub(crate) ports: PortPool,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) route: RouteConfig,
+    pub(crate) calls: DashMap<u64, mpsc::UnboundedSender<ClientEvent>>,
+    pub(crate) shutdown: CancellationToken,
+    _echo: Option<EchoServer>,
+}
+
+impl Gateway {
+    /// Start SIP, the echo extension, relay loops and HTTP per `config`.
+    pub async fn start(config: Config, metrics: Metrics) -> Result<Gateway, StartError> {
+        let shutdown = CancellationToken::new();
+        let identity = Arc::new(Identity::generate()?);
+        let echo = start_echo(&config, &metrics, &shutdown).await?;
+        let sip = SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone())
+            .await?;
+        let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
+        let relays = Relays::start(
+            config.worker_count(),
+            webrtc_bind,
+            identity.clone(),
+            &metrics,
+            config.media.timing_sample,
+        )?;
+        let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
+        let route = route_config(&config, echo.as_ref());
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| StartError::Bind { what: "http.listen", source })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { what: "http.listen", source })?;
+        let inner = Arc::new(Inner {
+            metrics: metrics.clone(),
+            sip,
+            relays,
+            ports,
+            identity,
+            route,
+            calls: DashMap::new(),
+            shutdown: shutdown.clone(),
+            _echo: echo,
+            config,
+        });
+        let http_task = tokio::spawn(serve_http(inner.clone(), listener));
+        Ok(Gateway { inner, http_addr, http_task })
+    }
+
+    /// The bound HTTP address (`/ws` lives here).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The SIP endpoint's bound address for a transport.
+    pub fn sip_addr(&self, transport: sip::Transport) -> Option<SocketAddr> {
+        self.inner.sip.local_addr(transport)
+    }
+
+    /// Free RTP ports (tests check that calls give theirs back).
+    pub fn free_rtp_ports(&self) -> usize {
+        self.inner.ports.free_count()
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.inner.calls.len()
+    }
+
+    /// Hang up every call, stop accepting new ones, wait briefly for BYEs.
+    pub async fn shutdown(self) {
+        for entry in self.inner.calls.iter() {
+            let _ = entry.value().send(ClientEvent::Gone);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !self.inner.calls.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.inner.shutdown.cancel();
+        self.http_task.abort();
+    }
+}
+
+async fn serve_http(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
+    let state = HttpState {
+        calls: Arc::new(Calls(inner.clone())),
+        metrics: inner.metrics.clone(),
+        limits: SessionLimits {
+            max_message_bytes: inner.config.limits.max_ws_message_bytes,
+        },
+        metrics_enabled: inner.config.metrics.enabled,
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    let ready = state.ready.clone();
+    let shutdown = inner.shutdown.clone();
+    drop(inner);
+    let app = http::router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            ready.store(false, Ordering::Relaxed);
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "http server stopped");
+    }
+}
+
+/// The gateway as the signaling sessions see it.
+struct Calls(Arc<Inner>);
+
+impl CallService for Calls {
+    fn place_call(
+        &self,
+        request: CallRequest,
+        to_client: mpsc::Sender<ServerMessage>,
+    ) -> Result<mpsc::UnboundedSender<ClientEvent>, Refusal> {
+        let inner = &self.0;
+        let refuse = |code, message: String| Refusal {
+            call_id: Some(request.call_id.clone()),
+            code,
+            message,
+        };
+        let max = inner.config.limits.max_calls;
+        if inner.calls.len() >= max as usize {
+            let msg = format!("gateway is at limits.max_calls ({max})");
+            return Err(refuse(ErrorCode::LimitReached, msg));
+        }
+        let target = crate::call::resolve(&request.to, &inner.route)
+            .map_err(|e| refuse(ErrorCode::NoRoute, e.to_string()))?;
+        let (control, events) = mpsc::unbounded_channel();
+        let key = rand::random::<u64>();
+        inner.calls.insert(key, control.clone());
+        let call = outbound::run(inner.clone(), key, request, target, to_client, events);
+        tokio::spawn(call);
+        Ok(control)
+    }
+}
+
+async fn start_echo(
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<Option<EchoServer>, StartError> {
+    if !config.echo.enabled {
+        return Ok(None);
+    }
+    let settings = sip::EchoSettings {
+        listen: config.echo.listen,
+        rtp_ip: config.echo.listen.ip(),
+        behavior: sip::EchoBehavior::default(),
+    };
+    let echo = EchoServer::start(settings, metrics.clone(), shutdown.clone()).await?;
+    Ok(Some(echo))
+}
+
+fn sip_settings(config: &Config) -> sip::SipSettings {
+    let public_ip = config.sip_public_ip();
+    let domain = if config.sip.domain.is_empty() {
+        public_ip.to_string()
+    } else {
+        config.sip.domain.clone()
+    };
+    sip::SipSettings {
+        udp: config.sip.udp,
+        tcp: config.sip.tcp,
+        public_ip,
+        domain,
+        user_agent: config.sip.user_agent.clone(),
+        max_message_bytes: config.sip.max_message_bytes,
+    }
+}
+
+fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
+    let trunk = Some(config.sip.trunk.uri.clone()).filter(|u| !u.is_empty());
+    let echo = echo.and_then(|e| {
+        let addr = e.local_addr(sip::Transport::Udp)?;
+        Some((config.echo.extension.clone(), addr))
+    });
+    RouteConfig { trunk, allow_uri_dial: config.sip.allow_uri_dial, echo }
+}
+
+/// The address put in SDP for an IP bound as `bind` with an optional public override.
+pub(crate) fn advertised(bind: IpAddr, public: Option<IpAddr>) -> IpAddr {
+    public.unwrap_or(bind)
+}

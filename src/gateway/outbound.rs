@@ -1,0 +1,237 @@
+//! Drives one browser -> SIP call: allocates its resources, feeds the
+//! `OutboundCall` machine with events and carries out its commands.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::Inner;
+use crate::call::outbound::{Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent};
+use crate::call::Target;
+use crate::media::{AddCall, MediaEvent};
+use crate::metrics::direction::OUTBOUND;
+use crate::signaling::{CallRequest, ClientEvent, ServerMessage};
+use crate::sip::{self, UacEvent, UacHandle};
+use crate::webrtc::{self, LegConfig, LegId};
+
+/// Run the call to its end; always removes it from the registry.
+pub(super) async fn run(
+    gw: Arc<Inner>,
+    key: u64,
+    request: CallRequest,
+    target: Target,
+    to_client: mpsc::Sender<ServerMessage>,
+    control: mpsc::UnboundedReceiver<ClientEvent>,
+) {
+    let span = tracing::info_span!("call", call_id = %request.call_id, direction = OUTBOUND);
+    let active = gw.metrics.calls_active.with_label_values(&[OUTBOUND]);
+    active.inc();
+    let outcome = drive(&gw, request, target, &to_client, control).instrument(span).await;
+    active.dec();
+    gw.metrics.calls_total.with_label_values(&[OUTBOUND, outcome.label]).inc();
+    if let Some(setup) = outcome.setup {
+        let hist = gw.metrics.call_setup_seconds.with_label_values(&[OUTBOUND]);
+        hist.observe(setup.as_secs_f64());
+    }
+    gw.calls.remove(&key);
+}
+
+/// Everything the call holds that must be released.
+struct Resources {
+    relay: usize,
+    leg: LegId,
+}
+
+async fn drive(
+    gw: &Arc<Inner>,
+    request: CallRequest,
+    target: Target,
+    to_client: &mpsc::Sender<ServerMessage>,
+    mut control: mpsc::UnboundedReceiver<ClientEvent>,
+) -> Outcome {
+    let call_id = request.call_id.clone();
+    let fail = |code: u16, reason: String, label: &'static str| {
+        let msg = ServerMessage::hangup(&call_id, code, reason);
+        let to_client = to_client.clone();
+        async move {
+            let _ = to_client.send(msg).await;
+            Outcome { label, code, setup: None }
+        }
+    };
+    let ports = match gw.ports.allocate() {
+        Ok(p) => p,
+        Err(e) => return fail(503, format!("Service Unavailable: {e}"), "error").await,
+    };
+    let relay_index = gw.relays.pick();
+    let relay = gw.relays.get(relay_index);
+    let rtp_ip = super::advertised(gw.config.rtp.bind, gw.config.rtp_public_ip());
+    let webrtc_ip = super::advertised(relay.webrtc_addr().ip(), gw.config.webrtc_public_ip());
+    let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
+    let ssrc_to_webrtc = rand::random::<u32>();
+    let params = OutboundParams {
+        call_id: call_id.clone(),
+        offer_sdp: request.sdp,
+        sip_codecs: gw.config.sip.codecs.clone(),
+        rtp_addr: SocketAddr::new(rtp_ip, ports.port()),
+        ice_ufrag: ice_ufrag.clone(),
+        ice_pwd: ice_pwd.clone(),
+        fingerprint: gw.identity.fingerprint.clone(),
+        candidate: SocketAddr::new(webrtc_ip, relay.webrtc_addr().port()),
+        ssrc_to_webrtc,
+        session_id: rand::random::<u32>() as u64,
+    };
+    let now = Instant::now();
+    let (mut call, sip_offer) = match OutboundCall::start(params, now) {
+        Ok(started) => started,
+        Err(e) => return fail(e.code, e.reason, "no_codec").await,
+    };
+    let (remote_ufrag, remote_pwd, remote_fingerprint) = call.remote_ice();
+    let (events_tx, mut media_events) = mpsc::unbounded_channel();
+    let add = AddCall {
+        leg: LegConfig {
+            local_ufrag: ice_ufrag,
+            local_pwd: ice_pwd,
+            remote_ufrag,
+            remote_pwd,
+            remote_fingerprint,
+            consent_timeout: Duration::from_secs(gw.config.webrtc.consent_timeout_secs),
+        },
+        ports,
+        ssrc_to_webrtc,
+        ssrc_to_sip: rand::random::<u32>(),
+        events: events_tx,
+    };
+    let leg = match relay.add(add).await {
+        Ok(leg) => leg,
+        Err(e) => return fail(500, format!("Internal error: {e}"), "error").await,
+    };
+    let res = Resources { relay: relay_index, leg };
+    let invite = sip::OutboundInvite {
+        target: target.uri,
+        from_user: gw.config.sip.trunk.from_user.clone(),
+        from_display: None,
+        sdp: sip_offer,
+        credentials: target.via_trunk.then(|| trunk_credentials(gw)).flatten(),
+        log_id: call_id.clone(),
+    };
+    let (uac, mut sip_events) = match gw.sip.invite(invite).await {
+        Ok(started) => started,
+        Err(e) => {
+            release(gw, &res).await;
+            return fail(503, format!("Service Unavailable: {e}"), "error").await;
+        }
+    };
+    let mut driver = Driver { gw, res, uac, to_client };
+    if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
+        return outcome;
+    }
+    let ring_timeout = tokio::time::sleep(Duration::from_secs(gw.config.limits.ring_timeout_secs));
+    tokio::pin!(ring_timeout);
+    loop {
+        let cmds = tokio::select! {
+            ev = sip_events.recv() => match ev {
+                Some(ev) => match sip_event(ev) {
+                    Some(ev) => call.on_sip(ev, Instant::now()),
+                    None => continue,
+                },
+                None => call.on_sip(SipEvent::Failed(500, "SIP leg lost".into()), Instant::now()),
+            },
+            ev = control.recv() => match ev {
+                Some(ClientEvent::Hangup) => call.on_client_hangup(),
+                // ICE-lite: the browser's checks tell us its addresses, so
+                // trickled candidates need no action here.
+                Some(ClientEvent::Candidate(_)) => continue,
+                Some(ClientEvent::Gone) | None => call.on_client_gone(),
+            },
+            Some(ev) = media_events.recv() => match media_signal(ev) {
+                Some(sig) => call.on_media(sig),
+                None => continue,
+            },
+            () = &mut ring_timeout, if !call.is_answered() => call.on_ring_timeout(),
+        };
+        if let Some(outcome) = driver.exec(cmds).await {
+            return outcome;
+        }
+    }
+}
+
+struct Driver<'a> {
+    gw: &'a Arc<Inner>,
+    res: Resources,
+    uac: UacHandle,
+    to_client: &'a mpsc::Sender<ServerMessage>,
+}
+
+impl Driver<'_> {
+    /// Carry out commands; `Some` once the call is over.
+    async fn exec(&mut self, cmds: Vec<Command>) -> Option<Outcome> {
+        let mut outcome = None;
+        for cmd in cmds {
+            match cmd {
+                Command::Send(msg) => {
+                    let _ = self.to_client.send(msg).await;
+                }
+                Command::ConfigureMedia(media) => {
+                    let relay = self.gw.relays.get(self.res.relay);
+                    if let Err(e) = relay.configure(self.res.leg, media) {
+                        tracing::error!(error = %e, "relay refused media configuration");
+                    }
+                }
+                Command::SipHangup => self.uac.hangup().await,
+                Command::Finish(o) => outcome = Some(o),
+            }
+        }
+        if outcome.is_some() {
+            release(self.gw, &self.res).await;
+        }
+        outcome
+    }
+}
+
+async fn release(gw: &Inner, res: &Resources) {
+    let relay = gw.relays.get(res.relay);
+    match relay.remove(res.leg).await {
+        Ok(stats) => tracing::info!(
+            to_sip = stats.to_sip_packets,
+            to_webrtc = stats.to_webrtc_packets,
+            dropped = stats.dropped,
+            "call media released"
+        ),
+        Err(e) => tracing::error!(error = %e, "relay did not release the call"),
+    }
+}
+
+fn trunk_credentials(gw: &Inner) -> Option<sip::Credentials> {
+    let trunk = &gw.config.sip.trunk;
+    (!trunk.username.is_empty()).then(|| sip::Credentials {
+        username: trunk.username.clone(),
+        password: trunk.password.clone(),
+    })
+}
+
+fn sip_event(ev: UacEvent) -> Option<SipEvent> {
+    Some(match ev {
+        UacEvent::Trying => return None,
+        UacEvent::Ringing => SipEvent::Ringing,
+        UacEvent::Progress { sdp: Some(sdp) } => SipEvent::Progress(sdp),
+        UacEvent::Progress { sdp: None } => SipEvent::Ringing,
+        UacEvent::Answered { sdp } => SipEvent::Answered(sdp),
+        UacEvent::Failed { code, reason } => SipEvent::Failed(code, reason),
+        UacEvent::Ended { by_remote } => SipEvent::Ended { by_remote },
+    })
+}
+
+fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
+    match ev {
+        MediaEvent::WebRtcConnected => Some(MediaSignal::Connected),
+        MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
+        MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
+        MediaEvent::SipLatched(addr) => {
+            tracing::debug!(%addr, "SIP media source latched");
+            None
+        }
+    }
+}
