@@ -63,10 +63,7 @@ impl GuardedUdp {
     /// Apply the verdict's side effects; `true` when the datagram goes on.
     async fn settle(&self, verdict: Verdict, from: SocketAddr) -> bool {
         match verdict {
-            Verdict::Accept { kind, .. } => {
-                count(&self.metrics, "in", &kind);
-                return true;
-            }
+            Verdict::Accept(_) => return true,
             Verdict::Refuse { reason, response } => {
                 self.metrics.sip_error(reason);
                 // Answer the source address (as rport would): the Via of a
@@ -215,8 +212,7 @@ async fn drain_frames(
 
 async fn deliver(verdict: Verdict, conn: &TcpConnection, remote: SocketAddr, guard: &TcpGuard) {
     match verdict {
-        Verdict::Accept { msg, kind } => {
-            count(&guard.metrics, "in", &kind);
+        Verdict::Accept(msg) => {
             let from = SipAddr {
                 r#type: Some(rsipstack::sip::Transport::Tcp),
                 addr: remote.into(),

@@ -16,8 +16,8 @@ use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 /// What to do with one received message.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Well-formed: hand it to the stack. `kind` labels the metric.
-    Accept { msg: Box<SipMessage>, kind: String },
+    /// Well-formed: hand it to the stack.
+    Accept(Box<SipMessage>),
     /// Refused: send `response` back to the source.
     Refuse {
         reason: &'static str,
@@ -259,11 +259,7 @@ fn check_request(req: Request, head: &[u8]) -> Verdict {
     if !typed_ok {
         return refuse(head, "bad_header", 400);
     }
-    let kind = req.method.to_string();
-    Verdict::Accept {
-        msg: Box::new(SipMessage::Request(req)),
-        kind,
-    }
+    Verdict::Accept(Box::new(SipMessage::Request(req)))
 }
 
 fn check_response(msg: &[u8]) -> Verdict {
@@ -280,11 +276,7 @@ fn check_response(msg: &[u8]) -> Verdict {
             reason: "bad_response",
         };
     }
-    let kind = format!("{}xx", resp.status_code.code() / 100);
-    Verdict::Accept {
-        msg: Box::new(SipMessage::Response(resp)),
-        kind,
-    }
+    Verdict::Accept(Box::new(SipMessage::Response(resp)))
 }
 
 #[cfg(test)]

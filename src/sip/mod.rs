@@ -16,6 +16,7 @@ mod guard;
 mod ingress;
 mod stack;
 mod uac;
+mod uac_request;
 
 #[cfg(test)]
 mod tests;

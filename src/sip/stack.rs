@@ -62,20 +62,29 @@ impl Stack {
     }
 }
 
-/// Counts every message rsipstack sends (requests, responses, ACK, CANCEL).
-struct CountOut(Metrics);
+/// Counts SIP messages on the wire: everything rsipstack sends, and every
+/// received message it processes (on guarded sockets and on the TCP
+/// connections it opens itself alike; absorbed retransmissions excepted).
+struct WireCounter(Metrics);
 
-impl MessageInspector for CountOut {
+fn kind(msg: &SipMessage) -> String {
+    match msg {
+        SipMessage::Request(r) => r.method.to_string(),
+        SipMessage::Response(r) => format!("{}xx", r.status_code.code() / 100),
+    }
+}
+
+impl MessageInspector for WireCounter {
     fn before_send(&self, msg: SipMessage, _dest: Option<&SipAddr>) -> SipMessage {
-        let kind = match &msg {
-            SipMessage::Request(r) => r.method.to_string(),
-            SipMessage::Response(r) => format!("{}xx", r.status_code.code() / 100),
-        };
-        guard::count(&self.0, "out", &kind);
+        guard::count(&self.0, "out", &kind(&msg));
         msg
     }
 
-    fn after_received(&self, msg: SipMessage, _from: Option<&SipAddr>) -> SipMessage {
+    fn after_received(&self, msg: SipMessage, from: Option<&SipAddr>) -> SipMessage {
+        // `from` is None for responses the stack makes up itself (timeouts).
+        if from.is_some() {
+            guard::count(&self.0, "in", &kind(&msg));
+        }
         msg
     }
 }
@@ -123,7 +132,7 @@ pub(crate) async fn start(
         .with_transport_layer(layer)
         .with_cancel_token(token.clone())
         .with_option(option)
-        .with_inspector(Box::new(CountOut(metrics.clone())))
+        .with_inspector(Box::new(WireCounter(metrics.clone())))
         .build();
     let incoming = endpoint.incoming_transactions()?;
     let inner = endpoint.inner.clone();

@@ -7,17 +7,14 @@ use std::sync::{Arc, Mutex};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::uri::ParamsExt;
-use rsipstack::sip::{Header, Response, StatusCode, Uri};
+use rsipstack::sip::Response;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
 
-use super::digest::{self, Answer, Challenge};
 use super::endpoint::Shared;
-use super::stack;
-use super::{OutboundInvite, SipError, Transport};
+use super::uac_request as request;
+use super::{OutboundInvite, SipError};
 
 /// What happens on an outbound call, in order; `Failed` or `Ended` is last.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,7 +110,7 @@ pub(super) fn start(
     shared: Arc<Shared>,
     req: OutboundInvite,
 ) -> Result<(UacHandle, mpsc::Receiver<UacEvent>), SipError> {
-    let option = build_option(&shared, &req)?;
+    let option = request::build_option(&shared, &req)?;
     let handle = UacHandle::default();
     let span = info_span!("call", id = %req.log_id);
     let attempt = span.in_scope(|| launch(&shared, option.clone(), &handle))?;
@@ -127,56 +124,6 @@ pub(super) fn start(
     };
     tokio::spawn(call.run(attempt).instrument(span));
     Ok((handle, rx))
-}
-
-fn invalid(what: &'static str, value: &str) -> SipError {
-    SipError::Invalid {
-        what,
-        value: value.to_string(),
-    }
-}
-
-fn build_option(shared: &Shared, req: &OutboundInvite) -> Result<InviteOption, SipError> {
-    // rsipstack's URI parser is lenient; only plain `sip:` targets make sense
-    // here (no TLS transport, so no `sips:`).
-    let is_sip = req
-        .target
-        .get(..4)
-        .is_some_and(|s| s.eq_ignore_ascii_case("sip:"));
-    let callee = Uri::try_from(req.target.as_str())
-        .ok()
-        .filter(|_| is_sip && !req.target.contains(char::is_whitespace))
-        .ok_or_else(|| invalid("target", &req.target))?;
-    let transport = match callee.transport() {
-        None | Some(rsipstack::sip::Transport::Udp) => Transport::Udp,
-        Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
-        Some(_) => return Err(invalid("target transport", &req.target)),
-    };
-    let contact_addr = shared
-        .stack
-        .public_addr(transport)
-        .ok_or(SipError::NoTransport(transport))?;
-    let domain = &shared.settings.domain;
-    let caller = format!("sip:{}@{domain}", req.from_user);
-    let caller = Uri::try_from(caller.as_str()).map_err(|_| invalid("from", &caller))?;
-    // A Contact naming its transport is sent as built (rsipstack rewrites
-    // others to the socket address, which is not the public one).
-    let t = if transport == Transport::Tcp {
-        "tcp"
-    } else {
-        "udp"
-    };
-    let contact = format!("sip:{}@{contact_addr};transport={t}", req.from_user);
-    let contact = Uri::try_from(contact.as_str()).map_err(|_| invalid("contact", &contact))?;
-    Ok(InviteOption {
-        caller_display_name: req.from_display.clone(),
-        caller,
-        callee,
-        contact,
-        content_type: Some("application/sdp".into()),
-        offer: Some(req.sdp.clone().into_bytes()),
-        ..Default::default()
-    })
 }
 
 fn launch(shared: &Shared, option: InviteOption, handle: &UacHandle) -> Result<Attempt, SipError> {
@@ -294,9 +241,10 @@ impl Call {
         };
         let code = resp.status_code.code();
         match code {
-            200..=299 if hung_up => Outcome::Over(ended(false)),
+            // After a hangup every final response ends the call as ours
+            // (a 2xx that raced the CANCEL is BYE'd by rsipstack).
+            _ if hung_up => Outcome::Over(ended(false)),
             200..=299 => Outcome::Answered(body(&resp).unwrap_or_default()),
-            487 if hung_up => Outcome::Over(ended(false)),
             401 | 407 if self.req.credentials.is_some() => Outcome::Challenged(resp),
             _ => Outcome::Over(failed(&resp)),
         }
@@ -305,39 +253,8 @@ impl Call {
     /// Resend the INVITE with credentials (same Call-ID, new CSeq).
     fn retry(&self, dialog: &InviteDialog, challenge: &Response) -> Option<Attempt> {
         let creds = self.req.credentials.as_ref()?;
-        let proxy = challenge.status_code == StatusCode::ProxyAuthenticationRequired;
-        let name = if proxy {
-            "proxy-authenticate"
-        } else {
-            "www-authenticate"
-        };
-        let ch = challenge
-            .headers
-            .iter()
-            .filter_map(|h| stack::header_value(h, name))
-            .find_map(|v| Challenge::parse(&v))?;
         let first = dialog.initial_request();
-        let call_id = first.call_id_header().ok()?.value().to_string();
-        let uri = first.uri.to_string();
-        let cnonce = format!("{:016x}", rand::random::<u64>());
-        let value = digest::authorization(
-            &ch,
-            &Answer {
-                username: &creds.username,
-                password: &creds.password,
-                method: "INVITE",
-                uri: &uri,
-                cnonce: &cnonce,
-            },
-        );
-        let header = if proxy {
-            Header::ProxyAuthorization(value.into())
-        } else {
-            Header::Authorization(value.into())
-        };
-        let mut option = self.option.clone();
-        option.call_id = Some(call_id);
-        option.headers = Some(vec![header]);
+        let option = request::with_credentials(&self.option, &first, challenge, creds)?;
         launch(&self.shared, option, &self.handle).ok()
     }
 
