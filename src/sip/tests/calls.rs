@@ -221,3 +221,36 @@ async fn invalid_targets_are_refused() {
     req.target = "not a uri".into();
     assert!(p.sip.invite(req).await.is_err());
 }
+
+#[tokio::test]
+async fn tcp_only_endpoint_calls_over_tcp_and_refuses_udp_targets() {
+    let p = peers(EchoBehavior::default()).await;
+    let shutdown = p.shutdown.child_token();
+    let tcp_only = SipSettings {
+        udp: None,
+        ..settings()
+    };
+    let sip = SipEndpoint::start(tcp_only, Metrics::new(), shutdown)
+        .await
+        .expect("endpoint");
+    assert!(sip.local_addr(Transport::Udp).is_none());
+    assert!(matches!(
+        sip.invite(invite(&p, Transport::Udp)).await,
+        Err(SipError::NoTransport(Transport::Udp))
+    ));
+    let (handle, mut rx) = sip
+        .invite(invite(&p, Transport::Tcp))
+        .await
+        .expect("invite");
+    let events = until_settled(&mut rx).await;
+    assert!(
+        matches!(events.last(), Some(UacEvent::Answered { .. })),
+        "{events:?}"
+    );
+    let port = sip.local_addr(Transport::Tcp).expect("tcp").port();
+    let via = p.echo.last_invite().expect("invite");
+    let via = via.header("Via").expect("via");
+    assert!(via.contains(&format!("TCP 127.0.0.1:{port}")), "{via}");
+    handle.hangup().await;
+    assert_eq!(next(&mut rx).await, UacEvent::Ended { by_remote: false });
+}
