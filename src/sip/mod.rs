@@ -1,1 +1,112 @@
-//! `sip` module (in progress).
+//! The SIP leg, on rsipstack: endpoint and transports, outbound calls (UAC),
+//! OPTIONS, the input guard, digest authentication and the built-in echo
+//! extension.
+//!
+//! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
+//! socket wrapper and TCP reader that apply them) sit under rsipstack;
+//! `stack` builds one rsipstack endpoint on them; `endpoint` and `uac` are
+//! the gateway's side, `echo` the test and demo peer.
+
+mod digest;
+mod echo;
+mod echo_media;
+mod echo_sdp;
+mod endpoint;
+mod guard;
+mod ingress;
+mod stack;
+mod uac;
+mod uac_request;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, SocketAddr};
+
+pub use digest::DigestAlgorithm;
+pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, ReceivedInvite};
+pub use endpoint::SipEndpoint;
+pub use uac::{UacEvent, UacHandle};
+
+/// Settings for the SIP endpoint (the binary maps `config` onto this).
+#[derive(Clone, Debug)]
+pub struct SipSettings {
+    /// UDP listen address, if UDP is enabled (port 0: any free port).
+    pub udp: Option<SocketAddr>,
+    /// TCP listen address, if TCP is enabled (port 0: any free port).
+    pub tcp: Option<SocketAddr>,
+    /// Address written in Via and Contact.
+    pub public_ip: IpAddr,
+    /// SIP domain of this gateway (From host of outbound calls).
+    pub domain: String,
+    /// User-Agent header value.
+    pub user_agent: String,
+    /// Largest SIP message accepted, in bytes.
+    pub max_message_bytes: usize,
+}
+
+/// A SIP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP (RFC 3261 default).
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// Digest credentials for answering a 401/407.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Digest username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// An outbound call request.
+#[derive(Clone, Debug)]
+pub struct OutboundInvite {
+    /// Request-URI, e.g. `sip:1000@10.0.0.5:5060;transport=tcp`.
+    pub target: String,
+    /// User part of From.
+    pub from_user: String,
+    /// Display name of From.
+    pub from_display: Option<String>,
+    /// SDP offer.
+    pub sdp: String,
+    /// Credentials for one digest retry.
+    pub credentials: Option<Credentials>,
+    /// siphon's call id, carried in the tracing span.
+    pub log_id: String,
+}
+
+/// Errors of the SIP module.
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    /// A socket could not be bound or read.
+    #[error("sip io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The SIP stack refused an operation (boxed: the stack's error is large).
+    #[error("sip stack: {0}")]
+    Stack(Box<rsipstack::Error>),
+    /// A URI or header given by the caller is invalid.
+    #[error("invalid {what}: {value}")]
+    Invalid {
+        /// Which input.
+        what: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// No listener for the transport a target needs.
+    #[error("no {0:?} listener")]
+    NoTransport(Transport),
+    /// The endpoint is shutting down.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl From<rsipstack::Error> for SipError {
+    fn from(e: rsipstack::Error) -> Self {
+        SipError::Stack(Box::new(e))
+    }
+}

@@ -1,0 +1,382 @@
+//! The built-in echo extension: a SIP UAS that answers and sends every media
+//! packet back. It lets a newcomer hear a call work with no PBX, and it is
+//! the peer the SIP tests call; `EchoBehavior` makes it misbehave on purpose.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rsipstack::dialog::dialog::DialogState;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::TransactionReceiver;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::digest::{self, Challenge, DigestAlgorithm};
+use super::echo_media::PortPair;
+use super::echo_sdp::{self, Choice};
+use super::stack::{self, Stack, StackConfig};
+use super::{SipError, Transport};
+use crate::metrics::Metrics;
+
+/// Issued nonces remembered for checking answers.
+const NONCES_KEPT: usize = 64;
+/// Tries at binding UDP and TCP on one free port when the port is 0.
+const PORT_ATTEMPTS: usize = 8;
+
+/// Where the echo listens and how it behaves.
+#[derive(Clone, Debug)]
+pub struct EchoSettings {
+    /// SIP address, UDP and TCP (port 0: any free port, the same for both).
+    pub listen: SocketAddr,
+    /// Address for the RTP sockets and the SDP answer.
+    pub rtp_ip: IpAddr,
+    /// How to answer.
+    pub behavior: EchoBehavior,
+}
+
+/// How the echo answers; the default is a plain echo.
+#[derive(Clone, Debug, Default)]
+pub struct EchoBehavior {
+    /// Reject every INVITE with this final code (e.g. 486).
+    pub reject: Option<u16>,
+    /// Demand digest authentication first.
+    pub challenge: Option<EchoChallenge>,
+    /// Answer only with these codecs (encoding names).
+    pub codecs: Option<Vec<String>>,
+    /// Send BYE this long after answering.
+    pub hangup_after: Option<Duration>,
+    /// Ring this long before answering.
+    pub ring_for: Option<Duration>,
+}
+
+/// A digest challenge the echo issues and verifies.
+#[derive(Clone, Debug)]
+pub struct EchoChallenge {
+    /// Realm.
+    pub realm: String,
+    /// Accepted username.
+    pub username: String,
+    /// Accepted password.
+    pub password: String,
+    /// Hash algorithm.
+    pub algorithm: DigestAlgorithm,
+}
+
+/// Counters for tests and the demo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// INVITEs answered with 200.
+    pub calls_answered: u64,
+    /// Calls answered and not yet ended.
+    pub active_calls: u64,
+    /// RTP and RTCP packets sent back.
+    pub packets_echoed: u64,
+}
+
+/// The last INVITE the echo received.
+#[derive(Clone, Debug, Default)]
+pub struct ReceivedInvite {
+    /// Its body.
+    pub sdp: String,
+    /// Its headers as (name, value), in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReceivedInvite {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running echo extension; clones share it.
+#[derive(Clone)]
+pub struct EchoServer {
+    inner: Arc<Echo>,
+}
+
+struct Echo {
+    stack: Stack,
+    settings: EchoSettings,
+    answered: AtomicU64,
+    active: AtomicU64,
+    echoed: Arc<AtomicU64>,
+    last_invite: Mutex<Option<ReceivedInvite>>,
+    nonces: Mutex<VecDeque<String>>,
+    shutdown: CancellationToken,
+}
+
+impl EchoServer {
+    /// Bind UDP and TCP on `settings.listen` and start answering.
+    pub async fn start(
+        settings: EchoSettings,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Result<EchoServer, SipError> {
+        let (stack, incoming) = bind(&settings, &metrics, &shutdown).await?;
+        let inner = Arc::new(Echo {
+            stack,
+            settings,
+            answered: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            echoed: Arc::new(AtomicU64::new(0)),
+            last_invite: Mutex::new(None),
+            nonces: Mutex::new(VecDeque::new()),
+            shutdown,
+        });
+        tokio::spawn(serve(inner.clone(), incoming));
+        Ok(EchoServer { inner })
+    }
+
+    /// The SIP address (UDP and TCP share the port).
+    pub fn local_addr(&self) -> SocketAddr {
+        let s = &self.inner.stack;
+        s.local_addr(Transport::Udp)
+            .or(s.local_addr(Transport::Tcp))
+            .unwrap_or(self.inner.settings.listen)
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> EchoStats {
+        EchoStats {
+            calls_answered: self.inner.answered.load(Ordering::Relaxed),
+            active_calls: self.inner.active.load(Ordering::Relaxed),
+            packets_echoed: self.inner.echoed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The last INVITE received, if any.
+    pub fn last_invite(&self) -> Option<ReceivedInvite> {
+        self.inner.last_invite.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// Start a stack on one port for both transports; with port 0, a free UDP
+/// port is picked and TCP tried on it, a few times in case it is taken.
+async fn bind(
+    s: &EchoSettings,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<(Stack, TransactionReceiver), SipError> {
+    let mut last = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let mut addr = s.listen;
+        if addr.port() == 0 {
+            addr.set_port(std::net::UdpSocket::bind(addr)?.local_addr()?.port());
+        }
+        let public_ip = if addr.ip().is_unspecified() {
+            s.rtp_ip
+        } else {
+            addr.ip()
+        };
+        let cfg = StackConfig {
+            udp: Some(addr),
+            tcp: Some(addr),
+            public_ip,
+            user_agent: "siphon-echo".into(),
+            max_message_bytes: 65535,
+            t1: Duration::from_millis(500),
+        };
+        match stack::start(cfg, metrics.clone(), shutdown.child_token()).await {
+            Ok(r) => return Ok(r),
+            Err(e) if s.listen.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(SipError::Shutdown))
+}
+
+async fn serve(echo: Arc<Echo>, mut incoming: TransactionReceiver) {
+    loop {
+        let tx = tokio::select! {
+            _ = echo.shutdown.cancelled() => return,
+            tx = incoming.recv() => match tx {
+                Some(tx) => tx,
+                None => return,
+            },
+        };
+        let echo = echo.clone();
+        tokio::spawn(async move {
+            let Some(tx) = stack::route_in_dialog(&echo.stack.dialogs, tx).await else {
+                return;
+            };
+            if tx.original.method == Method::Invite {
+                echo.on_invite(tx).await;
+            } else {
+                stack::answer_other(tx).await;
+            }
+        });
+    }
+}
+
+/// Send a final response and absorb the ACK.
+async fn finish(mut tx: Transaction, code: u16, headers: Vec<Header>) {
+    if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
+        debug!(error = %e, "echo reply failed");
+    }
+    while tx.receive().await.is_some() {}
+}
+
+impl Echo {
+    async fn on_invite(self: &Arc<Self>, tx: Transaction) {
+        self.record(&tx.original);
+        if let Some((code, headers)) = self.check_auth(&tx.original) {
+            return finish(tx, code, headers).await;
+        }
+        if let Some(code) = self.settings.behavior.reject {
+            return finish(tx, code, vec![]).await;
+        }
+        let offer = String::from_utf8_lossy(&tx.original.body).to_string();
+        let allowed = self.settings.behavior.codecs.as_deref();
+        let Some(choice) = echo_sdp::choose(&echo_sdp::offered_formats(&offer), allowed) else {
+            return finish(tx, 488, vec![]).await;
+        };
+        match PortPair::bind(self.settings.rtp_ip).await {
+            Ok(ports) => self.run_call(tx, choice, ports).await,
+            Err(_) => finish(tx, 500, vec![]).await,
+        }
+    }
+
+    fn record(&self, req: &Request) {
+        let invite = ReceivedInvite {
+            sdp: String::from_utf8_lossy(&req.body).to_string(),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| (h.name().to_string(), h.value().to_string()))
+                .collect(),
+        };
+        if let Ok(mut last) = self.last_invite.lock() {
+            *last = Some(invite);
+        }
+    }
+
+    /// `None` to go on, or the refusal: 401 with a fresh challenge when the
+    /// INVITE has no usable credentials, 403 when they are wrong.
+    fn check_auth(&self, req: &Request) -> Option<(u16, Vec<Header>)> {
+        let want = self.settings.behavior.challenge.as_ref()?;
+        let creds = req
+            .headers
+            .iter()
+            .filter_map(|h| stack::header_value(h, "authorization"))
+            .find_map(|v| digest::Credentials::parse(&v));
+        let Some(c) = creds.filter(|c| self.nonce_known(&c.nonce)) else {
+            return Some((401, vec![self.challenge(want)]));
+        };
+        let ok = c.username == want.username
+            && c.realm == want.realm
+            && c.uri.eq_ignore_ascii_case(&req.uri.to_string())
+            && c.verify(&want.password, "INVITE");
+        (!ok).then(|| (403, vec![]))
+    }
+
+    fn challenge(&self, want: &EchoChallenge) -> Header {
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        if let Ok(mut n) = self.nonces.lock() {
+            if n.len() >= NONCES_KEPT {
+                n.pop_front();
+            }
+            n.push_back(nonce.clone());
+        }
+        let ch = Challenge {
+            realm: want.realm.clone(),
+            nonce,
+            opaque: None,
+            algorithm: want.algorithm,
+            qop_auth: true,
+        };
+        Header::WwwAuthenticate(ch.to_header_value().into())
+    }
+
+    fn nonce_known(&self, nonce: &str) -> bool {
+        self.nonces
+            .lock()
+            .map(|n| n.iter().any(|x| x == nonce))
+            .unwrap_or(false)
+    }
+
+    /// 100, 180, (ring), 200 with the answer; echo until either side ends.
+    async fn run_call(self: &Arc<Self>, mut tx: Transaction, choice: Choice, ports: PortPair) {
+        let (state_tx, mut states) = self.stack.dialogs.new_dialog_state_channel();
+        let contact = self.contact(&tx);
+        let dialog = match self
+            .stack
+            .dialogs
+            .get_or_create_server_invite(&tx, state_tx, None, contact)
+        {
+            Ok(d) => d,
+            Err(_) => return finish(tx, 500, vec![]).await,
+        };
+        // 100 before the dialog task starts, so it cannot follow the 180.
+        tx.send_trying().await.ok();
+        let mut task_dialog = dialog.clone();
+        tokio::spawn(async move { task_dialog.handle(&mut tx).await });
+        dialog.ringing(None, None).ok();
+        if let Some(ring) = self.settings.behavior.ring_for {
+            let cancelled = tokio::time::timeout(ring, wait_terminated(&mut states)).await;
+            if cancelled.is_ok() {
+                return self.stack.dialogs.remove_dialog(&dialog.id());
+            }
+        }
+        let sdp = echo_sdp::answer(&choice, self.settings.rtp_ip, ports.port(), rand::random());
+        let ctype = Header::ContentType("application/sdp".into());
+        if dialog
+            .accept(Some(vec![ctype]), Some(sdp.into_bytes()))
+            .is_err()
+        {
+            return self.stack.dialogs.remove_dialog(&dialog.id());
+        }
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let stop = self.shutdown.child_token();
+        ports.spawn_echo(self.echoed.clone(), stop.clone());
+        self.until_end(&dialog, &mut states).await;
+        stop.cancel();
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        self.stack.dialogs.remove_dialog(&dialog.id());
+    }
+
+    /// Wait for the BYE (or CANCEL), or send one after `hangup_after`.
+    async fn until_end(&self, dialog: &InviteDialog, states: &mut StateRx) {
+        let hangup = async {
+            match self.settings.behavior.hangup_after {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait_terminated(states) => {}
+            _ = hangup => { dialog.bye().await.ok(); }
+            _ = self.shutdown.cancelled() => { dialog.bye().await.ok(); }
+        }
+    }
+
+    fn contact(&self, tx: &Transaction) -> Option<rsipstack::sip::Uri> {
+        let tcp = tx
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.transport() == rsipstack::sip::Transport::Tcp);
+        let t = if tcp { Transport::Tcp } else { Transport::Udp };
+        let addr = self.stack.public_addr(t)?;
+        let name = if tcp { "tcp" } else { "udp" };
+        rsipstack::sip::Uri::try_from(format!("sip:echo@{addr};transport={name}").as_str()).ok()
+    }
+}
+
+type StateRx = rsipstack::dialog::dialog::DialogStateReceiver;
+
+async fn wait_terminated(states: &mut StateRx) {
+    while let Some(st) = states.recv().await {
+        if matches!(st, DialogState::Terminated(..)) {
+            return;
+        }
+    }
+}

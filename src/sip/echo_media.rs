@@ -1,0 +1,73 @@
+//! The echo extension's media: every RTP and RTCP packet goes back to where
+//! it came from.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+/// Attempts at finding a free port pair before giving up.
+const PAIR_ATTEMPTS: usize = 32;
+
+/// An RTP socket and its RTCP neighbour (port + 1, RFC 3550 §11).
+pub(crate) struct PortPair {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+}
+
+impl PortPair {
+    /// Bind a fresh pair on `ip`.
+    pub async fn bind(ip: IpAddr) -> io::Result<PortPair> {
+        for _ in 0..PAIR_ATTEMPTS {
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let port = rtp.local_addr()?.port();
+            let Some(next) = port.checked_add(1) else {
+                continue;
+            };
+            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, next)).await {
+                return Ok(PortPair { rtp, rtcp });
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "no free RTP/RTCP port pair",
+        ))
+    }
+
+    /// The RTP port.
+    pub fn port(&self) -> u16 {
+        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Echo both sockets until `stop`, counting packets into `echoed`.
+    pub fn spawn_echo(self, echoed: Arc<AtomicU64>, stop: CancellationToken) {
+        tokio::spawn(echo(self.rtp, echoed.clone(), stop.clone()));
+        tokio::spawn(echo(self.rtcp, echoed, stop));
+    }
+}
+
+/// Symmetric echo: the first packet's source is latched, and only packets
+/// from it are returned, so a stray sender cannot redirect the stream.
+async fn echo(sock: UdpSocket, echoed: Arc<AtomicU64>, stop: CancellationToken) {
+    let mut buf = vec![0u8; 2048];
+    let mut latched: Option<SocketAddr> = None;
+    loop {
+        let (n, from) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                // ICMP errors surface here on some systems; keep serving.
+                Err(_) => continue,
+            },
+        };
+        if *latched.get_or_insert(from) != from {
+            continue;
+        }
+        if sock.send_to(&buf[..n], from).await.is_ok() {
+            echoed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The gateway's SIP endpoint: listeners, OPTIONS, refusals, outbound calls.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsipstack::sip::{Method, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::TransactionReceiver;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::stack::{self, Stack, StackConfig};
+use super::uac::{self, UacEvent, UacHandle};
+use super::{OutboundInvite, SipError, SipSettings, Transport};
+use crate::metrics::Metrics;
+
+/// RFC 3261 default T1.
+const T1: Duration = Duration::from_millis(500);
+
+/// The running SIP endpoint; clones share it.
+#[derive(Clone)]
+pub struct SipEndpoint {
+    pub(super) inner: Arc<Shared>,
+}
+
+/// State shared by the endpoint's tasks and call handles.
+pub(super) struct Shared {
+    pub stack: Stack,
+    pub settings: SipSettings,
+    pub shutdown: CancellationToken,
+}
+
+impl SipEndpoint {
+    /// Bind the configured transports and start serving.
+    pub async fn start(
+        settings: SipSettings,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Result<SipEndpoint, SipError> {
+        Self::start_with_t1(settings, metrics, shutdown, T1).await
+    }
+
+    /// `start` with a custom T1, so tests see Timer B in seconds.
+    pub(crate) async fn start_with_t1(
+        settings: SipSettings,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+        t1: Duration,
+    ) -> Result<SipEndpoint, SipError> {
+        let cfg = StackConfig {
+            udp: settings.udp,
+            tcp: settings.tcp,
+            public_ip: settings.public_ip,
+            user_agent: settings.user_agent.clone(),
+            max_message_bytes: settings.max_message_bytes,
+            t1,
+        };
+        let (stack, incoming) = stack::start(cfg, metrics, shutdown.clone()).await?;
+        let inner = Arc::new(Shared {
+            stack,
+            settings,
+            shutdown,
+        });
+        tokio::spawn(serve_incoming(inner.clone(), incoming));
+        Ok(SipEndpoint { inner })
+    }
+
+    /// The bound address of a transport, if it is enabled.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.inner.stack.local_addr(transport)
+    }
+
+    /// Place an outbound call; events arrive on the receiver until `Failed`
+    /// or `Ended`.
+    pub async fn invite(
+        &self,
+        req: OutboundInvite,
+    ) -> Result<(UacHandle, mpsc::Receiver<UacEvent>), SipError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(SipError::Shutdown);
+        }
+        uac::start(self.inner.clone(), req)
+    }
+}
+
+async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) {
+    loop {
+        let tx = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            tx = incoming.recv() => match tx {
+                Some(tx) => tx,
+                None => return,
+            },
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let Some(tx) = stack::route_in_dialog(&shared.stack.dialogs, tx).await else {
+                return;
+            };
+            if tx.original.method == Method::Invite {
+                on_inbound_invite(tx).await;
+            } else {
+                stack::answer_other(tx).await;
+            }
+        });
+    }
+}
+
+/// The seam for calls from SIP to browsers: routing them to users comes
+/// next; until then every inbound INVITE is refused as unavailable.
+async fn on_inbound_invite(mut tx: Transaction) {
+    if let Err(e) = tx.reply(StatusCode::TemporarilyUnavailable).await {
+        debug!(error = %e, "reply to inbound INVITE failed");
+    }
+    // Absorb the ACK for the 480 and retransmissions until the transaction ends.
+    while tx.receive().await.is_some() {}
+}

@@ -1,0 +1,241 @@
+//! Where the input guard (`ingress`) meets the sockets.
+//!
+//! UDP: rsipstack reads datagrams through its `UdpSocket` trait, so the
+//! socket handed to it is wrapped: `recv_from` only returns datagrams that
+//! passed the checks and answers or drops the rest itself.
+//!
+//! TCP: rsipstack's stream reader cannot be hooked, so inbound connections
+//! are accepted and framed here and each message is given to the endpoint
+//! with `on_received_message`, exactly as rsipstack's reader would. Replies
+//! still go out through rsipstack's `TcpConnection` writer. Connections
+//! siphon opens itself (outbound calls over TCP) keep rsipstack's reader: a
+//! peer we chose to call is trusted to frame its responses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transport::stream::StreamConnection;
+use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::{SipAddr, SipConnection};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::ingress::{self, Frame, Verdict};
+use crate::metrics::Metrics;
+
+/// rsipstack reads datagrams into a buffer of this size (its
+/// `MAX_UDP_BUF_SIZE`); a larger accepted datagram would be cut short there.
+const STACK_UDP_BUF: usize = 8192;
+
+/// Count a message seen on the wire.
+pub(crate) fn count(metrics: &Metrics, direction: &str, kind: &str) {
+    metrics
+        .sip_messages_total
+        .with_label_values(&[direction, kind])
+        .inc();
+}
+
+fn is_keepalive(data: &[u8]) -> bool {
+    data.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// A UDP socket that only lets checked datagrams through to rsipstack.
+pub(crate) struct GuardedUdp {
+    sock: UdpSocket,
+    max: usize,
+    metrics: Metrics,
+}
+
+impl GuardedUdp {
+    /// Wrap a bound socket; datagrams over `max` bytes are refused.
+    pub(crate) fn new(sock: UdpSocket, max: usize, metrics: Metrics) -> Self {
+        GuardedUdp {
+            sock,
+            max: max.min(STACK_UDP_BUF),
+            metrics,
+        }
+    }
+
+    /// Apply the verdict's side effects; `true` when the datagram goes on.
+    async fn settle(&self, verdict: Verdict, from: SocketAddr) -> bool {
+        match verdict {
+            Verdict::Accept(_) => return true,
+            Verdict::Refuse { reason, response } => {
+                self.metrics.sip_error(reason);
+                // Answer the source address (as rport would): the Via of a
+                // malformed request is not worth trusting for routing.
+                if self.sock.send_to(&response, from).await.is_ok() {
+                    count(&self.metrics, "out", &status_class(&response));
+                }
+            }
+            Verdict::Drop { reason } => self.metrics.sip_error(reason),
+        }
+        debug!(%from, "refused SIP datagram");
+        false
+    }
+}
+
+/// `4xx` / `5xx` from the status line of a response we built.
+pub(crate) fn status_class(response: &[u8]) -> String {
+    match response.get(8) {
+        Some(d) if d.is_ascii_digit() => format!("{}xx", *d as char),
+        _ => "other".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl rsipstack::platform::net::UdpSocket for GuardedUdp {
+    async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        // One byte more than allowed, so an oversize datagram is detectable.
+        let mut scratch = vec![0u8; self.max.min(buf.len()) + 1];
+        loop {
+            let (n, from) = self.sock.recv_from(&mut scratch).await?;
+            let data = &scratch[..n];
+            let pass = is_keepalive(data)
+                || self
+                    .settle(ingress::check_message(data, scratch.len() - 1), from)
+                    .await;
+            if pass {
+                buf[..n].copy_from_slice(data);
+                return Ok((n, from));
+            }
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        Ok(self.sock.send_to(buf, addr).await?)
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.sock.local_addr()?)
+    }
+}
+
+/// What each guarded TCP connection needs.
+#[derive(Clone)]
+pub(crate) struct TcpGuard {
+    pub endpoint: EndpointInnerRef,
+    pub local: SipAddr,
+    pub max: usize,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
+/// Accept inbound TCP connections until shutdown.
+pub(crate) async fn serve_tcp(listener: TcpListener, guard: Arc<TcpGuard>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = guard.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let guard = guard.clone();
+                tokio::spawn(async move { serve_connection(stream, &guard).await });
+            }
+            Err(e) => warn!(error = %e, "tcp accept failed"),
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, guard: &TcpGuard) {
+    let Ok(remote) = stream.peer_addr() else {
+        return;
+    };
+    let conn = match TcpConnection::from_stream(
+        stream,
+        guard.local.clone(),
+        Some(guard.shutdown.child_token()),
+    ) {
+        Ok(c) => c,
+        Err(e) => return warn!(error = %e, "tcp connection setup failed"),
+    };
+    // Take the read half so rsipstack's own reader never runs on it.
+    let Some(mut reader) = conn.inner.read_half.lock().await.take() else {
+        return;
+    };
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let read = tokio::select! {
+            _ = guard.shutdown.cancelled() => break,
+            r = reader.read_buf(&mut buf) => r,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if !drain_frames(&mut buf, &conn, remote, guard).await {
+            break;
+        }
+    }
+    conn.close().await.ok();
+}
+
+/// Handle every complete frame in `buf`; `false` when the stream is broken.
+async fn drain_frames(
+    buf: &mut BytesMut,
+    conn: &TcpConnection,
+    remote: SocketAddr,
+    guard: &TcpGuard,
+) -> bool {
+    loop {
+        match ingress::frame(buf, guard.max) {
+            Frame::Incomplete => return true,
+            Frame::Keepalive { len, pong } => {
+                let _ = buf.split_to(len);
+                if pong && conn.send_raw(b"\r\n").await.is_err() {
+                    return false;
+                }
+            }
+            Frame::Message(len) => {
+                let msg = buf.split_to(len);
+                let verdict = ingress::check_message(&msg, guard.max);
+                deliver(verdict, conn, remote, guard).await;
+            }
+            Frame::Broken { reason, head } => {
+                // The byte stream cannot be split into messages any more
+                // (RFC 3261 §18.3): answer if possible, then close.
+                let verdict = match head {
+                    Some(h) => ingress::refuse(&buf[..h], reason, 400),
+                    None => Verdict::Drop { reason },
+                };
+                deliver(verdict, conn, remote, guard).await;
+                return false;
+            }
+        }
+    }
+}
+
+async fn deliver(verdict: Verdict, conn: &TcpConnection, remote: SocketAddr, guard: &TcpGuard) {
+    match verdict {
+        Verdict::Accept(msg) => {
+            let from = SipAddr {
+                r#type: Some(rsipstack::sip::Transport::Tcp),
+                addr: remote.into(),
+            };
+            let msg = match SipConnection::update_msg_received(
+                *msg,
+                remote,
+                rsipstack::sip::Transport::Tcp,
+            ) {
+                Ok(m) => m,
+                Err(_) => return guard.metrics.sip_error("bad_header"),
+            };
+            let sc = SipConnection::Tcp(conn.clone());
+            if let Err(e) = guard.endpoint.on_received_message(msg, sc, &from).await {
+                debug!(error = %e, %remote, "stack refused tcp message");
+            }
+        }
+        Verdict::Refuse { reason, response } => {
+            guard.metrics.sip_error(reason);
+            if conn.send_raw(&response).await.is_ok() {
+                count(&guard.metrics, "out", &status_class(&response));
+            }
+        }
+        Verdict::Drop { reason } => guard.metrics.sip_error(reason),
+    }
+}

@@ -1,0 +1,224 @@
+//! One rsipstack endpoint on guarded transports, shared by the gateway's
+//! `SipEndpoint` and the echo extension.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use rsipstack::dialog::dialog::Dialog;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::{Header, Method, SipMessage, StatusCode};
+use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption, MessageInspector};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, TcpListenerConnection, TransportLayer};
+use rsipstack::EndpointBuilder;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::guard::{self, GuardedUdp, TcpGuard};
+use super::{SipError, Transport};
+use crate::metrics::Metrics;
+
+/// Methods siphon's UAs accept, for `Allow`.
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+/// What a stack needs to start.
+pub(crate) struct StackConfig {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub public_ip: IpAddr,
+    pub user_agent: String,
+    pub max_message_bytes: usize,
+    /// RFC 3261 T1; tests shorten it so Timer B fires in seconds.
+    pub t1: Duration,
+}
+
+/// A running endpoint.
+pub(crate) struct Stack {
+    pub dialogs: Arc<DialogLayer>,
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub public_ip: IpAddr,
+}
+
+impl Stack {
+    /// Bound local address of a transport.
+    pub fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
+        match t {
+            Transport::Udp => self.udp,
+            Transport::Tcp => self.tcp,
+        }
+    }
+
+    /// `public_ip:port` of a transport, as written in Via and Contact.
+    pub fn public_addr(&self, t: Transport) -> Option<SocketAddr> {
+        self.local_addr(t)
+            .map(|a| SocketAddr::new(self.public_ip, a.port()))
+    }
+}
+
+/// Counts SIP messages on the wire: everything rsipstack sends, and every
+/// received message it processes (on guarded sockets and on the TCP
+/// connections it opens itself alike; absorbed retransmissions excepted).
+struct WireCounter(Metrics);
+
+fn kind(msg: &SipMessage) -> String {
+    match msg {
+        SipMessage::Request(r) => r.method.to_string(),
+        SipMessage::Response(r) => format!("{}xx", r.status_code.code() / 100),
+    }
+}
+
+impl MessageInspector for WireCounter {
+    fn before_send(&self, msg: SipMessage, _dest: Option<&SipAddr>) -> SipMessage {
+        guard::count(&self.0, "out", &kind(&msg));
+        msg
+    }
+
+    fn after_received(&self, msg: SipMessage, from: Option<&SipAddr>) -> SipMessage {
+        // `from` is None for responses the stack makes up itself (timeouts).
+        if from.is_some() {
+            guard::count(&self.0, "in", &kind(&msg));
+        }
+        msg
+    }
+}
+
+fn sip_addr(t: rsipstack::sip::Transport, addr: SocketAddr) -> SipAddr {
+    SipAddr {
+        r#type: Some(t),
+        addr: addr.into(),
+    }
+}
+
+/// Bind the sockets and start the endpoint; the receiver yields requests
+/// that open new transactions.
+pub(crate) async fn start(
+    cfg: StackConfig,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(Stack, TransactionReceiver), SipError> {
+    let token = shutdown.child_token();
+    let layer = TransportLayer::new(token.clone());
+    let mut udp_local = None;
+    if let Some(addr) = cfg.udp {
+        let sock = UdpSocket::bind(addr).await?;
+        let local = sock.local_addr()?;
+        let guarded = GuardedUdp::new(sock, cfg.max_message_bytes, metrics.clone());
+        let public = SocketAddr::new(cfg.public_ip, local.port());
+        let conn =
+            UdpConnection::from_socket(Arc::new(guarded), Some(public), Some(token.child_token()))
+                .await?;
+        layer.add_transport(conn.into());
+        udp_local = Some(local);
+    }
+    let tcp = match cfg.tcp {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let t1 = cfg.t1;
+    let option = EndpointOption {
+        t1,
+        t1x64: t1 * 64,
+        ..Default::default()
+    };
+    let endpoint = EndpointBuilder::new()
+        .with_user_agent(&cfg.user_agent)
+        .with_transport_layer(layer)
+        .with_cancel_token(token.clone())
+        .with_option(option)
+        .with_inspector(Box::new(WireCounter(metrics.clone())))
+        .build();
+    let incoming = endpoint.incoming_transactions()?;
+    let inner = endpoint.inner.clone();
+    serve(inner.clone()).await;
+
+    let mut tcp_local = None;
+    if let Some(listener) = tcp {
+        let local = listener.local_addr()?;
+        let public = SocketAddr::new(cfg.public_ip, local.port());
+        // Listed only so rsipstack writes this address in Via and picks it
+        // for TCP targets; the socket itself is served by the guard.
+        let entry = TcpListenerConnection::new(local, Some(public)).await?;
+        inner.transport_layer.add_transport(entry.into());
+        let guard = Arc::new(TcpGuard {
+            endpoint: inner.clone(),
+            local: sip_addr(rsipstack::sip::Transport::Tcp, public),
+            max: cfg.max_message_bytes,
+            metrics,
+            shutdown: token.clone(),
+        });
+        tokio::spawn(guard::serve_tcp(listener, guard));
+        tcp_local = Some(local);
+    }
+    let stack = Stack {
+        dialogs: Arc::new(DialogLayer::new(inner)),
+        udp: udp_local,
+        tcp: tcp_local,
+        public_ip: cfg.public_ip,
+    };
+    Ok((stack, incoming))
+}
+
+/// Run the endpoint. It is polled once here before being spawned: that first
+/// poll makes rsipstack take its snapshot of the listener list and start
+/// them, so the TCP entry added afterwards is never bound by rsipstack (it
+/// would only log a bind failure if it were).
+async fn serve(inner: EndpointInnerRef) {
+    let mut fut = Box::pin(async move {
+        if let Err(e) = inner.serve().await {
+            debug!(error = %e, "sip endpoint stopped");
+        }
+    });
+    std::future::poll_fn(|cx| {
+        let _ = fut.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
+    tokio::spawn(fut);
+}
+
+/// Give `tx` to the dialog it belongs to; `Some(tx)` back if there is none.
+pub(crate) async fn route_in_dialog(
+    dialogs: &DialogLayer,
+    mut tx: Transaction,
+) -> Option<Transaction> {
+    match dialogs.match_dialog(&tx) {
+        Some(Dialog::Invite(mut d)) => {
+            if let Err(e) = d.handle(&mut tx).await {
+                debug!(error = %e, "in-dialog request failed");
+            }
+            None
+        }
+        _ => Some(tx),
+    }
+}
+
+/// Answer out-of-dialog requests no UA role handles (OPTIONS included).
+pub(crate) async fn answer_other(mut tx: Transaction) {
+    let allow = Header::Allow(ALLOW.into());
+    let result = match tx.original.method {
+        Method::Options => tx.reply_with(StatusCode::OK, vec![allow], None).await,
+        Method::Ack => Ok(()),
+        Method::Bye => tx.reply(StatusCode::CallTransactionDoesNotExist).await,
+        _ => {
+            tx.reply_with(StatusCode::MethodNotAllowed, vec![allow], None)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        debug!(error = %e, "reply failed");
+    }
+}
+
+/// The value of header `h` if its name is `name` (case-insensitive).
+pub(crate) fn header_value(h: &Header, name: &str) -> Option<String> {
+    h.name()
+        .eq_ignore_ascii_case(name)
+        .then(|| h.value().to_string())
+}

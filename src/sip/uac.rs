@@ -1,0 +1,322 @@
+//! Outbound calls (UAC): INVITE, provisional events, one digest retry,
+//! answer, and the end of the call from either side.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::Response;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info_span, Instrument};
+
+use super::endpoint::Shared;
+use super::uac_request as request;
+use super::{OutboundInvite, SipError};
+
+/// What happens on an outbound call, in order; `Failed` or `Ended` is last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UacEvent {
+    /// 100 Trying.
+    Trying,
+    /// 180, 181 or 182.
+    Ringing,
+    /// 183 Session Progress, with early-media SDP if present.
+    Progress {
+        /// SDP of the 183, if any.
+        sdp: Option<String>,
+    },
+    /// 200 OK (already ACKed).
+    Answered {
+        /// SDP answer.
+        sdp: String,
+    },
+    /// A final failure (3xx-6xx), a second challenge or a timeout (408).
+    Failed {
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// The answered call ended.
+    Ended {
+        /// Whether the remote side sent the BYE.
+        by_remote: bool,
+    },
+}
+
+/// Controls one outbound call; clones share it.
+#[derive(Clone, Default)]
+pub struct UacHandle {
+    slot: Arc<Mutex<Slot>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    hung_up: bool,
+    dialog: Option<InviteDialog>,
+}
+
+impl UacHandle {
+    /// End the call: CANCEL before a final response, BYE after the 200.
+    /// Calling it again does nothing.
+    pub async fn hangup(&self) {
+        let dialog = {
+            let Ok(mut slot) = self.slot.lock() else {
+                return;
+            };
+            if slot.hung_up {
+                return;
+            }
+            slot.hung_up = true;
+            slot.dialog.clone()
+        };
+        if let Some(d) = dialog {
+            if let Err(e) = d.hangup().await {
+                debug!(error = %e, "hangup");
+            }
+        }
+    }
+
+    /// Track the current INVITE's dialog; `true` if hangup came first.
+    fn attach(&self, dialog: InviteDialog) -> bool {
+        match self.slot.lock() {
+            Ok(mut slot) => {
+                slot.dialog = Some(dialog);
+                slot.hung_up
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn hung_up(&self) -> bool {
+        self.slot.lock().map(|s| s.hung_up).unwrap_or(true)
+    }
+}
+
+/// One INVITE transaction in flight.
+struct Attempt {
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    join: JoinHandle<InviteAsyncResult>,
+    /// States seen after the final response, kept for the confirmed phase.
+    later: VecDeque<DialogState>,
+}
+
+/// Validate the request, send the INVITE and spawn the call's task.
+pub(super) fn start(
+    shared: Arc<Shared>,
+    req: OutboundInvite,
+) -> Result<(UacHandle, mpsc::Receiver<UacEvent>), SipError> {
+    let option = request::build_option(&shared, &req)?;
+    let handle = UacHandle::default();
+    let span = info_span!("call", id = %req.log_id);
+    let attempt = span.in_scope(|| launch(&shared, option.clone(), &handle))?;
+    let (events, rx) = mpsc::channel(32);
+    let call = Call {
+        shared,
+        req,
+        option,
+        handle: handle.clone(),
+        events,
+    };
+    tokio::spawn(call.run(attempt).instrument(span));
+    Ok((handle, rx))
+}
+
+fn launch(shared: &Shared, option: InviteOption, handle: &UacHandle) -> Result<Attempt, SipError> {
+    let (tx, states) = shared.stack.dialogs.new_dialog_state_channel();
+    let (dialog, join) = shared.stack.dialogs.do_invite_async(option, tx)?;
+    if handle.attach(dialog.clone()) {
+        // Hangup raced the (re)INVITE: cancel as soon as it is provisional.
+        let d = dialog.clone();
+        tokio::spawn(async move {
+            let _ = d.cancel().await;
+        });
+    }
+    Ok(Attempt {
+        dialog,
+        states,
+        join,
+        later: VecDeque::new(),
+    })
+}
+
+/// How an INVITE transaction ended.
+enum Outcome {
+    Answered(String),
+    Challenged(Response),
+    Over(UacEvent),
+}
+
+struct Call {
+    shared: Arc<Shared>,
+    req: OutboundInvite,
+    option: InviteOption,
+    handle: UacHandle,
+    events: mpsc::Sender<UacEvent>,
+}
+
+impl Call {
+    async fn emit(&self, ev: UacEvent) {
+        // The receiver may be gone; the call still runs to its end.
+        let _ = self.events.send(ev).await;
+    }
+
+    async fn run(self, mut attempt: Attempt) {
+        let mut retried = false;
+        loop {
+            let result = self.wait_final(&mut attempt).await;
+            match self.classify(result) {
+                Outcome::Answered(sdp) => {
+                    self.emit(UacEvent::Answered { sdp }).await;
+                    return self.confirmed(attempt).await;
+                }
+                Outcome::Challenged(resp) if !retried && !self.handle.hung_up() => {
+                    retried = true;
+                    match self.retry(&attempt.dialog, &resp) {
+                        Some(next) => attempt = next,
+                        None => return self.emit(failed(&resp)).await,
+                    }
+                }
+                Outcome::Challenged(resp) => return self.emit(failed(&resp)).await,
+                Outcome::Over(ev) => return self.emit(ev).await,
+            }
+        }
+    }
+
+    /// Forward provisional states until the INVITE has a final response.
+    async fn wait_final(
+        &self,
+        a: &mut Attempt,
+    ) -> Result<InviteAsyncResult, tokio::task::JoinError> {
+        loop {
+            tokio::select! {
+                Some(st) = a.states.recv() => self.provisional(st).await,
+                r = &mut a.join => {
+                    // States queued before the final response still go out
+                    // first; anything after it belongs to the next phase.
+                    while let Ok(st) = a.states.try_recv() {
+                        if matches!(st, DialogState::Confirmed(..) | DialogState::Terminated(..)) {
+                            a.later.push_back(st);
+                        } else if a.later.is_empty() {
+                            self.provisional(st).await;
+                        }
+                    }
+                    return r;
+                }
+            }
+        }
+    }
+
+    async fn provisional(&self, st: DialogState) {
+        let ev = match st {
+            DialogState::Trying(_) => UacEvent::Trying,
+            DialogState::Early(_, resp) => match resp.status_code.code() {
+                183 => UacEvent::Progress {
+                    sdp: body(&resp).filter(|s| !s.is_empty()),
+                },
+                180..=182 => UacEvent::Ringing,
+                _ => return,
+            },
+            _ => return,
+        };
+        self.emit(ev).await;
+    }
+
+    fn classify(&self, result: Result<InviteAsyncResult, tokio::task::JoinError>) -> Outcome {
+        let hung_up = self.handle.hung_up();
+        let resp = match result {
+            Ok(Ok((_, Some(resp)))) => resp,
+            Ok(Ok((_, None))) => {
+                return Outcome::Over(if hung_up { ended(false) } else { timeout() })
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "invite failed");
+                return Outcome::Over(if hung_up { ended(false) } else { unreachable() });
+            }
+            Err(_) => return Outcome::Over(unreachable()),
+        };
+        let code = resp.status_code.code();
+        match code {
+            // After a hangup every final response ends the call as ours
+            // (a 2xx that raced the CANCEL is BYE'd by rsipstack).
+            _ if hung_up => Outcome::Over(ended(false)),
+            200..=299 => Outcome::Answered(body(&resp).unwrap_or_default()),
+            401 | 407 if self.req.credentials.is_some() => Outcome::Challenged(resp),
+            _ => Outcome::Over(failed(&resp)),
+        }
+    }
+
+    /// Resend the INVITE with credentials (same Call-ID, new CSeq).
+    fn retry(&self, dialog: &InviteDialog, challenge: &Response) -> Option<Attempt> {
+        let creds = self.req.credentials.as_ref()?;
+        let first = dialog.initial_request();
+        let option = request::with_credentials(&self.option, &first, challenge, creds)?;
+        launch(&self.shared, option, &self.handle).ok()
+    }
+
+    /// After the answer: wait for either side to end the call.
+    async fn confirmed(self, mut a: Attempt) {
+        let by_remote = loop {
+            let st = match a.later.pop_front() {
+                Some(st) => Some(st),
+                None => tokio::select! {
+                    st = a.states.recv() => st,
+                    _ = self.shared.shutdown.cancelled() => {
+                        self.handle.hangup().await;
+                        break false;
+                    }
+                },
+            };
+            match st {
+                Some(DialogState::Terminated(_, reason)) => {
+                    break !matches!(
+                        reason,
+                        TerminatedReason::UacBye | TerminatedReason::UacCancel
+                    )
+                }
+                Some(_) => continue,
+                None => break !self.handle.hung_up(),
+            }
+        };
+        self.shared.stack.dialogs.remove_dialog(&a.dialog.id());
+        self.emit(ended(by_remote)).await;
+    }
+}
+
+fn body(resp: &Response) -> Option<String> {
+    String::from_utf8(resp.body.clone()).ok()
+}
+
+fn failed(resp: &Response) -> UacEvent {
+    UacEvent::Failed {
+        code: resp.status_code.code(),
+        reason: resp
+            .wire_reason
+            .clone()
+            .unwrap_or_else(|| resp.status_code.text().to_string()),
+    }
+}
+
+fn ended(by_remote: bool) -> UacEvent {
+    UacEvent::Ended { by_remote }
+}
+
+fn timeout() -> UacEvent {
+    UacEvent::Failed {
+        code: 408,
+        reason: "Request Timeout".into(),
+    }
+}
+
+/// The target could not be reached at the transport level (RFC 3263 treats
+/// that like a 503 from the next hop).
+fn unreachable() -> UacEvent {
+    UacEvent::Failed {
+        code: 503,
+        reason: "Service Unavailable".into(),
+    }
+}
