@@ -383,3 +383,27 @@ fn debug_output_hides_secrets() {
     );
     assert!(shown.contains("<redacted>"));
 }
+
+#[test]
+fn dockerfile_exposes_the_docker_config_ports() {
+    let config = Config::from_toml_str(DOCKER, &env(&[("SIPHON_AUTH_SECRET", "k")])).unwrap();
+    let dockerfile = include_str!("../../Dockerfile");
+    let expose = dockerfile
+        .lines()
+        .find(|line| line.starts_with("EXPOSE "))
+        .expect("EXPOSE line");
+    let webrtc = config.webrtc_ports();
+    let wanted = [
+        format!("{}/tcp", config.http.listen.port()),
+        format!("{}/udp", config.sip.udp.unwrap().port()),
+        format!("{}/tcp", config.sip.tcp.unwrap().port()),
+        format!("{}-{}/udp", webrtc.start(), webrtc.end()),
+        format!("{}-{}/udp", config.rtp.port_min, config.rtp.port_max),
+    ];
+    for port in wanted {
+        assert!(
+            expose.split_whitespace().any(|p| p == port),
+            "{port} not in {expose}"
+        );
+    }
+}
