@@ -5,45 +5,45 @@ use super::*;
 
 mod files;
 
-pub(super) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
-pub(super) fn no_env() -> BTreeMap<String, String> {
+fn no_env() -> BTreeMap<String, String> {
     BTreeMap::new()
 }
 
-pub(super) fn load(text: &str) -> Config {
+fn load(text: &str) -> Config {
     Config::from_toml_str(text, &no_env()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub(super) fn errors_with(text: &str, vars: &[(&str, &str)]) -> ConfigErrors {
+fn errors_with(text: &str, vars: &[(&str, &str)]) -> ConfigErrors {
     Config::from_toml_str(text, &env(vars)).expect_err("config should be rejected")
 }
 
-pub(super) fn rejected(text: &str) -> ConfigErrors {
+fn rejected(text: &str) -> ConfigErrors {
     errors_with(text, &[])
 }
 
-pub(super) fn keys(errors: &ConfigErrors) -> Vec<&str> {
+fn keys(errors: &ConfigErrors) -> Vec<&str> {
     errors.errors().iter().map(|e| e.key.as_str()).collect()
 }
 
-pub(super) fn reason<'a>(errors: &'a ConfigErrors, key: &str) -> &'a str {
+fn reason<'a>(errors: &'a ConfigErrors, key: &str) -> &'a str {
     let error = errors
         .get(key)
         .unwrap_or_else(|| panic!("no error for {key}: {errors}"));
     &error.reason
 }
 
-pub(super) fn addr(s: &str) -> SocketAddr {
+fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-pub(super) fn ip(s: &str) -> IpAddr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
