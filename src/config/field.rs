@@ -1,0 +1,188 @@
+//! Conversion of single config values between TOML and their Rust types.
+//!
+//! Each type converts itself and explains a mismatch in words, so that the
+//! reader can collect every bad value instead of stopping at the first one as
+//! serde would.
+
+use std::net::{IpAddr, SocketAddr};
+
+use toml::Value;
+
+use super::types::LogFormat;
+
+/// A config value type: read from TOML with a readable error, written back for the schema.
+pub(super) trait Field: Sized {
+    /// Converts `value`, or says what was expected instead.
+    fn from_toml(value: &Value) -> Result<Self, String>;
+    /// The TOML form of `self`; `from_toml(&x.to_toml())` gives `x` back.
+    fn to_toml(&self) -> Value;
+}
+
+/// "expected X, got <type>".
+fn mismatch(expected: &str, got: &Value) -> String {
+    format!("expected {expected}, got {}", describe(got))
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Integer(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        other => format!("a {}", other.type_str()),
+    }
+}
+
+fn as_str<'a>(value: &'a Value, expected: &str) -> Result<&'a str, String> {
+    value.as_str().ok_or_else(|| mismatch(expected, value))
+}
+
+impl Field for String {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        as_str(value, "a string").map(str::to_owned)
+    }
+    fn to_toml(&self) -> Value {
+        Value::String(self.clone())
+    }
+}
+
+/// Strings where "" means "not set".
+impl Field for Option<String> {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        let s = as_str(value, "a string")?;
+        Ok((!s.is_empty()).then(|| s.to_owned()))
+    }
+    fn to_toml(&self) -> Value {
+        Value::String(self.clone().unwrap_or_default())
+    }
+}
+
+impl Field for bool {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        value
+            .as_bool()
+            .ok_or_else(|| mismatch("true or false", value))
+    }
+    fn to_toml(&self) -> Value {
+        Value::Boolean(*self)
+    }
+}
+
+macro_rules! integer_field {
+    ($($ty:ty),*) => {$(
+        impl Field for $ty {
+            fn from_toml(value: &Value) -> Result<Self, String> {
+                let expected = || format!("an integer from 0 to {}", <$ty>::MAX);
+                let n = value.as_integer().ok_or_else(|| mismatch(&expected(), value))?;
+                <$ty>::try_from(n).map_err(|_| mismatch(&expected(), value))
+            }
+            fn to_toml(&self) -> Value {
+                // TOML integers are i64; config values never come near i64::MAX.
+                Value::Integer(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+
+integer_field!(u16, u32, u64);
+
+/// Types written as a string in TOML, each with an example for the error message;
+/// `Option<T>` takes "" as `None`.
+macro_rules! text_field {
+    ($($ty:ty => $expected:literal),*) => {$(
+        impl Field for $ty {
+            fn from_toml(value: &Value) -> Result<Self, String> {
+                let s = as_str(value, $expected)?;
+                s.trim().parse().map_err(|_| mismatch($expected, value))
+            }
+            fn to_toml(&self) -> Value {
+                Value::String(self.to_string())
+            }
+        }
+
+        impl Field for Option<$ty> {
+            fn from_toml(value: &Value) -> Result<Self, String> {
+                match as_str(value, concat!($expected, " or \"\""))? {
+                    "" => Ok(None),
+                    _ => <$ty>::from_toml(value).map(Some),
+                }
+            }
+            fn to_toml(&self) -> Value {
+                self.as_ref().map_or_else(|| Value::String(String::new()), Field::to_toml)
+            }
+        }
+    )*};
+}
+
+text_field!(
+    SocketAddr => "an IP:port address such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
+    IpAddr => "an IP address such as \"127.0.0.1\" or \"::1\""
+);
+
+impl Field for Vec<String> {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        const EXPECTED: &str = "an array of strings";
+        let items = value.as_array().ok_or_else(|| mismatch(EXPECTED, value))?;
+        items
+            .iter()
+            .map(|item| as_str(item, "only strings in the array").map(str::to_owned))
+            .collect()
+    }
+    fn to_toml(&self) -> Value {
+        Value::Array(self.iter().cloned().map(Value::String).collect())
+    }
+}
+
+impl Field for LogFormat {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        const EXPECTED: &str = "\"text\" or \"json\"";
+        match as_str(value, EXPECTED)?.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(mismatch(EXPECTED, value)),
+        }
+    }
+    fn to_toml(&self) -> Value {
+        let name = match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        };
+        Value::String(name.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Field + PartialEq + std::fmt::Debug>(x: T) {
+        assert_eq!(T::from_toml(&x.to_toml()), Ok(x));
+    }
+
+    #[test]
+    fn values_round_trip() {
+        round_trip(String::from("a"));
+        round_trip(Some(String::from("sip:pbx")));
+        round_trip(None::<String>);
+        round_trip(true);
+        round_trip(65535u16);
+        round_trip(7u32);
+        round_trip(60u64);
+        round_trip("[::1]:5060".parse::<SocketAddr>().unwrap());
+        round_trip(None::<SocketAddr>);
+        round_trip(Some("10.0.0.1".parse::<IpAddr>().unwrap()));
+        round_trip(vec![String::from("opus")]);
+        round_trip(LogFormat::Json);
+    }
+
+    #[test]
+    fn mismatches_say_what_was_expected() {
+        let err = u16::from_toml(&Value::Integer(70000)).unwrap_err();
+        assert_eq!(err, "expected an integer from 0 to 65535, got 70000");
+        let err = SocketAddr::from_toml(&Value::String("localhost".into())).unwrap_err();
+        assert!(err.starts_with("expected an IP:port address"), "{err}");
+        let err = bool::from_toml(&Value::String("yes".into())).unwrap_err();
+        assert_eq!(err, "expected true or false, got \"yes\"");
+        let err = Vec::<String>::from_toml(&Value::Array(vec![Value::Integer(1)])).unwrap_err();
+        assert_eq!(err, "expected only strings in the array, got 1");
+    }
+}

@@ -1,0 +1,313 @@
+//! The typed configuration and its embedded defaults.
+//!
+//! Defaults live here, in code; `config/siphon.toml` documents them and a test
+//! keeps the two identical.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The whole gateway configuration; `Config::default()` runs everything on 127.0.0.1.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The SIP leg.
+    pub sip: SipConfig,
+    /// The built-in echo extension.
+    pub echo: EchoConfig,
+    /// The WebRTC leg.
+    pub webrtc: WebRtcConfig,
+    /// SIP-side RTP.
+    pub rtp: RtpConfig,
+    /// Relay loops.
+    pub media: MediaConfig,
+    /// The HTTP server.
+    pub http: HttpConfig,
+    /// Token authentication on `/ws`.
+    pub auth: AuthConfig,
+    /// Capacity limits and timeouts.
+    pub limits: LimitsConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[sip]`: the SIP leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// SIP over UDP listen address; `None` disables UDP.
+    pub udp: Option<SocketAddr>,
+    /// SIP over TCP listen address; `None` disables TCP.
+    pub tcp: Option<SocketAddr>,
+    /// Address put in Via/Contact/SDP o=; `None` = the listen IP.
+    pub public_ip: Option<IpAddr>,
+    /// Domain of From URIs; empty = the public IP (see `Config::sip_domain`).
+    pub domain: String,
+    /// User-Agent header value.
+    pub user_agent: String,
+    /// SIP-side codecs in preference order, canonical spelling (`opus`, `PCMU`, `PCMA`, `G722`).
+    pub codecs: Vec<String>,
+    /// Whether a browser may dial a full `sip:` URI.
+    pub allow_uri_dial: bool,
+    /// Largest SIP message accepted, in bytes.
+    pub max_message_bytes: u32,
+    /// Outbound proxy / trunk for numbers and users.
+    pub trunk: TrunkConfig,
+}
+
+/// `[sip.trunk]`: where numbers and users are sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Trunk URI such as `sip:pbx.example.com:5060;transport=tcp`; `None` = no trunk.
+    pub uri: Option<String>,
+    /// Digest username answered once on 401/407.
+    pub username: String,
+    /// Digest password.
+    pub password: String,
+    /// User part of From when the browser user is anonymous.
+    pub from_user: String,
+}
+
+/// `[echo]`: a SIP UAS that answers and echoes RTP back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EchoConfig {
+    /// Whether the echo extension runs.
+    pub enabled: bool,
+    /// The name a browser dials to reach it.
+    pub extension: String,
+    /// Its SIP UDP and TCP address.
+    pub listen: SocketAddr,
+}
+
+/// `[webrtc]`: the shared WebRTC UDP ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcConfig {
+    /// IP the WebRTC UDP ports bind.
+    pub bind: IpAddr,
+    /// UDP port of relay loop 0; loop `i` uses `port + i`.
+    pub port: u16,
+    /// Host candidate address; `None` = `bind`.
+    pub public_ip: Option<IpAddr>,
+    /// Seconds without a valid consent check before a leg is dropped.
+    pub consent_timeout_secs: u64,
+}
+
+/// `[rtp]`: SIP-side RTP ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpConfig {
+    /// IP the RTP sockets bind.
+    pub bind: IpAddr,
+    /// `c=` address in SIP SDP; `None` = `bind`.
+    pub public_ip: Option<IpAddr>,
+    /// First RTP port (even; RTCP on port + 1).
+    pub port_min: u16,
+    /// Last port of the range.
+    pub port_max: u16,
+}
+
+/// `[media]`: relay loops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Number of relay loops; 0 = number of cores (see `Config::worker_count`).
+    pub workers: u32,
+    /// Time 1 of N relayed packets for the relay-time histogram; 0 = off.
+    pub timing_sample: u32,
+}
+
+/// `[http]`: web phone, `/ws`, `/metrics`, `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+}
+
+/// `[auth]`: token authentication on `/ws`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthConfig {
+    /// Whether `/ws` requires a token; may be false only while every listener is loopback.
+    pub required: bool,
+    /// HS256 secret; required when `required`.
+    pub secret: String,
+}
+
+/// `[limits]`: capacity and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Concurrent calls accepted.
+    pub max_calls: u32,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_ws_message_bytes: u32,
+    /// Seconds an outbound INVITE may go without a final answer before CANCEL.
+    pub ring_timeout_secs: u64,
+    /// Seconds without media before a call is hung up.
+    pub media_timeout_secs: u64,
+}
+
+/// `[metrics]`: Prometheus exposition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served.
+    pub enabled: bool,
+}
+
+/// `[log]`: tracing output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The default User-Agent: `siphon/<crate version>`.
+pub fn default_user_agent() -> String {
+    concat!("siphon/", env!("CARGO_PKG_VERSION")).to_owned()
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(LOCALHOST, port)
+}
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            udp: Some(loopback(5060)),
+            tcp: Some(loopback(5060)),
+            public_ip: None,
+            domain: String::new(),
+            user_agent: default_user_agent(),
+            codecs: ["opus", "PCMU", "PCMA", "G722"].map(String::from).to_vec(),
+            allow_uri_dial: false,
+            max_message_bytes: 65535,
+            trunk: TrunkConfig::default(),
+        }
+    }
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            username: String::new(),
+            password: String::new(),
+            from_user: "siphon".to_owned(),
+        }
+    }
+}
+
+impl Default for EchoConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            extension: "echo".to_owned(),
+            listen: loopback(5062),
+        }
+    }
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        Self {
+            bind: LOCALHOST,
+            port: 10000,
+            public_ip: None,
+            consent_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self {
+            bind: LOCALHOST,
+            public_ip: None,
+            port_min: 20000,
+            port_max: 29999,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            timing_sample: 64,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: loopback(8080),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_calls: 1000,
+            max_ws_message_bytes: 65536,
+            ring_timeout_secs: 60,
+            media_timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Shown instead of secrets so that logging a config never leaks them.
+const REDACTED: &str = "<redacted>";
+
+fn redact(secret: &str) -> &str {
+    if secret.is_empty() {
+        ""
+    } else {
+        REDACTED
+    }
+}
+
+impl fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("uri", &self.uri)
+            .field("username", &self.username)
+            .field("password", &redact(&self.password))
+            .field("from_user", &self.from_user)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("required", &self.required)
+            .field("secret", &redact(&self.secret))
+            .finish()
+    }
+}
