@@ -4,7 +4,7 @@
 
 mod outbound;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -214,32 +214,18 @@ async fn start_echo(
 }
 
 fn sip_settings(config: &Config) -> sip::SipSettings {
-    let public_ip = config.sip_public_ip();
-    let domain = if config.sip.domain.is_empty() {
-        public_ip.to_string()
-    } else {
-        config.sip.domain.clone()
-    };
     sip::SipSettings {
         udp: config.sip.udp,
         tcp: config.sip.tcp,
-        public_ip,
-        domain,
+        public_ip: config.sip_public_ip(),
+        domain: config.sip_domain(),
         user_agent: config.sip.user_agent.clone(),
-        max_message_bytes: config.sip.max_message_bytes,
+        max_message_bytes: config.sip.max_message_bytes as usize,
     }
 }
 
 fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
-    let trunk = Some(config.sip.trunk.uri.clone()).filter(|u| !u.is_empty());
-    let echo = echo.and_then(|e| {
-        let addr = e.local_addr(sip::Transport::Udp)?;
-        Some((config.echo.extension.clone(), addr))
-    });
+    let trunk = config.sip.trunk.uri.clone();
+    let echo = echo.map(|e| (config.echo.extension.clone(), e.local_addr()));
     RouteConfig { trunk, allow_uri_dial: config.sip.allow_uri_dial, echo }
-}
-
-/// The address put in SDP for an IP bound as `bind` with an optional public override.
-pub(crate) fn advertised(bind: IpAddr, public: Option<IpAddr>) -> IpAddr {
-    public.unwrap_or(bind)
 }

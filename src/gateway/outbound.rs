@@ -67,8 +67,8 @@ async fn drive(
     };
     let relay_index = gw.relays.pick();
     let relay = gw.relays.get(relay_index);
-    let rtp_ip = super::advertised(gw.config.rtp.bind, gw.config.rtp_public_ip());
-    let webrtc_ip = super::advertised(relay.webrtc_addr().ip(), gw.config.webrtc_public_ip());
+    let rtp_ip = gw.config.rtp_public_ip();
+    let webrtc_ip = gw.config.webrtc_public_ip();
     let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
     let ssrc_to_webrtc = rand::random::<u32>();
     let params = OutboundParams {
@@ -97,7 +97,7 @@ async fn drive(
             remote_ufrag,
             remote_pwd,
             remote_fingerprint,
-            consent_timeout: Duration::from_secs(gw.config.webrtc.consent_timeout_secs),
+            consent_timeout: gw.config.webrtc.consent_timeout(),
         },
         ports,
         ssrc_to_webrtc,
@@ -128,7 +128,7 @@ async fn drive(
     if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
         return outcome;
     }
-    let ring_timeout = tokio::time::sleep(Duration::from_secs(gw.config.limits.ring_timeout_secs));
+    let ring_timeout = tokio::time::sleep(gw.config.limits.ring_timeout());
     tokio::pin!(ring_timeout);
     loop {
         let cmds = tokio::select! {

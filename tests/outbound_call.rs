@@ -1,0 +1,236 @@
+//! Browser -> SIP calls through a whole in-process siphon: the `webrtc` crate
+//! plays the browser over the WebSocket, an rsipstack UAS answers and echoes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{Browser, Codec, Signaling};
+use serde_json::json;
+use siphon::config::Config;
+use siphon::gateway::Gateway;
+use siphon::metrics::Metrics;
+use siphon::sip::{DigestAlgorithm, EchoBehavior, EchoChallenge, EchoServer, EchoSettings};
+use tokio_util::sync::CancellationToken;
+
+const T: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SipTransport {
+    Udp,
+    Tcp,
+}
+
+/// A gateway whose trunk is an echo UAS with `behavior`.
+struct Rig {
+    gateway: Gateway,
+    echo: EchoServer,
+    _stop: CancellationToken,
+}
+
+impl Rig {
+    async fn start(port_base: u16, transport: SipTransport, behavior: EchoBehavior) -> Rig {
+        Self::start_with(port_base, transport, behavior, |_| {}).await
+    }
+
+    async fn start_with(
+        port_base: u16,
+        transport: SipTransport,
+        behavior: EchoBehavior,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Rig {
+        let stop = CancellationToken::new();
+        let settings = EchoSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rtp_ip: "127.0.0.1".parse().unwrap(),
+            behavior,
+        };
+        let echo = EchoServer::start(settings, Metrics::new(), stop.clone()).await.unwrap();
+        let mut config = Config::default();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+        config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
+        config.webrtc.port = 0;
+        config.rtp.port_min = port_base;
+        config.rtp.port_max = port_base + 19;
+        config.media.workers = 1;
+        config.echo.enabled = false;
+        let proto = match transport {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+        };
+        config.sip.trunk.uri = Some(format!("sip:{};transport={proto}", echo.local_addr()));
+        config.sip.trunk.username = "siphon".into();
+        config.sip.trunk.password = "s3cret".into();
+        tweak(&mut config);
+        let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
+        Rig { gateway, echo, _stop: stop }
+    }
+
+    async fn signaling(&self) -> Signaling {
+        let url = format!("ws://{}/ws", self.gateway.http_addr());
+        Signaling::connect(&url).await.unwrap()
+    }
+
+    /// Wait until every RTP port is back and no call is left.
+    async fn assert_released(&self, free_before: usize) {
+        let deadline = tokio::time::Instant::now() + T;
+        while (self.gateway.free_rtp_ports() != free_before || self.gateway.active_calls() != 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(self.gateway.free_rtp_ports(), free_before, "RTP port returned");
+        assert_eq!(self.gateway.active_calls(), 0, "call removed");
+    }
+}
+
+/// Place a call and return the browser once `answered` has been applied.
+async fn answered_call(rig: &Rig, sig: &mut Signaling, codecs: &[Codec]) -> Browser {
+    let browser = Browser::new(codecs).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer})).await.unwrap();
+    sig.recv_type("trying", T).await.unwrap();
+    let answered = sig.recv_type("answered", T).await.unwrap();
+    assert_eq!(answered["call_id"], "c1");
+    browser.apply_answer(answered["sdp"].as_str().unwrap()).await.unwrap();
+    browser.wait_connected(T).await.unwrap();
+    let _ = rig;
+    browser
+}
+
+async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport) {
+    let rig = Rig::start(port_base, transport, EchoBehavior::default()).await;
+    let free_before = rig.gateway.free_rtp_ports();
+    let mut sig = rig.signaling().await;
+    let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
+    let back = common::echo_round_trip(&browser, 100).await;
+    assert!(back >= 90, "only {back} of 100 packets came back intact");
+    assert_eq!(rig.echo.stats().active_calls, 1);
+    sig.send(json!({"type":"hangup","call_id":"c1"})).await.unwrap();
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(hangup["code"], 200);
+    rig.assert_released(free_before).await;
+    wait_until(|| rig.echo.stats().active_calls == 0).await;
+    browser.close().await;
+}
+
+async fn remote_bye_ends_both_legs(port_base: u16, transport: SipTransport) {
+    let behavior = EchoBehavior { hangup_after: Some(Duration::from_millis(1500)), ..Default::default() };
+    let rig = Rig::start(port_base, transport, behavior).await;
+    let free_before = rig.gateway.free_rtp_ports();
+    let mut sig = rig.signaling().await;
+    let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!((hangup["code"].as_u64(), hangup["reason"].as_str()), (Some(200), Some("Remote hangup")));
+    rig.assert_released(free_before).await;
+    browser.close().await;
+}
+
+async fn busy_reaches_client_as_486(port_base: u16, transport: SipTransport) {
+    let behavior = EchoBehavior { reject: Some(486), ..Default::default() };
+    let rig = Rig::start(port_base, transport, behavior).await;
+    let free_before = rig.gateway.free_rtp_ports();
+    let mut sig = rig.signaling().await;
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"b1","to":"1000","sdp":offer})).await.unwrap();
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(hangup["code"], 486);
+    assert_eq!(hangup["call_id"], "b1");
+    rig.assert_released(free_before).await;
+}
+
+async fn digest_challenge_is_answered(port_base: u16, transport: SipTransport, algorithm: DigestAlgorithm) {
+    let challenge = EchoChallenge {
+        realm: "pbx.test".into(),
+        username: "siphon".into(),
+        password: "s3cret".into(),
+        algorithm,
+    };
+    let behavior = EchoBehavior { challenge: Some(challenge), ..Default::default() };
+    let rig = Rig::start(port_base, transport, behavior).await;
+    let mut sig = rig.signaling().await;
+    let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
+    let back = common::echo_round_trip(&browser, 20).await;
+    assert!(back >= 18, "only {back} of 20 packets came back");
+    let invite = rig.echo.last_invite().unwrap();
+    assert!(invite.header("Authorization").is_some(), "INVITE retried with credentials");
+    browser.close().await;
+}
+
+async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
+    let rig = Rig::start_with(port_base, transport, EchoBehavior::default(), |c| {
+        c.sip.codecs = vec!["PCMA".into()];
+    })
+    .await;
+    let free_before = rig.gateway.free_rtp_ports();
+    let mut sig = rig.signaling().await;
+    let browser = Browser::new(&[Codec::Opus]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"n1","to":"1000","sdp":offer})).await.unwrap();
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(hangup["code"], 488);
+    let reason = hangup["reason"].as_str().unwrap();
+    assert!(reason.contains("opus") && reason.contains("PCMA"), "{reason}");
+    assert_eq!(rig.echo.stats().calls_answered, 0, "no INVITE was answered");
+    rig.assert_released(free_before).await;
+}
+
+async fn wait_until(mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + T;
+    while !f() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(f(), "condition not reached in time");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_audio_both_ways_then_client_bye() {
+    audio_both_ways_then_client_bye(31000, SipTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_audio_both_ways_then_client_bye() {
+    audio_both_ways_then_client_bye(31100, SipTransport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_remote_bye_ends_both_legs() {
+    remote_bye_ends_both_legs(31200, SipTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_remote_bye_ends_both_legs() {
+    remote_bye_ends_both_legs(31300, SipTransport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_busy_reaches_client_as_486() {
+    busy_reaches_client_as_486(31400, SipTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_busy_reaches_client_as_486() {
+    busy_reaches_client_as_486(31500, SipTransport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_md5_challenge_is_answered() {
+    digest_challenge_is_answered(31600, SipTransport::Udp, DigestAlgorithm::Md5).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_sha256_challenge_is_answered() {
+    digest_challenge_is_answered(31700, SipTransport::Tcp, DigestAlgorithm::Sha256).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_no_common_codec_gives_488() {
+    no_common_codec_gives_488(31800, SipTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_no_common_codec_gives_488() {
+    no_common_codec_gives_488(31900, SipTransport::Tcp).await;
+}
