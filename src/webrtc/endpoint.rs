@@ -190,7 +190,7 @@ impl Endpoint {
         let mut next_wake = None;
         for (id, leg) in self.legs.iter_mut() {
             for event in leg.on_timeout(now, &mut io) {
-                self.events.push_back((*id, event));
+                emit(&mut self.events, *id, event);
             }
             next_wake = earliest(next_wake, leg.next_timeout());
         }
@@ -258,6 +258,9 @@ impl Endpoint {
         let Some(leg) = self.legs.get_mut(&id) else {
             return Receive::Dropped(DropReason::UnknownSource);
         };
+        if !leg.dtls_alive() {
+            return Receive::Dropped(DropReason::NotConnected);
+        }
         let mut io = LegIo {
             scratch: &mut self.scratch,
             transmits: &mut self.transmits,
@@ -269,12 +272,12 @@ impl Endpoint {
         match result {
             Ok(event) => {
                 if let Some(event) = event {
-                    self.events.push_back((id, event));
+                    emit(&mut self.events, id, event);
                 }
                 Receive::Handled
             }
             Err(e) => {
-                self.events.push_back((id, LegEvent::Failed(e)));
+                emit(&mut self.events, id, LegEvent::Failed(e));
                 Receive::Dropped(DropReason::Dtls)
             }
         }
@@ -283,6 +286,15 @@ impl Endpoint {
     fn wake_by(&mut self, t: Option<Instant>) {
         self.next_wake = earliest(self.next_wake, t);
     }
+}
+
+/// Queues a leg event; events are rare (a few per leg lifetime), so each is logged.
+fn emit(events: &mut VecDeque<(LegId, LegEvent)>, id: LegId, event: LegEvent) {
+    match &event {
+        LegEvent::Failed(e) => tracing::info!(leg = id, error = %e, "webrtc leg failed"),
+        other => tracing::debug!(leg = id, event = ?other, "webrtc leg event"),
+    }
+    events.push_back((id, event));
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

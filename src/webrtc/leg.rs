@@ -52,6 +52,11 @@ impl Leg {
         })
     }
 
+    /// False once the leg failed or closed: DTLS records have no consumer.
+    pub fn dtls_alive(&self) -> bool {
+        self.dtls.is_some()
+    }
+
     /// The earliest instant this leg needs `on_timeout`.
     pub fn next_timeout(&self) -> Option<Instant> {
         let dtls = self.dtls.as_ref().and_then(DtlsSession::timeout);

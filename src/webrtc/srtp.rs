@@ -1,11 +1,13 @@
 //! SRTP/SRTCP contexts with an in-place API, over `rtc-srtp`.
 //!
 //! `rtc-srtp` 0.21 returns every protected or unprotected packet as a fresh
-//! `BytesMut` (`Context::{encrypt,decrypt}_{rtp,rtcp}`), so each call here
-//! costs one heap allocation plus a copy back into the caller's buffer. The
-//! in-place signatures stay so the backend can be swapped without touching
-//! callers (rtc-crypto's `StreamCipher`/`AeadCipher` already work in place).
+//! `BytesMut` (`Context::{encrypt,decrypt}_rtp_with_header`,
+//! `Context::{encrypt,decrypt}_rtcp`), so each call here costs one heap
+//! allocation plus a copy back into the caller's buffer. The in-place
+//! signatures stay so the backend can be swapped without touching callers
+//! (rtc-crypto's `StreamCipher`/`AeadCipher` already work in place).
 
+use rtc_rtp::Header;
 use rtc_shared::error::Error as SrtpLibError;
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::RTCCrypto;
@@ -133,10 +135,11 @@ impl SrtpContext {
 
     /// Decrypts and authenticates SRTP in `buf[..len]`; returns the RTP length.
     pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
-        let ssrc = read_ssrc(buf, len, 8)?;
-        self.admit(ssrc)?;
-        let out = self.inner.decrypt_rtp(&buf[..len]);
-        self.finish_unprotect(buf, ssrc, out)
+        let packet = buf.get(..len).ok_or(DropReason::SrtpMalformed)?;
+        let header = srtp_header(packet).ok_or(DropReason::SrtpMalformed)?;
+        self.admit(header.ssrc)?;
+        let out = self.inner.decrypt_rtp_with_header(packet, &header);
+        self.finish_unprotect(buf, header.ssrc, out)
     }
 
     /// Decrypts and authenticates SRTCP in `buf[..len]`; returns the RTCP length.
@@ -150,7 +153,8 @@ impl SrtpContext {
     /// Encrypts RTP in `buf[..len]` in place; `buf` needs `rtp_overhead` spare bytes.
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SendError> {
         check_room(buf, len, 12, self.profile.rtp_overhead())?;
-        let out = self.inner.encrypt_rtp(&buf[..len]);
+        let header = srtp_header(&buf[..len]).ok_or(SendError::Malformed)?;
+        let out = self.inner.encrypt_rtp_with_header(&buf[..len], &header);
         copy_back(buf, out)
     }
 
@@ -192,6 +196,37 @@ impl SrtpContext {
             }
         }
     }
+}
+
+/// The header rtc-srtp needs, built without `Header::unmarshal`.
+///
+/// `unmarshal` copies every header extension into its own allocation (five
+/// allocations for a typical browser audio packet). rtc-srtp reads only
+/// `ssrc`, `sequence_number` and `marshal_size()` (the payload offset), so
+/// CSRCs and the extension block are carried as opaque extension padding of
+/// the right length instead.
+fn srtp_header(packet: &[u8]) -> Option<Header> {
+    let first = *packet.first()?;
+    if first >> 6 != 2 {
+        return None;
+    }
+    let mut header_len = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let ext = packet.get(header_len..header_len + 4)?;
+        header_len += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    }
+    if packet.len() < header_len {
+        return None;
+    }
+    Some(Header {
+        version: 2,
+        sequence_number: u16::from_be_bytes([packet[2], packet[3]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+        // marshal_size() = 12 + (4 + padding) when `extension` is set.
+        extension: header_len > 12,
+        extensions_padding: header_len.saturating_sub(16),
+        ..Header::default()
+    })
 }
 
 fn read_ssrc(buf: &[u8], len: usize, at: usize) -> Result<u32, DropReason> {

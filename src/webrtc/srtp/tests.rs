@@ -1,3 +1,6 @@
+use rtc_shared::marshal::MarshalSize;
+use rtc_srtp::context::Context;
+
 use super::*;
 
 const PROFILES: [SrtpProfile; 3] = [
@@ -143,4 +146,58 @@ fn keying_material_split_follows_rfc5764() {
     assert_eq!(&client[16..], &m[32..46]);
     assert_eq!(&server[16..], &m[46..60]);
     assert!(p.split_keying_material(&m[..59]).is_none());
+}
+
+/// RTP with 2 CSRCs and a one-byte extension block holding 3 elements.
+fn rtp_with_csrcs_and_extensions(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x92, 111];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0x44, 0x44, 0, 0, 0, 7, 0, 0, 0, 8]);
+    p.extend_from_slice(&[
+        0xbe, 0xde, 0, 3, 0x10, 0xff, 0x22, 1, 2, 3, 0x30, 1, 0, 0, 0, 0,
+    ]);
+    p.extend_from_slice(&[9u8; 33]);
+    p
+}
+
+fn library_context(profile: SrtpProfile) -> Context {
+    let material: Vec<u8> = (0..(profile.key_len() + profile.salt_len()) as u8).collect();
+    let (key, salt) = material.split_at(profile.key_len());
+    let provider = rtc_srtp::crypto::default_provider().expect("provider");
+    Context::new(
+        key,
+        salt,
+        profile.protection(),
+        None,
+        None,
+        provider.crypto(),
+    )
+    .expect("ctx")
+}
+
+#[test]
+fn header_shortcut_matches_the_library_parser() {
+    for profile in PROFILES {
+        let (mut tx, mut rx) = pair(profile);
+        let mut lib = library_context(profile);
+        let plain = rtp_with_csrcs_and_extensions(1);
+        let ours = protect(&mut tx, &plain);
+        let theirs = lib.encrypt_rtp(&plain).expect("lib encrypt");
+        assert_eq!(&ours[..], &theirs[..], "{profile:?}: same ciphertext");
+        let mut buf = ours.clone();
+        let n = rx.unprotect_rtp(&mut buf, ours.len()).expect("unprotect");
+        assert_eq!(&buf[..n], &plain[..]);
+    }
+}
+
+#[test]
+fn header_shortcut_rejects_truncated_headers() {
+    let plain = rtp_with_csrcs_and_extensions(1);
+    for cut in 0..36 {
+        assert!(srtp_header(&plain[..cut]).is_none(), "cut at {cut}");
+    }
+    let header = srtp_header(&plain).expect("header");
+    assert_eq!(header.marshal_size(), 36);
+    assert_eq!((header.sequence_number, header.ssrc), (1, 0x4444));
+    assert!(srtp_header(&[0x40; 20]).is_none(), "RTP version 1");
 }
