@@ -24,6 +24,8 @@ fn round_trip(dtls13: bool) {
     let mut b = [Browser::new(addr(5000), t0, dtls13)];
     let mut ep = connected(&mut b, t0);
     let profile = b[0].profile.expect("browser negotiated a profile");
+    // dimpl prefers AES-256-GCM whenever the client offers it (not configurable).
+    assert_eq!(profile, SrtpProfile::AeadAes256Gcm);
     assert_eq!(events(&mut ep), vec![(0, LegEvent::Connected { profile })]);
 
     let plain = rtp(1, 0xdead, 7);
