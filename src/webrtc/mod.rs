@@ -1,1 +1,224 @@
-//! `webrtc` module (in progress).
+//! The WebRTC leg: a sans-IO engine for one shared UDP port carrying many
+//! peers (ICE-lite, DTLS-SRTP, SRTP/SRTCP, RFC 7983 demultiplexing).
+//!
+//! The relay loop owns the socket; it feeds datagrams and time into an
+//! [`Endpoint`] and drains transmits, events and the next timeout from it.
+
+mod demux;
+mod dtls;
+mod endpoint;
+mod ice;
+mod leg;
+mod srtp;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use dtls::Identity;
+pub use endpoint::{Endpoint, IceRestart};
+pub use ice::random_ice_credentials;
+pub use srtp::{SrtpContext, SrtpProfile};
+
+/// Identifier the caller gives each leg.
+pub type LegId = u64;
+
+/// Default time without a valid ICE check before consent expires (RFC 7675).
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything the engine needs to know about one leg, taken from the SDP exchange.
+#[derive(Debug, Clone)]
+pub struct LegConfig {
+    /// Our ICE username fragment (a=ice-ufrag in our SDP).
+    pub local_ufrag: String,
+    /// Our ICE password (a=ice-pwd in our SDP).
+    pub local_pwd: String,
+    /// The browser's ICE username fragment.
+    pub remote_ufrag: String,
+    /// The browser's ICE password.
+    pub remote_pwd: String,
+    /// The browser's sha-256 certificate fingerprint value ("AB:CD:...").
+    pub remote_fingerprint: String,
+    /// Time without a valid check after which consent expires.
+    pub consent_timeout: Duration,
+}
+
+/// Outcome of [`Endpoint::handle_receive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receive {
+    /// A decrypted RTP packet now sits in `buf[..len]`.
+    Rtp {
+        /// Leg the packet belongs to.
+        leg: LegId,
+        /// Length of the plain RTP packet.
+        len: usize,
+    },
+    /// A decrypted RTCP compound packet now sits in `buf[..len]`.
+    Rtcp {
+        /// Leg the packet belongs to.
+        leg: LegId,
+        /// Length of the plain RTCP packet.
+        len: usize,
+    },
+    /// Control traffic (STUN, DTLS) consumed by the engine.
+    Handled,
+    /// The datagram was discarded.
+    Dropped(DropReason),
+}
+
+/// Why a datagram was discarded; [`DropReason::as_str`] gives a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// First byte matches no protocol of RFC 7983.
+    NotWebRtc,
+    /// STUN that does not decode, or lacks USERNAME/MESSAGE-INTEGRITY/FINGERPRINT.
+    StunMalformed,
+    /// STUN that is not a binding request (we are ICE-lite: we never send requests).
+    StunUnexpected,
+    /// USERNAME names no leg on this endpoint.
+    StunUnknownUser,
+    /// MESSAGE-INTEGRITY or FINGERPRINT does not verify.
+    StunBadIntegrity,
+    /// DTLS/SRTP from an address no leg has validated with ICE.
+    UnknownSource,
+    /// SRTP/SRTCP for a leg whose DTLS handshake is not done (or has failed).
+    NotConnected,
+    /// SRTP/SRTCP too short or with an unparseable header.
+    SrtpMalformed,
+    /// SRTP/SRTCP authentication tag mismatch.
+    SrtpAuth,
+    /// SRTP/SRTCP packet already seen or too old for the replay window.
+    SrtpReplay,
+    /// DTLS record that ended the leg's handshake with an error.
+    Dtls,
+}
+
+impl DropReason {
+    /// Stable snake_case label for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropReason::NotWebRtc => "not_webrtc",
+            DropReason::StunMalformed => "stun_malformed",
+            DropReason::StunUnexpected => "stun_unexpected",
+            DropReason::StunUnknownUser => "stun_unknown_user",
+            DropReason::StunBadIntegrity => "stun_bad_integrity",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::NotConnected => "not_connected",
+            DropReason::SrtpMalformed => "srtp_malformed",
+            DropReason::SrtpAuth => "srtp_auth",
+            DropReason::SrtpReplay => "srtp_replay",
+            DropReason::Dtls => "dtls",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why [`Endpoint::protect_rtp`] / [`Endpoint::protect_rtcp`] refused a packet.
+///
+/// A plain `Copy` enum rather than a second error type with messages: it is
+/// returned on the hot path and must not allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendError {
+    /// No leg with that id.
+    UnknownLeg,
+    /// DTLS-SRTP is not established (yet, or any more).
+    NotConnected,
+    /// ICE has not validated any address to send to, or consent expired.
+    NoPath,
+    /// `buf` lacks room for the authentication tag / SRTCP index.
+    BufferTooSmall,
+    /// The packet is not a parseable RTP/RTCP packet.
+    Malformed,
+    /// The SRTP library refused to protect (e.g. key exhausted).
+    Srtp,
+}
+
+impl SendError {
+    /// Stable snake_case label for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SendError::UnknownLeg => "unknown_leg",
+            SendError::NotConnected => "not_connected",
+            SendError::NoPath => "no_path",
+            SendError::BufferTooSmall => "buffer_too_small",
+            SendError::Malformed => "malformed",
+            SendError::Srtp => "srtp",
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A control datagram (STUN response, DTLS flight) for the relay loop to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub dest: SocketAddr,
+    /// The datagram.
+    pub data: Vec<u8>,
+}
+
+/// Something the call layer needs to know about a leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// DTLS-SRTP is up; media can flow.
+    Connected {
+        /// The negotiated SRTP protection profile.
+        profile: SrtpProfile,
+    },
+    /// No valid ICE check for `consent_timeout`: stop sending, end the leg.
+    ConsentExpired,
+    /// The peer closed DTLS (close_notify): the browser hung up the transport.
+    Closed,
+    /// The leg cannot continue (DTLS error, fingerprint mismatch, ...).
+    Failed(WebRtcError),
+}
+
+/// Errors of the WebRTC engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebRtcError {
+    /// Certificate generation for the DTLS identity failed.
+    #[error("certificate generation failed: {0}")]
+    Certificate(String),
+    /// A leg with this id already exists.
+    #[error("leg {0} already exists")]
+    DuplicateLeg(LegId),
+    /// No leg with this id.
+    #[error("no leg {0}")]
+    UnknownLeg(LegId),
+    /// Another leg already uses this local ICE ufrag.
+    #[error("local ICE ufrag {0:?} is already in use")]
+    DuplicateUfrag(String),
+    /// ICE credentials are empty or use characters outside the ICE charset.
+    #[error("invalid ICE credentials: {0}")]
+    InvalidCredentials(&'static str),
+    /// The remote fingerprint is not 32 colon-separated hex bytes.
+    #[error("invalid sha-256 fingerprint {0:?}")]
+    InvalidFingerprint(String),
+    /// The DTLS peer's certificate does not match the SDP fingerprint.
+    #[error("DTLS peer certificate does not match the SDP fingerprint")]
+    FingerprintMismatch,
+    /// The DTLS handshake or session failed.
+    #[error("DTLS: {0}")]
+    Dtls(String),
+    /// DTLS finished without negotiating an SRTP profile we support.
+    #[error("no supported SRTP profile negotiated")]
+    NoSrtpProfile,
+    /// Building an SRTP context failed.
+    #[error("SRTP: {0}")]
+    Srtp(String),
+}

@@ -1,0 +1,201 @@
+//! One WebRTC leg: its ICE agent, DTLS server and SRTP contexts together.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtc_srtp::crypto::RTCCrypto;
+
+use super::dtls::{parse_fingerprint, DtlsSession, Progress, SrtpKeys};
+use super::ice::IceAgent;
+use super::{
+    DropReason, Identity, LegConfig, LegEvent, SendError, SrtpContext, Transmit, WebRtcError,
+};
+
+/// SRTP state once DTLS is done: one context per direction.
+struct Srtp {
+    /// Protects what we send (DTLS server write key).
+    tx: SrtpContext,
+    /// Unprotects what the browser sends (DTLS client write key).
+    rx: SrtpContext,
+}
+
+/// Per-leg state owned by the endpoint.
+pub(crate) struct Leg {
+    pub ice: IceAgent,
+    /// `None` once the leg failed or closed: it handles no more DTLS.
+    dtls: Option<DtlsSession>,
+    srtp: Option<Srtp>,
+}
+
+impl Leg {
+    /// Builds a leg; fails on a malformed remote fingerprint.
+    pub fn new(
+        cfg: LegConfig,
+        identity: &Identity,
+        dtls_config: Arc<dimpl::Config>,
+        now: Instant,
+    ) -> Result<Leg, WebRtcError> {
+        let fingerprint = parse_fingerprint(&cfg.remote_fingerprint)?;
+        let ice = IceAgent::new(
+            cfg.local_ufrag,
+            cfg.local_pwd,
+            cfg.remote_ufrag,
+            cfg.consent_timeout,
+            now,
+        );
+        Ok(Leg {
+            ice,
+            dtls: Some(DtlsSession::new(identity, dtls_config, fingerprint, now)),
+            srtp: None,
+        })
+    }
+
+    /// False once the leg failed or closed: DTLS records have no consumer.
+    pub fn dtls_alive(&self) -> bool {
+        self.dtls.is_some()
+    }
+
+    /// The earliest instant this leg needs `on_timeout`.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let dtls = self.dtls.as_ref().and_then(DtlsSession::timeout);
+        match (dtls, self.ice.consent_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Feeds a DTLS datagram and drains the handshake.
+    ///
+    /// On `Err` the leg has failed: it drops its DTLS and SRTP state.
+    pub fn handle_dtls(
+        &mut self,
+        packet: &[u8],
+        now: Instant,
+        io: &mut LegIo<'_>,
+    ) -> Result<Option<LegEvent>, WebRtcError> {
+        let Some(dtls) = self.dtls.as_mut() else {
+            return Ok(None);
+        };
+        let result = dtls.handle_packet(packet, now);
+        self.settle(result, io)
+    }
+
+    /// Runs consent and DTLS timers; returns the events they caused.
+    pub fn on_timeout(&mut self, now: Instant, io: &mut LegIo<'_>) -> Vec<LegEvent> {
+        let mut events = Vec::new();
+        if self.ice.expire_consent(now) {
+            events.push(LegEvent::ConsentExpired);
+        }
+        if let Some(dtls) = self.dtls.as_mut() {
+            let result = dtls.handle_timeout(now);
+            match self.settle(result, io) {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(e) => events.push(LegEvent::Failed(e)),
+            }
+        }
+        events
+    }
+
+    /// Drains DTLS after `result`, building SRTP on connect; tears down on error.
+    fn settle(
+        &mut self,
+        result: Result<(), WebRtcError>,
+        io: &mut LegIo<'_>,
+    ) -> Result<Option<LegEvent>, WebRtcError> {
+        let outcome = result.and_then(|()| self.drain(io));
+        match outcome {
+            Ok(Progress::Pending) => Ok(None),
+            Ok(Progress::Connected(keys)) => {
+                let profile = keys.profile;
+                match build_srtp(&keys, io.crypto) {
+                    Ok(srtp) => {
+                        self.srtp = Some(srtp);
+                        Ok(Some(LegEvent::Connected { profile }))
+                    }
+                    Err(e) => self.fail(e),
+                }
+            }
+            Ok(Progress::Closed) => {
+                self.dtls = None;
+                self.srtp = None;
+                Ok(Some(LegEvent::Closed))
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn fail(&mut self, e: WebRtcError) -> Result<Option<LegEvent>, WebRtcError> {
+        self.dtls = None;
+        self.srtp = None;
+        Err(e)
+    }
+
+    fn drain(&mut self, io: &mut LegIo<'_>) -> Result<Progress, WebRtcError> {
+        let dest = self.ice.send_addr();
+        let Some(dtls) = self.dtls.as_mut() else {
+            return Ok(Progress::Pending);
+        };
+        let transmits = &mut *io.transmits;
+        dtls.poll(io.scratch, |p| {
+            // Without a path (consent expired) the flight is dropped; the
+            // browser retransmits if the path comes back.
+            if let Some(dest) = dest {
+                transmits.push_back(Transmit {
+                    dest,
+                    data: p.to_vec(),
+                });
+            }
+        })
+    }
+
+    /// Unprotects SRTP in place.
+    pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
+        let srtp = self.srtp.as_mut().ok_or(DropReason::NotConnected)?;
+        srtp.rx.unprotect_rtp(buf, len)
+    }
+
+    /// Unprotects SRTCP in place.
+    pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
+        let srtp = self.srtp.as_mut().ok_or(DropReason::NotConnected)?;
+        srtp.rx.unprotect_rtcp(buf, len)
+    }
+
+    /// Protects RTP in place; returns the length and where to send it.
+    pub fn protect_rtp(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<(usize, SocketAddr), SendError> {
+        let srtp = self.srtp.as_mut().ok_or(SendError::NotConnected)?;
+        let dest = self.ice.send_addr().ok_or(SendError::NoPath)?;
+        Ok((srtp.tx.protect_rtp(buf, len)?, dest))
+    }
+
+    /// Protects RTCP in place; returns the length and where to send it.
+    pub fn protect_rtcp(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<(usize, SocketAddr), SendError> {
+        let srtp = self.srtp.as_mut().ok_or(SendError::NotConnected)?;
+        let dest = self.ice.send_addr().ok_or(SendError::NoPath)?;
+        Ok((srtp.tx.protect_rtcp(buf, len)?, dest))
+    }
+}
+
+/// The endpoint-owned things a leg writes into while handling DTLS.
+pub(crate) struct LegIo<'a> {
+    pub scratch: &'a mut Vec<u8>,
+    pub transmits: &'a mut VecDeque<Transmit>,
+    pub crypto: &'a dyn RTCCrypto,
+}
+
+fn build_srtp(keys: &SrtpKeys, crypto: &dyn RTCCrypto) -> Result<Srtp, WebRtcError> {
+    Ok(Srtp {
+        tx: SrtpContext::new(keys.profile, &keys.local, crypto)?,
+        rx: SrtpContext::new(keys.profile, &keys.remote, crypto)?,
+    })
+}
