@@ -5,7 +5,7 @@
 
 pub mod call;
 pub mod config;
-// pub mod gateway; (wired once sip, webrtc and config land)
+pub mod gateway;
 pub mod http;
 pub mod media;
 pub mod metrics;

@@ -59,6 +59,8 @@ pub enum MediaSignal {
     Connected,
     /// Consent checks stopped arriving.
     ConsentExpired,
+    /// The browser closed its DTLS transport.
+    Closed,
     /// DTLS or fingerprint failure.
     Failed(String),
 }
@@ -236,6 +238,10 @@ impl OutboundCall {
                     "Media timeout: ICE consent expired".into(),
                     true,
                 )
+            }
+            MediaSignal::Closed => {
+                let label = self.ended_label();
+                self.finish(label, 200, "WebRTC transport closed".into(), true)
             }
             MediaSignal::Failed(reason) => {
                 self.finish("error", 500, format!("WebRTC media failed: {reason}"), true)

@@ -72,8 +72,8 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
-        let sip = SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone())
-            .await?;
+        let sip =
+            SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone()).await?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
         let relays = Relays::start(
             config.worker_count(),
@@ -86,10 +86,14 @@ impl Gateway {
         let route = route_config(&config, echo.as_ref());
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
-            .map_err(|source| StartError::Bind { what: "http.listen", source })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { what: "http.listen", source })?;
+            .map_err(|source| StartError::Bind {
+                what: "http.listen",
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            what: "http.listen",
+            source,
+        })?;
         let inner = Arc::new(Inner {
             metrics: metrics.clone(),
             sip,
@@ -103,7 +107,11 @@ impl Gateway {
             config,
         });
         let http_task = tokio::spawn(serve_http(inner.clone(), listener));
-        Ok(Gateway { inner, http_addr, http_task })
+        Ok(Gateway {
+            inner,
+            http_addr,
+            http_task,
+        })
     }
 
     /// The bound HTTP address (`/ws` lives here).
@@ -145,7 +153,7 @@ async fn serve_http(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
         calls: Arc::new(Calls(inner.clone())),
         metrics: inner.metrics.clone(),
         limits: SessionLimits {
-            max_message_bytes: inner.config.limits.max_ws_message_bytes,
+            max_message_bytes: inner.config.limits.max_ws_message_bytes as usize,
         },
         metrics_enabled: inner.config.metrics.enabled,
         ready: Arc::new(AtomicBool::new(true)),
@@ -227,5 +235,9 @@ fn sip_settings(config: &Config) -> sip::SipSettings {
 fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
     let trunk = config.sip.trunk.uri.clone();
     let echo = echo.map(|e| (config.echo.extension.clone(), e.local_addr()));
-    RouteConfig { trunk, allow_uri_dial: config.sip.allow_uri_dial, echo }
+    RouteConfig {
+        trunk,
+        allow_uri_dial: config.sip.allow_uri_dial,
+        echo,
+    }
 }

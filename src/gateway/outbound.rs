@@ -3,13 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::Inner;
-use crate::call::outbound::{Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent};
+use crate::call::outbound::{
+    Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent,
+};
 use crate::call::Target;
 use crate::media::{AddCall, MediaEvent};
 use crate::metrics::direction::OUTBOUND;
@@ -29,9 +31,14 @@ pub(super) async fn run(
     let span = tracing::info_span!("call", call_id = %request.call_id, direction = OUTBOUND);
     let active = gw.metrics.calls_active.with_label_values(&[OUTBOUND]);
     active.inc();
-    let outcome = drive(&gw, request, target, &to_client, control).instrument(span).await;
+    let outcome = drive(&gw, request, target, &to_client, control)
+        .instrument(span)
+        .await;
     active.dec();
-    gw.metrics.calls_total.with_label_values(&[OUTBOUND, outcome.label]).inc();
+    gw.metrics
+        .calls_total
+        .with_label_values(&[OUTBOUND, outcome.label])
+        .inc();
     if let Some(setup) = outcome.setup {
         let hist = gw.metrics.call_setup_seconds.with_label_values(&[OUTBOUND]);
         hist.observe(setup.as_secs_f64());
@@ -58,7 +65,11 @@ async fn drive(
         let to_client = to_client.clone();
         async move {
             let _ = to_client.send(msg).await;
-            Outcome { label, code, setup: None }
+            Outcome {
+                label,
+                code,
+                setup: None,
+            }
         }
     };
     let ports = match gw.ports.allocate() {
@@ -108,7 +119,10 @@ async fn drive(
         Ok(leg) => leg,
         Err(e) => return fail(500, format!("Internal error: {e}"), "error").await,
     };
-    let res = Resources { relay: relay_index, leg };
+    let res = Resources {
+        relay: relay_index,
+        leg,
+    };
     let invite = sip::OutboundInvite {
         target: target.uri,
         from_user: gw.config.sip.trunk.from_user.clone(),
@@ -124,7 +138,12 @@ async fn drive(
             return fail(503, format!("Service Unavailable: {e}"), "error").await;
         }
     };
-    let mut driver = Driver { gw, res, uac, to_client };
+    let mut driver = Driver {
+        gw,
+        res,
+        uac,
+        to_client,
+    };
     if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
         return outcome;
     }
@@ -176,7 +195,7 @@ impl Driver<'_> {
                 }
                 Command::ConfigureMedia(media) => {
                     let relay = self.gw.relays.get(self.res.relay);
-                    if let Err(e) = relay.configure(self.res.leg, media) {
+                    if let Err(e) = relay.configure(self.res.leg, *media) {
                         tracing::error!(error = %e, "relay refused media configuration");
                     }
                 }
@@ -229,6 +248,7 @@ fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
         MediaEvent::WebRtcConnected => Some(MediaSignal::Connected),
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
         MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
+        MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),
         MediaEvent::SipLatched(addr) => {
             tracing::debug!(%addr, "SIP media source latched");
             None

@@ -2,12 +2,14 @@
 //! translation and the relay loops that move packets between the legs.
 
 pub mod pool;
+pub mod relay;
 pub mod rewrite;
 pub mod rtcp;
 
 use std::net::SocketAddr;
 
 pub use pool::{PoolError, PortPair, PortPool};
+pub use relay::{AddCall, CallStats, MediaEvent, RelayError, RelayHandle, Relays};
 pub use rewrite::{PtMap, RewriteDrop, StreamRewriter};
 
 /// What the SIP side of a call looks like once its SDP answer is known.

@@ -97,6 +97,24 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// How many reasons there are (for per-reason counter arrays).
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub const ALL: [DropReason; 11] = [
+        DropReason::NotWebRtc,
+        DropReason::StunMalformed,
+        DropReason::StunUnexpected,
+        DropReason::StunUnknownUser,
+        DropReason::StunBadIntegrity,
+        DropReason::UnknownSource,
+        DropReason::NotConnected,
+        DropReason::SrtpMalformed,
+        DropReason::SrtpAuth,
+        DropReason::SrtpReplay,
+        DropReason::Dtls,
+    ];
+
     /// Stable snake_case label for metrics.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -55,6 +55,8 @@ pub enum MediaEvent {
     WebRtcConnected,
     /// The browser stopped answering consent checks.
     ConsentExpired,
+    /// The browser closed DTLS (close_notify).
+    WebRtcClosed,
     /// The WebRTC leg failed (DTLS error, fingerprint mismatch).
     WebRtcFailed(String),
     /// The SIP peer's media source address was latched.

@@ -152,6 +152,7 @@ impl Worker {
             let event = match event {
                 LegEvent::Connected { .. } => MediaEvent::WebRtcConnected,
                 LegEvent::ConsentExpired => MediaEvent::ConsentExpired,
+                LegEvent::Closed => MediaEvent::WebRtcClosed,
                 LegEvent::Failed(reason) => MediaEvent::WebRtcFailed(reason.to_string()),
             };
             let _ = slot.events.send(event);
