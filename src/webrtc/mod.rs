@@ -12,7 +12,7 @@ mod leg;
 mod srtp;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;

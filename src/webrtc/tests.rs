@@ -1,6 +1,6 @@
 //! Whole-leg tests: an in-process browser against an [`Endpoint`] through byte buffers.
 
-mod browser;
+pub(crate) mod browser;
 mod robustness;
 
 use std::net::SocketAddr;

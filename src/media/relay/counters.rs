@@ -118,12 +118,12 @@ impl Counters {
     }
 
     /// One packet relayed browser -> SIP.
-    pub(super) fn to_sip(&mut self, rtcp: bool, bytes: usize) {
+    pub(super) fn relayed_to_sip(&mut self, rtcp: bool, bytes: usize) {
         count(&mut self.to_sip, rtcp, bytes);
     }
 
     /// One packet relayed SIP -> browser.
-    pub(super) fn to_webrtc(&mut self, rtcp: bool, bytes: usize) {
+    pub(super) fn relayed_to_webrtc(&mut self, rtcp: bool, bytes: usize) {
         count(&mut self.to_webrtc, rtcp, bytes);
     }
 

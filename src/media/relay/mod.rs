@@ -199,3 +199,6 @@ impl Relays {
         &self.loops
     }
 }
+
+#[cfg(test)]
+mod tests;

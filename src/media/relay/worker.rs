@@ -203,7 +203,7 @@ impl Worker {
         match socket.send_to(pkt, dest) {
             Ok(_) => {
                 slot.stats.to_sip_packets += 1;
-                self.counters.to_sip(is_rtcp, len);
+                self.counters.relayed_to_sip(is_rtcp, len);
             }
             Err(_) => drop_packet(&mut self.counters, slot, RelayDrop::SendFailed),
         }
@@ -273,7 +273,7 @@ impl Worker {
         match self.socket.send_to(&self.buf[..out_len], dest) {
             Ok(_) => {
                 slot.stats.to_webrtc_packets += 1;
-                self.counters.to_webrtc(is_rtcp, len);
+                self.counters.relayed_to_webrtc(is_rtcp, len);
             }
             Err(_) => drop_packet(&mut self.counters, slot, RelayDrop::SendFailed),
         }

@@ -224,6 +224,47 @@ impl Browser {
     }
 }
 
+/// Drives ICE and DTLS over a real socket against a gateway at `server`
+/// (a relay loop's WebRTC port) until SRTP keys are set.
+pub fn connect_over(browser: &mut Browser, sock: &std::net::UdpSocket, server: SocketAddr) {
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 4096];
+    let started = Instant::now();
+    sock.send_to(&browser.request(true), server)
+        .expect("send check");
+    browser
+        .dtls
+        .handle_timeout(Instant::now())
+        .expect("client timeout");
+    while browser.tx.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no DTLS connection"
+        );
+        loop {
+            match browser.dtls.poll_output(&mut buf) {
+                Output::Packet(p) => {
+                    sock.send_to(p, server).expect("send dtls");
+                }
+                Output::KeyingMaterial(km, profile) => browser.set_keys(&km, profile),
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            // STUN responses start with 0 or 1; everything else is DTLS here.
+            if buf[0] > 3 {
+                let _ = browser.dtls.handle_packet(&buf[..n]);
+            }
+        }
+        browser
+            .dtls
+            .handle_timeout(Instant::now())
+            .expect("client timeout");
+    }
+}
+
 /// Sets up an endpoint with one leg per browser, all checked and connected.
 pub fn connected(browsers: &mut [Browser], now: Instant) -> Endpoint {
     let identity = Arc::new(Identity::generate().expect("identity"));

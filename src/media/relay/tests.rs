@@ -1,0 +1,189 @@
+//! A real relay loop thread between a browser stand-in (ICE, DTLS, SRTP over
+//! a UDP socket) and a plain UDP socket playing the SIP peer.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{AddCall, MediaEvent, RelayHandle, SipMedia};
+use crate::media::{PortPool, PtMap};
+use crate::metrics::Metrics;
+use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
+use crate::webrtc::Identity;
+
+const BROWSER_SSRC: u32 = 0xB0B0;
+
+struct Setup {
+    relay: RelayHandle,
+    metrics: Metrics,
+    pool: PortPool,
+    browser: Browser,
+    browser_sock: UdpSocket,
+    sip_peer: UdpSocket,
+    rtp_port: u16,
+    leg: u64,
+    events: tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
+}
+
+fn udp() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+async fn setup(port_base: u16) -> Setup {
+    let metrics = Metrics::new();
+    let identity = Arc::new(Identity::generate().unwrap());
+    let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let relay = RelayHandle::start(0, bind, identity, &metrics, 1).unwrap();
+    let pool = PortPool::new("127.0.0.1".parse().unwrap(), port_base, port_base + 9);
+    let browser_sock = udp();
+    let sip_peer = udp();
+    let mut browser = Browser::new(browser_sock.local_addr().unwrap(), Instant::now(), false);
+    let ports = pool.allocate().unwrap();
+    let rtp_port = ports.port();
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let add = AddCall {
+        leg: browser.leg_config(),
+        ports,
+        ssrc_to_webrtc: 0x1111,
+        ssrc_to_sip: 0x2222,
+        events: tx,
+    };
+    let leg = relay.add(add).await.unwrap();
+    let (mut to_sip, mut to_webrtc) = (PtMap::empty(), PtMap::empty());
+    to_sip.insert(111, 0);
+    to_webrtc.insert(0, 111);
+    let peer = sip_peer.local_addr().unwrap();
+    let media = SipMedia {
+        remote_rtp: peer,
+        remote_rtcp: SocketAddr::new(peer.ip(), peer.port() + 1),
+        rtcp_mux: false,
+        to_sip,
+        to_webrtc,
+        ts_step: 160,
+    };
+    relay.configure(leg, media).unwrap();
+    let server = relay.webrtc_addr();
+    let sock = browser_sock.try_clone().unwrap();
+    let browser = tokio::task::spawn_blocking(move || {
+        connect_over(&mut browser, &sock, server);
+        browser
+    })
+    .await
+    .unwrap();
+    Setup {
+        relay,
+        metrics,
+        pool,
+        browser,
+        browser_sock,
+        sip_peer,
+        rtp_port,
+        leg,
+        events,
+    }
+}
+
+fn header(p: &[u8]) -> (u8, u32) {
+    (p[1] & 0x7f, u32::from_be_bytes([p[8], p[9], p[10], p[11]]))
+}
+
+async fn wait_for_metric(metrics: &Metrics, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !metrics.render().contains(needle) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.render().contains(needle),
+        "metric `{needle}` not found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relays_both_ways_rewriting_headers() {
+    let mut s = setup(32000).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    let mut buf = [0u8; 2048];
+
+    // Browser -> SIP: decrypted, PT 111 -> 0, SSRC replaced, payload intact.
+    let packet = s.browser.srtp(&rtp(1, BROWSER_SSRC, 7));
+    s.browser_sock
+        .send_to(&packet, s.relay.webrtc_addr())
+        .unwrap();
+    let (n, from) = s.sip_peer.recv_from(&mut buf).unwrap();
+    assert_eq!(from.port(), s.rtp_port, "sent from the call's RTP port");
+    assert_eq!(header(&buf[..n]), (0, 0x2222));
+    assert_eq!(&buf[12..n], &[7u8; 60][..]);
+
+    // SIP -> browser: latched, PT 0 -> 111, encrypted for the browser.
+    let mut plain = rtp(500, 0x5151, 9);
+    plain[1] = 0;
+    let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
+    s.sip_peer.send_to(&plain, rtp_addr).unwrap();
+    assert_eq!(
+        s.events.recv().await,
+        Some(MediaEvent::SipLatched(s.sip_peer.local_addr().unwrap()))
+    );
+    let (n, _) = s.browser_sock.recv_from(&mut buf).unwrap();
+    let rx = s.browser.rx.as_mut().unwrap();
+    let decrypted = rx.decrypt_rtp(&buf[..n]).unwrap();
+    assert_eq!(header(&decrypted), (111, 0x1111));
+    assert_eq!(&decrypted[12..], &[9u8; 60][..]);
+
+    let free = s.pool.free_count();
+    let stats = s.relay.remove(s.leg).await.unwrap();
+    assert_eq!((stats.to_sip_packets, stats.to_webrtc_packets), (1, 1));
+    assert_eq!(s.pool.free_count(), free + 1, "port back in the pool");
+    wait_for_metric(
+        &s.metrics,
+        "siphon_media_packets_total{flow=\"webrtc_to_sip\",kind=\"rtp\"} 1",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_packets_are_dropped_and_counted() {
+    let mut s = setup(32100).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    // Not STUN, DTLS or SRTP.
+    s.browser_sock
+        .send_to(&[0x42; 40], s.relay.webrtc_addr())
+        .unwrap();
+    // SRTP with a broken tag.
+    let mut forged = s.browser.srtp(&rtp(2, BROWSER_SSRC, 1));
+    let last = forged.len() - 1;
+    forged[last] ^= 0xff;
+    s.browser_sock
+        .send_to(&forged, s.relay.webrtc_addr())
+        .unwrap();
+    // A second SIP source after the first one latched.
+    let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
+    let mut plain = rtp(1, 0x5151, 1);
+    plain[1] = 0;
+    s.sip_peer.send_to(&plain, rtp_addr).unwrap();
+    udp().send_to(&plain, rtp_addr).unwrap();
+    // A payload type nobody negotiated.
+    let mut cn = rtp(3, BROWSER_SSRC, 1);
+    cn[1] = 13;
+    let packet = s.browser.srtp(&cn);
+    s.browser_sock
+        .send_to(&packet, s.relay.webrtc_addr())
+        .unwrap();
+    for needle in [
+        "reason=\"not_webrtc\",side=\"webrtc\"} 1",
+        "reason=\"srtp_auth\",side=\"webrtc\"} 1",
+        "reason=\"unlatched_source\",side=\"relay\"} 1",
+        "reason=\"unknown_payload_type\",side=\"relay\"} 1",
+    ] {
+        wait_for_metric(&s.metrics, needle).await;
+    }
+    // The call still works after all that.
+    let packet = s.browser.srtp(&rtp(4, BROWSER_SSRC, 5));
+    s.browser_sock
+        .send_to(&packet, s.relay.webrtc_addr())
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.sip_peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[12..n], &[5u8; 60][..]);
+}
