@@ -241,3 +241,6 @@ fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
         echo,
     }
 }
+
+#[cfg(test)]
+mod tests;

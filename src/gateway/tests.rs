@@ -1,0 +1,164 @@
+//! A whole gateway in-process: WebSocket signaling, the SIP leg to the
+//! built-in echo extension, ICE-lite/DTLS/SRTP to a browser stand-in.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Gateway;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sdp::fixtures::CHROME_OFFER;
+use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn config(port_base: u16) -> Config {
+    let mut c = Config::default();
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+    c.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
+    c.echo.listen = "127.0.0.1:0".parse().unwrap();
+    c.webrtc.port = 0;
+    c.rtp.port_min = port_base;
+    c.rtp.port_max = port_base + 19;
+    c.media.workers = 1;
+    c
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    let next = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+    match next.expect("message in time") {
+        Some(Ok(Message::Text(t))) => serde_json::from_str(&t).unwrap(),
+        other => panic!("unexpected frame: {other:?}"),
+    }
+}
+
+async fn recv_type(ws: &mut Ws, ty: &str) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == ty {
+            return v;
+        }
+        assert!(v["type"] != "hangup" && v["type"] != "error", "got {v}");
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// Chrome's offer with the stand-in's ICE credentials and fingerprint.
+fn offer_for(b: &Browser) -> String {
+    CHROME_OFFER
+        .replace("a=ice-ufrag:EsAw", &format!("a=ice-ufrag:{}", b.ufrag))
+        .replace("a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y", &format!("a=ice-pwd:{}", b.pwd))
+        .replace(
+            "D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F",
+            &b.identity.fingerprint,
+        )
+}
+
+fn attr<'a>(sdp: &'a str, name: &str) -> &'a str {
+    let prefix = format!("a={name}:");
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .expect("attribute");
+    &line[prefix.len()..]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_call_carries_audio_and_releases_everything() {
+    let metrics = Metrics::new();
+    let gw = Gateway::start(config(33000), metrics.clone())
+        .await
+        .unwrap();
+    let free = gw.free_rtp_ports();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await["type"], "welcome");
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut browser = Browser::new(sock.local_addr().unwrap(), Instant::now(), false);
+    send(
+        &mut ws,
+        json!({"type":"call","call_id":"e1","to":"echo","sdp":offer_for(&browser)}),
+    )
+    .await;
+    recv_type(&mut ws, "trying").await;
+    let answer = recv_type(&mut ws, "answered").await;
+    let sdp = answer["sdp"].as_str().unwrap();
+    browser.gw_ufrag = attr(sdp, "ice-ufrag").to_owned();
+    browser.gw_pwd = attr(sdp, "ice-pwd").to_owned();
+    let cand: Vec<&str> = attr(sdp, "candidate").split(' ').collect();
+    let server: SocketAddr = format!("{}:{}", cand[4], cand[5]).parse().unwrap();
+
+    let received = tokio::task::spawn_blocking(move || {
+        connect_over(&mut browser, &sock, server);
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut back = 0;
+        let mut buf = [0u8; 2048];
+        for seq in 0..50u16 {
+            let packet = browser.srtp(&rtp(seq, 0xABCD, seq as u8));
+            sock.send_to(&packet, server).unwrap();
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                let plain = browser.rx.as_mut().unwrap().decrypt_rtp(&buf[..n]);
+                if plain.is_ok_and(|p| p[12..] == [seq as u8; 60]) {
+                    back += 1;
+                }
+            }
+        }
+        back
+    })
+    .await
+    .unwrap();
+    assert!(received >= 45, "only {received} of 50 packets echoed");
+
+    send(&mut ws, json!({"type":"hangup","call_id":"e1"})).await;
+    let hangup = recv_type(&mut ws, "hangup").await;
+    assert_eq!(hangup["code"], 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (gw.free_rtp_ports() != free || gw.active_calls() != 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((gw.free_rtp_ports(), gw.active_calls()), (free, 0));
+    let text = metrics.render();
+    assert!(text.contains("siphon_calls_total{direction=\"webrtc_to_sip\",outcome=\"answered\"} 1"));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_get_errors_and_the_socket_survives() {
+    let gw = Gateway::start(config(33100), Metrics::new()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    recv(&mut ws).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(recv(&mut ws).await["code"], "bad_json");
+    send(&mut ws, json!({"type":"dance"})).await;
+    assert_eq!(recv(&mut ws).await["code"], "unknown_type");
+    let big = "x".repeat(70_000);
+    send(&mut ws, json!({"type":"call","to":"echo","sdp":big})).await;
+    assert_eq!(recv(&mut ws).await["code"], "too_large");
+    send(&mut ws, json!({"type":"hangup","call_id":"nope"})).await;
+    assert_eq!(recv(&mut ws).await["code"], "unknown_call");
+    send(&mut ws, json!({"type":"call","to":"1000","sdp":"v=0"})).await;
+    let no_route = recv(&mut ws).await;
+    assert_eq!(no_route["code"], "no_route", "{no_route}");
+    send(
+        &mut ws,
+        json!({"type":"call","call_id":"x","to":"echo","sdp":"garbage"}),
+    )
+    .await;
+    let hangup = recv_type(&mut ws, "hangup").await;
+    assert_eq!(hangup["code"], 488);
+    gw.shutdown().await;
+}
