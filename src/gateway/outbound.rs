@@ -52,73 +52,100 @@ struct Resources {
     leg: LegId,
 }
 
+/// Why a call ended before its INVITE went out.
+struct Refused {
+    code: u16,
+    reason: String,
+    label: &'static str,
+}
+
+impl Refused {
+    fn new(code: u16, reason: String, label: &'static str) -> Self {
+        Refused {
+            code,
+            reason,
+            label,
+        }
+    }
+}
+
+/// A call whose INVITE is out: the machine and the channels that feed it.
+struct Started {
+    call: OutboundCall,
+    res: Resources,
+    uac: UacHandle,
+    sip_events: mpsc::Receiver<UacEvent>,
+    media_events: mpsc::UnboundedReceiver<MediaEvent>,
+}
+
 async fn drive(
     gw: &Arc<Inner>,
     request: CallRequest,
     target: Target,
     to_client: &mpsc::Sender<ServerMessage>,
-    mut control: mpsc::UnboundedReceiver<ClientEvent>,
+    control: mpsc::UnboundedReceiver<ClientEvent>,
 ) -> Outcome {
     let call_id = request.call_id.clone();
-    let fail = |code: u16, reason: String, label: &'static str| {
-        let msg = ServerMessage::hangup(&call_id, code, reason);
-        let to_client = to_client.clone();
-        async move {
-            let _ = to_client.send(msg).await;
+    match start(gw, request, target).await {
+        Ok(started) => run_events(gw, started, to_client, control).await,
+        Err(r) => {
+            let _ = to_client
+                .send(ServerMessage::hangup(&call_id, r.code, r.reason))
+                .await;
             Outcome {
-                label,
-                code,
+                label: r.label,
+                code: r.code,
                 setup: None,
             }
         }
-    };
-    let ports = match gw.ports.allocate() {
-        Ok(p) => p,
-        Err(e) => return fail(503, format!("Service Unavailable: {e}"), "error").await,
-    };
+    }
+}
+
+/// Allocate the RTP port and WebRTC leg, translate the offer, send the INVITE.
+async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<Started, Refused> {
+    let unavailable =
+        |e: &dyn std::fmt::Display| Refused::new(503, format!("Service Unavailable: {e}"), "error");
+    let ports = gw.ports.allocate().map_err(|e| unavailable(&e))?;
     let relay_index = gw.relays.pick();
     let relay = gw.relays.get(relay_index);
-    let rtp_ip = gw.config.rtp_public_ip();
-    let webrtc_ip = gw.config.webrtc_public_ip();
     let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
-    let ssrc_to_webrtc = rand::random::<u32>();
     let params = OutboundParams {
-        call_id: call_id.clone(),
+        call_id: request.call_id.clone(),
         offer_sdp: request.sdp,
         sip_codecs: gw.config.sip.codecs.clone(),
-        rtp_addr: SocketAddr::new(rtp_ip, ports.port()),
+        rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
         ice_ufrag: ice_ufrag.clone(),
         ice_pwd: ice_pwd.clone(),
         fingerprint: gw.identity.fingerprint.clone(),
-        candidate: SocketAddr::new(webrtc_ip, relay.webrtc_addr().port()),
-        ssrc_to_webrtc,
-        session_id: rand::random::<u32>() as u64,
+        candidate: SocketAddr::new(gw.config.webrtc_public_ip(), relay.webrtc_addr().port()),
+        ssrc_to_webrtc: rand::random::<u32>(),
+        session_id: u64::from(rand::random::<u32>()),
     };
-    let now = Instant::now();
-    let (mut call, sip_offer) = match OutboundCall::start(params, now) {
-        Ok(started) => started,
-        Err(e) => return fail(e.code, e.reason, "no_codec").await,
-    };
+    let ssrc_to_webrtc = params.ssrc_to_webrtc;
+    let (call, sip_offer) = OutboundCall::start(params, Instant::now())
+        .map_err(|e| Refused::new(e.code, e.reason, "no_codec"))?;
     let (remote_ufrag, remote_pwd, remote_fingerprint) = call.remote_ice();
-    let (events_tx, mut media_events) = mpsc::unbounded_channel();
+    let (events, media_events) = mpsc::unbounded_channel();
+    let leg = LegConfig {
+        local_ufrag: ice_ufrag,
+        local_pwd: ice_pwd,
+        remote_ufrag,
+        remote_pwd,
+        remote_fingerprint,
+        consent_timeout: gw.config.webrtc.consent_timeout(),
+    };
+    let ssrc_to_sip = rand::random::<u32>();
     let add = AddCall {
-        leg: LegConfig {
-            local_ufrag: ice_ufrag,
-            local_pwd: ice_pwd,
-            remote_ufrag,
-            remote_pwd,
-            remote_fingerprint,
-            consent_timeout: gw.config.webrtc.consent_timeout(),
-        },
+        leg,
         ports,
         ssrc_to_webrtc,
-        ssrc_to_sip: rand::random::<u32>(),
-        events: events_tx,
+        ssrc_to_sip,
+        events,
     };
-    let leg = match relay.add(add).await {
-        Ok(leg) => leg,
-        Err(e) => return fail(500, format!("Internal error: {e}"), "error").await,
-    };
+    let leg = relay
+        .add(add)
+        .await
+        .map_err(|e| Refused::new(500, format!("Internal error: {e}"), "error"))?;
     let res = Resources {
         relay: relay_index,
         leg,
@@ -129,15 +156,37 @@ async fn drive(
         from_display: None,
         sdp: sip_offer,
         credentials: target.via_trunk.then(|| trunk_credentials(gw)).flatten(),
-        log_id: call_id.clone(),
+        log_id: request.call_id,
     };
-    let (uac, mut sip_events) = match gw.sip.invite(invite).await {
-        Ok(started) => started,
+    match gw.sip.invite(invite).await {
+        Ok((uac, sip_events)) => Ok(Started {
+            call,
+            res,
+            uac,
+            sip_events,
+            media_events,
+        }),
         Err(e) => {
             release(gw, &res).await;
-            return fail(503, format!("Service Unavailable: {e}"), "error").await;
+            Err(unavailable(&e))
         }
-    };
+    }
+}
+
+/// Feed the machine until it finishes.
+async fn run_events(
+    gw: &Arc<Inner>,
+    started: Started,
+    to_client: &mpsc::Sender<ServerMessage>,
+    mut control: mpsc::UnboundedReceiver<ClientEvent>,
+) -> Outcome {
+    let Started {
+        mut call,
+        res,
+        uac,
+        mut sip_events,
+        mut media_events,
+    } = started;
     let mut driver = Driver {
         gw,
         res,

@@ -112,7 +112,7 @@ pub(super) fn start(
 ) -> Result<(UacHandle, mpsc::Receiver<UacEvent>), SipError> {
     let option = request::build_option(&shared, &req)?;
     let handle = UacHandle::default();
-    let span = info_span!("call", id = %req.log_id);
+    let span = info_span!("sip_leg", call_id = %req.log_id);
     let attempt = span.in_scope(|| launch(&shared, option.clone(), &handle))?;
     let (events, rx) = mpsc::channel(32);
     let call = Call {
