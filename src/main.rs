@@ -30,6 +30,15 @@ enum Cmd {
     },
     /// Exit 0 when the gateway's /healthz answers (for container health checks).
     Healthcheck,
+    /// Print a signed token for a user (HS256 with auth.secret).
+    Token {
+        /// The user the token authenticates (`sub`).
+        #[arg(long)]
+        user: String,
+        /// Lifetime: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = siphon::signaling::auth::parse_ttl)]
+        ttl: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +47,10 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { file } => check_config(file.or(cli.config)),
         Cmd::Healthcheck => match load(cli.config) {
             Some(config) => siphon::http::healthcheck(config.http.listen),
+            None => ExitCode::FAILURE,
+        },
+        Cmd::Token { user, ttl } => match load(cli.config) {
+            Some(config) => token(&config, &user, ttl),
             None => ExitCode::FAILURE,
         },
         Cmd::Run => match load(cli.config) {
@@ -53,6 +66,26 @@ fn load(path: Option<PathBuf>) -> Option<Config> {
         Err(errors) => {
             eprintln!("siphon: invalid configuration:\n{errors}");
             None
+        }
+    }
+}
+
+fn token(config: &Config, user: &str, ttl: std::time::Duration) -> ExitCode {
+    if config.auth.secret.is_empty() {
+        eprintln!("siphon: auth.secret is empty (set it in the config or SIPHON_AUTH_SECRET)");
+        return ExitCode::FAILURE;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match siphon::signaling::auth::mint(user, ttl, config.auth.secret.as_bytes(), now) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("siphon: {e}");
+            ExitCode::FAILURE
         }
     }
 }

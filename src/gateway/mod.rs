@@ -154,6 +154,11 @@ async fn serve_http(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
         metrics: inner.metrics.clone(),
         limits: SessionLimits {
             max_message_bytes: inner.config.limits.max_ws_message_bytes as usize,
+            auth_secret: inner
+                .config
+                .auth
+                .required
+                .then(|| Arc::from(inner.config.auth.secret.as_bytes())),
         },
         metrics_enabled: inner.config.metrics.enabled,
         ready: Arc::new(AtomicBool::new(true)),

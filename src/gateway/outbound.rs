@@ -108,6 +108,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
     let ports = gw.ports.allocate().map_err(|e| unavailable(&e))?;
     let relay_index = gw.relays.pick();
     let relay = gw.relays.get(relay_index);
+    let caller = request.user.clone();
     let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
     let params = OutboundParams {
         call_id: request.call_id.clone(),
@@ -152,7 +153,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
     };
     let invite = sip::OutboundInvite {
         target: target.uri,
-        from_user: gw.config.sip.trunk.from_user.clone(),
+        from_user: caller.unwrap_or_else(|| gw.config.sip.trunk.from_user.clone()),
         from_display: None,
         sdp: sip_offer,
         credentials: target.via_trunk.then(|| trunk_credentials(gw)).flatten(),

@@ -162,3 +162,68 @@ async fn bad_messages_get_errors_and_the_socket_survives() {
     assert_eq!(hangup["code"], 488);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_required_when_configured() {
+    use crate::signaling::auth::mint;
+    let mut c = config(33200);
+    c.auth.required = true;
+    c.auth.secret = "sekrit".into();
+    let metrics = Metrics::new();
+    let gw = Gateway::start(c, metrics.clone()).await.unwrap();
+    let url = format!("ws://{}/ws", gw.http_addr());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = mint("alice", Duration::from_secs(60), b"sekrit", now).unwrap();
+
+    // A valid token in the URL: welcome names the user.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={good}"))
+        .await
+        .unwrap();
+    let welcome = recv(&mut ws).await;
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["user"].as_str()),
+        (Some("welcome"), Some("alice"))
+    );
+
+    // A valid token in a first hello message.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send(&mut ws, json!({"type":"hello","token":good})).await;
+    assert_eq!(recv(&mut ws).await["user"], "alice");
+
+    // Forged, expired, missing: error, then the socket closes.
+    let forged = mint("alice", Duration::from_secs(60), b"guess", now).unwrap();
+    let expired = mint("alice", Duration::from_secs(60), b"sekrit", now - 3600).unwrap();
+    for (query, first) in [
+        (format!("?token={forged}"), None),
+        (format!("?token={expired}"), None),
+        (
+            String::new(),
+            Some(json!({"type":"call","to":"echo","sdp":"v=0"})),
+        ),
+    ] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}{query}"))
+            .await
+            .unwrap();
+        if let Some(msg) = first {
+            send(&mut ws, msg).await;
+        }
+        let refused = recv(&mut ws).await;
+        assert_eq!(refused["code"], "unauthorized", "{refused}");
+        let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(closed, Some(Ok(Message::Close(_))) | None),
+            "{closed:?}"
+        );
+    }
+    let text = metrics.render();
+    for reason in ["bad_signature", "expired", "missing"] {
+        let needle = format!("siphon_ws_auth_failures_total{{reason=\"{reason}\"}} 1");
+        assert!(text.contains(&needle), "{needle}");
+    }
+    gw.shutdown().await;
+}

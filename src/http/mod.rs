@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -37,14 +37,24 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn ws(State(s): State<HttpState>, upgrade: WebSocketUpgrade) -> Response {
+/// Query parameters of `/ws`.
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn ws(
+    State(s): State<HttpState>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     // The transport cap sits well above the protocol limit so that an
     // oversize message earns an `error` reply instead of a dropped socket.
     let hard_cap = (s.limits.max_message_bytes * 4).max(1 << 20);
     upgrade
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| session::run(socket, s.calls, s.limits, s.metrics))
+        .on_upgrade(move |socket| session::run(socket, s.calls, s.limits, s.metrics, query.token))
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub ws_messages_total: IntCounterVec,
     /// `error` messages sent to clients, by code.
     pub ws_errors_total: IntCounterVec,
+    /// WebSocket authentication failures, by reason.
+    pub ws_auth_failures_total: IntCounterVec,
     /// Relay loop wake-ups (a gauge of loop activity, not per packet).
     pub relay_wakeups_total: IntCounter,
 }
@@ -125,6 +127,11 @@ impl Metrics {
                 "Error messages sent to WebSocket clients",
                 &["code"],
             ),
+            ws_auth_failures_total: counter_vec(
+                "ws_auth_failures_total",
+                "WebSocket authentication failures by reason",
+                &["reason"],
+            ),
             relay_wakeups_total: IntCounter::new("relay_wakeups_total", "Relay loop wake-ups")
                 .expect("valid counter"),
             registry,
@@ -149,6 +156,7 @@ impl Metrics {
             Box::new(self.ws_connections.clone()),
             Box::new(self.ws_messages_total.clone()),
             Box::new(self.ws_errors_total.clone()),
+            Box::new(self.ws_auth_failures_total.clone()),
             Box::new(self.relay_wakeups_total.clone()),
         ];
         for c in collectors {

@@ -26,6 +26,11 @@ pub struct IceCandidate {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
+    /// Authenticate the socket (when the token was not in the URL).
+    Hello {
+        /// The HS256 JWT.
+        token: String,
+    },
     /// Place a call to `to` with a WebRTC offer.
     Call {
         /// Chosen by the client, or assigned by the server when absent.
@@ -55,6 +60,7 @@ impl ClientMessage {
     /// The `type` tag, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
+            ClientMessage::Hello { .. } => "hello",
             ClientMessage::Call { .. } => "call",
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::Hangup { .. } => "hangup",
@@ -84,6 +90,8 @@ pub enum ErrorCode {
     BadSdp,
     /// A call limit was reached.
     LimitReached,
+    /// Missing, malformed, badly signed or expired token; the socket closes.
+    Unauthorized,
     /// The gateway failed internally; the call was ended.
     Internal,
 }
@@ -101,6 +109,7 @@ impl ErrorCode {
             ErrorCode::NoRoute => "no_route",
             ErrorCode::BadSdp => "bad_sdp",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Internal => "internal",
         }
     }
@@ -110,10 +119,13 @@ impl ErrorCode {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// Sent once when the socket opens.
+    /// Sent once the socket is ready for calls (after authentication).
     Welcome {
         /// `PROTOCOL_VERSION`.
         version: u32,
+        /// The authenticated user, when tokens are required.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
     },
     /// The call was accepted and the SIP request sent.
     Trying {
@@ -238,7 +250,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
             return Err(Refusal::new(call_id, ErrorCode::BadMessage, msg));
         }
     };
-    if !["call", "candidate", "hangup"].contains(&kind) {
+    if !["hello", "call", "candidate", "hangup"].contains(&kind) {
         let msg = format!("unknown message type `{}`", truncate(kind, 32));
         return Err(Refusal::new(call_id, ErrorCode::UnknownType, msg));
     }
@@ -264,6 +276,7 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         ClientMessage::Candidate { call_id, .. } | ClientMessage::Hangup { call_id } => {
             Some(call_id.as_str())
         }
+        ClientMessage::Hello { .. } => None,
     };
     match id {
         Some(id) if !valid_call_id(id) => Err(format!(

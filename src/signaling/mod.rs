@@ -1,5 +1,6 @@
 //! The WebSocket JSON signaling protocol: message types and the per-socket session.
 
+pub mod auth;
 pub mod messages;
 pub mod session;
 

@@ -2,10 +2,13 @@
 //! service, forward the calls' messages back. Knows nothing of SIP or SDP.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket};
 use tokio::sync::mpsc;
 
+use super::auth::{self, AuthError};
 use super::messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
     PROTOCOL_VERSION,
@@ -26,6 +29,8 @@ pub enum ClientEvent {
 /// A request to place a call, as the session received it.
 #[derive(Debug, Clone)]
 pub struct CallRequest {
+    /// The authenticated user of the socket, when tokens are required.
+    pub user: Option<String>,
     /// The call id (client's or assigned).
     pub call_id: String,
     /// The destination as dialed.
@@ -45,33 +50,47 @@ pub trait CallService: Send + Sync + 'static {
     ) -> Result<mpsc::UnboundedSender<ClientEvent>, Refusal>;
 }
 
-/// Limits applied to each session.
-#[derive(Debug, Clone, Copy)]
+/// How long a client has to authenticate with `hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings applied to each session.
+#[derive(Debug, Clone)]
 pub struct SessionLimits {
     /// Largest accepted text message.
     pub max_message_bytes: usize,
+    /// The HS256 secret when tokens are required (`auth.required`).
+    pub auth_secret: Option<Arc<[u8]>>,
 }
 
-/// Serve one socket until it closes.
+/// Serve one socket until it closes. `url_token` is the `token` query parameter.
 pub async fn run(
     mut socket: WebSocket,
-    service: std::sync::Arc<dyn CallService>,
+    service: Arc<dyn CallService>,
     limits: SessionLimits,
     metrics: Metrics,
+    url_token: Option<String>,
 ) {
     metrics.ws_connections.inc();
+    let Ok(user) = authenticate(&mut socket, &limits, &metrics, url_token).await else {
+        let _ = socket.send(Message::Close(None)).await;
+        metrics.ws_connections.dec();
+        return;
+    };
     let (to_client, mut outbox) = mpsc::channel::<ServerMessage>(256);
+    let welcome = ServerMessage::Welcome {
+        version: PROTOCOL_VERSION,
+        user: user.clone(),
+    };
+    let calls = HashMap::new();
     let mut session = Session {
-        calls: HashMap::new(),
+        calls,
         service,
         to_client,
         limits,
         metrics,
+        user,
     };
-    let hello = ServerMessage::Welcome {
-        version: PROTOCOL_VERSION,
-    };
-    let mut open = send(&mut socket, &hello).await;
+    let mut open = send(&mut socket, &welcome).await;
     while open {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -91,6 +110,63 @@ pub async fn run(
     session.close();
 }
 
+/// The socket's user when tokens are required; `Err` after telling the
+/// client why it is refused.
+async fn authenticate(
+    socket: &mut WebSocket,
+    limits: &SessionLimits,
+    metrics: &Metrics,
+    url_token: Option<String>,
+) -> Result<Option<String>, ()> {
+    let Some(secret) = &limits.auth_secret else {
+        return Ok(None);
+    };
+    let token = match url_token {
+        Some(token) => Some(token),
+        None => first_hello(socket, limits.max_message_bytes).await,
+    };
+    let result = match token {
+        Some(token) => auth::verify(&token, secret, unix_now()),
+        None => Err(AuthError::Missing),
+    };
+    match result {
+        Ok(claims) => Ok(Some(claims.sub)),
+        Err(e) => {
+            metrics
+                .ws_auth_failures_total
+                .with_label_values(&[e.code()])
+                .inc();
+            let code = ErrorCode::Unauthorized;
+            metrics
+                .ws_errors_total
+                .with_label_values(&[code.as_str()])
+                .inc();
+            let _ = send(socket, &ServerMessage::error(None, code, e.to_string())).await;
+            Err(())
+        }
+    }
+}
+
+/// The token of the first message when it is a `hello`.
+async fn first_hello(socket: &mut WebSocket, max_bytes: usize) -> Option<String> {
+    let frame = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
+        .await
+        .ok()??
+        .ok()?;
+    let Message::Text(text) = frame else {
+        return None;
+    };
+    match parse_client_message(&text, max_bytes) {
+        Ok(ClientMessage::Hello { token }) => Some(token),
+        _ => None,
+    }
+}
+
+fn unix_now() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map_or(0, |d| d.as_secs())
+}
+
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
     socket
         .send(Message::Text(msg.to_json().into()))
@@ -100,10 +176,11 @@ async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
 
 struct Session {
     calls: HashMap<String, mpsc::UnboundedSender<ClientEvent>>,
-    service: std::sync::Arc<dyn CallService>,
+    service: Arc<dyn CallService>,
     to_client: mpsc::Sender<ServerMessage>,
     limits: SessionLimits,
     metrics: Metrics,
+    user: Option<String>,
 }
 
 impl Session {
@@ -145,6 +222,9 @@ impl Session {
 
     fn on_message(&mut self, msg: ClientMessage) -> Result<(), Refusal> {
         match msg {
+            // Authentication happens before the session starts; a later
+            // hello changes nothing.
+            ClientMessage::Hello { .. } => Ok(()),
             ClientMessage::Call { call_id, to, sdp } => {
                 let call_id = call_id.unwrap_or_else(new_call_id);
                 if self.calls.contains_key(&call_id) {
@@ -153,6 +233,7 @@ impl Session {
                     return Err(r);
                 }
                 let request = CallRequest {
+                    user: self.user.clone(),
                     call_id: call_id.clone(),
                     to,
                     sdp,
