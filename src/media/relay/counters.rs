@@ -87,6 +87,8 @@ pub(super) struct Counters {
     to_webrtc: FlowCounts,
     webrtc_drops: [u64; DropReason::COUNT],
     relay_drops: [u64; RelayDrop::ALL.len()],
+    wakeups: u64,
+    wakeups_h: IntCounter,
     to_sip_h: FlowHandles,
     to_webrtc_h: FlowHandles,
     webrtc_drop_h: Vec<IntCounter>,
@@ -103,6 +105,8 @@ impl Counters {
             to_webrtc: FlowCounts::default(),
             webrtc_drops: [0; DropReason::COUNT],
             relay_drops: [0; RelayDrop::ALL.len()],
+            wakeups: 0,
+            wakeups_h: m.relay_wakeups_total.clone(),
             to_sip_h: FlowHandles::new(m, flow::WEBRTC_TO_SIP),
             to_webrtc_h: FlowHandles::new(m, flow::SIP_TO_WEBRTC),
             webrtc_drop_h: DropReason::ALL
@@ -127,6 +131,11 @@ impl Counters {
         count(&mut self.to_webrtc, rtcp, bytes);
     }
 
+    /// One return from the poller.
+    pub(super) fn wakeup(&mut self) {
+        self.wakeups += 1;
+    }
+
     pub(super) fn webrtc_drop(&mut self, reason: DropReason) {
         self.webrtc_drops[reason as usize] += 1;
     }
@@ -141,6 +150,7 @@ impl Counters {
         flush_flow(&mut self.to_webrtc, &self.to_webrtc_h);
         flush_array(&mut self.webrtc_drops, &self.webrtc_drop_h);
         flush_array(&mut self.relay_drops, &self.relay_drop_h);
+        self.wakeups_h.inc_by(std::mem::take(&mut self.wakeups));
     }
 }
 

@@ -105,6 +105,7 @@ impl Worker {
                 tracing::error!(error = %e, "relay poll failed; loop stops");
                 return;
             }
+            self.counters.wakeup();
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
