@@ -160,7 +160,7 @@ async fn connect_ws(url: &str) -> Result<Ws, String> {
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| format!("ws connect: {e}"))?;
     Ok(ws)

@@ -3,8 +3,8 @@
 //! siphon's memory from the in-process browsers' and echo's.
 //!
 //! Attribution is by the allocating and the freeing thread; it is exact as
-//! long as memory does not cross domains, which holds here: siphon, the echo
-//! and the clients only talk over sockets.
+//! long as memory does not cross domains, which holds for everything a call
+//! keeps: siphon, the echo and the clients only talk over sockets.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

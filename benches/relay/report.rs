@@ -85,18 +85,19 @@ pub fn quantile<T: Copy + Into<f64> + PartialOrd>(v: &mut [T], q: f64) -> f64 {
 pub fn print_table(runs: &[RunResult]) {
     println!();
     println!(
-        "{:>5} {:>5} {:>4} {:>15} {:>15} {:>7} {:>13} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}",
-        "N", "up", "fail", "ready p50/p99", "answer p50/p99", "loss%", "rtt p50/p99",
-        "pps", "relay", "siphon", "proc-cli", "echo", "RSS/call", "heap/c", "relay cpu"
+        "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6} {:>11} {:>7} {:>6} {:>6} {:>8} {:>6} {:>11} {:>8} {:>6} {:>6}",
+        "N", "up", "fail", "ready p50/99", "answ p50/99", "loss", "rtt p50/99", "relayed",
+        "relay", "siphon", "proc-cli", "echo", "RSS MB", "RSS/call", "heap/c", "relay"
     );
     println!(
-        "{:>5} {:>5} {:>4} {:>15} {:>15} {:>7} {:>13} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}",
-        "", "", "", "ms", "ms", "", "ms", "relayed", "us/pkt", "us/pkt", "us/pkt", "us/pkt",
-        "KB", "KB", "% core"
+        "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6} {:>11} {:>7} {:>6} {:>6} {:>8} {:>6} {:>11} {:>8} {:>6} {:>6}",
+        "", "", "", "ms", "ms", "%", "ms", "pps", "us/pkt", "us/pkt", "us/pkt", "us/pkt",
+        "before->up", "KB", "KB", "%core"
     );
     for r in runs {
+        let window = r.window_s.max(1e-9);
         println!(
-            "{:>5} {:>5} {:>4} {:>15} {:>15} {:>7.3} {:>13} {:>8.0} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>8.1} {:>8.1} {:>9.1}",
+            "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6.2} {:>11} {:>7.0} {:>6.2} {:>6.2} {:>8.2} {:>6.2} {:>11} {:>8.0} {:>6.0} {:>6.1}",
             r.calls,
             r.established,
             r.setup_failures,
@@ -104,21 +105,50 @@ pub fn print_table(runs: &[RunResult]) {
             format!("{:.0}/{:.0}", r.setup_answered_ms_p50, r.setup_answered_ms_p99),
             r.loss_pct,
             format!("{:.2}/{:.2}", r.rtt_ms_p50, r.rtt_ms_p99),
-            r.relayed as f64 / r.window_s.max(1e-9),
+            r.relayed as f64 / window,
             r.us_per_pkt_relay,
             r.us_per_pkt_siphon,
             r.us_per_pkt_process_minus_clients,
             r.us_per_pkt_echo,
+            format!("{:.1}->{:.1}", r.rss_before_mb, r.rss_established_mb),
             r.rss_per_call_kb,
             r.heap_per_call_kb_siphon,
-            100.0 * r.cpu_s.relay / r.window_s.max(1e-9),
+            100.0 * r.cpu_s.relay / window,
         );
     }
     println!();
-    println!("relay: relay-* threads' CPU / packets relayed (both directions, siphon's metrics)");
+    println!(
+        "relay us/pkt: relay-* threads' CPU / packets relayed (both directions, siphon's metrics)"
+    );
     println!("siphon: whole process minus client and echo threads; proc-cli: minus clients only");
-    println!("echo: echo runtime CPU / packets echoed; heap/c: siphon's live heap per call");
-    for r in runs.iter().filter(|r| !r.setup_errors.is_empty()) {
-        println!("N={} setup errors: {:?}", r.calls, r.setup_errors);
+    println!(
+        "echo: echo runtime CPU / packets it echoed; RSS: whole process (siphon, echo, browsers)"
+    );
+    println!("heap/c: siphon's live heap per call; relay %core: relay threads' CPU / wall time");
+    for r in runs {
+        warn_anomalies(r);
+    }
+}
+
+/// Anything that makes a run's figures suspect, spelled out under the table.
+fn warn_anomalies(r: &RunResult) {
+    if !r.setup_errors.is_empty() {
+        println!("N={}: setup errors: {:?}", r.calls, r.setup_errors);
+    }
+    let counts = [
+        (
+            r.dropped_calls as u64,
+            "calls hung up by siphon during media",
+        ),
+        (r.bad_hangups as u64, "hangups not answered with 200"),
+        (r.leaked_calls as u64, "calls still held after hangup"),
+        (r.relay_dropped, "media packets dropped by siphon"),
+        (
+            r.client_bad,
+            "packets the browsers could not decrypt or recognise",
+        ),
+    ];
+    for (n, what) in counts.into_iter().filter(|(n, _)| *n > 0) {
+        println!("N={}: {n} {what}", r.calls);
     }
 }
