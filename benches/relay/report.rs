@@ -13,6 +13,20 @@ pub struct CpuSeconds {
     pub process: f64,
 }
 
+impl CpuSeconds {
+    /// Every figure times `k` (e.g. to milliseconds per call).
+    pub fn scaled(&self, k: f64) -> CpuSeconds {
+        CpuSeconds {
+            relay: self.relay * k,
+            gateway: self.gateway * k,
+            echo: self.echo * k,
+            client: self.client * k,
+            other: self.other * k,
+            process: self.process * k,
+        }
+    }
+}
+
 /// Everything measured for one N.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunResult {
@@ -31,6 +45,10 @@ pub struct RunResult {
     pub setup_ready_ms_p99: f64,
     /// Wall time to get every call up.
     pub setup_all_s: f64,
+    /// CPU per call set up, over the setup phase: siphon's relay threads
+    /// (ICE, DTLS server), its control plane (WebSocket, SIP, SDP), the
+    /// echo and the browsers.
+    pub setup_cpu_ms_per_call: CpuSeconds,
     pub srtp_profile: String,
     /// Length of the CPU window: sending plus 100 ms for the last packets.
     pub window_s: f64,
@@ -85,19 +103,19 @@ pub fn quantile<T: Copy + Into<f64> + PartialOrd>(v: &mut [T], q: f64) -> f64 {
 pub fn print_table(runs: &[RunResult]) {
     println!();
     println!(
-        "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6} {:>11} {:>7} {:>6} {:>6} {:>8} {:>6} {:>11} {:>8} {:>6} {:>6}",
+        "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6} {:>11} {:>7} {:>6} {:>6} {:>8} {:>6} {:>11} {:>8} {:>6} {:>6} {:>6}",
         "N", "up", "fail", "ready p50/99", "answ p50/99", "loss", "rtt p50/99", "relayed",
-        "relay", "siphon", "proc-cli", "echo", "RSS MB", "RSS/call", "heap/c", "relay"
+        "relay", "siphon", "proc-cli", "echo", "RSS MB", "RSS/call", "heap/c", "relay", "setup"
     );
     println!(
-        "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6} {:>11} {:>7} {:>6} {:>6} {:>8} {:>6} {:>11} {:>8} {:>6} {:>6}",
+        "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6} {:>11} {:>7} {:>6} {:>6} {:>8} {:>6} {:>11} {:>8} {:>6} {:>6} {:>6}",
         "", "", "", "ms", "ms", "%", "ms", "pps", "us/pkt", "us/pkt", "us/pkt", "us/pkt",
-        "before->up", "KB", "KB", "%core"
+        "before->up", "KB", "KB", "%core", "cpu ms"
     );
     for r in runs {
         let window = r.window_s.max(1e-9);
         println!(
-            "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6.2} {:>11} {:>7.0} {:>6.2} {:>6.2} {:>8.2} {:>6.2} {:>11} {:>8.0} {:>6.0} {:>6.1}",
+            "{:>5} {:>5} {:>4} {:>13} {:>13} {:>6.2} {:>11} {:>7.0} {:>6.2} {:>6.2} {:>8.2} {:>6.2} {:>11} {:>8.0} {:>6.0} {:>6.1} {:>6.2}",
             r.calls,
             r.established,
             r.setup_failures,
@@ -114,6 +132,7 @@ pub fn print_table(runs: &[RunResult]) {
             r.rss_per_call_kb,
             r.heap_per_call_kb_siphon,
             100.0 * r.cpu_s.relay / window,
+            r.setup_cpu_ms_per_call.relay + r.setup_cpu_ms_per_call.gateway,
         );
     }
     println!();
@@ -125,6 +144,7 @@ pub fn print_table(runs: &[RunResult]) {
         "echo: echo runtime CPU / packets it echoed; RSS: whole process (siphon, echo, browsers)"
     );
     println!("heap/c: siphon's live heap per call; relay %core: relay threads' CPU / wall time");
+    println!("setup cpu: siphon's CPU (relay + control plane threads) per call set up");
     for r in runs {
         warn_anomalies(r);
     }

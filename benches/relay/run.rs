@@ -196,9 +196,12 @@ pub fn run(args: &Args, calls: usize) -> Result<RunResult, String> {
             })
             .collect::<Vec<_>>()
     });
+    let cpu0 = CpuSnapshot::take();
     let handles = rig.client_rt.block_on(spawn).map_err(|e| e.to_string())?;
     let setups = rig.client_rt.block_on(collect_setups(ready_rx, calls));
+    let cpu1 = CpuSnapshot::take();
     record_setups(&mut r, setups);
+    r.setup_cpu_ms_per_call = cpu_by_group(&cpu1, &cpu0).scaled(1e3 / calls.max(1) as f64);
     eprintln!(
         "  N={calls}: {} calls up, {} failed, in {:.1} s",
         r.established, r.setup_failures, r.setup_all_s
@@ -302,16 +305,20 @@ fn measure_media(rig: &Rig, args: &Args, phase: &watch::Sender<Phase>, r: &mut R
     record_cpu(r, &cpu1, &cpu0);
 }
 
-fn record_cpu(r: &mut RunResult, cpu1: &CpuSnapshot, cpu0: &CpuSnapshot) {
+fn cpu_by_group(cpu1: &CpuSnapshot, cpu0: &CpuSnapshot) -> CpuSeconds {
     let g = |group| cpu1.group_since(cpu0, group);
-    let cpu = CpuSeconds {
+    CpuSeconds {
         relay: g(Group::Relay),
         gateway: g(Group::Gateway),
         echo: g(Group::Echo),
         client: g(Group::Client),
         other: g(Group::Other),
         process: cpu1.process_since(cpu0),
-    };
+    }
+}
+
+fn record_cpu(r: &mut RunResult, cpu1: &CpuSnapshot, cpu0: &CpuSnapshot) {
+    let cpu = cpu_by_group(cpu1, cpu0);
     let us = |secs: f64, packets: u64| secs * 1e6 / packets.max(1) as f64;
     r.us_per_pkt_relay = us(cpu.relay, r.relayed);
     r.us_per_pkt_process_minus_clients = us(cpu.process - cpu.client, r.relayed);
