@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -167,6 +168,11 @@ async fn serve_http(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
     let shutdown = inner.shutdown.clone();
     drop(inner);
     let app = http::router(state);
+    // Without TCP_NODELAY a second small signaling frame waits for the
+    // client's delayed ACK: ~40 ms added to every call setup.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
