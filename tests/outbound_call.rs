@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, Codec, Signaling};
+use common::{Browser, Codec, Signaling};
 use serde_json::json;
 use siphon::config::Config;
 use siphon::gateway::Gateway;
@@ -45,7 +45,9 @@ impl Rig {
             rtp_ip: "127.0.0.1".parse().unwrap(),
             behavior,
         };
-        let echo = EchoServer::start(settings, Metrics::new(), stop.clone()).await.unwrap();
+        let echo = EchoServer::start(settings, Metrics::new(), stop.clone())
+            .await
+            .unwrap();
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -64,7 +66,11 @@ impl Rig {
         config.sip.trunk.password = "s3cret".into();
         tweak(&mut config);
         let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
-        Rig { gateway, echo, _stop: stop }
+        Rig {
+            gateway,
+            echo,
+            _stop: stop,
+        }
     }
 
     async fn signaling(&self) -> Signaling {
@@ -80,7 +86,11 @@ impl Rig {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(self.gateway.free_rtp_ports(), free_before, "RTP port returned");
+        assert_eq!(
+            self.gateway.free_rtp_ports(),
+            free_before,
+            "RTP port returned"
+        );
         assert_eq!(self.gateway.active_calls(), 0, "call removed");
     }
 }
@@ -89,11 +99,16 @@ impl Rig {
 async fn answered_call(rig: &Rig, sig: &mut Signaling, codecs: &[Codec]) -> Browser {
     let browser = Browser::new(codecs).await.unwrap();
     let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer})).await.unwrap();
+    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
     sig.recv_type("trying", T).await.unwrap();
     let answered = sig.recv_type("answered", T).await.unwrap();
     assert_eq!(answered["call_id"], "c1");
-    browser.apply_answer(answered["sdp"].as_str().unwrap()).await.unwrap();
+    browser
+        .apply_answer(answered["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
     browser.wait_connected(T).await.unwrap();
     let _ = rig;
     browser
@@ -107,7 +122,9 @@ async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport
     let back = common::echo_round_trip(&browser, 100).await;
     assert!(back >= 90, "only {back} of 100 packets came back intact");
     assert_eq!(rig.echo.stats().active_calls, 1);
-    sig.send(json!({"type":"hangup","call_id":"c1"})).await.unwrap();
+    sig.send(json!({"type":"hangup","call_id":"c1"}))
+        .await
+        .unwrap();
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     assert_eq!(hangup["code"], 200);
     rig.assert_released(free_before).await;
@@ -116,46 +133,67 @@ async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport
 }
 
 async fn remote_bye_ends_both_legs(port_base: u16, transport: SipTransport) {
-    let behavior = EchoBehavior { hangup_after: Some(Duration::from_millis(1500)), ..Default::default() };
+    let behavior = EchoBehavior {
+        hangup_after: Some(Duration::from_millis(1500)),
+        ..Default::default()
+    };
     let rig = Rig::start(port_base, transport, behavior).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
     let hangup = sig.recv_type("hangup", T).await.unwrap();
-    assert_eq!((hangup["code"].as_u64(), hangup["reason"].as_str()), (Some(200), Some("Remote hangup")));
+    assert_eq!(
+        (hangup["code"].as_u64(), hangup["reason"].as_str()),
+        (Some(200), Some("Remote hangup"))
+    );
     rig.assert_released(free_before).await;
     browser.close().await;
 }
 
 async fn busy_reaches_client_as_486(port_base: u16, transport: SipTransport) {
-    let behavior = EchoBehavior { reject: Some(486), ..Default::default() };
+    let behavior = EchoBehavior {
+        reject: Some(486),
+        ..Default::default()
+    };
     let rig = Rig::start(port_base, transport, behavior).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
     let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"b1","to":"1000","sdp":offer})).await.unwrap();
+    sig.send(json!({"type":"call","call_id":"b1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     assert_eq!(hangup["code"], 486);
     assert_eq!(hangup["call_id"], "b1");
     rig.assert_released(free_before).await;
 }
 
-async fn digest_challenge_is_answered(port_base: u16, transport: SipTransport, algorithm: DigestAlgorithm) {
+async fn digest_challenge_is_answered(
+    port_base: u16,
+    transport: SipTransport,
+    algorithm: DigestAlgorithm,
+) {
     let challenge = EchoChallenge {
         realm: "pbx.test".into(),
         username: "siphon".into(),
         password: "s3cret".into(),
         algorithm,
     };
-    let behavior = EchoBehavior { challenge: Some(challenge), ..Default::default() };
+    let behavior = EchoBehavior {
+        challenge: Some(challenge),
+        ..Default::default()
+    };
     let rig = Rig::start(port_base, transport, behavior).await;
     let mut sig = rig.signaling().await;
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
     let back = common::echo_round_trip(&browser, 20).await;
     assert!(back >= 18, "only {back} of 20 packets came back");
     let invite = rig.echo.last_invite().unwrap();
-    assert!(invite.header("Authorization").is_some(), "INVITE retried with credentials");
+    assert!(
+        invite.header("Authorization").is_some(),
+        "INVITE retried with credentials"
+    );
     browser.close().await;
 }
 
@@ -168,11 +206,16 @@ async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
     let mut sig = rig.signaling().await;
     let browser = Browser::new(&[Codec::Opus]).await.unwrap();
     let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"n1","to":"1000","sdp":offer})).await.unwrap();
+    sig.send(json!({"type":"call","call_id":"n1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     assert_eq!(hangup["code"], 488);
     let reason = hangup["reason"].as_str().unwrap();
-    assert!(reason.contains("opus") && reason.contains("PCMA"), "{reason}");
+    assert!(
+        reason.contains("opus") && reason.contains("PCMA"),
+        "{reason}"
+    );
     assert_eq!(rig.echo.stats().calls_answered, 0, "no INVITE was answered");
     rig.assert_released(free_before).await;
 }

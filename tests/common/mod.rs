@@ -1,0 +1,72 @@
+//! Shared pieces of the end-to-end tests: an independent WebRTC peer standing in
+//! for a browser, and a client for the JSON signaling protocol.
+
+// Every test binary compiles this module but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod browser;
+pub mod signaling;
+
+use std::time::Duration;
+
+pub use browser::{Browser, Codec, RtpIn};
+pub use signaling::Signaling;
+
+/// The error type of the test helpers: any error, with its message.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Size of one 20 ms G.711 frame; also used for Opus, whose bytes nobody decodes here.
+pub const FRAME_BYTES: usize = 160;
+/// Packet spacing of real audio.
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(20);
+/// How long stragglers may take to come back after the last packet is sent.
+const ECHO_GRACE: Duration = Duration::from_secs(1);
+
+/// A frame that carries `index` and can be recognised byte for byte.
+pub fn stamped_frame(index: u16) -> Vec<u8> {
+    let [hi, lo] = index.to_be_bytes();
+    let mut frame = vec![hi, lo, !hi, !lo];
+    frame.extend((4..FRAME_BYTES).map(|i| (i as u16).wrapping_mul(31).wrapping_add(index) as u8));
+    frame
+}
+
+/// The index `payload` was stamped with, if it is an intact stamped frame.
+pub fn frame_index(payload: &[u8]) -> Option<u16> {
+    let index = u16::from_be_bytes([*payload.first()?, *payload.get(1)?]);
+    (payload == stamped_frame(index).as_slice()).then_some(index)
+}
+
+/// Sends `n` stamped frames at 20 ms spacing through an echo and counts how many
+/// distinct ones come back intact. Packets that do not match count for nothing.
+pub async fn echo_round_trip(browser: &Browser, n: usize) -> usize {
+    let n = n.min(usize::from(u16::MAX));
+    let deadline = tokio::time::Instant::now() + FRAME_INTERVAL * n as u32 + ECHO_GRACE;
+    let send = async {
+        let mut ticker = tokio::time::interval(FRAME_INTERVAL);
+        for index in 0..n as u16 {
+            ticker.tick().await;
+            if browser.send_rtp(&stamped_frame(index)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let receive = async {
+        let mut seen = vec![false; n];
+        let mut count = 0;
+        while count < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Ok(payload) = browser.recv_payload(left).await else {
+                break;
+            };
+            if let Some(index) = frame_index(&payload).map(usize::from) {
+                if index < n && !seen[index] {
+                    seen[index] = true;
+                    count += 1;
+                }
+            }
+        }
+        count
+    };
+    let ((), count) = tokio::join!(send, receive);
+    count
+}
