@@ -220,12 +220,55 @@ async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
     rig.assert_released(free_before).await;
 }
 
+async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTransport) {
+    let behavior = EchoBehavior {
+        ring_for: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let rig = Rig::start(port_base, transport, behavior).await;
+    let free_before = rig.gateway.free_rtp_ports();
+    let mut sig = rig.signaling().await;
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"r1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    sig.recv_type("ringing", T).await.unwrap();
+    sig.send(json!({"type":"hangup","call_id":"r1"}))
+        .await
+        .unwrap();
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(hangup["code"], 487);
+    rig.assert_released(free_before).await;
+    // Past the ring time the UAS would have answered, had the CANCEL not
+    // reached it.
+    tokio::time::sleep(ring + Duration::from_millis(500)).await;
+    assert_eq!(rig.echo.stats().calls_answered, 0);
+    assert_eq!(rig.echo.stats().active_calls, 0);
+    let invite = rig.echo.last_invite().unwrap();
+    let call_id = invite.header("Call-ID").unwrap();
+    assert!(
+        call_id.ends_with("@127.0.0.1"),
+        "Call-ID names siphon's domain: {call_id}"
+    );
+}
+
 async fn wait_until(mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + T;
     while !f() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(f(), "condition not reached in time");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_client_hangup_while_ringing_cancels() {
+    client_hangup_while_ringing_cancels(32200, SipTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_client_hangup_while_ringing_cancels() {
+    client_hangup_while_ringing_cancels(32300, SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -60,6 +60,8 @@ pub(super) fn build_option(
         contact,
         content_type: Some("application/sdp".into()),
         offer: Some(req.sdp.clone().into_bytes()),
+        // rsipstack's default Call-ID names its authors' domain; ours names ours.
+        call_id: Some(format!("{:032x}@{domain}", rand::random::<u128>())),
         ..Default::default()
     })
 }
