@@ -242,7 +242,7 @@ async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTrans
     rig.assert_released(free_before).await;
     // Past the ring time the UAS would have answered, had the CANCEL not
     // reached it.
-    tokio::time::sleep(ring + Duration::from_millis(500)).await;
+    tokio::time::sleep(ring_time + Duration::from_millis(500)).await;
     assert_eq!(rig.echo.stats().calls_answered, 0);
     assert_eq!(rig.echo.stats().active_calls, 0);
     let invite = rig.echo.last_invite().unwrap();
