@@ -14,6 +14,8 @@ use siphon::sip::{DigestAlgorithm, EchoBehavior, EchoChallenge, EchoServer, Echo
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(10);
+/// How long the UAS rings before answering in the CANCEL tests.
+const RING_TIME: Duration = Duration::from_millis(1500);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum SipTransport {
@@ -222,7 +224,7 @@ async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
 
 async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTransport) {
     let behavior = EchoBehavior {
-        ring_for: Some(Duration::from_secs(5)),
+        ring_for: Some(RING_TIME),
         ..Default::default()
     };
     let rig = Rig::start(port_base, transport, behavior).await;
@@ -242,7 +244,7 @@ async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTrans
     rig.assert_released(free_before).await;
     // Past the ring time the UAS would have answered, had the CANCEL not
     // reached it.
-    tokio::time::sleep(ring_time + Duration::from_millis(500)).await;
+    tokio::time::sleep(RING_TIME + Duration::from_millis(500)).await;
     assert_eq!(rig.echo.stats().calls_answered, 0);
     assert_eq!(rig.echo.stats().active_calls, 0);
     let invite = rig.echo.last_invite().unwrap();
