@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::media::{PtMap, SipMedia};
+use super::leg::{sip_media, LocalWebRtc};
+use crate::media::SipMedia;
 use crate::sdp::{self, SdpError, SipAnswer, SipOfferPlan, WebRtcOffer};
 use crate::signaling::ServerMessage;
 
@@ -20,18 +21,8 @@ pub struct OutboundParams {
     pub sip_codecs: Vec<String>,
     /// The public address of the call's RTP port.
     pub rtp_addr: SocketAddr,
-    /// Our ICE credentials and DTLS fingerprint for the WebRTC answer.
-    pub ice_ufrag: String,
-    /// ICE password.
-    pub ice_pwd: String,
-    /// sha-256 fingerprint of our DTLS certificate.
-    pub fingerprint: String,
-    /// Our host candidate (the relay loop's public WebRTC address).
-    pub candidate: SocketAddr,
-    /// SSRC of the stream sent to the browser.
-    pub ssrc_to_webrtc: u32,
-    /// SDP session id (o= line).
-    pub session_id: u64,
+    /// Our side of the WebRTC leg.
+    pub local: LocalWebRtc,
 }
 
 /// Inputs from the SIP leg.
@@ -128,7 +119,7 @@ impl OutboundCall {
         let offer = sdp::parse_webrtc_offer(&params.offer_sdp).map_err(not_acceptable)?;
         let sip_params = sdp::SipOfferParams {
             rtp_addr: params.rtp_addr,
-            session_id: params.session_id,
+            session_id: params.local.session_id,
             session_version: 1,
         };
         let (sip_offer, plan) = sdp::build_sip_offer(&offer, &params.sip_codecs, &sip_params)
@@ -300,23 +291,11 @@ impl OutboundCall {
 
     fn translate_answer(&self, sdp: &str) -> Result<(SipMedia, String), SdpError> {
         let answer = sdp::parse_sip_answer(sdp, &self.plan)?;
-        let p = &self.params;
-        let webrtc_params = sdp::WebRtcAnswerParams {
-            session_id: p.session_id,
-            session_version: 1,
-            ice: sdp::IceCredentials {
-                ufrag: p.ice_ufrag.clone(),
-                pwd: p.ice_pwd.clone(),
-            },
-            fingerprint_sha256: p.fingerprint.clone(),
-            candidate: p.candidate,
-            ssrc: p.ssrc_to_webrtc,
-            cname: format!("siphon-{:x}", p.session_id),
-            stream_id: format!("siphon-{:x}", p.session_id),
-            track_id: format!("audio-{:x}", p.session_id),
-        };
+        let webrtc_params = self.params.local.sdp_params();
         let webrtc_answer = sdp::build_webrtc_answer(&self.offer, &answer, &webrtc_params)?;
-        Ok((sip_media(&self.offer, &answer), webrtc_answer))
+        let map = sdp::media_map(&self.offer, &answer);
+        let media = sip_media(&map, answer.rtp_addr, answer.rtcp_mux);
+        Ok((media, webrtc_answer))
     }
 
     fn ended_label(&self) -> &'static str {
@@ -352,32 +331,6 @@ impl OutboundCall {
     }
 }
 
-/// The relay's view of a negotiated SIP answer.
-fn sip_media(offer: &WebRtcOffer, answer: &SipAnswer) -> SipMedia {
-    let map = sdp::media_map(offer, answer);
-    let mut to_sip = PtMap::empty();
-    let mut to_webrtc = PtMap::empty();
-    to_sip.insert(map.browser_pt, map.sip_pt);
-    to_webrtc.insert(map.sip_pt, map.browser_pt);
-    if let (Some(b), Some(s)) = (map.browser_event_pt, map.sip_event_pt) {
-        to_sip.insert(b, s);
-        to_webrtc.insert(s, b);
-    }
-    let rtcp_port = if answer.rtcp_mux {
-        answer.rtp_addr.port()
-    } else {
-        answer.rtp_addr.port() + 1
-    };
-    SipMedia {
-        remote_rtp: answer.rtp_addr,
-        remote_rtcp: SocketAddr::new(answer.rtp_addr.ip(), rtcp_port),
-        rtcp_mux: answer.rtcp_mux,
-        to_sip,
-        to_webrtc,
-        ts_step: map.clock_rate * map.ptime / 1000,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,12 +342,14 @@ mod tests {
             offer_sdp: offer.into(),
             sip_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into()],
             rtp_addr: "192.0.2.10:20000".parse().unwrap(),
-            ice_ufrag: "ufrag123".into(),
-            ice_pwd: "pwd4567890123456789012345".into(),
-            fingerprint: "AB:CD".into(),
-            candidate: "192.0.2.10:10000".parse().unwrap(),
-            ssrc_to_webrtc: 42,
-            session_id: 7,
+            local: LocalWebRtc {
+                ice_ufrag: "ufrag123".into(),
+                ice_pwd: "pwd4567890123456789012345".into(),
+                fingerprint: "AB:CD".into(),
+                candidate: "192.0.2.10:10000".parse().unwrap(),
+                ssrc: 42,
+                session_id: 7,
+            },
         }
     }
 

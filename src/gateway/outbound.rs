@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::Inner;
+use crate::call::leg::LocalWebRtc;
 use crate::call::outbound::{
     Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent,
 };
@@ -115,14 +116,16 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         offer_sdp: request.sdp,
         sip_codecs: gw.config.sip.codecs.clone(),
         rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
-        ice_ufrag: ice_ufrag.clone(),
-        ice_pwd: ice_pwd.clone(),
-        fingerprint: gw.identity.fingerprint.clone(),
-        candidate: SocketAddr::new(gw.config.webrtc_public_ip(), relay.webrtc_addr().port()),
-        ssrc_to_webrtc: rand::random::<u32>(),
-        session_id: u64::from(rand::random::<u32>()),
+        local: LocalWebRtc {
+            ice_ufrag: ice_ufrag.clone(),
+            ice_pwd: ice_pwd.clone(),
+            fingerprint: gw.identity.fingerprint.clone(),
+            candidate: SocketAddr::new(gw.config.webrtc_public_ip(), relay.webrtc_addr().port()),
+            ssrc: rand::random::<u32>(),
+            session_id: u64::from(rand::random::<u32>()),
+        },
     };
-    let ssrc_to_webrtc = params.ssrc_to_webrtc;
+    let ssrc_to_webrtc = params.local.ssrc;
     let (call, sip_offer) = OutboundCall::start(params, Instant::now())
         .map_err(|e| Refused::new(e.code, e.reason, "no_codec"))?;
     let (remote_ufrag, remote_pwd, remote_fingerprint) = call.remote_ice();
