@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::leg::{sip_media, LocalWebRtc};
 use crate::media::SipMedia;
-use crate::sdp::{self, SdpError, SipAnswer, SipOfferPlan, WebRtcOffer};
+use crate::sdp::{self, SdpError, SipOfferPlan, WebRtcOffer};
 use crate::signaling::ServerMessage;
 
 /// What the driver allocated and configured before the call starts.
