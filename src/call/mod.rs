@@ -1,6 +1,7 @@
 //! Calls: routing, the per-call state machines (events in, commands out) and
 //! the registry of live calls.
 
+pub mod inbound;
 pub mod leg;
 pub mod outbound;
 pub mod route;

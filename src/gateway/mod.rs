@@ -19,7 +19,8 @@ use crate::http::{self, HttpState};
 use crate::media::{PortPool, Relays};
 use crate::metrics::Metrics;
 use crate::signaling::{
-    CallRequest, CallService, ClientEvent, ErrorCode, Refusal, ServerMessage, SessionLimits,
+    CallRequest, CallService, ClientControl, ClientEvent, ErrorCode, Refusal, ServerMessage,
+    SessionId, SessionLimits, SessionLink,
 };
 use crate::sip::{self, EchoServer, SipEndpoint};
 use crate::webrtc::Identity;
@@ -62,7 +63,9 @@ pub(crate) struct Inner {
     pub(crate) ports: PortPool,
     pub(crate) identity: Arc<Identity>,
     pub(crate) route: RouteConfig,
-    pub(crate) calls: DashMap<u64, mpsc::UnboundedSender<ClientEvent>>,
+    pub(crate) calls: DashMap<u64, ClientControl>,
+    /// Sessions by user: where inbound calls ring.
+    pub(crate) users: DashMap<String, Vec<SessionLink>>,
     pub(crate) shutdown: CancellationToken,
     _echo: Option<EchoServer>,
 }
@@ -103,6 +106,7 @@ impl Gateway {
             identity,
             route,
             calls: DashMap::new(),
+            users: DashMap::new(),
             shutdown: shutdown.clone(),
             _echo: echo,
             config,
@@ -138,7 +142,7 @@ impl Gateway {
     /// Hang up every call, stop accepting new ones, wait briefly for BYEs.
     pub async fn shutdown(self) {
         for entry in self.inner.calls.iter() {
-            let _ = entry.value().send(ClientEvent::Gone);
+            let _ = entry.value().send((0, ClientEvent::Gone));
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
         while !self.inner.calls.is_empty() && tokio::time::Instant::now() < deadline {
@@ -192,7 +196,7 @@ impl CallService for Calls {
         &self,
         request: CallRequest,
         to_client: mpsc::Sender<ServerMessage>,
-    ) -> Result<mpsc::UnboundedSender<ClientEvent>, Refusal> {
+    ) -> Result<ClientControl, Refusal> {
         let inner = &self.0;
         let refuse = |code, message: String| Refusal {
             call_id: Some(request.call_id.clone()),
@@ -212,6 +216,27 @@ impl CallService for Calls {
         let call = outbound::run(inner.clone(), key, request, target, to_client, events);
         tokio::spawn(call);
         Ok(control)
+    }
+
+    fn session_opened(&self, link: SessionLink) {
+        self.0
+            .users
+            .entry(link.user.clone())
+            .or_default()
+            .push(link);
+    }
+
+    fn session_closed(&self, id: SessionId, user: &str) {
+        let emptied = match self.0.users.get_mut(user) {
+            Some(mut links) => {
+                links.retain(|l| l.id != id);
+                links.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            self.0.users.remove_if(user, |_, links| links.is_empty());
+        }
     }
 }
 

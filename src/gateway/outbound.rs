@@ -16,7 +16,7 @@ use crate::call::outbound::{
 use crate::call::Target;
 use crate::media::{AddCall, MediaEvent};
 use crate::metrics::direction::OUTBOUND;
-use crate::signaling::{CallRequest, ClientEvent, ServerMessage};
+use crate::signaling::{CallRequest, ClientEvent, ServerMessage, SessionId};
 use crate::sip::{self, UacEvent, UacHandle};
 use crate::webrtc::{self, LegConfig, LegId};
 
@@ -27,7 +27,7 @@ pub(super) async fn run(
     request: CallRequest,
     target: Target,
     to_client: mpsc::Sender<ServerMessage>,
-    control: mpsc::UnboundedReceiver<ClientEvent>,
+    control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
 ) {
     let span = tracing::info_span!("call", call_id = %request.call_id, direction = OUTBOUND);
     let active = gw.metrics.calls_active.with_label_values(&[OUTBOUND]);
@@ -84,7 +84,7 @@ async fn drive(
     request: CallRequest,
     target: Target,
     to_client: &mpsc::Sender<ServerMessage>,
-    control: mpsc::UnboundedReceiver<ClientEvent>,
+    control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
 ) -> Outcome {
     let call_id = request.call_id.clone();
     match start(gw, request, target).await {
@@ -182,7 +182,7 @@ async fn run_events(
     gw: &Arc<Inner>,
     started: Started,
     to_client: &mpsc::Sender<ServerMessage>,
-    mut control: mpsc::UnboundedReceiver<ClientEvent>,
+    mut control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
 ) -> Outcome {
     let Started {
         mut call,
@@ -211,11 +211,14 @@ async fn run_events(
                 },
                 None => call.on_sip(SipEvent::Failed(500, "SIP leg lost".into()), Instant::now()),
             },
-            ev = control.recv() => match ev {
+            ev = control.recv() => match ev.map(|(_, ev)| ev) {
                 Some(ClientEvent::Hangup) => call.on_client_hangup(),
                 // ICE-lite: the browser's checks tell us its addresses, so
-                // trickled candidates need no action here.
-                Some(ClientEvent::Candidate(_)) => continue,
+                // trickled candidates need no action here. Accept and reject
+                // only apply to incoming calls.
+                Some(ClientEvent::Candidate(_) | ClientEvent::Accept(_) | ClientEvent::Reject(_)) => {
+                    continue
+                }
                 Some(ClientEvent::Gone) | None => call.on_client_gone(),
             },
             Some(ev) = media_events.recv() => match media_signal(ev) {

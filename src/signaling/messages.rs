@@ -26,10 +26,15 @@ pub struct IceCandidate {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// Authenticate the socket (when the token was not in the URL).
+    /// Authenticate the socket (when the token was not in the URL), or,
+    /// when tokens are not required (loopback only), name its user.
     Hello {
         /// The HS256 JWT.
-        token: String,
+        #[serde(default)]
+        token: Option<String>,
+        /// The user, only when tokens are not required.
+        #[serde(default)]
+        user: Option<String>,
     },
     /// Place a call to `to` with a WebRTC offer.
     Call {
@@ -40,6 +45,21 @@ pub enum ClientMessage {
         to: String,
         /// The browser's SDP offer.
         sdp: String,
+    },
+    /// Answer an `incoming` call with the browser's SDP answer.
+    Accept {
+        /// The incoming call.
+        call_id: String,
+        /// The browser's answer to the `incoming` offer.
+        sdp: String,
+    },
+    /// Refuse an `incoming` call: 486 (busy, the default) or 603 (decline).
+    Reject {
+        /// The incoming call.
+        call_id: String,
+        /// 486 or 603.
+        #[serde(default)]
+        code: Option<u16>,
     },
     /// A trickled candidate; `null` means end of candidates.
     Candidate {
@@ -62,6 +82,8 @@ impl ClientMessage {
         match self {
             ClientMessage::Hello { .. } => "hello",
             ClientMessage::Call { .. } => "call",
+            ClientMessage::Accept { .. } => "accept",
+            ClientMessage::Reject { .. } => "reject",
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::Hangup { .. } => "hangup",
         }
@@ -131,6 +153,17 @@ pub enum ServerMessage {
     Trying {
         /// The call.
         call_id: String,
+    },
+    /// A SIP call for this socket's user: answer with `accept` or `reject`.
+    Incoming {
+        /// The call.
+        call_id: String,
+        /// The caller (SIP From).
+        from: String,
+        /// The called user.
+        to: String,
+        /// WebRTC offer SDP.
+        sdp: String,
     },
     /// The far end is ringing.
     Ringing {
@@ -250,7 +283,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
             return Err(Refusal::new(call_id, ErrorCode::BadMessage, msg));
         }
     };
-    if !["hello", "call", "candidate", "hangup"].contains(&kind) {
+    if !["hello", "call", "accept", "reject", "candidate", "hangup"].contains(&kind) {
         let msg = format!("unknown message type `{}`", truncate(kind, 32));
         return Err(Refusal::new(call_id, ErrorCode::UnknownType, msg));
     }
@@ -273,9 +306,15 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
             }
             call_id.as_deref()
         }
-        ClientMessage::Candidate { call_id, .. } | ClientMessage::Hangup { call_id } => {
-            Some(call_id.as_str())
+        ClientMessage::Reject {
+            code: Some(code), ..
+        } if !matches!(code, 486 | 603) => {
+            return Err("reject: code must be 486 or 603".into());
         }
+        ClientMessage::Candidate { call_id, .. }
+        | ClientMessage::Hangup { call_id }
+        | ClientMessage::Accept { call_id, .. }
+        | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),
         ClientMessage::Hello { .. } => None,
     };
     match id {

@@ -7,4 +7,6 @@ pub mod session;
 pub use messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
 };
-pub use session::{CallRequest, CallService, ClientEvent, SessionLimits};
+pub use session::{
+    CallRequest, CallService, ClientControl, ClientEvent, SessionId, SessionLimits, SessionLink,
+};

@@ -15,11 +15,21 @@ use super::messages::{
 };
 use crate::metrics::Metrics;
 
+/// A signaling session's id, unique in the process.
+pub type SessionId = u64;
+
+/// Where a call hears from its clients: each event names its session.
+pub type ClientControl = mpsc::UnboundedSender<(SessionId, ClientEvent)>;
+
 /// What a live call hears from its client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
     /// The client sent `hangup`.
     Hangup,
+    /// The client accepted an incoming call with its SDP answer.
+    Accept(String),
+    /// The client refused an incoming call (486 or 603).
+    Reject(u16),
     /// A trickled candidate (`None`: end of candidates).
     Candidate(Option<IceCandidate>),
     /// The socket closed.
@@ -39,6 +49,19 @@ pub struct CallRequest {
     pub sdp: String,
 }
 
+/// How the gateway reaches a session whose user is known (to ring it).
+#[derive(Debug, Clone)]
+pub struct SessionLink {
+    /// The session.
+    pub id: SessionId,
+    /// Its user.
+    pub user: String,
+    /// Its outgoing messages.
+    pub to_client: mpsc::Sender<ServerMessage>,
+    /// Hands the session a call (by call id) before its `incoming` is sent.
+    pub attach: mpsc::UnboundedSender<(String, ClientControl)>,
+}
+
 /// The calls side of the gateway, as a session sees it.
 pub trait CallService: Send + Sync + 'static {
     /// Start a call whose messages go to `to_client`; refuse with an `error`
@@ -47,7 +70,13 @@ pub trait CallService: Send + Sync + 'static {
         &self,
         request: CallRequest,
         to_client: mpsc::Sender<ServerMessage>,
-    ) -> Result<mpsc::UnboundedSender<ClientEvent>, Refusal>;
+    ) -> Result<ClientControl, Refusal>;
+
+    /// A session's user is known: calls for that user may ring it.
+    fn session_opened(&self, link: SessionLink);
+
+    /// The session is gone.
+    fn session_closed(&self, id: SessionId, user: &str);
 }
 
 /// How long a client has to authenticate with `hello`.
@@ -77,19 +106,24 @@ pub async fn run(
         return;
     };
     let (to_client, mut outbox) = mpsc::channel::<ServerMessage>(256);
+    let (attach, mut attached) = mpsc::unbounded_channel();
     let welcome = ServerMessage::Welcome {
         version: PROTOCOL_VERSION,
         user: user.clone(),
     };
-    let calls = HashMap::new();
     let mut session = Session {
-        calls,
+        id: rand::random(),
+        calls: HashMap::new(),
         service,
         to_client,
+        attach,
         limits,
         metrics,
-        user,
+        user: None,
     };
+    if let Some(user) = user {
+        session.bind_user(user);
+    }
     let mut open = send(&mut socket, &welcome).await;
     while open {
         tokio::select! {
@@ -102,6 +136,11 @@ pub async fn run(
                 _ => open = false,
             },
             Some(msg) = outbox.recv() => {
+                // A call is attached before its `incoming` is queued: take
+                // every attachment first so the client's answer finds it.
+                while let Ok((call_id, control)) = attached.try_recv() {
+                    session.calls.insert(call_id, control);
+                }
                 session.on_outgoing(&msg);
                 open = send(&mut socket, &msg).await;
             }
@@ -157,7 +196,7 @@ async fn first_hello(socket: &mut WebSocket, max_bytes: usize) -> Option<String>
         return None;
     };
     match parse_client_message(&text, max_bytes) {
-        Ok(ClientMessage::Hello { token }) => Some(token),
+        Ok(ClientMessage::Hello { token, .. }) => token,
         _ => None,
     }
 }
@@ -175,9 +214,11 @@ async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
 }
 
 struct Session {
-    calls: HashMap<String, mpsc::UnboundedSender<ClientEvent>>,
+    id: SessionId,
+    calls: HashMap<String, ClientControl>,
     service: Arc<dyn CallService>,
     to_client: mpsc::Sender<ServerMessage>,
+    attach: mpsc::UnboundedSender<(String, ClientControl)>,
     limits: SessionLimits,
     metrics: Metrics,
     user: Option<String>,
@@ -222,9 +263,7 @@ impl Session {
 
     fn on_message(&mut self, msg: ClientMessage) -> Result<(), Refusal> {
         match msg {
-            // Authentication happens before the session starts; a later
-            // hello changes nothing.
-            ClientMessage::Hello { .. } => Ok(()),
+            ClientMessage::Hello { user, .. } => self.on_hello(user),
             ClientMessage::Call { call_id, to, sdp } => {
                 let call_id = call_id.unwrap_or_else(new_call_id);
                 if self.calls.contains_key(&call_id) {
@@ -246,12 +285,43 @@ impl Session {
                 self.to_call(&call_id, ClientEvent::Candidate(candidate))
             }
             ClientMessage::Hangup { call_id } => self.to_call(&call_id, ClientEvent::Hangup),
+            ClientMessage::Accept { call_id, sdp } => {
+                self.to_call(&call_id, ClientEvent::Accept(sdp))
+            }
+            ClientMessage::Reject { call_id, code } => {
+                self.to_call(&call_id, ClientEvent::Reject(code.unwrap_or(486)))
+            }
         }
+    }
+
+    /// With tokens, the user came from the token and `hello` changes
+    /// nothing. Without them (loopback only) `hello` may name the user, once.
+    fn on_hello(&mut self, user: Option<String>) -> Result<(), Refusal> {
+        let Some(user) = user else { return Ok(()) };
+        if self.limits.auth_secret.is_some() || self.user.is_some() {
+            return Err(refusal(ErrorCode::BadMessage, "the user is already set"));
+        }
+        if !valid_user(&user) {
+            return Err(refusal(ErrorCode::BadMessage, "invalid user name"));
+        }
+        self.bind_user(user);
+        Ok(())
+    }
+
+    fn bind_user(&mut self, user: String) {
+        let link = SessionLink {
+            id: self.id,
+            user: user.clone(),
+            to_client: self.to_client.clone(),
+            attach: self.attach.clone(),
+        };
+        self.user = Some(user);
+        self.service.session_opened(link);
     }
 
     fn to_call(&self, call_id: &str, event: ClientEvent) -> Result<(), Refusal> {
         match self.calls.get(call_id) {
-            Some(control) if control.send(event).is_ok() => Ok(()),
+            Some(control) if control.send((self.id, event)).is_ok() => Ok(()),
             _ => {
                 let mut r = refusal(ErrorCode::UnknownCall, "no such call on this connection");
                 r.call_id = Some(call_id.to_owned());
@@ -269,7 +339,10 @@ impl Session {
 
     fn close(&mut self) {
         for (_, control) in self.calls.drain() {
-            let _ = control.send(ClientEvent::Gone);
+            let _ = control.send((self.id, ClientEvent::Gone));
+        }
+        if let Some(user) = &self.user {
+            self.service.session_closed(self.id, user);
         }
         self.metrics.ws_connections.dec();
     }
@@ -281,6 +354,15 @@ fn refusal(code: ErrorCode, message: &str) -> Refusal {
         code,
         message: message.to_owned(),
     }
+}
+
+/// A user name usable as a SIP user part.
+pub fn valid_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= 64
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+*#._-".contains(&b))
 }
 
 /// A fresh random call id.

@@ -1,0 +1,474 @@
+//! The SIP -> browser call: every session of the called user rings, the
+//! first `accept` wins, the others hear "answered elsewhere". Events in,
+//! commands out; no IO, no clock.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::leg::{sip_media, LocalWebRtc};
+use super::outbound::{MediaSignal, Outcome, StartError};
+use crate::media::SipMedia;
+use crate::sdp::{self, SdpError, Setup, SipOffer, WebRtcOfferPlan};
+use crate::signaling::ServerMessage;
+
+/// A signaling session's id.
+pub type SessionId = u64;
+
+/// What the driver allocated and configured before ringing.
+#[derive(Debug, Clone)]
+pub struct InboundParams {
+    /// The call id shown to clients.
+    pub call_id: String,
+    /// The caller as shown in `incoming` (SIP From).
+    pub from: String,
+    /// The called user.
+    pub to: String,
+    /// The SIP offer.
+    pub offer_sdp: String,
+    /// Codecs browsers may be offered, in preference order.
+    pub browser_codecs: Vec<String>,
+    /// The public address of the call's RTP port.
+    pub rtp_addr: SocketAddr,
+    /// Our side of the WebRTC leg.
+    pub local: LocalWebRtc,
+}
+
+/// Inputs of an inbound call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundEvent {
+    /// `incoming` reached these sessions.
+    Delivered(Vec<SessionId>),
+    /// A session accepted with its answer.
+    Accept(SessionId, String),
+    /// A session rejected (486 busy, 603 decline).
+    Reject(SessionId, u16),
+    /// A session hung up (after answer) or closed its socket.
+    Hangup(SessionId),
+    /// The caller cancelled before the answer.
+    SipCancelled,
+    /// The dialog ended (BYE, or no ACK).
+    SipEnded {
+        /// The caller sent the BYE.
+        by_remote: bool,
+    },
+    /// Nobody answered within the ring timeout.
+    RingTimeout,
+    /// A media event.
+    Media(MediaSignal),
+}
+
+/// What the browser's answer set up.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The browser's ICE username fragment.
+    pub remote_ufrag: String,
+    /// The browser's ICE password.
+    pub remote_pwd: String,
+    /// The browser's certificate fingerprint.
+    pub remote_fingerprint: String,
+    /// The SIP side's media.
+    pub media: SipMedia,
+    /// The plain SDP answer for the 200 OK.
+    pub sip_answer: String,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone)]
+pub enum InboundCommand {
+    /// Send to one session.
+    Send(SessionId, ServerMessage),
+    /// 180 Ringing toward the caller.
+    SipRinging,
+    /// Put the WebRTC leg on the relay and answer 200 with `sip_answer`.
+    Answer(SessionId, Box<Accepted>),
+    /// Final failure toward the caller.
+    SipReject(u16, String),
+    /// BYE toward the caller.
+    SipHangup,
+    /// The call is over.
+    Finish(Outcome),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ringing,
+    Answered(SessionId),
+    Ended,
+}
+
+/// One SIP -> browser call.
+#[derive(Debug)]
+pub struct InboundCall {
+    params: InboundParams,
+    offer: SipOffer,
+    plan: WebRtcOfferPlan,
+    webrtc_offer: String,
+    ringing: BTreeSet<SessionId>,
+    state: State,
+    started: Instant,
+}
+
+impl InboundCall {
+    /// Translate the SIP offer; a 488 when no codec browsers take is offered.
+    pub fn start(params: InboundParams, now: Instant) -> Result<Self, StartError> {
+        let not_acceptable = |e: SdpError| StartError {
+            code: 488,
+            reason: e.to_string(),
+        };
+        let offer = sdp::parse_sip_offer(&params.offer_sdp).map_err(not_acceptable)?;
+        let (webrtc_offer, plan) =
+            sdp::build_webrtc_offer(&offer, &params.browser_codecs, &params.local.sdp_params())
+                .map_err(not_acceptable)?;
+        Ok(InboundCall {
+            params,
+            offer,
+            plan,
+            webrtc_offer,
+            ringing: BTreeSet::new(),
+            state: State::Ringing,
+            started: now,
+        })
+    }
+
+    /// The `incoming` message every session of the user gets.
+    pub fn incoming(&self) -> ServerMessage {
+        ServerMessage::Incoming {
+            call_id: self.params.call_id.clone(),
+            from: self.params.from.clone(),
+            to: self.params.to.clone(),
+            sdp: self.webrtc_offer.clone(),
+        }
+    }
+
+    /// Whether the call was answered.
+    pub fn is_answered(&self) -> bool {
+        matches!(self.state, State::Answered(_))
+    }
+
+    /// Feed one event.
+    pub fn on_event(&mut self, event: InboundEvent) -> Vec<InboundCommand> {
+        use InboundEvent as E;
+        match (self.state, event) {
+            (State::Ended, _) => Vec::new(),
+            (State::Ringing, E::Delivered(sessions)) => self.delivered(sessions),
+            (State::Ringing, E::Accept(id, sdp)) => self.accept(id, &sdp),
+            (State::Ringing, E::Reject(id, code)) => self.reject(id, code),
+            (State::Ringing, E::Hangup(id)) => self.drop_branch(id, 480, "Temporarily Unavailable"),
+            (State::Ringing, E::SipCancelled) => {
+                self.end(487, "Request Terminated", "cancelled", false)
+            }
+            (State::Ringing, E::RingTimeout) => {
+                let mut cmds = vec![InboundCommand::SipReject(480, "No Answer".into())];
+                cmds.extend(self.end(480, "No answer", "timeout", false));
+                cmds
+            }
+            (State::Answered(_), E::SipEnded { by_remote }) => {
+                let reason = if by_remote { "Remote hangup" } else { "Hangup" };
+                self.end(200, reason, "answered", false)
+            }
+            (State::Answered(owner), E::Hangup(id)) if id == owner => {
+                self.end(200, "Local hangup", "answered", true)
+            }
+            (State::Answered(_), E::Media(MediaSignal::ConsentExpired)) => {
+                self.end(408, "Media timeout: ICE consent expired", "answered", true)
+            }
+            (State::Answered(_), E::Media(MediaSignal::Closed)) => {
+                self.end(200, "WebRTC transport closed", "answered", true)
+            }
+            (State::Answered(_), E::Media(MediaSignal::Failed(reason))) => self.end(
+                500,
+                &format!("WebRTC media failed: {reason}"),
+                "error",
+                true,
+            ),
+            _ => Vec::new(),
+        }
+    }
+
+    fn delivered(&mut self, sessions: Vec<SessionId>) -> Vec<InboundCommand> {
+        if sessions.is_empty() {
+            let mut cmds = vec![InboundCommand::SipReject(
+                480,
+                "Temporarily Unavailable".into(),
+            )];
+            cmds.extend(self.end(480, "User offline", "offline", false));
+            return cmds;
+        }
+        let first = self.ringing.is_empty();
+        self.ringing.extend(sessions);
+        if first {
+            vec![InboundCommand::SipRinging]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn accept(&mut self, id: SessionId, sdp: &str) -> Vec<InboundCommand> {
+        if !self.ringing.contains(&id) {
+            return Vec::new();
+        }
+        let accepted = match self.translate_answer(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                let msg = ServerMessage::hangup(&self.params.call_id, 488, e.to_string());
+                let mut cmds = vec![InboundCommand::Send(id, msg)];
+                cmds.extend(self.drop_branch(id, 488, "Not Acceptable Here"));
+                return cmds;
+            }
+        };
+        self.state = State::Answered(id);
+        let others = std::mem::take(&mut self.ringing);
+        let mut cmds = vec![InboundCommand::Answer(id, Box::new(accepted))];
+        for other in others.into_iter().filter(|s| *s != id) {
+            let msg = ServerMessage::hangup(&self.params.call_id, 200, "Answered elsewhere");
+            cmds.push(InboundCommand::Send(other, msg));
+        }
+        cmds
+    }
+
+    fn translate_answer(&self, sdp: &str) -> Result<Accepted, SdpError> {
+        let answer = sdp::parse_webrtc_answer(sdp, &self.plan)?;
+        if answer.setup == Setup::Passive {
+            // siphon is always the DTLS server.
+            return Err(SdpError::UnsupportedSetup("passive".into()));
+        }
+        let sip_params = sdp::SipAnswerParams {
+            rtp_addr: self.params.rtp_addr,
+            session_id: self.params.local.session_id,
+            session_version: 1,
+        };
+        let sip_answer = sdp::build_sip_answer(&self.offer, &answer, &sip_params);
+        let map = sdp::media_map_inbound(&self.offer, &answer);
+        Ok(Accepted {
+            remote_ufrag: answer.ice.ufrag.clone(),
+            remote_pwd: answer.ice.pwd.clone(),
+            remote_fingerprint: answer.fingerprint.value.clone(),
+            media: sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux),
+            sip_answer,
+        })
+    }
+
+    /// 603 (or any 6xx) declines everywhere; a busy branch only drops out.
+    fn reject(&mut self, id: SessionId, code: u16) -> Vec<InboundCommand> {
+        if !self.ringing.contains(&id) {
+            return Vec::new();
+        }
+        if code >= 600 {
+            let mut cmds = vec![InboundCommand::SipReject(code, reason_phrase(code).into())];
+            cmds.extend(self.end(code, reason_phrase(code), "rejected", false));
+            return cmds;
+        }
+        self.drop_branch(id, code, reason_phrase(code))
+    }
+
+    fn drop_branch(&mut self, id: SessionId, code: u16, reason: &str) -> Vec<InboundCommand> {
+        if !self.ringing.remove(&id) || !self.ringing.is_empty() {
+            return Vec::new();
+        }
+        let mut cmds = vec![InboundCommand::SipReject(code, reason.into())];
+        self.state = State::Ended;
+        cmds.push(InboundCommand::Finish(Outcome {
+            label: "rejected",
+            code,
+            setup: None,
+        }));
+        cmds
+    }
+
+    /// End the call, telling every session still involved.
+    fn end(
+        &mut self,
+        code: u16,
+        reason: &str,
+        label: &'static str,
+        bye: bool,
+    ) -> Vec<InboundCommand> {
+        let mut cmds = Vec::new();
+        if bye {
+            cmds.push(InboundCommand::SipHangup);
+        }
+        let sessions: Vec<SessionId> = match self.state {
+            State::Answered(owner) => vec![owner],
+            _ => std::mem::take(&mut self.ringing).into_iter().collect(),
+        };
+        for s in sessions {
+            cmds.push(InboundCommand::Send(
+                s,
+                ServerMessage::hangup(&self.params.call_id, code, reason),
+            ));
+        }
+        self.state = State::Ended;
+        cmds.push(InboundCommand::Finish(Outcome {
+            label,
+            code,
+            setup: None,
+        }));
+        cmds
+    }
+
+    /// Time from the INVITE to `now`, for the setup histogram at answer.
+    pub fn setup_time(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+}
+
+fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        486 => "Busy Here",
+        480 => "Temporarily Unavailable",
+        603 => "Decline",
+        600 => "Busy Everywhere",
+        _ => "Rejected",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::fixtures::{ASTERISK_OFFER, FIREFOX_ANSWER};
+
+    fn params(offer: &str) -> InboundParams {
+        InboundParams {
+            call_id: "in1".into(),
+            from: "sip:1000@pbx".into(),
+            to: "alice".into(),
+            offer_sdp: offer.into(),
+            browser_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into(), "G722".into()],
+            rtp_addr: "192.0.2.10:20000".parse().unwrap(),
+            local: LocalWebRtc {
+                ice_ufrag: "gw01".into(),
+                ice_pwd: "gatewaypassword0123456789".into(),
+                fingerprint: "AA:BB".into(),
+                candidate: "192.0.2.10:10000".parse().unwrap(),
+                ssrc: 9,
+                session_id: 7,
+            },
+        }
+    }
+
+    fn call() -> InboundCall {
+        InboundCall::start(params(ASTERISK_OFFER), Instant::now()).unwrap()
+    }
+
+    fn sent_to(cmds: &[InboundCommand]) -> Vec<(SessionId, u16, String)> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                InboundCommand::Send(s, ServerMessage::Hangup { code, reason, .. }) => {
+                    Some((*s, *code, reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sip_reject(cmds: &[InboundCommand]) -> Option<u16> {
+        cmds.iter().find_map(|c| match c {
+            InboundCommand::SipReject(code, _) => Some(*code),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn incoming_offer_is_webrtc() {
+        let c = call();
+        let ServerMessage::Incoming { sdp, from, to, .. } = c.incoming() else {
+            panic!("expected incoming");
+        };
+        assert!(sdp.contains("UDP/TLS/RTP/SAVPF") && sdp.contains("a=setup:actpass"));
+        assert_eq!((from.as_str(), to.as_str()), ("sip:1000@pbx", "alice"));
+    }
+
+    #[test]
+    fn first_accept_wins_and_others_hear_answered_elsewhere() {
+        let mut c = call();
+        let cmds = c.on_event(InboundEvent::Delivered(vec![1, 2, 3]));
+        assert!(matches!(cmds[..], [InboundCommand::SipRinging]));
+        let cmds = c.on_event(InboundEvent::Accept(2, FIREFOX_ANSWER.into()));
+        let Some(InboundCommand::Answer(2, accepted)) = cmds.first() else {
+            panic!("expected answer: {cmds:?}");
+        };
+        assert!(accepted.sip_answer.contains("RTP/AVP"));
+        let expected: SocketAddr = "10.0.0.5:18140".parse().unwrap();
+        assert_eq!(accepted.media.remote_rtp, expected);
+        let mut others = sent_to(&cmds);
+        others.sort();
+        assert_eq!(
+            others,
+            vec![
+                (1, 200, "Answered elsewhere".into()),
+                (3, 200, "Answered elsewhere".into())
+            ]
+        );
+        assert!(c.is_answered());
+        assert!(c
+            .on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()))
+            .is_empty());
+        let end = c.on_event(InboundEvent::SipEnded { by_remote: true });
+        assert_eq!(sent_to(&end), vec![(2, 200, "Remote hangup".into())]);
+    }
+
+    #[test]
+    fn busy_drops_one_branch_decline_ends_all() {
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![1, 2]));
+        assert!(
+            c.on_event(InboundEvent::Reject(1, 486)).is_empty(),
+            "2 still rings"
+        );
+        let cmds = c.on_event(InboundEvent::Reject(2, 486));
+        assert_eq!(sip_reject(&cmds), Some(486));
+
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![1, 2]));
+        let cmds = c.on_event(InboundEvent::Reject(1, 603));
+        assert_eq!(sip_reject(&cmds), Some(603));
+        assert_eq!(
+            sent_to(&cmds),
+            vec![(1, 603, "Decline".into()), (2, 603, "Decline".into())]
+        );
+    }
+
+    #[test]
+    fn cancel_timeout_and_offline() {
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![5]));
+        let cmds = c.on_event(InboundEvent::SipCancelled);
+        assert_eq!(sent_to(&cmds), vec![(5, 487, "Request Terminated".into())]);
+        assert_eq!(
+            sip_reject(&cmds),
+            None,
+            "the SIP layer already answered 487"
+        );
+
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![5]));
+        let cmds = c.on_event(InboundEvent::RingTimeout);
+        assert_eq!(sip_reject(&cmds), Some(480));
+        assert_eq!(sent_to(&cmds), vec![(5, 480, "No answer".into())]);
+
+        let mut c = call();
+        let cmds = c.on_event(InboundEvent::Delivered(vec![]));
+        assert_eq!(sip_reject(&cmds), Some(480));
+    }
+
+    #[test]
+    fn bad_answer_drops_that_branch_only() {
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![1, 2]));
+        let cmds = c.on_event(InboundEvent::Accept(1, "garbage".into()));
+        assert_eq!(sent_to(&cmds).first().map(|s| (s.0, s.1)), Some((1, 488)));
+        assert_eq!(sip_reject(&cmds), None, "2 still rings");
+        let passive = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:passive");
+        let cmds = c.on_event(InboundEvent::Accept(2, passive));
+        assert_eq!(sip_reject(&cmds), Some(488));
+    }
+
+    #[test]
+    fn offer_without_browser_codec_is_488() {
+        let g729 = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+        let err = InboundCall::start(params(g729), Instant::now()).unwrap_err();
+        assert_eq!(err.code, 488);
+        assert!(InboundCall::start(params(""), Instant::now()).is_err());
+    }
+}
