@@ -48,9 +48,9 @@ pub(super) async fn run(
 }
 
 /// Everything the call holds that must be released.
-struct Resources {
-    relay: usize,
-    leg: LegId,
+pub(super) struct Resources {
+    pub(super) relay: usize,
+    pub(super) leg: LegId,
 }
 
 /// Why a call ended before its INVITE went out.
@@ -266,7 +266,7 @@ impl Driver<'_> {
     }
 }
 
-async fn release(gw: &Inner, res: &Resources) {
+pub(super) async fn release(gw: &Inner, res: &Resources) {
     let relay = gw.relays.get(res.relay);
     match relay.remove(res.leg).await {
         Ok(stats) => tracing::info!(
@@ -299,7 +299,7 @@ fn sip_event(ev: UacEvent) -> Option<SipEvent> {
     })
 }
 
-fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
+pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
     match ev {
         MediaEvent::WebRtcConnected => Some(MediaSignal::Connected),
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),

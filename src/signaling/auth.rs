@@ -1,31 +1,38 @@
-//! Token authentication for the WebSocket: HS256 JSON Web Tokens (RFC 7519)
-//! carrying the user in `sub` and a required `exp`.
+//! Token authentication for the WebSocket: HS256 JSON Web Tokens (RFC 7519) as pure functions.
 //!
-//! The JWS compact form is checked by hand over `ring`'s HMAC (already in the
-//! tree for SRTP): a JWT library would add a second crypto stack for one
-//! algorithm. Only HS256 is accepted, so `alg: none` and algorithm confusion
-//! cannot apply.
+//! Only the JWS compact form with HMAC-SHA256 is accepted. The algorithm is fixed here rather
+//! than read from the token, which closes the `alg: none` and algorithm-confusion holes.
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use ring::hmac;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
 
-/// Longest accepted `sub`.
-const MAX_SUB: usize = 128;
-/// Longest accepted token, well above any real one.
-const MAX_TOKEN: usize = 8192;
-/// Longest TTL `parse_ttl` accepts.
-const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+type HmacSha256 = Hmac<Sha256>;
 
-/// The claims siphon uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Longest token accepted; bounds the work an unauthenticated client can ask for.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Longest `sub` accepted, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 128;
+
+/// Longest lifetime `parse_ttl` accepts: 365 days.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+/// base64url of `{"alg":"HS256","typ":"JWT"}`, the only header `mint` writes.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// The claims siphon relies on from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
-    /// The user.
+    /// The user the token was issued to.
     pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
+    /// Expiry, in unix seconds.
     pub exp: u64,
 }
 
@@ -33,27 +40,27 @@ pub struct Claims {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No token was presented.
-    #[error("a token is required (?token= or a first hello message)")]
+    #[error("no token")]
     Missing,
-    /// Not a well-formed JWT.
+    /// The token is not a well-formed JWT, or a claim has the wrong shape.
     #[error("malformed token: {0}")]
     Malformed(String),
     /// The signature does not match the secret.
-    #[error("token signature does not verify")]
+    #[error("bad token signature")]
     BadSignature,
-    /// `exp` is in the past.
+    /// The token's `exp` is not after the current time.
     #[error("token expired")]
     Expired,
-    /// Anything but HS256.
-    #[error("token algorithm must be HS256")]
+    /// The header names an algorithm other than HS256.
+    #[error("token algorithm is not HS256")]
     WrongAlgorithm,
-    /// A required claim is absent or empty.
+    /// A required claim is absent.
     #[error("token lacks the `{0}` claim")]
     MissingClaim(&'static str),
 }
 
 impl AuthError {
-    /// A metric label.
+    /// A stable label for metrics.
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing",
@@ -66,203 +73,201 @@ impl AuthError {
     }
 }
 
+// Details are fixed strings: nothing from the token is echoed into logs.
+fn malformed(detail: &str) -> AuthError {
+    AuthError::Malformed(detail.to_owned())
+}
+
 #[derive(Deserialize)]
 struct Header {
-    alg: String,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
 }
 
+// Values stay raw so a claim of the wrong type is refused rather than treated as absent.
 #[derive(Deserialize)]
 struct RawClaims {
-    sub: Option<String>,
-    exp: Option<u64>,
+    #[serde(default)]
+    sub: Option<Value>,
+    #[serde(default)]
+    exp: Option<Value>,
 }
 
-/// Verify an HS256 token against `secret` at `now_unix` seconds.
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    sub: &'a str,
+    exp: u64,
+    iat: u64,
+}
+
+/// Checks an HS256 token against `secret` at time `now_unix` and returns its claims.
+///
+/// `exp` and a non-empty `sub` are required; `nbf`, `iss` and `aud` are not checked.
+/// An empty secret verifies nothing.
 pub fn verify(token: &str, secret: &[u8], now_unix: u64) -> Result<Claims, AuthError> {
-    let malformed = |why: &str| AuthError::Malformed(why.to_owned());
-    if token.len() > MAX_TOKEN {
-        return Err(malformed("too long"));
+    if token.trim().is_empty() {
+        return Err(AuthError::Missing);
     }
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed("expected three dot-separated parts"));
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(malformed("token too long"));
+    }
+    let (signing_input, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| malformed("expected three dot-separated parts"))?;
+    let (header, payload) = signing_input
+        .split_once('.')
+        .filter(|(_, payload)| !payload.contains('.'))
+        .ok_or_else(|| malformed("expected three dot-separated parts"))?;
+    // Decode every part before any crypto so structural garbage is reported as such.
+    let header = decode_part(header, "header")?;
+    let payload = decode_part(payload, "payload")?;
+    let signature = decode_part(signature, "signature")?;
+
+    check_header(&header)?;
+    let mac = keyed_mac(secret, signing_input.as_bytes()).ok_or(AuthError::BadSignature)?;
+    // verify_slice compares in constant time.
+    mac.verify_slice(&signature)
+        .map_err(|_| AuthError::BadSignature)?;
+    // Claims are parsed only once authenticated: nobody without the secret reaches this parser.
+    parse_claims(&payload, now_unix)
+}
+
+/// Issues an HS256 token for `user` that expires `ttl` after `now_unix`, with `iat` = `now_unix`.
+///
+/// Refuses a `user` that `verify` would refuse, an empty secret and a ttl under one second.
+pub fn mint(user: &str, ttl: Duration, secret: &[u8], now_unix: u64) -> Result<String, AuthError> {
+    check_subject(user)?;
+    if ttl.as_secs() == 0 {
+        return Err(malformed("ttl is shorter than one second"));
+    }
+    let exp = now_unix
+        .checked_add(ttl.as_secs())
+        .ok_or_else(|| malformed("expiry out of range"))?;
+    let claims = MintedClaims {
+        sub: user,
+        exp,
+        iat: now_unix,
     };
-    let header: Header = decode_json(header).map_err(|e| malformed(&format!("header: {e}")))?;
-    if header.alg != "HS256" {
+    let payload = serde_json::to_vec(&claims).map_err(|_| malformed("claims not serializable"))?;
+    let signing_input = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(payload));
+    let mac =
+        keyed_mac(secret, signing_input.as_bytes()).ok_or_else(|| malformed("empty secret"))?;
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    Ok(format!("{signing_input}.{signature}"))
+}
+
+/// Parses a token lifetime: `"90s"`, `"15m"`, `"1h"`, `"7d"` or plain seconds `"3600"`.
+///
+/// Zero and anything over 365 days are refused.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3_600), ('d', 86_400)];
+    let s = s.trim();
+    let (digits, scale) = UNITS
+        .iter()
+        .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|d| (d, scale)))
+        .unwrap_or((s, 1));
+    // u64::from_str would also take a leading '+'; only plain digits are a ttl.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid ttl {s:?}: expected seconds, or a number followed by s, m, h or d"
+        ));
+    }
+    let secs = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&secs| secs <= MAX_TTL.as_secs())
+        .ok_or_else(|| format!("invalid ttl {s:?}: longer than 365 days"))?;
+    if secs == 0 {
+        return Err(format!("invalid ttl {s:?}: must be positive"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// HMAC-SHA256 keyed with `secret` over `signing_input`; `None` for an empty secret.
+fn keyed_mac(secret: &[u8], signing_input: &[u8]) -> Option<HmacSha256> {
+    // HMAC accepts an empty key, but a token signed with one can be forged by anyone.
+    if secret.is_empty() {
+        return None;
+    }
+    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
+    mac.update(signing_input);
+    Some(mac)
+}
+
+fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, AuthError> {
+    // The no-pad engine also refuses '=' padding and non-zero trailing bits, so each token
+    // has exactly one encoding.
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed(format!("{what} is not base64url")))
+}
+
+/// Parses a JSON object; serde would otherwise also map a JSON array onto a struct.
+fn json_object<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, AuthError> {
+    let is_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if !is_object {
+        return Err(AuthError::Malformed(format!("{what} is not a JSON object")));
+    }
+    // Duplicate keys fail here too, so a claim cannot be read two ways.
+    serde_json::from_slice(bytes).map_err(|_| AuthError::Malformed(format!("{what} is not valid")))
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), AuthError> {
+    let header: Header = json_object(bytes, "header")?;
+    if header.alg.as_deref() != Some("HS256") {
         return Err(AuthError::WrongAlgorithm);
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| malformed("signature is not base64url"))?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let signed = &token[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1];
-    // Constant-time comparison inside ring.
-    hmac::verify(&key, signed.as_bytes(), &signature).map_err(|_| AuthError::BadSignature)?;
-    let raw: RawClaims = decode_json(payload).map_err(|e| malformed(&format!("payload: {e}")))?;
+    // RFC 7515 §4.1.11: extensions marked critical that we do not implement must be refused.
+    if header.crit.is_some() {
+        return Err(malformed("unsupported crit header"));
+    }
+    Ok(())
+}
+
+fn parse_claims(bytes: &[u8], now_unix: u64) -> Result<Claims, AuthError> {
+    let raw: RawClaims = json_object(bytes, "payload")?;
     let exp = raw.exp.ok_or(AuthError::MissingClaim("exp"))?;
-    let sub = raw.sub.filter(|s| !s.is_empty() && s.len() <= MAX_SUB);
-    let sub = sub.ok_or(AuthError::MissingClaim("sub"))?;
+    let exp = numeric_date(&exp).ok_or_else(|| malformed("exp is not a NumericDate"))?;
+    let sub = match raw.sub.ok_or(AuthError::MissingClaim("sub"))? {
+        Value::String(sub) => sub,
+        _ => return Err(malformed("sub is not a string")),
+    };
+    check_subject(&sub)?;
     if exp <= now_unix {
         return Err(AuthError::Expired);
     }
     Ok(Claims { sub, exp })
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| "not base64url".to_owned())?;
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+/// A non-negative NumericDate; a fraction is dropped, which only makes the token expire sooner.
+fn numeric_date(value: &Value) -> Option<u64> {
+    if let Some(secs) = value.as_u64() {
+        return Some(secs);
+    }
+    let secs = value.as_f64()?;
+    (secs.is_finite() && secs >= 0.0).then_some(secs as u64)
 }
 
-/// Mint an HS256 token for `user`, valid for `ttl` from `now_unix`.
-pub fn mint(user: &str, ttl: Duration, secret: &[u8], now_unix: u64) -> Result<String, AuthError> {
-    if user.is_empty() || user.len() > MAX_SUB {
-        return Err(AuthError::MissingClaim("sub"));
+/// The subject becomes a user name in routing and logs, so it is kept short and printable.
+fn check_subject(sub: &str) -> Result<(), AuthError> {
+    if sub.is_empty() {
+        return Err(malformed("sub is empty"));
     }
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = serde_json::json!({
-        "sub": user,
-        "iat": now_unix,
-        "exp": now_unix.saturating_add(ttl.as_secs()),
-    });
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let signed = format!("{header}.{payload}");
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let tag = hmac::sign(&key, signed.as_bytes());
-    Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
-}
-
-/// Parse a TTL such as `90s`, `15m`, `1h`, `7d` or plain seconds.
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| format!("invalid TTL `{s}`"))?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("invalid TTL unit in `{s}` (use s, m, h or d)")),
-    };
-    let ttl = Duration::from_secs(n.saturating_mul(scale));
-    if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(format!("TTL `{s}` must be between 1s and 365d"));
+    if sub.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(malformed("sub is longer than 128 characters"));
     }
-    Ok(ttl)
+    if sub.chars().any(char::is_control) {
+        return Err(malformed("sub contains control characters"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRET: &[u8] = b"your-256-bit-secret";
-    const NOW: u64 = 1_700_000_000;
-
-    fn sign(header: &str, payload: &str, secret: &[u8]) -> String {
-        let h = URL_SAFE_NO_PAD.encode(header);
-        let p = URL_SAFE_NO_PAD.encode(payload);
-        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-        let tag = hmac::sign(&key, format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-    }
-
-    #[test]
-    fn minted_token_verifies() {
-        let t = mint("alice", Duration::from_secs(3600), SECRET, NOW).unwrap();
-        let c = verify(&t, SECRET, NOW + 10).unwrap();
-        assert_eq!(
-            c,
-            Claims {
-                sub: "alice".into(),
-                exp: NOW + 3600
-            }
-        );
-    }
-
-    #[test]
-    fn independent_token_verifies() {
-        // The well-known jwt.io HS256 example (header and signature as that
-        // site produces them for this payload), with exp far in the future.
-        let token = sign(
-            r#"{"alg":"HS256","typ":"JWT"}"#,
-            r#"{"sub":"1234567890","name":"John Doe","iat":1516239022,"exp":4102444800}"#,
-            SECRET,
-        );
-        assert_eq!(verify(&token, SECRET, NOW).unwrap().sub, "1234567890");
-        // The classic literal example has no exp: refused for that reason only.
-        let classic = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
-        assert_eq!(
-            verify(classic, SECRET, NOW),
-            Err(AuthError::MissingClaim("exp"))
-        );
-    }
-
-    #[test]
-    fn refusals() {
-        let good = mint("bob", Duration::from_secs(60), SECRET, NOW).unwrap();
-        assert_eq!(verify(&good, b"other", NOW), Err(AuthError::BadSignature));
-        assert_eq!(verify(&good, SECRET, NOW + 60), Err(AuthError::Expired));
-        let mut parts: Vec<&str> = good.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(r#"{"sub":"root","exp":9999999999}"#);
-        parts[1] = &forged;
-        assert_eq!(
-            verify(&parts.join("."), SECRET, NOW),
-            Err(AuthError::BadSignature)
-        );
-        let none = sign(
-            r#"{"alg":"none"}"#,
-            r#"{"sub":"a","exp":9999999999}"#,
-            SECRET,
-        );
-        assert_eq!(verify(&none, SECRET, NOW), Err(AuthError::WrongAlgorithm));
-        let hs512 = sign(
-            r#"{"alg":"HS512"}"#,
-            r#"{"sub":"a","exp":9999999999}"#,
-            SECRET,
-        );
-        assert_eq!(verify(&hs512, SECRET, NOW), Err(AuthError::WrongAlgorithm));
-        let no_exp = sign(r#"{"alg":"HS256"}"#, r#"{"sub":"a"}"#, SECRET);
-        assert_eq!(
-            verify(&no_exp, SECRET, NOW),
-            Err(AuthError::MissingClaim("exp"))
-        );
-        let no_sub = sign(
-            r#"{"alg":"HS256"}"#,
-            r#"{"sub":"","exp":9999999999}"#,
-            SECRET,
-        );
-        assert_eq!(
-            verify(&no_sub, SECRET, NOW),
-            Err(AuthError::MissingClaim("sub"))
-        );
-        for garbage in ["", "abc", "a.b", "a.b.c.d", "!!.??.##", "e30.e30.@@"] {
-            assert!(
-                matches!(verify(garbage, SECRET, NOW), Err(AuthError::Malformed(_))),
-                "{garbage}"
-            );
-        }
-        let not_json = sign(r#"{"alg":"HS256"}"#, "not json", SECRET);
-        assert!(matches!(
-            verify(&not_json, SECRET, NOW),
-            Err(AuthError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn ttl_parsing() {
-        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_ttl("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(parse_ttl("3600"), Ok(Duration::from_secs(3600)));
-        for bad in ["0", "0h", "366d", "1w", "h", "", "-1h"] {
-            assert!(parse_ttl(bad).is_err(), "{bad}");
-        }
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

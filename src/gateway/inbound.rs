@@ -1,0 +1,234 @@
+//! Drives SIP -> browser calls: routes each INVITE to the called user's
+//! sessions, feeds the `InboundCall` machine and carries out its commands.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::outbound::{media_signal, release, Resources};
+use super::Inner;
+use crate::call::inbound::{
+    Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
+};
+use crate::call::leg::LocalWebRtc;
+use crate::call::outbound::Outcome;
+use crate::media::{AddCall, MediaEvent, PortPair};
+use crate::metrics::direction::INBOUND;
+use crate::signaling::{new_call_id, ClientEvent, ServerMessage, SessionLink};
+use crate::sip::{self, UasEvent};
+use crate::webrtc::{self, LegConfig};
+
+/// Take inbound calls from the SIP endpoint until it stops.
+pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::InboundCall>) {
+    while let Some(call) = calls.recv().await {
+        tokio::spawn(run(gw.clone(), call));
+    }
+}
+
+async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
+    let call_id = new_call_id();
+    let span = tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
+    let active = gw.metrics.calls_active.with_label_values(&[INBOUND]);
+    active.inc();
+    let started = Instant::now();
+    let outcome = drive(&gw, call_id, call, started).instrument(span).await;
+    active.dec();
+    gw.metrics.calls_total.with_label_values(&[INBOUND, outcome.label]).inc();
+    if let Some(setup) = outcome.setup {
+        let hist = gw.metrics.call_setup_seconds.with_label_values(&[INBOUND]);
+        hist.observe(setup.as_secs_f64());
+    }
+}
+
+/// Everything the driver juggles for one inbound call.
+struct Driver<'a> {
+    gw: &'a Arc<Inner>,
+    handle: sip::UasHandle,
+    sessions: HashMap<SessionId, SessionLink>,
+    ports: Option<PortPair>,
+    relay: usize,
+    local: LocalWebRtc,
+    res: Option<Resources>,
+    media_tx: mpsc::UnboundedSender<MediaEvent>,
+    call_id: String,
+    started: Instant,
+    setup: Option<std::time::Duration>,
+}
+
+async fn drive(gw: &Arc<Inner>, call_id: String, call: sip::InboundCall, started: Instant) -> Outcome {
+    let sip::InboundCall { user, from_uri, sdp, handle, mut events, .. } = call;
+    let refuse = |code: u16, label: &'static str| Outcome { label, code, setup: None };
+    let links: Vec<SessionLink> = gw.users.get(&user).map(|l| l.clone()).unwrap_or_default();
+    if links.is_empty() {
+        handle.reject(480, "Temporarily Unavailable").await;
+        return refuse(480, "offline");
+    }
+    let Ok(ports) = gw.ports.allocate() else {
+        handle.reject(503, "Service Unavailable").await;
+        return refuse(503, "error");
+    };
+    let relay = gw.relays.pick();
+    let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
+    let local = LocalWebRtc {
+        ice_ufrag,
+        ice_pwd,
+        fingerprint: gw.identity.fingerprint.clone(),
+        candidate: SocketAddr::new(gw.config.webrtc_public_ip(), gw.relays.get(relay).webrtc_addr().port()),
+        ssrc: rand::random(),
+        session_id: u64::from(rand::random::<u32>()),
+    };
+    let params = InboundParams {
+        call_id: call_id.clone(),
+        from: from_uri,
+        to: user,
+        offer_sdp: sdp,
+        browser_codecs: crate::sdp::BROWSER_CODECS.iter().map(|c| c.to_string()).collect(),
+        rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
+        local: local.clone(),
+    };
+    let mut machine = match InboundCall::start(params, started) {
+        Ok(m) => m,
+        Err(e) => {
+            handle.reject(e.code, &e.reason).await;
+            return refuse(e.code, "no_codec");
+        }
+    };
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let (control_tx, mut control) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        gw,
+        handle,
+        sessions: HashMap::new(),
+        ports: Some(ports),
+        relay,
+        local,
+        res: None,
+        media_tx,
+        call_id: call_id.clone(),
+        started,
+        setup: None,
+    };
+    let delivered = d.deliver(&call_id, &machine.incoming(), links, &control_tx).await;
+    if let Some(o) = d.exec(machine.on_event(InboundEvent::Delivered(delivered))).await {
+        return o;
+    }
+    let ring_timeout = tokio::time::sleep(gw.config.limits.ring_timeout());
+    tokio::pin!(ring_timeout);
+    loop {
+        let event = tokio::select! {
+            ev = events.recv() => match ev {
+                Some(UasEvent::Acked) => continue,
+                Some(UasEvent::Cancelled) => InboundEvent::SipCancelled,
+                Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
+                None => InboundEvent::SipEnded { by_remote: false },
+            },
+            Some((session, ev)) = control.recv() => match ev {
+                ClientEvent::Accept(sdp) => InboundEvent::Accept(session, sdp),
+                ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
+                ClientEvent::Hangup | ClientEvent::Gone => InboundEvent::Hangup(session),
+                ClientEvent::Candidate(_) => continue,
+            },
+            Some(ev) = media_rx.recv() => match media_signal(ev) {
+                Some(sig) => InboundEvent::Media(sig),
+                None => continue,
+            },
+            () = &mut ring_timeout, if !machine.is_answered() => InboundEvent::RingTimeout,
+        };
+        if let Some(outcome) = d.exec(machine.on_event(event)).await {
+            return outcome;
+        }
+    }
+}
+
+impl Driver<'_> {
+    /// Attach the call to each session and send it `incoming`; returns the
+    /// sessions reached.
+    async fn deliver(
+        &mut self,
+        call_id: &str,
+        incoming: &ServerMessage,
+        links: Vec<SessionLink>,
+        control: &crate::signaling::ClientControl,
+    ) -> Vec<SessionId> {
+        let mut reached = Vec::new();
+        for link in links {
+            if link.attach.send((call_id.to_owned(), control.clone())).is_err() {
+                continue;
+            }
+            if link.to_client.send(incoming.clone()).await.is_ok() {
+                reached.push(link.id);
+                self.sessions.insert(link.id, link);
+            }
+        }
+        reached
+    }
+
+    /// Carry out commands; `Some` once the call is over.
+    async fn exec(&mut self, cmds: Vec<InboundCommand>) -> Option<Outcome> {
+        let mut outcome = None;
+        for cmd in cmds {
+            match cmd {
+                InboundCommand::Send(session, msg) => {
+                    if let Some(link) = self.sessions.get(&session) {
+                        let _ = link.to_client.send(msg).await;
+                    }
+                }
+                InboundCommand::SipRinging => self.handle.ringing().await,
+                InboundCommand::Answer(session, accepted) => {
+                    if let Err(reason) = self.answer(*accepted).await {
+                        tracing::error!(%reason, "answering failed");
+                        let msg = ServerMessage::hangup(&self.call_id, 500, reason);
+                        if let Some(link) = self.sessions.get(&session) {
+                            let _ = link.to_client.send(msg).await;
+                        }
+                        self.handle.hangup().await;
+                        outcome = Some(Outcome { label: "error", code: 500, setup: None });
+                    }
+                }
+                InboundCommand::SipReject(code, reason) => self.handle.reject(code, &reason).await,
+                InboundCommand::SipHangup => self.handle.hangup().await,
+                InboundCommand::Finish(mut o) => {
+                    o.setup = self.setup;
+                    outcome = Some(o);
+                }
+            }
+        }
+        if outcome.is_some() {
+            if let Some(res) = &self.res {
+                release(self.gw, res).await;
+            }
+        }
+        outcome
+    }
+
+    /// Put the WebRTC leg on the relay with the browser's parameters, then 200 OK.
+    async fn answer(&mut self, accepted: Accepted) -> Result<(), String> {
+        let ports = self.ports.take().ok_or("answered twice")?;
+        let leg = LegConfig {
+            local_ufrag: self.local.ice_ufrag.clone(),
+            local_pwd: self.local.ice_pwd.clone(),
+            remote_ufrag: accepted.remote_ufrag,
+            remote_pwd: accepted.remote_pwd,
+            remote_fingerprint: accepted.remote_fingerprint,
+            consent_timeout: self.gw.config.webrtc.consent_timeout(),
+        };
+        let add = AddCall {
+            leg,
+            ports,
+            ssrc_to_webrtc: self.local.ssrc,
+            ssrc_to_sip: rand::random(),
+            events: self.media_tx.clone(),
+        };
+        let relay = self.gw.relays.get(self.relay);
+        let leg = relay.add(add).await.map_err(|e| e.to_string())?;
+        self.res = Some(Resources { relay: self.relay, leg });
+        relay.configure(leg, accepted.media).map_err(|e| e.to_string())?;
+        self.handle.answer(accepted.sip_answer).await.map_err(|e| e.to_string())?;
+        self.setup = Some(self.started.elapsed());
+        Ok(())
+    }
+}
