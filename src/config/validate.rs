@@ -130,10 +130,20 @@ fn check_ports(config: &Config, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// Shortest accepted token secret.
+const MIN_SECRET: usize = 32;
+
 fn check_auth(config: &Config, errors: &mut Vec<ConfigError>) {
     let auth = &config.auth;
     if auth.required && auth.secret.is_empty() {
         let reason = "required when auth.required = true (set it here or in SIPHON_AUTH_SECRET)";
+        errors.push(ConfigError::new("auth.secret", reason));
+    } else if auth.required && auth.secret.len() < MIN_SECRET {
+        // A short HMAC key can be brute-forced offline from one token.
+        let reason = format!(
+            "must be at least {MIN_SECRET} bytes, got {} (e.g. `openssl rand -hex 32`)",
+            auth.secret.len()
+        );
         errors.push(ConfigError::new("auth.secret", reason));
     }
     if !auth.required {

@@ -36,10 +36,13 @@ fn written_defaults_read_back_unchanged() {
 
 #[test]
 fn docker_config_binds_everything_and_requires_auth() {
-    let config = Config::from_toml_str(DOCKER, &env(&[("SIPHON_AUTH_SECRET", "s3cret")]))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::from_toml_str(
+        DOCKER,
+        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.auth.required);
-    assert_eq!(config.auth.secret, "s3cret");
+    assert_eq!(config.auth.secret, "0123456789abcdef0123456789abcdef");
     assert_eq!(config.http.listen, addr("0.0.0.0:8080"));
     assert_eq!(config.http_local_addr(), addr("127.0.0.1:8080"));
     assert_eq!(config.webrtc_ports(), 10000..=10001);
@@ -51,7 +54,7 @@ fn docker_config_binds_everything_and_requires_auth() {
 
 #[test]
 fn dockerfile_exposes_the_docker_config_ports() {
-    let config = Config::from_toml_str(DOCKER, &env(&[("SIPHON_AUTH_SECRET", "k")])).unwrap();
+    let config = Config::from_toml_str(DOCKER, &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")])).unwrap();
     let dockerfile = include_str!("../../../Dockerfile");
     let expose = dockerfile
         .lines()

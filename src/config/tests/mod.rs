@@ -253,10 +253,18 @@ fn auth_required_needs_a_secret() {
     assert_eq!(keys(&errors), ["auth.secret"]);
     let config = Config::from_toml_str(
         "[auth]\nrequired = true\n",
-        &env(&[("SIPHON_AUTH_SECRET", "k")]),
+        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
     )
     .unwrap();
-    assert_eq!(config.auth.secret, "k");
+    assert_eq!(config.auth.secret, "0123456789abcdef0123456789abcdef");
+    let short = Config::from_toml_str(
+        "[auth]\nrequired = true\n",
+        &env(&[("SIPHON_AUTH_SECRET", "k")]),
+    )
+    .unwrap_err();
+    assert!(short
+        .get("auth.secret")
+        .is_some_and(|e| e.reason.contains("at least 32")));
 }
 
 #[test]
