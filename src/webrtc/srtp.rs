@@ -4,8 +4,10 @@
 //! `BytesMut`, which costs one heap allocation and a copy per media packet on
 //! the relay's hot path. So the SRTP framing is written here by hand: key
 //! derivation, IVs, tags, ROC estimation and the SRTCP trailer. The crypto
-//! itself stays in the caller's `rtc-crypto` provider (AES-CTR, HMAC-SHA1,
-//! AES-GCM, keyed once per context), and the replay windows are rtc-shared's.
+//! itself stays in well-kept crates: HMAC-SHA1 and AES-GCM from the caller's
+//! `rtc-crypto` provider, keyed once per context; AES-CTR from RustCrypto's
+//! `aes`/`ctr` (what the providers use too) with the key expanded once. The
+//! replay windows are rtc-shared's.
 //! `rtc-srtp` remains the reference the tests check this against.
 //!
 //! Only state creation allocates: the session keys when a context is built,
@@ -145,7 +147,7 @@ impl SrtpContext {
             .seal_rtp(buf, h.len, len, h.ssrc, index)
             .map_err(send_error)?;
         if let Some(stream) = self.rtp.get(h.ssrc) {
-            stream.accept(index);
+            stream.advance(index);
         }
         Ok(n)
     }

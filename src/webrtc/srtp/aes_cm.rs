@@ -1,12 +1,12 @@
 //! AES_CM_128_HMAC_SHA1_80 (RFC 3711 sections 4.1.1 and 4.2.1), in place.
 //!
-//! The primitives come from the caller's `RTCCrypto` provider, keyed once per
-//! context; only the SRTP framing around them lives here.
+//! HMAC-SHA1 comes from the caller's `RTCCrypto` provider and AES-CTR from
+//! RustCrypto, both keyed once per context; only the SRTP framing around
+//! them lives here.
 
-use rtc_crypto::{
-    constant_time_eq, CryptoError, HmacAlgorithm, Mac, RTCCrypto, StreamCipher,
-    StreamCipherAlgorithm,
-};
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::Aes128Enc;
+use rtc_crypto::{constant_time_eq, CryptoError, HmacAlgorithm, Mac, RTCCrypto};
 
 use super::kdf::{self, Labels};
 use super::transform::{split, split_tail, Fail, E_FLAG, RTCP_FIXED};
@@ -22,7 +22,9 @@ const SHA1_LEN: usize = 20;
 
 /// Session keys for SRTP or for SRTCP.
 struct Keys {
-    cipher: Box<dyn StreamCipher>,
+    /// The expanded session key (wiped on drop). Held here rather than as the
+    /// provider's `StreamCipher`, which expands the key again on every packet.
+    cipher: Aes128Enc,
     mac: Box<dyn Mac>,
     salt: [u8; SALT_LEN],
 }
@@ -41,7 +43,10 @@ impl Keys {
         kdf::derive(crypto, master_key, master_salt, labels.auth, &mut auth)?;
         kdf::derive(crypto, master_key, master_salt, labels.salt, &mut salt)?;
         let keys = Keys {
-            cipher: crypto.new_stream_cipher(StreamCipherAlgorithm::Aes128Ctr, &key)?,
+            cipher: Aes128Enc::new_from_slice(&key).map_err(|_| CryptoError::InvalidKeyLength {
+                expected: 16,
+                actual: key.len(),
+            })?,
             mac: crypto.new_hmac(HmacAlgorithm::Sha1, &auth)?,
             salt,
         };
@@ -59,9 +64,10 @@ impl Keys {
         for (b, s) in iv.iter_mut().zip(self.salt) {
             *b ^= s;
         }
-        self.cipher
-            .apply_keystream(&iv, data)
-            .map_err(|_| Fail::Crypto)
+        // RFC 3711 section 4.1.1: a 128-bit big-endian counter from the IV.
+        let core = ctr::CtrCore::inner_iv_init(self.cipher.clone(), &iv.into());
+        let mut ctr = ctr::Ctr128BE::<Aes128Enc>::from_core(core);
+        ctr.try_apply_keystream(data).map_err(|_| Fail::Crypto)
     }
 
     /// The 80-bit tag over the concatenation of `parts`.

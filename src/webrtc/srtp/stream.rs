@@ -61,6 +61,11 @@ impl RtpStream {
         if self.replay.check(index) {
             self.replay.accept();
         }
+        self.advance(index);
+    }
+
+    /// Records a sent `index`: a sender needs no replay window.
+    pub fn advance(&mut self, index: u64) {
         self.highest = self.highest.max(index);
     }
 }

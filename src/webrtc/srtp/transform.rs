@@ -35,7 +35,8 @@ pub(super) fn split_tail(buf: &mut [u8], n: usize) -> Result<(&mut [u8], &mut [u
 
 /// The session state of one profile.
 pub(super) enum Transform {
-    AesCm(AesCm),
+    /// Boxed: the expanded AES key with its software fallback is large.
+    AesCm(Box<AesCm>),
     Gcm(Gcm),
 }
 
@@ -49,7 +50,7 @@ impl Transform {
     ) -> Result<Transform, CryptoError> {
         Ok(match profile {
             SrtpProfile::Aes128CmHmacSha1_80 => {
-                Transform::AesCm(AesCm::new(crypto, master_key, master_salt)?)
+                Transform::AesCm(Box::new(AesCm::new(crypto, master_key, master_salt)?))
             }
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => {
                 Transform::Gcm(Gcm::new(crypto, master_key, master_salt)?)
