@@ -2,9 +2,9 @@
 //! in-place `SrtpContext` (after), for every profile.
 //!
 //! "Before" is what `SrtpContext` used to do: rtc-srtp returns a fresh
-//! buffer that is copied back into the caller's. Both sides copy each packet
-//! once more per iteration (a template into the working buffer), so the
-//! figures compare like with like. Run with `cargo bench --bench srtp`.
+//! buffer that is copied back into the caller's. "After" includes copying
+//! each packet from the prepared list into the working buffer, as the relay
+//! gets it from the socket. Run with `cargo bench --bench srtp`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -83,17 +83,25 @@ fn rtcp() -> Vec<u8> {
     p
 }
 
-/// Fastest of `RUNS` timings of `N` calls of `f(i)`, in ns per call.
-fn time(mut f: impl FnMut(usize)) -> f64 {
-    (0..RUNS)
-        .map(|run| {
+/// ns per call of `before(i)` and `after(i)`: each the fastest of `RUNS`
+/// runs of `N` calls, the two alternating so that drift (other load on the
+/// machine, clock changes) hits both alike.
+fn compare(mut before: impl FnMut(usize), mut after: impl FnMut(usize)) -> [f64; 2] {
+    let mut best = [f64::INFINITY; 2];
+    for run in 0..RUNS {
+        for (slot, f) in [&mut before as &mut dyn FnMut(usize), &mut after]
+            .into_iter()
+            .enumerate()
+        {
             let start = Instant::now();
             for i in 0..N {
                 f(run * N + i);
             }
-            start.elapsed().as_nanos() as f64 / N as f64
-        })
-        .fold(f64::INFINITY, f64::min)
+            let ns = start.elapsed().as_nanos() as f64 / N as f64;
+            best[slot] = best[slot].min(ns);
+        }
+    }
+    best
 }
 
 /// The header rtc-srtp needs, built the cheap way the old wrapper did
@@ -117,23 +125,25 @@ fn plain_rtp(payload: usize) -> Vec<Vec<u8>> {
 
 fn bench_rtp(profile: SrtpProfile, protection: ProtectionProfile, payload: usize) -> [f64; 4] {
     let plain = plain_rtp(payload);
-    let mut buf = [0u8; 1500];
+    let (mut lib_buf, mut our_buf) = ([0u8; 1500], [0u8; 1500]);
 
     let mut lib = library(profile, protection);
-    let lib_protect = time(|i| {
-        let p = &plain[i];
-        let out = lib
-            .encrypt_rtp_with_header(black_box(p), &header(p))
-            .expect("encrypt");
-        buf[..out.len()].copy_from_slice(&out);
-        black_box(&buf);
-    });
     let mut ctx = ours(profile);
-    let our_protect = time(|i| {
-        let p = &plain[i];
-        buf[..p.len()].copy_from_slice(p);
-        black_box(ctx.protect_rtp(&mut buf, p.len()).expect("protect"));
-    });
+    let [lib_protect, our_protect] = compare(
+        |i| {
+            let p = &plain[i];
+            let out = lib
+                .encrypt_rtp_with_header(black_box(p), &header(p))
+                .expect("encrypt");
+            lib_buf[..out.len()].copy_from_slice(&out);
+            black_box(&lib_buf);
+        },
+        |i| {
+            let p = &plain[i];
+            our_buf[..p.len()].copy_from_slice(p);
+            black_box(ctx.protect_rtp(&mut our_buf, p.len()).expect("protect"));
+        },
+    );
 
     let mut tx = ours(profile);
     let wire: Vec<Vec<u8>> = plain
@@ -147,38 +157,45 @@ fn bench_rtp(profile: SrtpProfile, protection: ProtectionProfile, payload: usize
         })
         .collect();
     let mut lib = library(profile, protection);
-    let lib_unprotect = time(|i| {
-        let w = &wire[i];
-        let out = lib
-            .decrypt_rtp_with_header(black_box(w), &header(w))
-            .expect("decrypt");
-        buf[..out.len()].copy_from_slice(&out);
-        black_box(&buf);
-    });
     let mut rx = ours(profile);
-    let our_unprotect = time(|i| {
-        let w = &wire[i];
-        buf[..w.len()].copy_from_slice(w);
-        black_box(rx.unprotect_rtp(&mut buf, w.len()).expect("unprotect"));
-    });
+    let [lib_unprotect, our_unprotect] = compare(
+        |i| {
+            let w = &wire[i];
+            let out = lib
+                .decrypt_rtp_with_header(black_box(w), &header(w))
+                .expect("decrypt");
+            lib_buf[..out.len()].copy_from_slice(&out);
+            black_box(&lib_buf);
+        },
+        |i| {
+            let w = &wire[i];
+            our_buf[..w.len()].copy_from_slice(w);
+            black_box(rx.unprotect_rtp(&mut our_buf, w.len()).expect("unprotect"));
+        },
+    );
     [lib_protect, our_protect, lib_unprotect, our_unprotect]
 }
 
 fn bench_rtcp(profile: SrtpProfile, protection: ProtectionProfile) -> [f64; 4] {
     let plain = rtcp();
-    let mut buf = [0u8; 1500];
+    let (mut lib_buf, mut our_buf) = ([0u8; 1500], [0u8; 1500]);
 
     let mut lib = library(profile, protection);
-    let lib_protect = time(|_| {
-        let out = lib.encrypt_rtcp(black_box(&plain)).expect("encrypt");
-        buf[..out.len()].copy_from_slice(&out);
-        black_box(&buf);
-    });
     let mut ctx = ours(profile);
-    let our_protect = time(|_| {
-        buf[..plain.len()].copy_from_slice(&plain);
-        black_box(ctx.protect_rtcp(&mut buf, plain.len()).expect("protect"));
-    });
+    let [lib_protect, our_protect] = compare(
+        |_| {
+            let out = lib.encrypt_rtcp(black_box(&plain)).expect("encrypt");
+            lib_buf[..out.len()].copy_from_slice(&out);
+            black_box(&lib_buf);
+        },
+        |_| {
+            our_buf[..plain.len()].copy_from_slice(&plain);
+            black_box(
+                ctx.protect_rtcp(&mut our_buf, plain.len())
+                    .expect("protect"),
+            );
+        },
+    );
 
     let mut tx = ours(profile);
     let wire: Vec<Vec<u8>> = (0..RUNS * N)
@@ -191,17 +208,19 @@ fn bench_rtcp(profile: SrtpProfile, protection: ProtectionProfile) -> [f64; 4] {
         })
         .collect();
     let mut lib = library(profile, protection);
-    let lib_unprotect = time(|i| {
-        let out = lib.decrypt_rtcp(black_box(&wire[i])).expect("decrypt");
-        buf[..out.len()].copy_from_slice(&out);
-        black_box(&buf);
-    });
     let mut rx = ours(profile);
-    let our_unprotect = time(|i| {
-        let w = &wire[i];
-        buf[..w.len()].copy_from_slice(w);
-        black_box(rx.unprotect_rtcp(&mut buf, w.len()).expect("unprotect"));
-    });
+    let [lib_unprotect, our_unprotect] = compare(
+        |i| {
+            let out = lib.decrypt_rtcp(black_box(&wire[i])).expect("decrypt");
+            lib_buf[..out.len()].copy_from_slice(&out);
+            black_box(&lib_buf);
+        },
+        |i| {
+            let w = &wire[i];
+            our_buf[..w.len()].copy_from_slice(w);
+            black_box(rx.unprotect_rtcp(&mut our_buf, w.len()).expect("unprotect"));
+        },
+    );
     [lib_protect, our_protect, lib_unprotect, our_unprotect]
 }
 
