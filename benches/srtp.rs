@@ -1,10 +1,10 @@
 //! ns per SRTP/SRTCP protect and unprotect, rtc-srtp (before) against the
 //! in-place `SrtpContext` (after), for every profile.
 //!
-//! "Before" is what `SrtpContext` used to do: rtc-srtp returns a fresh
-//! buffer that is copied back into the caller's. "After" includes copying
-//! each packet from the prepared list into the working buffer, as the relay
-//! gets it from the socket. Run with `cargo bench --bench srtp`.
+//! Both start each call by copying the packet from a prepared list into a
+//! working buffer, as the relay receives it into one. "Before" then does what
+//! `SrtpContext` used to: rtc-srtp returns a fresh buffer, copied back into
+//! the working one. Run with `cargo bench --bench srtp`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -132,8 +132,10 @@ fn bench_rtp(profile: SrtpProfile, protection: ProtectionProfile, payload: usize
     let [lib_protect, our_protect] = compare(
         |i| {
             let p = &plain[i];
+            lib_buf[..p.len()].copy_from_slice(p);
+            let packet = &lib_buf[..p.len()];
             let out = lib
-                .encrypt_rtp_with_header(black_box(p), &header(p))
+                .encrypt_rtp_with_header(black_box(packet), &header(packet))
                 .expect("encrypt");
             lib_buf[..out.len()].copy_from_slice(&out);
             black_box(&lib_buf);
@@ -161,8 +163,10 @@ fn bench_rtp(profile: SrtpProfile, protection: ProtectionProfile, payload: usize
     let [lib_unprotect, our_unprotect] = compare(
         |i| {
             let w = &wire[i];
+            lib_buf[..w.len()].copy_from_slice(w);
+            let packet = &lib_buf[..w.len()];
             let out = lib
-                .decrypt_rtp_with_header(black_box(w), &header(w))
+                .decrypt_rtp_with_header(black_box(packet), &header(packet))
                 .expect("decrypt");
             lib_buf[..out.len()].copy_from_slice(&out);
             black_box(&lib_buf);
@@ -184,7 +188,9 @@ fn bench_rtcp(profile: SrtpProfile, protection: ProtectionProfile) -> [f64; 4] {
     let mut ctx = ours(profile);
     let [lib_protect, our_protect] = compare(
         |_| {
-            let out = lib.encrypt_rtcp(black_box(&plain)).expect("encrypt");
+            lib_buf[..plain.len()].copy_from_slice(&plain);
+            let packet = &lib_buf[..plain.len()];
+            let out = lib.encrypt_rtcp(black_box(packet)).expect("encrypt");
             lib_buf[..out.len()].copy_from_slice(&out);
             black_box(&lib_buf);
         },
@@ -211,7 +217,10 @@ fn bench_rtcp(profile: SrtpProfile, protection: ProtectionProfile) -> [f64; 4] {
     let mut rx = ours(profile);
     let [lib_unprotect, our_unprotect] = compare(
         |i| {
-            let out = lib.decrypt_rtcp(black_box(&wire[i])).expect("decrypt");
+            let w = &wire[i];
+            lib_buf[..w.len()].copy_from_slice(w);
+            let packet = &lib_buf[..w.len()];
+            let out = lib.decrypt_rtcp(black_box(packet)).expect("decrypt");
             lib_buf[..out.len()].copy_from_slice(&out);
             black_box(&lib_buf);
         },
