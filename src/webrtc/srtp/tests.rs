@@ -234,3 +234,23 @@ fn header_parser_rejects_truncated_headers() {
     assert_eq!((h.len, h.seq, h.ssrc), (36, 1, 0x4444));
     assert!(RtpHeader::parse(&[0x40; 20]).is_none(), "RTP version 1");
 }
+
+#[test]
+fn random_input_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for profile in PROFILES {
+        let (mut tx, mut rx) = pair(profile);
+        for _ in 0..3000 {
+            let mut buf = [0u8; 256];
+            rng.fill(&mut buf[..]);
+            // Mostly version 2, so parsing gets past the first byte.
+            buf[0] = (buf[0] & 0x3f) | if rng.random_bool(0.9) { 0x80 } else { 0 };
+            let len = rng.random_range(0..=buf.len() + 4);
+            let _ = rx.unprotect_rtp(&mut buf, len);
+            let _ = rx.unprotect_rtcp(&mut buf, len);
+            let _ = tx.protect_rtp(&mut buf, len.min(200));
+            let _ = tx.protect_rtcp(&mut buf, len.min(200));
+        }
+    }
+}
