@@ -54,7 +54,11 @@ fn docker_config_binds_everything_and_requires_auth() {
 
 #[test]
 fn dockerfile_exposes_the_docker_config_ports() {
-    let config = Config::from_toml_str(DOCKER, &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")])).unwrap();
+    let config = Config::from_toml_str(
+        DOCKER,
+        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
+    )
+    .unwrap();
     let dockerfile = include_str!("../../../Dockerfile");
     let expose = dockerfile
         .lines()
