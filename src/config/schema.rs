@@ -6,8 +6,8 @@ use toml::{Table, Value};
 use super::error::ConfigError;
 use super::field::Field;
 use super::types::{
-    AuthConfig, Config, EchoConfig, HttpConfig, LimitsConfig, LogConfig, MediaConfig,
-    MetricsConfig, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
+    AuthConfig, Config, EchoConfig, HttpConfig, InboundConfig, LimitsConfig, LogConfig,
+    MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
 };
 
 /// Something done to every key of the schema, in order.
@@ -50,6 +50,17 @@ impl Section for SipConfig {
         v.field("allow_uri_dial", &mut self.allow_uri_dial);
         v.field("max_message_bytes", &mut self.max_message_bytes);
         v.section("trunk", &mut self.trunk);
+        v.section("inbound", &mut self.inbound);
+    }
+}
+
+impl Section for InboundConfig {
+    fn visit<V: Visitor>(&mut self, v: &mut V) {
+        v.field("trunk_sources", &mut self.trunk_sources);
+        v.field("others", &mut self.others);
+        v.field("realm", &mut self.realm);
+        v.field("username", &mut self.username);
+        v.field("password", &mut self.password);
     }
 }
 

@@ -52,6 +52,23 @@ pub struct SipConfig {
     pub max_message_bytes: u32,
     /// Outbound proxy / trunk for numbers and users.
     pub trunk: TrunkConfig,
+    /// Who may call browser users.
+    pub inbound: InboundConfig,
+}
+
+/// `[sip.inbound]`: which sources may send INVITEs to browser users.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InboundConfig {
+    /// Trusted sources (trunk mode): IP addresses or CIDR ranges.
+    pub trunk_sources: Vec<String>,
+    /// INVITEs from other sources: `refuse` (403) or `challenge` (digest).
+    pub others: String,
+    /// Digest realm of the challenge.
+    pub realm: String,
+    /// Digest username other sources must present.
+    pub username: String,
+    /// Digest password other sources must present.
+    pub password: String,
 }
 
 /// `[sip.trunk]`: where numbers and users are sent.
@@ -191,6 +208,19 @@ impl Default for SipConfig {
             allow_uri_dial: false,
             max_message_bytes: 65535,
             trunk: TrunkConfig::default(),
+            inbound: InboundConfig::default(),
+        }
+    }
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self {
+            trunk_sources: ["127.0.0.0/8", "::1/128"].map(String::from).to_vec(),
+            others: "refuse".into(),
+            realm: "siphon".into(),
+            username: String::new(),
+            password: String::new(),
         }
     }
 }
@@ -299,6 +329,18 @@ impl fmt::Debug for TrunkConfig {
             .field("username", &self.username)
             .field("password", &redact(&self.password))
             .field("from_user", &self.from_user)
+            .finish()
+    }
+}
+
+impl fmt::Debug for InboundConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundConfig")
+            .field("trunk_sources", &self.trunk_sources)
+            .field("others", &self.others)
+            .field("realm", &self.realm)
+            .field("username", &self.username)
+            .field("password", &redact(&self.password))
             .finish()
     }
 }

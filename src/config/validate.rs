@@ -14,6 +14,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     }
     check_codecs(&mut config.sip.codecs, errors);
     check_sip(config, errors);
+    check_inbound(config, errors);
     check_nonzero(config, errors);
     check_ports(config, errors);
     check_auth(config, errors);
@@ -61,6 +62,38 @@ fn check_sip(config: &Config, errors: &mut Vec<ConfigError>) {
         let reason = "must not be empty while echo.enabled = true";
         errors.push(ConfigError::new("echo.extension", reason));
     }
+}
+
+fn check_inbound(config: &Config, errors: &mut Vec<ConfigError>) {
+    let inbound = &config.sip.inbound;
+    for source in &inbound.trunk_sources {
+        if !valid_cidr(source) {
+            let reason = format!("{source:?} is not an IP address or CIDR range");
+            errors.push(ConfigError::new("sip.inbound.trunk_sources", reason));
+        }
+    }
+    match inbound.others.as_str() {
+        "refuse" => {}
+        "challenge" if inbound.username.is_empty() || inbound.password.is_empty() => {
+            let reason = "others = \"challenge\" needs sip.inbound.username and password";
+            errors.push(ConfigError::new("sip.inbound.others", reason));
+        }
+        "challenge" => {}
+        other => {
+            let reason = format!("expected \"refuse\" or \"challenge\", got {other:?}");
+            errors.push(ConfigError::new("sip.inbound.others", reason));
+        }
+    }
+}
+
+/// `10.0.0.5`, `10.0.0.0/24`, `::1/128`.
+fn valid_cidr(s: &str) -> bool {
+    let (ip, prefix) = s.split_once('/').unwrap_or((s, ""));
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_empty() || prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
 /// Values where 0 would make the gateway useless rather than unlimited.
