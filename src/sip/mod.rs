@@ -14,6 +14,9 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 mod ingress;
+mod registration;
+mod registration_plan;
+mod registration_request;
 mod stack;
 mod uac;
 mod uac_request;
@@ -26,6 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 pub use digest::DigestAlgorithm;
 pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, ReceivedInvite};
 pub use endpoint::SipEndpoint;
+pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use uac::{UacEvent, UacHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).
