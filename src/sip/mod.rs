@@ -1,6 +1,6 @@
 //! The SIP leg, on rsipstack: endpoint and transports, outbound calls (UAC),
-//! OPTIONS, the input guard, digest authentication and the built-in echo
-//! extension.
+//! upstream registration, OPTIONS, the input guard, digest authentication
+//! and the built-in echo extension.
 //!
 //! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
 //! socket wrapper and TCP reader that apply them) sit under rsipstack;

@@ -189,28 +189,8 @@ impl Driver {
     }
 
     fn publish(&self, st: RegistrationState) {
-        match (&st, &*self.state.borrow()) {
-            (
-                RegistrationState::Registered { expires: new },
-                RegistrationState::Registered { expires: old },
-            ) if new == old => {
-                debug!(expires = new, "refreshed")
-            }
-            (RegistrationState::Registered { expires }, _) => info!(expires, "registered"),
-            (
-                RegistrationState::Failed {
-                    code,
-                    reason,
-                    retry_in,
-                },
-                _,
-            ) => {
-                warn!(code, %reason, retry_in = ?retry_in, "registration failed")
-            }
-            (RegistrationState::Unregistered, _) => info!("unregistered"),
-            (RegistrationState::Registering, _) => {}
-        }
-        self.state.send_replace(st);
+        let old = self.state.send_replace(st.clone());
+        log_change(&old, &st);
     }
 
     /// One REGISTER asking for `expires`, answering at most one challenge.
@@ -244,6 +224,30 @@ impl Driver {
             }
             return request::reply(&resp, &self.target.contact, expires);
         }
+    }
+}
+
+/// One line per change that matters to an operator; refreshes that keep
+/// the grant are routine.
+fn log_change(old: &RegistrationState, new: &RegistrationState) {
+    use RegistrationState as S;
+    match (old, new) {
+        (S::Registered { expires: a }, S::Registered { expires: b }) if a == b => {
+            debug!(expires = b, "refreshed")
+        }
+        (_, S::Registered { expires }) => info!(expires, "registered"),
+        (
+            _,
+            S::Failed {
+                code,
+                reason,
+                retry_in,
+            },
+        ) => {
+            warn!(code, %reason, ?retry_in, "registration failed")
+        }
+        (_, S::Unregistered) => info!("unregistered"),
+        (_, S::Registering) => {}
     }
 }
 

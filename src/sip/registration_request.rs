@@ -50,22 +50,7 @@ pub(super) struct Target {
 impl Target {
     /// Validate `spec` against the endpoint's transports.
     pub fn new(shared: &Shared, spec: &RegistrationSpec) -> Result<Target, SipError> {
-        // Only plain `sip:` makes sense without a TLS transport; the URI
-        // parser alone would take almost anything.
-        let is_sip = spec
-            .registrar
-            .get(..4)
-            .is_some_and(|s| s.eq_ignore_ascii_case("sip:"));
-        let registrar = uri("registrar", &spec.registrar)
-            .ok()
-            .filter(|_| is_sip && !spec.registrar.contains(char::is_whitespace))
-            .ok_or_else(|| invalid("registrar", &spec.registrar))?;
-        use rsipstack::sip::Transport as Wire;
-        let (transport, wire, name) = match registrar.transport() {
-            None | Some(Wire::Udp) => (Transport::Udp, Wire::Udp, "udp"),
-            Some(Wire::Tcp) => (Transport::Tcp, Wire::Tcp, "tcp"),
-            Some(_) => return Err(invalid("registrar transport", &spec.registrar)),
-        };
+        let (registrar, transport) = parse_registrar(&spec.registrar)?;
         let public = shared
             .stack
             .public_addr(transport)
@@ -75,6 +60,10 @@ impl Target {
             d => d.to_string(),
         };
         let aor = uri("user", &format!("sip:{}@{domain}", spec.user))?;
+        let name = match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
         let contact_text = format!("sip:{}@{public};transport={name}", spec.user);
         let contact = uri("user", &contact_text)?;
         let username = match spec.username.as_str() {
@@ -87,7 +76,10 @@ impl Target {
             contact,
             contact_text,
             via: SipAddr {
-                r#type: Some(wire),
+                r#type: Some(match transport {
+                    Transport::Udp => rsipstack::sip::Transport::Udp,
+                    Transport::Tcp => rsipstack::sip::Transport::Tcp,
+                }),
                 addr: public.into(),
             },
             // Named in siphon's domain, like the Call-IDs of its calls.
@@ -171,6 +163,25 @@ impl Target {
             Header::Authorization(value.into())
         })
     }
+}
+
+/// The registrar URI and the transport it asks for.
+fn parse_registrar(text: &str) -> Result<(Uri, Transport), SipError> {
+    // Only plain `sip:` makes sense without a TLS transport; the URI parser
+    // alone would take almost anything.
+    let is_sip = text
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sip:"));
+    let registrar = uri("registrar", text)
+        .ok()
+        .filter(|_| is_sip && !text.contains(char::is_whitespace))
+        .ok_or_else(|| invalid("registrar", text))?;
+    let transport = match registrar.transport() {
+        None | Some(rsipstack::sip::Transport::Udp) => Transport::Udp,
+        Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
+        Some(_) => return Err(invalid("registrar transport", text)),
+    };
+    Ok((registrar, transport))
 }
 
 /// Classify a final response to a REGISTER that asked for `requested`.

@@ -141,3 +141,19 @@ fn unusable_challenge_is_not_answered() {
     );
     assert!(target().authorization(&sent(), &resp).is_none());
 }
+
+#[test]
+fn registrar_must_be_a_sip_uri_on_udp_or_tcp() {
+    let (_, t) = parse_registrar("sip:pbx.test:5070;transport=tcp").expect("tcp");
+    assert_eq!(t, Transport::Tcp);
+    let (_, t) = parse_registrar("SIP:pbx.test").expect("udp");
+    assert_eq!(t, Transport::Udp);
+    for bad in [
+        "sips:pbx.test",
+        "sip:pbx.test;transport=tls",
+        "pbx.test",
+        "sip:a b",
+    ] {
+        assert!(parse_registrar(bad).is_err(), "{bad}");
+    }
+}
