@@ -83,6 +83,15 @@ impl SipEndpoint {
         }
         uac::start(self.inner.clone(), req)
     }
+
+    /// Register a user with an upstream registrar and keep it registered
+    /// until the returned `Registration` is unregistered or dropped.
+    pub fn register(&self, spec: super::RegistrationSpec) -> Result<super::Registration, SipError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(SipError::Shutdown);
+        }
+        super::registration::start(self.inner.clone(), spec)
+    }
 }
 
 async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) {

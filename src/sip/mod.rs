@@ -1,6 +1,6 @@
 //! The SIP leg, on rsipstack: endpoint and transports, outbound calls (UAC),
-//! OPTIONS, the input guard, digest authentication and the built-in echo
-//! extension.
+//! upstream registration, OPTIONS, the input guard, digest authentication
+//! and the built-in echo extension.
 //!
 //! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
 //! socket wrapper and TCP reader that apply them) sit under rsipstack;
@@ -14,6 +14,9 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 mod ingress;
+mod registration;
+mod registration_plan;
+mod registration_request;
 mod stack;
 mod uac;
 mod uac_request;
@@ -26,6 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 pub use digest::DigestAlgorithm;
 pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, ReceivedInvite};
 pub use endpoint::SipEndpoint;
+pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use uac::{UacEvent, UacHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).

@@ -2,6 +2,8 @@
 
 mod calls;
 mod malformed;
+mod registrar;
+mod registration;
 
 use std::net::SocketAddr;
 use std::time::Duration;
