@@ -306,7 +306,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            level: "info".to_owned(),
+            level: "info,rsipstack=warn".to_owned(),
         }
     }
 }
