@@ -240,6 +240,7 @@ fn sip_settings(config: &Config) -> sip::SipSettings {
         domain: config.sip_domain(),
         user_agent: config.sip.user_agent.clone(),
         max_message_bytes: config.sip.max_message_bytes as usize,
+        inbound: sip::InboundPolicy::default(),
     }
 }
 

@@ -1,11 +1,11 @@
 //! The SIP leg, on rsipstack: endpoint and transports, outbound calls (UAC),
-//! OPTIONS, the input guard, digest authentication and the built-in echo
-//! extension.
+//! inbound calls (UAS) and who may place them, OPTIONS, the input guard,
+//! digest authentication and the built-in echo extension.
 //!
 //! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
 //! socket wrapper and TCP reader that apply them) sit under rsipstack;
-//! `stack` builds one rsipstack endpoint on them; `endpoint` and `uac` are
-//! the gateway's side, `echo` the test and demo peer.
+//! `stack` builds one rsipstack endpoint on them; `endpoint`, `uac` and `uas`
+//! are the gateway's side, `echo` the test and demo peer.
 
 mod digest;
 mod echo;
@@ -14,9 +14,13 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 mod ingress;
+mod policy;
 mod stack;
 mod uac;
 mod uac_request;
+mod uas;
+mod uas_auth;
+mod uas_call;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +30,9 @@ use std::net::{IpAddr, SocketAddr};
 pub use digest::DigestAlgorithm;
 pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, ReceivedInvite};
 pub use endpoint::SipEndpoint;
+pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use uac::{UacEvent, UacHandle};
+pub use uas::{InboundCall, UasEvent, UasHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).
 #[derive(Clone, Debug)]
@@ -43,6 +49,8 @@ pub struct SipSettings {
     pub user_agent: String,
     /// Largest SIP message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Who may call in.
+    pub inbound: InboundPolicy,
 }
 
 /// A SIP transport.

@@ -1,6 +1,7 @@
 //! Whole SIP calls between a `SipEndpoint` and an `EchoServer` on loopback.
 
 mod calls;
+mod inbound;
 mod malformed;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ fn settings() -> SipSettings {
         domain: "siphon.test".into(),
         user_agent: "siphon-test".into(),
         max_message_bytes: 4096,
+        inbound: InboundPolicy::default(),
     }
 }
 
