@@ -20,10 +20,7 @@ impl Drop for Pair {
 
 pub(super) async fn pair(inbound: InboundPolicy) -> Pair {
     let shutdown = CancellationToken::new();
-    let (caller_metrics, callee_metrics) = (Metrics::new(), Metrics::new());
-    let caller = SipEndpoint::start(settings(), caller_metrics.clone(), shutdown.clone())
-        .await
-        .expect("caller");
+    let callee_metrics = Metrics::new();
     let callee_settings = SipSettings {
         inbound,
         ..settings()
@@ -31,15 +28,30 @@ pub(super) async fn pair(inbound: InboundPolicy) -> Pair {
     let callee = SipEndpoint::start(callee_settings, callee_metrics.clone(), shutdown.clone())
         .await
         .expect("callee");
-    let calls = callee.take_inbound().expect("inbound stream");
-    assert!(callee.take_inbound().is_none(), "taken once");
-    Pair {
-        caller,
-        callee,
-        calls,
-        caller_metrics,
-        callee_metrics,
-        shutdown,
+    Pair::around(callee, callee_metrics, shutdown).await
+}
+
+impl Pair {
+    /// A caller for `callee`, whose inbound stream is taken here.
+    pub(super) async fn around(
+        callee: SipEndpoint,
+        callee_metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Pair {
+        let caller_metrics = Metrics::new();
+        let caller = SipEndpoint::start(settings(), caller_metrics.clone(), shutdown.clone())
+            .await
+            .expect("caller");
+        let calls = callee.take_inbound().expect("inbound stream");
+        assert!(callee.take_inbound().is_none(), "taken once");
+        Pair {
+            caller,
+            callee,
+            calls,
+            caller_metrics,
+            callee_metrics,
+            shutdown,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod calls;
 mod inbound;
+mod inbound_wire;
 mod malformed;
 
 use std::net::SocketAddr;
