@@ -105,6 +105,9 @@ async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) 
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let Some(tx) = uas::refuse_early_offer(&shared, tx).await else {
+                return;
+            };
             let Some(tx) = stack::route_in_dialog(&shared.stack.dialogs, tx).await else {
                 return;
             };

@@ -6,8 +6,10 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use rsipstack::dialog::dialog::Dialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
-use rsipstack::sip::{Header, Request, StatusCode};
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::transaction::key::TransactionRole;
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, info_span, Instrument};
@@ -27,6 +29,7 @@ const QUEUE: usize = 256;
 const RETRY_AFTER_SECS: u32 = 5;
 
 /// A call from a SIP peer, offered to the gateway.
+#[derive(Debug)]
 pub struct InboundCall {
     /// User part of the Request-URI: the browser user being called.
     pub user: String,
@@ -158,6 +161,29 @@ async fn admit_and_run(shared: Arc<Shared>, tx: Transaction) {
     uas_call::run(shared, tx, origin, sdp, permit).await
 }
 
+/// A new offer (INVITE, UPDATE) on one of our inbound dialogs before its
+/// ACK: rsipstack would hand it to the first INVITE's handler, which never
+/// answers it. RFC 3261 §14.2 wants 500 with Retry-After. `Some(tx)` back
+/// for every other request.
+pub(super) async fn refuse_early_offer(shared: &Shared, tx: Transaction) -> Option<Transaction> {
+    if !matches!(tx.original.method, Method::Invite | Method::Update) {
+        return Some(tx);
+    }
+    let early = match shared.stack.dialogs.match_dialog(&tx) {
+        Some(Dialog::Invite(d)) => {
+            let st = d.state();
+            d.role() == TransactionRole::Server && !st.is_confirmed() && !st.is_terminated()
+        }
+        _ => false,
+    };
+    if !early {
+        return Some(tx);
+    }
+    let retry = Header::RetryAfter(RETRY_AFTER_SECS.to_string().into());
+    finish(tx, 500, vec![retry]).await;
+    None
+}
+
 /// Everything that refuses an INVITE before a call exists, in order; the
 /// SDP offer if none does.
 fn check(shared: &Shared, req: &Request, origin: Origin) -> Result<String, Refusal> {
@@ -219,7 +245,8 @@ fn origin(tx: &Transaction) -> Option<Origin> {
     Some(Origin { source, transport })
 }
 
-/// Send a final response and absorb the ACK and retransmissions.
+/// Send a final response and absorb the ACK and retransmissions (also used
+/// for non-INVITE requests, whose transaction simply ends).
 pub(super) async fn finish(mut tx: Transaction, code: u16, headers: Vec<Header>) {
     if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
         debug!(error = %e, code, "reply to inbound INVITE failed");

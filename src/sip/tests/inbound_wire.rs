@@ -261,3 +261,20 @@ async fn full_queue_is_503_with_retry_after() {
     assert_eq!(header(&resp, "Retry-After").as_deref(), Some("5"));
     assert!(error_count(&p.callee_metrics, "inbound_overload", 1));
 }
+
+#[tokio::test]
+async fn offer_before_the_ack_is_500_with_retry_after() {
+    let mut p = pair(InboundPolicy::default()).await;
+    let mut w = Wire::new(&p).await;
+    w.invite(1, "").await;
+    let mut call = next_call(&mut p.calls).await;
+    call.handle.answer(answer_sdp()).await.expect("answer");
+    let ok = w.expect("SIP/2.0 200").await;
+    w.learn_to_tag(&ok);
+    w.invite(2, "").await;
+    let resp = w.expect("SIP/2.0 500").await;
+    assert!(header(&resp, "Retry-After").is_some(), "{resp}");
+    w.ack(2, false).await;
+    w.ack(1, true).await;
+    assert_eq!(next_uas(&mut call.events).await, UasEvent::Acked);
+}
