@@ -164,13 +164,7 @@ pub(super) async fn run(
     sdp: String,
     permit: OwnedPermit<InboundCall>,
 ) {
-    let (state_tx, states) = shared.stack.dialogs.new_dialog_state_channel();
-    let contact = contact(&shared, &tx.original, origin.transport);
-    let dialog = match shared
-        .stack
-        .dialogs
-        .get_or_create_server_invite(&tx, state_tx, None, contact)
-    {
+    let (dialog, states) = match create_dialog(&shared, &tx, origin) {
         Ok(d) => d,
         Err(e) => {
             debug!(error = %e, "no dialog for inbound INVITE");
@@ -205,6 +199,20 @@ pub(super) async fn run(
         released,
     };
     task.run().await
+}
+
+fn create_dialog(
+    shared: &Shared,
+    tx: &Transaction,
+    origin: Origin,
+) -> Result<(InviteDialog, DialogStateReceiver), SipError> {
+    let (state_tx, states) = shared.stack.dialogs.new_dialog_state_channel();
+    let contact = contact(shared, &tx.original, origin.transport);
+    let dialog = shared
+        .stack
+        .dialogs
+        .get_or_create_server_invite(tx, state_tx, None, contact)?;
+    Ok((dialog, states))
 }
 
 /// Contact of our responses: the called user at our public address on the
