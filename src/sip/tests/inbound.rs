@@ -364,3 +364,27 @@ async fn challenged_caller_with_wrong_password_is_forbidden() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn hangup_before_answer_is_480_and_handle_futures_are_send() {
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let mut p = pair(InboundPolicy::default()).await;
+    let (_uac, mut rx) = p
+        .caller
+        .invite(call_bob(&p, Transport::Udp))
+        .await
+        .expect("invite");
+    let call = send(next_call(&mut p.calls).await);
+    let h = call.handle.clone();
+    send(h.ringing()).await;
+    send(h.hangup()).await;
+    send(h.reject(486, "too late")).await;
+    assert!(send(h.answer(answer_sdp())).await.is_err());
+    let events = until_settled(&mut rx).await;
+    assert!(
+        matches!(events.last(), Some(UacEvent::Failed { code: 480, .. })),
+        "{events:?}"
+    );
+}
