@@ -31,13 +31,17 @@ pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::Inbound
 
 async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
     let call_id = new_call_id();
-    let span = tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
+    let span =
+        tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
     let active = gw.metrics.calls_active.with_label_values(&[INBOUND]);
     active.inc();
     let started = Instant::now();
     let outcome = drive(&gw, call_id, call, started).instrument(span).await;
     active.dec();
-    gw.metrics.calls_total.with_label_values(&[INBOUND, outcome.label]).inc();
+    gw.metrics
+        .calls_total
+        .with_label_values(&[INBOUND, outcome.label])
+        .inc();
     if let Some(setup) = outcome.setup {
         let hist = gw.metrics.call_setup_seconds.with_label_values(&[INBOUND]);
         hist.observe(setup.as_secs_f64());
@@ -59,9 +63,25 @@ struct Driver<'a> {
     setup: Option<std::time::Duration>,
 }
 
-async fn drive(gw: &Arc<Inner>, call_id: String, call: sip::InboundCall, started: Instant) -> Outcome {
-    let sip::InboundCall { user, from_uri, sdp, handle, mut events, .. } = call;
-    let refuse = |code: u16, label: &'static str| Outcome { label, code, setup: None };
+async fn drive(
+    gw: &Arc<Inner>,
+    call_id: String,
+    call: sip::InboundCall,
+    started: Instant,
+) -> Outcome {
+    let sip::InboundCall {
+        user,
+        from_uri,
+        sdp,
+        handle,
+        mut events,
+        ..
+    } = call;
+    let refuse = |code: u16, label: &'static str| Outcome {
+        label,
+        code,
+        setup: None,
+    };
     let links: Vec<SessionLink> = gw.users.get(&user).map(|l| l.clone()).unwrap_or_default();
     if links.is_empty() {
         handle.reject(480, "Temporarily Unavailable").await;
@@ -77,7 +97,10 @@ async fn drive(gw: &Arc<Inner>, call_id: String, call: sip::InboundCall, started
         ice_ufrag,
         ice_pwd,
         fingerprint: gw.identity.fingerprint.clone(),
-        candidate: SocketAddr::new(gw.config.webrtc_public_ip(), gw.relays.get(relay).webrtc_addr().port()),
+        candidate: SocketAddr::new(
+            gw.config.webrtc_public_ip(),
+            gw.relays.get(relay).webrtc_addr().port(),
+        ),
         ssrc: rand::random(),
         session_id: u64::from(rand::random::<u32>()),
     };
@@ -86,7 +109,10 @@ async fn drive(gw: &Arc<Inner>, call_id: String, call: sip::InboundCall, started
         from: from_uri,
         to: user,
         offer_sdp: sdp,
-        browser_codecs: crate::sdp::BROWSER_CODECS.iter().map(|c| c.to_string()).collect(),
+        browser_codecs: crate::sdp::BROWSER_CODECS
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
         local: local.clone(),
     };
@@ -112,8 +138,13 @@ async fn drive(gw: &Arc<Inner>, call_id: String, call: sip::InboundCall, started
         started,
         setup: None,
     };
-    let delivered = d.deliver(&call_id, &machine.incoming(), links, &control_tx).await;
-    if let Some(o) = d.exec(machine.on_event(InboundEvent::Delivered(delivered))).await {
+    let delivered = d
+        .deliver(&call_id, &machine.incoming(), links, &control_tx)
+        .await;
+    if let Some(o) = d
+        .exec(machine.on_event(InboundEvent::Delivered(delivered)))
+        .await
+    {
         return o;
     }
     let ring_timeout = tokio::time::sleep(gw.config.limits.ring_timeout());
@@ -156,7 +187,11 @@ impl Driver<'_> {
     ) -> Vec<SessionId> {
         let mut reached = Vec::new();
         for link in links {
-            if link.attach.send((call_id.to_owned(), control.clone())).is_err() {
+            if link
+                .attach
+                .send((call_id.to_owned(), control.clone()))
+                .is_err()
+            {
                 continue;
             }
             if link.to_client.send(incoming.clone()).await.is_ok() {
@@ -186,7 +221,11 @@ impl Driver<'_> {
                             let _ = link.to_client.send(msg).await;
                         }
                         self.handle.hangup().await;
-                        outcome = Some(Outcome { label: "error", code: 500, setup: None });
+                        outcome = Some(Outcome {
+                            label: "error",
+                            code: 500,
+                            setup: None,
+                        });
                     }
                 }
                 InboundCommand::SipReject(code, reason) => self.handle.reject(code, &reason).await,
@@ -225,9 +264,17 @@ impl Driver<'_> {
         };
         let relay = self.gw.relays.get(self.relay);
         let leg = relay.add(add).await.map_err(|e| e.to_string())?;
-        self.res = Some(Resources { relay: self.relay, leg });
-        relay.configure(leg, accepted.media).map_err(|e| e.to_string())?;
-        self.handle.answer(accepted.sip_answer).await.map_err(|e| e.to_string())?;
+        self.res = Some(Resources {
+            relay: self.relay,
+            leg,
+        });
+        relay
+            .configure(leg, accepted.media)
+            .map_err(|e| e.to_string())?;
+        self.handle
+            .answer(accepted.sip_answer)
+            .await
+            .map_err(|e| e.to_string())?;
         self.setup = Some(self.started.elapsed());
         Ok(())
     }

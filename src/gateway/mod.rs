@@ -2,6 +2,7 @@
 //! drives calls (the IO edge of the `call` state machines). Lives in the
 //! library so tests start a whole gateway in-process, as `main` does.
 
+mod inbound;
 mod outbound;
 
 use std::net::SocketAddr;
@@ -111,6 +112,9 @@ impl Gateway {
             _echo: echo,
             config,
         });
+        if let Some(calls) = inner.sip.take_inbound() {
+            tokio::spawn(inbound::serve(inner.clone(), calls));
+        }
         let http_task = tokio::spawn(serve_http(inner.clone(), listener));
         Ok(Gateway {
             inner,
@@ -265,6 +269,28 @@ fn sip_settings(config: &Config) -> sip::SipSettings {
         domain: config.sip_domain(),
         user_agent: config.sip.user_agent.clone(),
         max_message_bytes: config.sip.max_message_bytes as usize,
+        inbound: inbound_policy(&config.sip.inbound),
+    }
+}
+
+/// The SIP layer's inbound policy; config validation already checked the values.
+fn inbound_policy(c: &crate::config::InboundConfig) -> sip::InboundPolicy {
+    let trunk_sources = c
+        .trunk_sources
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let others = match c.others.as_str() {
+        "challenge" => sip::OthersPolicy::Challenge {
+            realm: c.realm.clone(),
+            username: c.username.clone(),
+            password: c.password.clone(),
+        },
+        _ => sip::OthersPolicy::Refuse,
+    };
+    sip::InboundPolicy {
+        trunk_sources,
+        others,
     }
 }
 

@@ -1,18 +1,18 @@
-//! The gateway's SIP endpoint: listeners, OPTIONS, refusals, outbound calls.
+//! The gateway's SIP endpoint: listeners, OPTIONS, refusals, outbound and
+//! inbound calls.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsipstack::sip::{Method, StatusCode};
-use rsipstack::transaction::transaction::Transaction;
+use rsipstack::sip::Method;
 use rsipstack::transaction::TransactionReceiver;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
 use super::stack::{self, Stack, StackConfig};
 use super::uac::{self, UacEvent, UacHandle};
+use super::uas::{self, Inbound, InboundCall};
 use super::{OutboundInvite, SipError, SipSettings, Transport};
 use crate::metrics::Metrics;
 
@@ -30,6 +30,7 @@ pub(super) struct Shared {
     pub stack: Stack,
     pub settings: SipSettings,
     pub shutdown: CancellationToken,
+    pub inbound: Inbound,
 }
 
 impl SipEndpoint {
@@ -57,11 +58,13 @@ impl SipEndpoint {
             max_message_bytes: settings.max_message_bytes,
             t1,
         };
+        let inbound = Inbound::new(settings.inbound.clone(), metrics.clone());
         let (stack, incoming) = stack::start(cfg, metrics, shutdown.clone()).await?;
         let inner = Arc::new(Shared {
             stack,
             settings,
             shutdown,
+            inbound,
         });
         tokio::spawn(serve_incoming(inner.clone(), incoming));
         Ok(SipEndpoint { inner })
@@ -70,6 +73,12 @@ impl SipEndpoint {
     /// The bound address of a transport, if it is enabled.
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
         self.inner.stack.local_addr(transport)
+    }
+
+    /// Take the stream of inbound calls (once; later calls return `None`).
+    /// Until it is taken, inbound INVITEs are refused with 480.
+    pub fn take_inbound(&self) -> Option<mpsc::Receiver<InboundCall>> {
+        self.inner.inbound.take()
     }
 
     /// Place an outbound call; events arrive on the receiver until `Failed`
@@ -105,24 +114,17 @@ async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) 
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let Some(tx) = uas::refuse_early_offer(&shared, tx).await else {
+                return;
+            };
             let Some(tx) = stack::route_in_dialog(&shared.stack.dialogs, tx).await else {
                 return;
             };
             if tx.original.method == Method::Invite {
-                on_inbound_invite(tx).await;
+                uas::on_invite(shared, tx).await;
             } else {
                 stack::answer_other(tx).await;
             }
         });
     }
-}
-
-/// The seam for calls from SIP to browsers: routing them to users comes
-/// next; until then every inbound INVITE is refused as unavailable.
-async fn on_inbound_invite(mut tx: Transaction) {
-    if let Err(e) = tx.reply(StatusCode::TemporarilyUnavailable).await {
-        debug!(error = %e, "reply to inbound INVITE failed");
-    }
-    // Absorb the ACK for the 480 and retransmissions until the transaction ends.
-    while tx.receive().await.is_some() {}
 }

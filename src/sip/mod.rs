@@ -1,11 +1,12 @@
 //! The SIP leg, on rsipstack: endpoint and transports, outbound calls (UAC),
-//! upstream registration, OPTIONS, the input guard, digest authentication
-//! and the built-in echo extension.
+//! upstream registration, inbound calls (UAS) and who may place them,
+//! OPTIONS, the input guard, digest authentication and the built-in echo
+//! extension.
 //!
 //! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
 //! socket wrapper and TCP reader that apply them) sit under rsipstack;
-//! `stack` builds one rsipstack endpoint on them; `endpoint` and `uac` are
-//! the gateway's side, `echo` the test and demo peer.
+//! `stack` builds one rsipstack endpoint on them; `endpoint`, `uac` and `uas`
+//! are the gateway's side, `echo` the test and demo peer.
 
 mod digest;
 mod echo;
@@ -14,12 +15,16 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 mod ingress;
+mod policy;
 mod registration;
 mod registration_plan;
 mod registration_request;
 mod stack;
 mod uac;
 mod uac_request;
+mod uas;
+mod uas_auth;
+mod uas_call;
 
 #[cfg(test)]
 mod tests;
@@ -29,8 +34,10 @@ use std::net::{IpAddr, SocketAddr};
 pub use digest::DigestAlgorithm;
 pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, ReceivedInvite};
 pub use endpoint::SipEndpoint;
+pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use uac::{UacEvent, UacHandle};
+pub use uas::{InboundCall, UasEvent, UasHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).
 #[derive(Clone, Debug)]
@@ -47,6 +54,8 @@ pub struct SipSettings {
     pub user_agent: String,
     /// Largest SIP message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Who may call in.
+    pub inbound: InboundPolicy,
 }
 
 /// A SIP transport.

@@ -1,6 +1,8 @@
 //! Whole SIP calls between a `SipEndpoint` and an `EchoServer` on loopback.
 
 mod calls;
+mod inbound;
+mod inbound_wire;
 mod malformed;
 mod registrar;
 mod registration;
@@ -34,6 +36,7 @@ fn settings() -> SipSettings {
         domain: "siphon.test".into(),
         user_agent: "siphon-test".into(),
         max_message_bytes: 4096,
+        inbound: InboundPolicy::default(),
     }
 }
 

@@ -1,0 +1,297 @@
+//! Inbound calls (UAS): the checks every INVITE passes before it becomes an
+//! `InboundCall` (policy, an SDP offer, someone to take it, room in the
+//! queue), and the types the gateway consumes. The call itself runs in
+//! `uas_call`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use rsipstack::dialog::dialog::Dialog;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::transaction::key::TransactionRole;
+use rsipstack::transaction::transaction::Transaction;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tracing::{debug, info_span, Instrument};
+
+use super::endpoint::Shared;
+use super::policy::InboundPolicy;
+use super::uas_auth::{Admission, Gate};
+use super::uas_call;
+use super::Transport;
+use crate::metrics::Metrics;
+
+pub use super::uas_call::UasHandle;
+
+/// Calls waiting for the consumer; past this, INVITEs get 503.
+const QUEUE: usize = 256;
+/// Seconds a caller is told to wait after a 503.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// A call from a SIP peer, offered to the gateway.
+#[derive(Debug)]
+pub struct InboundCall {
+    /// User part of the Request-URI: the browser user being called.
+    pub user: String,
+    /// URI in From.
+    pub from_uri: String,
+    /// Display name in From.
+    pub from_display: Option<String>,
+    /// URI in To.
+    pub to_uri: String,
+    /// Call-ID of the dialog.
+    pub call_id: String,
+    /// Where the INVITE came from.
+    pub source: SocketAddr,
+    /// Transport it came on.
+    pub transport: Transport,
+    /// The SDP offer.
+    pub sdp: String,
+    /// Answers, rejects and ends the call.
+    pub handle: UasHandle,
+    /// What the caller does, in order; closed when the call is over.
+    pub events: mpsc::Receiver<UasEvent>,
+}
+
+/// What happens on an inbound call after it was offered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UasEvent {
+    /// The caller ACKed our 200: media may flow both ways.
+    Acked,
+    /// The caller cancelled before a final response (we replied 200 to the
+    /// CANCEL and 487 to the INVITE).
+    Cancelled,
+    /// The answered call ended.
+    Ended {
+        /// Whether the caller sent the BYE (else we did, or the ACK never came).
+        by_remote: bool,
+    },
+}
+
+/// Where an INVITE came from.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Origin {
+    pub source: SocketAddr,
+    pub transport: Transport,
+}
+
+/// The endpoint's side of inbound calls: the policy and the queue.
+pub(crate) struct Inbound {
+    gate: Gate,
+    sender: mpsc::Sender<InboundCall>,
+    receiver: Mutex<Option<mpsc::Receiver<InboundCall>>>,
+    pub(super) metrics: Metrics,
+}
+
+impl Inbound {
+    pub(crate) fn new(policy: InboundPolicy, metrics: Metrics) -> Inbound {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        Inbound {
+            gate: Gate::new(policy),
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            metrics,
+        }
+    }
+
+    /// The stream of inbound calls, once.
+    pub(crate) fn take(&self) -> Option<mpsc::Receiver<InboundCall>> {
+        self.receiver.lock().ok()?.take()
+    }
+
+    fn taken(&self) -> bool {
+        self.receiver.lock().map(|r| r.is_none()).unwrap_or(false)
+    }
+}
+
+/// A final answer given before any call exists.
+struct Refusal {
+    code: u16,
+    headers: Vec<Header>,
+    /// `sip_errors_total` reason, if this counts as one.
+    metric: Option<&'static str>,
+}
+
+fn refusal(code: u16, metric: &'static str) -> Refusal {
+    Refusal {
+        code,
+        headers: vec![],
+        metric: Some(metric),
+    }
+}
+
+/// Handle an out-of-dialog INVITE: refuse it, or offer it to the consumer
+/// and run the call.
+pub(super) async fn on_invite(shared: Arc<Shared>, tx: Transaction) {
+    let call_id = tx
+        .original
+        .call_id_header()
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let span = info_span!("sip_uas", %call_id);
+    admit_and_run(shared, tx).instrument(span).await
+}
+
+async fn admit_and_run(shared: Arc<Shared>, tx: Transaction) {
+    let Some(origin) = origin(&tx) else {
+        return finish(tx, 400, vec![]).await;
+    };
+    let sdp = match check(&shared, &tx.original, origin) {
+        Ok(sdp) => sdp,
+        Err(r) => {
+            if let Some(m) = r.metric {
+                shared.inbound.metrics.sip_error(m);
+            }
+            return finish(tx, r.code, r.headers).await;
+        }
+    };
+    let inbound = &shared.inbound;
+    let permit = match inbound.sender.clone().try_reserve_owned() {
+        Ok(p) => p,
+        Err(TrySendError::Full(_)) => {
+            inbound.metrics.sip_error("inbound_overload");
+            let retry = Header::RetryAfter(RETRY_AFTER_SECS.to_string().into());
+            return finish(tx, 503, vec![retry]).await;
+        }
+        Err(TrySendError::Closed(_)) => {
+            inbound.metrics.sip_error("inbound_unrouted");
+            return finish(tx, 480, vec![]).await;
+        }
+    };
+    uas_call::run(shared, tx, origin, sdp, permit).await
+}
+
+/// A new offer (INVITE, UPDATE) on one of our inbound dialogs before its
+/// ACK: rsipstack would hand it to the first INVITE's handler, which never
+/// answers it. RFC 3261 §14.2 wants 500 with Retry-After. `Some(tx)` back
+/// for every other request.
+pub(super) async fn refuse_early_offer(shared: &Shared, tx: Transaction) -> Option<Transaction> {
+    if !matches!(tx.original.method, Method::Invite | Method::Update) {
+        return Some(tx);
+    }
+    let early = match shared.stack.dialogs.match_dialog(&tx) {
+        Some(Dialog::Invite(d)) => {
+            let st = d.state();
+            d.role() == TransactionRole::Server && !st.is_confirmed() && !st.is_terminated()
+        }
+        _ => false,
+    };
+    if !early {
+        return Some(tx);
+    }
+    let retry = Header::RetryAfter(RETRY_AFTER_SECS.to_string().into());
+    finish(tx, 500, vec![retry]).await;
+    None
+}
+
+/// Everything that refuses an INVITE before a call exists, in order; the
+/// SDP offer if none does.
+fn check(shared: &Shared, req: &Request, origin: Origin) -> Result<String, Refusal> {
+    // A To tag names a dialog; had it existed, the request would have been
+    // routed to it (RFC 3261 §12.2.2).
+    let to_tag = req.to_header().ok().and_then(|t| t.tag().ok().flatten());
+    if to_tag.is_some() {
+        return Err(refusal(481, "inbound_no_dialog"));
+    }
+    match shared.inbound.gate.admit(req, origin.source.ip()) {
+        Admission::Accept => {}
+        Admission::Forbidden => return Err(refusal(403, "inbound_forbidden")),
+        // A challenge is the normal first step, not an error.
+        Admission::Challenge(headers) => {
+            return Err(Refusal {
+                code: 401,
+                headers,
+                metric: None,
+            })
+        }
+    }
+    let Some(sdp) = sdp_offer(req) else {
+        let warning = format!("399 {} \"SDP offer required\"", shared.stack.public_ip);
+        return Err(Refusal {
+            code: 488,
+            headers: vec![Header::Warning(warning.into())],
+            metric: Some("inbound_no_sdp"),
+        });
+    };
+    if !shared.inbound.taken() {
+        return Err(refusal(480, "inbound_unrouted"));
+    }
+    Ok(sdp)
+}
+
+/// The SDP body, if the INVITE carries one (siphon never offers in the 200).
+fn sdp_offer(req: &Request) -> Option<String> {
+    let ctype = req.headers.iter().find_map(|h| match h {
+        Header::ContentType(c) => Some(c.value().to_string()),
+        _ => None,
+    })?;
+    let mime = ctype.split(';').next().unwrap_or_default().trim();
+    if !mime.eq_ignore_ascii_case("application/sdp") {
+        return None;
+    }
+    String::from_utf8(req.body.clone())
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn origin(tx: &Transaction) -> Option<Origin> {
+    let conn = tx.connection.as_ref()?;
+    let transport = match conn.transport() {
+        rsipstack::sip::Transport::Udp => Transport::Udp,
+        rsipstack::sip::Transport::Tcp => Transport::Tcp,
+        _ => return None,
+    };
+    let source = conn.get_remote_addr()?.get_socketaddr().ok()?;
+    Some(Origin { source, transport })
+}
+
+/// Send a final response and absorb the ACK and retransmissions (also used
+/// for non-INVITE requests, whose transaction simply ends).
+pub(super) async fn finish(mut tx: Transaction, code: u16, headers: Vec<Header>) {
+    if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
+        debug!(error = %e, code, "reply to inbound INVITE failed");
+    }
+    while tx.receive().await.is_some() {}
+}
+
+impl InboundCall {
+    /// Describe `req` for the consumer.
+    pub(super) fn new(
+        req: &Request,
+        origin: Origin,
+        sdp: String,
+        handle: UasHandle,
+        events: mpsc::Receiver<UasEvent>,
+    ) -> InboundCall {
+        let from = req.from_header().ok();
+        let typed = from.and_then(|f| f.typed().ok());
+        let from_uri = match &typed {
+            Some(t) => t.uri.to_string(),
+            None => from.map(|f| f.value().to_string()).unwrap_or_default(),
+        };
+        let to_uri = req
+            .to_header()
+            .ok()
+            .map(|t| {
+                t.typed()
+                    .map(|t| t.uri.to_string())
+                    .unwrap_or_else(|_| t.value().into())
+            })
+            .unwrap_or_default();
+        InboundCall {
+            user: req.uri.user().unwrap_or_default().to_string(),
+            from_uri,
+            from_display: typed.and_then(|t| t.display_name).filter(|d| !d.is_empty()),
+            to_uri,
+            call_id: req
+                .call_id_header()
+                .map(|c| c.value().to_string())
+                .unwrap_or_default(),
+            source: origin.source,
+            transport: origin.transport,
+            sdp,
+            handle,
+            events,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! One inbound call after it was admitted: the rsipstack server dialog, the
+//! handle the consumer drives it with, and the task that turns dialog states
+//! into `UasEvent`s.
+//!
+//! rsipstack's dialog does the protocol work: 2xx retransmission until the
+//! ACK, 200 to CANCEL and 487 to the INVITE, 200 to BYE, and a BYE when no
+//! ACK comes within 64*T1. This file decides what siphon answers and when.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rsipstack::dialog::dialog::{
+    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
+};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, Method, Request, StatusCode, Uri};
+use rsipstack::transaction::transaction::Transaction;
+use tokio::sync::mpsc::{self, OwnedPermit};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::debug;
+
+use super::endpoint::Shared;
+use super::stack::ALLOW;
+use super::uas::{self, InboundCall, Origin, UasEvent};
+use super::{SipError, Transport};
+
+/// An offered call nobody answers or rejects within this is refused (480),
+/// so a stalled consumer cannot pin dialogs forever (RFC 3261 Timer C is
+/// at least 3 minutes for the same reason).
+const RING_LIMIT: Duration = Duration::from_secs(180);
+/// Events per call are few (Acked, then one end); this never fills.
+const EVENTS: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Offered,
+    Ringing,
+    Answered,
+    Over,
+}
+
+/// The dialog and how far the consumer took it.
+struct CallState {
+    dialog: InviteDialog,
+    phase: Mutex<Phase>,
+}
+
+impl CallState {
+    fn phase(&self) -> MutexGuard<'_, Phase> {
+        // The guarded value is a plain enum, valid even after a panic.
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unanswered(&self) -> bool {
+        matches!(*self.phase(), Phase::Offered | Phase::Ringing)
+    }
+
+    fn reject(&self, code: StatusCode, reason: Option<String>) {
+        let mut phase = self.phase();
+        if matches!(*phase, Phase::Offered | Phase::Ringing) {
+            *phase = Phase::Over;
+            if let Err(e) = self.dialog.reject(Some(code), reason) {
+                debug!(error = %e, "reject failed");
+            }
+        }
+    }
+
+    /// BYE if answered, 480 if not yet; nothing once over.
+    async fn hangup(&self) {
+        let was = std::mem::replace(&mut *self.phase(), Phase::Over);
+        match was {
+            Phase::Offered | Phase::Ringing => {
+                self.dialog
+                    .reject(Some(StatusCode::TemporarilyUnavailable), None)
+                    .ok();
+            }
+            Phase::Answered => {
+                if let Err(e) = self.dialog.bye().await {
+                    debug!(error = %e, "bye failed");
+                }
+            }
+            Phase::Over => {}
+        }
+    }
+}
+
+/// Drives one inbound call; clones share it. When the last clone is gone
+/// an unanswered call is refused with 480 and an answered one is ended.
+#[derive(Clone)]
+pub struct UasHandle {
+    call: Arc<CallState>,
+    _owner: Arc<DropGuard>,
+}
+
+impl std::fmt::Debug for UasHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UasHandle")
+            .field("dialog", &self.call.dialog.id().to_string())
+            .field("phase", &*self.call.phase())
+            .finish()
+    }
+}
+
+impl UasHandle {
+    /// Send 180 Ringing (once; later calls do nothing).
+    pub async fn ringing(&self) {
+        let mut phase = self.call.phase();
+        if *phase == Phase::Offered {
+            *phase = Phase::Ringing;
+            if let Err(e) = self.call.dialog.ringing(None, None) {
+                debug!(error = %e, "ringing failed");
+            }
+        }
+    }
+
+    /// Send 200 OK with the SDP answer; it is retransmitted until the ACK.
+    /// Fails if the call was already answered, rejected or cancelled.
+    pub async fn answer(&self, sdp: String) -> Result<(), SipError> {
+        let mut phase = self.call.phase();
+        let open = matches!(*phase, Phase::Offered | Phase::Ringing);
+        if !open || self.call.dialog.state().is_terminated() {
+            return Err(SipError::Invalid {
+                what: "call state for answer",
+                value: format!("{:?}", *phase),
+            });
+        }
+        let ctype = Header::ContentType("application/sdp".into());
+        self.call
+            .dialog
+            .accept(Some(vec![ctype]), Some(sdp.into_bytes()))?;
+        *phase = Phase::Answered;
+        Ok(())
+    }
+
+    /// Refuse the call with a final 4xx-6xx `code` (other codes send 500).
+    /// The status line carries the standard phrase; `reason` goes in a
+    /// `Reason` header (RFC 3326). Does nothing once answered or over.
+    pub async fn reject(&self, code: u16, reason: &str) {
+        let code = if (400..=699).contains(&code) {
+            code
+        } else {
+            500
+        };
+        let text: String = reason
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        let header = (!text.is_empty()).then(|| format!("SIP;cause={code};text=\"{text}\""));
+        self.call.reject(StatusCode::from(code), header);
+    }
+
+    /// End the call: BYE once answered, 480 before. Calling it again does
+    /// nothing.
+    pub async fn hangup(&self) {
+        self.call.hangup().await
+    }
+}
+
+/// Create the dialog, offer the call through `permit` and run it to its end.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut tx: Transaction,
+    origin: Origin,
+    sdp: String,
+    permit: OwnedPermit<InboundCall>,
+) {
+    let (dialog, states) = match create_dialog(&shared, &tx, origin) {
+        Ok(d) => d,
+        Err(e) => {
+            debug!(error = %e, "no dialog for inbound INVITE");
+            return uas::finish(tx, 500, vec![]).await;
+        }
+    };
+    // 100 before the dialog task starts, so it cannot follow a 180.
+    tx.send_trying().await.ok();
+    let request = tx.original.clone();
+    let mut driver = dialog.clone();
+    tokio::spawn(async move {
+        if let Err(e) = driver.handle(&mut tx).await {
+            debug!(error = %e, "inbound INVITE transaction failed");
+        }
+    });
+    let call = Arc::new(CallState {
+        dialog,
+        phase: Mutex::new(Phase::Offered),
+    });
+    let released = CancellationToken::new();
+    let handle = UasHandle {
+        call: call.clone(),
+        _owner: Arc::new(released.clone().drop_guard()),
+    };
+    let (events, rx) = mpsc::channel(EVENTS);
+    permit.send(InboundCall::new(&request, origin, sdp, handle, rx));
+    let task = CallTask {
+        shared,
+        call,
+        states,
+        events,
+        released,
+    };
+    task.run().await
+}
+
+fn create_dialog(
+    shared: &Shared,
+    tx: &Transaction,
+    origin: Origin,
+) -> Result<(InviteDialog, DialogStateReceiver), SipError> {
+    let (state_tx, states) = shared.stack.dialogs.new_dialog_state_channel();
+    let contact = contact(shared, &tx.original, origin.transport);
+    let dialog = shared
+        .stack
+        .dialogs
+        .get_or_create_server_invite(tx, state_tx, None, contact)?;
+    Ok((dialog, states))
+}
+
+/// Contact of our responses: the called user at our public address on the
+/// transport the INVITE came on, so in-dialog requests come back to us.
+fn contact(shared: &Shared, req: &Request, t: Transport) -> Option<Uri> {
+    let addr = shared.stack.public_addr(t)?;
+    let name = match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    };
+    let user = req.uri.user().unwrap_or_default();
+    let with_user = format!("sip:{user}@{addr};transport={name}");
+    Uri::try_from(with_user.as_str())
+        .ok()
+        .filter(|_| !user.is_empty())
+        .or_else(|| Uri::try_from(format!("sip:{addr};transport={name}").as_str()).ok())
+}
+
+struct CallTask {
+    shared: Arc<Shared>,
+    call: Arc<CallState>,
+    states: DialogStateReceiver,
+    events: mpsc::Sender<UasEvent>,
+    /// Cancelled when the consumer dropped every handle.
+    released: CancellationToken,
+}
+
+impl CallTask {
+    async fn run(mut self) {
+        let ring_limit = tokio::time::sleep(RING_LIMIT);
+        tokio::pin!(ring_limit);
+        let mut acked = false;
+        let mut released = false;
+        loop {
+            tokio::select! {
+                st = self.states.recv() => {
+                    let Some(st) = st else { break };
+                    if self.on_state(st, &mut acked).await {
+                        break;
+                    }
+                }
+                _ = self.released.cancelled(), if !released => {
+                    released = true;
+                    self.call.hangup().await;
+                }
+                _ = &mut ring_limit, if self.call.unanswered() => {
+                    self.call.reject(StatusCode::TemporarilyUnavailable, None);
+                }
+                _ = self.shared.shutdown.cancelled() => {
+                    self.call.hangup().await;
+                    break;
+                }
+            }
+        }
+        let id = self.call.dialog.id();
+        self.shared.stack.dialogs.remove_dialog(&id);
+    }
+
+    async fn emit(&self, ev: UasEvent) {
+        // The consumer may have stopped listening; the call still ends cleanly.
+        let _ = self.events.send(ev).await;
+    }
+
+    /// Handle one dialog state; `true` once the dialog is over.
+    async fn on_state(&self, st: DialogState, acked: &mut bool) -> bool {
+        match st {
+            DialogState::Confirmed(..) if !*acked => {
+                *acked = true;
+                self.emit(UasEvent::Acked).await;
+            }
+            DialogState::Updated(_, req, handle) => self.refuse_offer(&req, handle).await,
+            DialogState::Options(_, _, handle) => {
+                let allow = Header::Allow(ALLOW.into());
+                handle
+                    .respond(StatusCode::OK, Some(vec![allow]), None)
+                    .await
+                    .ok();
+            }
+            DialogState::Terminated(_, reason) => {
+                *self.call.phase() = Phase::Over;
+                if let Some(ev) = ended_event(&reason) {
+                    self.emit(ev).await;
+                }
+                return true;
+            }
+            // INFO, NOTIFY, REFER, MESSAGE: dropping the handle makes
+            // rsipstack answer 501.
+            _ => {}
+        }
+        false
+    }
+
+    /// Re-INVITE and UPDATE: changing the session (hold, codecs) is not
+    /// supported yet; 488 leaves the established session as it was.
+    async fn refuse_offer(&self, req: &Request, handle: TransactionHandle) {
+        debug!(method = %req.method, "refusing in-dialog offer");
+        let host = self.shared.stack.public_ip;
+        let what = match req.method {
+            Method::Invite => "re-INVITE",
+            _ => "session update",
+        };
+        let warning = Header::Warning(format!("399 {host} \"{what} not supported\"").into());
+        handle
+            .respond(StatusCode::NotAcceptableHere, Some(vec![warning]), None)
+            .await
+            .ok();
+    }
+}
+
+/// The event a terminated dialog means to the consumer, if any: our own
+/// reject (and a 480 for an abandoned call) needs none.
+fn ended_event(reason: &TerminatedReason) -> Option<UasEvent> {
+    match reason {
+        TerminatedReason::UacCancel => Some(UasEvent::Cancelled),
+        TerminatedReason::UacBye => Some(UasEvent::Ended { by_remote: true }),
+        // Our BYE, or rsipstack's after the ACK never came: both follow a 200.
+        TerminatedReason::UasBye | TerminatedReason::Timeout => {
+            Some(UasEvent::Ended { by_remote: false })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,290 @@
+//! SIP -> browser calls through a whole in-process siphon: an rsipstack UAC
+//! plays the PBX, the `webrtc` crate plays the browser that answers.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use common::{frame_index, stamped_frame, Browser, Codec, Signaling};
+use serde_json::{json, Value};
+use siphon::config::Config;
+use siphon::gateway::Gateway;
+use siphon::metrics::Metrics;
+use siphon::sip::{
+    InboundPolicy, OutboundInvite, SipEndpoint, SipSettings, Transport, UacEvent, UacHandle,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const T: Duration = Duration::from_secs(10);
+
+struct Rig {
+    gateway: Gateway,
+    pbx: SipEndpoint,
+    _stop: CancellationToken,
+}
+
+impl Rig {
+    async fn start(port_base: u16) -> Rig {
+        let stop = CancellationToken::new();
+        let mut config = Config::default();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+        config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
+        config.echo.enabled = false;
+        config.webrtc.port = 0;
+        config.rtp.port_min = port_base;
+        config.rtp.port_max = port_base + 19;
+        config.media.workers = 1;
+        config.limits.ring_timeout_secs = 3;
+        let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
+        let settings = SipSettings {
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            tcp: None,
+            public_ip: "127.0.0.1".parse().unwrap(),
+            domain: "pbx.test".into(),
+            user_agent: "test-pbx".into(),
+            max_message_bytes: 65535,
+            inbound: InboundPolicy::default(),
+        };
+        let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
+            .await
+            .unwrap();
+        Rig {
+            gateway,
+            pbx,
+            _stop: stop,
+        }
+    }
+
+    /// A browser session logged in as `user`.
+    async fn session(&self, user: &str) -> Signaling {
+        let url = format!("ws://{}/ws", self.gateway.http_addr());
+        let mut sig = Signaling::connect(&url).await.unwrap();
+        sig.send(json!({"type":"hello","user":user})).await.unwrap();
+        // The hello is handled before any later message: a round trip proves it.
+        sig.send(json!({"type":"hangup","call_id":"sync"}))
+            .await
+            .unwrap();
+        assert_eq!(sig.recv(T).await.unwrap()["code"], "unknown_call");
+        sig
+    }
+
+    /// The PBX calls `user` with a PCMU offer on `rtp`.
+    async fn call(&self, user: &str, rtp: &UdpSocket) -> (UacHandle, mpsc::Receiver<UacEvent>) {
+        let gw = self.gateway.sip_addr(Transport::Udp).unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        let sdp = format!(
+            "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+        );
+        let invite = OutboundInvite {
+            target: format!("sip:{user}@{gw}"),
+            from_user: "1000".into(),
+            from_display: None,
+            sdp,
+            credentials: None,
+            log_id: "pbx".into(),
+        };
+        self.pbx.invite(invite).await.unwrap()
+    }
+}
+
+async fn final_event(events: &mut mpsc::Receiver<UacEvent>) -> UacEvent {
+    loop {
+        let ev = tokio::time::timeout(T, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if !matches!(
+            ev,
+            UacEvent::Trying | UacEvent::Ringing | UacEvent::Progress { .. }
+        ) {
+            return ev;
+        }
+    }
+}
+
+/// `c=` and `m=audio` port of a plain SDP.
+fn media_addr(sdp: &str) -> SocketAddr {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .unwrap();
+    format!("{}:{}", ip.trim(), port.split(' ').next().unwrap())
+        .parse()
+        .unwrap()
+}
+
+fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(seq) * 160).to_be_bytes());
+    p.extend(0x5EED_u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+async fn wait_released(rig: &Rig, free: usize) {
+    let deadline = tokio::time::Instant::now() + T;
+    while (rig.gateway.free_rtp_ports() != free || rig.gateway.active_calls() != 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rig.gateway.free_rtp_ports(), free, "RTP port returned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_calls_browser_audio_both_ways_then_pbx_bye() {
+    let rig = Rig::start(34000).await;
+    let free = rig.gateway.free_rtp_ports();
+    let mut sig = rig.session("alice").await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    pbx_rtp
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (uac, mut events) = rig.call("alice", &pbx_rtp).await;
+
+    let incoming: Value = sig.recv_type("incoming", T).await.unwrap();
+    assert_eq!(incoming["to"], "alice");
+    assert!(incoming["from"].as_str().unwrap().contains("1000"));
+    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
+    let browser = std::sync::Arc::new(Browser::new(&[Codec::Pcmu]).await.unwrap());
+    let answer = browser
+        .accept_offer(incoming["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
+        .await
+        .unwrap();
+    let ev = final_event(&mut events).await;
+    let UacEvent::Answered { sdp } = ev else {
+        let msg = sig.recv(Duration::from_secs(1)).await;
+        panic!("PBX call not answered: {ev:?}; browser got {msg:?}; answer was\n{answer}");
+    };
+    assert!(sdp.contains("RTP/AVP") && sdp.contains("PCMU/8000"));
+    browser.wait_connected(T).await.unwrap();
+
+    // The browser echoes what the PBX sends; the PBX counts what returns.
+    let echo = {
+        let browser = browser.clone();
+        tokio::spawn(async move {
+            while let Ok(p) = browser.recv_payload(Duration::from_secs(2)).await {
+                let _ = browser.send_rtp(&p).await;
+            }
+        })
+    };
+    let gw_media = media_addr(&sdp);
+    let back = tokio::task::spawn_blocking(move || {
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = [0u8; 2048];
+        for i in 0..60u16 {
+            pbx_rtp
+                .send_to(&rtp(i, &stamped_frame(i)), gw_media)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            while let Ok((n, _)) = pbx_rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7f == 0 {
+                    seen.extend(frame_index(&buf[12..n]));
+                }
+            }
+        }
+        seen.len()
+    })
+    .await
+    .unwrap();
+    assert!(
+        back >= 50,
+        "only {back} of 60 frames came back through the browser"
+    );
+
+    uac.hangup().await;
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(
+        (hangup["code"].as_u64(), hangup["reason"].as_str()),
+        (Some(200), Some("Remote hangup"))
+    );
+    wait_released(&rig, free).await;
+    echo.abort();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_session_rings_first_accept_wins() {
+    let rig = Rig::start(34100).await;
+    let mut first = rig.session("bob").await;
+    let mut second = rig.session("bob").await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (_uac, mut events) = rig.call("bob", &pbx_rtp).await;
+    let ring1 = first.recv_type("incoming", T).await.unwrap();
+    let ring2 = second.recv_type("incoming", T).await.unwrap();
+    assert_eq!(ring1["call_id"], ring2["call_id"]);
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let answer = browser
+        .accept_offer(ring2["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    let call_id = ring2["call_id"].clone();
+    second
+        .send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Answered { .. }
+    ));
+    let elsewhere = first.recv_type("hangup", T).await.unwrap();
+    assert_eq!(elsewhere["reason"], "Answered elsewhere");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_offline_cancel_and_ring_timeout() {
+    let rig = Rig::start(34200).await;
+    let free = rig.gateway.free_rtp_ports();
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+
+    // Nobody logged in as carol: 480.
+    let (_uac, mut events) = rig.call("carol", &pbx_rtp).await;
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Failed { code: 480, .. }
+    ));
+
+    // Decline: 603 reaches the PBX.
+    let mut sig = rig.session("carol").await;
+    let (_uac, mut events) = rig.call("carol", &pbx_rtp).await;
+    let ring = sig.recv_type("incoming", T).await.unwrap();
+    sig.send(json!({"type":"reject","call_id":ring["call_id"],"code":603}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Failed { code: 603, .. }
+    ));
+    sig.recv_type("hangup", T).await.unwrap();
+
+    // The PBX cancels while it rings: the browser hears 487.
+    let (uac, _events) = rig.call("carol", &pbx_rtp).await;
+    sig.recv_type("incoming", T).await.unwrap();
+    uac.hangup().await;
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(hangup["code"], 487);
+
+    // Nobody answers within limits.ring_timeout_secs (3 s here): 480.
+    let (_uac, mut events) = rig.call("carol", &pbx_rtp).await;
+    sig.recv_type("incoming", T).await.unwrap();
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Failed { code: 480, .. }
+    ));
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 480);
+    wait_released(&rig, free).await;
+}
