@@ -11,6 +11,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT,
 };
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -159,9 +160,12 @@ impl Browser {
         media.register_codec(dtmf, RtpCodecKind::Audio)?;
 
         // A concrete bind address yields exactly one host candidate; mDNS off keeps the
-        // crate from opening a multicast socket on a real interface.
+        // crate from opening a multicast socket on a real interface. Answer DTLS
+        // `active` as Chrome, Firefox and Safari do: left to itself the crate
+        // answers `passive` to an ICE-lite offerer.
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_answering_dtls_role(RTCDtlsRole::Client)
             .build();
 
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
