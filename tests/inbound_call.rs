@@ -170,6 +170,11 @@ async fn phone_calls_browser_audio_both_ways_then_pbx_bye() {
         panic!("PBX call not answered: {ev:?}; browser got {msg:?}; answer was\n{answer}");
     };
     assert!(sdp.contains("RTP/AVP") && sdp.contains("PCMU/8000"));
+    assert_eq!(
+        rig.gateway.active_calls(),
+        1,
+        "inbound calls count toward limits"
+    );
     browser.wait_connected(T).await.unwrap();
 
     // The browser echoes what the PBX sends; the PBX counts what returns.
@@ -223,6 +228,7 @@ async fn every_session_rings_first_accept_wins() {
     let mut second = rig.session("bob").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (_uac, mut events) = rig.call("bob", &pbx_rtp).await;
+
     let ring1 = first.recv_type("incoming", T).await.unwrap();
     let ring2 = second.recv_type("incoming", T).await.unwrap();
     assert_eq!(ring1["call_id"], ring2["call_id"]);
@@ -242,6 +248,21 @@ async fn every_session_rings_first_accept_wins() {
     ));
     let elsewhere = first.recv_type("hangup", T).await.unwrap();
     assert_eq!(elsewhere["reason"], "Answered elsewhere");
+
+    // A graceful shutdown ends the answered call on both legs.
+    let Rig {
+        gateway,
+        pbx: _pbx,
+        _stop,
+    } = rig;
+    gateway.shutdown().await;
+    let bye = second.recv_type("hangup", T).await.unwrap();
+    assert_eq!(bye["reason"], "Gateway shutting down");
+    let ended = tokio::time::timeout(T, events.recv()).await.unwrap();
+    assert!(
+        matches!(ended, Some(UacEvent::Ended { by_remote: true })),
+        "{ended:?}"
+    );
     browser.close().await;
 }
 

@@ -54,6 +54,8 @@ pub enum InboundEvent {
     },
     /// Nobody answered within the ring timeout.
     RingTimeout,
+    /// The gateway is shutting down.
+    Shutdown,
     /// A media event.
     Media(MediaSignal),
 }
@@ -162,6 +164,14 @@ impl InboundCall {
                 let mut cmds = vec![InboundCommand::SipReject(480, "No Answer".into())];
                 cmds.extend(self.end(480, "No answer", "timeout", false));
                 cmds
+            }
+            (State::Ringing, E::Shutdown) => {
+                let mut cmds = vec![InboundCommand::SipReject(503, "Service Unavailable".into())];
+                cmds.extend(self.end(503, "Gateway shutting down", "error", false));
+                cmds
+            }
+            (State::Answered(_), E::Shutdown) => {
+                self.end(200, "Gateway shutting down", "answered", true)
             }
             (State::Answered(_), E::SipEnded { by_remote }) => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
@@ -426,6 +436,23 @@ mod tests {
         assert_eq!(
             sent_to(&cmds),
             vec![(1, 603, "Decline".into()), (2, 603, "Decline".into())]
+        );
+    }
+
+    #[test]
+    fn shutdown_ends_ringing_and_answered_calls() {
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![1]));
+        let cmds = c.on_event(InboundEvent::Shutdown);
+        assert_eq!(sip_reject(&cmds), Some(503));
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![1]));
+        c.on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()));
+        let cmds = c.on_event(InboundEvent::Shutdown);
+        assert!(matches!(cmds[0], InboundCommand::SipHangup));
+        assert_eq!(
+            sent_to(&cmds),
+            vec![(1, 200, "Gateway shutting down".into())]
         );
     }
 

@@ -30,6 +30,17 @@ pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::Inbound
 }
 
 async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
+    let max = gw.config.limits.max_calls as usize;
+    if gw.calls.len() >= max {
+        gw.metrics
+            .calls_total
+            .with_label_values(&[INBOUND, "limit"])
+            .inc();
+        call.handle
+            .reject(486, "Busy Here (gateway call limit)")
+            .await;
+        return;
+    }
     let call_id = new_call_id();
     let span =
         tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
@@ -125,6 +136,7 @@ async fn drive(
     };
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let (control_tx, mut control) = mpsc::unbounded_channel();
+    let _registered = Registered::new(gw, control_tx.clone());
     let mut d = Driver {
         gw,
         handle,
@@ -158,6 +170,7 @@ async fn drive(
                 None => InboundEvent::SipEnded { by_remote: false },
             },
             Some((session, ev)) = control.recv() => match ev {
+                ClientEvent::Gone if session == super::SHUTDOWN_SESSION => InboundEvent::Shutdown,
                 ClientEvent::Accept(sdp) => InboundEvent::Accept(session, sdp),
                 ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
                 ClientEvent::Hangup | ClientEvent::Gone => InboundEvent::Hangup(session),
@@ -172,6 +185,26 @@ async fn drive(
         if let Some(outcome) = d.exec(machine.on_event(event)).await {
             return outcome;
         }
+    }
+}
+
+/// The call's entry in the registry (limits, shutdown); removed on drop.
+struct Registered<'a> {
+    gw: &'a Inner,
+    key: u64,
+}
+
+impl<'a> Registered<'a> {
+    fn new(gw: &'a Inner, control: crate::signaling::ClientControl) -> Self {
+        let key = rand::random();
+        gw.calls.insert(key, control);
+        Registered { gw, key }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.gw.calls.remove(&self.key);
     }
 }
 

@@ -48,6 +48,9 @@ pub enum StartError {
     WebRtc(#[from] crate::webrtc::WebRtcError),
 }
 
+/// The session id on the gateway's own shutdown notice (no real session has it).
+pub(crate) const SHUTDOWN_SESSION: SessionId = 0;
+
 /// A running gateway.
 pub struct Gateway {
     inner: Arc<Inner>,
@@ -146,7 +149,7 @@ impl Gateway {
     /// Hang up every call, stop accepting new ones, wait briefly for BYEs.
     pub async fn shutdown(self) {
         for entry in self.inner.calls.iter() {
-            let _ = entry.value().send((0, ClientEvent::Gone));
+            let _ = entry.value().send((SHUTDOWN_SESSION, ClientEvent::Gone));
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
         while !self.inner.calls.is_empty() && tokio::time::Instant::now() < deadline {

@@ -112,7 +112,8 @@ pub async fn run(
         user: user.clone(),
     };
     let mut session = Session {
-        id: rand::random(),
+        // Never 0: the gateway's own shutdown notice uses that id.
+        id: rand::random::<u64>() | 1,
         calls: HashMap::new(),
         service,
         to_client,
