@@ -137,6 +137,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         remote_pwd,
         remote_fingerprint,
         consent_timeout: gw.config.webrtc.consent_timeout(),
+        dtls_role: webrtc::DtlsRole::Server,
     };
     let ssrc_to_sip = rand::random::<u32>();
     let add = AddCall {

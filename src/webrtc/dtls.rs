@@ -1,8 +1,11 @@
-//! DTLS-SRTP server per leg over `dimpl`, and the endpoint's certificate.
+//! DTLS-SRTP per leg over `dimpl`, and the endpoint's certificate.
 //!
-//! siphon is always the DTLS server (a=setup:passive, or actpass answered
-//! active). After the handshake the peer certificate is pinned to the SDP
-//! fingerprint and the RFC 5764 keying material becomes the SRTP keys.
+//! siphon is the DTLS server when it answers (a=setup:passive) or when its
+//! actpass offer is answered active (browsers). It is the DTLS client when
+//! its actpass offer is answered passive: pion-lineage stacks do that
+//! whenever the offerer is ICE-lite. After the handshake the peer
+//! certificate is pinned to the SDP fingerprint and the RFC 5764 keying
+//! material becomes the SRTP keys.
 
 use std::fmt;
 use std::sync::Arc;
@@ -100,13 +103,22 @@ pub(crate) fn parse_fingerprint(s: &str) -> Result<[u8; 32], WebRtcError> {
     Ok(out)
 }
 
+/// Which end of the DTLS handshake a leg plays (from the SDP a=setup exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DtlsRole {
+    /// We wait for the peer's ClientHello (peer is a=setup:active).
+    Server,
+    /// We send the ClientHello once ICE validated a path (peer is a=setup:passive).
+    Client,
+}
+
 /// SRTP master keys for one leg, each `key || salt`.
 #[derive(Debug)]
 pub(crate) struct SrtpKeys {
     pub profile: SrtpProfile,
-    /// Ours (the DTLS server's write key): protects what we send.
+    /// Our write key (server or client per role): protects what we send.
     pub local: Vec<u8>,
-    /// The browser's (the DTLS client's write key): unprotects what we receive.
+    /// The peer's write key: unprotects what we receive.
     pub remote: Vec<u8>,
 }
 
@@ -121,9 +133,14 @@ pub(crate) enum Progress {
     Closed,
 }
 
-/// The DTLS server of one leg.
+/// The DTLS end of one leg, in either role.
 pub(crate) struct DtlsSession {
     dtls: Dtls,
+    role: DtlsRole,
+    /// False for a client until ICE validated a path: dimpl emits the
+    /// ClientHello on its first `handle_timeout`, so until then it is never
+    /// given the time and never polled.
+    started: bool,
     expected_fingerprint: [u8; 32],
     peer_verified: bool,
     connected: bool,
@@ -133,17 +150,31 @@ pub(crate) struct DtlsSession {
 }
 
 impl DtlsSession {
-    /// A server that will accept only a client certificate with this sha-256.
+    /// A session that will accept only a peer certificate with this sha-256.
     pub fn new(
         identity: &Identity,
         config: Arc<Config>,
         expected_fingerprint: [u8; 32],
+        role: DtlsRole,
         now: Instant,
     ) -> DtlsSession {
-        // Auto-sense: DTLS 1.3 if the browser's ClientHello offers it, else 1.2.
-        let dtls = Dtls::new_auto(config, identity.dtls_certificate(), now);
+        let dtls = match role {
+            // Auto-sense: DTLS 1.3 if the browser's ClientHello offers it, else 1.2.
+            DtlsRole::Server => Dtls::new_auto(config, identity.dtls_certificate(), now),
+            // Plain 1.2: the peers that answer passive (pion lineage, and
+            // browsers as DTLS servers) speak 1.2; dimpl's 1.2 ClientHello
+            // offers use_srtp with AES-256-GCM, AES-128-GCM and
+            // AES_CM_128_HMAC_SHA1_80.
+            DtlsRole::Client => {
+                let mut dtls = Dtls::new_12(config, identity.dtls_certificate(), now);
+                dtls.set_active(true);
+                dtls
+            }
+        };
         DtlsSession {
             dtls,
+            role,
+            started: role == DtlsRole::Server,
             expected_fingerprint,
             peer_verified: false,
             connected: false,
@@ -153,24 +184,44 @@ impl DtlsSession {
         }
     }
 
+    /// Starts a client's handshake (queues the ClientHello); a no-op for a
+    /// server or a client already started. Call once ICE validated a path.
+    pub fn start(&mut self, now: Instant) -> Result<(), WebRtcError> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        self.dtls.handle_timeout(now).map_err(dtls_error)
+    }
+
+    /// True for a client that has not sent its ClientHello yet.
+    pub fn awaiting_start(&self) -> bool {
+        !self.started
+    }
+
     /// Feeds one DTLS datagram. Any error is fatal for the leg.
     pub fn handle_packet(&mut self, packet: &[u8], now: Instant) -> Result<(), WebRtcError> {
-        // dimpl learns the time only through handle_timeout; it must precede packets.
+        // dimpl learns the time only through handle_timeout; it must precede
+        // packets. For an unstarted client this also starts it, which is
+        // right: the datagram came from an address ICE validated.
+        self.started = true;
         self.dtls.handle_timeout(now).map_err(dtls_error)?;
         self.dtls.handle_packet(packet).map_err(dtls_error)
     }
 
-    /// Runs retransmission timers if due.
+    /// Runs retransmission timers (and the handshake deadline) if due.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), WebRtcError> {
         match self.timeout {
-            Some(t) if now >= t => self.dtls.handle_timeout(now).map_err(dtls_error),
+            Some(t) if self.started && now >= t => {
+                self.dtls.handle_timeout(now).map_err(dtls_error)
+            }
             _ => Ok(()),
         }
     }
 
-    /// When dimpl next wants `handle_timeout` (far future when idle).
+    /// When dimpl next wants `handle_timeout`; `None` before a client starts.
     pub fn timeout(&self) -> Option<Instant> {
-        self.timeout
+        self.timeout.filter(|_| self.started)
     }
 
     /// Drains dimpl: datagrams go to `send`, events become [`Progress`].
@@ -179,6 +230,11 @@ impl DtlsSession {
         scratch: &mut Vec<u8>,
         mut send: impl FnMut(&[u8]),
     ) -> Result<Progress, WebRtcError> {
+        if !self.started {
+            // An unstarted client reports "timeout now" forever; keeping that
+            // would spin the endpoint's timer.
+            return Ok(Progress::Pending);
+        }
         let mut closed = false;
         loop {
             match self.dtls.poll_output(scratch) {
@@ -236,10 +292,15 @@ impl DtlsSession {
         let (client, server) = profile
             .split_keying_material(material)
             .ok_or(WebRtcError::NoSrtpProfile)?;
+        // RFC 5764 4.2: each side protects with its own write key.
+        let (local, remote) = match self.role {
+            DtlsRole::Server => (server, client),
+            DtlsRole::Client => (client, server),
+        };
         self.keys = Some(SrtpKeys {
             profile,
-            local: server,
-            remote: client,
+            local,
+            remote,
         });
         Ok(())
     }

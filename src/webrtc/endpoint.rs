@@ -248,7 +248,29 @@ impl Endpoint {
             dest: src,
             data: outcome.response,
         });
+        // After the response, so a DTLS client's ClientHello follows it.
+        self.start_dtls(id, now);
         Receive::Handled
+    }
+
+    /// Lets a DTLS-client leg start its handshake once ICE has a path.
+    fn start_dtls(&mut self, id: LegId, now: Instant) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let mut io = LegIo {
+            scratch: &mut self.scratch,
+            transmits: &mut self.transmits,
+            crypto: &self.crypto,
+        };
+        let result = leg.on_valid_check(now, &mut io);
+        let wake = leg.next_timeout();
+        self.wake_by(wake);
+        match result {
+            Ok(Some(event)) => emit(&mut self.events, id, event),
+            Ok(None) => {}
+            Err(e) => emit(&mut self.events, id, LegEvent::Failed(e)),
+        }
     }
 
     fn receive_dtls(&mut self, now: Instant, src: SocketAddr, packet: &[u8]) -> Receive {

@@ -1,4 +1,4 @@
-//! One WebRTC leg: its ICE agent, DTLS server and SRTP contexts together.
+//! One WebRTC leg: its ICE agent, DTLS session and SRTP contexts together.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -15,9 +15,9 @@ use super::{
 
 /// SRTP state once DTLS is done: one context per direction.
 struct Srtp {
-    /// Protects what we send (DTLS server write key).
+    /// Protects what we send (our DTLS write key).
     tx: SrtpContext,
-    /// Unprotects what the browser sends (DTLS client write key).
+    /// Unprotects what the peer sends (its DTLS write key).
     rx: SrtpContext,
 }
 
@@ -45,9 +45,10 @@ impl Leg {
             cfg.consent_timeout,
             now,
         );
+        let dtls = DtlsSession::new(identity, dtls_config, fingerprint, cfg.dtls_role, now);
         Ok(Leg {
             ice,
-            dtls: Some(DtlsSession::new(identity, dtls_config, fingerprint, now)),
+            dtls: Some(dtls),
             srtp: None,
         })
     }
@@ -79,6 +80,23 @@ impl Leg {
             return Ok(None);
         };
         let result = dtls.handle_packet(packet, now);
+        self.settle(result, io)
+    }
+
+    /// Called after each valid ICE check: a DTLS client that has not spoken
+    /// yet sends its ClientHello now, to the path ICE just validated.
+    ///
+    /// Waiting for ICE keeps us from sending DTLS to an address the peer has
+    /// not proven it owns (we are ICE-lite and never send checks ourselves).
+    pub fn on_valid_check(
+        &mut self,
+        now: Instant,
+        io: &mut LegIo<'_>,
+    ) -> Result<Option<LegEvent>, WebRtcError> {
+        let Some(dtls) = self.dtls.as_mut().filter(|d| d.awaiting_start()) else {
+            return Ok(None);
+        };
+        let result = dtls.start(now);
         self.settle(result, io)
     }
 
@@ -140,8 +158,8 @@ impl Leg {
         };
         let transmits = &mut *io.transmits;
         dtls.poll(io.scratch, |p| {
-            // Without a path (consent expired) the flight is dropped; the
-            // browser retransmits if the path comes back.
+            // Without a path (consent expired) the flight is dropped; it is
+            // retransmitted (by the peer or our timer) if the path comes back.
             if let Some(dest) = dest {
                 transmits.push_back(Transmit {
                     dest,

@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use dtls::Identity;
+pub use dtls::{DtlsRole, Identity};
 pub use endpoint::{Endpoint, IceRestart};
 pub use ice::random_ice_credentials;
 pub use srtp::{SrtpContext, SrtpProfile};
@@ -44,6 +44,8 @@ pub struct LegConfig {
     pub remote_fingerprint: String,
     /// Time without a valid check after which consent expires.
     pub consent_timeout: Duration,
+    /// Our DTLS role: `Server` unless the peer answered a=setup:passive.
+    pub dtls_role: DtlsRole,
 }
 
 /// Outcome of [`Endpoint::handle_receive`].

@@ -1,6 +1,7 @@
 //! Whole-leg tests: an in-process browser against an [`Endpoint`] through byte buffers.
 
 pub(crate) mod browser;
+mod client_role;
 mod robustness;
 
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! An in-process stand-in for a browser: ICE controlling agent (rtc-stun),
-//! DTLS client (dimpl, active role) and its own SRTP contexts (rtc-srtp used
-//! directly, not through `SrtpContext`).
+//! DTLS client (dimpl, active role) or, for a gateway leg in the client role,
+//! DTLS server (dimpl, passive, as pion-lineage peers answer an ICE-lite
+//! offer), and its own SRTP contexts (rtc-srtp used directly, not through
+//! `SrtpContext`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
 
 use crate::webrtc::{
-    random_ice_credentials, Endpoint, Identity, LegConfig, LegId, Receive, SrtpProfile,
+    random_ice_credentials, DtlsRole, Endpoint, Identity, LegConfig, LegId, Receive, SrtpProfile,
     DEFAULT_CONSENT_TIMEOUT,
 };
 
@@ -64,10 +66,12 @@ pub struct Browser {
     pub gw_pwd: String,
     pub identity: Identity,
     dtls: Dtls,
+    /// The role the gateway's leg plays (the browser plays the other one).
+    pub gw_role: DtlsRole,
     pub profile: Option<SrtpProfile>,
-    /// Encrypts what the browser sends (client write key).
+    /// Encrypts what the browser sends (its own write key).
     pub tx: Option<Context>,
-    /// Decrypts what the gateway sends (server write key).
+    /// Decrypts what the gateway sends (the gateway's write key).
     pub rx: Option<Context>,
 }
 
@@ -83,6 +87,19 @@ impl Browser {
             Dtls::new_12(config, cert, now)
         };
         dtls.set_active(true);
+        Browser::with_dtls(addr, identity, dtls, DtlsRole::Server)
+    }
+
+    /// A browser at `addr` that answered a=setup:passive: a DTLS server
+    /// (auto-sensing 1.2/1.3), so the gateway's leg is the DTLS client.
+    pub fn passive(addr: SocketAddr, now: Instant) -> Browser {
+        let identity = Identity::generate().expect("identity");
+        let config = Arc::new(Config::default());
+        let dtls = Dtls::new_auto(config, identity.dtls_certificate(), now);
+        Browser::with_dtls(addr, identity, dtls, DtlsRole::Client)
+    }
+
+    fn with_dtls(addr: SocketAddr, identity: Identity, dtls: Dtls, gw_role: DtlsRole) -> Browser {
         let (ufrag, pwd) = random_ice_credentials();
         let (gw_ufrag, gw_pwd) = random_ice_credentials();
         Browser {
@@ -93,6 +110,7 @@ impl Browser {
             gw_pwd,
             identity,
             dtls,
+            gw_role,
             profile: None,
             tx: None,
             rx: None,
@@ -108,6 +126,7 @@ impl Browser {
             remote_pwd: self.pwd.clone(),
             remote_fingerprint: self.identity.fingerprint.clone(),
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+            dtls_role: self.gw_role,
         }
     }
 
@@ -206,8 +225,12 @@ impl Browser {
             )
             .expect("client srtp")
         };
-        self.tx = Some(ctx(&client));
-        self.rx = Some(ctx(&server));
+        let (own, gw) = match self.gw_role {
+            DtlsRole::Server => (client, server),
+            DtlsRole::Client => (server, client),
+        };
+        self.tx = Some(ctx(&own));
+        self.rx = Some(ctx(&gw));
         self.profile = Some(profile);
     }
 
