@@ -143,7 +143,17 @@ async fn wait_released(rig: &Rig, free: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_calls_browser_audio_both_ways_then_pbx_bye() {
-    let rig = Rig::start(34000).await;
+    phone_calls_browser(34000, false).await;
+}
+
+/// The browser answers `setup:passive`: siphon is the DTLS client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_calls_pion_style_peer_siphon_is_dtls_client() {
+    phone_calls_browser(34300, true).await;
+}
+
+async fn phone_calls_browser(port_base: u16, pion_style: bool) {
+    let rig = Rig::start(port_base).await;
     let free = rig.gateway.free_rtp_ports();
     let mut sig = rig.session("alice").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -11,6 +11,7 @@ use super::outbound::{MediaSignal, Outcome, StartError};
 use crate::media::SipMedia;
 use crate::sdp::{self, SdpError, Setup, SipOffer, WebRtcOfferPlan};
 use crate::signaling::ServerMessage;
+use crate::webrtc::DtlsRole;
 
 /// A signaling session's id.
 pub type SessionId = u64;
@@ -73,6 +74,9 @@ pub struct Accepted {
     pub media: SipMedia,
     /// The plain SDP answer for the 200 OK.
     pub sip_answer: String,
+    /// Our DTLS role: client when the browser answered `setup:passive`
+    /// (pion-lineage stacks do when the offerer is ICE-lite).
+    pub dtls_role: DtlsRole,
 }
 
 /// What the driver must do.
@@ -239,10 +243,10 @@ impl InboundCall {
 
     fn translate_answer(&self, sdp: &str) -> Result<Accepted, SdpError> {
         let answer = sdp::parse_webrtc_answer(sdp, &self.plan)?;
-        if answer.setup == Setup::Passive {
-            // siphon is always the DTLS server.
-            return Err(SdpError::UnsupportedSetup("passive".into()));
-        }
+        let dtls_role = match answer.setup {
+            Setup::Passive => DtlsRole::Client,
+            _ => DtlsRole::Server,
+        };
         let sip_params = sdp::SipAnswerParams {
             rtp_addr: self.params.rtp_addr,
             session_id: self.params.local.session_id,
@@ -256,6 +260,7 @@ impl InboundCall {
             remote_fingerprint: answer.fingerprint.value.clone(),
             media: sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux),
             sip_answer,
+            dtls_role,
         })
     }
 
@@ -486,9 +491,25 @@ mod tests {
         let cmds = c.on_event(InboundEvent::Accept(1, "garbage".into()));
         assert_eq!(sent_to(&cmds).first().map(|s| (s.0, s.1)), Some((1, 488)));
         assert_eq!(sip_reject(&cmds), None, "2 still rings");
+        let actpass = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:actpass");
+        let cmds = c.on_event(InboundEvent::Accept(2, actpass));
+        assert_eq!(
+            sip_reject(&cmds),
+            Some(488),
+            "an answer may not say actpass"
+        );
+    }
+
+    #[test]
+    fn passive_answer_makes_siphon_the_dtls_client() {
+        let mut c = call();
+        c.on_event(InboundEvent::Delivered(vec![1]));
         let passive = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:passive");
-        let cmds = c.on_event(InboundEvent::Accept(2, passive));
-        assert_eq!(sip_reject(&cmds), Some(488));
+        let cmds = c.on_event(InboundEvent::Accept(1, passive));
+        let Some(InboundCommand::Answer(1, accepted)) = cmds.first() else {
+            panic!("expected answer: {cmds:?}");
+        };
+        assert_eq!(accepted.dtls_role, DtlsRole::Client);
     }
 
     #[test]

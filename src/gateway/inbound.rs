@@ -287,7 +287,7 @@ impl Driver<'_> {
             remote_pwd: accepted.remote_pwd,
             remote_fingerprint: accepted.remote_fingerprint,
             consent_timeout: self.gw.config.webrtc.consent_timeout(),
-            dtls_role: webrtc::DtlsRole::Server,
+            dtls_role: accepted.dtls_role,
         };
         let add = AddCall {
             leg,

@@ -152,6 +152,16 @@ impl Browser {
     /// A peer that offers exactly `codecs` (in that order) plus telephone-event/8000,
     /// with host candidates on 127.0.0.1 only.
     pub async fn new(codecs: &[Codec]) -> Result<Self, BoxError> {
+        Self::with_answer_role(codecs, RTCDtlsRole::Client).await
+    }
+
+    /// A peer that answers DTLS as the crate does by itself: `passive`
+    /// toward an ICE-lite offerer, like other pion-lineage stacks.
+    pub async fn pion_style(codecs: &[Codec]) -> Result<Self, BoxError> {
+        Self::with_answer_role(codecs, RTCDtlsRole::Auto).await
+    }
+
+    async fn with_answer_role(codecs: &[Codec], role: RTCDtlsRole) -> Result<Self, BoxError> {
         let mut media = MediaEngine::default();
         for codec in codecs {
             media.register_codec(codec.parameters(), RtpCodecKind::Audio)?;
@@ -160,12 +170,12 @@ impl Browser {
         media.register_codec(dtmf, RtpCodecKind::Audio)?;
 
         // A concrete bind address yields exactly one host candidate; mDNS off keeps the
-        // crate from opening a multicast socket on a real interface. Answer DTLS
-        // `active` as Chrome, Firefox and Safari do: left to itself the crate
-        // answers `passive` to an ICE-lite offerer.
+        // crate from opening a multicast socket on a real interface. `new` answers
+        // DTLS `active` as Chrome, Firefox and Safari do; left to itself (Auto)
+        // the crate answers `passive` to an ICE-lite offerer.
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_answering_dtls_role(RTCDtlsRole::Client)
+            .with_answering_dtls_role(role)
             .build();
 
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
