@@ -166,11 +166,22 @@ async fn phone_calls_browser(port_base: u16, pion_style: bool) {
     assert_eq!(incoming["to"], "alice");
     assert!(incoming["from"].as_str().unwrap().contains("1000"));
     let call_id = incoming["call_id"].as_str().unwrap().to_owned();
-    let browser = std::sync::Arc::new(Browser::new(&[Codec::Pcmu]).await.unwrap());
+    let browser = if pion_style {
+        Browser::pion_style(&[Codec::Pcmu]).await.unwrap()
+    } else {
+        Browser::new(&[Codec::Pcmu]).await.unwrap()
+    };
+    let browser = std::sync::Arc::new(browser);
     let answer = browser
         .accept_offer(incoming["sdp"].as_str().unwrap())
         .await
         .unwrap();
+    let setup = if pion_style {
+        "a=setup:passive"
+    } else {
+        "a=setup:active"
+    };
+    assert!(answer.contains(setup), "{answer}");
     sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
         .await
         .unwrap();
