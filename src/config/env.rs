@@ -3,6 +3,11 @@
 //!
 //! The variable list is derived from the default config's keys, so a new key
 //! gets its variable without anyone listing it here.
+//!
+//! An array of tables has no defaults to derive names from, and a variable
+//! cannot say where a new element would go; so only the elements the file
+//! defines get variables, one per key: `users[0].password` is
+//! `SIPHON_USERS_0_PASSWORD`. That is enough to keep secrets out of the file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -70,20 +75,21 @@ impl Env for BTreeMap<String, String> {
 }
 
 /// The variable for a key path: `["sip", "trunk", "uri"]` -> `SIPHON_SIP_TRUNK_URI`.
-pub(super) fn var_name(path: &[&str]) -> String {
-    format!("{ENV_PREFIX}{}", path.join("_").to_ascii_uppercase())
+pub(super) fn var_name<S: AsRef<str>>(path: &[S]) -> String {
+    let parts: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+    format!("{ENV_PREFIX}{}", parts.join("_").to_ascii_uppercase())
 }
 
 /// Writes every `SIPHON_*` variable of `env` into `table` (over the file's
-/// values), typed like the key's default in `defaults`. Bad and unknown
-/// variables become errors. Returns which variable set which dotted key.
+/// values), typed like the key's value in `template` (see `schema::template`).
+/// Bad and unknown variables become errors. Returns which variable set which key.
 pub(super) fn apply(
     env: &impl Env,
-    defaults: &Table,
+    template: &Table,
     table: &mut Table,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<(String, String)> {
-    let known: HashMap<String, (Vec<&str>, &Value)> = schema::leaves(defaults)
+    let known: HashMap<String, (Vec<String>, &Value)> = schema::leaves(template)
         .into_iter()
         .map(|(path, value)| (var_name(&path), (path, value)))
         .collect();
@@ -95,10 +101,8 @@ pub(super) fn apply(
             continue;
         }
         let Some((path, default)) = known.get(&name) else {
-            errors.push(ConfigError::new(
-                name,
-                "unknown variable: no config key has this name",
-            ));
+            let reason = unknown_reason(&name);
+            errors.push(ConfigError::new(name, reason));
             continue;
         };
         let Some(raw) = env.var(&name) else {
@@ -108,7 +112,7 @@ pub(super) fn apply(
         match parse_var(&raw, default) {
             Ok(value) => {
                 insert(table, path, value);
-                origins.push((path.join("."), name));
+                origins.push((schema::key_name(path), name));
             }
             Err(reason) => errors.push(ConfigError::new(name, reason)),
         }
@@ -141,23 +145,55 @@ fn parse_var(raw: &str, like: &Value) -> Result<Value, String> {
     }
 }
 
-/// Sets `path` in `table`, creating missing tables. Where the file has a
-/// non-table in the way, the reader already reports that key, so skip.
-fn insert(table: &mut Table, path: &[&str], value: Value) {
+/// Why `name` is not a config variable, with the rule for list elements
+/// when it looks like one.
+fn unknown_reason(name: &str) -> String {
+    for list in schema::list_keys() {
+        let prefix = var_name(&list.split('.').collect::<Vec<_>>());
+        if name.starts_with(&format!("{prefix}_")) {
+            return format!(
+                "unknown variable: {prefix}_<N>_<KEY> sets a key of element N (from 0) \
+                 of the [[{list}]] tables in the config file, and only of those it has"
+            );
+        }
+    }
+    "unknown variable: no config key has this name".to_owned()
+}
+
+/// Sets `path` in `table`, creating missing tables; an index segment steps
+/// into an existing array element. Where the file has a non-table in the
+/// way, the reader already reports that key, so skip.
+fn insert(table: &mut Table, path: &[String], value: Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut current = table;
-    for parent in parents {
+    let mut segments = parents.iter();
+    while let Some(segment) = segments.next() {
         let entry = current
-            .entry(parent.to_string())
+            .entry(segment.clone())
             .or_insert_with(|| Value::Table(Table::new()));
-        let Value::Table(inner) = entry else {
+        let Some(inner) = child_table(entry, &mut segments) else {
             return;
         };
         current = inner;
     }
-    current.insert(last.to_string(), value);
+    current.insert(last.clone(), value);
+}
+
+/// The table `value` is, or for an array the element the next segment indexes.
+fn child_table<'a>(
+    value: &'a mut Value,
+    segments: &mut std::slice::Iter<'_, String>,
+) -> Option<&'a mut Table> {
+    match value {
+        Value::Table(inner) => Some(inner),
+        Value::Array(items) => {
+            let index = segments.next()?.parse::<usize>().ok()?;
+            items.get_mut(index)?.as_table_mut()
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +230,28 @@ mod tests {
     #[test]
     fn insert_creates_missing_tables() {
         let mut table = Table::new();
-        insert(&mut table, &["sip", "trunk", "uri"], Value::from("sip:x"));
+        insert(
+            &mut table,
+            &path(&["sip", "trunk", "uri"]),
+            Value::from("sip:x"),
+        );
         assert_eq!(table["sip"]["trunk"]["uri"].as_str(), Some("sip:x"));
+    }
+
+    #[test]
+    fn insert_steps_into_existing_array_elements_only() {
+        let mut table: Table = "[[users]]\nname = \"a\"\n[[users]]\nname = \"b\"\n"
+            .parse()
+            .unwrap();
+        insert(&mut table, &path(&["users", "1", "password"]), "pw".into());
+        assert_eq!(table["users"][1]["password"].as_str(), Some("pw"));
+        assert!(table["users"][0].get("password").is_none());
+        let before = table.clone();
+        insert(&mut table, &path(&["users", "2", "password"]), "pw".into());
+        assert_eq!(table, before, "no element 2 to set");
+    }
+
+    fn path(segments: &[&str]) -> Vec<String> {
+        segments.iter().map(|s| s.to_string()).collect()
     }
 }

@@ -8,8 +8,10 @@
 mod env;
 mod error;
 mod field;
+mod reader;
 mod schema;
 mod types;
+mod users;
 mod validate;
 
 #[cfg(test)]
@@ -27,6 +29,7 @@ pub use types::{
     LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig,
     WebRtcConfig,
 };
+pub use users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 pub use validate::CODECS;
 
 impl Config {
@@ -159,8 +162,8 @@ fn build(
     env: &impl Env,
     mut errors: Vec<ConfigError>,
 ) -> Result<Config, ConfigErrors> {
-    let defaults = schema::write(&Config::default());
-    let origins = env::apply(env, &defaults, &mut table, &mut errors);
+    let template = schema::template(&table);
+    let origins = env::apply(env, &template, &mut table, &mut errors);
     let mut config = Config::default();
     schema::read(&mut config, &table, &mut errors);
     validate::finish(&mut config, &mut errors);

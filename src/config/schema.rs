@@ -1,14 +1,19 @@
 //! The schema: which keys each section has, listed once per section and
 //! walked by visitors that read a TOML table, write one, or list its keys.
+//!
+//! Arrays of tables (`[[users]]`) are lists of sections; an element's keys
+//! are named `users[1].extension` in errors.
 
 use toml::{Table, Value};
 
 use super::error::ConfigError;
 use super::field::Field;
+use super::reader::Reader;
 use super::types::{
     AuthConfig, Config, EchoConfig, HttpConfig, InboundConfig, LimitsConfig, LogConfig,
     MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
 };
+use super::users::UserConfig;
 
 /// Something done to every key of the schema, in order.
 pub(super) trait Visitor {
@@ -16,6 +21,8 @@ pub(super) trait Visitor {
     fn field<T: Field>(&mut self, key: &'static str, value: &mut T);
     /// A nested table.
     fn section<S: Section>(&mut self, key: &'static str, section: &mut S);
+    /// An array of tables, each element a section.
+    fn list<S: Section + Default>(&mut self, key: &'static str, items: &mut Vec<S>);
 }
 
 /// A config table: hands each of its keys to a visitor.
@@ -33,6 +40,7 @@ impl Section for Config {
         v.section("media", &mut self.media);
         v.section("http", &mut self.http);
         v.section("auth", &mut self.auth);
+        v.list("users", &mut self.users);
         v.section("limits", &mut self.limits);
         v.section("metrics", &mut self.metrics);
         v.section("log", &mut self.log);
@@ -116,6 +124,20 @@ impl Section for AuthConfig {
     fn visit<V: Visitor>(&mut self, v: &mut V) {
         v.field("required", &mut self.required);
         v.field("secret", &mut self.secret);
+        v.field("allow_dynamic_users", &mut self.allow_dynamic_users);
+    }
+}
+
+impl Section for UserConfig {
+    fn visit<V: Visitor>(&mut self, v: &mut V) {
+        v.field("name", &mut self.name);
+        v.field("extension", &mut self.extension);
+        v.field("register", &mut self.register);
+        v.field("registrar", &mut self.registrar);
+        v.field("domain", &mut self.domain);
+        v.field("username", &mut self.username);
+        v.field("password", &mut self.password);
+        v.field("expires", &mut self.expires);
     }
 }
 
@@ -125,6 +147,8 @@ impl Section for LimitsConfig {
         v.field("max_ws_message_bytes", &mut self.max_ws_message_bytes);
         v.field("ring_timeout_secs", &mut self.ring_timeout_secs);
         v.field("media_timeout_secs", &mut self.media_timeout_secs);
+        v.field("per_user_calls", &mut self.per_user_calls);
+        v.field("max_ring_sessions", &mut self.max_ring_sessions);
     }
 }
 
@@ -144,25 +168,39 @@ impl Section for LogConfig {
 /// Overwrites the fields of `config` that `table` sets, collecting one error
 /// per bad value and per unknown key.
 pub(super) fn read(config: &mut Config, table: &Table, errors: &mut Vec<ConfigError>) {
-    let mut reader = Reader {
-        table,
-        path: String::new(),
-        known: Vec::new(),
-        errors,
-    };
-    config.visit(&mut reader);
-    reader.report_unknown();
+    Reader::read(config, table, String::new(), errors);
 }
 
-/// The TOML form of `config`, every key present.
+/// The TOML form of `config`, every key present; an empty list is left out,
+/// as an array of tables with no elements has no TOML form of its own.
 pub(super) fn write(config: &Config) -> Table {
     let mut writer = Writer(Table::new());
     config.clone().visit(&mut writer);
     writer.0
 }
 
-/// Every leaf of `table` with its path, e.g. (`["sip", "trunk", "uri"]`, value).
-pub(super) fn leaves(table: &Table) -> Vec<(Vec<&str>, &Value)> {
+/// The defaults with one default element for each element of each list in
+/// `table`: the keys that exist for this file, each with a value of its type.
+pub(super) fn template(table: &Table) -> Table {
+    let mut config = Config::default();
+    config.visit(&mut Shaper(Some(table)));
+    write(&config)
+}
+
+/// Dotted paths of the schema's lists, e.g. `["users"]`.
+pub(super) fn list_keys() -> Vec<String> {
+    let mut keys = ListKeys {
+        path: String::new(),
+        found: Vec::new(),
+    };
+    Config::default().visit(&mut keys);
+    keys.found
+}
+
+/// Every leaf of `table` with its path, e.g. (`["sip", "trunk", "uri"]`, value);
+/// an element of an array of tables is a path segment of its index
+/// (`["users", "0", "password"]`).
+pub(super) fn leaves(table: &Table) -> Vec<(Vec<String>, &Value)> {
     let mut out = Vec::new();
     collect_leaves(table, &mut Vec::new(), &mut out);
     out
@@ -170,13 +208,22 @@ pub(super) fn leaves(table: &Table) -> Vec<(Vec<&str>, &Value)> {
 
 fn collect_leaves<'a>(
     table: &'a Table,
-    prefix: &mut Vec<&'a str>,
-    out: &mut Vec<(Vec<&'a str>, &'a Value)>,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, &'a Value)>,
 ) {
     for (key, value) in table {
-        prefix.push(key);
+        prefix.push(key.clone());
         match value {
             Value::Table(inner) => collect_leaves(inner, prefix, out),
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_table) => {
+                for (i, item) in items.iter().enumerate() {
+                    prefix.push(i.to_string());
+                    if let Value::Table(inner) = item {
+                        collect_leaves(inner, prefix, out);
+                    }
+                    prefix.pop();
+                }
+            }
             leaf => out.push((prefix.clone(), leaf)),
         }
         prefix.pop();
@@ -192,62 +239,20 @@ pub(super) fn dotted(path: &str, key: &str) -> String {
     }
 }
 
-struct Reader<'a> {
-    table: &'a Table,
-    /// Dotted path of `table`; empty at the root.
-    path: String,
-    /// Keys the schema visited, so the rest can be reported as unknown.
-    known: Vec<&'static str>,
-    errors: &'a mut Vec<ConfigError>,
+/// The path of element `index` of the list at `path`: `users[1]`.
+pub(super) fn element(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
 }
 
-impl Reader<'_> {
-    fn error(&mut self, key: &str, reason: String) {
-        let key = dotted(&self.path, key);
-        self.errors.push(ConfigError { key, reason });
-    }
-
-    fn report_unknown(self) {
-        for key in self.table.keys() {
-            if !self.known.contains(&key.as_str()) {
-                let key = dotted(&self.path, key);
-                let reason = "unknown key".to_owned();
-                self.errors.push(ConfigError { key, reason });
-            }
+/// The key that errors use for a leaf path: `["users", "1", "name"]` -> `users[1].name`.
+pub(super) fn key_name(path: &[String]) -> String {
+    path.iter().fold(String::new(), |key, segment| {
+        // No schema key is a number, so a numeric segment is an index.
+        match segment.parse::<usize>() {
+            Ok(index) => element(&key, index),
+            Err(_) => dotted(&key, segment),
         }
-    }
-}
-
-impl Visitor for Reader<'_> {
-    fn field<T: Field>(&mut self, key: &'static str, value: &mut T) {
-        self.known.push(key);
-        let Some(raw) = self.table.get(key) else {
-            return;
-        };
-        match T::from_toml(raw) {
-            Ok(parsed) => *value = parsed,
-            Err(reason) => self.error(key, reason),
-        }
-    }
-
-    fn section<S: Section>(&mut self, key: &'static str, section: &mut S) {
-        self.known.push(key);
-        let Some(raw) = self.table.get(key) else {
-            return;
-        };
-        let Some(table) = raw.as_table() else {
-            let reason = format!("expected a table, got a {}", raw.type_str());
-            return self.error(key, reason);
-        };
-        let mut child = Reader {
-            table,
-            path: dotted(&self.path, key),
-            known: Vec::new(),
-            errors: &mut *self.errors,
-        };
-        section.visit(&mut child);
-        child.report_unknown();
-    }
+    })
 }
 
 struct Writer(Table);
@@ -258,8 +263,68 @@ impl Visitor for Writer {
     }
 
     fn section<S: Section>(&mut self, key: &'static str, section: &mut S) {
-        let mut inner = Writer(Table::new());
-        section.visit(&mut inner);
-        self.0.insert(key.to_owned(), Value::Table(inner.0));
+        self.0
+            .insert(key.to_owned(), Value::Table(written(section)));
+    }
+
+    fn list<S: Section + Default>(&mut self, key: &'static str, items: &mut Vec<S>) {
+        if !items.is_empty() {
+            let tables = items.iter_mut().map(|item| Value::Table(written(item)));
+            self.0
+                .insert(key.to_owned(), Value::Array(tables.collect()));
+        }
+    }
+}
+
+fn written<S: Section>(section: &mut S) -> Table {
+    let mut inner = Writer(Table::new());
+    section.visit(&mut inner);
+    inner.0
+}
+
+/// Gives every list as many default elements as the matching array of `.0`
+/// has, whatever their contents: reading reports bad elements.
+struct Shaper<'a>(Option<&'a Table>);
+
+impl Visitor for Shaper<'_> {
+    fn field<T: Field>(&mut self, _: &'static str, _: &mut T) {}
+
+    fn section<S: Section>(&mut self, key: &'static str, section: &mut S) {
+        let inner = self.0.and_then(|t| t.get(key)).and_then(Value::as_table);
+        section.visit(&mut Shaper(inner));
+    }
+
+    fn list<S: Section + Default>(&mut self, key: &'static str, items: &mut Vec<S>) {
+        let array = self.0.and_then(|t| t.get(key)).and_then(Value::as_array);
+        let elements = array.map_or(&[][..], Vec::as_slice);
+        *items = elements
+            .iter()
+            .map(|element| {
+                let mut item = S::default();
+                item.visit(&mut Shaper(element.as_table()));
+                item
+            })
+            .collect();
+    }
+}
+
+/// Collects the dotted path of every list.
+struct ListKeys {
+    path: String,
+    found: Vec<String>,
+}
+
+impl Visitor for ListKeys {
+    fn field<T: Field>(&mut self, _: &'static str, _: &mut T) {}
+
+    fn section<S: Section>(&mut self, key: &'static str, section: &mut S) {
+        let inner = dotted(&self.path, key);
+        let outer = std::mem::replace(&mut self.path, inner);
+        section.visit(self);
+        self.path = outer;
+    }
+
+    fn list<S: Section + Default>(&mut self, key: &'static str, _: &mut Vec<S>) {
+        self.found.push(dotted(&self.path, key));
     }
 }

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::users::UserConfig;
+
 /// The whole gateway configuration; `Config::default()` runs everything on 127.0.0.1.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
@@ -23,6 +25,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Token authentication on `/ws`.
     pub auth: AuthConfig,
+    /// `[[users]]`: browser users that are PBX extensions; empty by default.
+    pub users: Vec<UserConfig>,
     /// Capacity limits and timeouts.
     pub limits: LimitsConfig,
     /// Prometheus metrics.
@@ -144,6 +148,8 @@ pub struct AuthConfig {
     pub required: bool,
     /// HS256 secret; required when `required`.
     pub secret: String,
+    /// Whether users not in `[[users]]` may connect and receive calls to their own name.
+    pub allow_dynamic_users: bool,
 }
 
 /// `[limits]`: capacity and timeouts.
@@ -157,6 +163,10 @@ pub struct LimitsConfig {
     pub ring_timeout_secs: u64,
     /// Seconds without media before a call is hung up.
     pub media_timeout_secs: u64,
+    /// Calls at once for one user, inbound and outbound together.
+    pub per_user_calls: u32,
+    /// Browser sessions of one user rung at once by an inbound call.
+    pub max_ring_sessions: u32,
 }
 
 /// `[metrics]`: Prometheus exposition.
@@ -292,6 +302,8 @@ impl Default for LimitsConfig {
             max_ws_message_bytes: 65536,
             ring_timeout_secs: 60,
             media_timeout_secs: 60,
+            per_user_calls: 4,
+            max_ring_sessions: 10,
         }
     }
 }
@@ -314,7 +326,7 @@ impl Default for LogConfig {
 /// Shown instead of secrets so that logging a config never leaks them.
 const REDACTED: &str = "<redacted>";
 
-fn redact(secret: &str) -> &str {
+pub(super) fn redact(secret: &str) -> &str {
     if secret.is_empty() {
         ""
     } else {
@@ -350,6 +362,7 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("required", &self.required)
             .field("secret", &redact(&self.secret))
+            .field("allow_dynamic_users", &self.allow_dynamic_users)
             .finish()
     }
 }

@@ -2,7 +2,9 @@
 //! list and never stops early, so one run reports every problem.
 
 use super::error::ConfigError;
+use super::schema::element;
 use super::types::{default_user_agent, Config};
+use super::users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 
 /// Codec names accepted in `sip.codecs`, in canonical spelling.
 pub const CODECS: &[&str] = &["opus", "PCMU", "PCMA", "G722"];
@@ -16,8 +18,10 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_sip(config, errors);
     check_inbound(config, errors);
     check_nonzero(config, errors);
+    check_per_user_calls(config.limits.per_user_calls, errors);
     check_ports(config, errors);
     check_auth(config, errors);
+    check_users(config, errors);
     check_log_level(&config.log.level, errors);
 }
 
@@ -50,13 +54,8 @@ fn check_sip(config: &Config, errors: &mut Vec<ConfigError>) {
         let reason = "sip.udp and sip.tcp are both disabled; enable at least one";
         errors.push(ConfigError::new("sip.udp", reason));
     }
-    if let Some(uri) = &sip.trunk.uri {
-        let lower = uri.to_ascii_lowercase();
-        if !lower.starts_with("sip:") && !lower.starts_with("sips:") {
-            let reason =
-                format!("expected a sip: URI such as \"sip:pbx.example.com\", got {uri:?}");
-            errors.push(ConfigError::new("sip.trunk.uri", reason));
-        }
+    if let Some(reason) = sip.trunk.uri.as_deref().and_then(sip_uri_problem) {
+        errors.push(ConfigError::new("sip.trunk.uri", reason));
     }
     if config.echo.enabled && config.echo.extension.trim().is_empty() {
         let reason = "must not be empty while echo.enabled = true";
@@ -84,6 +83,13 @@ fn check_inbound(config: &Config, errors: &mut Vec<ConfigError>) {
             errors.push(ConfigError::new("sip.inbound.others", reason));
         }
     }
+}
+
+/// What is wrong with a registrar or trunk URI, if anything.
+fn sip_uri_problem(uri: &str) -> Option<String> {
+    let lower = uri.to_ascii_lowercase();
+    let sip = lower.starts_with("sip:") || lower.starts_with("sips:");
+    (!sip).then(|| format!("expected a sip: URI such as \"sip:pbx.example.com\", got {uri:?}"))
 }
 
 /// `10.0.0.5`, `10.0.0.0/24`, `::1/128`.
@@ -118,12 +124,30 @@ fn check_nonzero(config: &Config, errors: &mut Vec<ConfigError>) {
             config.webrtc.consent_timeout_secs,
         ),
         ("webrtc.port", u64::from(config.webrtc.port)),
+        (
+            "limits.max_ring_sessions",
+            u64::from(config.limits.max_ring_sessions),
+        ),
     ];
     for (key, value) in values {
         if value == 0 {
             errors.push(ConfigError::new(key, "must be at least 1"));
         }
     }
+}
+
+/// Most calls one user may have at once: more is a runaway client, not a person.
+const MAX_PER_USER_CALLS: u32 = 100;
+
+fn check_per_user_calls(calls: u32, errors: &mut Vec<ConfigError>) {
+    if let Some(reason) = range_problem(calls, 1, MAX_PER_USER_CALLS) {
+        errors.push(ConfigError::new("limits.per_user_calls", reason));
+    }
+}
+
+fn range_problem(value: u32, min: u32, max: u32) -> Option<String> {
+    let inside = (min..=max).contains(&value);
+    (!inside).then(|| format!("must be from {min} to {max}, got {value}"))
 }
 
 fn check_ports(config: &Config, errors: &mut Vec<ConfigError>) {
@@ -195,6 +219,118 @@ fn check_auth(config: &Config, errors: &mut Vec<ConfigError>) {
             errors.push(ConfigError::new("auth.required", reason));
         }
     }
+}
+
+/// Checks every `[[users]]` element, filling `extension` from `name`.
+///
+/// Keys that already have an error from reading (a wrong type, or an element
+/// that is not a table) are skipped: their value is only the default, and a
+/// second error about it would mislead.
+fn check_users(config: &mut Config, errors: &mut Vec<ConfigError>) {
+    let mut found = Vec::new();
+    let trunk = config.sip.trunk.uri.is_some();
+    for (i, user) in config.users.iter().enumerate() {
+        check_user(user, trunk, &mut |key, reason| {
+            found.push((format!("{}.{key}", element("users", i)), reason));
+        });
+    }
+    for user in &mut config.users {
+        if user.extension.is_empty() {
+            user.extension = user.name.clone();
+        }
+    }
+    check_unique(&config.users, &mut found);
+    let read: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    let fresh: Vec<ConfigError> = found
+        .into_iter()
+        .filter(|(key, _)| {
+            let element = key.split('.').next().unwrap_or_default();
+            !read.contains(&key.as_str()) && !read.contains(&element)
+        })
+        .map(|(key, reason)| ConfigError::new(key, reason))
+        .collect();
+    errors.extend(fresh);
+}
+
+/// The rules for one element, each problem given as (key in the element, reason).
+fn check_user(user: &UserConfig, trunk: bool, report: &mut impl FnMut(&str, String)) {
+    if user.name.is_empty() {
+        report(
+            "name",
+            "required: the user's name, as in the `sub` of its tokens".into(),
+        );
+    } else if !valid_user_part(&user.name) {
+        report("name", user_part_reason(&user.name));
+    }
+    // Empty means the name, which is checked above.
+    if !user.extension.is_empty() && !valid_user_part(&user.extension) {
+        report("extension", user_part_reason(&user.extension));
+    }
+    if let Some(uri) = &user.registrar {
+        if let Some(reason) = sip_uri_problem(uri) {
+            report("registrar", reason);
+        }
+    } else if user.register && !trunk {
+        let reason = "register = true needs a registrar here or sip.trunk.uri";
+        report("registrar", reason.into());
+    }
+    if user
+        .domain
+        .contains(|c: char| c.is_whitespace() || "@;<>\"".contains(c))
+    {
+        let reason = format!("expected a host name or IP address, got {:?}", user.domain);
+        report("domain", reason);
+    }
+    if let Some(reason) = range_problem(user.expires, MIN_EXPIRES, MAX_EXPIRES) {
+        report("expires", reason);
+    }
+}
+
+/// Longest user name or extension.
+const MAX_USER_PART: usize = 64;
+
+/// A name or extension: safe both as a token `sub` and as a SIP user part
+/// (`+` for E.164, `*` and `#` for feature codes).
+fn valid_user_part(s: &str) -> bool {
+    (1..=MAX_USER_PART).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+*#._-".contains(&b))
+}
+
+fn user_part_reason(value: &str) -> String {
+    format!("expected 1 to {MAX_USER_PART} characters of A-Z a-z 0-9 + * # . _ -, got {value:?}")
+}
+
+/// Reports each user whose name or extension repeats an earlier user's, at the later one.
+fn check_unique(users: &[UserConfig], found: &mut Vec<(String, String)>) {
+    let names = duplicates(users, |u| &u.name);
+    let mut report = |i: usize, first: usize, field: &str, value: &str| {
+        let key = format!("{}.{field}", element("users", i));
+        let reason = format!("{value:?} is already {}.{field}", element("users", first));
+        found.push((key, reason));
+    };
+    for &(i, first) in &names {
+        report(i, first, "name", &users[i].name);
+    }
+    for (i, first) in duplicates(users, |u| &u.extension) {
+        // An extension taken from a repeated name would only repeat that error.
+        let user = &users[i];
+        if user.extension != user.name || !names.iter().any(|&(j, _)| j == i) {
+            report(i, first, "extension", &user.extension);
+        }
+    }
+}
+
+/// Pairs (later, first) of users with the same non-empty `value`.
+fn duplicates(users: &[UserConfig], value: impl Fn(&UserConfig) -> &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let first = users[..i].iter().position(|u| value(u) == value(user));
+        if let (Some(first), false) = (first, value(user).is_empty()) {
+            out.push((i, first));
+        }
+    }
+    out
 }
 
 fn check_log_level(level: &str, errors: &mut Vec<ConfigError>) {
