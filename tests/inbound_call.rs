@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{frame_index, stamped_frame, Browser, Codec, Signaling};
 use serde_json::{json, Value};
-use siphon::config::Config;
+use siphon::config::{Config, UserConfig};
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
 use siphon::sip::{
@@ -38,6 +38,15 @@ impl Rig {
         config.rtp.port_max = port_base + 19;
         config.media.workers = 1;
         config.limits.ring_timeout_secs = 3;
+        config.limits.per_user_calls = 1;
+        // Users are PBX extensions: alice is extension 2001, the others by name.
+        config.users = [("alice", "2001"), ("bob", "bob"), ("carol", "carol")]
+            .map(|(name, extension)| UserConfig {
+                name: name.into(),
+                extension: extension.into(),
+                ..Default::default()
+            })
+            .to_vec();
         let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
         let settings = SipSettings {
             udp: Some("127.0.0.1:0".parse().unwrap()),
@@ -160,7 +169,7 @@ async fn phone_calls_browser(port_base: u16, pion_style: bool) {
     pbx_rtp
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let (uac, mut events) = rig.call("alice", &pbx_rtp).await;
+    let (uac, mut events) = rig.call("2001", &pbx_rtp).await;
 
     let incoming: Value = sig.recv_type("incoming", T).await.unwrap();
     assert_eq!(incoming["to"], "alice");
@@ -313,9 +322,16 @@ async fn reject_offline_cancel_and_ring_timeout() {
     ));
     sig.recv_type("hangup", T).await.unwrap();
 
-    // The PBX cancels while it rings: the browser hears 487.
+    // The PBX cancels while it rings: the browser hears 487. While it rings,
+    // a second call for carol exceeds limits.per_user_calls (1 here): 486.
     let (uac, _events) = rig.call("carol", &pbx_rtp).await;
     sig.recv_type("incoming", T).await.unwrap();
+    let (_flood, mut flood_events) = rig.call("carol", &pbx_rtp).await;
+    let flood = final_event(&mut flood_events).await;
+    assert!(
+        matches!(flood, UacEvent::Failed { code: 486, .. }),
+        "{flood:?}"
+    );
     uac.hangup().await;
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     assert_eq!(hangup["code"], 487);

@@ -41,6 +41,26 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
             .await;
         return;
     }
+    let Some(user) = route_user(&gw.config, &call.user) else {
+        gw.metrics
+            .calls_total
+            .with_label_values(&[INBOUND, "unknown_user"])
+            .inc();
+        call.handle.reject(404, "Not Found").await;
+        return;
+    };
+    let per_user = gw.config.limits.per_user_calls;
+    let Some(_slot) = gw.slots.take(&user, per_user) else {
+        gw.metrics
+            .calls_total
+            .with_label_values(&[INBOUND, "limit"])
+            .inc();
+        call.handle
+            .reject(486, "Busy Here (per-user call limit)")
+            .await;
+        return;
+    };
+    let call = sip::InboundCall { user, ..call };
     let call_id = new_call_id();
     let span =
         tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
@@ -56,6 +76,20 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
     if let Some(setup) = outcome.setup {
         let hist = gw.metrics.call_setup_seconds.with_label_values(&[INBOUND]);
         hist.observe(setup.as_secs_f64());
+    }
+}
+
+/// The siphon user an INVITE's Request-URI user part is for: a configured
+/// user by extension (or name), or the name itself when dynamic users are
+/// allowed; `None` means 404.
+fn route_user(config: &crate::config::Config, user_part: &str) -> Option<String> {
+    let configured = config
+        .user_by_extension(user_part)
+        .or_else(|| config.user(user_part));
+    match configured {
+        Some(u) => Some(u.name.clone()),
+        None if config.auth.allow_dynamic_users => Some(user_part.to_owned()),
+        None => None,
     }
 }
 
@@ -93,7 +127,8 @@ async fn drive(
         code,
         setup: None,
     };
-    let links: Vec<SessionLink> = gw.users.get(&user).map(|l| l.clone()).unwrap_or_default();
+    let mut links: Vec<SessionLink> = gw.users.get(&user).map(|l| l.clone()).unwrap_or_default();
+    links.truncate(gw.config.limits.max_ring_sessions as usize);
     if links.is_empty() {
         handle.reject(480, "Temporarily Unavailable").await;
         return refuse(480, "offline");

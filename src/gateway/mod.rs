@@ -4,6 +4,8 @@
 
 mod inbound;
 mod outbound;
+mod registrations;
+mod slots;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +72,10 @@ pub(crate) struct Inner {
     pub(crate) calls: DashMap<u64, ClientControl>,
     /// Sessions by user: where inbound calls ring.
     pub(crate) users: DashMap<String, Vec<SessionLink>>,
+    /// Calls in progress per user (`limits.per_user_calls`).
+    pub(crate) slots: slots::UserSlots,
+    /// Upstream registrations of configured users.
+    pub(crate) registrations: registrations::Registrations,
     pub(crate) shutdown: CancellationToken,
     _echo: Option<EchoServer>,
 }
@@ -102,6 +108,7 @@ impl Gateway {
             what: "http.listen",
             source,
         })?;
+        let registrations = registrations::Registrations::start(&config, &sip);
         let inner = Arc::new(Inner {
             metrics: metrics.clone(),
             sip,
@@ -111,10 +118,13 @@ impl Gateway {
             route,
             calls: DashMap::new(),
             users: DashMap::new(),
+            slots: slots::UserSlots::default(),
+            registrations,
             shutdown: shutdown.clone(),
             _echo: echo,
             config,
         });
+        registrations::Registrations::spawn_reporters(&inner);
         if let Some(calls) = inner.sip.take_inbound() {
             tokio::spawn(inbound::serve(inner.clone(), calls));
         }
@@ -155,6 +165,7 @@ impl Gateway {
         while !self.inner.calls.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        self.inner.registrations.unregister_all().await;
         self.inner.shutdown.cancel();
         self.http_task.abort();
     }
@@ -217,15 +228,27 @@ impl CallService for Calls {
         }
         let target = crate::call::resolve(&request.to, &inner.route)
             .map_err(|e| refuse(ErrorCode::NoRoute, e.to_string()))?;
+        let per_user = inner.config.limits.per_user_calls;
+        let slot = match &request.user {
+            Some(user) => Some(inner.slots.take(user, per_user).ok_or_else(|| {
+                let msg = format!("{user} has limits.per_user_calls ({per_user}) calls up");
+                refuse(ErrorCode::LimitReached, msg)
+            })?),
+            None => None,
+        };
         let (control, events) = mpsc::unbounded_channel();
         let key = rand::random::<u64>();
         inner.calls.insert(key, control.clone());
         let call = outbound::run(inner.clone(), key, request, target, to_client, events);
-        tokio::spawn(call);
+        tokio::spawn(async move {
+            call.await;
+            drop(slot);
+        });
         Ok(control)
     }
 
     fn session_opened(&self, link: SessionLink) {
+        self.0.registrations.greet(&link);
         self.0
             .users
             .entry(link.user.clone())

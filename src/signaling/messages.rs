@@ -165,6 +165,24 @@ pub enum ServerMessage {
         /// WebRTC offer SDP.
         sdp: String,
     },
+    /// The user's upstream registration succeeded (or was refreshed).
+    Registered {
+        /// The registered user.
+        user: String,
+        /// Seconds the registrar granted.
+        expires: u32,
+    },
+    /// The user's upstream registration failed; siphon retries by itself.
+    RegistrationFailed {
+        /// The user.
+        user: String,
+        /// SIP status (408 when the registrar did not answer).
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+        /// Seconds until the next attempt.
+        retry_in: u64,
+    },
     /// The far end is ringing.
     Ringing {
         /// The call.
