@@ -227,3 +227,51 @@ async fn tokens_are_required_when_configured() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_users_register_and_sessions_hear_it() {
+    use crate::sip::tests::registrar::{Registrar, RegistrarConfig};
+    use crate::sip::Transport;
+    use tokio_util::sync::CancellationToken;
+    let stop = CancellationToken::new();
+    let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
+    let mut c = config(33300);
+    c.users = vec![crate::config::UserConfig {
+        name: "dora".into(),
+        extension: "1001".into(),
+        register: true,
+        registrar: Some(registrar.uri(Transport::Udp)),
+        username: "auth-1001".into(),
+        password: "s3cret".into(),
+        ..Default::default()
+    }];
+    let gw = Gateway::start(c, Metrics::new()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while registrar.seen().iter().all(|s| s.auth.is_none()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = registrar.seen();
+    let last = seen.last().expect("a REGISTER");
+    assert!(last.to.contains("1001") && last.auth.is_some(), "{last:?}");
+
+    // A session of dora learns the registration state as it opens.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    recv(&mut ws).await;
+    send(&mut ws, json!({"type":"hello","user":"dora"})).await;
+    let registered = recv_type(&mut ws, "registered").await;
+    assert_eq!(
+        (registered["user"].as_str(), registered["expires"].as_u64()),
+        (Some("dora"), Some(300))
+    );
+
+    // Shutdown unregisters (Expires: 0).
+    gw.shutdown().await;
+    let seen = registrar.seen();
+    assert_eq!(
+        seen.last().and_then(|s| s.expires),
+        Some(0),
+        "unregistered on shutdown"
+    );
+}

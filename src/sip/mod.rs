@@ -27,7 +27,7 @@ mod uas_auth;
 mod uas_call;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::{IpAddr, SocketAddr};
 

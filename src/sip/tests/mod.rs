@@ -4,7 +4,7 @@ mod calls;
 mod inbound;
 mod inbound_wire;
 mod malformed;
-mod registrar;
+pub(crate) mod registrar;
 mod registration;
 
 use std::net::SocketAddr;

@@ -17,7 +17,7 @@ use crate::sip::stack::{self, Stack, StackConfig};
 
 /// How the registrar behaves.
 #[derive(Clone, Debug)]
-pub(super) struct RegistrarConfig {
+pub(crate) struct RegistrarConfig {
     pub realm: String,
     pub username: String,
     pub password: String,
@@ -46,7 +46,7 @@ impl Default for RegistrarConfig {
 
 /// What the registrar does with the next REGISTERs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Mode {
+pub(crate) enum Mode {
     /// Challenge, check and grant.
     Normal,
     /// Answer every REGISTER with this code.
@@ -57,7 +57,7 @@ pub(super) enum Mode {
 
 /// One REGISTER as received.
 #[derive(Clone, Debug)]
-pub(super) struct Seen {
+pub(crate) struct Seen {
     pub at: Instant,
     pub call_id: String,
     pub cseq: u32,
@@ -80,7 +80,7 @@ struct Inner {
 
 /// A running test registrar; clones share it.
 #[derive(Clone)]
-pub(super) struct Registrar {
+pub(crate) struct Registrar {
     inner: Arc<Inner>,
 }
 
