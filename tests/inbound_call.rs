@@ -82,13 +82,18 @@ impl Rig {
 
     /// The PBX calls `user` with a PCMU offer on `rtp`.
     async fn call(&self, user: &str, rtp: &UdpSocket) -> (UacHandle, mpsc::Receiver<UacEvent>) {
-        let gw = self.gateway.sip_addr(Transport::Udp).unwrap();
         let port = rtp.local_addr().unwrap().port();
         let sdp = format!(
             "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
              m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
         );
+        self.call_with(user, sdp).await
+    }
+
+    /// The PBX calls `user` with offer `sdp`.
+    async fn call_with(&self, user: &str, sdp: String) -> (UacHandle, mpsc::Receiver<UacEvent>) {
+        let gw = self.gateway.sip_addr(Transport::Udp).unwrap();
         let invite = OutboundInvite {
             target: format!("sip:{user}@{gw}"),
             from_user: "1000".into(),
@@ -345,4 +350,47 @@ async fn reject_offline_cancel_and_ring_timeout() {
     ));
     assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 480);
     wait_released(&rig, free).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_and_unusable_offers_get_their_errors_and_nothing_else_changes() {
+    let rig = Rig::start(34400).await;
+    let mut carol = rig.session("carol").await;
+    let mut bob = rig.session("bob").await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+
+    // An offer with no codec a browser takes: 488, and carol never rings.
+    let g729 = "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let (_uac, mut events) = rig.call_with("carol", g729.into()).await;
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Failed { code: 488, .. }
+    ));
+
+    // One call rings carol; a flood of 20 more for her each gets 486.
+    let (_ringing, _ringing_events) = rig.call("carol", &pbx_rtp).await;
+    let first = carol.recv_type("incoming", T).await.unwrap();
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.push(rig.call("carol", &pbx_rtp).await);
+    }
+    for (_uac, events) in &mut flood {
+        let ev = final_event(events).await;
+        assert!(matches!(ev, UacEvent::Failed { code: 486, .. }), "{ev:?}");
+    }
+
+    // Bob is unaffected, and carol heard of one call only.
+    let (_uac, _events) = rig.call("bob", &pbx_rtp).await;
+    assert_eq!(bob.recv_type("incoming", T).await.unwrap()["to"], "bob");
+    carol
+        .send(json!({"type":"hangup","call_id":"probe"}))
+        .await
+        .unwrap();
+    let next = carol.recv(T).await.unwrap();
+    assert_eq!(
+        next["code"], "unknown_call",
+        "no second incoming for carol: {next}"
+    );
+    assert!(first["call_id"].is_string());
 }
