@@ -8,6 +8,7 @@
 //! `stack` builds one rsipstack endpoint on them; `endpoint`, `uac` and `uas`
 //! are the gateway's side, `echo` the test and demo peer.
 
+mod challenge;
 mod digest;
 mod echo;
 mod echo_media;

@@ -4,12 +4,12 @@
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::typed::Contact;
 use rsipstack::sip::uri::ParamsExt;
-use rsipstack::sip::{Header, Method, Request, Response, StatusCode, Uri};
+use rsipstack::sip::{Header, Method, Request, Response, Uri};
 use rsipstack::transaction::endpoint::EndpointInner;
 use rsipstack::transaction::make_tag;
 use rsipstack::transport::SipAddr;
 
-use super::digest::{self, Answer, Challenge};
+use super::challenge;
 use super::endpoint::Shared;
 use super::registration::RegistrationSpec;
 use super::registration_plan::Reply;
@@ -133,35 +133,8 @@ impl Target {
     /// The Authorization (or Proxy-Authorization) answering `challenge` to
     /// `sent`; `None` if the challenge is unusable.
     pub fn authorization(&self, sent: &Request, challenge: &Response) -> Option<Header> {
-        let proxy = challenge.status_code == StatusCode::ProxyAuthenticationRequired;
-        let name = if proxy {
-            "proxy-authenticate"
-        } else {
-            "www-authenticate"
-        };
-        let ch = challenge
-            .headers
-            .iter()
-            .filter_map(|h| stack::header_value(h, name))
-            .find_map(|v| Challenge::parse(&v))?;
-        // The digest URI is the Request-URI exactly as rsipstack writes it.
-        let uri = sent.uri.to_string();
-        let cnonce = format!("{:016x}", rand::random::<u64>());
-        let value = digest::authorization(
-            &ch,
-            &Answer {
-                username: &self.username,
-                password: &self.password,
-                method: "REGISTER",
-                uri: &uri,
-                cnonce: &cnonce,
-            },
-        );
-        Some(if proxy {
-            Header::ProxyAuthorization(value.into())
-        } else {
-            Header::Authorization(value.into())
-        })
+        let (user, pass) = (&self.username, &self.password);
+        challenge::answer(sent, challenge, "REGISTER", user, pass)
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::sip::digest;
 use rsipstack::sip::SipMessage;
 
 fn response(status: &str, extra: &str) -> Response {

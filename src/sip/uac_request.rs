@@ -4,11 +4,10 @@
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::uri::ParamsExt;
-use rsipstack::sip::{Header, Request, Response, StatusCode, Uri};
+use rsipstack::sip::{Request, Response, Uri};
 
-use super::digest::{self, Answer, Challenge};
+use super::challenge;
 use super::endpoint::Shared;
-use super::stack;
 use super::{Credentials, OutboundInvite, SipError, Transport};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
@@ -74,36 +73,8 @@ pub(super) fn with_credentials(
     challenge: &Response,
     creds: &Credentials,
 ) -> Option<InviteOption> {
-    let proxy = challenge.status_code == StatusCode::ProxyAuthenticationRequired;
-    let name = if proxy {
-        "proxy-authenticate"
-    } else {
-        "www-authenticate"
-    };
-    let ch = challenge
-        .headers
-        .iter()
-        .filter_map(|h| stack::header_value(h, name))
-        .find_map(|v| Challenge::parse(&v))?;
     let call_id = first.call_id_header().ok()?.value().to_string();
-    // The digest URI is the Request-URI exactly as rsipstack writes it.
-    let uri = first.uri.to_string();
-    let cnonce = format!("{:016x}", rand::random::<u64>());
-    let value = digest::authorization(
-        &ch,
-        &Answer {
-            username: &creds.username,
-            password: &creds.password,
-            method: "INVITE",
-            uri: &uri,
-            cnonce: &cnonce,
-        },
-    );
-    let header = if proxy {
-        Header::ProxyAuthorization(value.into())
-    } else {
-        Header::Authorization(value.into())
-    };
+    let header = challenge::answer(first, challenge, "INVITE", &creds.username, &creds.password)?;
     let mut option = base.clone();
     option.call_id = Some(call_id);
     option.headers = Some(vec![header]);
@@ -113,7 +84,8 @@ pub(super) fn with_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsipstack::sip::SipMessage;
+    use crate::sip::digest;
+    use rsipstack::sip::{Header, SipMessage};
 
     fn parse(text: &str) -> SipMessage {
         SipMessage::try_from(text.as_bytes()).expect("valid message")
