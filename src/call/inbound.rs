@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
@@ -112,12 +111,11 @@ pub struct InboundCall {
     webrtc_offer: String,
     ringing: BTreeSet<SessionId>,
     state: State,
-    started: Instant,
 }
 
 impl InboundCall {
     /// Translate the SIP offer; a 488 when no codec browsers take is offered.
-    pub fn start(params: InboundParams, now: Instant) -> Result<Self, StartError> {
+    pub fn start(params: InboundParams) -> Result<Self, StartError> {
         let not_acceptable = |e: SdpError| StartError {
             code: 488,
             reason: e.to_string(),
@@ -133,7 +131,6 @@ impl InboundCall {
             webrtc_offer,
             ringing: BTreeSet::new(),
             state: State::Ringing,
-            started: now,
         })
     }
 
@@ -321,11 +318,6 @@ impl InboundCall {
         }));
         cmds
     }
-
-    /// Time from the INVITE to `now`, for the setup histogram at answer.
-    pub fn setup_time(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.started)
-    }
 }
 
 fn reason_phrase(code: u16) -> &'static str {
@@ -363,7 +355,7 @@ mod tests {
     }
 
     fn call() -> InboundCall {
-        InboundCall::start(params(ASTERISK_OFFER), Instant::now()).unwrap()
+        InboundCall::start(params(ASTERISK_OFFER)).unwrap()
     }
 
     fn sent_to(cmds: &[InboundCommand]) -> Vec<(SessionId, u16, String)> {
@@ -515,8 +507,8 @@ mod tests {
     #[test]
     fn offer_without_browser_codec_is_488() {
         let g729 = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
-        let err = InboundCall::start(params(g729), Instant::now()).unwrap_err();
+        let err = InboundCall::start(params(g729)).unwrap_err();
         assert_eq!(err.code, 488);
-        assert!(InboundCall::start(params(""), Instant::now()).is_err());
+        assert!(InboundCall::start(params("")).is_err());
     }
 }

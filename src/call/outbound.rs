@@ -156,14 +156,9 @@ impl OutboundCall {
         self.state == State::Answered
     }
 
-    /// Whether the call has finished.
-    pub fn is_ended(&self) -> bool {
-        self.state == State::Ended
-    }
-
     /// The INVITE went out.
     pub fn on_invite_sent(&self) -> Vec<Command> {
-        vec![self.send_msg(ServerMessage::Trying {
+        vec![Command::Send(ServerMessage::Trying {
             call_id: self.call_id().to_owned(),
         })]
     }
@@ -245,7 +240,7 @@ impl OutboundCall {
             return Vec::new();
         }
         self.rang = true;
-        vec![self.send_msg(ServerMessage::Ringing {
+        vec![Command::Send(ServerMessage::Ringing {
             call_id: self.call_id().to_owned(),
         })]
     }
@@ -260,7 +255,7 @@ impl OutboundCall {
                 let call_id = self.call_id().to_owned();
                 vec![
                     Command::ConfigureMedia(Box::new(media)),
-                    self.send_msg(ServerMessage::Progress {
+                    Command::Send(ServerMessage::Progress {
                         call_id,
                         sdp: answer,
                     }),
@@ -279,7 +274,7 @@ impl OutboundCall {
                 let call_id = self.call_id().to_owned();
                 vec![
                     Command::ConfigureMedia(Box::new(media)),
-                    self.send_msg(ServerMessage::Answered {
+                    Command::Send(ServerMessage::Answered {
                         call_id,
                         sdp: answer,
                     }),
@@ -321,13 +316,13 @@ impl OutboundCall {
         if hangup_sip {
             cmds.push(Command::SipHangup);
         }
-        cmds.push(self.send_msg(ServerMessage::hangup(self.call_id(), code, reason)));
+        cmds.push(Command::Send(ServerMessage::hangup(
+            self.call_id(),
+            code,
+            reason,
+        )));
         cmds.push(Command::Finish(Outcome { label, code, setup }));
         cmds
-    }
-
-    fn send_msg(&self, msg: ServerMessage) -> Command {
-        Command::Send(msg)
     }
 }
 

@@ -162,7 +162,7 @@ async fn drive(
         rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
         local: local.clone(),
     };
-    let mut machine = match InboundCall::start(params, started) {
+    let mut machine = match InboundCall::start(params) {
         Ok(m) => m,
         Err(e) => {
             handle.reject(e.code, &e.reason).await;

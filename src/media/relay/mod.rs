@@ -193,11 +193,6 @@ impl Relays {
     pub fn get(&self, index: usize) -> &RelayHandle {
         &self.loops[index.min(self.loops.len() - 1)]
     }
-
-    /// Every loop.
-    pub fn loops(&self) -> &[RelayHandle] {
-        &self.loops
-    }
 }
 
 #[cfg(test)]
