@@ -25,9 +25,9 @@ use std::time::Duration;
 pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{
-    default_user_agent, AuthConfig, Config, EchoConfig, HttpConfig, InboundConfig, LimitsConfig,
-    LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig,
-    WebRtcConfig,
+    default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
+    InboundConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig,
+    SipConfig, TrunkConfig, WebRtcConfig,
 };
 pub use users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 pub use validate::CODECS;

@@ -10,8 +10,8 @@ use super::error::ConfigError;
 use super::field::Field;
 use super::reader::Reader;
 use super::types::{
-    AuthConfig, Config, EchoConfig, HttpConfig, InboundConfig, LimitsConfig, LogConfig,
-    MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
+    AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig, InboundConfig, LimitsConfig,
+    LogConfig, MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
 };
 use super::users::UserConfig;
 
@@ -59,6 +59,16 @@ impl Section for SipConfig {
         v.field("max_message_bytes", &mut self.max_message_bytes);
         v.section("trunk", &mut self.trunk);
         v.section("inbound", &mut self.inbound);
+        v.section("client_register", &mut self.client_register);
+    }
+}
+
+impl Section for ClientRegisterConfig {
+    fn visit<V: Visitor>(&mut self, v: &mut V) {
+        v.field("enabled", &mut self.enabled);
+        v.field("registrar", &mut self.registrar);
+        v.field("domain", &mut self.domain);
+        v.field("expires", &mut self.expires);
     }
 }
 

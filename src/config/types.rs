@@ -58,6 +58,33 @@ pub struct SipConfig {
     pub trunk: TrunkConfig,
     /// Who may call browser users.
     pub inbound: InboundConfig,
+    /// Registrations browser sessions ask for with a `register` message.
+    pub client_register: ClientRegisterConfig,
+}
+
+/// `[sip.client_register]`: may a browser session REGISTER an extension of
+/// its own (Janus's model), with credentials it sends itself?
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRegisterConfig {
+    /// Whether `register` messages are accepted.
+    pub enabled: bool,
+    /// Registrar URI; `None` = `sip.trunk.uri` (see [`Config::client_registrar`]).
+    pub registrar: Option<String>,
+    /// Host of the address of record; empty = the registrar's host.
+    pub domain: String,
+    /// Expiry asked for when the message names none, in seconds.
+    pub expires: u32,
+}
+
+impl Default for ClientRegisterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            registrar: None,
+            domain: String::new(),
+            expires: 300,
+        }
+    }
 }
 
 /// `[sip.inbound]`: which sources may send INVITEs to browser users.
@@ -219,6 +246,7 @@ impl Default for SipConfig {
             max_message_bytes: 65535,
             trunk: TrunkConfig::default(),
             inbound: InboundConfig::default(),
+            client_register: ClientRegisterConfig::default(),
         }
     }
 }

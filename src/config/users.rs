@@ -78,4 +78,11 @@ impl Config {
     pub fn user_registrar<'a>(&'a self, user: &'a UserConfig) -> Option<&'a str> {
         user.registrar.as_deref().or(self.sip.trunk.uri.as_deref())
     }
+
+    /// Where `register` messages register: `sip.client_register.registrar`,
+    /// else the trunk; `None` when neither is set.
+    pub fn client_registrar(&self) -> Option<&str> {
+        let own = self.sip.client_register.registrar.as_deref();
+        own.or(self.sip.trunk.uri.as_deref())
+    }
 }

@@ -17,6 +17,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_codecs(&mut config.sip.codecs, errors);
     check_sip(config, errors);
     check_inbound(config, errors);
+    check_client_register(config, errors);
     check_nonzero(config, errors);
     check_per_user_calls(config.limits.per_user_calls, errors);
     check_ports(config, errors);
@@ -82,6 +83,20 @@ fn check_inbound(config: &Config, errors: &mut Vec<ConfigError>) {
             let reason = format!("expected \"refuse\" or \"challenge\", got {other:?}");
             errors.push(ConfigError::new("sip.inbound.others", reason));
         }
+    }
+}
+
+fn check_client_register(config: &Config, errors: &mut Vec<ConfigError>) {
+    let c = &config.sip.client_register;
+    if let Some(reason) = c.registrar.as_deref().and_then(sip_uri_problem) {
+        errors.push(ConfigError::new("sip.client_register.registrar", reason));
+    }
+    if c.enabled && config.client_registrar().is_none() {
+        let reason = "enabled = true needs sip.client_register.registrar or sip.trunk.uri";
+        errors.push(ConfigError::new("sip.client_register.enabled", reason));
+    }
+    if let Some(reason) = range_problem(c.expires, MIN_EXPIRES, MAX_EXPIRES) {
+        errors.push(ConfigError::new("sip.client_register.expires", reason));
     }
 }
 

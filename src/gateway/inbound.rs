@@ -41,7 +41,7 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
             .await;
         return;
     }
-    let Some(user) = route_user(&gw.config, &call.user) else {
+    let Some(user) = route_user(&gw, &call.user) else {
         gw.metrics
             .calls_total
             .with_label_values(&[INBOUND, "unknown_user"])
@@ -80,14 +80,19 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
 }
 
 /// The siphon user an INVITE's Request-URI user part is for: a configured
-/// user by extension (or name), or the name itself when dynamic users are
-/// allowed; `None` means 404.
-fn route_user(config: &crate::config::Config, user_part: &str) -> Option<String> {
+/// user by extension (or name), the user whose session registered that
+/// extension, or the name itself when dynamic users are allowed; `None`
+/// means 404.
+fn route_user(gw: &Inner, user_part: &str) -> Option<String> {
+    let config = &gw.config;
     let configured = config
         .user_by_extension(user_part)
         .or_else(|| config.user(user_part));
-    match configured {
-        Some(u) => Some(u.name.clone()),
+    if let Some(u) = configured {
+        return Some(u.name.clone());
+    }
+    match gw.client_registrations.user_of(user_part) {
+        Some(user) => Some(user),
         None if config.auth.allow_dynamic_users => Some(user_part.to_owned()),
         None => None,
     }

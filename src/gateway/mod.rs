@@ -2,6 +2,7 @@
 //! drives calls (the IO edge of the `call` state machines). Lives in the
 //! library so tests start a whole gateway in-process, as `main` does.
 
+mod client_registrations;
 mod inbound;
 mod outbound;
 mod registrations;
@@ -22,8 +23,8 @@ use crate::http::{self, HttpState};
 use crate::media::{PortPool, Relays};
 use crate::metrics::Metrics;
 use crate::signaling::{
-    CallRequest, CallService, ClientControl, ClientEvent, ErrorCode, Refusal, ServerMessage,
-    SessionId, SessionLimits, SessionLink,
+    CallRequest, CallService, ClientControl, ClientEvent, ErrorCode, Refusal, RegisterRequest,
+    ServerMessage, SessionId, SessionLimits, SessionLink,
 };
 use crate::sip::{self, EchoServer, SipEndpoint};
 use crate::webrtc::Identity;
@@ -76,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) slots: slots::UserSlots,
     /// Upstream registrations of configured users.
     pub(crate) registrations: registrations::Registrations,
+    /// Registrations browser sessions asked for (`register`).
+    pub(crate) client_registrations: client_registrations::ClientRegistrations,
     pub(crate) shutdown: CancellationToken,
     _echo: Option<EchoServer>,
 }
@@ -120,6 +123,7 @@ impl Gateway {
             users: DashMap::new(),
             slots: slots::UserSlots::default(),
             registrations,
+            client_registrations: Default::default(),
             shutdown: shutdown.clone(),
             _echo: echo,
             config,
@@ -165,7 +169,10 @@ impl Gateway {
         while !self.inner.calls.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        self.inner.registrations.unregister_all().await;
+        tokio::join!(
+            self.inner.registrations.unregister_all(),
+            self.inner.client_registrations.unregister_all()
+        );
         self.inner.shutdown.cancel();
         self.http_task.abort();
     }
@@ -249,6 +256,7 @@ impl CallService for Calls {
 
     fn session_opened(&self, link: SessionLink) {
         self.0.registrations.greet(&link);
+        self.0.client_registrations.greet(&link);
         self.0
             .users
             .entry(link.user.clone())
@@ -257,6 +265,7 @@ impl CallService for Calls {
     }
 
     fn session_closed(&self, id: SessionId, user: &str) {
+        self.0.client_registrations.session_closed(id, user);
         let emptied = match self.0.users.get_mut(user) {
             Some(mut links) => {
                 links.retain(|l| l.id != id);
@@ -267,6 +276,14 @@ impl CallService for Calls {
         if emptied {
             self.0.users.remove_if(user, |_, links| links.is_empty());
         }
+    }
+
+    fn register(&self, request: RegisterRequest) -> Result<(), Refusal> {
+        client_registrations::ClientRegistrations::start(&self.0, request)
+    }
+
+    fn unregister(&self, session: SessionId, user: &str) -> Result<(), Refusal> {
+        self.0.client_registrations.stop(session, user)
     }
 }
 
@@ -330,5 +347,7 @@ fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
     }
 }
 
+#[cfg(test)]
+mod client_register_tests;
 #[cfg(test)]
 mod tests;

@@ -48,20 +48,13 @@ impl Registrations {
     /// Forward every state change to the user's sessions.
     pub(crate) fn spawn_reporters(gw: &Arc<Inner>) {
         for entry in gw.registrations.states.iter() {
-            let (user, mut rx) = (entry.key().clone(), entry.value().clone());
-            let gw = gw.clone();
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let state = rx.borrow_and_update().clone();
-                    if let Some(msg) = message(&user, &state) {
-                        let links = gw.users.get(&user).map(|l| l.clone()).unwrap_or_default();
-                        for link in links {
-                            let _ = link.to_client.send(msg.clone()).await;
-                        }
-                    }
-                }
-            });
+            spawn_reporter(gw, entry.key().clone(), entry.value().clone());
         }
+    }
+
+    /// Whether `user` has a registration from the configuration.
+    pub(crate) fn configured(&self, user: &str) -> bool {
+        self.states.contains_key(user)
     }
 
     /// Tell a new session where its user's registration stands.
@@ -84,7 +77,30 @@ impl Registrations {
     }
 }
 
-fn message(user: &str, state: &RegistrationState) -> Option<ServerMessage> {
+/// Tell `user`'s sessions of every change of `rx`, until it is unregistered.
+pub(super) fn spawn_reporter(
+    gw: &Arc<Inner>,
+    user: String,
+    mut rx: watch::Receiver<RegistrationState>,
+) {
+    let gw = gw.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let state = rx.borrow_and_update().clone();
+            if let Some(msg) = message(&user, &state) {
+                let links = gw.users.get(&user).map(|l| l.clone()).unwrap_or_default();
+                for link in links {
+                    let _ = link.to_client.send(msg.clone()).await;
+                }
+            }
+            if state == RegistrationState::Unregistered {
+                return;
+            }
+        }
+    });
+}
+
+pub(super) fn message(user: &str, state: &RegistrationState) -> Option<ServerMessage> {
     match state {
         RegistrationState::Registered { expires } => Some(ServerMessage::Registered {
             user: user.to_owned(),
@@ -100,16 +116,19 @@ fn message(user: &str, state: &RegistrationState) -> Option<ServerMessage> {
             reason: reason.clone(),
             retry_in: retry_in.as_secs(),
         }),
-        _ => None,
+        RegistrationState::Unregistered => Some(ServerMessage::Unregistered {
+            user: user.to_owned(),
+        }),
+        RegistrationState::Registering => None,
     }
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Run futures concurrently to completion (avoids a futures dependency).
-async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+pub(super) async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     all: impl Iterator<Item = F>,
 ) {
     let tasks: Vec<_> = all.map(tokio::spawn).collect();

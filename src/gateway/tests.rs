@@ -14,10 +14,10 @@ use crate::metrics::Metrics;
 use crate::sdp::fixtures::CHROME_OFFER;
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
 
-type Ws =
+pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn config(port_base: u16) -> Config {
+pub(super) fn config(port_base: u16) -> Config {
     let mut c = Config::default();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -30,7 +30,7 @@ fn config(port_base: u16) -> Config {
     c
 }
 
-async fn recv(ws: &mut Ws) -> Value {
+pub(super) async fn recv(ws: &mut Ws) -> Value {
     let next = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
     match next.expect("message in time") {
         Some(Ok(Message::Text(t))) => serde_json::from_str(&t).unwrap(),
@@ -38,7 +38,7 @@ async fn recv(ws: &mut Ws) -> Value {
     }
 }
 
-async fn recv_type(ws: &mut Ws, ty: &str) -> Value {
+pub(super) async fn recv_type(ws: &mut Ws, ty: &str) -> Value {
     loop {
         let v = recv(ws).await;
         if v["type"] == ty {
@@ -48,7 +48,7 @@ async fn recv_type(ws: &mut Ws, ty: &str) -> Value {
     }
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub(super) async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 

@@ -74,6 +74,23 @@ pub enum ClientMessage {
         /// The call to end.
         call_id: String,
     },
+    /// REGISTER an extension upstream with the client's own credentials,
+    /// where `sip.client_register.enabled` allows it.
+    Register {
+        /// The extension (AOR user part); default: the session's user.
+        #[serde(default)]
+        extension: Option<String>,
+        /// Digest username; default: the extension.
+        #[serde(default)]
+        username: Option<String>,
+        /// Digest password.
+        password: String,
+        /// Expiry to ask for, in seconds; default: `sip.client_register.expires`.
+        #[serde(default)]
+        expires: Option<u32>,
+    },
+    /// Remove the registration made by `register`.
+    Unregister {},
 }
 
 impl ClientMessage {
@@ -86,6 +103,8 @@ impl ClientMessage {
             ClientMessage::Reject { .. } => "reject",
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::Hangup { .. } => "hangup",
+            ClientMessage::Register { .. } => "register",
+            ClientMessage::Unregister {} => "unregister",
         }
     }
 }
@@ -114,6 +133,12 @@ pub enum ErrorCode {
     LimitReached,
     /// Missing, malformed, badly signed or expired token; the socket closes.
     Unauthorized,
+    /// Not allowed here (e.g. `register` while config does not allow it).
+    Forbidden,
+    /// The extension or the user already has a registration.
+    InUse,
+    /// `unregister` without a registration made by this session.
+    NotRegistered,
     /// The gateway failed internally; the call was ended.
     Internal,
 }
@@ -132,6 +157,9 @@ impl ErrorCode {
             ErrorCode::BadSdp => "bad_sdp",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InUse => "in_use",
+            ErrorCode::NotRegistered => "not_registered",
             ErrorCode::Internal => "internal",
         }
     }
@@ -182,6 +210,11 @@ pub enum ServerMessage {
         reason: String,
         /// Seconds until the next attempt.
         retry_in: u64,
+    },
+    /// A registration made by `register` was removed (`unregister`).
+    Unregistered {
+        /// The user.
+        user: String,
     },
     /// The far end is ringing.
     Ringing {
@@ -301,7 +334,17 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
             return Err(Refusal::new(call_id, ErrorCode::BadMessage, msg));
         }
     };
-    if !["hello", "call", "accept", "reject", "candidate", "hangup"].contains(&kind) {
+    const KINDS: &[&str] = &[
+        "hello",
+        "call",
+        "accept",
+        "reject",
+        "candidate",
+        "hangup",
+        "register",
+        "unregister",
+    ];
+    if !KINDS.contains(&kind) {
         let msg = format!("unknown message type `{}`", truncate(kind, 32));
         return Err(Refusal::new(call_id, ErrorCode::UnknownType, msg));
     }
@@ -333,7 +376,13 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         | ClientMessage::Hangup { call_id }
         | ClientMessage::Accept { call_id, .. }
         | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),
-        ClientMessage::Hello { .. } => None,
+        ClientMessage::Register {
+            extension,
+            username,
+            password,
+            expires,
+        } => return validate_register(extension, username, password, *expires),
+        ClientMessage::Hello { .. } | ClientMessage::Unregister {} => None,
     };
     match id {
         Some(id) if !valid_call_id(id) => Err(format!(
@@ -341,6 +390,38 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+fn validate_register(
+    extension: &Option<String>,
+    username: &Option<String>,
+    password: &str,
+    expires: Option<u32>,
+) -> Result<(), String> {
+    if extension
+        .as_deref()
+        .is_some_and(|e| !super::session::valid_user(e))
+    {
+        return Err(
+            "register: extension must be 1-64 characters of A-Z a-z 0-9 + * # . _ -".into(),
+        );
+    }
+    if username
+        .as_deref()
+        .is_some_and(|u| u.is_empty() || u.len() > 128 || u.contains(['"', '\\']))
+    {
+        return Err(
+            "register: username must be 1-128 characters without quotes or backslashes".into(),
+        );
+    }
+    if password.is_empty() || password.len() > 256 {
+        return Err("register: password must be 1-256 characters".into());
+    }
+    let (min, max) = (crate::config::MIN_EXPIRES, crate::config::MAX_EXPIRES);
+    if expires.is_some_and(|e| !(min..=max).contains(&e)) {
+        return Err(format!("register: expires must be {min} to {max}"));
+    }
+    Ok(())
 }
 
 /// Whether `id` is an acceptable call id.
@@ -360,80 +441,5 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(text: &str) -> Refusal {
-        parse_client_message(text, 1024).unwrap_err()
-    }
-
-    #[test]
-    fn parses_each_client_message() {
-        let call = parse_client_message(r#"{"type":"call","to":"1000","sdp":"v=0"}"#, 1024);
-        assert_eq!(
-            call.unwrap(),
-            ClientMessage::Call {
-                call_id: None,
-                to: "1000".into(),
-                sdp: "v=0".into()
-            }
-        );
-        let cand = r#"{"type":"candidate","call_id":"c1","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#;
-        assert!(matches!(
-            parse_client_message(cand, 1024).unwrap(),
-            ClientMessage::Candidate { candidate: Some(c), .. } if c.sdp_mid.as_deref() == Some("0")
-        ));
-        let end = r#"{"type":"candidate","call_id":"c1","candidate":null}"#;
-        assert!(matches!(
-            parse_client_message(end, 1024).unwrap(),
-            ClientMessage::Candidate {
-                candidate: None,
-                ..
-            }
-        ));
-        let hang = parse_client_message(r#"{"type":"hangup","call_id":"c1"}"#, 1024).unwrap();
-        assert_eq!(hang.kind(), "hangup");
-    }
-
-    #[test]
-    fn refusals_carry_the_right_code() {
-        assert_eq!(refused("{nope").code, ErrorCode::BadJson);
-        assert_eq!(refused("[1,2]").code, ErrorCode::BadJson);
-        assert_eq!(refused(r#"{"to":"1"}"#).code, ErrorCode::BadMessage);
-        let unknown = refused(r#"{"type":"dance","call_id":"x"}"#);
-        assert_eq!(unknown.code, ErrorCode::UnknownType);
-        assert_eq!(unknown.call_id.as_deref(), Some("x"));
-        assert!(unknown.message.contains("dance"));
-        let missing = refused(r#"{"type":"call","to":"1"}"#);
-        assert_eq!(missing.code, ErrorCode::BadMessage);
-        assert!(missing.message.contains("sdp"), "{}", missing.message);
-        assert_eq!(
-            refused(r#"{"type":"hangup","call_id":"a b"}"#).code,
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            refused(r#"{"type":"call","to":" ","sdp":"v=0"}"#).code,
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            refused(r#"{"type":"hangup","call_id":"a","extra":1}"#).code,
-            ErrorCode::BadMessage
-        );
-        let big = format!(r#"{{"type":"call","to":"1","sdp":"{}"}}"#, "x".repeat(2000));
-        assert_eq!(refused(&big).code, ErrorCode::TooLarge);
-    }
-
-    #[test]
-    fn server_messages_serialize_as_documented() {
-        let m = ServerMessage::hangup("c1", 486, "Busy Here");
-        assert_eq!(
-            m.to_json(),
-            r#"{"type":"hangup","call_id":"c1","code":486,"reason":"Busy Here"}"#
-        );
-        let e = ServerMessage::error(None, ErrorCode::UnknownType, "x");
-        assert_eq!(
-            e.to_json(),
-            r#"{"type":"error","code":"unknown_type","message":"x"}"#
-        );
-    }
-}
+#[path = "messages_tests.rs"]
+mod tests;

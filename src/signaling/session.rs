@@ -49,6 +49,23 @@ pub struct CallRequest {
     pub sdp: String,
 }
 
+/// A `register` message as the session received it.
+#[derive(Debug, Clone)]
+pub struct RegisterRequest {
+    /// The asking session; the registration ends when it closes.
+    pub session: SessionId,
+    /// The session's user: INVITEs for the extension ring this user.
+    pub user: String,
+    /// The extension; `None` = the user.
+    pub extension: Option<String>,
+    /// Digest username; `None` = the extension.
+    pub username: Option<String>,
+    /// Digest password.
+    pub password: String,
+    /// Expiry to ask for; `None` = the configured default.
+    pub expires: Option<u32>,
+}
+
 /// How the gateway reaches a session whose user is known (to ring it).
 #[derive(Debug, Clone)]
 pub struct SessionLink {
@@ -77,6 +94,13 @@ pub trait CallService: Send + Sync + 'static {
 
     /// The session is gone.
     fn session_closed(&self, id: SessionId, user: &str);
+
+    /// Start the registration a `register` message asks for; its progress
+    /// reaches the user's sessions as `registered` / `registration_failed`.
+    fn register(&self, request: RegisterRequest) -> Result<(), Refusal>;
+
+    /// Remove the registration `session` made (`unregistered` follows).
+    fn unregister(&self, session: SessionId, user: &str) -> Result<(), Refusal>;
 }
 
 /// How long a client has to authenticate with `hello`.
@@ -292,7 +316,35 @@ impl Session {
             ClientMessage::Reject { call_id, code } => {
                 self.to_call(&call_id, ClientEvent::Reject(code.unwrap_or(486)))
             }
+            ClientMessage::Register {
+                extension,
+                username,
+                password,
+                expires,
+            } => {
+                let user = self.named_user("register")?;
+                self.service.register(RegisterRequest {
+                    session: self.id,
+                    user,
+                    extension,
+                    username,
+                    password,
+                    expires,
+                })
+            }
+            ClientMessage::Unregister {} => {
+                let user = self.named_user("unregister")?;
+                self.service.unregister(self.id, &user)
+            }
         }
+    }
+
+    /// The session's user; registration needs one (token or `hello`).
+    fn named_user(&self, kind: &str) -> Result<String, Refusal> {
+        self.user.clone().ok_or_else(|| {
+            let msg = format!("{kind} needs a user: authenticate or send hello with a user first");
+            refusal(ErrorCode::Forbidden, &msg)
+        })
     }
 
     /// With tokens, the user came from the token and `hello` changes

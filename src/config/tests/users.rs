@@ -264,3 +264,23 @@ fn an_extension_taken_from_the_name_must_be_unique_too() {
         "\"bob\" is already users[0].extension"
     );
 }
+
+#[test]
+fn client_register_needs_a_registrar_and_a_sane_expiry() {
+    let errors = rejected("[sip.client_register]\nenabled = true\nexpires = 5\n");
+    assert_eq!(
+        keys(&errors),
+        ["sip.client_register.enabled", "sip.client_register.expires"]
+    );
+    let errors = rejected("[sip.client_register]\nregistrar = \"http://pbx\"\n");
+    assert_eq!(keys(&errors), ["sip.client_register.registrar"]);
+    let config =
+        load("[sip.trunk]\nuri = \"sip:pbx.example.com\"\n[sip.client_register]\nenabled = true\n");
+    assert_eq!(config.client_registrar(), Some("sip:pbx.example.com"));
+    let vars = env(&[(
+        "SIPHON_SIP_CLIENT_REGISTER_REGISTRAR",
+        "sip:reg.example.com",
+    )]);
+    let config = Config::from_toml_str("", &vars).unwrap();
+    assert_eq!(config.client_registrar(), Some("sip:reg.example.com"));
+}
