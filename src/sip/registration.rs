@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::endpoint::Shared;
-use super::registration_plan::{Plan, Reply};
+use super::registration_plan::{Plan, Reply, MAX_JITTER_PERMILLE};
 use super::registration_request::{self as request, Target};
 use super::SipError;
 
@@ -111,7 +111,7 @@ pub(super) fn start(shared: Arc<Shared>, spec: RegistrationSpec) -> Result<Regis
         endpoint: shared.stack.dialogs.endpoint.clone(),
         shutdown: shared.shutdown.clone(),
         target,
-        plan: Plan::new(spec.expires),
+        plan: Plan::with_jitter(spec.expires, rand::random_range(0..=MAX_JITTER_PERMILLE)),
         cseq: 0,
         state: state_tx,
     };

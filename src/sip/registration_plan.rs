@@ -17,6 +17,10 @@ const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Longest Retry-After honoured, so a registrar cannot park a user for days.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+/// Largest jitter, in thousandths of a delay taken off it. When a PBX
+/// restarts, every user's registration fails at once: without jitter they
+/// would all retry (and later refresh) in the same instant, forever.
+pub(super) const MAX_JITTER_PERMILLE: u32 = 250;
 
 /// How one REGISTER exchange ended (digest already answered).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,15 +61,29 @@ pub(super) struct Plan {
     /// Expiry to request in the next REGISTER, in seconds.
     pub expires: u32,
     failures: u32,
+    jitter_permille: u32,
 }
 
 impl Plan {
-    /// A plan requesting `expires` seconds.
+    /// A plan requesting `expires` seconds, without jitter.
+    #[cfg(test)]
     pub fn new(expires: u32) -> Plan {
+        Plan::with_jitter(expires, 0)
+    }
+
+    /// A plan whose refresh and retry delays are shortened by
+    /// `jitter_permille` thousandths (at most `MAX_JITTER_PERMILLE`); each
+    /// registration draws its own so a crowd spreads out.
+    pub fn with_jitter(expires: u32, jitter_permille: u32) -> Plan {
         Plan {
             expires,
             failures: 0,
+            jitter_permille: jitter_permille.min(MAX_JITTER_PERMILLE),
         }
+    }
+
+    fn jittered(&self, delay: Duration) -> Duration {
+        delay * (1000 - self.jitter_permille) / 1000
     }
 
     /// Fold in the reply, received at `now`, to a REGISTER sent at `sent`.
@@ -78,7 +96,7 @@ impl Plan {
                 self.failures = 0;
                 Step {
                     state: Some(RegistrationState::Registered { expires: granted }),
-                    next: sent + refresh_delay(granted),
+                    next: sent + self.jittered(refresh_delay(granted)),
                 }
             }
             // A 2xx granting nothing leaves no binding: retrying at once
@@ -106,7 +124,9 @@ impl Plan {
 
     fn fail(&mut self, code: u16, reason: String, retry_after: Option<u32>, now: Instant) -> Step {
         self.failures = self.failures.saturating_add(1);
-        let wait = retry_delay(self.failures, retry_after);
+        let asked = Duration::from_secs(u64::from(retry_after.unwrap_or(0))).min(RETRY_AFTER_CAP);
+        // A registrar's Retry-After is a floor: jitter only shortens backoff.
+        let wait = self.jittered(backoff(self.failures)).max(asked);
         Step {
             state: Some(RegistrationState::Failed {
                 code,
@@ -133,12 +153,6 @@ pub(super) fn refresh_delay(granted: u32) -> Duration {
 pub(super) fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     (BACKOFF_BASE * 2u32.pow(doublings)).min(BACKOFF_CAP)
-}
-
-/// Backoff, stretched to a registrar's Retry-After when that is longer.
-pub(super) fn retry_delay(failures: u32, retry_after: Option<u32>) -> Duration {
-    let asked = Duration::from_secs(u64::from(retry_after.unwrap_or(0))).min(RETRY_AFTER_CAP);
-    backoff(failures).max(asked)
 }
 
 #[cfg(test)]
@@ -183,11 +197,36 @@ mod tests {
         assert_eq!(backoff(u32::MAX), secs(300));
     }
 
+    fn retry_after(after: u32) -> Reply {
+        Reply::Failed {
+            code: 503,
+            reason: "x".into(),
+            retry_after: Some(after),
+        }
+    }
+
     #[test]
     fn retry_after_stretches_but_is_capped() {
-        assert_eq!(retry_delay(1, Some(30)), secs(30));
-        assert_eq!(retry_delay(3, Some(1)), secs(8));
-        assert_eq!(retry_delay(1, Some(u32::MAX)), secs(3600));
+        let t0 = Instant::now();
+        let mut plan = Plan::new(300);
+        assert_eq!(plan.on_reply(retry_after(30), t0, t0).next, t0 + secs(30));
+        plan.on_reply(failed(500), t0, t0);
+        assert_eq!(plan.on_reply(retry_after(1), t0, t0).next, t0 + secs(8));
+        let capped = plan.on_reply(retry_after(u32::MAX), t0, t0).next;
+        assert_eq!(capped, t0 + secs(3600));
+    }
+
+    #[test]
+    fn jitter_shortens_refreshes_and_backoff_but_not_retry_after() {
+        let t0 = Instant::now();
+        let mut plan = Plan::with_jitter(300, 100);
+        let ok = plan.on_reply(Reply::Ok { granted: 300 }, t0, t0);
+        assert_eq!(ok.next, t0 + secs(216), "240 s less 10%");
+        let retry = plan.on_reply(failed(503), t0, t0);
+        assert_eq!(retry.next, t0 + Duration::from_millis(1800), "2 s less 10%");
+        assert_eq!(plan.on_reply(retry_after(30), t0, t0).next, t0 + secs(30));
+        let wild = Plan::with_jitter(300, 900).jittered(secs(100));
+        assert_eq!(wild, secs(75), "jitter is capped at 25%");
     }
 
     #[test]

@@ -140,7 +140,8 @@ async fn refreshes_before_expiry_under_the_same_call_id() {
     // Refreshed well within the 2 s the first authorised REGISTER bought.
     let gap = seen[3].at - seen[1].at;
     assert!(gap < Duration::from_millis(1900), "{gap:?}");
-    assert!(gap >= Duration::from_millis(900), "{gap:?}");
+    // At half the grant, less up to 25% jitter.
+    assert!(gap >= Duration::from_millis(700), "{gap:?}");
     assert!(seen[3].auth.is_some());
     assert_eq!(*rx.borrow(), RegistrationState::Registered { expires: 2 });
 }
@@ -159,11 +160,14 @@ async fn wrong_password_fails_with_403_and_retries_after_backoff() {
     let RegistrationState::Failed { code, retry_in, .. } = st else {
         unreachable!()
     };
-    assert_eq!((code, retry_in), (403, Duration::from_secs(2)));
+    assert_eq!(code, 403);
+    // 2 s of backoff less up to 25% jitter.
+    let jittered = Duration::from_millis(1500)..=Duration::from_secs(2);
+    assert!(jittered.contains(&retry_in), "{retry_in:?}");
     let seen = s.registrar.wait_seen(3, Duration::from_secs(4)).await;
     assert!(seen.len() >= 3, "no retry: {seen:?}");
     let gap = seen[2].at - seen[1].at;
-    assert!(gap >= Duration::from_millis(1900), "retried early: {gap:?}");
+    assert!(gap + Duration::from_millis(100) >= retry_in, "retried early: {gap:?}");
     assert_one_dialogue(&seen);
 }
 
