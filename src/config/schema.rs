@@ -148,6 +148,8 @@ impl Section for UserConfig {
         v.field("username", &mut self.username);
         v.field("password", &mut self.password);
         v.field("expires", &mut self.expires);
+        v.field("keep_registered", &mut self.keep_registered);
+        v.field("unregister_after_secs", &mut self.unregister_after_secs);
     }
 }
 

@@ -31,6 +31,12 @@ pub struct UserConfig {
     pub password: String,
     /// Registration expiry to request, in seconds.
     pub expires: u32,
+    /// Keep the registration from start to shutdown, online or not; when
+    /// false it lives while the user has a session (plus the grace below).
+    pub keep_registered: bool,
+    /// Seconds after the user's last session closes before unregistering,
+    /// so that reloading the page is not a logout.
+    pub unregister_after_secs: u32,
 }
 
 impl Default for UserConfig {
@@ -44,6 +50,8 @@ impl Default for UserConfig {
             username: String::new(),
             password: String::new(),
             expires: 300,
+            keep_registered: false,
+            unregister_after_secs: 10,
         }
     }
 }
@@ -59,6 +67,8 @@ impl fmt::Debug for UserConfig {
             .field("username", &self.username)
             .field("password", &redact(&self.password))
             .field("expires", &self.expires)
+            .field("keep_registered", &self.keep_registered)
+            .field("unregister_after_secs", &self.unregister_after_secs)
             .finish()
     }
 }

@@ -296,6 +296,9 @@ fn check_user(user: &UserConfig, trunk: bool, report: &mut impl FnMut(&str, Stri
         let reason = format!("expected a host name or IP address, got {:?}", user.domain);
         report("domain", reason);
     }
+    if let Some(reason) = range_problem(user.unregister_after_secs, 0, 3600) {
+        report("unregister_after_secs", reason);
+    }
     if let Some(reason) = range_problem(user.expires, MIN_EXPIRES, MAX_EXPIRES) {
         report("expires", reason);
     }

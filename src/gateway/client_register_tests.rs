@@ -156,3 +156,47 @@ async fn register_is_refused_unless_config_allows_it() {
         .contains("sip.client_register.enabled"));
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_user_is_registered_while_online() {
+    let stop = CancellationToken::new();
+    let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
+    let mut c = config(33700);
+    c.users = vec![crate::config::UserConfig {
+        name: "ivy".into(),
+        extension: "1003".into(),
+        register: true,
+        registrar: Some(registrar.uri(Transport::Tcp)),
+        username: "auth-1001".into(),
+        password: "s3cret".into(),
+        unregister_after_secs: 0,
+        ..Default::default()
+    }];
+    let gw = Gateway::start(c, Metrics::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(registrar.seen().is_empty(), "nobody online: no REGISTER");
+
+    // Logging in registers; a second tab shares the registration.
+    let mut first = session(&gw, Some("ivy")).await;
+    assert_eq!(recv_type(&mut first, "registered").await["user"], "ivy");
+    let mut second = session(&gw, Some("ivy")).await;
+    assert_eq!(recv_type(&mut second, "registered").await["user"], "ivy");
+    // Client registration is off in this config: `register` is refused.
+    send(&mut second, json!({"type":"register","password":"x"})).await;
+    assert_eq!(recv(&mut second).await["code"], "forbidden");
+
+    // Closing one tab keeps it; logging out (the last tab) unregisters.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(registrar.seen().iter().all(|s| s.expires != Some(0)));
+    drop(second);
+    let gone = wait_for(&registrar, |s| s.expires == Some(0)).await;
+    assert!(gone.to.contains("sip:1003@"), "{gone:?}");
+
+    // Logging in again registers again.
+    let before = registrar.seen().len();
+    let mut third = session(&gw, Some("ivy")).await;
+    recv_type(&mut third, "registered").await;
+    assert!(registrar.seen().len() > before);
+    gw.shutdown().await;
+}

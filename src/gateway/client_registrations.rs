@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::registrations::{futures_join_all, lock, message, spawn_reporter};
+use super::registrations::{futures_join_all, lock, message, spawn_reporter, Registrations};
 use super::Inner;
 use crate::signaling::{ErrorCode, Refusal, RegisterRequest, SessionId, SessionLink};
 use crate::sip::{Registration, RegistrationSpec};
@@ -41,7 +41,7 @@ impl ClientRegistrations {
         };
         let user = request.user;
         let extension = request.extension.unwrap_or_else(|| user.clone());
-        if gw.registrations.configured(&user) {
+        if Registrations::configured(gw, &user) {
             let msg = format!("{user} is registered by the gateway's configuration");
             return Err(refusal(ErrorCode::InUse, msg));
         }

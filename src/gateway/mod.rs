@@ -111,7 +111,6 @@ impl Gateway {
             what: "http.listen",
             source,
         })?;
-        let registrations = registrations::Registrations::start(&config, &sip);
         let inner = Arc::new(Inner {
             metrics: metrics.clone(),
             sip,
@@ -122,13 +121,13 @@ impl Gateway {
             calls: DashMap::new(),
             users: DashMap::new(),
             slots: slots::UserSlots::default(),
-            registrations,
+            registrations: Default::default(),
             client_registrations: Default::default(),
             shutdown: shutdown.clone(),
             _echo: echo,
             config,
         });
-        registrations::Registrations::spawn_reporters(&inner);
+        registrations::Registrations::start_kept(&inner);
         if let Some(calls) = inner.sip.take_inbound() {
             tokio::spawn(inbound::serve(inner.clone(), calls));
         }
@@ -255,13 +254,10 @@ impl CallService for Calls {
     }
 
     fn session_opened(&self, link: SessionLink) {
-        self.0.registrations.greet(&link);
         self.0.client_registrations.greet(&link);
-        self.0
-            .users
-            .entry(link.user.clone())
-            .or_default()
-            .push(link);
+        let user = link.user.clone();
+        self.0.users.entry(user).or_default().push(link.clone());
+        registrations::Registrations::session_opened(&self.0, &link);
     }
 
     fn session_closed(&self, id: SessionId, user: &str) {
@@ -275,6 +271,7 @@ impl CallService for Calls {
         };
         if emptied {
             self.0.users.remove_if(user, |_, links| links.is_empty());
+            registrations::Registrations::user_offline(&self.0, user);
         }
     }
 

@@ -1,79 +1,159 @@
-//! Upstream registration of configured users: one REGISTER loop per user
-//! with `register = true`, its state told to that user's sessions.
+//! Upstream registration of configured users (`register = true`). A
+//! registration follows the user's presence, the model of Janus's SIP plugin:
+//! REGISTER when the user's first session opens, unregister a grace period
+//! after the last one closes; `keep_registered` users stay registered from
+//! start to shutdown. Every state change is told to the user's sessions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::Inner;
-use crate::config::Config;
+use crate::config::UserConfig;
 use crate::signaling::{ServerMessage, SessionLink};
-use crate::sip::{Registration, RegistrationSpec, RegistrationState, SipEndpoint};
+use crate::sip::{Registration, RegistrationSpec, RegistrationState};
 
-/// Live registrations, by user name.
+/// Configured users' registrations, by user name.
 #[derive(Default)]
 pub(crate) struct Registrations {
-    live: std::sync::Mutex<Vec<(String, Registration)>>,
-    states: dashmap::DashMap<String, watch::Receiver<RegistrationState>>,
+    live: std::sync::Mutex<HashMap<String, Slot>>,
+}
+
+enum Slot {
+    /// Registered or trying to be.
+    Live(Registration),
+    /// The Expires: 0 exchange is under way; a new session waits for it,
+    /// lest the old unregister remove the new binding.
+    Leaving,
 }
 
 impl Registrations {
-    /// Start a registration for every user that asks for one.
-    pub(crate) fn start(config: &Config, sip: &SipEndpoint) -> Self {
-        let regs = Registrations::default();
-        for user in config.users.iter().filter(|u| u.register) {
-            let Some(registrar) = config.user_registrar(user).map(str::to_owned) else {
-                continue;
-            };
-            let spec = RegistrationSpec {
-                registrar,
-                user: user.extension.clone(),
-                domain: user.domain.clone(),
-                username: user.username.clone(),
-                password: user.password.clone(),
-                expires: user.expires,
-            };
-            match sip.register(spec) {
-                Ok(reg) => {
-                    regs.states.insert(user.name.clone(), reg.state());
-                    lock(&regs.live).push((user.name.clone(), reg));
-                }
-                Err(e) => tracing::error!(user = %user.name, error = %e, "cannot register"),
-            }
-        }
-        regs
-    }
-
-    /// Forward every state change to the user's sessions.
-    pub(crate) fn spawn_reporters(gw: &Arc<Inner>) {
-        for entry in gw.registrations.states.iter() {
-            spawn_reporter(gw, entry.key().clone(), entry.value().clone());
+    /// Start the registrations that do not wait for a session.
+    pub(crate) fn start_kept(gw: &Arc<Inner>) {
+        for user in gw
+            .config
+            .users
+            .iter()
+            .filter(|u| u.register && u.keep_registered)
+        {
+            start(gw, user);
         }
     }
 
-    /// Whether `user` has a registration from the configuration.
-    pub(crate) fn configured(&self, user: &str) -> bool {
-        self.states.contains_key(user)
+    /// Whether `user` registers from the configuration.
+    pub(crate) fn configured(gw: &Inner, user: &str) -> bool {
+        gw.config.user(user).is_some_and(|u| u.register)
     }
 
-    /// Tell a new session where its user's registration stands.
-    pub(crate) fn greet(&self, link: &SessionLink) {
-        let Some(rx) = self.states.get(&link.user) else {
+    /// A session of `link.user` opened: register the user if it is not yet,
+    /// or tell the session where the registration stands.
+    pub(crate) fn session_opened(gw: &Arc<Inner>, link: &SessionLink) {
+        let Some(user) = gw.config.user(&link.user).filter(|u| u.register) else {
             return;
         };
-        let state = rx.borrow().clone();
-        if let Some(msg) = message(&link.user, &state) {
-            let _ = link.to_client.try_send(msg);
+        let live = lock(&gw.registrations.live);
+        match live.get(&user.name) {
+            Some(Slot::Live(reg)) => {
+                let state = reg.state().borrow().clone();
+                if let Some(msg) = message(&user.name, &state) {
+                    let _ = link.to_client.try_send(msg);
+                }
+            }
+            // The unregister in flight starts a new registration when done.
+            Some(Slot::Leaving) => {}
+            None => {
+                drop(live);
+                start(gw, user);
+            }
         }
+    }
+
+    /// The last session of `user` closed: unregister after the grace period
+    /// unless a session comes back.
+    pub(crate) fn user_offline(gw: &Arc<Inner>, user: &str) {
+        let Some(user) = gw
+            .config
+            .user(user)
+            .filter(|u| u.register && !u.keep_registered)
+        else {
+            return;
+        };
+        let (gw, name) = (gw.clone(), user.name.clone());
+        let grace = Duration::from_secs(u64::from(user.unregister_after_secs));
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if online(&gw, &name) {
+                return;
+            }
+            let reg = {
+                let mut live = lock(&gw.registrations.live);
+                match live.insert(name.clone(), Slot::Leaving) {
+                    Some(Slot::Live(reg)) => reg,
+                    other => {
+                        restore(&mut live, &name, other);
+                        return;
+                    }
+                }
+            };
+            reg.unregister().await;
+            lock(&gw.registrations.live).remove(&name);
+            // A session that opened meanwhile found `Leaving` and waited.
+            if online(&gw, &name) {
+                if let Some(user) = gw.config.user(&name) {
+                    start(&gw, user);
+                }
+            }
+        });
     }
 
     /// REGISTER with Expires: 0 for everyone, each bounded by the SIP layer.
     pub(crate) async fn unregister_all(&self) {
         let live = std::mem::take(&mut *lock(&self.live));
-        let all = live.into_iter().map(|(_, reg)| reg.unregister());
+        let all = live.into_values().filter_map(|slot| match slot {
+            Slot::Live(reg) => Some(reg.unregister()),
+            Slot::Leaving => None,
+        });
         let bound = Duration::from_secs(5);
         let _ = tokio::time::timeout(bound, futures_join_all(all)).await;
+    }
+}
+
+fn restore(live: &mut HashMap<String, Slot>, name: &str, previous: Option<Slot>) {
+    match previous {
+        Some(slot) => live.insert(name.to_owned(), slot),
+        None => live.remove(name),
+    };
+}
+
+fn online(gw: &Inner, user: &str) -> bool {
+    gw.users.get(user).is_some_and(|links| !links.is_empty())
+}
+
+/// Start `user`'s registration (at most one per user).
+fn start(gw: &Arc<Inner>, user: &UserConfig) {
+    let Some(registrar) = gw.config.user_registrar(user).map(str::to_owned) else {
+        return;
+    };
+    let mut live = lock(&gw.registrations.live);
+    if live.contains_key(&user.name) {
+        return;
+    }
+    let spec = RegistrationSpec {
+        registrar,
+        user: user.extension.clone(),
+        domain: user.domain.clone(),
+        username: user.username.clone(),
+        password: user.password.clone(),
+        expires: user.expires,
+    };
+    match gw.sip.register(spec) {
+        Ok(reg) => {
+            spawn_reporter(gw, user.name.clone(), reg.state());
+            live.insert(user.name.clone(), Slot::Live(reg));
+        }
+        Err(e) => tracing::error!(user = %user.name, error = %e, "cannot register"),
     }
 }
 
@@ -100,6 +180,7 @@ pub(super) fn spawn_reporter(
     });
 }
 
+/// The message a registration state gives the user's sessions, if any.
 pub(super) fn message(user: &str, state: &RegistrationState) -> Option<ServerMessage> {
     match state {
         RegistrationState::Registered { expires } => Some(ServerMessage::Registered {

@@ -229,7 +229,7 @@ async fn tokens_are_required_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn configured_users_register_and_sessions_hear_it() {
+async fn a_kept_registration_lives_from_start_to_shutdown() {
     use crate::sip::tests::registrar::{Registrar, RegistrarConfig};
     use crate::sip::Transport;
     use tokio_util::sync::CancellationToken;
@@ -240,12 +240,14 @@ async fn configured_users_register_and_sessions_hear_it() {
         name: "dora".into(),
         extension: "1001".into(),
         register: true,
+        keep_registered: true,
         registrar: Some(registrar.uri(Transport::Udp)),
         username: "auth-1001".into(),
         password: "s3cret".into(),
         ..Default::default()
     }];
     let gw = Gateway::start(c, Metrics::new()).await.unwrap();
+    // Registered with no session online.
     let deadline = Instant::now() + Duration::from_secs(5);
     while registrar.seen().iter().all(|s| s.auth.is_none()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -265,8 +267,10 @@ async fn configured_users_register_and_sessions_hear_it() {
         (registered["user"].as_str(), registered["expires"].as_u64()),
         (Some("dora"), Some(300))
     );
-
-    // Shutdown unregisters (Expires: 0).
+    // Leaving does not unregister a kept registration; shutdown does.
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(registrar.seen().iter().all(|s| s.expires != Some(0)));
     gw.shutdown().await;
     let seen = registrar.seen();
     assert_eq!(

@@ -167,7 +167,10 @@ async fn wrong_password_fails_with_403_and_retries_after_backoff() {
     let seen = s.registrar.wait_seen(3, Duration::from_secs(4)).await;
     assert!(seen.len() >= 3, "no retry: {seen:?}");
     let gap = seen[2].at - seen[1].at;
-    assert!(gap + Duration::from_millis(100) >= retry_in, "retried early: {gap:?}");
+    assert!(
+        gap + Duration::from_millis(100) >= retry_in,
+        "retried early: {gap:?}"
+    );
     assert_one_dialogue(&seen);
 }
 
