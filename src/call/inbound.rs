@@ -184,6 +184,9 @@ impl InboundCall {
             (State::Answered(_), E::Media(MediaSignal::ConsentExpired)) => {
                 self.end(408, "Media timeout: ICE consent expired", "answered", true)
             }
+            (State::Answered(_), E::Media(MediaSignal::Timeout(reason))) => {
+                self.end(408, &reason, "answered", true)
+            }
             (State::Answered(_), E::Media(MediaSignal::Closed)) => {
                 self.end(200, "WebRTC transport closed", "answered", true)
             }

@@ -54,6 +54,9 @@ pub enum MediaSignal {
     Closed,
     /// DTLS or fingerprint failure.
     Failed(String),
+    /// A side sent no media for `limits.media_timeout_secs`; the reason
+    /// names it.
+    Timeout(String),
 }
 
 /// How a call ended, for metrics and logs.
@@ -231,6 +234,10 @@ impl OutboundCall {
             }
             MediaSignal::Failed(reason) => {
                 self.finish("error", 500, format!("WebRTC media failed: {reason}"), true)
+            }
+            MediaSignal::Timeout(reason) => {
+                let label = self.ended_label();
+                self.finish(label, 408, reason, true)
             }
         }
     }
@@ -477,6 +484,17 @@ mod tests {
         let cmds = call.on_media(MediaSignal::ConsentExpired);
         assert!(matches!(cmds[0], Command::SipHangup));
         assert_eq!(outcome(&cmds).unwrap().code, 408);
+
+        let (mut call, _, t0) = start(CHROME_OFFER);
+        call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+        let reason = "Media timeout: no media from the SIP peer";
+        let cmds = call.on_media(MediaSignal::Timeout(reason.into()));
+        assert!(matches!(cmds[0], Command::SipHangup));
+        assert_eq!(outcome(&cmds).unwrap().code, 408);
+        let told = cmds.iter().any(|c| {
+            matches!(c, Command::Send(ServerMessage::Hangup { code: 408, reason: r, .. }) if r == reason)
+        });
+        assert!(told, "{cmds:?}");
     }
 
     #[test]

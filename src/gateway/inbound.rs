@@ -335,6 +335,7 @@ impl Driver<'_> {
             ssrc_to_webrtc: self.local.ssrc,
             ssrc_to_sip: rand::random(),
             events: self.media_tx.clone(),
+            media_timeout: Some(self.gw.config.limits.media_timeout()),
         };
         let relay = self.gw.relays.get(self.relay);
         let leg = relay.add(add).await.map_err(|e| e.to_string())?;

@@ -14,7 +14,7 @@ use crate::call::outbound::{
     Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent,
 };
 use crate::call::Target;
-use crate::media::{AddCall, MediaEvent};
+use crate::media::{AddCall, MediaEvent, SilentSide};
 use crate::metrics::direction::OUTBOUND;
 use crate::signaling::{CallRequest, ClientEvent, ServerMessage, SessionId};
 use crate::sip::{self, UacEvent, UacHandle};
@@ -146,6 +146,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         ssrc_to_webrtc,
         ssrc_to_sip,
         events,
+        media_timeout: Some(gw.config.limits.media_timeout()),
     };
     let leg = relay
         .add(add)
@@ -306,6 +307,15 @@ pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
         MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
         MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),
+        MediaEvent::MediaTimeout(side) => {
+            let from = match side {
+                SilentSide::Sip => "the SIP peer",
+                SilentSide::WebRtc => "the browser",
+            };
+            Some(MediaSignal::Timeout(format!(
+                "Media timeout: no media from {from}"
+            )))
+        }
         MediaEvent::SipLatched(addr) => {
             tracing::debug!(%addr, "SIP media source latched");
             None

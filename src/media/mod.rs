@@ -9,7 +9,7 @@ pub mod rtcp;
 use std::net::SocketAddr;
 
 pub use pool::{PoolError, PortPair, PortPool};
-pub use relay::{AddCall, CallStats, MediaEvent, RelayError, RelayHandle, Relays};
+pub use relay::{AddCall, CallStats, MediaEvent, RelayError, RelayHandle, Relays, SilentSide};
 pub use rewrite::{PtMap, RewriteDrop, StreamRewriter};
 
 /// What the SIP side of a call looks like once its SDP answer is known.

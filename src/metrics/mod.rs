@@ -61,6 +61,8 @@ pub struct Metrics {
     pub ws_auth_failures_total: IntCounterVec,
     /// Relay loop wake-ups (a gauge of loop activity, not per packet).
     pub relay_wakeups_total: IntCounter,
+    /// Calls ended because a side sent no media, by the silent side.
+    pub media_timeouts_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -134,6 +136,11 @@ impl Metrics {
             ),
             relay_wakeups_total: IntCounter::new("relay_wakeups_total", "Relay loop wake-ups")
                 .expect("valid counter"),
+            media_timeouts_total: counter_vec(
+                "media_timeouts_total",
+                "Calls whose media stopped for limits.media_timeout_secs, by silent side",
+                &["side"],
+            ),
             registry,
         };
         m.register_all();
@@ -158,6 +165,7 @@ impl Metrics {
             Box::new(self.ws_errors_total.clone()),
             Box::new(self.ws_auth_failures_total.clone()),
             Box::new(self.relay_wakeups_total.clone()),
+            Box::new(self.media_timeouts_total.clone()),
         ];
         for c in collectors {
             self.registry

@@ -3,6 +3,7 @@
 
 use prometheus::{Histogram, IntCounter};
 
+use super::liveness::SilentSide;
 use crate::metrics::{flow, Metrics};
 use crate::webrtc::DropReason;
 
@@ -94,6 +95,7 @@ pub(super) struct Counters {
     webrtc_drop_h: Vec<IntCounter>,
     relay_drop_h: Vec<IntCounter>,
     pub(super) relay_seconds: Histogram,
+    timeouts_h: [IntCounter; 2],
 }
 
 impl Counters {
@@ -118,7 +120,14 @@ impl Counters {
                 .map(|r| drop("relay", r.as_str()))
                 .collect(),
             relay_seconds: m.relay_seconds.clone(),
+            timeouts_h: [SilentSide::WebRtc, SilentSide::Sip]
+                .map(|side| m.media_timeouts_total.with_label_values(&[side.as_str()])),
         }
+    }
+
+    /// A call's media timed out (rare: counted at once).
+    pub(super) fn media_timeout(&self, side: SilentSide) {
+        self.timeouts_h[side as usize].inc();
     }
 
     /// One packet relayed browser -> SIP.

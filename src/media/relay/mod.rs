@@ -3,6 +3,7 @@
 //! commands (a channel plus a poll waker); packets never cross threads.
 
 mod counters;
+mod liveness;
 mod worker;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::webrtc::{Identity, LegConfig, LegId};
 
 pub use counters::CallStats;
+pub use liveness::SilentSide;
 
 /// Errors from a relay loop's control interface.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub struct AddCall {
     pub ssrc_to_sip: u32,
     /// Where the loop reports this call's media events.
     pub events: tokio_mpsc::UnboundedSender<MediaEvent>,
+    /// Report `MediaTimeout` when a side sends nothing this long once the
+    /// SIP side is configured; `None`: never.
+    pub media_timeout: Option<std::time::Duration>,
 }
 
 /// Media events a call's control task hears about.
@@ -61,6 +66,8 @@ pub enum MediaEvent {
     WebRtcFailed(String),
     /// The SIP peer's media source address was latched.
     SipLatched(SocketAddr),
+    /// One side sent nothing for the media timeout.
+    MediaTimeout(SilentSide),
 }
 
 pub(crate) enum Command {

@@ -32,6 +32,10 @@ fn udp() -> UdpSocket {
 }
 
 async fn setup(port_base: u16) -> Setup {
+    setup_with(port_base, None).await
+}
+
+async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
     let metrics = Metrics::new();
     let identity = Arc::new(Identity::generate().unwrap());
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -49,6 +53,7 @@ async fn setup(port_base: u16) -> Setup {
         ssrc_to_webrtc: 0x1111,
         ssrc_to_sip: 0x2222,
         events: tx,
+        media_timeout,
     };
     let leg = relay.add(add).await.unwrap();
     let (mut to_sip, mut to_webrtc) = (PtMap::empty(), PtMap::empty());
@@ -186,4 +191,34 @@ async fn bad_packets_are_dropped_and_counted() {
     let mut buf = [0u8; 2048];
     let (n, _) = s.sip_peer.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[12..n], &[5u8; 60][..]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_sip_peer_times_the_call_out_once() {
+    let mut s = setup_with(32200, Some(Duration::from_millis(1200))).await;
+    let (mut browser, sock) = (s.browser, s.browser_sock.try_clone().unwrap());
+    let server = s.relay.webrtc_addr();
+    // The browser keeps talking; the SIP peer never answers with media.
+    let talker = tokio::task::spawn_blocking(move || {
+        for seq in 0..30u16 {
+            let packet = browser.srtp(&rtp(seq, BROWSER_SSRC, 1));
+            sock.send_to(&packet, server).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    let mut timeouts = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, s.events.recv()).await {
+        if let MediaEvent::MediaTimeout(side) = ev {
+            timeouts.push(side);
+        }
+    }
+    talker.await.unwrap();
+    assert_eq!(
+        timeouts,
+        [super::SilentSide::Sip],
+        "reported once, naming the SIP side"
+    );
+    wait_for_metric(&s.metrics, "siphon_media_timeouts_total{side=\"sip\"} 1").await;
+    s.relay.remove(s.leg).await.unwrap();
 }

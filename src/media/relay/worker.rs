@@ -13,6 +13,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::counters::{CallStats, Counters, RelayDrop};
+use super::liveness::Liveness;
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia};
 use crate::media::pool::PortLease;
 use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
@@ -41,6 +42,7 @@ struct Slot {
     latched_rtcp: Option<SocketAddr>,
     events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
     stats: CallStats,
+    liveness: Liveness,
 }
 
 pub(super) struct Worker {
@@ -136,7 +138,18 @@ impl Worker {
         self.flush_endpoint();
         if now >= self.next_flush {
             self.counters.flush();
+            self.check_liveness(now);
             self.next_flush = now + FLUSH_EVERY;
+        }
+    }
+
+    /// Report calls whose media stopped (once each).
+    fn check_liveness(&mut self, now: Instant) {
+        for slot in self.slots.iter_mut().flatten() {
+            if let Some(side) = slot.liveness.check(&slot.stats, now) {
+                self.counters.media_timeout(side);
+                let _ = slot.events.send(MediaEvent::MediaTimeout(side));
+            }
         }
     }
 
@@ -307,7 +320,7 @@ impl Worker {
                 Command::Add(call, reply) => {
                     let _ = reply.send(self.add(*call, now));
                 }
-                Command::Configure(leg, media) => self.configure(leg, *media),
+                Command::Configure(leg, media) => self.configure(leg, *media, now),
                 Command::Remove(leg, reply) => {
                     let _ = reply.send(self.remove(leg));
                 }
@@ -327,6 +340,7 @@ impl Worker {
             ssrc_to_webrtc,
             ssrc_to_sip,
             events,
+            media_timeout,
         } = call;
         self.endpoint
             .add_leg(leg, cfg, now)
@@ -359,6 +373,7 @@ impl Worker {
             latched_rtcp: None,
             events,
             stats: CallStats::default(),
+            liveness: Liveness::new(media_timeout, now),
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -368,8 +383,9 @@ impl Worker {
         Ok(leg)
     }
 
-    fn configure(&mut self, leg: LegId, media: SipMedia) {
+    fn configure(&mut self, leg: LegId, media: SipMedia, now: Instant) {
         if let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) {
+            slot.liveness.arm(now);
             slot.to_sip.set_pt_map(media.to_sip.clone(), media.ts_step);
             slot.to_webrtc
                 .set_pt_map(media.to_webrtc.clone(), media.ts_step);
