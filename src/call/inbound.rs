@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
+use super::reoffer::{Negotiated, Remote};
 use crate::media::SipMedia;
 use crate::sdp::{self, SdpError, Setup, SipOffer, WebRtcOfferPlan};
-use crate::signaling::ServerMessage;
-use crate::webrtc::DtlsRole;
+use crate::signaling::{ErrorCode, ServerMessage};
+use crate::webrtc::{DtlsRole, IceRestart};
 
 /// A signaling session's id.
 pub type SessionId = u64;
@@ -58,6 +59,9 @@ pub enum InboundEvent {
     Shutdown,
     /// A media event.
     Media(MediaSignal),
+    /// A session re-offered (ICE restart), with fresh local ICE credentials
+    /// to use if it restarts.
+    Offer(SessionId, String, (String, String)),
 }
 
 /// What the browser's answer set up.
@@ -91,6 +95,8 @@ pub enum InboundCommand {
     SipReject(u16, String),
     /// BYE toward the caller.
     SipHangup,
+    /// Restart ICE on the leg, then send the session its `answer`.
+    RestartIce(IceRestart),
     /// The call is over.
     Finish(Outcome),
 }
@@ -111,6 +117,7 @@ pub struct InboundCall {
     webrtc_offer: String,
     ringing: BTreeSet<SessionId>,
     state: State,
+    negotiated: Option<Negotiated>,
 }
 
 impl InboundCall {
@@ -131,6 +138,7 @@ impl InboundCall {
             webrtc_offer,
             ringing: BTreeSet::new(),
             state: State::Ringing,
+            negotiated: None,
         })
     }
 
@@ -184,6 +192,21 @@ impl InboundCall {
             (State::Answered(_), E::Media(MediaSignal::ConsentExpired)) => {
                 self.end(408, "Media timeout: ICE consent expired", "answered", true)
             }
+            (State::Answered(owner), E::Offer(id, sdp, fresh)) if id == owner => {
+                self.reoffer(owner, &sdp, fresh)
+            }
+            (_, E::Offer(id, ..)) => {
+                let msg = "offer: only the answering session of an answered call may re-offer";
+                let err =
+                    ServerMessage::error(Some(&self.params.call_id), ErrorCode::BadMessage, msg);
+                vec![InboundCommand::Send(id, err)]
+            }
+            (State::Answered(owner), E::Media(MediaSignal::Disconnected)) => {
+                let msg = ServerMessage::IceDisconnected {
+                    call_id: self.params.call_id.clone(),
+                };
+                vec![InboundCommand::Send(owner, msg)]
+            }
             (State::Answered(_), E::Media(MediaSignal::Timeout(reason))) => {
                 self.end(408, &reason, "answered", true)
             }
@@ -223,7 +246,10 @@ impl InboundCall {
             return Vec::new();
         }
         let accepted = match self.translate_answer(sdp) {
-            Ok(a) => a,
+            Ok((a, negotiated)) => {
+                self.negotiated = Some(negotiated);
+                a
+            }
             Err(e) => {
                 let msg = ServerMessage::hangup(&self.params.call_id, 488, e.to_string());
                 let mut cmds = vec![InboundCommand::Send(id, msg)];
@@ -241,7 +267,36 @@ impl InboundCall {
         cmds
     }
 
-    fn translate_answer(&self, sdp: &str) -> Result<Accepted, SdpError> {
+    fn reoffer(
+        &mut self,
+        owner: SessionId,
+        sdp: &str,
+        fresh: (String, String),
+    ) -> Vec<InboundCommand> {
+        let call_id = self.params.call_id.clone();
+        let Some(negotiated) = self.negotiated.as_mut() else {
+            return Vec::new();
+        };
+        match negotiated.on_offer(sdp, || fresh) {
+            Ok(r) => {
+                let answer = ServerMessage::Answer {
+                    call_id,
+                    sdp: r.answer,
+                };
+                let restart = r.restart.map(InboundCommand::RestartIce);
+                restart
+                    .into_iter()
+                    .chain([InboundCommand::Send(owner, answer)])
+                    .collect()
+            }
+            Err(reason) => {
+                let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
+                vec![InboundCommand::Send(owner, err)]
+            }
+        }
+    }
+
+    fn translate_answer(&self, sdp: &str) -> Result<(Accepted, Negotiated), SdpError> {
         let answer = sdp::parse_webrtc_answer(sdp, &self.plan)?;
         let dtls_role = match answer.setup {
             Setup::Passive => DtlsRole::Client,
@@ -254,14 +309,34 @@ impl InboundCall {
         };
         let sip_answer = sdp::build_sip_answer(&self.offer, &answer, &sip_params);
         let map = sdp::media_map_inbound(&self.offer, &answer);
-        Ok(Accepted {
+        let role = match dtls_role {
+            DtlsRole::Client => Setup::Active,
+            DtlsRole::Server => Setup::Passive,
+        };
+        let pts = std::iter::once(answer.codec.pt)
+            .chain(answer.telephone_event.as_ref().map(|e| e.pt))
+            .collect();
+        let remote = Remote {
+            ufrag: answer.ice.ufrag.clone(),
+            pwd: answer.ice.pwd.clone(),
+            fingerprint: answer.fingerprint.value.clone(),
+            direction: answer.direction,
+            mlines: self
+                .webrtc_offer
+                .lines()
+                .filter(|l| l.starts_with("m="))
+                .count(),
+        };
+        let negotiated = Negotiated::offered(self.webrtc_offer.clone(), role, pts, remote);
+        let accepted = Accepted {
             remote_ufrag: answer.ice.ufrag.clone(),
             remote_pwd: answer.ice.pwd.clone(),
             remote_fingerprint: answer.fingerprint.value.clone(),
             media: sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux),
             sip_answer,
             dtls_role,
-        })
+        };
+        Ok((accepted, negotiated))
     }
 
     /// 603 (or any 6xx) declines everywhere; a busy branch only drops out.
@@ -334,184 +409,5 @@ fn reason_phrase(code: u16) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sdp::fixtures::{ASTERISK_OFFER, FIREFOX_ANSWER};
-
-    fn params(offer: &str) -> InboundParams {
-        InboundParams {
-            call_id: "in1".into(),
-            from: "sip:1000@pbx".into(),
-            to: "alice".into(),
-            offer_sdp: offer.into(),
-            browser_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into(), "G722".into()],
-            rtp_addr: "192.0.2.10:20000".parse().unwrap(),
-            local: LocalWebRtc {
-                ice_ufrag: "gw01".into(),
-                ice_pwd: "gatewaypassword0123456789".into(),
-                fingerprint: "AA:BB".into(),
-                candidate: "192.0.2.10:10000".parse().unwrap(),
-                ssrc: 9,
-                session_id: 7,
-            },
-        }
-    }
-
-    fn call() -> InboundCall {
-        InboundCall::start(params(ASTERISK_OFFER)).unwrap()
-    }
-
-    fn sent_to(cmds: &[InboundCommand]) -> Vec<(SessionId, u16, String)> {
-        cmds.iter()
-            .filter_map(|c| match c {
-                InboundCommand::Send(s, ServerMessage::Hangup { code, reason, .. }) => {
-                    Some((*s, *code, reason.clone()))
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn sip_reject(cmds: &[InboundCommand]) -> Option<u16> {
-        cmds.iter().find_map(|c| match c {
-            InboundCommand::SipReject(code, _) => Some(*code),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn incoming_offer_is_webrtc() {
-        let c = call();
-        let ServerMessage::Incoming { sdp, from, to, .. } = c.incoming() else {
-            panic!("expected incoming");
-        };
-        assert!(sdp.contains("UDP/TLS/RTP/SAVPF") && sdp.contains("a=setup:actpass"));
-        assert_eq!((from.as_str(), to.as_str()), ("sip:1000@pbx", "alice"));
-    }
-
-    #[test]
-    fn first_accept_wins_and_others_hear_answered_elsewhere() {
-        let mut c = call();
-        let cmds = c.on_event(InboundEvent::Delivered(vec![1, 2, 3]));
-        assert!(matches!(cmds[..], [InboundCommand::SipRinging]));
-        let cmds = c.on_event(InboundEvent::Accept(2, FIREFOX_ANSWER.into()));
-        let Some(InboundCommand::Answer(2, accepted)) = cmds.first() else {
-            panic!("expected answer: {cmds:?}");
-        };
-        assert!(accepted.sip_answer.contains("RTP/AVP"));
-        let expected: SocketAddr = "10.0.0.5:18140".parse().unwrap();
-        assert_eq!(accepted.media.remote_rtp, expected);
-        let mut others = sent_to(&cmds);
-        others.sort();
-        assert_eq!(
-            others,
-            vec![
-                (1, 200, "Answered elsewhere".into()),
-                (3, 200, "Answered elsewhere".into())
-            ]
-        );
-        assert!(c.is_answered());
-        assert!(c
-            .on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()))
-            .is_empty());
-        let end = c.on_event(InboundEvent::SipEnded { by_remote: true });
-        assert_eq!(sent_to(&end), vec![(2, 200, "Remote hangup".into())]);
-    }
-
-    #[test]
-    fn busy_drops_one_branch_decline_ends_all() {
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![1, 2]));
-        assert!(
-            c.on_event(InboundEvent::Reject(1, 486)).is_empty(),
-            "2 still rings"
-        );
-        let cmds = c.on_event(InboundEvent::Reject(2, 486));
-        assert_eq!(sip_reject(&cmds), Some(486));
-
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![1, 2]));
-        let cmds = c.on_event(InboundEvent::Reject(1, 603));
-        assert_eq!(sip_reject(&cmds), Some(603));
-        assert_eq!(
-            sent_to(&cmds),
-            vec![(1, 603, "Decline".into()), (2, 603, "Decline".into())]
-        );
-    }
-
-    #[test]
-    fn shutdown_ends_ringing_and_answered_calls() {
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![1]));
-        let cmds = c.on_event(InboundEvent::Shutdown);
-        assert_eq!(sip_reject(&cmds), Some(503));
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![1]));
-        c.on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()));
-        let cmds = c.on_event(InboundEvent::Shutdown);
-        assert!(matches!(cmds[0], InboundCommand::SipHangup));
-        assert_eq!(
-            sent_to(&cmds),
-            vec![(1, 200, "Gateway shutting down".into())]
-        );
-    }
-
-    #[test]
-    fn cancel_timeout_and_offline() {
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![5]));
-        let cmds = c.on_event(InboundEvent::SipCancelled);
-        assert_eq!(sent_to(&cmds), vec![(5, 487, "Request Terminated".into())]);
-        assert_eq!(
-            sip_reject(&cmds),
-            None,
-            "the SIP layer already answered 487"
-        );
-
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![5]));
-        let cmds = c.on_event(InboundEvent::RingTimeout);
-        assert_eq!(sip_reject(&cmds), Some(480));
-        assert_eq!(sent_to(&cmds), vec![(5, 480, "No answer".into())]);
-
-        let mut c = call();
-        let cmds = c.on_event(InboundEvent::Delivered(vec![]));
-        assert_eq!(sip_reject(&cmds), Some(480));
-    }
-
-    #[test]
-    fn bad_answer_drops_that_branch_only() {
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![1, 2]));
-        let cmds = c.on_event(InboundEvent::Accept(1, "garbage".into()));
-        assert_eq!(sent_to(&cmds).first().map(|s| (s.0, s.1)), Some((1, 488)));
-        assert_eq!(sip_reject(&cmds), None, "2 still rings");
-        let actpass = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:actpass");
-        let cmds = c.on_event(InboundEvent::Accept(2, actpass));
-        assert_eq!(
-            sip_reject(&cmds),
-            Some(488),
-            "an answer may not say actpass"
-        );
-    }
-
-    #[test]
-    fn passive_answer_makes_siphon_the_dtls_client() {
-        let mut c = call();
-        c.on_event(InboundEvent::Delivered(vec![1]));
-        let passive = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:passive");
-        let cmds = c.on_event(InboundEvent::Accept(1, passive));
-        let Some(InboundCommand::Answer(1, accepted)) = cmds.first() else {
-            panic!("expected answer: {cmds:?}");
-        };
-        assert_eq!(accepted.dtls_role, DtlsRole::Client);
-    }
-
-    #[test]
-    fn offer_without_browser_codec_is_488() {
-        let g729 = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
-        let err = InboundCall::start(params(g729)).unwrap_err();
-        assert_eq!(err.code, 488);
-        assert!(InboundCall::start(params("")).is_err());
-    }
-}
+#[path = "inbound_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 pub mod inbound;
 pub mod leg;
 pub mod outbound;
+pub mod reoffer;
 pub mod route;
 
 pub use route::{resolve, RouteConfig, RouteError, Target};

@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::leg::{sip_media, LocalWebRtc};
+use super::reoffer::{Negotiated, Remote};
 use crate::media::SipMedia;
 use crate::sdp::{self, SdpError, SipOfferPlan, WebRtcOffer};
-use crate::signaling::ServerMessage;
+use crate::signaling::{ErrorCode, ServerMessage};
+use crate::webrtc::IceRestart;
 
 /// What the driver allocated and configured before the call starts.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub enum SipEvent {
 pub enum MediaSignal {
     /// The WebRTC leg is connected and keyed.
     Connected,
+    /// Consent checks paused: the browser should restart ICE.
+    Disconnected,
     /// Consent checks stopped arriving.
     ConsentExpired,
     /// The browser closed its DTLS transport.
@@ -79,6 +83,8 @@ pub enum Command {
     ConfigureMedia(Box<SipMedia>),
     /// CANCEL or BYE the SIP leg.
     SipHangup,
+    /// Restart ICE on the leg (before the `answer` that follows is sent).
+    RestartIce(IceRestart),
     /// Release everything; the call is over.
     Finish(Outcome),
 }
@@ -101,6 +107,7 @@ pub struct OutboundCall {
     rang: bool,
     started: Instant,
     answered_at: Option<Instant>,
+    negotiated: Option<Negotiated>,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -135,6 +142,7 @@ impl OutboundCall {
             rang: false,
             started: now,
             answered_at: None,
+            negotiated: None,
         };
         Ok((call, sip_offer))
     }
@@ -198,6 +206,32 @@ impl OutboundCall {
         }
     }
 
+    /// The client re-offered mid-call (ICE restart); `fresh_ice` gives new
+    /// local credentials if it restarts.
+    pub fn on_client_offer(&mut self, sdp: &str, fresh_ice: (String, String)) -> Vec<Command> {
+        let call_id = self.call_id().to_owned();
+        let negotiated = self.negotiated.as_mut();
+        let Some(negotiated) = negotiated.filter(|_| self.state == State::Answered) else {
+            let msg = "offer: the call is not answered yet";
+            let err = ServerMessage::error(Some(&call_id), ErrorCode::BadMessage, msg);
+            return vec![Command::Send(err)];
+        };
+        match negotiated.on_offer(sdp, || fresh_ice) {
+            Ok(r) => {
+                let answer = ServerMessage::Answer {
+                    call_id,
+                    sdp: r.answer,
+                };
+                let restart = r.restart.map(Command::RestartIce);
+                restart.into_iter().chain([Command::Send(answer)]).collect()
+            }
+            Err(reason) => {
+                let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
+                vec![Command::Send(err)]
+            }
+        }
+    }
+
     /// The client's socket went away: end the call on the SIP side too.
     pub fn on_client_gone(&mut self) -> Vec<Command> {
         let mut cmds = self.on_client_hangup();
@@ -219,6 +253,12 @@ impl OutboundCall {
     pub fn on_media(&mut self, signal: MediaSignal) -> Vec<Command> {
         match signal {
             MediaSignal::Connected => Vec::new(),
+            MediaSignal::Disconnected if self.state != State::Ended => {
+                vec![Command::Send(ServerMessage::IceDisconnected {
+                    call_id: self.call_id().to_owned(),
+                })]
+            }
+            MediaSignal::Disconnected => Vec::new(),
             MediaSignal::ConsentExpired => {
                 let label = self.ended_label();
                 self.finish(
@@ -276,6 +316,15 @@ impl OutboundCall {
     fn answered(&mut self, sdp: &str, now: Instant) -> Vec<Command> {
         match self.translate_answer(sdp) {
             Ok((media, answer)) => {
+                let o = &self.offer;
+                let remote = Remote {
+                    ufrag: o.ice.ufrag.clone(),
+                    pwd: o.ice.pwd.clone(),
+                    fingerprint: o.fingerprint.value.clone(),
+                    direction: o.direction,
+                    mlines: o.mlines.len(),
+                };
+                self.negotiated = Some(Negotiated::answered(answer.clone(), remote));
                 self.state = State::Answered;
                 self.answered_at = Some(now);
                 let call_id = self.call_id().to_owned();
@@ -334,175 +383,5 @@ impl OutboundCall {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sdp::fixtures::{ASTERISK_ANSWER, CHROME_OFFER, FREESWITCH_ANSWER};
-
-    fn params(offer: &str) -> OutboundParams {
-        OutboundParams {
-            call_id: "c1".into(),
-            offer_sdp: offer.into(),
-            sip_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into()],
-            rtp_addr: "192.0.2.10:20000".parse().unwrap(),
-            local: LocalWebRtc {
-                ice_ufrag: "ufrag123".into(),
-                ice_pwd: "pwd4567890123456789012345".into(),
-                fingerprint: "AB:CD".into(),
-                candidate: "192.0.2.10:10000".parse().unwrap(),
-                ssrc: 42,
-                session_id: 7,
-            },
-        }
-    }
-
-    fn start(offer: &str) -> (OutboundCall, String, Instant) {
-        let now = Instant::now();
-        let (call, sip) = OutboundCall::start(params(offer), now).unwrap();
-        (call, sip, now)
-    }
-
-    fn sent(cmds: &[Command]) -> Vec<ServerMessage> {
-        cmds.iter()
-            .filter_map(|c| match c {
-                Command::Send(m) => Some(m.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn outcome(cmds: &[Command]) -> Option<Outcome> {
-        cmds.iter().find_map(|c| match c {
-            Command::Finish(o) => Some(o.clone()),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn answered_call_configures_media_and_answers_the_browser() {
-        let (mut call, sip_offer, t0) = start(CHROME_OFFER);
-        assert!(sip_offer.contains("RTP/AVP"));
-        assert!(matches!(
-            &sent(&call.on_invite_sent())[..],
-            [ServerMessage::Trying { .. }]
-        ));
-        assert!(matches!(
-            &sent(&call.on_sip(SipEvent::Ringing, t0))[..],
-            [ServerMessage::Ringing { .. }]
-        ));
-        assert!(
-            call.on_sip(SipEvent::Ringing, t0).is_empty(),
-            "ringing is sent once"
-        );
-        let t1 = t0 + Duration::from_millis(1500);
-        let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t1);
-        let media = cmds.iter().find_map(|c| match c {
-            Command::ConfigureMedia(m) => Some((**m).clone()),
-            _ => None,
-        });
-        let media = media.expect("media configured");
-        // Asterisk answers PCMU (0) and telephone-event 101; Chrome uses 0 and 126.
-        assert_eq!(media.to_sip.get(0), Some(0));
-        assert_eq!(media.to_webrtc.get(101), Some(126));
-        assert_eq!(media.ts_step, 160);
-        let ServerMessage::Answered { sdp, .. } = &sent(&cmds)[0] else {
-            panic!("expected answered");
-        };
-        assert!(sdp.contains("a=ice-ufrag:ufrag123") && sdp.contains("a=setup:passive"));
-        assert!(call.is_answered());
-        let end = call.on_sip(SipEvent::Ended { by_remote: true }, t1);
-        let o = outcome(&end).unwrap();
-        assert_eq!((o.label, o.code), ("answered", 200));
-        assert_eq!(o.setup, Some(Duration::from_millis(1500)));
-        assert!(!end.iter().any(|c| matches!(c, Command::SipHangup)));
-        assert!(call.on_client_hangup().is_empty(), "nothing after the end");
-    }
-
-    #[test]
-    fn opus_answer_maps_renumbered_payload_types() {
-        let (mut call, _, t0) = start(CHROME_OFFER);
-        let cmds = call.on_sip(SipEvent::Answered(FREESWITCH_ANSWER.into()), t0);
-        let Some(Command::ConfigureMedia(m)) = cmds.first() else {
-            panic!("expected media first: {cmds:?}");
-        };
-        assert_eq!(m.to_sip.get(111), Some(102));
-        assert_eq!(m.to_webrtc.get(102), Some(111));
-        assert_eq!(m.ts_step, 960);
-    }
-
-    #[test]
-    fn failure_and_client_hangup_map_to_hangup_codes() {
-        let (mut call, _, t0) = start(CHROME_OFFER);
-        let cmds = call.on_sip(SipEvent::Failed(486, "Busy Here".into()), t0);
-        assert_eq!(
-            sent(&cmds),
-            vec![ServerMessage::hangup("c1", 486, "Busy Here")]
-        );
-        assert_eq!(outcome(&cmds).unwrap().label, "rejected");
-
-        let (mut call, _, _) = start(CHROME_OFFER);
-        let cmds = call.on_client_hangup();
-        assert!(matches!(cmds[0], Command::SipHangup));
-        assert_eq!(
-            sent(&cmds),
-            vec![ServerMessage::hangup("c1", 487, "Request Terminated")]
-        );
-
-        let (mut call, _, _) = start(CHROME_OFFER);
-        let cmds = call.on_ring_timeout();
-        assert_eq!(outcome(&cmds).unwrap().code, 408);
-        assert!(call.on_ring_timeout().is_empty());
-    }
-
-    #[test]
-    fn no_common_codec_refuses_with_488_naming_both_sides() {
-        let mut p = params(CHROME_OFFER);
-        p.sip_codecs = vec!["G722".into()];
-        p.offer_sdp = CHROME_OFFER
-            .replace(" 63 9 0", " 63 0")
-            .replace("a=rtpmap:9 G722/8000\r\n", "");
-        let err = OutboundCall::start(p, Instant::now()).unwrap_err();
-        assert_eq!(err.code, 488);
-        assert!(
-            err.reason.contains("opus") && err.reason.contains("G722"),
-            "{}",
-            err.reason
-        );
-    }
-
-    #[test]
-    fn unusable_answer_ends_the_call_with_488_and_bye() {
-        let (mut call, _, t0) = start(CHROME_OFFER);
-        let cmds = call.on_sip(SipEvent::Answered("v=0\r\ngarbage".into()), t0);
-        assert!(matches!(cmds[0], Command::SipHangup));
-        assert_eq!(outcome(&cmds).unwrap().code, 488);
-    }
-
-    #[test]
-    fn consent_loss_and_media_failure_end_the_call() {
-        let (mut call, _, t0) = start(CHROME_OFFER);
-        call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-        let cmds = call.on_media(MediaSignal::ConsentExpired);
-        assert!(matches!(cmds[0], Command::SipHangup));
-        assert_eq!(outcome(&cmds).unwrap().code, 408);
-
-        let (mut call, _, t0) = start(CHROME_OFFER);
-        call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-        let reason = "Media timeout: no media from the SIP peer";
-        let cmds = call.on_media(MediaSignal::Timeout(reason.into()));
-        assert!(matches!(cmds[0], Command::SipHangup));
-        assert_eq!(outcome(&cmds).unwrap().code, 408);
-        let told = cmds.iter().any(|c| {
-            matches!(c, Command::Send(ServerMessage::Hangup { code: 408, reason: r, .. }) if r == reason)
-        });
-        assert!(told, "{cmds:?}");
-    }
-
-    #[test]
-    fn early_media_then_answer() {
-        let (mut call, _, t0) = start(CHROME_OFFER);
-        let cmds = call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
-        assert!(matches!(&sent(&cmds)[..], [ServerMessage::Progress { .. }]));
-        let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-        assert!(matches!(&sent(&cmds)[..], [ServerMessage::Answered { .. }]));
-    }
-}
+#[path = "outbound_tests.rs"]
+mod tests;

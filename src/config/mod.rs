@@ -142,6 +142,11 @@ impl WebRtcConfig {
     pub fn consent_timeout(&self) -> Duration {
         Duration::from_secs(self.consent_timeout_secs)
     }
+
+    /// `disconnect_timeout_secs` as a duration.
+    pub fn disconnect_timeout(&self) -> Duration {
+        Duration::from_secs(self.disconnect_timeout_secs)
+    }
 }
 
 impl LimitsConfig {

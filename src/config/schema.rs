@@ -105,6 +105,7 @@ impl Section for WebRtcConfig {
         v.field("port", &mut self.port);
         v.field("public_ip", &mut self.public_ip);
         v.field("consent_timeout_secs", &mut self.consent_timeout_secs);
+        v.field("disconnect_timeout_secs", &mut self.disconnect_timeout_secs);
     }
 }
 

@@ -137,6 +137,8 @@ pub struct WebRtcConfig {
     pub public_ip: Option<IpAddr>,
     /// Seconds without a valid consent check before a leg is dropped.
     pub consent_timeout_secs: u64,
+    /// Seconds without a valid consent check before `ice_disconnected`.
+    pub disconnect_timeout_secs: u64,
 }
 
 /// `[rtp]`: SIP-side RTP ports.
@@ -291,6 +293,7 @@ impl Default for WebRtcConfig {
             port: 10000,
             public_ip: None,
             consent_timeout_secs: 30,
+            disconnect_timeout_secs: 7,
         }
     }
 }

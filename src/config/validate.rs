@@ -21,6 +21,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_nonzero(config, errors);
     check_per_user_calls(config.limits.per_user_calls, errors);
     check_ports(config, errors);
+    check_disconnect(config, errors);
     check_auth(config, errors);
     check_users(config, errors);
     check_log_level(&config.log.level, errors);
@@ -157,6 +158,17 @@ const MAX_PER_USER_CALLS: u32 = 100;
 fn check_per_user_calls(calls: u32, errors: &mut Vec<ConfigError>) {
     if let Some(reason) = range_problem(calls, 1, MAX_PER_USER_CALLS) {
         errors.push(ConfigError::new("limits.per_user_calls", reason));
+    }
+}
+
+fn check_disconnect(config: &Config, errors: &mut Vec<ConfigError>) {
+    let w = &config.webrtc;
+    if w.disconnect_timeout_secs == 0 || w.disconnect_timeout_secs >= w.consent_timeout_secs {
+        let reason = format!(
+            "must be at least 1 and below webrtc.consent_timeout_secs ({}), got {}",
+            w.consent_timeout_secs, w.disconnect_timeout_secs
+        );
+        errors.push(ConfigError::new("webrtc.disconnect_timeout_secs", reason));
     }
 }
 

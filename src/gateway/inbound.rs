@@ -215,6 +215,9 @@ async fn drive(
                 ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
                 ClientEvent::Hangup | ClientEvent::Gone => InboundEvent::Hangup(session),
                 ClientEvent::Candidate(_) => continue,
+                ClientEvent::Offer(sdp) => {
+                    InboundEvent::Offer(session, sdp, webrtc::random_ice_credentials())
+                }
             },
             Some(ev) = media_rx.recv() => match media_signal(ev) {
                 Some(sig) => InboundEvent::Media(sig),
@@ -303,6 +306,16 @@ impl Driver<'_> {
                 }
                 InboundCommand::SipReject(code, reason) => self.handle.reject(code, &reason).await,
                 InboundCommand::SipHangup => self.handle.hangup().await,
+                InboundCommand::RestartIce(creds) => {
+                    if let Some(res) = &self.res {
+                        let relay = self.gw.relays.get(res.relay);
+                        if let Err(e) = relay.restart_ice(res.leg, creds).await {
+                            tracing::warn!(error = %e, "ICE restart refused");
+                        } else {
+                            self.gw.metrics.ice_restarts_total.inc();
+                        }
+                    }
+                }
                 InboundCommand::Finish(mut o) => {
                     o.setup = self.setup;
                     outcome = Some(o);
@@ -327,6 +340,7 @@ impl Driver<'_> {
             remote_pwd: accepted.remote_pwd,
             remote_fingerprint: accepted.remote_fingerprint,
             consent_timeout: self.gw.config.webrtc.consent_timeout(),
+            disconnect_timeout: self.gw.config.webrtc.disconnect_timeout(),
             dtls_role: accepted.dtls_role,
         };
         let add = AddCall {

@@ -347,4 +347,6 @@ fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
 #[cfg(test)]
 mod client_register_tests;
 #[cfg(test)]
+mod ice_restart_tests;
+#[cfg(test)]
 mod tests;

@@ -137,6 +137,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         remote_pwd,
         remote_fingerprint,
         consent_timeout: gw.config.webrtc.consent_timeout(),
+        disconnect_timeout: gw.config.webrtc.disconnect_timeout(),
         dtls_role: webrtc::DtlsRole::Server,
     };
     let ssrc_to_sip = rand::random::<u32>();
@@ -215,6 +216,9 @@ async fn run_events(
             },
             ev = control.recv() => match ev.map(|(_, ev)| ev) {
                 Some(ClientEvent::Hangup) => call.on_client_hangup(),
+                Some(ClientEvent::Offer(sdp)) => {
+                    call.on_client_offer(&sdp, webrtc::random_ice_credentials())
+                }
                 // ICE-lite: the browser's checks tell us its addresses, so
                 // trickled candidates need no action here. Accept and reject
                 // only apply to incoming calls.
@@ -258,6 +262,14 @@ impl Driver<'_> {
                     }
                 }
                 Command::SipHangup => self.uac.hangup().await,
+                Command::RestartIce(creds) => {
+                    let relay = self.gw.relays.get(self.res.relay);
+                    if let Err(e) = relay.restart_ice(self.res.leg, creds).await {
+                        tracing::warn!(error = %e, "ICE restart refused");
+                    } else {
+                        self.gw.metrics.ice_restarts_total.inc();
+                    }
+                }
                 Command::Finish(o) => outcome = Some(o),
             }
         }
@@ -304,6 +316,7 @@ fn sip_event(ev: UacEvent) -> Option<SipEvent> {
 pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
     match ev {
         MediaEvent::WebRtcConnected => Some(MediaSignal::Connected),
+        MediaEvent::IceDisconnected => Some(MediaSignal::Disconnected),
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
         MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
         MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),

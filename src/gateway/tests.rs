@@ -53,7 +53,7 @@ pub(super) async fn send(ws: &mut Ws, v: Value) {
 }
 
 /// Chrome's offer with the stand-in's ICE credentials and fingerprint.
-fn offer_for(b: &Browser) -> String {
+pub(super) fn offer_for(b: &Browser) -> String {
     CHROME_OFFER
         .replace("a=ice-ufrag:EsAw", &format!("a=ice-ufrag:{}", b.ufrag))
         .replace("a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y", &format!("a=ice-pwd:{}", b.pwd))
@@ -63,7 +63,7 @@ fn offer_for(b: &Browser) -> String {
         )
 }
 
-fn attr<'a>(sdp: &'a str, name: &str) -> &'a str {
+pub(super) fn attr<'a>(sdp: &'a str, name: &str) -> &'a str {
     let prefix = format!("a={name}:");
     let line = sdp
         .lines()

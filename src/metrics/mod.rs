@@ -63,6 +63,10 @@ pub struct Metrics {
     pub relay_wakeups_total: IntCounter,
     /// Calls ended because a side sent no media, by the silent side.
     pub media_timeouts_total: IntCounterVec,
+    /// ICE restarts applied (browser re-offers with new credentials).
+    pub ice_restarts_total: IntCounter,
+    /// Answered legs whose consent checks paused (`ice_disconnected` sent).
+    pub ice_disconnects_total: IntCounter,
 }
 
 impl Metrics {
@@ -141,6 +145,13 @@ impl Metrics {
                 "Calls whose media stopped for limits.media_timeout_secs, by silent side",
                 &["side"],
             ),
+            ice_restarts_total: IntCounter::new("ice_restarts_total", "ICE restarts applied")
+                .expect("valid counter"),
+            ice_disconnects_total: IntCounter::new(
+                "ice_disconnects_total",
+                "WebRTC legs whose consent checks paused",
+            )
+            .expect("valid counter"),
             registry,
         };
         m.register_all();
@@ -166,6 +177,8 @@ impl Metrics {
             Box::new(self.ws_auth_failures_total.clone()),
             Box::new(self.relay_wakeups_total.clone()),
             Box::new(self.media_timeouts_total.clone()),
+            Box::new(self.ice_restarts_total.clone()),
+            Box::new(self.ice_disconnects_total.clone()),
         ];
         for c in collectors {
             self.registry

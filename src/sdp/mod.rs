@@ -11,6 +11,7 @@ mod error;
 mod inbound;
 mod media_map;
 mod outbound;
+mod reanswer;
 mod session;
 mod transport;
 
@@ -26,6 +27,7 @@ pub use outbound::{
     build_sip_offer, build_webrtc_answer, parse_sip_answer, parse_webrtc_offer, PlannedCodec,
     SipAnswer, SipAnswerParams, SipOfferParams, SipOfferPlan, SipParams, WebRtcOffer,
 };
+pub use reanswer::{build_reanswer, ReAnswer};
 pub use session::MLine;
 pub use transport::{
     Fingerprint, IceCredentials, Setup, WebRtcAnswerParams, WebRtcOfferParams, WebRtcParams,

@@ -61,6 +61,13 @@ pub enum ClientMessage {
         #[serde(default)]
         code: Option<u16>,
     },
+    /// A mid-call re-offer (ICE restart), answered with `answer`.
+    Offer {
+        /// The call.
+        call_id: String,
+        /// The browser's new offer.
+        sdp: String,
+    },
     /// A trickled candidate; `null` means end of candidates.
     Candidate {
         /// The call it belongs to.
@@ -102,6 +109,7 @@ impl ClientMessage {
             ClientMessage::Accept { .. } => "accept",
             ClientMessage::Reject { .. } => "reject",
             ClientMessage::Candidate { .. } => "candidate",
+            ClientMessage::Offer { .. } => "offer",
             ClientMessage::Hangup { .. } => "hangup",
             ClientMessage::Register { .. } => "register",
             ClientMessage::Unregister {} => "unregister",
@@ -210,6 +218,18 @@ pub enum ServerMessage {
         reason: String,
         /// Seconds until the next attempt.
         retry_in: u64,
+    },
+    /// The answer to a client's mid-call `offer` (ICE restart).
+    Answer {
+        /// The call.
+        call_id: String,
+        /// WebRTC answer SDP.
+        sdp: String,
+    },
+    /// The browser's consent checks paused: restart ICE (`pc.restartIce()`).
+    IceDisconnected {
+        /// The call.
+        call_id: String,
     },
     /// A registration made by `register` was removed (`unregister`).
     Unregistered {
@@ -340,6 +360,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
         "accept",
         "reject",
         "candidate",
+        "offer",
         "hangup",
         "register",
         "unregister",
@@ -375,6 +396,7 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         ClientMessage::Candidate { call_id, .. }
         | ClientMessage::Hangup { call_id }
         | ClientMessage::Accept { call_id, .. }
+        | ClientMessage::Offer { call_id, .. }
         | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),
         ClientMessage::Register {
             extension,

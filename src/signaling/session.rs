@@ -30,6 +30,8 @@ pub enum ClientEvent {
     Accept(String),
     /// The client refused an incoming call (486 or 603).
     Reject(u16),
+    /// A mid-call re-offer (ICE restart) with the browser's SDP.
+    Offer(String),
     /// A trickled candidate (`None`: end of candidates).
     Candidate(Option<IceCandidate>),
     /// The socket closed.
@@ -310,6 +312,9 @@ impl Session {
                 self.to_call(&call_id, ClientEvent::Candidate(candidate))
             }
             ClientMessage::Hangup { call_id } => self.to_call(&call_id, ClientEvent::Hangup),
+            ClientMessage::Offer { call_id, sdp } => {
+                self.to_call(&call_id, ClientEvent::Offer(sdp))
+            }
             ClientMessage::Accept { call_id, sdp } => {
                 self.to_call(&call_id, ClientEvent::Accept(sdp))
             }

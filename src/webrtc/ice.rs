@@ -103,8 +103,11 @@ pub(crate) struct IceAgent {
     /// Credentials before an ICE restart, honoured until the new ones nominate.
     previous: Option<Credentials>,
     consent_timeout: Duration,
+    disconnect_timeout: Duration,
     last_valid: Instant,
     expired: bool,
+    /// No valid check for `disconnect_timeout`: told once, until checks resume.
+    quiet: bool,
     nominated: Option<SocketAddr>,
     /// Validated addresses, oldest first.
     validated: Vec<SocketAddr>,
@@ -116,9 +119,10 @@ impl IceAgent {
         local_ufrag: String,
         local_pwd: String,
         remote_ufrag: String,
-        consent_timeout: Duration,
+        timeouts: (Duration, Duration),
         now: Instant,
     ) -> IceAgent {
+        let (consent_timeout, disconnect_timeout) = timeouts;
         IceAgent {
             current: Credentials {
                 local_ufrag,
@@ -127,8 +131,10 @@ impl IceAgent {
             },
             previous: None,
             consent_timeout,
+            disconnect_timeout,
             last_valid: now,
             expired: false,
+            quiet: false,
             nominated: None,
             validated: Vec::with_capacity(2),
         }
@@ -187,6 +193,24 @@ impl IceAgent {
     }
 
     /// Marks consent expired if its deadline passed; true only the first time.
+    /// When the path goes quiet, if it is nominated and still talking.
+    pub fn quiet_deadline(&self) -> Option<Instant> {
+        let watching = !self.expired && !self.quiet && self.nominated.is_some();
+        watching.then(|| self.last_valid + self.disconnect_timeout)
+    }
+
+    /// True once when checks have stopped for the disconnect timeout (the
+    /// browser should restart ICE); valid checks re-arm it.
+    pub fn go_quiet(&mut self, now: Instant) -> bool {
+        match self.quiet_deadline() {
+            Some(deadline) if now >= deadline => {
+                self.quiet = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn expire_consent(&mut self, now: Instant) -> bool {
         match self.consent_deadline() {
             Some(deadline) if now >= deadline => {
@@ -219,6 +243,7 @@ impl IceAgent {
         };
         if !self.expired {
             self.last_valid = now;
+            self.quiet = false;
         }
         if !self.validated.contains(&src) {
             outcome.new_address = Some(src);

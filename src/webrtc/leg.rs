@@ -42,7 +42,7 @@ impl Leg {
             cfg.local_ufrag,
             cfg.local_pwd,
             cfg.remote_ufrag,
-            cfg.consent_timeout,
+            (cfg.consent_timeout, cfg.disconnect_timeout),
             now,
         );
         let dtls = DtlsSession::new(identity, dtls_config, fingerprint, cfg.dtls_role, now);
@@ -61,10 +61,12 @@ impl Leg {
     /// The earliest instant this leg needs `on_timeout`.
     pub fn next_timeout(&self) -> Option<Instant> {
         let dtls = self.dtls.as_ref().and_then(DtlsSession::timeout);
-        match (dtls, self.ice.consent_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // A failed or closed leg has nothing left to report a pause to.
+        let quiet = self.dtls.as_ref().and(self.ice.quiet_deadline());
+        [dtls, self.ice.consent_deadline(), quiet]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds a DTLS datagram and drains the handshake.
@@ -103,6 +105,9 @@ impl Leg {
     /// Runs consent and DTLS timers; returns the events they caused.
     pub fn on_timeout(&mut self, now: Instant, io: &mut LegIo<'_>) -> Vec<LegEvent> {
         let mut events = Vec::new();
+        if self.dtls.is_some() && self.ice.go_quiet(now) {
+            events.push(LegEvent::Disconnected);
+        }
         if self.ice.expire_consent(now) {
             events.push(LegEvent::ConsentExpired);
         }

@@ -28,6 +28,8 @@ pub type LegId = u64;
 
 /// Default time without a valid ICE check before consent expires (RFC 7675).
 pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`LegConfig::disconnect_timeout`].
+pub const DEFAULT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// Everything the engine needs to know about one leg, taken from the SDP exchange.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct LegConfig {
     pub remote_fingerprint: String,
     /// Time without a valid check after which consent expires.
     pub consent_timeout: Duration,
+    /// Time without a valid check after which the leg reports `Disconnected`.
+    pub disconnect_timeout: Duration,
     /// Our DTLS role: `Server` unless the peer answered a=setup:passive.
     pub dtls_role: DtlsRole,
 }
@@ -200,6 +204,10 @@ pub enum LegEvent {
         /// The negotiated SRTP protection profile.
         profile: SrtpProfile,
     },
+    /// No valid ICE check for `disconnect_timeout` on the nominated path:
+    /// the browser's network may have changed (it should restart ICE). Once
+    /// per quiet period; media still goes out until consent expires.
+    Disconnected,
     /// No valid ICE check for `consent_timeout`: stop sending, end the leg.
     ConsentExpired,
     /// The peer closed DTLS (close_notify): the browser hung up the transport.

@@ -196,29 +196,34 @@ fn consent_expires_on_a_virtual_clock() {
     events(&mut ep);
     let timeout = DEFAULT_CONSENT_TIMEOUT;
     // Idle but healthy: after at most a few handshake-tail timers, the next
-    // wake-up is the consent deadline, not a periodic DTLS tick.
+    // wake-ups are the pause notice and the consent deadline, not a
+    // periodic DTLS tick.
     let mut wakes = 0;
     let mut wake = ep.poll_timeout().expect("timer");
-    while wake < t0 + Duration::from_secs(10) {
+    while wake < t0 + DEFAULT_DISCONNECT_TIMEOUT - Duration::from_secs(1) {
         wakes += 1;
         assert!(wakes < 5, "woke at {:?}", wake - t0);
         ep.handle_timeout(wake);
         wake = ep.poll_timeout().expect("timer");
     }
+    assert!(events(&mut ep).is_empty());
+    ep.handle_timeout(wake);
+    assert_eq!(events(&mut ep), vec![(0, LegEvent::Disconnected)]);
+    let wake = ep.poll_timeout().expect("timer");
     assert!(
         wake >= t0 + timeout - Duration::from_secs(1),
         "woke early: {:?}",
         wake - t0
     );
-    assert!(events(&mut ep).is_empty());
     while ep.poll_transmit().is_some() {}
 
     let t1 = t0 + Duration::from_secs(20);
     b[0].check(&mut ep, t1);
     ep.handle_timeout(t0 + timeout);
-    assert!(
-        events(&mut ep).is_empty(),
-        "the check at t1 renewed consent"
+    assert_eq!(
+        events(&mut ep),
+        vec![(0, LegEvent::Disconnected)],
+        "the check at t1 renewed consent and re-armed the pause notice"
     );
     let deadline = ep.poll_timeout().expect("timer");
     assert_eq!(deadline, t1 + timeout);

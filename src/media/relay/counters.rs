@@ -96,6 +96,7 @@ pub(super) struct Counters {
     relay_drop_h: Vec<IntCounter>,
     pub(super) relay_seconds: Histogram,
     timeouts_h: [IntCounter; 2],
+    pub(super) disconnects_h: IntCounter,
 }
 
 impl Counters {
@@ -122,6 +123,7 @@ impl Counters {
             relay_seconds: m.relay_seconds.clone(),
             timeouts_h: [SilentSide::WebRtc, SilentSide::Sip]
                 .map(|side| m.media_timeouts_total.with_label_values(&[side.as_str()])),
+            disconnects_h: m.ice_disconnects_total.clone(),
         }
     }
 

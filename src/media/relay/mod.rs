@@ -16,7 +16,7 @@ use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use super::pool::PortPair;
 pub use super::SipMedia;
 use crate::metrics::Metrics;
-use crate::webrtc::{Identity, LegConfig, LegId};
+use crate::webrtc::{IceRestart, Identity, LegConfig, LegId};
 
 pub use counters::CallStats;
 pub use liveness::SilentSide;
@@ -58,6 +58,8 @@ pub struct AddCall {
 pub enum MediaEvent {
     /// ICE nominated a path and DTLS-SRTP is keyed: media can flow.
     WebRtcConnected,
+    /// The browser's consent checks paused (`webrtc.disconnect_timeout_secs`).
+    IceDisconnected,
     /// The browser stopped answering consent checks.
     ConsentExpired,
     /// The browser closed DTLS (close_notify).
@@ -73,6 +75,11 @@ pub enum MediaEvent {
 pub(crate) enum Command {
     Add(Box<AddCall>, oneshot::Sender<Result<LegId, RelayError>>),
     Configure(LegId, Box<SipMedia>),
+    RestartIce(
+        LegId,
+        Box<IceRestart>,
+        oneshot::Sender<Result<(), RelayError>>,
+    ),
     Remove(LegId, oneshot::Sender<CallStats>),
     Shutdown,
 }
@@ -137,6 +144,14 @@ impl RelayHandle {
     /// Set or replace the SIP side's media parameters.
     pub fn configure(&self, leg: LegId, media: SipMedia) -> Result<(), RelayError> {
         self.send(Command::Configure(leg, Box::new(media)))
+    }
+
+    /// Restart ICE on a leg; once this returns, checks with the new
+    /// credentials are answered (the old ones until the new path is nominated).
+    pub async fn restart_ice(&self, leg: LegId, creds: IceRestart) -> Result<(), RelayError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::RestartIce(leg, Box::new(creds), tx))?;
+        rx.await.map_err(|_| RelayError::Stopped)?
     }
 
     /// Take a call off the loop; its RTP port returns to the pool.

@@ -165,6 +165,10 @@ impl Worker {
             };
             let event = match event {
                 LegEvent::Connected { .. } => MediaEvent::WebRtcConnected,
+                LegEvent::Disconnected => {
+                    self.counters.disconnects_h.inc();
+                    MediaEvent::IceDisconnected
+                }
                 LegEvent::ConsentExpired => MediaEvent::ConsentExpired,
                 LegEvent::Closed => MediaEvent::WebRtcClosed,
                 LegEvent::Failed(reason) => MediaEvent::WebRtcFailed(reason.to_string()),
@@ -321,6 +325,10 @@ impl Worker {
                     let _ = reply.send(self.add(*call, now));
                 }
                 Command::Configure(leg, media) => self.configure(leg, *media, now),
+                Command::RestartIce(leg, creds, reply) => {
+                    let result = self.endpoint.restart_ice(leg, *creds);
+                    let _ = reply.send(result.map_err(|e| RelayError::Leg(e.to_string())));
+                }
                 Command::Remove(leg, reply) => {
                     let _ = reply.send(self.remove(leg));
                 }

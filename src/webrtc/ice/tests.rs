@@ -13,7 +13,7 @@ fn agent(now: Instant) -> IceAgent {
         "gwuf".into(),
         PWD.into(),
         "brws".into(),
-        Duration::from_secs(30),
+        (Duration::from_secs(30), Duration::from_secs(7)),
         now,
     )
 }
@@ -86,6 +86,23 @@ fn consent_deadline_follows_valid_checks() {
     assert!(!a.expire_consent(t1 + Duration::from_secs(90)));
     assert_eq!(a.send_addr(), None);
     assert_eq!(a.consent_deadline(), None);
+}
+
+#[test]
+fn a_quiet_nominated_path_is_reported_once_until_checks_resume() {
+    let t0 = Instant::now();
+    let s = |n| t0 + Duration::from_secs(n);
+    let mut a = agent(t0);
+    assert_eq!(a.quiet_deadline(), None, "nothing nominated yet");
+    check(&mut a, addr(1), true, s(1));
+    assert_eq!(a.quiet_deadline(), Some(s(8)));
+    assert!(!a.go_quiet(s(7)));
+    assert!(a.go_quiet(s(8)));
+    assert!(!a.go_quiet(s(9)), "once");
+    assert_eq!(a.quiet_deadline(), None);
+    assert_eq!(a.send_addr(), Some(addr(1)), "media keeps its path");
+    check(&mut a, addr(1), false, s(12));
+    assert_eq!(a.quiet_deadline(), Some(s(19)), "re-armed by a valid check");
 }
 
 #[test]

@@ -24,7 +24,7 @@ use rtc_stun::xoraddr::XorMappedAddress;
 
 use crate::webrtc::{
     random_ice_credentials, DtlsRole, Endpoint, Identity, LegConfig, LegId, Receive, SrtpProfile,
-    DEFAULT_CONSENT_TIMEOUT,
+    DEFAULT_CONSENT_TIMEOUT, DEFAULT_DISCONNECT_TIMEOUT,
 };
 
 fn raw(typ: rtc_stun::attributes::AttrType, value: &[u8]) -> RawAttribute {
@@ -126,6 +126,7 @@ impl Browser {
             remote_pwd: self.pwd.clone(),
             remote_fingerprint: self.identity.fingerprint.clone(),
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+            disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
             dtls_role: self.gw_role,
         }
     }

@@ -1,0 +1,268 @@
+//! The browser -> SIP call machine, driven with values.
+
+use super::*;
+use crate::sdp::fixtures::{ASTERISK_ANSWER, CHROME_OFFER, FREESWITCH_ANSWER};
+
+fn params(offer: &str) -> OutboundParams {
+    OutboundParams {
+        call_id: "c1".into(),
+        offer_sdp: offer.into(),
+        sip_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into()],
+        rtp_addr: "192.0.2.10:20000".parse().unwrap(),
+        local: LocalWebRtc {
+            ice_ufrag: "ufrag123".into(),
+            ice_pwd: "pwd4567890123456789012345".into(),
+            fingerprint: "AB:CD".into(),
+            candidate: "192.0.2.10:10000".parse().unwrap(),
+            ssrc: 42,
+            session_id: 7,
+        },
+    }
+}
+
+fn start(offer: &str) -> (OutboundCall, String, Instant) {
+    let now = Instant::now();
+    let (call, sip) = OutboundCall::start(params(offer), now).unwrap();
+    (call, sip, now)
+}
+
+fn sent(cmds: &[Command]) -> Vec<ServerMessage> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome(cmds: &[Command]) -> Option<Outcome> {
+    cmds.iter().find_map(|c| match c {
+        Command::Finish(o) => Some(o.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn answered_call_configures_media_and_answers_the_browser() {
+    let (mut call, sip_offer, t0) = start(CHROME_OFFER);
+    assert!(sip_offer.contains("RTP/AVP"));
+    assert!(matches!(
+        &sent(&call.on_invite_sent())[..],
+        [ServerMessage::Trying { .. }]
+    ));
+    assert!(matches!(
+        &sent(&call.on_sip(SipEvent::Ringing, t0))[..],
+        [ServerMessage::Ringing { .. }]
+    ));
+    assert!(
+        call.on_sip(SipEvent::Ringing, t0).is_empty(),
+        "ringing is sent once"
+    );
+    let t1 = t0 + Duration::from_millis(1500);
+    let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t1);
+    let media = cmds.iter().find_map(|c| match c {
+        Command::ConfigureMedia(m) => Some((**m).clone()),
+        _ => None,
+    });
+    let media = media.expect("media configured");
+    // Asterisk answers PCMU (0) and telephone-event 101; Chrome uses 0 and 126.
+    assert_eq!(media.to_sip.get(0), Some(0));
+    assert_eq!(media.to_webrtc.get(101), Some(126));
+    assert_eq!(media.ts_step, 160);
+    let ServerMessage::Answered { sdp, .. } = &sent(&cmds)[0] else {
+        panic!("expected answered");
+    };
+    assert!(sdp.contains("a=ice-ufrag:ufrag123") && sdp.contains("a=setup:passive"));
+    assert!(call.is_answered());
+    let end = call.on_sip(SipEvent::Ended { by_remote: true }, t1);
+    let o = outcome(&end).unwrap();
+    assert_eq!((o.label, o.code), ("answered", 200));
+    assert_eq!(o.setup, Some(Duration::from_millis(1500)));
+    assert!(!end.iter().any(|c| matches!(c, Command::SipHangup)));
+    assert!(call.on_client_hangup().is_empty(), "nothing after the end");
+}
+
+#[test]
+fn opus_answer_maps_renumbered_payload_types() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let cmds = call.on_sip(SipEvent::Answered(FREESWITCH_ANSWER.into()), t0);
+    let Some(Command::ConfigureMedia(m)) = cmds.first() else {
+        panic!("expected media first: {cmds:?}");
+    };
+    assert_eq!(m.to_sip.get(111), Some(102));
+    assert_eq!(m.to_webrtc.get(102), Some(111));
+    assert_eq!(m.ts_step, 960);
+}
+
+#[test]
+fn failure_and_client_hangup_map_to_hangup_codes() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let cmds = call.on_sip(SipEvent::Failed(486, "Busy Here".into()), t0);
+    assert_eq!(
+        sent(&cmds),
+        vec![ServerMessage::hangup("c1", 486, "Busy Here")]
+    );
+    assert_eq!(outcome(&cmds).unwrap().label, "rejected");
+
+    let (mut call, _, _) = start(CHROME_OFFER);
+    let cmds = call.on_client_hangup();
+    assert!(matches!(cmds[0], Command::SipHangup));
+    assert_eq!(
+        sent(&cmds),
+        vec![ServerMessage::hangup("c1", 487, "Request Terminated")]
+    );
+
+    let (mut call, _, _) = start(CHROME_OFFER);
+    let cmds = call.on_ring_timeout();
+    assert_eq!(outcome(&cmds).unwrap().code, 408);
+    assert!(call.on_ring_timeout().is_empty());
+}
+
+#[test]
+fn no_common_codec_refuses_with_488_naming_both_sides() {
+    let mut p = params(CHROME_OFFER);
+    p.sip_codecs = vec!["G722".into()];
+    p.offer_sdp = CHROME_OFFER
+        .replace(" 63 9 0", " 63 0")
+        .replace("a=rtpmap:9 G722/8000\r\n", "");
+    let err = OutboundCall::start(p, Instant::now()).unwrap_err();
+    assert_eq!(err.code, 488);
+    assert!(
+        err.reason.contains("opus") && err.reason.contains("G722"),
+        "{}",
+        err.reason
+    );
+}
+
+#[test]
+fn unusable_answer_ends_the_call_with_488_and_bye() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let cmds = call.on_sip(SipEvent::Answered("v=0\r\ngarbage".into()), t0);
+    assert!(matches!(cmds[0], Command::SipHangup));
+    assert_eq!(outcome(&cmds).unwrap().code, 488);
+}
+
+#[test]
+fn consent_loss_and_media_failure_end_the_call() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let cmds = call.on_media(MediaSignal::ConsentExpired);
+    assert!(matches!(cmds[0], Command::SipHangup));
+    assert_eq!(outcome(&cmds).unwrap().code, 408);
+
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let reason = "Media timeout: no media from the SIP peer";
+    let cmds = call.on_media(MediaSignal::Timeout(reason.into()));
+    assert!(matches!(cmds[0], Command::SipHangup));
+    assert_eq!(outcome(&cmds).unwrap().code, 408);
+    let told = cmds.iter().any(|c| {
+        matches!(c, Command::Send(ServerMessage::Hangup { code: 408, reason: r, .. }) if r == reason)
+    });
+    assert!(told, "{cmds:?}");
+}
+
+#[test]
+fn early_media_then_answer() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let cmds = call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
+    assert!(matches!(&sent(&cmds)[..], [ServerMessage::Progress { .. }]));
+    let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    assert!(matches!(&sent(&cmds)[..], [ServerMessage::Answered { .. }]));
+}
+
+/// A Chrome re-offer with other ICE credentials (an ICE restart).
+fn restart_offer() -> String {
+    CHROME_OFFER
+        .replace("a=ice-ufrag:EsAw", "a=ice-ufrag:NeWu")
+        .replace(
+            "a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y",
+            "a=ice-pwd:newpasswordnewpassword12",
+        )
+}
+
+fn fresh() -> (String, String) {
+    ("gwNEW".into(), "gwnewpasswordgwnewpasswd".into())
+}
+
+#[test]
+fn an_ice_restart_is_answered_on_the_webrtc_leg_alone() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let cmds = call.on_client_offer(&restart_offer(), fresh());
+    assert!(matches!(
+        &sent(&cmds)[..],
+        [ServerMessage::Error {
+            code: ErrorCode::BadMessage,
+            ..
+        }]
+    ));
+
+    let answered = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let Some(ServerMessage::Answered { sdp: first, .. }) = sent(&answered).pop() else {
+        panic!("no answer");
+    };
+    let cmds = call.on_client_offer(&restart_offer(), fresh());
+    let Command::RestartIce(restart) = &cmds[0] else {
+        panic!("no restart: {cmds:?}");
+    };
+    assert_eq!(
+        (restart.local_ufrag.as_str(), restart.remote_ufrag.as_str()),
+        ("gwNEW", "NeWu")
+    );
+    assert!(!cmds
+        .iter()
+        .any(|c| matches!(c, Command::SipHangup | Command::ConfigureMedia(_))));
+    let Some(ServerMessage::Answer { sdp, .. }) = sent(&cmds).pop() else {
+        panic!("no answer: {cmds:?}");
+    };
+    assert!(
+        sdp.contains("a=ice-ufrag:gwNEW") && sdp.contains(" 7 2 IN IP4"),
+        "{sdp}"
+    );
+    let m = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("m=audio"))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(m(&sdp), m(&first), "same codecs as before");
+
+    // The same offer again restarts nothing; the version still grows.
+    let cmds = call.on_client_offer(&restart_offer(), fresh());
+    assert!(!cmds.iter().any(|c| matches!(c, Command::RestartIce(_))));
+    let Some(ServerMessage::Answer { sdp, .. }) = sent(&cmds).pop() else {
+        panic!("no answer");
+    };
+    assert!(
+        sdp.contains("a=ice-ufrag:gwNEW") && sdp.contains(" 7 3 IN IP4"),
+        "{sdp}"
+    );
+}
+
+#[test]
+fn unacceptable_re_offers_get_an_error_and_the_call_goes_on() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let new_cert = restart_offer().replace("sha-256 D2:FA", "sha-256 00:FA");
+    let held = restart_offer().replace("a=sendrecv", "a=sendonly");
+    for (offer, needle) in [
+        (new_cert.as_str(), "fingerprint"),
+        (held.as_str(), "direction"),
+        ("v=0\r\ngarbage", "SDP"),
+    ] {
+        let cmds = call.on_client_offer(offer, fresh());
+        match &sent(&cmds)[..] {
+            [ServerMessage::Error {
+                code: ErrorCode::BadSdp,
+                message,
+                call_id,
+            }] => {
+                assert!(message.contains(needle), "{message}");
+                assert_eq!(call_id.as_deref(), Some("c1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cmds.len(), 1);
+    }
+    assert!(call.is_answered());
+}

@@ -1,0 +1,124 @@
+//! A browser's mid-call re-offer, the same way in both call directions: an
+//! ICE restart (new ufrag/pwd) is absorbed on the WebRTC leg and answered
+//! without touching SIP; anything else the session cannot absorb is refused
+//! and the call goes on as it was.
+
+use crate::sdp::{self, Direction, ReAnswer, Setup};
+use crate::webrtc::IceRestart;
+
+/// What siphon and the browser agreed on, as far as re-offers care.
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    /// Siphon's last description to the browser.
+    local_sdp: String,
+    version: u64,
+    /// Role to state in re-answers when `local_sdp` was an offer.
+    setup: Option<Setup>,
+    /// Payload types to keep when `local_sdp` was an offer.
+    keep_pts: Option<Vec<u8>>,
+    remote_ufrag: String,
+    remote_pwd: String,
+    remote_fingerprint: String,
+    remote_direction: Direction,
+    mlines: usize,
+}
+
+/// The outcome of an acceptable re-offer.
+#[derive(Debug, Clone)]
+pub struct Renegotiated {
+    /// The `answer` to send.
+    pub answer: String,
+    /// The ICE restart to apply on the leg, when the credentials changed.
+    pub restart: Option<IceRestart>,
+}
+
+/// What the browser's side of the session looked like when it was set up.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// ICE ufrag.
+    pub ufrag: String,
+    /// ICE pwd.
+    pub pwd: String,
+    /// DTLS certificate fingerprint.
+    pub fingerprint: String,
+    /// Media direction it stated.
+    pub direction: Direction,
+    /// Number of m-lines in the session.
+    pub mlines: usize,
+}
+
+impl Negotiated {
+    /// After siphon answered the browser's offer (browser -> SIP calls).
+    pub fn answered(local_answer: String, remote: Remote) -> Self {
+        Negotiated::new(local_answer, None, None, remote)
+    }
+
+    /// After the browser answered siphon's offer (SIP -> browser calls):
+    /// re-answers state siphon's DTLS role and the payload types kept.
+    pub fn offered(local_offer: String, role: Setup, pts: Vec<u8>, remote: Remote) -> Self {
+        Negotiated::new(local_offer, Some(role), Some(pts), remote)
+    }
+
+    fn new(local: String, setup: Option<Setup>, keep: Option<Vec<u8>>, r: Remote) -> Self {
+        Negotiated {
+            local_sdp: local,
+            version: 1,
+            setup,
+            keep_pts: keep,
+            remote_ufrag: r.ufrag,
+            remote_pwd: r.pwd,
+            remote_fingerprint: r.fingerprint,
+            remote_direction: r.direction,
+            mlines: r.mlines,
+        }
+    }
+
+    /// Answer the re-offer `sdp`; `fresh_ice` gives new local credentials if
+    /// it restarts ICE. `Err` is the reason it is refused (nothing changed).
+    pub fn on_offer(
+        &mut self,
+        sdp: &str,
+        fresh_ice: impl FnOnce() -> (String, String),
+    ) -> Result<Renegotiated, String> {
+        let offer = sdp::parse_webrtc_offer(sdp).map_err(|e| e.to_string())?;
+        if !offer
+            .fingerprint
+            .value
+            .eq_ignore_ascii_case(&self.remote_fingerprint)
+        {
+            return Err("the re-offer changes the DTLS fingerprint; place a new call".into());
+        }
+        if offer.mlines.len() != self.mlines {
+            return Err("the re-offer adds or removes m-lines".into());
+        }
+        if offer.direction != self.remote_direction {
+            return Err(format!(
+                "the re-offer changes the direction ({} to {}); hold is not supported here",
+                self.remote_direction.as_str(),
+                offer.direction.as_str()
+            ));
+        }
+        let restarts = offer.ice.ufrag != self.remote_ufrag || offer.ice.pwd != self.remote_pwd;
+        let ice = restarts.then(fresh_ice);
+        let edit = ReAnswer {
+            version: self.version + 1,
+            ice: ice.clone(),
+            setup: self.setup,
+            keep_pts: self.keep_pts.clone(),
+        };
+        let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        self.version += 1;
+        let restart = ice.map(|(local_ufrag, local_pwd)| IceRestart {
+            local_ufrag,
+            local_pwd,
+            remote_ufrag: offer.ice.ufrag.clone(),
+            remote_pwd: offer.ice.pwd.clone(),
+        });
+        if restart.is_some() {
+            self.local_sdp = answer.clone();
+            self.remote_ufrag = offer.ice.ufrag;
+            self.remote_pwd = offer.ice.pwd;
+        }
+        Ok(Renegotiated { answer, restart })
+    }
+}
