@@ -22,7 +22,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -103,6 +104,7 @@ pub struct Browser {
     state: watch::Receiver<RTCPeerConnectionState>,
     gathering: watch::Receiver<RTCIceGatheringState>,
     received: Mutex<mpsc::Receiver<RtpIn>>,
+    candidates: Mutex<mpsc::UnboundedReceiver<serde_json::Value>>,
 }
 
 /// Turns the crate's callbacks into channels the `Browser` methods wait on.
@@ -110,12 +112,25 @@ struct Events {
     state: watch::Sender<RTCPeerConnectionState>,
     gathering: watch::Sender<RTCIceGatheringState>,
     received: mpsc::Sender<RtpIn>,
+    candidates: mpsc::UnboundedSender<serde_json::Value>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         self.gathering.send_replace(state);
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        // As a browser's `RTCIceCandidate.toJSON()`, for a `candidate` message.
+        if let Ok(init) = event.candidate.to_json() {
+            let json = serde_json::json!({
+                "candidate": init.candidate,
+                "sdpMid": "0",
+                "sdpMLineIndex": 0,
+            });
+            let _ = self.candidates.send(json);
+        }
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -155,6 +170,14 @@ impl Browser {
         Self::with_answer_role(codecs, RTCDtlsRole::Client).await
     }
 
+    /// Like `new`, but an ICE restart rebinds its UDP socket, as a browser
+    /// whose network changed does: the new candidates have a new port. Its
+    /// checks go out every 50 ms, as Chrome paces them while connecting
+    /// (the crate's own default is 200 ms).
+    pub async fn moving(codecs: &[Codec]) -> Result<Self, BoxError> {
+        Self::build(codecs, RTCDtlsRole::Client, true).await
+    }
+
     /// A peer that answers DTLS as the crate does by itself: `passive`
     /// toward an ICE-lite offerer, like other pion-lineage stacks.
     pub async fn pion_style(codecs: &[Codec]) -> Result<Self, BoxError> {
@@ -162,6 +185,10 @@ impl Browser {
     }
 
     async fn with_answer_role(codecs: &[Codec], role: RTCDtlsRole) -> Result<Self, BoxError> {
+        Self::build(codecs, role, false).await
+    }
+
+    async fn build(codecs: &[Codec], role: RTCDtlsRole, moving: bool) -> Result<Self, BoxError> {
         let mut media = MediaEngine::default();
         for codec in codecs {
             media.register_codec(codec.parameters(), RtpCodecKind::Audio)?;
@@ -176,15 +203,23 @@ impl Browser {
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_answering_dtls_role(role)
-            .build();
+            .with_discard_local_candidates_during_ice_restart(moving);
+        let settings = if moving {
+            settings.with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+        } else {
+            settings
+        }
+        .build();
 
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
         let (received_tx, received) = mpsc::channel(RECEIVE_QUEUE);
+        let (candidates_tx, candidates) = mpsc::unbounded_channel();
         let events = Events {
             state: state_tx,
             gathering: gathering_tx,
             received: received_tx,
+            candidates: candidates_tx,
         };
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -211,7 +246,58 @@ impl Browser {
             state,
             gathering,
             received: Mutex::new(received),
+            candidates: Mutex::new(candidates),
         })
+    }
+
+    /// Trickle ICE: applies an offer and returns it at once, before any
+    /// candidate is gathered; candidates follow from `next_candidate`.
+    pub async fn create_offer_trickle(&self) -> Result<String, BoxError> {
+        let offer = self.pc.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await?;
+        Ok(sdp)
+    }
+
+    /// The next gathered candidate as `RTCIceCandidateInit` JSON.
+    pub async fn next_candidate(&self, timeout: Duration) -> Result<serde_json::Value, BoxError> {
+        let mut rx = self.candidates.lock().await;
+        let next = tokio::time::timeout(timeout, rx.recv()).await;
+        Ok(next
+            .map_err(|_| "no candidate gathered")?
+            .ok_or("gathering stopped")?)
+    }
+
+    /// `pc.restartIce()` and a new offer, returned once it carries the
+    /// restart's candidates (new ufrag, and candidates unlike the last ones).
+    pub async fn restart_ice_offer(&self) -> Result<String, BoxError> {
+        let ufrag = |sdp: &str| {
+            sdp.lines()
+                .find(|l| l.starts_with("a=ice-ufrag:"))
+                .map(str::to_owned)
+        };
+        let candidates = |sdp: &str| -> Vec<String> {
+            let lines = sdp.lines().filter(|l| l.starts_with("a=candidate:"));
+            lines.map(|l| l.split(' ').skip(4).collect()).collect()
+        };
+        let before = self.pc.local_description().await.map(|d| d.sdp);
+        let old = before.as_deref().and_then(ufrag);
+        let old_candidates = before.as_deref().map(candidates).unwrap_or_default();
+        self.pc.restart_ice().await?;
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(local) = self.pc.local_description().await {
+                let now = candidates(&local.sdp);
+                let fresh = ufrag(&local.sdp) != old && !now.is_empty() && now != old_candidates;
+                if fresh {
+                    return Ok(local.sdp);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err("the restart gathered no candidates".into())
     }
 
     /// Creates and applies an offer; returns it once it carries the gathered candidates.
