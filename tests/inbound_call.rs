@@ -394,3 +394,48 @@ async fn flood_and_unusable_offers_get_their_errors_and_nothing_else_changes() {
     );
     assert!(first["call_id"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_incoming_call_survives_a_lost_socket_and_is_resumed() {
+    let rig = Rig::start(34800).await;
+    let mut sig = rig.session("bob").await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (uac, mut events) = rig.call("bob", &pbx_rtp).await;
+    let incoming = sig.recv_type("incoming", T).await.unwrap();
+    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let answer = browser
+        .accept_offer(incoming["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Answered { .. }
+    ));
+    browser.wait_connected(T).await.unwrap();
+
+    // The socket drops; the call waits; the same user comes back for it.
+    sig.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rig.gateway.active_calls(), 1, "the call waits");
+    let mut sig = rig.session("bob").await;
+    sig.send(json!({"type":"resume","call_id":call_id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        sig.recv_type("resumed", T).await.unwrap()["call_id"],
+        call_id
+    );
+
+    // The new socket is the call's now: the PBX's BYE reaches it.
+    uac.hangup().await;
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(
+        (hangup["call_id"].as_str(), hangup["code"].as_u64()),
+        (Some(call_id.as_str()), Some(200))
+    );
+    browser.close().await;
+}

@@ -17,6 +17,10 @@ use siphon::metrics::Metrics;
 const T: Duration = Duration::from_secs(10);
 
 async fn gateway(port_base: u16) -> Gateway {
+    gateway_with(port_base, |_| {}).await
+}
+
+async fn gateway_with(port_base: u16, tweak: impl FnOnce(&mut Config)) -> Gateway {
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -26,6 +30,7 @@ async fn gateway(port_base: u16) -> Gateway {
     config.rtp.port_min = port_base;
     config.rtp.port_max = port_base + 19;
     config.media.workers = 1;
+    tweak(&mut config);
     Gateway::start(config, Metrics::new()).await.unwrap()
 }
 
@@ -165,6 +170,121 @@ async fn an_ice_restart_on_a_new_socket_keeps_the_audio_going() {
         .await
         .unwrap();
     assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+    gw.shutdown().await;
+}
+
+/// A user's answered echo call on a fresh socket.
+async fn answered_echo_call(gw: &Gateway, user: &str, call_id: &str) -> (Signaling, Browser) {
+    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"hello","user":user})).await.unwrap();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":call_id,"to":"echo","sdp":offer}))
+        .await
+        .unwrap();
+    let answered = sig.recv_type("answered", T).await.unwrap();
+    browser
+        .apply_answer(answered["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    browser.wait_connected(T).await.unwrap();
+    (sig, browser)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_socket_of_the_same_user_resumes_the_call() {
+    let gw = gateway(35200).await;
+    let (sig, browser) = answered_echo_call(&gw, "alice", "k1").await;
+    sig.close().await;
+    // Media does not depend on the socket: audio goes on while it is away.
+    let back = echo_round_trip(&browser, 50).await;
+    assert!(
+        back >= 45,
+        "only {back} of 50 frames while the socket was away"
+    );
+    assert_eq!(gw.active_calls(), 1);
+
+    let url = format!("ws://{}/ws", gw.http_addr());
+    let mut other = Signaling::connect(&url).await.unwrap();
+    other
+        .send(json!({"type":"hello","user":"mallory"}))
+        .await
+        .unwrap();
+    other
+        .send(json!({"type":"resume","call_id":"k1"}))
+        .await
+        .unwrap();
+    let refused = other.recv(T).await.unwrap();
+    assert_eq!(
+        refused["code"], "unknown_call",
+        "another user cannot take it: {refused}"
+    );
+
+    let mut sig = Signaling::connect(&url).await.unwrap();
+    sig.send(json!({"type":"hello","user":"alice"}))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"resume","call_id":"k1"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv_type("resumed", T).await.unwrap()["call_id"], "k1");
+    let back = echo_round_trip(&browser, 50).await;
+    assert!(back >= 45, "only {back} of 50 frames after the resume");
+    sig.send(json!({"type":"hangup","call_id":"k1"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_resumes_ends_after_the_grace() {
+    let gw = gateway_with(35300, |c| c.limits.reconnect_grace_secs = 1).await;
+    let (sig, browser) = answered_echo_call(&gw, "bob", "g1").await;
+    sig.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gw.active_calls(), 1, "still waiting");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while gw.active_calls() != 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.active_calls(), 0, "BYE after the grace");
+    // Too late now.
+    let url = format!("ws://{}/ws", gw.http_addr());
+    let mut sig = Signaling::connect(&url).await.unwrap();
+    sig.send(json!({"type":"hello","user":"bob"}))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"resume","call_id":"g1"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv(T).await.unwrap()["code"], "unknown_call");
+    browser.close().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_socket_takes_its_calls_with_it() {
+    let gw = gateway(35400).await;
+    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"a1","to":"echo","sdp":offer}))
+        .await
+        .unwrap();
+    sig.recv_type("answered", T).await.unwrap();
+    sig.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while gw.active_calls() != 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gw.active_calls(), 0, "no user to come back: ended at once");
     browser.close().await;
     gw.shutdown().await;
 }

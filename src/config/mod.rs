@@ -159,6 +159,11 @@ impl LimitsConfig {
     pub fn media_timeout(&self) -> Duration {
         Duration::from_secs(self.media_timeout_secs)
     }
+
+    /// `reconnect_grace_secs` as a duration.
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_secs(self.reconnect_grace_secs)
+    }
 }
 
 /// File table + environment -> typed, validated config, with every error.

@@ -160,6 +160,7 @@ impl Section for LimitsConfig {
         v.field("max_ws_message_bytes", &mut self.max_ws_message_bytes);
         v.field("ring_timeout_secs", &mut self.ring_timeout_secs);
         v.field("media_timeout_secs", &mut self.media_timeout_secs);
+        v.field("reconnect_grace_secs", &mut self.reconnect_grace_secs);
         v.field("per_user_calls", &mut self.per_user_calls);
         v.field("max_ring_sessions", &mut self.max_ring_sessions);
     }

@@ -192,6 +192,8 @@ pub struct LimitsConfig {
     pub ring_timeout_secs: u64,
     /// Seconds without media before a call is hung up.
     pub media_timeout_secs: u64,
+    /// Seconds an answered call waits for its lost WebSocket to come back.
+    pub reconnect_grace_secs: u64,
     /// Calls at once for one user, inbound and outbound together.
     pub per_user_calls: u32,
     /// Browser sessions of one user rung at once by an inbound call.
@@ -333,6 +335,7 @@ impl Default for LimitsConfig {
             max_ws_message_bytes: 65536,
             ring_timeout_secs: 60,
             media_timeout_secs: 60,
+            reconnect_grace_secs: 30,
             per_user_calls: 4,
             max_ring_sessions: 10,
         }

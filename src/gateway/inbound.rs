@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::detached::Grace;
 use super::outbound::{media_signal, release, Resources};
 use super::Inner;
 use crate::call::inbound::{
@@ -18,7 +19,7 @@ use crate::call::leg::LocalWebRtc;
 use crate::call::outbound::Outcome;
 use crate::media::{AddCall, MediaEvent, PortPair};
 use crate::metrics::direction::INBOUND;
-use crate::signaling::{new_call_id, ClientEvent, ServerMessage, SessionLink};
+use crate::signaling::{new_call_id, ClientEvent, ResumeLink, ServerMessage, SessionLink};
 use crate::sip::{self, UasEvent};
 use crate::webrtc::{self, LegConfig};
 
@@ -111,6 +112,12 @@ struct Driver<'a> {
     call_id: String,
     started: Instant,
     setup: Option<std::time::Duration>,
+    /// The reconnect grace of the answered call.
+    grace: Grace,
+    /// The session whose socket was lost, while the call waits for it.
+    lost: Option<SessionId>,
+    /// Sessions that resumed the call, and the session each stands for.
+    aliases: HashMap<SessionId, SessionId>,
 }
 
 async fn drive(
@@ -155,6 +162,7 @@ async fn drive(
         ssrc: rand::random(),
         session_id: u64::from(rand::random::<u32>()),
     };
+    let grace = Grace::new(Some(user.clone()), &call_id);
     let params = InboundParams {
         call_id: call_id.clone(),
         from: from_uri,
@@ -189,6 +197,9 @@ async fn drive(
         call_id: call_id.clone(),
         started,
         setup: None,
+        grace,
+        lost: None,
+        aliases: HashMap::new(),
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -209,23 +220,25 @@ async fn drive(
                 Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
                 None => InboundEvent::SipEnded { by_remote: false },
             },
-            Some((session, ev)) = control.recv() => match ev {
-                ClientEvent::Gone if session == super::SHUTDOWN_SESSION => InboundEvent::Shutdown,
-                ClientEvent::Accept(sdp) => InboundEvent::Accept(session, sdp),
-                ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
-                ClientEvent::Hangup | ClientEvent::Gone => InboundEvent::Hangup(session),
-                ClientEvent::Candidate(_) => continue,
-                ClientEvent::Offer(sdp) => {
-                    InboundEvent::Offer(session, sdp, webrtc::random_ice_credentials())
+            Some((session, ev)) = control.recv() => {
+                let answered = machine.is_answered();
+                match d.client_event(session, ev, answered, &control_tx).await {
+                    Some(event) => event,
+                    None => continue,
                 }
-            },
+            }
             Some(ev) = media_rx.recv() => match media_signal(ev) {
                 Some(sig) => InboundEvent::Media(sig),
                 None => continue,
             },
             () = &mut ring_timeout, if !machine.is_answered() => InboundEvent::RingTimeout,
+            () = d.grace.expired(), if d.grace.waiting() => match (d.grace.give_up(gw), d.lost) {
+                (true, Some(lost)) => InboundEvent::Hangup(lost),
+                _ => continue,
+            },
         };
         if let Some(outcome) = d.exec(machine.on_event(event)).await {
+            d.grace.forget(gw);
             return outcome;
         }
     }
@@ -252,6 +265,54 @@ impl Drop for Registered<'_> {
 }
 
 impl Driver<'_> {
+    /// Turn a client event into a machine input, handling lost sockets and
+    /// resumes here; `None` when the machine has nothing to hear.
+    async fn client_event(
+        &mut self,
+        session: SessionId,
+        ev: ClientEvent,
+        answered: bool,
+        control: &crate::signaling::ClientControl,
+    ) -> Option<InboundEvent> {
+        let session = self.aliases.get(&session).copied().unwrap_or(session);
+        Some(match ev {
+            ClientEvent::Gone if session == super::SHUTDOWN_SESSION => InboundEvent::Shutdown,
+            ClientEvent::Detached if answered && self.grace.start(self.gw, control) => {
+                self.lost = Some(session);
+                return None;
+            }
+            ClientEvent::Hangup | ClientEvent::Gone | ClientEvent::Detached => {
+                InboundEvent::Hangup(session)
+            }
+            ClientEvent::Resumed(link) => {
+                self.resumed(link).await;
+                return None;
+            }
+            ClientEvent::Accept(sdp) => InboundEvent::Accept(session, sdp),
+            ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
+            ClientEvent::Candidate(_) => return None,
+            ClientEvent::Offer(sdp) => {
+                InboundEvent::Offer(session, sdp, webrtc::random_ice_credentials())
+            }
+        })
+    }
+
+    /// A new socket took the call back: it stands for the lost session.
+    async fn resumed(&mut self, link: ResumeLink) {
+        self.grace.resumed();
+        let Some(lost) = self.lost.take() else {
+            return;
+        };
+        self.aliases.insert(link.session, lost);
+        if let Some(old) = self.sessions.get_mut(&lost) {
+            old.to_client = link.to_client;
+            let msg = ServerMessage::Resumed {
+                call_id: self.call_id.clone(),
+            };
+            let _ = old.to_client.send(msg).await;
+        }
+    }
+
     /// Attach the call to each session and send it `incoming`; returns the
     /// sessions reached.
     async fn deliver(

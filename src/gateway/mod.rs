@@ -3,6 +3,7 @@
 //! library so tests start a whole gateway in-process, as `main` does.
 
 mod client_registrations;
+mod detached;
 mod inbound;
 mod outbound;
 mod registrations;
@@ -24,7 +25,7 @@ use crate::media::{PortPool, Relays};
 use crate::metrics::Metrics;
 use crate::signaling::{
     CallRequest, CallService, ClientControl, ClientEvent, ErrorCode, Refusal, RegisterRequest,
-    ServerMessage, SessionId, SessionLimits, SessionLink,
+    ResumeLink, ServerMessage, SessionId, SessionLimits, SessionLink,
 };
 use crate::sip::{self, EchoServer, SipEndpoint};
 use crate::webrtc::Identity;
@@ -77,6 +78,8 @@ pub(crate) struct Inner {
     pub(crate) slots: slots::UserSlots,
     /// Upstream registrations of configured users.
     pub(crate) registrations: registrations::Registrations,
+    /// Answered calls whose socket was lost, waiting for a `resume`.
+    pub(crate) detached: detached::Detached,
     /// Registrations browser sessions asked for (`register`).
     pub(crate) client_registrations: client_registrations::ClientRegistrations,
     pub(crate) shutdown: CancellationToken,
@@ -123,6 +126,7 @@ impl Gateway {
             slots: slots::UserSlots::default(),
             registrations: Default::default(),
             client_registrations: Default::default(),
+            detached: Default::default(),
             shutdown: shutdown.clone(),
             _echo: echo,
             config,
@@ -188,6 +192,7 @@ async fn serve_http(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
                 .auth
                 .required
                 .then(|| Arc::from(inner.config.auth.secret.as_bytes())),
+            resumable: !inner.config.limits.reconnect_grace().is_zero(),
         },
         metrics_enabled: inner.config.metrics.enabled,
         ready: Arc::new(AtomicBool::new(true)),
@@ -281,6 +286,15 @@ impl CallService for Calls {
 
     fn unregister(&self, session: SessionId, user: &str) -> Result<(), Refusal> {
         self.0.client_registrations.stop(session, user)
+    }
+
+    fn resume(
+        &self,
+        user: &str,
+        call_id: &str,
+        link: ResumeLink,
+    ) -> Result<ClientControl, Refusal> {
+        detached::resume(&self.0, user, call_id, link)
     }
 }
 

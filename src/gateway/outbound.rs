@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::detached::Grace;
 use super::Inner;
 use crate::call::leg::LocalWebRtc;
 use crate::call::outbound::{
@@ -16,7 +17,7 @@ use crate::call::outbound::{
 use crate::call::Target;
 use crate::media::{AddCall, MediaEvent, SilentSide};
 use crate::metrics::direction::OUTBOUND;
-use crate::signaling::{CallRequest, ClientEvent, ServerMessage, SessionId};
+use crate::signaling::{CallRequest, ClientControl, ClientEvent, ServerMessage, SessionId};
 use crate::sip::{self, UacEvent, UacHandle};
 use crate::webrtc::{self, LegConfig, LegId};
 
@@ -32,7 +33,10 @@ pub(super) async fn run(
     let span = tracing::info_span!("call", call_id = %request.call_id, direction = OUTBOUND);
     let active = gw.metrics.calls_active.with_label_values(&[OUTBOUND]);
     active.inc();
-    let outcome = drive(&gw, request, target, &to_client, control)
+    // The registry holds the sender of `control`; a waiting call leaves a
+    // copy where `resume` finds it.
+    let control_tx = gw.calls.get(&key).map(|c| c.clone());
+    let outcome = drive(&gw, request, target, to_client, (control_tx, control))
         .instrument(span)
         .await;
     active.dec();
@@ -79,16 +83,23 @@ struct Started {
     media_events: mpsc::UnboundedReceiver<MediaEvent>,
 }
 
+/// The call's control channel: its sender (for a waiting call) and receiver.
+type Control = (
+    Option<ClientControl>,
+    mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
+);
+
 async fn drive(
     gw: &Arc<Inner>,
     request: CallRequest,
     target: Target,
-    to_client: &mpsc::Sender<ServerMessage>,
-    control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
+    to_client: mpsc::Sender<ServerMessage>,
+    control: Control,
 ) -> Outcome {
     let call_id = request.call_id.clone();
+    let grace = Grace::new(request.user.clone(), &call_id);
     match start(gw, request, target).await {
-        Ok(started) => run_events(gw, started, to_client, control).await,
+        Ok(started) => run_events(gw, started, to_client, control, grace).await,
         Err(r) => {
             let _ = to_client
                 .send(ServerMessage::hangup(&call_id, r.code, r.reason))
@@ -184,9 +195,11 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
 async fn run_events(
     gw: &Arc<Inner>,
     started: Started,
-    to_client: &mpsc::Sender<ServerMessage>,
-    mut control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
+    to_client: mpsc::Sender<ServerMessage>,
+    control: Control,
+    mut grace: Grace,
 ) -> Outcome {
+    let (control_tx, mut control) = control;
     let Started {
         mut call,
         res,
@@ -216,6 +229,16 @@ async fn run_events(
             },
             ev = control.recv() => match ev.map(|(_, ev)| ev) {
                 Some(ClientEvent::Hangup) => call.on_client_hangup(),
+                Some(ClientEvent::Detached) => match &control_tx {
+                    Some(c) if call.is_answered() && grace.start(gw, c) => continue,
+                    _ => call.on_client_gone(),
+                },
+                Some(ClientEvent::Resumed(link)) => {
+                    grace.resumed();
+                    driver.to_client = link.to_client;
+                    let call_id = call.call_id().to_owned();
+                    vec![Command::Send(ServerMessage::Resumed { call_id })]
+                }
                 Some(ClientEvent::Offer(sdp)) => {
                     call.on_client_offer(&sdp, webrtc::random_ice_credentials())
                 }
@@ -232,8 +255,15 @@ async fn run_events(
                 None => continue,
             },
             () = &mut ring_timeout, if !call.is_answered() => call.on_ring_timeout(),
+            () = grace.expired(), if grace.waiting() => {
+                if !grace.give_up(gw) {
+                    continue;
+                }
+                call.on_client_gone()
+            }
         };
         if let Some(outcome) = driver.exec(cmds).await {
+            grace.forget(gw);
             return outcome;
         }
     }
@@ -243,7 +273,7 @@ struct Driver<'a> {
     gw: &'a Arc<Inner>,
     res: Resources,
     uac: UacHandle,
-    to_client: &'a mpsc::Sender<ServerMessage>,
+    to_client: mpsc::Sender<ServerMessage>,
 }
 
 impl Driver<'_> {

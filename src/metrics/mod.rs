@@ -67,6 +67,8 @@ pub struct Metrics {
     pub ice_restarts_total: IntCounter,
     /// Answered legs whose consent checks paused (`ice_disconnected` sent).
     pub ice_disconnects_total: IntCounter,
+    /// Calls whose WebSocket was lost, by outcome (resumed, expired).
+    pub reconnects_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -152,6 +154,11 @@ impl Metrics {
                 "WebRTC legs whose consent checks paused",
             )
             .expect("valid counter"),
+            reconnects_total: counter_vec(
+                "reconnects_total",
+                "Answered calls whose WebSocket was lost, by outcome",
+                &["outcome"],
+            ),
             registry,
         };
         m.register_all();
@@ -179,6 +186,7 @@ impl Metrics {
             Box::new(self.media_timeouts_total.clone()),
             Box::new(self.ice_restarts_total.clone()),
             Box::new(self.ice_disconnects_total.clone()),
+            Box::new(self.reconnects_total.clone()),
         ];
         for c in collectors {
             self.registry

@@ -98,6 +98,11 @@ pub enum ClientMessage {
     },
     /// Remove the registration made by `register`.
     Unregister {},
+    /// Take back an answered call whose previous socket was lost.
+    Resume {
+        /// The call, as the previous socket knew it.
+        call_id: String,
+    },
 }
 
 impl ClientMessage {
@@ -113,6 +118,7 @@ impl ClientMessage {
             ClientMessage::Hangup { .. } => "hangup",
             ClientMessage::Register { .. } => "register",
             ClientMessage::Unregister {} => "unregister",
+            ClientMessage::Resume { .. } => "resume",
         }
     }
 }
@@ -228,6 +234,11 @@ pub enum ServerMessage {
     },
     /// The browser's consent checks paused: restart ICE (`pc.restartIce()`).
     IceDisconnected {
+        /// The call.
+        call_id: String,
+    },
+    /// The call is this socket's now (after `resume`).
+    Resumed {
         /// The call.
         call_id: String,
     },
@@ -364,6 +375,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
         "hangup",
         "register",
         "unregister",
+        "resume",
     ];
     if !KINDS.contains(&kind) {
         let msg = format!("unknown message type `{}`", truncate(kind, 32));
@@ -397,6 +409,7 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         | ClientMessage::Hangup { call_id }
         | ClientMessage::Accept { call_id, .. }
         | ClientMessage::Offer { call_id, .. }
+        | ClientMessage::Resume { call_id }
         | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),
         ClientMessage::Register {
             extension,

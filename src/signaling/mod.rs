@@ -8,6 +8,6 @@ pub use messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
 };
 pub use session::{
-    new_call_id, CallRequest, CallService, ClientControl, ClientEvent, RegisterRequest, SessionId,
-    SessionLimits, SessionLink,
+    new_call_id, CallRequest, CallService, ClientControl, ClientEvent, RegisterRequest, ResumeLink,
+    SessionId, SessionLimits, SessionLink,
 };

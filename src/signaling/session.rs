@@ -36,6 +36,26 @@ pub enum ClientEvent {
     Candidate(Option<IceCandidate>),
     /// The socket closed.
     Gone,
+    /// The socket of a user closed: an answered call may wait
+    /// `limits.reconnect_grace_secs` for a `resume`.
+    Detached,
+    /// A new socket of the same user took the call back.
+    Resumed(ResumeLink),
+}
+
+/// Where a resumed call's messages go from now on.
+#[derive(Debug, Clone)]
+pub struct ResumeLink {
+    /// The new session.
+    pub session: SessionId,
+    /// Its outgoing messages.
+    pub to_client: mpsc::Sender<ServerMessage>,
+}
+
+impl PartialEq for ResumeLink {
+    fn eq(&self, other: &Self) -> bool {
+        self.session == other.session
+    }
 }
 
 /// A request to place a call, as the session received it.
@@ -103,6 +123,10 @@ pub trait CallService: Send + Sync + 'static {
 
     /// Remove the registration `session` made (`unregistered` follows).
     fn unregister(&self, session: SessionId, user: &str) -> Result<(), Refusal>;
+
+    /// Hand `user`'s detached call `call_id` to the session of `link`.
+    fn resume(&self, user: &str, call_id: &str, link: ResumeLink)
+        -> Result<ClientControl, Refusal>;
 }
 
 /// How long a client has to authenticate with `hello`.
@@ -115,6 +139,9 @@ pub struct SessionLimits {
     pub max_message_bytes: usize,
     /// The HS256 secret when tokens are required (`auth.required`).
     pub auth_secret: Option<Arc<[u8]>>,
+    /// Whether answered calls of a lost socket wait for a `resume`
+    /// (`limits.reconnect_grace_secs` > 0).
+    pub resumable: bool,
 }
 
 /// Serve one socket until it closes. `url_token` is the `token` query parameter.
@@ -341,10 +368,28 @@ impl Session {
                 let user = self.named_user("unregister")?;
                 self.service.unregister(self.id, &user)
             }
+            ClientMessage::Resume { call_id } => self.resume(call_id),
         }
     }
 
-    /// The session's user; registration needs one (token or `hello`).
+    /// Take back a call a lost socket of the same user left waiting.
+    fn resume(&mut self, call_id: String) -> Result<(), Refusal> {
+        let user = self.named_user("resume")?;
+        if self.calls.contains_key(&call_id) {
+            let mut r = refusal(ErrorCode::DuplicateCall, "call_id already in use");
+            r.call_id = Some(call_id);
+            return Err(r);
+        }
+        let link = ResumeLink {
+            session: self.id,
+            to_client: self.to_client.clone(),
+        };
+        let control = self.service.resume(&user, &call_id, link)?;
+        self.calls.insert(call_id, control);
+        Ok(())
+    }
+
+    /// The session's user; registration and resuming need one.
     fn named_user(&self, kind: &str) -> Result<String, Refusal> {
         self.user.clone().ok_or_else(|| {
             let msg = format!("{kind} needs a user: authenticate or send hello with a user first");
@@ -396,8 +441,14 @@ impl Session {
     }
 
     fn close(&mut self) {
+        // Only a known user can come back for its calls.
+        let event = if self.limits.resumable && self.user.is_some() {
+            ClientEvent::Detached
+        } else {
+            ClientEvent::Gone
+        };
         for (_, control) in self.calls.drain() {
-            let _ = control.send((self.id, ClientEvent::Gone));
+            let _ = control.send((self.id, event.clone()));
         }
         if let Some(user) = &self.user {
             self.service.session_closed(self.id, user);
