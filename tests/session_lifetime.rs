@@ -64,12 +64,7 @@ async fn a_call_connects_when_its_only_candidate_is_trickled_late() {
     sig.send(json!({"type":"candidate","call_id":"t1","candidate":null}))
         .await
         .unwrap();
-    let answered = sig.recv_type("answered", T).await.unwrap();
-    browser
-        .apply_answer(answered["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    browser.wait_connected(T).await.unwrap();
+    connect_on_answer(&mut sig, &browser).await;
     let back = echo_round_trip(&browser, 100).await;
     assert!(back >= 90, "only {back} of 100 frames came back");
     sig.send(json!({"type":"hangup","call_id":"t1"}))
@@ -78,6 +73,16 @@ async fn a_call_connects_when_its_only_candidate_is_trickled_late() {
     assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
     browser.close().await;
     gw.shutdown().await;
+}
+
+/// Waits for `answered`, applies it and waits until media can flow.
+async fn connect_on_answer(sig: &mut Signaling, browser: &Browser) {
+    let answered = sig.recv_type("answered", T).await.unwrap();
+    browser
+        .apply_answer(answered["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    browser.wait_connected(T).await.unwrap();
 }
 
 /// Streams stamped frames every 20 ms for `frames` frames and returns when
@@ -118,12 +123,7 @@ async fn an_ice_restart_on_a_new_socket_keeps_the_audio_going() {
     sig.send(json!({"type":"call","call_id":"m1","to":"echo","sdp":offer.clone()}))
         .await
         .unwrap();
-    let answered = sig.recv_type("answered", T).await.unwrap();
-    browser
-        .apply_answer(answered["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    browser.wait_connected(T).await.unwrap();
+    connect_on_answer(&mut sig, &browser).await;
 
     let streaming = tokio::spawn(stream(browser.clone(), 200));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -185,12 +185,7 @@ async fn answered_echo_call(gw: &Gateway, user: &str, call_id: &str) -> (Signali
     sig.send(json!({"type":"call","call_id":call_id,"to":"echo","sdp":offer}))
         .await
         .unwrap();
-    let answered = sig.recv_type("answered", T).await.unwrap();
-    browser
-        .apply_answer(answered["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    browser.wait_connected(T).await.unwrap();
+    connect_on_answer(&mut sig, &browser).await;
     (sig, browser)
 }
 
