@@ -1,6 +1,7 @@
 //! The media plane: RTP port pool, per-direction header rewriting, RTCP
 //! translation and the relay loops that move packets between the legs.
 
+pub mod dtmf;
 pub mod pool;
 pub mod relay;
 pub mod rewrite;
