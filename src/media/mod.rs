@@ -10,7 +10,9 @@ pub mod rtcp;
 use std::net::SocketAddr;
 
 pub use pool::{PoolError, PortPair, PortPool};
-pub use relay::{AddCall, CallStats, MediaEvent, RelayError, RelayHandle, Relays, SilentSide};
+pub use relay::{
+    AddCall, CallStats, MediaEvent, Press, RelayError, RelayHandle, Relays, SilentSide,
+};
 pub use rewrite::{PtMap, RewriteDrop, StreamRewriter};
 
 /// What the SIP side of a call looks like once its SDP answer is known.
@@ -28,4 +30,8 @@ pub struct SipMedia {
     pub to_webrtc: PtMap,
     /// Timestamp units per packet (clock rate x ptime).
     pub ts_step: u32,
+    /// telephone-event toward the browser (PT, clock), for generated key presses.
+    pub webrtc_dtmf: Option<(u8, u32)>,
+    /// telephone-event toward the SIP peer (PT, clock); `None`: it takes SIP INFO.
+    pub sip_dtmf: Option<(u8, u32)>,
 }

@@ -98,6 +98,17 @@ impl StreamRewriter {
         self.ts_offset
     }
 
+    /// Header fields for a packet siphon adds to this stream (a generated
+    /// key press): the next sequence number, after which relayed packets
+    /// move up by one so the stream stays gapless; and the timestamp of the
+    /// next frame, where an event starting now belongs.
+    pub fn inject(&mut self) -> (u16, u32) {
+        let seq = self.last_out_seq.wrapping_add(1);
+        self.last_out_seq = seq;
+        self.seq_offset = self.seq_offset.wrapping_add(1);
+        (seq, self.last_out_ts.wrapping_add(self.ts_step))
+    }
+
     /// Rewrite the RTP header in `pkt` in place.
     pub fn rewrite(&mut self, pkt: &mut [u8]) -> Result<(), RewriteDrop> {
         if pkt.len() < 12 || pkt[0] >> 6 != 2 {
@@ -223,5 +234,21 @@ mod tests {
         rw.rewrite(&mut p).unwrap();
         let (_, _, seq, ts, _) = fields(&p);
         assert_eq!((seq, ts), (13, 12480));
+    }
+
+    #[test]
+    fn injected_packets_take_their_own_sequence_numbers() {
+        let mut rw = rewriter();
+        rw.rewrite(&mut rtp(111, 10, 9600, 1)).unwrap();
+        assert_eq!(rw.inject(), (11, 10560));
+        assert_eq!(rw.inject(), (12, 10560));
+        let mut p = rtp(111, 11, 10560, 1);
+        rw.rewrite(&mut p).unwrap();
+        let (_, _, seq, ts, _) = fields(&p);
+        assert_eq!(
+            (seq, ts),
+            (13, 10560),
+            "relayed packets move up, timestamps stay"
+        );
     }
 }

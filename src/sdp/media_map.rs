@@ -21,6 +21,11 @@ pub struct MediaMap {
     pub sip_event_pt: Option<u8>,
     /// Packetization time in milliseconds.
     pub ptime: u32,
+    /// The WebRTC leg's own telephone-event (PT, clock), mapped or not:
+    /// where siphon sends the key presses it generates.
+    pub browser_dtmf: Option<(u8, u32)>,
+    /// The SIP leg's own telephone-event (PT, clock); `None`: SIP INFO.
+    pub sip_dtmf: Option<(u8, u32)>,
 }
 
 /// The map for a browser-to-phone call.
@@ -38,6 +43,8 @@ pub fn media_map(offer: &WebRtcOffer, answer: &SipAnswer) -> MediaMap {
         browser_event_pt,
         sip_event_pt,
         ptime: answer.ptime.unwrap_or(DEFAULT_PTIME),
+        browser_dtmf: browser_event(offer, answer).map(|c| (c.pt, c.clock)),
+        sip_dtmf: sip_event.map(|c| (c.pt, c.clock)),
     }
 }
 
@@ -51,5 +58,7 @@ pub fn media_map_inbound(offer: &SipOffer, answer: &WebRtcAnswer) -> MediaMap {
         browser_event_pt: events.map(|(_, browser)| browser.pt),
         sip_event_pt: events.map(|(sip, _)| sip.pt),
         ptime: offer.ptime.unwrap_or(DEFAULT_PTIME),
+        browser_dtmf: answer.telephone_event.as_ref().map(|c| (c.pt, c.clock)),
+        sip_dtmf: events.map(|(sip, _)| (sip.pt, sip.clock)),
     }
 }

@@ -4,6 +4,7 @@
 
 mod counters;
 mod liveness;
+mod tones;
 mod worker;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use crate::webrtc::{IceRestart, Identity, LegConfig, LegId};
 
 pub use counters::CallStats;
 pub use liveness::SilentSide;
+pub use tones::Press;
 
 /// Errors from a relay loop's control interface.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub(crate) enum Command {
         Box<IceRestart>,
         oneshot::Sender<Result<(), RelayError>>,
     ),
+    Dtmf(LegId, Press),
     Remove(LegId, oneshot::Sender<CallStats>),
     Shutdown,
 }
@@ -152,6 +155,11 @@ impl RelayHandle {
         let (tx, rx) = oneshot::channel();
         self.send(Command::RestartIce(leg, Box::new(creds), tx))?;
         rx.await.map_err(|_| RelayError::Stopped)?
+    }
+
+    /// Queue a generated key press on a call (RFC 4733 toward one side).
+    pub fn dtmf(&self, leg: LegId, press: Press) -> Result<(), RelayError> {
+        self.send(Command::Dtmf(leg, press))
     }
 
     /// Take a call off the loop; its RTP port returns to the pool.

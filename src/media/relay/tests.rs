@@ -67,6 +67,8 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
         to_sip,
         to_webrtc,
         ts_step: 160,
+        webrtc_dtmf: Some((126, 8000)),
+        sip_dtmf: Some((101, 8000)),
     };
     relay.configure(leg, media).unwrap();
     let server = relay.webrtc_addr();
@@ -220,5 +222,58 @@ async fn a_silent_sip_peer_times_the_call_out_once() {
         "reported once, naming the SIP side"
     );
     wait_for_metric(&s.metrics, "siphon_media_timeouts_total{side=\"sip\"} 1").await;
+    s.relay.remove(s.leg).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_key_presses_reach_each_side_as_rfc4733() {
+    use super::Press;
+    let mut s = setup(32300).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    let mut buf = [0u8; 2048];
+    let collect = |sock: &UdpSocket, buf: &mut [u8], decrypt: &mut dyn FnMut(&[u8]) -> Vec<u8>| {
+        let mut got = Vec::new();
+        while let Ok((n, _)) = sock.recv_from(buf) {
+            got.push(decrypt(&buf[..n]));
+            if got.len() == 5 {
+                break;
+            }
+        }
+        got
+    };
+
+    // Toward SIP: plain RTP on the SIP side's telephone-event PT (101).
+    let press = Press {
+        to_sip: true,
+        code: 5,
+        duration_ms: 100,
+    };
+    s.relay.dtmf(s.leg, press).unwrap();
+    let to_sip = collect(&s.sip_peer, &mut buf, &mut |p| p.to_vec());
+    assert_eq!(to_sip.len(), 5, "start, update, three ends");
+    assert!(to_sip
+        .iter()
+        .all(|p| header(p) == (101, 0x2222) && p[12] == 5));
+    assert!(to_sip[0][1] & 0x80 != 0, "marker on the first packet");
+    assert!(
+        to_sip[2..].iter().all(|p| p[13] & 0x80 != 0),
+        "E bit on the last three"
+    );
+
+    // Toward the browser: SRTP on the browser's telephone-event PT (126).
+    let press = Press {
+        to_sip: false,
+        code: 11,
+        duration_ms: 100,
+    };
+    s.relay.dtmf(s.leg, press).unwrap();
+    let rx = s.browser.rx.as_mut().unwrap();
+    let to_webrtc = collect(&s.browser_sock, &mut buf, &mut |p| {
+        rx.decrypt_rtp(p).map(|d| d.to_vec()).unwrap_or_default()
+    });
+    assert_eq!(to_webrtc.len(), 5);
+    assert!(to_webrtc
+        .iter()
+        .all(|p| header(p) == (126, 0x1111) && p[12] == 11));
     s.relay.remove(s.leg).await.unwrap();
 }

@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
+use super::tones::{Press, Tones};
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia};
 use crate::media::pool::PortLease;
 use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
@@ -43,6 +44,7 @@ struct Slot {
     events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
     stats: CallStats,
     liveness: Liveness,
+    tones: Tones,
 }
 
 pub(super) struct Worker {
@@ -57,6 +59,8 @@ pub(super) struct Worker {
     sample_every: u32,
     sample_countdown: u32,
     next_flush: Instant,
+    /// Slots with key presses queued or under way.
+    toning: Vec<usize>,
 }
 
 /// Tokens: 0 WebRTC socket, 1 waker, then two per slot (RTP, RTCP).
@@ -90,6 +94,7 @@ impl Worker {
             sample_every: timing_sample,
             sample_countdown: timing_sample,
             next_flush: Instant::now() + FLUSH_EVERY,
+            toning: Vec::new(),
         };
         Ok((worker, waker, addr))
     }
@@ -125,10 +130,12 @@ impl Worker {
     }
 
     fn next_deadline(&self) -> Instant {
-        match self.endpoint.poll_timeout() {
-            Some(t) if t < self.next_flush => t,
-            _ => self.next_flush,
-        }
+        let tones = self.toning.iter().filter_map(|i| {
+            let slot = self.slots.get(*i)?.as_ref()?;
+            slot.tones.next_due()
+        });
+        let engine = self.endpoint.poll_timeout();
+        tones.chain(engine).fold(self.next_flush, Instant::min)
     }
 
     fn on_timers(&mut self, now: Instant) {
@@ -136,10 +143,46 @@ impl Worker {
             self.endpoint.handle_timeout(now);
         }
         self.flush_endpoint();
+        if !self.toning.is_empty() {
+            self.send_tones(now);
+        }
         if now >= self.next_flush {
             self.counters.flush();
             self.check_liveness(now);
             self.next_flush = now + FLUSH_EVERY;
+        }
+    }
+
+    /// Send the key-press packets that are due; forget idle slots.
+    fn send_tones(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.toning.len() {
+            let Some(slot) = self.slots.get_mut(self.toning[i]).and_then(Option::as_mut) else {
+                self.toning.swap_remove(i);
+                continue;
+            };
+            let Some(sip) = &slot.sip else {
+                i += 1;
+                continue;
+            };
+            let buf = &mut self.buf[..];
+            let streams = (&mut slot.to_sip, &mut slot.to_webrtc);
+            while let Some((len, to_sip)) =
+                slot.tones
+                    .poll(now, sip, (&mut *streams.0, &mut *streams.1), buf)
+            {
+                if to_sip {
+                    let dest = slot.latched_rtp.unwrap_or(sip.remote_rtp);
+                    let _ = slot.rtp.send_to(&buf[..len], dest);
+                } else if let Ok((out, dest)) = self.endpoint.protect_rtp(slot.leg, buf, len) {
+                    let _ = self.socket.send_to(&buf[..out], dest);
+                }
+            }
+            if slot.tones.next_due().is_none() {
+                self.toning.swap_remove(i);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -325,6 +368,7 @@ impl Worker {
                     let _ = reply.send(self.add(*call, now));
                 }
                 Command::Configure(leg, media) => self.configure(leg, *media, now),
+                Command::Dtmf(leg, press) => self.queue_tone(leg, press),
                 Command::RestartIce(leg, creds, reply) => {
                     let result = self.endpoint.restart_ice(leg, *creds);
                     let _ = reply.send(result.map_err(|e| RelayError::Leg(e.to_string())));
@@ -382,6 +426,7 @@ impl Worker {
             events,
             stats: CallStats::default(),
             liveness: Liveness::new(media_timeout, now),
+            tones: Tones::default(),
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -398,6 +443,19 @@ impl Worker {
             slot.to_webrtc
                 .set_pt_map(media.to_webrtc.clone(), media.ts_step);
             slot.sip = Some(media);
+        }
+    }
+
+    fn queue_tone(&mut self, leg: LegId, press: Press) {
+        let index = leg as usize;
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        if !slot.tones.push(press) {
+            tracing::warn!(leg, "too many key presses queued; one dropped");
+        }
+        if !self.toning.contains(&index) {
+            self.toning.push(index);
         }
     }
 
