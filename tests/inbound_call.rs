@@ -439,3 +439,132 @@ async fn an_answered_incoming_call_survives_a_lost_socket_and_is_resumed() {
     );
     browser.close().await;
 }
+
+/// An answered call from the PBX to `user` with `sdp`, the browser connected.
+async fn answered_from_pbx(
+    rig: &Rig,
+    user: &str,
+    sdp: String,
+) -> (
+    Signaling,
+    Browser,
+    UacHandle,
+    mpsc::Receiver<UacEvent>,
+    String,
+) {
+    let mut sig = rig.session(user).await;
+    let (uac, mut events) = rig.call_with(user, sdp).await;
+    let incoming = sig.recv_type("incoming", T).await.unwrap();
+    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let answer = browser
+        .accept_offer(incoming["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Answered { .. }
+    ));
+    browser.wait_connected(T).await.unwrap();
+    (sig, browser, uac, events, call_id)
+}
+
+fn pbx_offer(port: u16, events: bool) -> String {
+    let (fmts, event_lines) = if events {
+        (
+            " 101",
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0{fmts}\r\na=rtpmap:0 PCMU/8000\r\n{event_lines}a=sendrecv\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_presses_cross_both_ways_as_rfc4733_and_from_sip_info() {
+    let rig = Rig::start(34900).await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    pbx_rtp
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = pbx_rtp.local_addr().unwrap().port();
+    let (mut sig, browser, uac, _events, call_id) =
+        answered_from_pbx(&rig, "bob", pbx_offer(port, true)).await;
+
+    // PBX -> browser: an INFO becomes a `dtmf` message and RFC 4733 packets.
+    assert_eq!(uac.info('5', 160).await, Some(200));
+    let dtmf = sig.recv_type("dtmf", T).await.unwrap();
+    assert_eq!(
+        (dtmf["digit"].as_str(), dtmf["duration"].as_u64()),
+        (Some("5"), Some(160))
+    );
+    let mut events_seen = 0;
+    while let Ok(p) = browser.recv_rtp(Duration::from_millis(500)).await {
+        if p.payload_type != 0 && p.payload.len() == 4 && p.payload[0] == 5 {
+            events_seen += 1;
+        }
+    }
+    assert!(
+        events_seen >= 3,
+        "telephone-event packets at the browser: {events_seen}"
+    );
+
+    // Browser -> PBX: `dtmf` becomes RFC 4733 on the PBX's telephone-event PT.
+    sig.send(json!({"type":"dtmf","call_id":call_id,"digits":"9"}))
+        .await
+        .unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 1500];
+        let mut codes = Vec::new();
+        while let Ok((n, _)) = pbx_rtp.recv_from(&mut buf) {
+            if n == 16 && buf[1] & 0x7f == 101 {
+                codes.push(buf[12]);
+            }
+        }
+        codes
+    })
+    .await
+    .unwrap();
+    assert!(got.len() >= 4 && got.iter().all(|c| *c == 9), "{got:?}");
+    uac.hangup().await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_presses_go_as_sip_info_when_the_pbx_has_no_telephone_event() {
+    let rig = Rig::start(35500).await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = pbx_rtp.local_addr().unwrap().port();
+    let (mut sig, browser, uac, mut events, call_id) =
+        answered_from_pbx(&rig, "carol", pbx_offer(port, false)).await;
+    sig.send(json!({"type":"dtmf","call_id":call_id,"digits":"3*","duration":120}))
+        .await
+        .unwrap();
+    let mut digits = String::new();
+    while digits.len() < 2 {
+        let ev = tokio::time::timeout(T, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let UacEvent::Dtmf { digit, duration_ms } = ev {
+            assert_eq!(duration_ms, 120);
+            digits.push(digit);
+        }
+    }
+    assert_eq!(digits, "3*");
+    // Bad digits get an error; the call goes on.
+    sig.send(json!({"type":"dtmf","call_id":call_id,"digits":"12X"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv(T).await.unwrap()["code"], "bad_message");
+    uac.hangup().await;
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+}

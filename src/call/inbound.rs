@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
 use super::reoffer::{Negotiated, Remote};
-use crate::media::SipMedia;
+use crate::media::{Press, SipMedia};
 use crate::sdp::{self, SdpError, Setup, SipOffer, WebRtcOfferPlan};
 use crate::signaling::{ErrorCode, ServerMessage};
 use crate::webrtc::{DtlsRole, IceRestart};
@@ -62,6 +63,10 @@ pub enum InboundEvent {
     /// A session re-offered (ICE restart), with fresh local ICE credentials
     /// to use if it restarts.
     Offer(SessionId, String, (String, String)),
+    /// A session pressed keys: validated digits and ms.
+    Dtmf(SessionId, String, u32),
+    /// A key press arrived as SIP INFO: digit and ms.
+    SipDtmf(char, u32),
 }
 
 /// What the browser's answer set up.
@@ -97,6 +102,10 @@ pub enum InboundCommand {
     SipHangup,
     /// Restart ICE on the leg, then send the session its `answer`.
     RestartIce(IceRestart),
+    /// Generated key presses for the relay to play.
+    RelayDtmf(Vec<Press>),
+    /// Key presses to send as SIP INFO, one per digit: (digit, ms).
+    SipInfo(Vec<(char, u32)>),
     /// The call is over.
     Finish(Outcome),
 }
@@ -118,6 +127,8 @@ pub struct InboundCall {
     ringing: BTreeSet<SessionId>,
     state: State,
     negotiated: Option<Negotiated>,
+    /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
+    sip_events: bool,
 }
 
 impl InboundCall {
@@ -139,6 +150,7 @@ impl InboundCall {
             ringing: BTreeSet::new(),
             state: State::Ringing,
             negotiated: None,
+            sip_events: false,
         })
     }
 
@@ -195,6 +207,24 @@ impl InboundCall {
             (State::Answered(owner), E::Offer(id, sdp, fresh)) if id == owner => {
                 self.reoffer(owner, &sdp, fresh)
             }
+            (State::Answered(owner), E::Dtmf(id, digits, ms)) if id == owner => {
+                match keys::toward_sip(&digits, ms, self.sip_events) {
+                    TowardSip::Rtp(presses) => vec![InboundCommand::RelayDtmf(presses)],
+                    TowardSip::Info(digits) => vec![InboundCommand::SipInfo(digits)],
+                }
+            }
+            (State::Answered(owner), E::SipDtmf(digit, ms)) => {
+                let (msg, press) = keys::from_sip(&self.params.call_id, digit, ms);
+                let mut cmds = vec![InboundCommand::Send(owner, msg)];
+                cmds.extend(press.map(|p| InboundCommand::RelayDtmf(vec![p])));
+                cmds
+            }
+            (_, E::Dtmf(id, ..)) => {
+                let msg = "dtmf: only the answering session of an answered call may send keys";
+                let err =
+                    ServerMessage::error(Some(&self.params.call_id), ErrorCode::BadMessage, msg);
+                vec![InboundCommand::Send(id, err)]
+            }
             (_, E::Offer(id, ..)) => {
                 let msg = "offer: only the answering session of an answered call may re-offer";
                 let err =
@@ -248,6 +278,7 @@ impl InboundCall {
         let accepted = match self.translate_answer(sdp) {
             Ok((a, negotiated)) => {
                 self.negotiated = Some(negotiated);
+                self.sip_events = a.media.sip_dtmf.is_some();
                 a
             }
             Err(e) => {

@@ -2,6 +2,7 @@
 //! the registry of live calls.
 
 pub mod inbound;
+pub mod keys;
 pub mod leg;
 pub mod outbound;
 pub mod reoffer;

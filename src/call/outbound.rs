@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
-use crate::media::SipMedia;
+use crate::media::{Press, SipMedia};
 use crate::sdp::{self, SdpError, SipOfferPlan, WebRtcOffer};
 use crate::signaling::{ErrorCode, ServerMessage};
 use crate::webrtc::IceRestart;
@@ -43,6 +44,8 @@ pub enum SipEvent {
         /// The far end sent the BYE.
         by_remote: bool,
     },
+    /// A key press arrived as SIP INFO: digit and ms.
+    Dtmf(char, u32),
 }
 
 /// Inputs from the media plane.
@@ -85,6 +88,10 @@ pub enum Command {
     SipHangup,
     /// Restart ICE on the leg (before the `answer` that follows is sent).
     RestartIce(IceRestart),
+    /// Generated key presses for the relay to play.
+    RelayDtmf(Vec<Press>),
+    /// Key presses to send as SIP INFO, one per digit: (digit, ms).
+    SipInfo(Vec<(char, u32)>),
     /// Release everything; the call is over.
     Finish(Outcome),
 }
@@ -108,6 +115,8 @@ pub struct OutboundCall {
     started: Instant,
     answered_at: Option<Instant>,
     negotiated: Option<Negotiated>,
+    /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
+    sip_events: bool,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -143,6 +152,7 @@ impl OutboundCall {
             started: now,
             answered_at: None,
             negotiated: None,
+            sip_events: false,
         };
         Ok((call, sip_offer))
     }
@@ -187,6 +197,13 @@ impl OutboundCall {
                 let label = if code == 408 { "timeout" } else { "rejected" };
                 self.finish(label, code, reason, false)
             }
+            SipEvent::Dtmf(digit, duration_ms) if self.state == State::Answered => {
+                let (msg, press) = keys::from_sip(self.call_id(), digit, duration_ms);
+                let mut cmds = vec![Command::Send(msg)];
+                cmds.extend(press.map(|p| Command::RelayDtmf(vec![p])));
+                cmds
+            }
+            SipEvent::Dtmf(..) => Vec::new(),
             SipEvent::Ended { by_remote } => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
                 self.finish(self.ended_label(), 200, reason.into(), false)
@@ -229,6 +246,19 @@ impl OutboundCall {
                 let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
                 vec![Command::Send(err)]
             }
+        }
+    }
+
+    /// The client pressed keys (validated digits).
+    pub fn on_client_dtmf(&self, digits: &str, duration_ms: u32) -> Vec<Command> {
+        if self.state != State::Answered {
+            let msg = "dtmf: the call is not answered yet";
+            let err = ServerMessage::error(Some(self.call_id()), ErrorCode::BadMessage, msg);
+            return vec![Command::Send(err)];
+        }
+        match keys::toward_sip(digits, duration_ms, self.sip_events) {
+            TowardSip::Rtp(presses) => vec![Command::RelayDtmf(presses)],
+            TowardSip::Info(digits) => vec![Command::SipInfo(digits)],
         }
     }
 
@@ -325,6 +355,7 @@ impl OutboundCall {
                     mlines: o.mlines.len(),
                 };
                 self.negotiated = Some(Negotiated::answered(answer.clone(), remote));
+                self.sip_events = media.sip_dtmf.is_some();
                 self.state = State::Answered;
                 self.answered_at = Some(now);
                 let call_id = self.call_id().to_owned();

@@ -266,3 +266,43 @@ fn unacceptable_re_offers_get_an_error_and_the_call_goes_on() {
     }
     assert!(call.is_answered());
 }
+
+#[test]
+fn key_presses_go_by_rtp_or_info_as_the_sip_side_negotiated() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let early = call.on_client_dtmf("1", 160);
+    assert!(matches!(
+        &sent(&early)[..],
+        [ServerMessage::Error {
+            code: ErrorCode::BadMessage,
+            ..
+        }]
+    ));
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let cmds = call.on_client_dtmf("1#", 160);
+    let [Command::RelayDtmf(presses)] = &cmds[..] else {
+        panic!("{cmds:?}");
+    };
+    assert_eq!(presses.iter().map(|p| p.code).collect::<Vec<_>>(), [1, 11]);
+
+    // A SIP side without telephone-event gets INFO.
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let no_events: String = ASTERISK_ANSWER
+        .lines()
+        .filter(|l| !l.contains("telephone-event") && !l.starts_with("a=fmtp:101"))
+        .map(|l| format!("{}\r\n", l.replace(" 101", "")))
+        .collect();
+    call.on_sip(SipEvent::Answered(no_events), t0);
+    assert!(
+        matches!(&call.on_client_dtmf("7", 200)[..], [Command::SipInfo(d)] if d == &[('7', 200)])
+    );
+
+    // An INFO from SIP is told to the client and played to the browser.
+    let cmds = call.on_sip(SipEvent::Dtmf('5', 160), t0);
+    assert!(
+        matches!(&sent(&cmds)[..], [ServerMessage::Dtmf { digit, duration: 160, .. }] if digit == "5")
+    );
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Command::RelayDtmf(p) if p[0].code == 5 && !p[0].to_sip)));
+}

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
-use super::outbound::{media_signal, release, Resources};
+use super::outbound::{count_dtmf, media_signal, record_info, release, Resources};
 use super::Inner;
 use crate::call::inbound::{
     Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
@@ -217,6 +217,7 @@ async fn drive(
             ev = events.recv() => match ev {
                 Some(UasEvent::Acked) => continue,
                 Some(UasEvent::Cancelled) => InboundEvent::SipCancelled,
+                Some(UasEvent::Dtmf { digit, duration_ms }) => InboundEvent::SipDtmf(digit, duration_ms),
                 Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
                 None => InboundEvent::SipEnded { by_remote: false },
             },
@@ -291,6 +292,10 @@ impl Driver<'_> {
             ClientEvent::Accept(sdp) => InboundEvent::Accept(session, sdp),
             ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
             ClientEvent::Candidate(_) => return None,
+            ClientEvent::Dtmf {
+                digits,
+                duration_ms,
+            } => InboundEvent::Dtmf(session, digits, duration_ms),
             ClientEvent::Offer(sdp) => {
                 InboundEvent::Offer(session, sdp, webrtc::random_ice_credentials())
             }
@@ -367,6 +372,21 @@ impl Driver<'_> {
                 }
                 InboundCommand::SipReject(code, reason) => self.handle.reject(code, &reason).await,
                 InboundCommand::SipHangup => self.handle.hangup().await,
+                InboundCommand::RelayDtmf(presses) => {
+                    if let Some(res) = &self.res {
+                        let relay = self.gw.relays.get(res.relay);
+                        for press in presses {
+                            count_dtmf(self.gw, &press);
+                            let _ = relay.dtmf(res.leg, press);
+                        }
+                    }
+                }
+                InboundCommand::SipInfo(digits) => {
+                    for (digit, ms) in digits {
+                        let code = self.handle.info(digit, ms).await;
+                        record_info(self.gw, digit, code);
+                    }
+                }
                 InboundCommand::RestartIce(creds) => {
                     if let Some(res) = &self.res {
                         let relay = self.gw.relays.get(res.relay);

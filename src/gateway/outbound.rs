@@ -15,7 +15,7 @@ use crate::call::outbound::{
     Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent,
 };
 use crate::call::Target;
-use crate::media::{AddCall, MediaEvent, SilentSide};
+use crate::media::{AddCall, MediaEvent, Press, SilentSide};
 use crate::metrics::direction::OUTBOUND;
 use crate::signaling::{CallRequest, ClientControl, ClientEvent, ServerMessage, SessionId};
 use crate::sip::{self, UacEvent, UacHandle};
@@ -229,6 +229,9 @@ async fn run_events(
             },
             ev = control.recv() => match ev.map(|(_, ev)| ev) {
                 Some(ClientEvent::Hangup) => call.on_client_hangup(),
+                Some(ClientEvent::Dtmf { digits, duration_ms }) => {
+                    call.on_client_dtmf(&digits, duration_ms)
+                }
                 Some(ClientEvent::Detached) => match &control_tx {
                     Some(c) if call.is_answered() && grace.start(gw, c) => continue,
                     _ => call.on_client_gone(),
@@ -300,6 +303,19 @@ impl Driver<'_> {
                         self.gw.metrics.ice_restarts_total.inc();
                     }
                 }
+                Command::RelayDtmf(presses) => {
+                    let relay = self.gw.relays.get(self.res.relay);
+                    for press in presses {
+                        count_dtmf(self.gw, &press);
+                        let _ = relay.dtmf(self.res.leg, press);
+                    }
+                }
+                Command::SipInfo(digits) => {
+                    for (digit, ms) in digits {
+                        let code = self.uac.info(digit, ms).await;
+                        record_info(self.gw, digit, code);
+                    }
+                }
                 Command::Finish(o) => outcome = Some(o),
             }
         }
@@ -307,6 +323,24 @@ impl Driver<'_> {
             release(self.gw, &self.res).await;
         }
         outcome
+    }
+}
+
+/// Count a generated key press by where it goes.
+pub(super) fn count_dtmf(gw: &Inner, press: &Press) {
+    let to = if press.to_sip {
+        "sip_rtp"
+    } else {
+        "webrtc_rtp"
+    };
+    gw.metrics.dtmf_total.with_label_values(&[to]).inc();
+}
+
+/// Count (and log a refusal of) a key press sent as SIP INFO.
+pub(super) fn record_info(gw: &Inner, digit: char, code: Option<u16>) {
+    gw.metrics.dtmf_total.with_label_values(&["sip_info"]).inc();
+    if !code.is_some_and(|c| (200..300).contains(&c)) {
+        tracing::info!(%digit, ?code, "the SIP peer did not take the INFO");
     }
 }
 
@@ -340,6 +374,7 @@ fn sip_event(ev: UacEvent) -> Option<SipEvent> {
         UacEvent::Answered { sdp } => SipEvent::Answered(sdp),
         UacEvent::Failed { code, reason } => SipEvent::Failed(code, reason),
         UacEvent::Ended { by_remote } => SipEvent::Ended { by_remote },
+        UacEvent::Dtmf { digit, duration_ms } => SipEvent::Dtmf(digit, duration_ms),
     })
 }
 

@@ -1,7 +1,6 @@
-//! DTMF: RFC 4733 telephone-event payloads, the packets of one generated
+//! DTMF: RFC 4733 telephone-event payloads, and the packets of one generated
 //! key press (start, updates, three end packets) on a schedule that is a pure
-//! function of time, and the bodies of SIP INFO (`application/dtmf-relay`,
-//! `application/dtmf`).
+//! function of time.
 
 use std::time::{Duration, Instant};
 
@@ -122,45 +121,6 @@ impl Tone {
     }
 }
 
-/// The digit and duration (ms) of a SIP INFO body, by its Content-Type:
-/// `application/dtmf-relay` ("Signal=5\r\nDuration=160") or
-/// `application/dtmf` ("5").
-pub fn parse_info(content_type: &str, body: &str) -> Option<(char, u32)> {
-    let kind = content_type.split(';').next()?.trim().to_ascii_lowercase();
-    match kind.as_str() {
-        "application/dtmf-relay" => {
-            let mut signal = None;
-            let mut duration = DEFAULT_DURATION_MS;
-            for line in body.lines() {
-                let Some((key, value)) = line.split_once('=') else {
-                    continue;
-                };
-                match key.trim().to_ascii_lowercase().as_str() {
-                    "signal" => signal = value.trim().chars().next(),
-                    "duration" => duration = value.trim().parse().ok()?,
-                    _ => {}
-                }
-            }
-            let digit = signal.filter(|d| event_code(*d).is_some())?;
-            Some((digit.to_ascii_uppercase(), duration))
-        }
-        "application/dtmf" => {
-            let digit = body
-                .trim()
-                .chars()
-                .next()
-                .filter(|d| event_code(*d).is_some())?;
-            Some((digit.to_ascii_uppercase(), DEFAULT_DURATION_MS))
-        }
-        _ => None,
-    }
-}
-
-/// The `application/dtmf-relay` body for a digit.
-pub fn info_body(digit: char, duration_ms: u32) -> String {
-    format!("Signal={digit}\r\nDuration={duration_ms}\r\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,26 +195,5 @@ mod tests {
                 duration: 1920
             }
         );
-    }
-
-    #[test]
-    fn info_bodies_of_both_kinds_parse() {
-        let relay = "Signal=5\r\nDuration=250\r\n";
-        assert_eq!(
-            parse_info("application/dtmf-relay", relay),
-            Some(('5', 250))
-        );
-        assert_eq!(
-            parse_info("Application/DTMF-Relay; x=y", "signal= #\nduration=100"),
-            Some(('#', 100))
-        );
-        assert_eq!(
-            parse_info("application/dtmf", "7\r\n"),
-            Some(('7', DEFAULT_DURATION_MS))
-        );
-        assert_eq!(parse_info("application/dtmf-relay", "Signal=Z\r\n"), None);
-        assert_eq!(parse_info("application/dtmf-relay", "Duration=5\r\n"), None);
-        assert_eq!(parse_info("text/plain", "5"), None);
-        assert_eq!(info_body('9', 160), "Signal=9\r\nDuration=160\r\n");
     }
 }

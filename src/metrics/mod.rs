@@ -69,6 +69,8 @@ pub struct Metrics {
     pub ice_disconnects_total: IntCounter,
     /// Calls whose WebSocket was lost, by outcome (resumed, expired).
     pub reconnects_total: IntCounterVec,
+    /// Key presses siphon sent, by how (sip_rtp, sip_info, webrtc_rtp).
+    pub dtmf_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -159,6 +161,11 @@ impl Metrics {
                 "Answered calls whose WebSocket was lost, by outcome",
                 &["outcome"],
             ),
+            dtmf_total: counter_vec(
+                "dtmf_total",
+                "Key presses siphon sent, by how they went",
+                &["to"],
+            ),
             registry,
         };
         m.register_all();
@@ -187,6 +194,7 @@ impl Metrics {
             Box::new(self.ice_restarts_total.clone()),
             Box::new(self.ice_disconnects_total.clone()),
             Box::new(self.reconnects_total.clone()),
+            Box::new(self.dtmf_total.clone()),
         ];
         for c in collectors {
             self.registry

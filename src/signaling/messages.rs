@@ -98,6 +98,16 @@ pub enum ClientMessage {
     },
     /// Remove the registration made by `register`.
     Unregister {},
+    /// Send key presses on an answered call.
+    Dtmf {
+        /// The call.
+        call_id: String,
+        /// 1-32 of 0-9 * # A-D, sent in order.
+        digits: String,
+        /// Tone length of each, in ms (40-5000; default 160).
+        #[serde(default)]
+        duration: Option<u32>,
+    },
     /// Take back an answered call whose previous socket was lost.
     Resume {
         /// The call, as the previous socket knew it.
@@ -119,6 +129,7 @@ impl ClientMessage {
             ClientMessage::Register { .. } => "register",
             ClientMessage::Unregister {} => "unregister",
             ClientMessage::Resume { .. } => "resume",
+            ClientMessage::Dtmf { .. } => "dtmf",
         }
     }
 }
@@ -236,6 +247,15 @@ pub enum ServerMessage {
     IceDisconnected {
         /// The call.
         call_id: String,
+    },
+    /// A key press from the SIP side (SIP INFO).
+    Dtmf {
+        /// The call.
+        call_id: String,
+        /// 0-9 * # A-D.
+        digit: String,
+        /// Tone length in ms.
+        duration: u32,
     },
     /// The call is this socket's now (after `resume`).
     Resumed {
@@ -376,6 +396,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
         "register",
         "unregister",
         "resume",
+        "dtmf",
     ];
     if !KINDS.contains(&kind) {
         let msg = format!("unknown message type `{}`", truncate(kind, 32));
@@ -410,6 +431,7 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         | ClientMessage::Accept { call_id, .. }
         | ClientMessage::Offer { call_id, .. }
         | ClientMessage::Resume { call_id }
+        | ClientMessage::Dtmf { call_id, .. }
         | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),
         ClientMessage::Register {
             extension,
@@ -419,6 +441,12 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         } => return validate_register(extension, username, password, *expires),
         ClientMessage::Hello { .. } | ClientMessage::Unregister {} => None,
     };
+    if let ClientMessage::Dtmf {
+        digits, duration, ..
+    } = msg
+    {
+        validate_dtmf(digits, *duration)?;
+    }
     match id {
         Some(id) if !valid_call_id(id) => Err(format!(
             "call_id must be 1-{MAX_CALL_ID} characters of A-Z a-z 0-9 . _ -"
@@ -455,6 +483,19 @@ fn validate_register(
     let (min, max) = (crate::config::MIN_EXPIRES, crate::config::MAX_EXPIRES);
     if expires.is_some_and(|e| !(min..=max).contains(&e)) {
         return Err(format!("register: expires must be {min} to {max}"));
+    }
+    Ok(())
+}
+
+fn validate_dtmf(digits: &str, duration: Option<u32>) -> Result<(), String> {
+    use crate::media::dtmf::{event_code, MAX_DURATION_MS, MIN_DURATION_MS};
+    let count = digits.chars().count();
+    if !(1..=32).contains(&count) || !digits.chars().all(|d| event_code(d).is_some()) {
+        return Err("dtmf: digits must be 1-32 of 0-9 * # A-D".into());
+    }
+    let (min, max) = (MIN_DURATION_MS, MAX_DURATION_MS);
+    if duration.is_some_and(|d| !(min..=max).contains(&d)) {
+        return Err(format!("dtmf: duration must be {min} to {max} ms"));
     }
     Ok(())
 }

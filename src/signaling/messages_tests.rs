@@ -93,3 +93,23 @@ fn register_messages_are_checked() {
         assert_eq!(refused(bad).code, ErrorCode::BadMessage, "{bad}");
     }
 }
+
+#[test]
+fn dtmf_messages_are_checked() {
+    let ok = r#"{"type":"dtmf","call_id":"c1","digits":"12*#ad","duration":100}"#;
+    assert_eq!(parse_client_message(ok, 1024).unwrap().kind(), "dtmf");
+    for bad in [
+        r#"{"type":"dtmf","call_id":"c1","digits":""}"#,
+        r#"{"type":"dtmf","call_id":"c1","digits":"12E"}"#,
+        r#"{"type":"dtmf","call_id":"c1","digits":"1 2"}"#,
+        r#"{"type":"dtmf","call_id":"c1","digits":"1","duration":10}"#,
+        r#"{"type":"dtmf","call_id":"c1","digits":"123456789012345678901234567890123"}"#,
+        r#"{"type":"dtmf","digits":"1"}"#,
+    ] {
+        let r = refused(bad);
+        assert_eq!(r.code, ErrorCode::BadMessage, "{bad}");
+    }
+    assert!(refused(r#"{"type":"dtmf","call_id":"c1","digits":"X"}"#)
+        .message
+        .contains("0-9 * # A-D"));
+}

@@ -30,6 +30,13 @@ pub enum ClientEvent {
     Accept(String),
     /// The client refused an incoming call (486 or 603).
     Reject(u16),
+    /// Key presses to send (validated digits, tone length in ms).
+    Dtmf {
+        /// 0-9 * # A-D, in order.
+        digits: String,
+        /// Tone length of each, in ms.
+        duration_ms: u32,
+    },
     /// A mid-call re-offer (ICE restart) with the browser's SDP.
     Offer(String),
     /// A trickled candidate (`None`: end of candidates).
@@ -369,6 +376,18 @@ impl Session {
                 self.service.unregister(self.id, &user)
             }
             ClientMessage::Resume { call_id } => self.resume(call_id),
+            ClientMessage::Dtmf {
+                call_id,
+                digits,
+                duration,
+            } => {
+                let duration_ms = duration.unwrap_or(crate::media::dtmf::DEFAULT_DURATION_MS);
+                let event = ClientEvent::Dtmf {
+                    digits: digits.to_ascii_uppercase(),
+                    duration_ms,
+                };
+                self.to_call(&call_id, event)
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 
 mod challenge;
 mod digest;
+mod dtmf_info;
 mod echo;
 mod echo_media;
 mod echo_sdp;

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
 
+use super::dtmf_info;
 use super::endpoint::Shared;
 use super::uac_request as request;
 use super::{OutboundInvite, SipError};
@@ -44,6 +45,13 @@ pub enum UacEvent {
     Ended {
         /// Whether the remote side sent the BYE.
         by_remote: bool,
+    },
+    /// A key press arrived as SIP INFO (answered 200).
+    Dtmf {
+        /// 0-9 * # A-D.
+        digit: char,
+        /// Tone length in ms.
+        duration_ms: u32,
     },
 }
 
@@ -78,6 +86,13 @@ impl UacHandle {
                 debug!(error = %e, "hangup");
             }
         }
+    }
+
+    /// Send a key press as SIP INFO (`application/dtmf-relay`); the
+    /// peer's status code, or `None` before the answer or without one.
+    pub async fn info(&self, digit: char, duration_ms: u32) -> Option<u16> {
+        let dialog = self.slot.lock().ok()?.dialog.clone()?;
+        dtmf_info::send(&dialog, digit, duration_ms).await
     }
 
     /// Track the current INVITE's dialog; `true` if hangup came first.
@@ -277,6 +292,11 @@ impl Call {
                         reason,
                         TerminatedReason::UacBye | TerminatedReason::UacCancel
                     )
+                }
+                Some(DialogState::Info(_, req, handle)) => {
+                    if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
+                        self.emit(UacEvent::Dtmf { digit, duration_ms }).await;
+                    }
                 }
                 Some(_) => continue,
                 None => break !self.handle.hung_up(),

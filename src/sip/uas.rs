@@ -66,6 +66,13 @@ pub enum UasEvent {
         /// Whether the caller sent the BYE (else we did, or the ACK never came).
         by_remote: bool,
     },
+    /// A key press arrived as SIP INFO (answered 200).
+    Dtmf {
+        /// 0-9 * # A-D.
+        digit: char,
+        /// Tone length in ms.
+        duration_ms: u32,
+    },
 }
 
 /// Where an INVITE came from.

@@ -19,6 +19,7 @@ use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
+use super::dtmf_info;
 use super::endpoint::Shared;
 use super::stack::ALLOW;
 use super::uas::{self, InboundCall, Origin, UasEvent};
@@ -102,6 +103,12 @@ impl std::fmt::Debug for UasHandle {
 }
 
 impl UasHandle {
+    /// Send a key press as SIP INFO (`application/dtmf-relay`); the
+    /// peer's status code, or `None` without an answer.
+    pub async fn info(&self, digit: char, duration_ms: u32) -> Option<u16> {
+        dtmf_info::send(&self.call.dialog, digit, duration_ms).await
+    }
+
     /// Send 180 Ringing (once; later calls do nothing).
     pub async fn ringing(&self) {
         let mut phase = self.call.phase();
@@ -284,6 +291,11 @@ impl CallTask {
                 self.emit(UasEvent::Acked).await;
             }
             DialogState::Updated(_, req, handle) => self.refuse_offer(&req, handle).await,
+            DialogState::Info(_, req, handle) => {
+                if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
+                    self.emit(UasEvent::Dtmf { digit, duration_ms }).await;
+                }
+            }
             DialogState::Options(_, _, handle) => {
                 let allow = Header::Allow(ALLOW.into());
                 handle
@@ -298,8 +310,8 @@ impl CallTask {
                 }
                 return true;
             }
-            // INFO, NOTIFY, REFER, MESSAGE: dropping the handle makes
-            // rsipstack answer 501.
+            // NOTIFY, REFER, MESSAGE: dropping the handle makes rsipstack
+            // answer 501.
             _ => {}
         }
         false
