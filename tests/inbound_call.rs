@@ -398,24 +398,10 @@ async fn flood_and_unusable_offers_get_their_errors_and_nothing_else_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_incoming_call_survives_a_lost_socket_and_is_resumed() {
     let rig = Rig::start(34800).await;
-    let mut sig = rig.session("bob").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (uac, mut events) = rig.call("bob", &pbx_rtp).await;
-    let incoming = sig.recv_type("incoming", T).await.unwrap();
-    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
-    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
-    let answer = browser
-        .accept_offer(incoming["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
-        .await
-        .unwrap();
-    assert!(matches!(
-        final_event(&mut events).await,
-        UacEvent::Answered { .. }
-    ));
-    browser.wait_connected(T).await.unwrap();
+    let port = pbx_rtp.local_addr().unwrap().port();
+    let (sig, browser, uac, _events, call_id) =
+        answered_from_pbx(&rig, "bob", pbx_offer(port, true)).await;
 
     // The socket drops; the call waits; the same user comes back for it.
     sig.close().await;
