@@ -1,9 +1,9 @@
 # Shared shell functions for e2e steps; source it from a step:
 #   . "$(dirname "$0")/lib.sh"
-# Needs SIPHON_BIN and E2E_STEP_DIR (set by scripts/e2e).
+# Needs E2E_SIPHON and E2E_STEP_DIR (set by scripts/e2e).
 set -euo pipefail
 
-: "${SIPHON_BIN:?run steps through scripts/e2e}"
+: "${E2E_SIPHON:?run steps through scripts/e2e}"
 : "${E2E_STEP_DIR:?run steps through scripts/e2e}"
 
 e2e_pids=()
@@ -27,8 +27,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # until /readyz answers (fails the step after 20 s or if siphon exits).
 start_siphon() {
   local config="$1" port="$2"
-  "$SIPHON_BIN" check-config "$config" || fail "test config $config is invalid"
-  "$SIPHON_BIN" --config "$config" run >"$E2E_STEP_DIR/siphon.log" 2>&1 &
+  "$E2E_SIPHON" check-config "$config" || fail "test config $config is invalid"
+  "$E2E_SIPHON" --config "$config" run >"$E2E_STEP_DIR/siphon.log" 2>&1 &
   local pid=$!
   e2e_pids+=("$pid")
   for _ in $(seq 1 200); do

@@ -1,4 +1,7 @@
-//! The HTTP surface: `/ws` (signaling), `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP surface: `/` (the web phone), `/ws` (signaling), `/metrics`,
+//! `/healthz`, `/readyz`.
+
+mod web;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,10 +33,12 @@ pub struct HttpState {
 /// The router.
 pub fn router(state: HttpState) -> Router {
     Router::new()
+        .route("/", get(web::index))
         .route("/ws", get(ws))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/{name}", get(web::asset))
         .with_state(state)
 }
 

@@ -1,0 +1,233 @@
+// The web phone page: wires siphon.js to the controls of index.html.
+// For tests and debugging it keeps `window.siphonPhone`, `window.siphonCall`
+// and `window.siphonStates` (every call state shown, in order).
+
+import { Siphon } from "/siphon.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+
+let phone = null;
+let call = null;
+let mic = null;
+let audio = null;
+window.siphonStates = [];
+
+function show(state, peer = "") {
+  $("state").textContent = state;
+  $("peer").textContent = peer;
+  window.siphonStates.push(state);
+}
+
+function message(text) {
+  $("message").textContent = text ?? "";
+}
+
+function controls() {
+  const active = call && call.state !== "ended";
+  const incoming = active && call.state === "incoming";
+  $("call").disabled = !phone || active;
+  $("answer").hidden = !incoming;
+  $("reject").hidden = !incoming;
+  $("hangup").disabled = !active || incoming;
+  $("mute").disabled = !active || incoming;
+  $("mute").textContent = call?.muted ? "Unmute" : "Mute";
+}
+
+async function connect() {
+  const token = $("token").value.trim();
+  const user = $("user").value.trim();
+  message("");
+  try {
+    phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {});
+  } catch (e) {
+    message(`cannot connect: ${e.message}`);
+    return;
+  }
+  window.siphonPhone = phone;
+  $("conn").textContent = `connected${phone.user ? ` as ${phone.user}` : ""}`;
+  phone.addEventListener("incoming", (e) => incoming(e.detail));
+  phone.addEventListener("registered", (e) => ($("registration").textContent = `registered (${e.detail.expires} s)`));
+  phone.addEventListener("registration_failed", (e) => {
+    const d = e.detail;
+    $("registration").textContent = `failed ${d.code} ${d.reason}, retry in ${d.retry_in} s`;
+  });
+  phone.addEventListener("unregistered", () => ($("registration").textContent = "unregistered"));
+  phone.addEventListener("error", (e) => message(e.detail.message));
+  phone.addEventListener("close", () => {
+    $("conn").textContent = "disconnected";
+    phone = null;
+    controls();
+  });
+  controls();
+}
+
+async function microphone() {
+  if (!mic) mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+  meter(mic, "mic-level");
+  return mic;
+}
+
+function bind(c) {
+  call = c;
+  window.siphonCall = c;
+  c.addEventListener("state", (e) => {
+    show(e.detail, c.direction === "inbound" ? c.from : c.to);
+    if (e.detail !== "incoming") ring(false);
+    controls();
+  });
+  c.addEventListener("hangup", (e) => {
+    message(`ended: ${e.detail.code} ${e.detail.reason}`);
+    ring(false);
+    controls();
+  });
+  c.addEventListener("track", (e) => {
+    $("remote").srcObject = e.detail;
+    meter(e.detail, "remote-level");
+  });
+  c.addEventListener("dtmf", (e) => message(`key ${e.detail.digit} from the far end`));
+  c.addEventListener("error", (e) => message(e.detail.message));
+  controls();
+}
+
+async function place() {
+  const to = $("to").value.trim();
+  if (!to || !phone) return;
+  message("");
+  try {
+    const stream = await microphone();
+    const c = await phone.call(to, { stream });
+    bind(c);
+    show(c.state, to);
+  } catch (e) {
+    message(`cannot call: ${e.message}`);
+  }
+}
+
+function incoming(c) {
+  if (call && call.state !== "ended") {
+    c.reject(486);
+    return;
+  }
+  bind(c);
+  show("incoming", c.from);
+  ring(true);
+}
+
+async function answer() {
+  try {
+    await call.accept({ stream: await microphone() });
+  } catch (e) {
+    message(`cannot answer: ${e.message}`);
+  }
+}
+
+function key(k) {
+  if (call && call.state === "answered") call.sendDtmf(k);
+  else $("to").value += k;
+  tone(k);
+}
+
+// Audio: one AudioContext for meters, ring and key clicks.
+function ctx() {
+  audio ??= new AudioContext();
+  if (audio.state === "suspended") audio.resume();
+  return audio;
+}
+
+const meters = new Map();
+function meter(stream, id) {
+  if (meters.get(id)?.stream === stream) return;
+  const analyser = ctx().createAnalyser();
+  analyser.fftSize = 512;
+  ctx().createMediaStreamSource(stream).connect(analyser);
+  meters.set(id, { stream, analyser, data: new Float32Array(analyser.fftSize) });
+}
+
+function drawMeters() {
+  for (const [id, m] of meters) {
+    m.analyser.getFloatTimeDomainData(m.data);
+    let sum = 0;
+    for (const v of m.data) sum += v * v;
+    $(id).value = Math.min(1, Math.sqrt(sum / m.data.length) * 4);
+  }
+  requestAnimationFrame(drawMeters);
+}
+
+let ringer = null;
+function ring(on) {
+  document.body.classList.toggle("ringing", on);
+  if (!on) {
+    clearInterval(ringer?.timer);
+    ringer?.gain.disconnect();
+    ringer = null;
+    return;
+  }
+  if (ringer) return;
+  // The North American ring: 440 + 480 Hz, 2 s on, 4 s off.
+  const gain = ctx().createGain();
+  gain.gain.value = 0;
+  gain.connect(ctx().destination);
+  for (const f of [440, 480]) {
+    const osc = ctx().createOscillator();
+    osc.frequency.value = f;
+    osc.connect(gain);
+    osc.start();
+  }
+  const burst = () => {
+    const t = ctx().currentTime;
+    gain.gain.setValueAtTime(0.15, t);
+    gain.gain.setValueAtTime(0, t + 2);
+  };
+  burst();
+  ringer = { gain, timer: setInterval(burst, 6000) };
+}
+
+function tone(k) {
+  const rows = { 1: 697, 2: 697, 3: 697, 4: 770, 5: 770, 6: 770, 7: 852, 8: 852, 9: 852, "*": 941, 0: 941, "#": 941 };
+  const cols = { 1: 1209, 4: 1209, 7: 1209, "*": 1209, 2: 1336, 5: 1336, 8: 1336, 0: 1336, 3: 1477, 6: 1477, 9: 1477, "#": 1477 };
+  const gain = ctx().createGain();
+  gain.gain.value = 0.05;
+  gain.connect(ctx().destination);
+  for (const f of [rows[k], cols[k]]) {
+    const osc = ctx().createOscillator();
+    osc.frequency.value = f;
+    osc.connect(gain);
+    osc.start();
+    osc.stop(ctx().currentTime + 0.12);
+  }
+}
+
+async function stats() {
+  if (call?.pc && call.state !== "ended") {
+    let sent = 0;
+    let received = 0;
+    (await call.pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "audio") sent += s.packetsSent ?? 0;
+      if (s.type === "inbound-rtp" && s.kind === "audio") received += s.packetsReceived ?? 0;
+    });
+    $("sent").textContent = sent;
+    $("received").textContent = received;
+  }
+}
+
+$("connect").onclick = connect;
+$("call").onclick = place;
+$("answer").onclick = answer;
+$("reject").onclick = () => call?.reject(486);
+$("hangup").onclick = () => call?.hangup();
+$("mute").onclick = () => {
+  call?.mute(!call.muted);
+  controls();
+};
+for (const b of document.querySelectorAll("#pad button")) b.onclick = () => key(b.dataset.key);
+$("to").addEventListener("keydown", (e) => e.key === "Enter" && place());
+setInterval(stats, 1000);
+requestAnimationFrame(drawMeters);
+show("idle");
+controls();
+
+if (params.get("token")) $("token").value = params.get("token");
+if (params.get("user")) $("user").value = params.get("user");
+if (params.get("token") || params.get("user")) connect();

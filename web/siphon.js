@@ -1,0 +1,294 @@
+// siphon.js: a browser client for siphon's signaling protocol (docs/signaling.md).
+// One ES module, no dependencies. docs/siphon-js.md documents it.
+//
+//   import { Siphon } from "/siphon.js";
+//   const phone = await Siphon.connect("ws://127.0.0.1:8080/ws", { token });
+//   const call = await phone.call("1000", { stream });
+//   call.addEventListener("state", (e) => console.log(e.detail));
+//   phone.addEventListener("incoming", (e) => e.detail.accept({ stream }));
+
+const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
+
+function event(type, detail) {
+  return new CustomEvent(type, { detail });
+}
+
+/** One signaling connection (a WebSocket to /ws). */
+export class Siphon extends EventTarget {
+  /**
+   * Connect and wait for `welcome`. `auth` is `{ token }` (a JWT, when the
+   * server requires tokens) or `{ user }` (loopback servers without tokens).
+   */
+  static connect(url, auth = {}) {
+    const phone = new Siphon();
+    return phone.#open(url, auth);
+  }
+
+  #ws = null;
+  #calls = new Map();
+  #welcome = null;
+  #seq = 0;
+  /** The user the server knows this socket as (`welcome.user` or `auth.user`). */
+  user = null;
+
+  #open(url, auth) {
+    const target = auth.token ? `${url}?token=${encodeURIComponent(auth.token)}` : url;
+    const ws = new WebSocket(target);
+    this.#ws = ws;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      ws.onmessage = (m) => {
+        let msg;
+        try {
+          msg = JSON.parse(m.data);
+        } catch {
+          return;
+        }
+        if (!settled && msg.type === "welcome") {
+          settled = true;
+          this.user = msg.user ?? auth.user ?? null;
+          if (auth.user && !auth.token) this.#send({ type: "hello", user: auth.user });
+          resolve(this);
+        } else if (!settled && msg.type === "error") {
+          settled = true;
+          reject(new SiphonError(msg.code, msg.message));
+        }
+        this.#dispatch(msg);
+      };
+      ws.onclose = (e) => {
+        if (!settled) reject(new SiphonError("closed", `socket closed (${e.code})`));
+        for (const call of this.#calls.values()) call._lost();
+        this.dispatchEvent(event("close", { code: e.code, reason: e.reason }));
+      };
+      ws.onerror = () => {};
+    });
+  }
+
+  /** Place a call to `to` (a number, user, or sip: URI where allowed). */
+  async call(to, { stream = null, callId = null } = {}) {
+    const id = callId ?? `c${Date.now().toString(36)}${(this.#seq++).toString(36)}`;
+    const call = new Call(this, id, "outbound", { to });
+    this.#calls.set(id, call);
+    await call._offer(stream, to);
+    return call;
+  }
+
+  /** REGISTER an extension with the user's own credentials (where the server allows it). */
+  register({ password, extension, username, expires } = {}) {
+    this.#send({ type: "register", password, extension, username, expires });
+  }
+
+  /** Remove the registration `register` made. */
+  unregister() {
+    this.#send({ type: "unregister" });
+  }
+
+  /** Take back an answered call after a reconnect (same user). */
+  resume(call) {
+    this.#calls.set(call.id, call);
+    call._rebind(this);
+    this.#send({ type: "resume", call_id: call.id });
+  }
+
+  /** Close the socket (answered calls of a known user wait for a `resume`). */
+  close() {
+    this.#ws?.close();
+  }
+
+  /** Calls in progress on this connection. */
+  get calls() {
+    return [...this.#calls.values()];
+  }
+
+  _send(msg) {
+    this.#send(msg);
+  }
+
+  _forget(id) {
+    this.#calls.delete(id);
+  }
+
+  #send(msg) {
+    const clean = Object.fromEntries(Object.entries(msg).filter(([, v]) => v !== undefined && v !== null));
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(clean));
+  }
+
+  #dispatch(msg) {
+    if (msg.type === "incoming") {
+      const call = new Call(this, msg.call_id, "inbound", { from: msg.from, to: msg.to, offer: msg.sdp });
+      this.#calls.set(msg.call_id, call);
+      this.dispatchEvent(event("incoming", call));
+      return;
+    }
+    const call = msg.call_id ? this.#calls.get(msg.call_id) : null;
+    if (call) {
+      call._on(msg);
+      return;
+    }
+    if (["registered", "registration_failed", "unregistered", "welcome"].includes(msg.type)) {
+      this.dispatchEvent(event(msg.type, msg));
+    } else if (msg.type === "error") {
+      this.dispatchEvent(event("error", new SiphonError(msg.code, msg.message)));
+    }
+  }
+}
+
+/** An error the server sent (`error` message) or a lost socket. */
+export class SiphonError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+  }
+}
+
+/**
+ * One call. `state` goes: outbound trying -> ringing -> (early) -> answered -> ended;
+ * inbound incoming -> answered -> ended. Events: `state`, `hangup` {code, reason},
+ * `dtmf` {digit, duration}, `track` (the remote MediaStream), `error`.
+ */
+export class Call extends EventTarget {
+  constructor(phone, id, direction, info) {
+    super();
+    this.phone = phone;
+    this.id = id;
+    this.direction = direction;
+    this.from = info.from ?? null;
+    this.to = info.to ?? null;
+    this.state = direction === "inbound" ? "incoming" : "new";
+    this.pc = null;
+    this.remoteStream = null;
+    this.muted = false;
+    this._offerSdp = info.offer ?? null;
+    this._restarting = false;
+  }
+
+  /** Answer an incoming call with `stream` (from getUserMedia). */
+  async accept({ stream = null } = {}) {
+    if (this.direction !== "inbound" || this.state !== "incoming") throw new Error("not an incoming call");
+    this.#setState("accepting");
+    const pc = this.#peer(stream);
+    await pc.setRemoteDescription({ type: "offer", sdp: this._offerSdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.phone._send({ type: "accept", call_id: this.id, sdp: pc.localDescription.sdp });
+    this.#setState("answered");
+  }
+
+  /** Refuse an incoming call: 486 (busy here) or 603 (decline everywhere). */
+  reject(code = 486) {
+    this.phone._send({ type: "reject", call_id: this.id, code });
+    this.#end(code, code === 603 ? "Decline" : "Busy Here");
+  }
+
+  /** End the call (CANCEL before the answer, BYE after). */
+  hangup() {
+    this.phone._send({ type: "hangup", call_id: this.id });
+  }
+
+  /** Stop or resume sending microphone audio. */
+  mute(on = true) {
+    this.muted = on;
+    for (const s of this.pc?.getSenders() ?? []) if (s.track) s.track.enabled = !on;
+  }
+
+  /** Send key presses (0-9 * # A-D) on the answered call. */
+  sendDtmf(digits, duration = 160) {
+    this.phone._send({ type: "dtmf", call_id: this.id, digits, duration });
+  }
+
+  /** Restart ICE (a network change): a new offer, answered by siphon. */
+  async restartIce() {
+    if (!this.pc || this._restarting) return;
+    this._restarting = true;
+    this.pc.restartIce();
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    this.phone._send({ type: "offer", call_id: this.id, sdp: this.pc.localDescription.sdp });
+  }
+
+  async _offer(stream, to) {
+    const pc = this.#peer(stream);
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.#setState("calling");
+    this.phone._send({ type: "call", call_id: this.id, to, sdp: pc.localDescription.sdp });
+  }
+
+  async _on(msg) {
+    switch (msg.type) {
+      case "trying":
+        this.#setState("trying");
+        break;
+      case "ringing":
+        this.#setState("ringing");
+        break;
+      case "progress":
+        await this.#remote(msg.sdp);
+        this.#setState("early");
+        break;
+      case "answered":
+        // After early media the 183's answer stands; siphon renegotiates if needed.
+        if (this.pc.signalingState === "have-local-offer") await this.#remote(msg.sdp);
+        this.#setState("answered");
+        break;
+      case "answer":
+        await this.#remote(msg.sdp);
+        this._restarting = false;
+        break;
+      case "ice_disconnected":
+        this.restartIce().catch((e) => this.dispatchEvent(event("error", e)));
+        break;
+      case "resumed":
+        this.#setState(this.state === "reconnecting" ? "answered" : this.state);
+        break;
+      case "dtmf":
+        this.dispatchEvent(event("dtmf", { digit: msg.digit, duration: msg.duration }));
+        break;
+      case "hangup":
+        this.#end(msg.code, msg.reason);
+        break;
+      case "error":
+        this.dispatchEvent(event("error", new SiphonError(msg.code, msg.message)));
+        break;
+    }
+  }
+
+  _lost() {
+    if (this.state === "answered") this.#setState("reconnecting");
+    else this.#end(0, "Connection lost");
+  }
+
+  _rebind(phone) {
+    this.phone = phone;
+  }
+
+  #peer(stream) {
+    const pc = new RTCPeerConnection(PC_CONFIG);
+    this.pc = pc;
+    if (stream) for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+    else pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.ontrack = (e) => {
+      this.remoteStream = e.streams[0] ?? new MediaStream([e.track]);
+      this.dispatchEvent(event("track", this.remoteStream));
+    };
+    return pc;
+  }
+
+  async #remote(sdp) {
+    await this.pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  #setState(state) {
+    if (this.state === state || this.state === "ended") return;
+    this.state = state;
+    this.dispatchEvent(event("state", state));
+  }
+
+  #end(code, reason) {
+    if (this.state === "ended") return;
+    this.pc?.close();
+    this.phone._forget(this.id);
+    this.#setState("ended");
+    this.dispatchEvent(event("hangup", { code, reason }));
+  }
+}
