@@ -1,0 +1,120 @@
+// Drives the web phone in headless Chromium (Playwright on the system
+// Chromium): (a) the page calls a SIPp UAS that echoes, getStats shows audio
+// both ways with energy, the page hangs up; (b) a SIPp UAC with pcap audio
+// calls the logged-in page, which answers; packets arrive and the page shows
+// incoming -> answered -> ended.
+//
+//   node webphone.mjs BASE_URL TOKEN SCENARIO_DIR SIPP_UAC_ARGS_JSON
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const require = createRequire(import.meta.url);
+const { chromium } = require("../node/node_modules/playwright-core");
+const [base, token, scenarios, uacArgs] = process.argv.slice(2);
+
+const FLAGS = [
+  "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection",
+  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+];
+
+function check(ok, what) {
+  if (!ok) throw new Error(what);
+  console.log(`ok: ${what}`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function stats(page) {
+  return page.evaluate(async () => {
+    const out = { sent: 0, received: 0, energy: 0, level: 0 };
+    const report = await window.siphonCall.pc.getStats();
+    report.forEach((s) => {
+      if (s.kind !== "audio") return;
+      if (s.type === "outbound-rtp") out.sent += s.packetsSent ?? 0;
+      if (s.type === "inbound-rtp") {
+        out.received += s.packetsReceived ?? 0;
+        out.energy += s.totalAudioEnergy ?? 0;
+        out.level = Math.max(out.level, s.audioLevel ?? 0);
+      }
+    });
+    return out;
+  });
+}
+
+const state = (page) => page.textContent("#state");
+async function waitState(page, want, timeout = 15000) {
+  try {
+    await page.waitForFunction((w) => document.getElementById("state").textContent === w, want, { timeout });
+  } catch {
+    throw new Error(`page state stayed "${await state(page)}" (waiting for "${want}"); ` +
+      `message: "${await page.textContent("#message")}"`);
+  }
+}
+
+async function outbound(page) {
+  await page.fill("#to", "1000");
+  await page.click("#call");
+  await waitState(page, "answered");
+  await sleep(1000);
+  const a = await stats(page);
+  await sleep(3000);
+  const b = await stats(page);
+  console.log(`outbound: sent ${a.sent}->${b.sent}, received ${a.received}->${b.received}, ` +
+    `energy ${a.energy.toFixed(4)}->${b.energy.toFixed(4)}, level ${b.level.toFixed(3)}`);
+  check(b.sent - a.sent >= 100, "audio flows from the page to the SIP phone");
+  check(b.received - a.received >= 100, "the SIP phone's echo flows back to the page");
+  check(b.energy > a.energy || b.level > 0, "the returned audio has energy");
+  await page.click("#hangup");
+  await waitState(page, "ended");
+  check((await page.textContent("#message")).includes("200"), "the page hung up (hangup 200)");
+}
+
+async function inbound(page) {
+  const args = JSON.parse(uacArgs);
+  const sipp = spawn("sipp", args, { cwd: scenarios, stdio: ["ignore", "ignore", "inherit"] });
+  const exited = new Promise((r) => sipp.on("exit", (code) => r(code)));
+  await waitState(page, "incoming");
+  check((await page.textContent("#peer")).includes("1000"), "the page shows the caller");
+  await page.click("#answer");
+  await waitState(page, "answered");
+  await sleep(3000);
+  const s = await stats(page);
+  console.log(`inbound: received ${s.received} packets, energy ${s.energy.toFixed(4)}`);
+  check(s.received >= 100, "the SIPp phone's pcap audio reaches the page");
+  await waitState(page, "ended", 20000);
+  const states = await page.evaluate(() => window.siphonStates);
+  const seq = states.slice(states.lastIndexOf("incoming"));
+  console.log(`inbound states: ${seq.join(" -> ")}`);
+  check(JSON.stringify(seq.filter((x) => ["incoming", "answered", "ended"].includes(x))) ===
+    JSON.stringify(["incoming", "answered", "ended"]), "the page went incoming -> answered -> ended");
+  check((await exited) === 0, "SIPp saw its call complete (exit 0)");
+}
+
+const profile = mkdtempSync(join(tmpdir(), "siphon-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium", headless: true, args: FLAGS,
+  ignoreDefaultArgs: ["--mute-audio"],
+});
+let failed = false;
+try {
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.log(`page error: ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`page exception: ${e.message}`));
+  await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
+  await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
+  check(true, `the page connected (${await page.textContent("#conn")})`);
+  await outbound(page);
+  await inbound(page);
+} catch (e) {
+  failed = true;
+  console.error(`FAIL: ${e.message}`);
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
