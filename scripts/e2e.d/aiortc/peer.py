@@ -57,7 +57,7 @@ async def record(track, seconds):
     while time.monotonic() < deadline:
         try:
             frame = await asyncio.wait_for(track.recv(), timeout=2)
-        except asyncio.TimeoutError:
+        except Exception:  # a timeout, or the track ended with its call
             break
         pcm = frame.to_ndarray().astype(np.float64)
         channels = len(frame.layout.channels)
@@ -86,9 +86,14 @@ class Client:
 
     def __init__(self, ws):
         self.ws = ws
+        self.fresh_peer()
+
+    def fresh_peer(self):
+        """A new peer connection for the next call on this socket."""
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.remote = asyncio.get_event_loop().create_future()
-        self.pc.on("track", lambda t: self.remote.done() or self.remote.set_result(t))
+        remote = asyncio.get_event_loop().create_future()
+        self.remote = remote
+        self.pc.on("track", lambda t: remote.done() or remote.set_result(t))
 
     @classmethod
     async def connect(cls, url, user=None, token=None):
