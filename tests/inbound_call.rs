@@ -554,3 +554,90 @@ async fn key_presses_go_as_sip_info_when_the_pbx_has_no_telephone_event() {
     assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pbx_holds_and_resumes_and_the_browser_follows() {
+    let rig = Rig::start(35600).await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = pbx_rtp.local_addr().unwrap().port();
+    let (mut sig, browser, uac, _events, call_id) =
+        answered_from_pbx(&rig, "carol", pbx_offer(port, true)).await;
+
+    // Hold: sendonly is answered recvonly; the browser is re-offered sendonly.
+    let held = pbx_offer(port, true).replace("a=sendrecv", "a=sendonly");
+    let (code, answer) = uac.reinvite(held).await.expect("an answer");
+    assert_eq!(code, 200);
+    assert!(
+        answer.contains("a=recvonly") && !answer.contains("sendrecv"),
+        "{answer}"
+    );
+    let offer = sig.recv_type("offer", T).await.unwrap();
+    let sdp = offer["sdp"].as_str().unwrap();
+    assert!(
+        sdp.contains("a=sendonly") && sdp.contains("a=setup:actpass"),
+        "{sdp}"
+    );
+    // (The webrtc crate answers sendrecv where a browser says recvonly;
+    // siphon takes either.)
+    let reply = browser.accept_offer(sdp).await.unwrap();
+    sig.send(json!({"type":"answer","call_id":call_id,"sdp":reply}))
+        .await
+        .unwrap();
+    // On hold the PBX gets none of the browser's audio.
+    pbx_rtp
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    for i in 0..10u16 {
+        browser.send_rtp(&stamped_frame(i)).await.unwrap();
+    }
+    let mut buf = [0u8; 1500];
+    assert!(
+        pbx_rtp.recv_from(&mut buf).is_err(),
+        "audio reached the PBX on hold"
+    );
+
+    // Resume: sendrecv again on both legs.
+    let (code, answer) = uac
+        .reinvite(pbx_offer(port, true))
+        .await
+        .expect("an answer");
+    assert_eq!(code, 200);
+    assert!(answer.contains("a=sendrecv"), "{answer}");
+    let offer = sig.recv_type("offer", T).await.unwrap();
+    let reply = browser
+        .accept_offer(offer["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    sig.send(json!({"type":"answer","call_id":call_id,"sdp":reply}))
+        .await
+        .unwrap();
+
+    // Audio flows again both ways, with SRTP and sequence state carried across.
+    for i in 10..20u16 {
+        browser.send_rtp(&stamped_frame(i)).await.unwrap();
+    }
+    let (n, _) = pbx_rtp
+        .recv_from(&mut buf)
+        .expect("the PBX hears the browser again");
+    assert!(frame_index(&buf[12..n]).is_some_and(|i| i >= 10));
+    let gw_media = media_addr(&answer);
+    for i in 0..30u16 {
+        pbx_rtp
+            .send_to(&rtp(i, &stamped_frame(i)), gw_media)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut heard = 0;
+    while let Ok(p) = browser.recv_rtp(Duration::from_millis(500)).await {
+        heard += usize::from(p.payload_type == 0 && frame_index(&p.payload).is_some());
+    }
+    assert!(heard >= 25, "only {heard} of 30 frames after the resume");
+
+    // A re-offer without the call's codec is refused and changes nothing.
+    let pcma = pbx_offer(port, true).replace("RTP/AVP 0 101", "RTP/AVP 8 101");
+    let (code, _) = uac.reinvite(pcma).await.expect("an answer");
+    assert_eq!(code, 488);
+    uac.hangup().await;
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+}

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use super::hold::SipSide;
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
@@ -67,6 +68,10 @@ pub enum InboundEvent {
     Dtmf(SessionId, String, u32),
     /// A key press arrived as SIP INFO: digit and ms.
     SipDtmf(char, u32),
+    /// A re-INVITE or UPDATE (its SDP, if any) waits for an answer.
+    SipReoffer(Option<String>),
+    /// A session answered siphon's re-offer.
+    Answer(SessionId, String),
 }
 
 /// What the browser's answer set up.
@@ -106,6 +111,10 @@ pub enum InboundCommand {
     RelayDtmf(Vec<Press>),
     /// Key presses to send as SIP INFO, one per digit: (digit, ms).
     SipInfo(Vec<(char, u32)>),
+    /// Answer the pending SIP re-offer: 200 with this SDP, or 488 with the reason.
+    AnswerReoffer(Result<String, String>),
+    /// Program the relay with the SIP side's new media (hold, resume, a new address).
+    ConfigureMedia(Box<SipMedia>),
     /// The call is over.
     Finish(Outcome),
 }
@@ -129,6 +138,7 @@ pub struct InboundCall {
     negotiated: Option<Negotiated>,
     /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
     sip_events: bool,
+    sip_side: Option<SipSide>,
 }
 
 impl InboundCall {
@@ -151,6 +161,7 @@ impl InboundCall {
             state: State::Ringing,
             negotiated: None,
             sip_events: false,
+            sip_side: None,
         })
     }
 
@@ -212,6 +223,15 @@ impl InboundCall {
                     TowardSip::Rtp(presses) => vec![InboundCommand::RelayDtmf(presses)],
                     TowardSip::Info(digits) => vec![InboundCommand::SipInfo(digits)],
                 }
+            }
+            (State::Answered(owner), E::SipReoffer(sdp)) => self.sip_reoffer(owner, sdp.as_deref()),
+            (_, E::SipReoffer(_)) => {
+                vec![InboundCommand::AnswerReoffer(Err(
+                    "no session to change yet".into(),
+                ))]
+            }
+            (State::Answered(owner), E::Answer(id, sdp)) if id == owner => {
+                self.client_answer(owner, &sdp)
             }
             (State::Answered(owner), E::SipDtmf(digit, ms)) => {
                 let (msg, press) = keys::from_sip(&self.params.call_id, digit, ms);
@@ -276,8 +296,9 @@ impl InboundCall {
             return Vec::new();
         }
         let accepted = match self.translate_answer(sdp) {
-            Ok((a, negotiated)) => {
+            Ok((a, negotiated, side)) => {
                 self.negotiated = Some(negotiated);
+                self.sip_side = Some(side);
                 self.sip_events = a.media.sip_dtmf.is_some();
                 a
             }
@@ -327,7 +348,7 @@ impl InboundCall {
         }
     }
 
-    fn translate_answer(&self, sdp: &str) -> Result<(Accepted, Negotiated), SdpError> {
+    fn translate_answer(&self, sdp: &str) -> Result<(Accepted, Negotiated, SipSide), SdpError> {
         let answer = sdp::parse_webrtc_answer(sdp, &self.plan)?;
         let dtls_role = match answer.setup {
             Setup::Passive => DtlsRole::Client,
@@ -359,15 +380,22 @@ impl InboundCall {
                 .count(),
         };
         let negotiated = Negotiated::offered(self.webrtc_offer.clone(), role, pts, remote);
+        let media = sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux);
+        let side = SipSide::new(
+            sip_answer.clone(),
+            media.clone(),
+            answer.sip_pt,
+            self.offer.direction,
+        );
         let accepted = Accepted {
             remote_ufrag: answer.ice.ufrag.clone(),
             remote_pwd: answer.ice.pwd.clone(),
             remote_fingerprint: answer.fingerprint.value.clone(),
-            media: sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux),
+            media,
             sip_answer,
             dtls_role,
         };
-        Ok((accepted, negotiated))
+        Ok((accepted, negotiated, side))
     }
 
     /// 603 (or any 6xx) declines everywhere; a busy branch only drops out.
@@ -438,6 +466,9 @@ fn reason_phrase(code: u16) -> &'static str {
         _ => "Rejected",
     }
 }
+
+#[path = "inbound_midcall.rs"]
+mod midcall;
 
 #[cfg(test)]
 #[path = "inbound_tests.rs"]

@@ -68,5 +68,7 @@ pub fn sip_media(map: &MediaMap, rtp_addr: SocketAddr, rtcp_mux: bool) -> SipMed
         ts_step: map.clock_rate * map.ptime / 1000,
         webrtc_dtmf: map.browser_dtmf,
         sip_dtmf: map.sip_dtmf,
+        send_to_sip: true,
+        held: false,
     }
 }

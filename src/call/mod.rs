@@ -1,6 +1,7 @@
 //! Calls: routing, the per-call state machines (events in, commands out) and
 //! the registry of live calls.
 
+pub mod hold;
 pub mod inbound;
 pub mod keys;
 pub mod leg;

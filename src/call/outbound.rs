@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::hold::SipSide;
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
@@ -46,6 +47,8 @@ pub enum SipEvent {
     },
     /// A key press arrived as SIP INFO: digit and ms.
     Dtmf(char, u32),
+    /// A re-INVITE or UPDATE (its SDP, if any) waits for an answer.
+    Reoffer(Option<String>),
 }
 
 /// Inputs from the media plane.
@@ -92,6 +95,8 @@ pub enum Command {
     RelayDtmf(Vec<Press>),
     /// Key presses to send as SIP INFO, one per digit: (digit, ms).
     SipInfo(Vec<(char, u32)>),
+    /// Answer the pending SIP re-offer: 200 with this SDP, or 488 with the reason.
+    AnswerReoffer(Result<String, String>),
     /// Release everything; the call is over.
     Finish(Outcome),
 }
@@ -117,6 +122,9 @@ pub struct OutboundCall {
     negotiated: Option<Negotiated>,
     /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
     sip_events: bool,
+    /// siphon's SIP offer, then the SIP side of the answered session.
+    sip_offer: String,
+    sip_side: Option<SipSide>,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -153,6 +161,8 @@ impl OutboundCall {
             answered_at: None,
             negotiated: None,
             sip_events: false,
+            sip_offer: sip_offer.clone(),
+            sip_side: None,
         };
         Ok((call, sip_offer))
     }
@@ -204,6 +214,7 @@ impl OutboundCall {
                 cmds
             }
             SipEvent::Dtmf(..) => Vec::new(),
+            SipEvent::Reoffer(sdp) => self.on_sip_reoffer(sdp.as_deref()),
             SipEvent::Ended { by_remote } => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
                 self.finish(self.ended_label(), 200, reason.into(), false)
@@ -371,12 +382,15 @@ impl OutboundCall {
         }
     }
 
-    fn translate_answer(&self, sdp: &str) -> Result<(SipMedia, String), SdpError> {
+    fn translate_answer(&mut self, sdp: &str) -> Result<(SipMedia, String), SdpError> {
         let answer = sdp::parse_sip_answer(sdp, &self.plan)?;
         let webrtc_params = self.params.local.sdp_params();
         let webrtc_answer = sdp::build_webrtc_answer(&self.offer, &answer, &webrtc_params)?;
         let map = sdp::media_map(&self.offer, &answer);
         let media = sip_media(&map, answer.rtp_addr, answer.rtcp_mux);
+        let local = self.sip_offer.clone();
+        let side = SipSide::new(local, media.clone(), answer.codec.pt, answer.direction);
+        self.sip_side = Some(side);
         Ok((media, webrtc_answer))
     }
 
@@ -412,6 +426,9 @@ impl OutboundCall {
         cmds
     }
 }
+
+#[path = "outbound_midcall.rs"]
+mod midcall;
 
 #[cfg(test)]
 #[path = "outbound_tests.rs"]

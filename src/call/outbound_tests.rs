@@ -306,3 +306,47 @@ fn key_presses_go_by_rtp_or_info_as_the_sip_side_negotiated() {
         .iter()
         .any(|c| matches!(c, Command::RelayDtmf(p) if p[0].code == 5 && !p[0].to_sip)));
 }
+
+#[test]
+fn the_sip_side_holds_and_the_browser_is_re_offered() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    let early = call.on_sip(SipEvent::Reoffer(None), t0);
+    assert!(
+        matches!(&early[..], [Command::AnswerReoffer(Err(_))]),
+        "not answered yet"
+    );
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let held = ASTERISK_ANSWER.replace("a=sendrecv", "a=sendonly");
+    let cmds = call.on_sip(SipEvent::Reoffer(Some(held)), t0);
+    let Some(Command::AnswerReoffer(Ok(answer))) =
+        cmds.iter().find(|c| matches!(c, Command::AnswerReoffer(_)))
+    else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        answer.contains("a=recvonly") && !answer.contains("a=sendrecv"),
+        "{answer}"
+    );
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Command::ConfigureMedia(m) if m.held && !m.send_to_sip)));
+    let Some(ServerMessage::Offer { sdp, .. }) = sent(&cmds).pop() else {
+        panic!("no offer to the browser: {cmds:?}");
+    };
+    assert!(
+        sdp.contains("a=sendonly") && sdp.contains("a=setup:actpass"),
+        "{sdp}"
+    );
+    assert!(sdp.contains("a=ice-ufrag:ufrag123"), "same ICE credentials");
+
+    // The browser's answer must keep its certificate.
+    let bad = CHROME_OFFER.replace("sha-256 D2:FA", "sha-256 00:FA");
+    assert!(matches!(
+        &sent(&call.on_client_answer(&bad))[..],
+        [ServerMessage::Error {
+            code: ErrorCode::BadSdp,
+            ..
+        }]
+    ));
+    assert!(call.on_client_answer(CHROME_OFFER).is_empty());
+}

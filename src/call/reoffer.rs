@@ -12,8 +12,8 @@ pub struct Negotiated {
     /// Siphon's last description to the browser.
     local_sdp: String,
     version: u64,
-    /// Role to state in re-answers when `local_sdp` was an offer.
-    setup: Option<Setup>,
+    /// siphon's DTLS role, stated in every re-answer.
+    setup: Setup,
     /// Payload types to keep when `local_sdp` was an offer.
     keep_pts: Option<Vec<u8>>,
     remote_ufrag: String,
@@ -48,18 +48,19 @@ pub struct Remote {
 }
 
 impl Negotiated {
-    /// After siphon answered the browser's offer (browser -> SIP calls).
+    /// After siphon answered the browser's offer (browser -> SIP calls,
+    /// where siphon is always the DTLS server).
     pub fn answered(local_answer: String, remote: Remote) -> Self {
-        Negotiated::new(local_answer, None, None, remote)
+        Negotiated::new(local_answer, Setup::Passive, None, remote)
     }
 
     /// After the browser answered siphon's offer (SIP -> browser calls):
     /// re-answers state siphon's DTLS role and the payload types kept.
     pub fn offered(local_offer: String, role: Setup, pts: Vec<u8>, remote: Remote) -> Self {
-        Negotiated::new(local_offer, Some(role), Some(pts), remote)
+        Negotiated::new(local_offer, role, Some(pts), remote)
     }
 
-    fn new(local: String, setup: Option<Setup>, keep: Option<Vec<u8>>, r: Remote) -> Self {
+    fn new(local: String, setup: Setup, keep: Option<Vec<u8>>, r: Remote) -> Self {
         Negotiated {
             local_sdp: local,
             version: 1,
@@ -91,7 +92,10 @@ impl Negotiated {
         if offer.mlines.len() != self.mlines {
             return Err("the re-offer adds or removes m-lines".into());
         }
-        if offer.direction != self.remote_direction {
+        // A browser's transceiver offers sendrecv even while siphon holds
+        // the call; any other change of direction is a browser-side hold.
+        let same = offer.direction == self.remote_direction;
+        if !same && offer.direction != Direction::SendRecv {
             return Err(format!(
                 "the re-offer changes the direction ({} to {}); hold is not supported here",
                 self.remote_direction.as_str(),
@@ -103,11 +107,14 @@ impl Negotiated {
         let edit = ReAnswer {
             version: self.version + 1,
             ice: ice.clone(),
-            setup: self.setup,
+            setup: Some(self.setup),
             keep_pts: self.keep_pts.clone(),
+            direction: None,
         };
         let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
         self.version += 1;
+        // What siphon states is an answer again (after an offer of its own).
+        self.local_sdp = answer.clone();
         let restart = ice.map(|(local_ufrag, local_pwd)| IceRestart {
             local_ufrag,
             local_pwd,
@@ -115,10 +122,42 @@ impl Negotiated {
             remote_pwd: offer.ice.pwd.clone(),
         });
         if restart.is_some() {
-            self.local_sdp = answer.clone();
             self.remote_ufrag = offer.ice.ufrag;
             self.remote_pwd = offer.ice.pwd;
         }
         Ok(Renegotiated { answer, restart })
+    }
+
+    /// siphon's own re-offer to the browser (the SIP side put the call on
+    /// hold or took it off): the session as it is, in `direction`.
+    pub fn offer(&mut self, direction: Direction) -> Result<String, String> {
+        let edit = ReAnswer {
+            version: self.version + 1,
+            setup: Some(Setup::ActPass),
+            keep_pts: self.keep_pts.clone(),
+            direction: Some(direction),
+            ice: None,
+        };
+        let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        self.version += 1;
+        self.local_sdp = offer.clone();
+        Ok(offer)
+    }
+
+    /// The browser's answer to siphon's re-offer: same certificate and
+    /// credentials; its direction is the session's now.
+    pub fn on_answer(&mut self, sdp: &str) -> Result<(), String> {
+        let answer = sdp::parse_webrtc_session(sdp).map_err(|e| e.to_string())?;
+        if !answer
+            .fingerprint
+            .eq_ignore_ascii_case(&self.remote_fingerprint)
+        {
+            return Err("the answer changes the DTLS fingerprint".into());
+        }
+        if answer.ufrag != self.remote_ufrag {
+            return Err("the answer changes the ICE credentials; restart ICE with an offer".into());
+        }
+        self.remote_direction = answer.direction;
+        Ok(())
     }
 }

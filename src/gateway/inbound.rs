@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
-use super::outbound::{count_dtmf, media_signal, record_info, release, Resources};
+use super::outbound::{answer_reoffer, count_dtmf, media_signal, record_info, release, Resources};
 use super::Inner;
 use crate::call::inbound::{
     Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
@@ -118,6 +118,8 @@ struct Driver<'a> {
     lost: Option<SessionId>,
     /// Sessions that resumed the call, and the session each stands for.
     aliases: HashMap<SessionId, SessionId>,
+    /// The SIP re-offer waiting for the machine's answer.
+    reoffer: Option<sip::Reoffer>,
 }
 
 async fn drive(
@@ -200,6 +202,7 @@ async fn drive(
         grace,
         lost: None,
         aliases: HashMap::new(),
+        reoffer: None,
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -217,6 +220,11 @@ async fn drive(
             ev = events.recv() => match ev {
                 Some(UasEvent::Acked) => continue,
                 Some(UasEvent::Cancelled) => InboundEvent::SipCancelled,
+                Some(UasEvent::Reoffer(reoffer)) => {
+                    let sdp = reoffer.sdp.clone();
+                    d.reoffer = Some(reoffer);
+                    InboundEvent::SipReoffer(sdp)
+                }
                 Some(UasEvent::Dtmf { digit, duration_ms }) => InboundEvent::SipDtmf(digit, duration_ms),
                 Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
                 None => InboundEvent::SipEnded { by_remote: false },
@@ -292,6 +300,7 @@ impl Driver<'_> {
             ClientEvent::Accept(sdp) => InboundEvent::Accept(session, sdp),
             ClientEvent::Reject(code) => InboundEvent::Reject(session, code),
             ClientEvent::Candidate(_) => return None,
+            ClientEvent::Answer(sdp) => InboundEvent::Answer(session, sdp),
             ClientEvent::Dtmf {
                 digits,
                 duration_ms,
@@ -378,6 +387,19 @@ impl Driver<'_> {
                         for press in presses {
                             count_dtmf(self.gw, &press);
                             let _ = relay.dtmf(res.leg, press);
+                        }
+                    }
+                }
+                InboundCommand::AnswerReoffer(answer) => {
+                    if let Some(reoffer) = self.reoffer.take() {
+                        answer_reoffer(self.gw, &reoffer, answer).await;
+                    }
+                }
+                InboundCommand::ConfigureMedia(media) => {
+                    if let Some(res) = &self.res {
+                        let relay = self.gw.relays.get(res.relay);
+                        if let Err(e) = relay.configure(res.leg, *media) {
+                            tracing::error!(error = %e, "relay refused media configuration");
                         }
                     }
                 }

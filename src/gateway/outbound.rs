@@ -212,6 +212,7 @@ async fn run_events(
         res,
         uac,
         to_client,
+        reoffer: None,
     };
     if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
         return outcome;
@@ -221,6 +222,11 @@ async fn run_events(
     loop {
         let cmds = tokio::select! {
             ev = sip_events.recv() => match ev {
+                Some(UacEvent::Reoffer(reoffer)) => {
+                    let sdp = reoffer.sdp.clone();
+                    driver.reoffer = Some(reoffer);
+                    call.on_sip(SipEvent::Reoffer(sdp), Instant::now())
+                }
                 Some(ev) => match sip_event(ev) {
                     Some(ev) => call.on_sip(ev, Instant::now()),
                     None => continue,
@@ -229,6 +235,7 @@ async fn run_events(
             },
             ev = control.recv() => match ev.map(|(_, ev)| ev) {
                 Some(ClientEvent::Hangup) => call.on_client_hangup(),
+                Some(ClientEvent::Answer(sdp)) => call.on_client_answer(&sdp),
                 Some(ClientEvent::Dtmf { digits, duration_ms }) => {
                     call.on_client_dtmf(&digits, duration_ms)
                 }
@@ -277,6 +284,8 @@ struct Driver<'a> {
     res: Resources,
     uac: UacHandle,
     to_client: mpsc::Sender<ServerMessage>,
+    /// The SIP re-offer waiting for the machine's answer.
+    reoffer: Option<sip::Reoffer>,
 }
 
 impl Driver<'_> {
@@ -310,6 +319,11 @@ impl Driver<'_> {
                         let _ = relay.dtmf(self.res.leg, press);
                     }
                 }
+                Command::AnswerReoffer(answer) => {
+                    if let Some(reoffer) = self.reoffer.take() {
+                        answer_reoffer(self.gw, &reoffer, answer).await;
+                    }
+                }
                 Command::SipInfo(digits) => {
                     for (digit, ms) in digits {
                         let code = self.uac.info(digit, ms).await;
@@ -323,6 +337,33 @@ impl Driver<'_> {
             release(self.gw, &self.res).await;
         }
         outcome
+    }
+}
+
+/// Answer a SIP re-offer (200 with SDP, or 488), counting holds.
+pub(super) async fn answer_reoffer(
+    gw: &Inner,
+    reoffer: &sip::Reoffer,
+    answer: Result<String, String>,
+) {
+    match answer {
+        Ok(sdp) => {
+            let kind = if sdp.contains("a=sendrecv") {
+                "resume"
+            } else {
+                "hold"
+            };
+            gw.metrics.reoffers_total.with_label_values(&[kind]).inc();
+            reoffer.accept(sdp).await;
+        }
+        Err(reason) => {
+            tracing::info!(%reason, method = reoffer.method, "re-offer refused");
+            gw.metrics
+                .reoffers_total
+                .with_label_values(&["refused"])
+                .inc();
+            reoffer.refuse(488, &reason).await;
+        }
     }
 }
 
@@ -375,6 +416,7 @@ fn sip_event(ev: UacEvent) -> Option<SipEvent> {
         UacEvent::Failed { code, reason } => SipEvent::Failed(code, reason),
         UacEvent::Ended { by_remote } => SipEvent::Ended { by_remote },
         UacEvent::Dtmf { digit, duration_ms } => SipEvent::Dtmf(digit, duration_ms),
+        UacEvent::Reoffer(r) => SipEvent::Reoffer(r.sdp),
     })
 }
 

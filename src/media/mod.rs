@@ -15,6 +15,24 @@ pub use relay::{
 };
 pub use rewrite::{PtMap, RewriteDrop, StreamRewriter};
 
+/// A SIP side for unit tests: PCMU with telephone-event 101 at
+/// 10.0.0.5:17000 (RTCP on 17001), the browser's events on 126.
+#[cfg(test)]
+pub(crate) fn test_media() -> SipMedia {
+    SipMedia {
+        remote_rtp: "10.0.0.5:17000".parse().expect("address"),
+        remote_rtcp: "10.0.0.5:17001".parse().expect("address"),
+        rtcp_mux: false,
+        to_sip: PtMap::empty(),
+        to_webrtc: PtMap::empty(),
+        ts_step: 160,
+        webrtc_dtmf: Some((126, 8000)),
+        sip_dtmf: Some((101, 8000)),
+        send_to_sip: true,
+        held: false,
+    }
+}
+
 /// What the SIP side of a call looks like once its SDP answer is known.
 #[derive(Debug, Clone)]
 pub struct SipMedia {
@@ -34,4 +52,9 @@ pub struct SipMedia {
     pub webrtc_dtmf: Option<(u8, u32)>,
     /// telephone-event toward the SIP peer (PT, clock); `None`: it takes SIP INFO.
     pub sip_dtmf: Option<(u8, u32)>,
+    /// The SIP peer receives media (not sendonly/inactive): else nothing is sent to it.
+    pub send_to_sip: bool,
+    /// The call is on hold (either side): silence is expected, so the media
+    /// timeout does not run.
+    pub held: bool,
 }

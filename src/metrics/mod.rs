@@ -71,6 +71,8 @@ pub struct Metrics {
     pub reconnects_total: IntCounterVec,
     /// Key presses siphon sent, by how (sip_rtp, sip_info, webrtc_rtp).
     pub dtmf_total: IntCounterVec,
+    /// SIP re-INVITEs/UPDATEs on answered calls, by outcome (hold, resume, refused).
+    pub reoffers_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -166,6 +168,11 @@ impl Metrics {
                 "Key presses siphon sent, by how they went",
                 &["to"],
             ),
+            reoffers_total: counter_vec(
+                "sip_reoffers_total",
+                "SIP re-INVITEs and UPDATEs on answered calls, by outcome",
+                &["outcome"],
+            ),
             registry,
         };
         m.register_all();
@@ -195,6 +202,7 @@ impl Metrics {
             Box::new(self.ice_disconnects_total.clone()),
             Box::new(self.reconnects_total.clone()),
             Box::new(self.dtmf_total.clone()),
+            Box::new(self.reoffers_total.clone()),
         ];
         for c in collectors {
             self.registry

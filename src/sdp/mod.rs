@@ -27,7 +27,7 @@ pub use outbound::{
     build_sip_offer, build_webrtc_answer, parse_sip_answer, parse_webrtc_offer, PlannedCodec,
     SipAnswer, SipAnswerParams, SipOfferParams, SipOfferPlan, SipParams, WebRtcOffer,
 };
-pub use reanswer::{build_reanswer, ReAnswer};
+pub use reanswer::{build_reanswer, parse_webrtc_session, ReAnswer, WebRtcSession};
 pub use session::MLine;
 pub use transport::{
     Fingerprint, IceCredentials, Setup, WebRtcAnswerParams, WebRtcOfferParams, WebRtcParams,

@@ -5,8 +5,32 @@
 
 use sdp_types::Session;
 
+use super::direction::Direction;
 use super::transport::Setup;
 use super::SdpError;
+
+/// What any WebRTC description (offer or answer) says about the transport
+/// and the direction, for checking a renegotiation against the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcSession {
+    /// ICE username fragment.
+    pub ufrag: String,
+    /// DTLS certificate fingerprint value.
+    pub fingerprint: String,
+    /// Media direction of the audio line.
+    pub direction: Direction,
+}
+
+/// Parse a browser's description for its transport and direction.
+pub fn parse_webrtc_session(sdp: &str) -> Result<WebRtcSession, SdpError> {
+    let p = super::session::parse(sdp)?;
+    let remote = super::transport::read(&p)?;
+    Ok(WebRtcSession {
+        ufrag: remote.ice.ufrag,
+        fingerprint: remote.fingerprint.value,
+        direction: super::direction::read(&p),
+    })
+}
 
 /// How to turn the last description siphon gave the browser into the
 /// answer to its re-offer.
@@ -19,6 +43,8 @@ pub struct ReAnswer {
     /// The DTLS role to state; needed when the last description was an
     /// offer (`a=setup:actpass`), since an answer must pick a role.
     pub setup: Option<Setup>,
+    /// A new media direction for the active m-lines (hold, resume).
+    pub direction: Option<Direction>,
     /// Payload types to keep on the audio m-line; the others, and their
     /// rtpmap/fmtp/rtcp-fb lines, go. `None` keeps all (the last
     /// description was already an answer).
@@ -42,10 +68,20 @@ pub fn build_reanswer(local: &str, edit: &ReAnswer) -> Result<String, SdpError> 
             attr.value = Some(value);
         }
     }
-    if let Some(keep) = &edit.keep_pts {
-        for media in session.medias.iter_mut().filter(|m| m.port != 0) {
+    for media in session.medias.iter_mut().filter(|m| m.port != 0) {
+        if let Some(keep) = &edit.keep_pts {
             keep_formats(media, keep);
         }
+        if let Some(direction) = edit.direction {
+            media
+                .attributes
+                .retain(|a| a.attribute.parse::<Direction>().is_err());
+            super::direction::write(media, direction);
+        }
+    }
+    if edit.direction.is_some() {
+        let attrs = &mut session.attributes;
+        attrs.retain(|a| a.attribute.parse::<Direction>().is_err());
     }
     Ok(super::session::to_text(&session))
 }
@@ -85,6 +121,7 @@ mod tests {
             ice: Some(("newU".into(), "newpasswordnewpassword12".into())),
             setup: Some(Setup::Passive),
             keep_pts: Some(vec![0, 101]),
+            direction: None,
         };
         let out = build_reanswer(OFFER, &edit).unwrap();
         for want in [
@@ -113,6 +150,20 @@ mod tests {
         assert!(out.contains("o=siphon 7 5 IN IP4"));
         assert!(out.contains("a=ice-ufrag:oldU") && out.contains("a=setup:actpass"));
         assert!(out.contains("m=audio 10000 UDP/TLS/RTP/SAVPF 111 0 101"));
+    }
+
+    #[test]
+    fn a_new_direction_replaces_the_old_one() {
+        let edit = ReAnswer {
+            version: 3,
+            direction: Some(Direction::RecvOnly),
+            ..Default::default()
+        };
+        let out = build_reanswer(OFFER, &edit).unwrap();
+        assert!(
+            out.contains("a=recvonly") && !out.contains("a=sendrecv"),
+            "{out}"
+        );
     }
 
     #[test]

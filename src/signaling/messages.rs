@@ -61,6 +61,13 @@ pub enum ClientMessage {
         #[serde(default)]
         code: Option<u16>,
     },
+    /// The browser's answer to siphon's `offer` (hold or resume from SIP).
+    Answer {
+        /// The call.
+        call_id: String,
+        /// The browser's answer.
+        sdp: String,
+    },
     /// A mid-call re-offer (ICE restart), answered with `answer`.
     Offer {
         /// The call.
@@ -125,6 +132,7 @@ impl ClientMessage {
             ClientMessage::Reject { .. } => "reject",
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
             ClientMessage::Hangup { .. } => "hangup",
             ClientMessage::Register { .. } => "register",
             ClientMessage::Unregister {} => "unregister",
@@ -235,6 +243,14 @@ pub enum ServerMessage {
         reason: String,
         /// Seconds until the next attempt.
         retry_in: u64,
+    },
+    /// siphon's mid-call offer (the SIP side held or resumed the call):
+    /// apply it and reply with `answer`.
+    Offer {
+        /// The call.
+        call_id: String,
+        /// WebRTC offer SDP.
+        sdp: String,
     },
     /// The answer to a client's mid-call `offer` (ICE restart).
     Answer {
@@ -392,6 +408,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
         "reject",
         "candidate",
         "offer",
+        "answer",
         "hangup",
         "register",
         "unregister",
@@ -430,6 +447,7 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         | ClientMessage::Hangup { call_id }
         | ClientMessage::Accept { call_id, .. }
         | ClientMessage::Offer { call_id, .. }
+        | ClientMessage::Answer { call_id, .. }
         | ClientMessage::Resume { call_id }
         | ClientMessage::Dtmf { call_id, .. }
         | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),

@@ -39,6 +39,8 @@ pub enum ClientEvent {
     },
     /// A mid-call re-offer (ICE restart) with the browser's SDP.
     Offer(String),
+    /// The browser's answer to siphon's mid-call offer.
+    Answer(String),
     /// A trickled candidate (`None`: end of candidates).
     Candidate(Option<IceCandidate>),
     /// The socket closed.
@@ -348,6 +350,9 @@ impl Session {
             ClientMessage::Hangup { call_id } => self.to_call(&call_id, ClientEvent::Hangup),
             ClientMessage::Offer { call_id, sdp } => {
                 self.to_call(&call_id, ClientEvent::Offer(sdp))
+            }
+            ClientMessage::Answer { call_id, sdp } => {
+                self.to_call(&call_id, ClientEvent::Answer(sdp))
             }
             ClientMessage::Accept { call_id, sdp } => {
                 self.to_call(&call_id, ClientEvent::Accept(sdp))

@@ -21,6 +21,7 @@ mod policy;
 mod registration;
 mod registration_plan;
 mod registration_request;
+mod reoffer;
 mod stack;
 mod uac;
 mod uac_request;
@@ -38,6 +39,7 @@ pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats,
 pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
+pub use reoffer::Reoffer;
 pub use uac::{UacEvent, UacHandle};
 pub use uas::{InboundCall, UasEvent, UasHandle};
 

@@ -14,6 +14,7 @@ use tracing::{debug, info_span, Instrument};
 
 use super::dtmf_info;
 use super::endpoint::Shared;
+use super::reoffer::Reoffer;
 use super::uac_request as request;
 use super::{OutboundInvite, SipError};
 
@@ -46,6 +47,8 @@ pub enum UacEvent {
         /// Whether the remote side sent the BYE.
         by_remote: bool,
     },
+    /// A re-INVITE or UPDATE from the far end: answer it.
+    Reoffer(super::Reoffer),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.
@@ -93,6 +96,12 @@ impl UacHandle {
     pub async fn info(&self, digit: char, duration_ms: u32) -> Option<u16> {
         let dialog = self.slot.lock().ok()?.dialog.clone()?;
         dtmf_info::send(&dialog, digit, duration_ms).await
+    }
+
+    /// Send a re-INVITE with `sdp` (hold, resume); the final status and SDP.
+    pub async fn reinvite(&self, sdp: String) -> Option<(u16, String)> {
+        let dialog = self.slot.lock().ok()?.dialog.clone()?;
+        super::reoffer::send(&dialog, sdp).await
     }
 
     /// Track the current INVITE's dialog; `true` if hangup came first.
@@ -292,6 +301,10 @@ impl Call {
                         reason,
                         TerminatedReason::UacBye | TerminatedReason::UacCancel
                     )
+                }
+                Some(DialogState::Updated(_, req, handle)) => {
+                    self.emit(UacEvent::Reoffer(Reoffer::new(&req, handle)))
+                        .await;
                 }
                 Some(DialogState::Info(_, req, handle)) => {
                     if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {

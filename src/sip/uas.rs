@@ -66,6 +66,8 @@ pub enum UasEvent {
         /// Whether the caller sent the BYE (else we did, or the ACK never came).
         by_remote: bool,
     },
+    /// A re-INVITE or UPDATE: answer it (hold, resume, a new address).
+    Reoffer(super::Reoffer),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.

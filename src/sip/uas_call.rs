@@ -9,11 +9,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rsipstack::dialog::dialog::{
-    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
-};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, Method, Request, StatusCode, Uri};
+use rsipstack::sip::{Header, Request, StatusCode, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -21,6 +19,7 @@ use tracing::debug;
 
 use super::dtmf_info;
 use super::endpoint::Shared;
+use super::reoffer::Reoffer;
 use super::stack::ALLOW;
 use super::uas::{self, InboundCall, Origin, UasEvent};
 use super::{SipError, Transport};
@@ -107,6 +106,11 @@ impl UasHandle {
     /// peer's status code, or `None` without an answer.
     pub async fn info(&self, digit: char, duration_ms: u32) -> Option<u16> {
         dtmf_info::send(&self.call.dialog, digit, duration_ms).await
+    }
+
+    /// Send a re-INVITE with `sdp` (hold, resume); the final status and SDP.
+    pub async fn reinvite(&self, sdp: String) -> Option<(u16, String)> {
+        super::reoffer::send(&self.call.dialog, sdp).await
     }
 
     /// Send 180 Ringing (once; later calls do nothing).
@@ -290,7 +294,10 @@ impl CallTask {
                 *acked = true;
                 self.emit(UasEvent::Acked).await;
             }
-            DialogState::Updated(_, req, handle) => self.refuse_offer(&req, handle).await,
+            DialogState::Updated(_, req, handle) => {
+                self.emit(UasEvent::Reoffer(Reoffer::new(&req, handle)))
+                    .await;
+            }
             DialogState::Info(_, req, handle) => {
                 if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
                     self.emit(UasEvent::Dtmf { digit, duration_ms }).await;
@@ -315,22 +322,6 @@ impl CallTask {
             _ => {}
         }
         false
-    }
-
-    /// Re-INVITE and UPDATE: changing the session (hold, codecs) is not
-    /// supported yet; 488 leaves the established session as it was.
-    async fn refuse_offer(&self, req: &Request, handle: TransactionHandle) {
-        debug!(method = %req.method, "refusing in-dialog offer");
-        let host = self.shared.stack.public_ip;
-        let what = match req.method {
-            Method::Invite => "re-INVITE",
-            _ => "session update",
-        };
-        let warning = Header::Warning(format!("399 {host} \"{what} not supported\"").into());
-        handle
-            .respond(StatusCode::NotAcceptableHere, Some(vec![warning]), None)
-            .await
-            .ok();
     }
 }
 

@@ -58,6 +58,15 @@ impl Liveness {
         }
     }
 
+    /// On hold silence is expected: stop counting; off hold, both sides get
+    /// a full timeout from `now` again.
+    pub fn hold(&mut self, held: bool, now: Instant) {
+        if self.armed == held {
+            self.armed = !held;
+            self.last = (now, now);
+        }
+    }
+
     /// Fold in the call's counts at `now`; the side that has been silent for
     /// the timeout, reported once.
     pub fn check(&mut self, stats: &CallStats, now: Instant) -> Option<SilentSide> {

@@ -69,6 +69,8 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
         ts_step: 160,
         webrtc_dtmf: Some((126, 8000)),
         sip_dtmf: Some((101, 8000)),
+        send_to_sip: true,
+        held: false,
     };
     relay.configure(leg, media).unwrap();
     let server = relay.webrtc_addr();

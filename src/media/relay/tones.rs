@@ -133,17 +133,7 @@ mod tests {
     use crate::media::PtMap;
 
     fn media() -> SipMedia {
-        let addr = "127.0.0.1:4000".parse().unwrap();
-        SipMedia {
-            remote_rtp: addr,
-            remote_rtcp: addr,
-            rtcp_mux: true,
-            to_sip: PtMap::empty(),
-            to_webrtc: PtMap::empty(),
-            ts_step: 160,
-            webrtc_dtmf: Some((126, 8000)),
-            sip_dtmf: Some((101, 8000)),
-        }
+        crate::media::test_media()
     }
 
     #[test]

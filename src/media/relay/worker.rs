@@ -245,7 +245,7 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) else {
             return self.counters.relay_drop(RelayDrop::NotConfigured);
         };
-        let Some(sip) = &slot.sip else {
+        let Some(sip) = slot.sip.as_ref().filter(|s| s.send_to_sip) else {
             return self.counters.relay_drop(RelayDrop::NotConfigured);
         };
         let pkt = &mut self.buf[..len];
@@ -439,6 +439,7 @@ impl Worker {
     fn configure(&mut self, leg: LegId, media: SipMedia, now: Instant) {
         if let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) {
             slot.liveness.arm(now);
+            slot.liveness.hold(media.held, now);
             slot.to_sip.set_pt_map(media.to_sip.clone(), media.ts_step);
             slot.to_webrtc
                 .set_pt_map(media.to_webrtc.clone(), media.ts_step);

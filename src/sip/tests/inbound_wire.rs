@@ -207,14 +207,32 @@ async fn established(p: &mut Pair) -> (Wire, InboundCall) {
 }
 
 #[tokio::test]
-async fn reinvite_is_488_and_the_call_goes_on() {
+async fn reinvites_reach_the_consumer_refused_488_or_answered_200() {
     let mut p = pair(InboundPolicy::default()).await;
     let (w, mut call) = established(&mut p).await;
     w.invite(2, "").await;
+    let UasEvent::Reoffer(reoffer) = next_uas(&mut call.events).await else {
+        panic!("expected the re-offer");
+    };
+    assert_eq!(reoffer.method, "INVITE");
+    assert!(reoffer
+        .sdp
+        .as_deref()
+        .is_some_and(|s| s.contains("m=audio")));
+    reoffer.refuse(488, "not now").await;
     let resp = w.expect("SIP/2.0 488").await;
-    assert!(header(&resp, "Warning").is_some_and(|v| v.contains("re-INVITE")));
+    assert!(header(&resp, "Warning").is_some_and(|v| v.contains("not now")));
     w.ack(2, false).await;
-    w.send(&w.request("BYE", 3, "bye3", "", "")).await;
+
+    w.invite(3, "").await;
+    let UasEvent::Reoffer(reoffer) = next_uas(&mut call.events).await else {
+        panic!("expected the re-offer");
+    };
+    reoffer.accept(answer_sdp()).await;
+    let ok = w.expect("SIP/2.0 200").await;
+    assert!(ok.contains("m=audio"), "{ok}");
+    w.ack(3, true).await;
+    w.send(&w.request("BYE", 4, "bye4", "", "")).await;
     w.expect("SIP/2.0 200").await;
     assert_eq!(
         next_uas(&mut call.events).await,

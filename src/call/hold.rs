@@ -1,0 +1,213 @@
+//! The SIP side's re-INVITEs and UPDATEs on an answered call, the same in
+//! both call directions: hold (sendonly, inactive, c=0.0.0.0), resume, a
+//! moved media address, or an offerless session refresh. The answer mirrors
+//! the offered direction (sendonly is answered recvonly, never sendrecv);
+//! the codec in use must stay; anything else is refused with 488 and the
+//! session goes on as it was.
+
+use crate::media::SipMedia;
+use crate::sdp::{self, Direction, ReAnswer};
+
+/// What siphon agreed with the SIP side, as far as re-offers care.
+#[derive(Debug, Clone)]
+pub struct SipSide {
+    /// siphon's last SDP to the SIP side.
+    local_sdp: String,
+    version: u64,
+    media: SipMedia,
+    /// Payload types of the session: the codec, and telephone-event if any.
+    pts: Vec<u8>,
+    /// The SIP side's own direction.
+    direction: Direction,
+}
+
+/// siphon's answer to an acceptable re-offer.
+#[derive(Debug, Clone)]
+pub struct SipReanswer {
+    /// The SDP for the 200.
+    pub answer: String,
+    /// The relay's new view of the SIP side.
+    pub media: SipMedia,
+    /// The direction siphon now offers the browser, when it changed.
+    pub browser_direction: Option<Direction>,
+}
+
+/// Answer the SIP side's re-offer and, when the direction changed, make
+/// siphon's re-offer to the browser: (the relay's new media, the SDP for
+/// the 200, the browser's offer). `Err` is the reason for a 488.
+pub fn renegotiate(
+    side: Option<&mut SipSide>,
+    browser: Option<&mut super::reoffer::Negotiated>,
+    sdp: Option<&str>,
+) -> Result<(SipMedia, String, Option<String>), String> {
+    let side = side.ok_or("no session to change yet")?;
+    let r = side.on_reoffer(sdp)?;
+    let offer = match (r.browser_direction, browser) {
+        (Some(d), Some(n)) => n
+            .offer(d)
+            .map_err(|e| tracing::warn!(error = %e, "cannot re-offer the browser"))
+            .ok(),
+        _ => None,
+    };
+    Ok((r.media, r.answer, offer))
+}
+
+impl SipSide {
+    /// After the call was answered: siphon's SIP SDP, the relay's media,
+    /// the codec's SIP payload type and the SIP side's direction.
+    pub fn new(local_sdp: String, media: SipMedia, sip_pt: u8, direction: Direction) -> Self {
+        let pts = std::iter::once(sip_pt)
+            .chain(media.sip_dtmf.map(|(pt, _)| pt))
+            .collect();
+        SipSide {
+            local_sdp,
+            version: 1,
+            media,
+            pts,
+            direction,
+        }
+    }
+
+    /// Answer a re-offer; `None` is an offerless re-INVITE, answered with
+    /// the session as it is. `Err` is the reason for a 488.
+    pub fn on_reoffer(&mut self, sdp: Option<&str>) -> Result<SipReanswer, String> {
+        let Some(sdp) = sdp else {
+            return self.answer(self.direction.reverse(), self.media.clone(), None);
+        };
+        let offer = sdp::parse_sip_offer(sdp).map_err(|e| format!("unusable re-offer: {e}"))?;
+        let codec = self.pts[0];
+        if !offer.codecs.iter().any(|c| c.pt == codec) {
+            return Err(format!(
+                "the re-offer drops payload type {codec}, the call's codec"
+            ));
+        }
+        let d = offer.direction;
+        let mut media = self.media.clone();
+        // c=0.0.0.0 (RFC 2543 hold) keeps the address media last came from.
+        if !offer.rtp_addr.ip().is_unspecified() {
+            media.remote_rtp = offer.rtp_addr;
+            let rtcp_port = if media.rtcp_mux {
+                offer.rtp_addr.port()
+            } else {
+                offer.rtp_addr.port().wrapping_add(1)
+            };
+            media.remote_rtcp = std::net::SocketAddr::new(offer.rtp_addr.ip(), rtcp_port);
+        }
+        media.send_to_sip = d.has_recv();
+        media.held = d != Direction::SendRecv;
+        let changed = (d != self.direction).then_some(d);
+        let answer = self.answer(d.reverse(), media, changed)?;
+        self.direction = d;
+        Ok(answer)
+    }
+
+    fn answer(
+        &mut self,
+        ours: Direction,
+        media: SipMedia,
+        browser_direction: Option<Direction>,
+    ) -> Result<SipReanswer, String> {
+        let edit = ReAnswer {
+            version: self.version + 1,
+            keep_pts: Some(self.pts.clone()),
+            direction: Some(ours),
+            ..Default::default()
+        };
+        let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        self.version += 1;
+        self.local_sdp = answer.clone();
+        self.media = media.clone();
+        Ok(SipReanswer {
+            answer,
+            media,
+            browser_direction,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: &str =
+        "v=0\r\no=siphon 7 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+        m=audio 20000 RTP/AVP 111 0 8 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+    fn offer(direction: &str, ip: &str) -> String {
+        format!(
+            "v=0\r\no=pbx 1 2 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio 18000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+        )
+    }
+
+    fn side() -> SipSide {
+        SipSide::new(
+            LOCAL.into(),
+            crate::media::test_media(),
+            0,
+            Direction::SendRecv,
+        )
+    }
+
+    fn line<'a>(sdp: &'a str, prefix: &str) -> &'a str {
+        sdp.lines().find(|l| l.starts_with(prefix)).unwrap()
+    }
+
+    #[test]
+    fn hold_is_mirrored_and_resume_restores() {
+        let mut s = side();
+        let held = s.on_reoffer(Some(&offer("sendonly", "10.0.0.5"))).unwrap();
+        assert!(held.answer.contains("a=recvonly") && !held.answer.contains("sendrecv"));
+        assert_eq!(line(&held.answer, "m=audio"), "m=audio 20000 RTP/AVP 0 101");
+        assert!(held.answer.contains(" 7 2 IN IP4"));
+        assert_eq!(held.browser_direction, Some(Direction::SendOnly));
+        assert!(!held.media.send_to_sip && held.media.held);
+        assert_eq!(
+            held.media.remote_rtp,
+            "10.0.0.5:18000".parse::<std::net::SocketAddr>().unwrap()
+        );
+
+        let resumed = s.on_reoffer(Some(&offer("sendrecv", "10.0.0.5"))).unwrap();
+        assert!(resumed.answer.contains("a=sendrecv") && resumed.answer.contains(" 7 3 IN IP4"));
+        assert_eq!(resumed.browser_direction, Some(Direction::SendRecv));
+        assert!(resumed.media.send_to_sip && !resumed.media.held);
+    }
+
+    #[test]
+    fn inactive_and_zero_address_holds_keep_the_media_address() {
+        let mut s = side();
+        // c=0.0.0.0 means the offerer receives nothing: sendonly, answered recvonly.
+        let r = s.on_reoffer(Some(&offer("sendrecv", "0.0.0.0"))).unwrap();
+        assert!(r.answer.contains("a=recvonly"), "{}", r.answer);
+        assert_eq!(
+            r.media.remote_rtp,
+            "10.0.0.5:17000".parse::<std::net::SocketAddr>().unwrap()
+        );
+        let r = s.on_reoffer(Some(&offer("inactive", "10.0.0.5"))).unwrap();
+        assert!(r.answer.contains("a=inactive"));
+        assert_eq!(r.browser_direction, Some(Direction::Inactive));
+    }
+
+    #[test]
+    fn a_refresh_without_sdp_changes_nothing_but_the_version() {
+        let mut s = side();
+        let r = s.on_reoffer(None).unwrap();
+        assert!(r.answer.contains("a=sendrecv") && r.answer.contains(" 7 2 IN IP4"));
+        assert_eq!(r.browser_direction, None);
+    }
+
+    #[test]
+    fn garbage_or_a_dropped_codec_is_refused() {
+        let mut s = side();
+        assert!(s.on_reoffer(Some("this is not SDP")).is_err());
+        let pcma = offer("sendrecv", "10.0.0.5").replace("RTP/AVP 0 101", "RTP/AVP 8 101");
+        let err = s.on_reoffer(Some(&pcma)).unwrap_err();
+        assert!(err.contains("payload type 0"), "{err}");
+        assert!(
+            s.on_reoffer(None).unwrap().answer.contains(" 7 2 IN IP4"),
+            "nothing changed"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! An answered browser -> SIP call's renegotiations that involve both legs:
+//! the SIP side's hold and resume, and the browser's answer to siphon's
+//! re-offer.
+
+use super::{Command, OutboundCall, State};
+use crate::call::hold::renegotiate;
+use crate::signaling::{ErrorCode, ServerMessage};
+
+impl OutboundCall {
+    /// The SIP side re-offered (re-INVITE or UPDATE; `None`: no SDP).
+    pub(super) fn on_sip_reoffer(&mut self, sdp: Option<&str>) -> Vec<Command> {
+        let side = self
+            .sip_side
+            .as_mut()
+            .filter(|_| self.state == State::Answered);
+        match renegotiate(side, self.negotiated.as_mut(), sdp) {
+            Ok((media, answer, offer)) => {
+                let call_id = self.params.call_id.clone();
+                let offer = offer.map(|sdp| Command::Send(ServerMessage::Offer { call_id, sdp }));
+                [
+                    Command::ConfigureMedia(Box::new(media)),
+                    Command::AnswerReoffer(Ok(answer)),
+                ]
+                .into_iter()
+                .chain(offer)
+                .collect()
+            }
+            Err(reason) => vec![Command::AnswerReoffer(Err(reason))],
+        }
+    }
+
+    /// The browser answered siphon's re-offer.
+    pub fn on_client_answer(&mut self, sdp: &str) -> Vec<Command> {
+        let result = match self.negotiated.as_mut() {
+            Some(n) => n.on_answer(sdp),
+            None => Err("answer: no offer of siphon's is waiting".into()),
+        };
+        match result {
+            Ok(()) => Vec::new(),
+            Err(reason) => {
+                let err = ServerMessage::error(Some(self.call_id()), ErrorCode::BadSdp, reason);
+                vec![Command::Send(err)]
+            }
+        }
+    }
+}
