@@ -235,6 +235,15 @@ export class Call extends EventTarget {
         await this.#remote(msg.sdp);
         this._restarting = false;
         break;
+      case "offer": {
+        // The far end held or resumed the call: answer siphon's re-offer.
+        await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+        await this.pc.setLocalDescription(await this.pc.createAnswer());
+        this.phone._send({ type: "answer", call_id: this.id, sdp: this.pc.localDescription.sdp });
+        const held = /a=(sendonly|inactive)/.test(msg.sdp);
+        this.dispatchEvent(event("hold", { held }));
+        break;
+      }
       case "ice_disconnected":
         this.restartIce().catch((e) => this.dispatchEvent(event("error", e)));
         break;
