@@ -322,3 +322,38 @@ async fn udp_no_common_codec_gives_488() {
 async fn tcp_no_common_codec_gives_488() {
     no_common_codec_gives_488(31900, SipTransport::Tcp).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_flows_before_the_answer() {
+    let behavior = EchoBehavior {
+        ring_for: Some(Duration::from_secs(4)),
+        early_media: true,
+        ..Default::default()
+    };
+    let rig = Rig::start(32400, SipTransport::Udp, behavior).await;
+    let mut sig = rig.signaling().await;
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"e1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    let progress = sig.recv_type("progress", T).await.unwrap();
+    browser
+        .apply_answer(progress["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    browser.wait_connected(T).await.unwrap();
+    // The far end has not answered, yet its (echoed) audio is heard.
+    let back = common::echo_round_trip(&browser, 50).await;
+    assert!(back >= 45, "only {back} of 50 frames in early media");
+    assert_eq!(rig.echo.stats().calls_answered, 0, "still ringing");
+    let answered = sig.recv_type("answered", T).await.unwrap();
+    assert_eq!(answered["call_id"], "e1");
+    let back = common::echo_round_trip(&browser, 50).await;
+    assert!(back >= 45, "only {back} of 50 frames after the answer");
+    sig.send(json!({"type":"hangup","call_id":"e1"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+}

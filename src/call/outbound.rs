@@ -125,6 +125,8 @@ pub struct OutboundCall {
     /// siphon's SIP offer, then the SIP side of the answered session.
     sip_offer: String,
     sip_side: Option<SipSide>,
+    /// The answer the browser applied with `progress` (early media).
+    early_answer: Option<String>,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -163,6 +165,7 @@ impl OutboundCall {
             sip_events: false,
             sip_offer: sip_offer.clone(),
             sip_side: None,
+            early_answer: None,
         };
         Ok((call, sip_offer))
     }
@@ -340,6 +343,7 @@ impl OutboundCall {
         match self.translate_answer(sdp) {
             Ok((media, answer)) => {
                 self.state = State::Early;
+                self.early_answer = Some(answer.clone());
                 let call_id = self.call_id().to_owned();
                 vec![
                     Command::ConfigureMedia(Box::new(media)),
@@ -365,21 +369,49 @@ impl OutboundCall {
                     direction: o.direction,
                     mlines: o.mlines.len(),
                 };
-                self.negotiated = Some(Negotiated::answered(answer.clone(), remote));
+                let mut negotiated = Negotiated::answered(answer.clone(), remote);
+                let reoffer = self.early_differs(&answer, &mut negotiated);
+                self.negotiated = Some(negotiated);
                 self.sip_events = media.sip_dtmf.is_some();
                 self.state = State::Answered;
                 self.answered_at = Some(now);
                 let call_id = self.call_id().to_owned();
-                vec![
+                let reoffer = reoffer.map(|sdp| {
+                    let call_id = call_id.clone();
+                    Command::Send(ServerMessage::Offer { call_id, sdp })
+                });
+                [
                     Command::ConfigureMedia(Box::new(media)),
                     Command::Send(ServerMessage::Answered {
                         call_id,
                         sdp: answer,
                     }),
                 ]
+                .into_iter()
+                .chain(reoffer)
+                .collect()
             }
             Err(e) => self.finish("no_codec", 488, e.to_string(), true),
         }
+    }
+
+    /// After early media the browser holds the 183's answer: when the 200's
+    /// differs in what the browser sees (codec, telephone-event, direction),
+    /// siphon re-offers the session as the 200 made it.
+    fn early_differs(&mut self, answer: &str, n: &mut Negotiated) -> Option<String> {
+        let early = self.early_answer.take()?;
+        let audio = |sdp: &str| -> Vec<String> {
+            let lines = sdp.lines().skip_while(|l| !l.starts_with("m=audio"));
+            lines
+                .filter(|l| l.starts_with("m=") || l.starts_with("a=rtpmap") || is_direction(l))
+                .map(str::to_owned)
+                .collect()
+        };
+        if audio(&early) == audio(answer) {
+            return None;
+        }
+        let direction = sdp::parse_webrtc_session(answer).ok()?.direction;
+        n.offer(direction).ok()
     }
 
     fn translate_answer(&mut self, sdp: &str) -> Result<(SipMedia, String), SdpError> {
@@ -433,3 +465,10 @@ mod midcall;
 #[cfg(test)]
 #[path = "outbound_tests.rs"]
 mod tests;
+
+fn is_direction(line: &str) -> bool {
+    matches!(
+        line,
+        "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+    )
+}

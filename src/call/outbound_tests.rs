@@ -350,3 +350,33 @@ fn the_sip_side_holds_and_the_browser_is_re_offered() {
     ));
     assert!(call.on_client_answer(CHROME_OFFER).is_empty());
 }
+
+#[test]
+fn a_200_unlike_its_183_renegotiates_with_the_browser() {
+    // Same SDP in 183 and 200: nothing more to say.
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
+    let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    assert!(!sent(&cmds)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Offer { .. })));
+
+    // Another codec in the 200: the browser is re-offered the session.
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
+    let pcma = ASTERISK_ANSWER
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    let cmds = call.on_sip(SipEvent::Answered(pcma), t0);
+    let Some(ServerMessage::Offer { sdp, .. }) = sent(&cmds).pop() else {
+        panic!("no re-offer: {cmds:?}");
+    };
+    assert!(
+        sdp.contains("PCMA/8000") && !sdp.contains("PCMU/8000"),
+        "{sdp}"
+    );
+    assert!(
+        sdp.contains("a=setup:actpass") && sdp.contains(" 7 2 IN IP4"),
+        "{sdp}"
+    );
+}

@@ -52,6 +52,8 @@ pub struct EchoBehavior {
     pub hangup_after: Option<Duration>,
     /// Ring this long before answering.
     pub ring_for: Option<Duration>,
+    /// Ring with 183 and the answer SDP, echoing already (early media).
+    pub early_media: bool,
 }
 
 /// A digest challenge the echo issues and verifies.
@@ -319,15 +321,26 @@ impl Echo {
         tx.send_trying().await.ok();
         let mut task_dialog = dialog.clone();
         tokio::spawn(async move { task_dialog.handle(&mut tx).await });
-        dialog.ringing(None, None).ok();
+        let sdp = echo_sdp::answer(&choice, self.settings.rtp_ip, ports.port(), rand::random());
+        let ctype = Header::ContentType("application/sdp".into());
+        let stop = self.shutdown.child_token();
+        let mut ports = Some(ports);
+        if self.settings.behavior.early_media {
+            let body = Some(sdp.clone().into_bytes());
+            dialog.ringing(Some(vec![ctype.clone()]), body).ok();
+            if let Some(p) = ports.take() {
+                p.spawn_echo(self.echoed.clone(), stop.clone());
+            }
+        } else {
+            dialog.ringing(None, None).ok();
+        }
         if let Some(ring) = self.settings.behavior.ring_for {
             let cancelled = tokio::time::timeout(ring, wait_terminated(&mut states)).await;
             if cancelled.is_ok() {
+                stop.cancel();
                 return self.stack.dialogs.remove_dialog(&dialog.id());
             }
         }
-        let sdp = echo_sdp::answer(&choice, self.settings.rtp_ip, ports.port(), rand::random());
-        let ctype = Header::ContentType("application/sdp".into());
         if dialog
             .accept(Some(vec![ctype]), Some(sdp.into_bytes()))
             .is_err()
@@ -336,8 +349,9 @@ impl Echo {
         }
         self.answered.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
-        let stop = self.shutdown.child_token();
-        ports.spawn_echo(self.echoed.clone(), stop.clone());
+        if let Some(p) = ports.take() {
+            p.spawn_echo(self.echoed.clone(), stop.clone());
+        }
         self.until_end(&dialog, &mut states).await;
         stop.cancel();
         self.active.fetch_sub(1, Ordering::Relaxed);
