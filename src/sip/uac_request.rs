@@ -61,6 +61,8 @@ pub(super) fn build_option(
         offer: Some(req.sdp.clone().into_bytes()),
         // rsipstack's default Call-ID names its authors' domain; ours names ours.
         call_id: Some(format!("{:032x}@{domain}", rand::random::<u128>())),
+        // Supported: 100rel; rsipstack PRACKs reliable provisionals itself.
+        support_prack: true,
         ..Default::default()
     })
 }
