@@ -641,3 +641,52 @@ async fn the_pbx_holds_and_resumes_and_the_browser_follows() {
     assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_hold_re_invites_the_pbx_before_it_is_answered() {
+    let rig = Rig::start(35700).await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = pbx_rtp.local_addr().unwrap().port();
+    let (mut sig, browser, uac, mut events, call_id) =
+        answered_from_pbx(&rig, "carol", pbx_offer(port, true)).await;
+
+    // The browser re-offers its session on hold (sendonly).
+    let answered = browser.local_sdp().await.unwrap();
+    let held = answered
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("a=setup:active", "a=setup:actpass");
+    sig.send(json!({"type":"offer","call_id":call_id,"sdp":held}))
+        .await
+        .unwrap();
+
+    // siphon re-INVITEs the PBX with sendonly first; the PBX answers recvonly.
+    let reoffer = loop {
+        let ev = tokio::time::timeout(T, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let UacEvent::Reoffer(r) = ev {
+            break r;
+        }
+    };
+    let offer = reoffer.sdp.clone().unwrap();
+    assert!(
+        offer.contains("a=sendonly") && offer.contains("m=audio"),
+        "{offer}"
+    );
+    let pbx_answer = pbx_offer(port, true).replace("a=sendrecv", "a=recvonly");
+    reoffer.accept(pbx_answer).await;
+
+    // Then the browser gets its answer: recvonly.
+    let answer = sig.recv_type("answer", T).await.unwrap();
+    let sdp = answer["sdp"].as_str().unwrap();
+    assert!(
+        sdp.contains("a=recvonly") && !sdp.contains("a=sendrecv"),
+        "{sdp}"
+    );
+
+    // The held call is still up: the PBX's BYE ends it.
+    uac.hangup().await;
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+}

@@ -5,6 +5,7 @@
 //! the codec in use must stay; anything else is refused with 488 and the
 //! session goes on as it was.
 
+use super::reoffer::{Negotiated, Refused, Renegotiated};
 use crate::media::SipMedia;
 use crate::sdp::{self, Direction, ReAnswer};
 
@@ -52,13 +53,89 @@ pub fn renegotiate(
     Ok((r.media, r.answer, offer))
 }
 
+/// What a browser's mid-call offer leads to.
+#[derive(Debug, Clone)]
+pub enum BrowserOffer {
+    /// Answer it now (an ICE restart, or nothing new).
+    Answer(Renegotiated),
+    /// The browser holds or resumes: re-INVITE the SIP side with this SDP
+    /// first; the offer waits for its answer.
+    Reinvite(String),
+    /// Refuse it: the reason for `error` `bad_sdp`.
+    Refuse(String),
+}
+
+/// Take a browser's offer (fresh ICE credentials in case it restarts).
+pub fn browser_offer(
+    n: &mut Negotiated,
+    side: Option<&mut SipSide>,
+    sdp: &str,
+    fresh: (String, String),
+) -> BrowserOffer {
+    match n.on_offer(sdp, || fresh, false) {
+        Ok(r) => BrowserOffer::Answer(r),
+        Err(Refused::Bad(reason)) => BrowserOffer::Refuse(reason),
+        Err(Refused::Direction(d)) => match side.map(|s| s.offer(d)) {
+            Some(Ok(offer)) => BrowserOffer::Reinvite(offer),
+            Some(Err(e)) => BrowserOffer::Refuse(e),
+            None => BrowserOffer::Refuse("no SIP session to change".into()),
+        },
+    }
+}
+
+/// The SIP side's final answer to siphon's re-INVITE for the waiting browser
+/// offer: the relay's new media and the browser's answer, or why not.
+pub fn reinvite_answered(
+    n: &mut Negotiated,
+    side: Option<&mut SipSide>,
+    pending: &str,
+    result: Option<(u16, String)>,
+    fresh: (String, String),
+) -> Result<(SipMedia, Renegotiated), String> {
+    let side = side.ok_or("no SIP session")?;
+    let (code, body) = result.ok_or("the SIP side did not answer the re-INVITE")?;
+    if !(200..300).contains(&code) {
+        let why = if code == 491 {
+            " (glare: offer again)"
+        } else {
+            ""
+        };
+        return Err(format!("the SIP side refused the change with {code}{why}"));
+    }
+    let media = side.on_answer(&body)?;
+    let answer = n.on_offer(pending, || fresh, true);
+    answer.map(|r| (media, r)).map_err(|e| reason_text(&e))
+}
+
+fn reason_text(e: &Refused) -> String {
+    match e {
+        Refused::Bad(reason) => reason.clone(),
+        Refused::Direction(d) => format!("direction {}", d.as_str()),
+    }
+}
+
+/// The telephone-event payload type at `clock` in an SDP of siphon's.
+fn local_event_pt(sdp: &str, clock: u32) -> Option<u8> {
+    let wanted = format!("telephone-event/{clock}");
+    sdp.lines().find_map(|l| {
+        let (pt, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        codec
+            .eq_ignore_ascii_case(&wanted)
+            .then(|| pt.parse().ok())
+            .flatten()
+    })
+}
+
 impl SipSide {
     /// After the call was answered: siphon's SIP SDP, the relay's media,
     /// the codec's SIP payload type and the SIP side's direction.
     pub fn new(local_sdp: String, media: SipMedia, sip_pt: u8, direction: Direction) -> Self {
-        let pts = std::iter::once(sip_pt)
-            .chain(media.sip_dtmf.map(|(pt, _)| pt))
-            .collect();
+        // siphon's own numbers in its SDP: the far end's telephone-event PT
+        // may differ from the one siphon offered.
+        let event = media
+            .sip_dtmf
+            .and_then(|(_, clock)| local_event_pt(&local_sdp, clock));
+        let pts = std::iter::once(sip_pt).chain(event).collect();
         SipSide {
             local_sdp,
             version: 1,
@@ -99,6 +176,37 @@ impl SipSide {
         let answer = self.answer(d.reverse(), media, changed)?;
         self.direction = d;
         Ok(answer)
+    }
+
+    /// siphon's re-INVITE offer for a browser-side hold or resume: the
+    /// session as it is, with siphon sending and receiving what the browser
+    /// does (`browser`: the browser's direction).
+    pub fn offer(&mut self, browser: Direction) -> Result<String, String> {
+        let edit = ReAnswer {
+            version: self.version + 1,
+            keep_pts: Some(self.pts.clone()),
+            direction: Some(browser),
+            ..Default::default()
+        };
+        let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        self.version += 1;
+        self.local_sdp = offer.clone();
+        Ok(offer)
+    }
+
+    /// The SIP side's 200 to that re-INVITE: the relay's new media.
+    pub fn on_answer(&mut self, sdp: &str) -> Result<SipMedia, String> {
+        let answer = sdp::parse_sip_offer(sdp).map_err(|e| format!("unusable answer: {e}"))?;
+        let d = answer.direction;
+        let mut media = self.media.clone();
+        if !answer.rtp_addr.ip().is_unspecified() {
+            media.remote_rtp = answer.rtp_addr;
+        }
+        media.send_to_sip = d.has_recv();
+        media.held = d != Direction::SendRecv;
+        self.direction = d;
+        self.media = media.clone();
+        Ok(media)
     }
 
     fn answer(

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::hold::SipSide;
+use super::hold::{browser_offer, BrowserOffer, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
@@ -72,6 +72,8 @@ pub enum InboundEvent {
     SipReoffer(Option<String>),
     /// A session answered siphon's re-offer.
     Answer(SessionId, String),
+    /// siphon's re-INVITE got this final status and body (`None`: no answer).
+    ReinviteAnswered(Option<(u16, String)>),
 }
 
 /// What the browser's answer set up.
@@ -115,6 +117,9 @@ pub enum InboundCommand {
     AnswerReoffer(Result<String, String>),
     /// Program the relay with the SIP side's new media (hold, resume, a new address).
     ConfigureMedia(Box<SipMedia>),
+    /// Send a re-INVITE with this SDP (the browser holds or resumes); its
+    /// result comes back as `InboundEvent::ReinviteAnswered`.
+    SipReinvite(String),
     /// The call is over.
     Finish(Outcome),
 }
@@ -139,6 +144,8 @@ pub struct InboundCall {
     /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
     sip_events: bool,
     sip_side: Option<SipSide>,
+    /// A browser offer (hold, resume) waiting for the SIP side's answer.
+    pending_offer: Option<String>,
 }
 
 impl InboundCall {
@@ -162,6 +169,7 @@ impl InboundCall {
             negotiated: None,
             sip_events: false,
             sip_side: None,
+            pending_offer: None,
         })
     }
 
@@ -225,6 +233,9 @@ impl InboundCall {
                 }
             }
             (State::Answered(owner), E::SipReoffer(sdp)) => self.sip_reoffer(owner, sdp.as_deref()),
+            (State::Answered(owner), E::ReinviteAnswered(result)) => {
+                self.reinvite_answered(owner, result)
+            }
             (_, E::SipReoffer(_)) => {
                 vec![InboundCommand::AnswerReoffer(Err(
                     "no session to change yet".into(),
@@ -329,19 +340,13 @@ impl InboundCall {
         let Some(negotiated) = self.negotiated.as_mut() else {
             return Vec::new();
         };
-        match negotiated.on_offer(sdp, || fresh) {
-            Ok(r) => {
-                let answer = ServerMessage::Answer {
-                    call_id,
-                    sdp: r.answer,
-                };
-                let restart = r.restart.map(InboundCommand::RestartIce);
-                restart
-                    .into_iter()
-                    .chain([InboundCommand::Send(owner, answer)])
-                    .collect()
+        match browser_offer(negotiated, self.sip_side.as_mut(), sdp, fresh) {
+            BrowserOffer::Answer(r) => answer_commands(owner, &call_id, r),
+            BrowserOffer::Reinvite(offer) => {
+                self.pending_offer = Some(sdp.to_owned());
+                vec![InboundCommand::SipReinvite(offer)]
             }
-            Err(reason) => {
+            BrowserOffer::Refuse(reason) => {
                 let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
                 vec![InboundCommand::Send(owner, err)]
             }
@@ -469,6 +474,7 @@ fn reason_phrase(code: u16) -> &'static str {
 
 #[path = "inbound_midcall.rs"]
 mod midcall;
+use midcall::answer_commands;
 
 #[cfg(test)]
 #[path = "inbound_tests.rs"]

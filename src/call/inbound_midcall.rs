@@ -3,7 +3,26 @@
 //! re-offer.
 
 use super::{InboundCall, InboundCommand, SessionId};
-use crate::call::hold::renegotiate;
+use crate::call::hold::{reinvite_answered, renegotiate};
+use crate::call::reoffer::Renegotiated;
+
+/// The `answer` to the owner's offer, after the ICE restart it asks for.
+pub(super) fn answer_commands(
+    owner: SessionId,
+    call_id: &str,
+    r: Renegotiated,
+) -> Vec<InboundCommand> {
+    let call_id = call_id.to_owned();
+    let answer = ServerMessage::Answer {
+        call_id,
+        sdp: r.answer,
+    };
+    let restart = r.restart.map(InboundCommand::RestartIce);
+    restart
+        .into_iter()
+        .chain([InboundCommand::Send(owner, answer)])
+        .collect()
+}
 use crate::signaling::{ErrorCode, ServerMessage};
 
 impl InboundCall {
@@ -27,6 +46,30 @@ impl InboundCall {
                 .collect()
             }
             Err(reason) => vec![InboundCommand::AnswerReoffer(Err(reason))],
+        }
+    }
+
+    /// The SIP side answered siphon's re-INVITE for the waiting browser offer.
+    pub(super) fn reinvite_answered(
+        &mut self,
+        owner: SessionId,
+        result: Option<(u16, String)>,
+    ) -> Vec<InboundCommand> {
+        let call_id = self.params.call_id.clone();
+        let (Some(pending), Some(n)) = (self.pending_offer.take(), self.negotiated.as_mut()) else {
+            return Vec::new();
+        };
+        let fresh = crate::webrtc::random_ice_credentials();
+        match reinvite_answered(n, self.sip_side.as_mut(), &pending, result, fresh) {
+            Ok((media, r)) => {
+                let mut cmds = vec![InboundCommand::ConfigureMedia(Box::new(media))];
+                cmds.extend(answer_commands(owner, &call_id, r));
+                cmds
+            }
+            Err(reason) => {
+                let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
+                vec![InboundCommand::Send(owner, err)]
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::hold::SipSide;
+use super::hold::{browser_offer, BrowserOffer, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
@@ -49,6 +49,8 @@ pub enum SipEvent {
     Dtmf(char, u32),
     /// A re-INVITE or UPDATE (its SDP, if any) waits for an answer.
     Reoffer(Option<String>),
+    /// siphon's re-INVITE got this final status and body (`None`: no answer).
+    ReinviteAnswered(Option<(u16, String)>),
 }
 
 /// Inputs from the media plane.
@@ -97,6 +99,9 @@ pub enum Command {
     SipInfo(Vec<(char, u32)>),
     /// Answer the pending SIP re-offer: 200 with this SDP, or 488 with the reason.
     AnswerReoffer(Result<String, String>),
+    /// Send a re-INVITE with this SDP (the browser holds or resumes); its
+    /// result comes back as `SipEvent::ReinviteAnswered`.
+    SipReinvite(String),
     /// Release everything; the call is over.
     Finish(Outcome),
 }
@@ -127,6 +132,8 @@ pub struct OutboundCall {
     sip_side: Option<SipSide>,
     /// The answer the browser applied with `progress` (early media).
     early_answer: Option<String>,
+    /// A browser offer (hold, resume) waiting for the SIP side's answer.
+    pending_offer: Option<String>,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -166,6 +173,7 @@ impl OutboundCall {
             sip_offer: sip_offer.clone(),
             sip_side: None,
             early_answer: None,
+            pending_offer: None,
         };
         Ok((call, sip_offer))
     }
@@ -218,6 +226,7 @@ impl OutboundCall {
             }
             SipEvent::Dtmf(..) => Vec::new(),
             SipEvent::Reoffer(sdp) => self.on_sip_reoffer(sdp.as_deref()),
+            SipEvent::ReinviteAnswered(result) => self.on_reinvite_answered(result),
             SipEvent::Ended { by_remote } => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
                 self.finish(self.ended_label(), 200, reason.into(), false)
@@ -247,16 +256,13 @@ impl OutboundCall {
             let err = ServerMessage::error(Some(&call_id), ErrorCode::BadMessage, msg);
             return vec![Command::Send(err)];
         };
-        match negotiated.on_offer(sdp, || fresh_ice) {
-            Ok(r) => {
-                let answer = ServerMessage::Answer {
-                    call_id,
-                    sdp: r.answer,
-                };
-                let restart = r.restart.map(Command::RestartIce);
-                restart.into_iter().chain([Command::Send(answer)]).collect()
+        match browser_offer(negotiated, self.sip_side.as_mut(), sdp, fresh_ice) {
+            BrowserOffer::Answer(r) => answer_commands(&call_id, r),
+            BrowserOffer::Reinvite(offer) => {
+                self.pending_offer = Some(sdp.to_owned());
+                vec![Command::SipReinvite(offer)]
             }
-            Err(reason) => {
+            BrowserOffer::Refuse(reason) => {
                 let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
                 vec![Command::Send(err)]
             }
@@ -461,6 +467,7 @@ impl OutboundCall {
 
 #[path = "outbound_midcall.rs"]
 mod midcall;
+use midcall::answer_commands;
 
 #[cfg(test)]
 #[path = "outbound_tests.rs"]

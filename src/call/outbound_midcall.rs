@@ -3,7 +3,19 @@
 //! re-offer.
 
 use super::{Command, OutboundCall, State};
-use crate::call::hold::renegotiate;
+use crate::call::hold::{reinvite_answered, renegotiate};
+use crate::call::reoffer::Renegotiated;
+
+/// The `answer` to a browser's offer, after the ICE restart it asks for.
+pub(super) fn answer_commands(call_id: &str, r: Renegotiated) -> Vec<Command> {
+    let call_id = call_id.to_owned();
+    let answer = ServerMessage::Answer {
+        call_id,
+        sdp: r.answer,
+    };
+    let restart = r.restart.map(Command::RestartIce);
+    restart.into_iter().chain([Command::Send(answer)]).collect()
+}
 use crate::signaling::{ErrorCode, ServerMessage};
 
 impl OutboundCall {
@@ -26,6 +38,26 @@ impl OutboundCall {
                 .collect()
             }
             Err(reason) => vec![Command::AnswerReoffer(Err(reason))],
+        }
+    }
+
+    /// The SIP side answered siphon's re-INVITE for the waiting browser offer.
+    pub(super) fn on_reinvite_answered(&mut self, result: Option<(u16, String)>) -> Vec<Command> {
+        let call_id = self.params.call_id.clone();
+        let (Some(pending), Some(n)) = (self.pending_offer.take(), self.negotiated.as_mut()) else {
+            return Vec::new();
+        };
+        let fresh = crate::webrtc::random_ice_credentials();
+        match reinvite_answered(n, self.sip_side.as_mut(), &pending, result, fresh) {
+            Ok((media, r)) => {
+                let mut cmds = vec![Command::ConfigureMedia(Box::new(media))];
+                cmds.extend(answer_commands(&call_id, r));
+                cmds
+            }
+            Err(reason) => {
+                let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
+                vec![Command::Send(err)]
+            }
         }
     }
 

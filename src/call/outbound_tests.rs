@@ -244,10 +244,8 @@ fn unacceptable_re_offers_get_an_error_and_the_call_goes_on() {
     let (mut call, _, t0) = start(CHROME_OFFER);
     call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
     let new_cert = restart_offer().replace("sha-256 D2:FA", "sha-256 00:FA");
-    let held = restart_offer().replace("a=sendrecv", "a=sendonly");
     for (offer, needle) in [
         (new_cert.as_str(), "fingerprint"),
-        (held.as_str(), "direction"),
         ("v=0\r\ngarbage", "SDP"),
     ] {
         let cmds = call.on_client_offer(offer, fresh());
@@ -379,4 +377,52 @@ fn a_200_unlike_its_183_renegotiates_with_the_browser() {
         sdp.contains("a=setup:actpass") && sdp.contains(" 7 2 IN IP4"),
         "{sdp}"
     );
+}
+
+#[test]
+fn a_browser_hold_goes_to_sip_first_then_is_answered() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let held = CHROME_OFFER.replace("a=sendrecv", "a=sendonly");
+    let cmds = call.on_client_offer(&held, fresh());
+    let [Command::SipReinvite(offer)] = &cmds[..] else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        offer.contains("a=sendonly") && offer.contains("RTP/AVP 0 126"),
+        "{offer}"
+    );
+
+    // The PBX agrees (recvonly): the relay stops sending to it; the browser
+    // gets its answer, recvonly.
+    let sip_answer = ASTERISK_ANSWER.replace("a=sendrecv", "a=recvonly");
+    let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((200, sip_answer))), t0);
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Command::ConfigureMedia(m) if m.held && m.send_to_sip)));
+    let Some(ServerMessage::Answer { sdp, .. }) = sent(&cmds).pop() else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        sdp.contains("a=recvonly") && !sdp.contains("a=sendrecv"),
+        "{sdp}"
+    );
+
+    // Resume, refused by the PBX: the browser hears why; nothing else changes.
+    let cmds = call.on_client_offer(CHROME_OFFER, fresh());
+    assert!(matches!(&cmds[..], [Command::SipReinvite(o)] if o.contains("a=sendrecv")));
+    let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((491, String::new()))), t0);
+    let [Command::Send(ServerMessage::Error {
+        code: ErrorCode::BadSdp,
+        message,
+        ..
+    })] = &cmds[..]
+    else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        message.contains("491") && message.contains("glare"),
+        "{message}"
+    );
+    assert!(call.is_answered());
 }

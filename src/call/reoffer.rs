@@ -23,6 +23,22 @@ pub struct Negotiated {
     mlines: usize,
 }
 
+/// Why a re-offer was not answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// It cannot be taken: the reason (for `error` `bad_sdp`).
+    Bad(String),
+    /// The browser holds or resumes: the SIP side must agree first (a
+    /// re-INVITE in this direction), then the offer is answered.
+    Direction(Direction),
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Self {
+        Refused::Bad(reason)
+    }
+}
+
 /// The outcome of an acceptable re-offer.
 #[derive(Debug, Clone)]
 pub struct Renegotiated {
@@ -76,31 +92,30 @@ impl Negotiated {
 
     /// Answer the re-offer `sdp`; `fresh_ice` gives new local credentials if
     /// it restarts ICE. `Err` is the reason it is refused (nothing changed).
+    /// A change of the browser's direction is `Refused::Direction` unless
+    /// `agreed` (the SIP side took it), when the answer mirrors it.
     pub fn on_offer(
         &mut self,
         sdp: &str,
         fresh_ice: impl FnOnce() -> (String, String),
-    ) -> Result<Renegotiated, String> {
+        agreed: bool,
+    ) -> Result<Renegotiated, Refused> {
         let offer = sdp::parse_webrtc_offer(sdp).map_err(|e| e.to_string())?;
         if !offer
             .fingerprint
             .value
             .eq_ignore_ascii_case(&self.remote_fingerprint)
         {
-            return Err("the re-offer changes the DTLS fingerprint; place a new call".into());
+            return Err(Refused::Bad(
+                "the re-offer changes the DTLS fingerprint; place a new call".into(),
+            ));
         }
         if offer.mlines.len() != self.mlines {
-            return Err("the re-offer adds or removes m-lines".into());
+            return Err(Refused::Bad("the re-offer adds or removes m-lines".into()));
         }
-        // A browser's transceiver offers sendrecv even while siphon holds
-        // the call; any other change of direction is a browser-side hold.
-        let same = offer.direction == self.remote_direction;
-        if !same && offer.direction != Direction::SendRecv {
-            return Err(format!(
-                "the re-offer changes the direction ({} to {}); hold is not supported here",
-                self.remote_direction.as_str(),
-                offer.direction.as_str()
-            ));
+        let turned = offer.direction != self.remote_direction;
+        if turned && !agreed {
+            return Err(Refused::Direction(offer.direction));
         }
         let restarts = offer.ice.ufrag != self.remote_ufrag || offer.ice.pwd != self.remote_pwd;
         let ice = restarts.then(fresh_ice);
@@ -109,10 +124,11 @@ impl Negotiated {
             ice: ice.clone(),
             setup: Some(self.setup),
             keep_pts: self.keep_pts.clone(),
-            direction: None,
+            direction: turned.then(|| offer.direction.reverse()),
         };
         let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
         self.version += 1;
+        self.remote_direction = offer.direction;
         // What siphon states is an answer again (after an offer of its own).
         self.local_sdp = answer.clone();
         let restart = ice.map(|(local_ufrag, local_pwd)| IceRestart {
@@ -157,7 +173,8 @@ impl Negotiated {
         if answer.ufrag != self.remote_ufrag {
             return Err("the answer changes the ICE credentials; restart ICE with an offer".into());
         }
-        self.remote_direction = answer.direction;
+        // The answer's direction is siphon's offer narrowed, not the
+        // browser's own wish: that is what its offers say.
         Ok(())
     }
 }

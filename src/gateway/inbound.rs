@@ -120,6 +120,8 @@ struct Driver<'a> {
     aliases: HashMap<SessionId, SessionId>,
     /// The SIP re-offer waiting for the machine's answer.
     reoffer: Option<sip::Reoffer>,
+    /// The answer to siphon's re-INVITE, for the machine.
+    followup: Option<InboundEvent>,
 }
 
 async fn drive(
@@ -203,6 +205,7 @@ async fn drive(
         lost: None,
         aliases: HashMap::new(),
         reoffer: None,
+        followup: None,
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -246,9 +249,17 @@ async fn drive(
                 _ => continue,
             },
         };
-        if let Some(outcome) = d.exec(machine.on_event(event)).await {
-            d.grace.forget(gw);
-            return outcome;
+        let mut event = event;
+        loop {
+            if let Some(outcome) = d.exec(machine.on_event(event)).await {
+                d.grace.forget(gw);
+                return outcome;
+            }
+            // A re-INVITE's answer goes straight back to the machine.
+            let Some(next) = d.followup.take() else {
+                break;
+            };
+            event = next;
         }
     }
 }
@@ -402,6 +413,10 @@ impl Driver<'_> {
                             tracing::error!(error = %e, "relay refused media configuration");
                         }
                     }
+                }
+                InboundCommand::SipReinvite(sdp) => {
+                    let result = self.handle.reinvite(sdp).await;
+                    self.followup = Some(InboundEvent::ReinviteAnswered(result));
                 }
                 InboundCommand::SipInfo(digits) => {
                     for (digit, ms) in digits {

@@ -213,6 +213,7 @@ async fn run_events(
         uac,
         to_client,
         reoffer: None,
+        followup: None,
     };
     if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
         return outcome;
@@ -272,9 +273,17 @@ async fn run_events(
                 call.on_client_gone()
             }
         };
-        if let Some(outcome) = driver.exec(cmds).await {
-            grace.forget(gw);
-            return outcome;
+        let mut cmds = cmds;
+        loop {
+            if let Some(outcome) = driver.exec(cmds).await {
+                grace.forget(gw);
+                return outcome;
+            }
+            // A re-INVITE's answer goes straight back to the machine.
+            let Some(ev) = driver.followup.take() else {
+                break;
+            };
+            cmds = call.on_sip(ev, Instant::now());
         }
     }
 }
@@ -286,6 +295,8 @@ struct Driver<'a> {
     to_client: mpsc::Sender<ServerMessage>,
     /// The SIP re-offer waiting for the machine's answer.
     reoffer: Option<sip::Reoffer>,
+    /// The answer to siphon's re-INVITE, for the machine.
+    followup: Option<SipEvent>,
 }
 
 impl Driver<'_> {
@@ -323,6 +334,10 @@ impl Driver<'_> {
                     if let Some(reoffer) = self.reoffer.take() {
                         answer_reoffer(self.gw, &reoffer, answer).await;
                     }
+                }
+                Command::SipReinvite(sdp) => {
+                    let result = self.uac.reinvite(sdp).await;
+                    self.followup = Some(SipEvent::ReinviteAnswered(result));
                 }
                 Command::SipInfo(digits) => {
                     for (digit, ms) in digits {
