@@ -18,6 +18,8 @@ pub struct Reoffer {
     /// `INVITE` or `UPDATE`.
     pub method: &'static str,
     handle: Arc<Mutex<Option<TransactionHandle>>>,
+    /// Headers every 2xx carries (the session timer's).
+    extra: Vec<Header>,
 }
 
 impl std::fmt::Debug for Reoffer {
@@ -48,13 +50,21 @@ impl Reoffer {
                 "INVITE"
             },
             handle: Arc::new(Mutex::new(Some(handle))),
+            extra: Vec::new(),
         }
+    }
+
+    /// Add `headers` to the 2xx (a refresh's Session-Expires).
+    pub(super) fn with_headers(mut self, headers: Vec<Header>) -> Self {
+        self.extra = headers;
+        self
     }
 
     /// 200 OK with siphon's SDP answer.
     pub async fn accept(&self, sdp: String) {
         let Some(handle) = self.take() else { return };
-        let headers = vec![Header::ContentType("application/sdp".into())];
+        let mut headers = vec![Header::ContentType("application/sdp".into())];
+        headers.extend(self.extra.iter().cloned());
         if let Err(e) = handle
             .respond(StatusCode::OK, Some(headers), Some(sdp.into_bytes()))
             .await

@@ -16,6 +16,7 @@ use tracing::{debug, info_span, Instrument};
 
 use super::endpoint::Shared;
 use super::policy::InboundPolicy;
+use super::session_timer;
 use super::uas_auth::{Admission, Gate};
 use super::uas_call;
 use super::Transport;
@@ -213,6 +214,13 @@ fn check(shared: &Shared, req: &Request, origin: Origin) -> Result<String, Refus
                 metric: None,
             })
         }
+    }
+    if session_timer::ask(req) == session_timer::Ask::TooSmall {
+        return Err(Refusal {
+            code: 422,
+            headers: session_timer::too_small(),
+            metric: Some("inbound_session_interval_too_small"),
+        });
     }
     let Some(sdp) = sdp_offer(req) else {
         let warning = format!("399 {} \"SDP offer required\"", shared.stack.public_ip);

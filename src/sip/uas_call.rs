@@ -20,6 +20,7 @@ use tracing::debug;
 use super::dtmf_info;
 use super::endpoint::Shared;
 use super::reoffer::Reoffer;
+use super::session_timer;
 use super::stack::ALLOW;
 use super::uas::{self, InboundCall, Origin, UasEvent};
 use super::{SipError, Transport};
@@ -43,6 +44,8 @@ enum Phase {
 struct CallState {
     dialog: InviteDialog,
     phase: Mutex<Phase>,
+    /// The RFC 4028 interval the caller asked for, refreshed by the caller.
+    timer: Option<u32>,
 }
 
 impl CallState {
@@ -135,10 +138,16 @@ impl UasHandle {
                 value: format!("{:?}", *phase),
             });
         }
-        let ctype = Header::ContentType("application/sdp".into());
+        let mut headers = vec![Header::ContentType("application/sdp".into())];
+        headers.extend(
+            self.call
+                .timer
+                .map(session_timer::accepted)
+                .unwrap_or_default(),
+        );
         self.call
             .dialog
-            .accept(Some(vec![ctype]), Some(sdp.into_bytes()))?;
+            .accept(Some(headers), Some(sdp.into_bytes()))?;
         *phase = Phase::Answered;
         Ok(())
     }
@@ -191,9 +200,14 @@ pub(super) async fn run(
             debug!(error = %e, "inbound INVITE transaction failed");
         }
     });
+    let timer = match session_timer::ask(&request) {
+        session_timer::Ask::Interval(n) => Some(n),
+        _ => None,
+    };
     let call = Arc::new(CallState {
         dialog,
         phase: Mutex::new(Phase::Offered),
+        timer,
     });
     let released = CancellationToken::new();
     let handle = UasHandle {
@@ -257,13 +271,26 @@ impl CallTask {
         tokio::pin!(ring_limit);
         let mut acked = false;
         let mut released = false;
+        // RFC 4028: the caller refreshes; without a refresh in time the
+        // session is over.
+        let expiry = self.call.timer.map(session_timer::expiry);
+        let mut expires: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 st = self.states.recv() => {
                     let Some(st) = st else { break };
+                    let refresh = matches!(st, DialogState::Updated(..));
                     if self.on_state(st, &mut acked).await {
                         break;
                     }
+                    if let (Some(e), true) = (expiry, acked && (refresh || expires.is_none())) {
+                        expires = Some(tokio::time::Instant::now() + e);
+                    }
+                }
+                _ = tokio::time::sleep_until(expires.unwrap_or_else(tokio::time::Instant::now)), if expires.is_some() => {
+                    debug!("session timer expired without a refresh; BYE");
+                    expires = None;
+                    self.call.hangup().await;
                 }
                 _ = self.released.cancelled(), if !released => {
                     released = true;
@@ -295,8 +322,9 @@ impl CallTask {
                 self.emit(UasEvent::Acked).await;
             }
             DialogState::Updated(_, req, handle) => {
-                self.emit(UasEvent::Reoffer(Reoffer::new(&req, handle)))
-                    .await;
+                let timer = self.call.timer.map(session_timer::accepted);
+                let reoffer = Reoffer::new(&req, handle).with_headers(timer.unwrap_or_default());
+                self.emit(UasEvent::Reoffer(reoffer)).await;
             }
             DialogState::Info(_, req, handle) => {
                 if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {

@@ -296,3 +296,49 @@ async fn offer_before_the_ack_is_500_with_retry_after() {
     w.ack(1, true).await;
     assert_eq!(next_uas(&mut call.events).await, UasEvent::Acked);
 }
+
+#[tokio::test]
+async fn session_timers_are_accepted_with_the_caller_refreshing() {
+    let mut p = pair(InboundPolicy::default()).await;
+    let mut w = Wire::new(&p).await;
+    w.invite(
+        1,
+        "Supported: timer\r\nSession-Expires: 120;refresher=uas\r\n",
+    )
+    .await;
+    let mut call = next_call(&mut p.calls).await;
+    call.handle.answer(answer_sdp()).await.expect("answer");
+    let ok = w.expect("SIP/2.0 200").await;
+    let se = header(&ok, "Session-Expires").expect("Session-Expires in the 200");
+    assert_eq!(se, "120;refresher=uac");
+    assert_eq!(header(&ok, "Require").as_deref(), Some("timer"));
+    w.learn_to_tag(&ok);
+    w.ack(1, true).await;
+    assert_eq!(next_uas(&mut call.events).await, UasEvent::Acked);
+
+    // The caller's refresh (a re-INVITE) is answered with the timer again.
+    w.invite(
+        2,
+        "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n",
+    )
+    .await;
+    let UasEvent::Reoffer(reoffer) = next_uas(&mut call.events).await else {
+        panic!("expected the refresh");
+    };
+    reoffer.accept(answer_sdp()).await;
+    let ok = w.expect("SIP/2.0 200").await;
+    assert_eq!(
+        header(&ok, "Session-Expires").as_deref(),
+        Some("120;refresher=uac")
+    );
+}
+
+#[tokio::test]
+async fn a_session_interval_below_90_s_is_422_with_min_se() {
+    let p = pair(InboundPolicy::default()).await;
+    let w = Wire::new(&p).await;
+    w.invite(1, "Supported: timer\r\nSession-Expires: 30\r\n")
+        .await;
+    let resp = w.expect("SIP/2.0 422").await;
+    assert_eq!(header(&resp, "Min-SE").as_deref(), Some("90"));
+}
