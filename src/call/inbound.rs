@@ -117,9 +117,17 @@ pub enum InboundCommand {
     AnswerReoffer(Result<String, String>),
     /// Program the relay with the SIP side's new media (hold, resume, a new address).
     ConfigureMedia(Box<SipMedia>),
-    /// Send a re-INVITE with this SDP (the browser holds or resumes); its
+    /// Send a re-INVITE with this SDP (the browser holds or resumes), after
+    /// a random 2.1-4 s when `after_glare` (RFC 3261 section 14.1); its
     /// result comes back as `InboundEvent::ReinviteAnswered`.
-    SipReinvite(String),
+    SipReinvite {
+        /// The offer.
+        sdp: String,
+        /// Retrying after a 491.
+        after_glare: bool,
+    },
+    /// Refuse the pending SIP re-offer with 491: siphon's own is under way.
+    GlareReoffer,
     /// The call is over.
     Finish(Outcome),
 }
@@ -144,8 +152,10 @@ pub struct InboundCall {
     /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
     sip_events: bool,
     sip_side: Option<SipSide>,
-    /// A browser offer (hold, resume) waiting for the SIP side's answer.
+    /// A browser offer (hold, resume) waiting for the SIP side's answer,
+    /// and siphon's re-INVITE for it with the attempts made.
     pending_offer: Option<String>,
+    pending_sip: Option<(String, u8)>,
 }
 
 impl InboundCall {
@@ -170,6 +180,7 @@ impl InboundCall {
             sip_events: false,
             sip_side: None,
             pending_offer: None,
+            pending_sip: None,
         })
     }
 
@@ -231,6 +242,9 @@ impl InboundCall {
                     TowardSip::Rtp(presses) => vec![InboundCommand::RelayDtmf(presses)],
                     TowardSip::Info(digits) => vec![InboundCommand::SipInfo(digits)],
                 }
+            }
+            (State::Answered(_), E::SipReoffer(_)) if self.pending_sip.is_some() => {
+                vec![InboundCommand::GlareReoffer]
             }
             (State::Answered(owner), E::SipReoffer(sdp)) => self.sip_reoffer(owner, sdp.as_deref()),
             (State::Answered(owner), E::ReinviteAnswered(result)) => {
@@ -340,11 +354,20 @@ impl InboundCall {
         let Some(negotiated) = self.negotiated.as_mut() else {
             return Vec::new();
         };
+        if self.pending_offer.is_some() {
+            let msg = "offer: a renegotiation is under way; offer again once it is answered";
+            let err = ServerMessage::error(Some(&call_id), ErrorCode::BadMessage, msg);
+            return vec![InboundCommand::Send(owner, err)];
+        }
         match browser_offer(negotiated, self.sip_side.as_mut(), sdp, fresh) {
             BrowserOffer::Answer(r) => answer_commands(owner, &call_id, r),
             BrowserOffer::Reinvite(offer) => {
                 self.pending_offer = Some(sdp.to_owned());
-                vec![InboundCommand::SipReinvite(offer)]
+                self.pending_sip = Some((offer.clone(), 1));
+                vec![InboundCommand::SipReinvite {
+                    sdp: offer,
+                    after_glare: false,
+                }]
             }
             BrowserOffer::Refuse(reason) => {
                 let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);

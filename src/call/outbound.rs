@@ -99,9 +99,17 @@ pub enum Command {
     SipInfo(Vec<(char, u32)>),
     /// Answer the pending SIP re-offer: 200 with this SDP, or 488 with the reason.
     AnswerReoffer(Result<String, String>),
-    /// Send a re-INVITE with this SDP (the browser holds or resumes); its
+    /// Send a re-INVITE with this SDP (the browser holds or resumes), after
+    /// a random 2.1-4 s when `after_glare` (RFC 3261 section 14.1); its
     /// result comes back as `SipEvent::ReinviteAnswered`.
-    SipReinvite(String),
+    SipReinvite {
+        /// The offer.
+        sdp: String,
+        /// Retrying after a 491.
+        after_glare: bool,
+    },
+    /// Refuse the pending SIP re-offer with 491: siphon's own is under way.
+    GlareReoffer,
     /// Release everything; the call is over.
     Finish(Outcome),
 }
@@ -132,8 +140,10 @@ pub struct OutboundCall {
     sip_side: Option<SipSide>,
     /// The answer the browser applied with `progress` (early media).
     early_answer: Option<String>,
-    /// A browser offer (hold, resume) waiting for the SIP side's answer.
+    /// A browser offer (hold, resume) waiting for the SIP side's answer,
+    /// and siphon's re-INVITE for it with the attempts made.
     pending_offer: Option<String>,
+    pending_sip: Option<(String, u8)>,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -174,6 +184,7 @@ impl OutboundCall {
             sip_side: None,
             early_answer: None,
             pending_offer: None,
+            pending_sip: None,
         };
         Ok((call, sip_offer))
     }
@@ -225,6 +236,7 @@ impl OutboundCall {
                 cmds
             }
             SipEvent::Dtmf(..) => Vec::new(),
+            SipEvent::Reoffer(_) if self.pending_sip.is_some() => vec![Command::GlareReoffer],
             SipEvent::Reoffer(sdp) => self.on_sip_reoffer(sdp.as_deref()),
             SipEvent::ReinviteAnswered(result) => self.on_reinvite_answered(result),
             SipEvent::Ended { by_remote } => {
@@ -256,11 +268,20 @@ impl OutboundCall {
             let err = ServerMessage::error(Some(&call_id), ErrorCode::BadMessage, msg);
             return vec![Command::Send(err)];
         };
+        if self.pending_offer.is_some() {
+            let msg = "offer: a renegotiation is under way; offer again once it is answered";
+            let err = ServerMessage::error(Some(&call_id), ErrorCode::BadMessage, msg);
+            return vec![Command::Send(err)];
+        }
         match browser_offer(negotiated, self.sip_side.as_mut(), sdp, fresh_ice) {
             BrowserOffer::Answer(r) => answer_commands(&call_id, r),
             BrowserOffer::Reinvite(offer) => {
                 self.pending_offer = Some(sdp.to_owned());
-                vec![Command::SipReinvite(offer)]
+                self.pending_sip = Some((offer.clone(), 1));
+                vec![Command::SipReinvite {
+                    sdp: offer,
+                    after_glare: false,
+                }]
             }
             BrowserOffer::Refuse(reason) => {
                 let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
@@ -468,6 +489,7 @@ impl OutboundCall {
 #[path = "outbound_midcall.rs"]
 mod midcall;
 use midcall::answer_commands;
+pub use midcall::GLARE_ATTEMPTS;
 
 #[cfg(test)]
 #[path = "outbound_tests.rs"]

@@ -385,7 +385,11 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
     call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
     let held = CHROME_OFFER.replace("a=sendrecv", "a=sendonly");
     let cmds = call.on_client_offer(&held, fresh());
-    let [Command::SipReinvite(offer)] = &cmds[..] else {
+    let [Command::SipReinvite {
+        sdp: offer,
+        after_glare: false,
+    }] = &cmds[..]
+    else {
         panic!("{cmds:?}");
     };
     assert!(
@@ -410,7 +414,25 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
 
     // Resume, refused by the PBX: the browser hears why; nothing else changes.
     let cmds = call.on_client_offer(CHROME_OFFER, fresh());
-    assert!(matches!(&cmds[..], [Command::SipReinvite(o)] if o.contains("a=sendrecv")));
+    assert!(matches!(&cmds[..], [Command::SipReinvite { sdp, .. }] if sdp.contains("a=sendrecv")));
+    // Meanwhile the PBX re-offers too: glare, 491.
+    let cmds = call.on_sip(SipEvent::Reoffer(None), t0);
+    assert!(matches!(&cmds[..], [Command::GlareReoffer]));
+    // A 491 to siphon's re-INVITE is retried later, twice...
+    for _ in 0..2 {
+        let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((491, String::new()))), t0);
+        assert!(
+            matches!(
+                &cmds[..],
+                [Command::SipReinvite {
+                    after_glare: true,
+                    ..
+                }]
+            ),
+            "{cmds:?}"
+        );
+    }
+    // ...then the third 491 reaches the browser.
     let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((491, String::new()))), t0);
     let [Command::Send(ServerMessage::Error {
         code: ErrorCode::BadSdp,

@@ -10,7 +10,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
-use super::outbound::{answer_reoffer, count_dtmf, media_signal, record_info, release, Resources};
+use super::outbound::{
+    answer_reoffer, count_dtmf, media_signal, record_info, refuse_glare, release, spawn_reinvite,
+    Resources,
+};
 use super::Inner;
 use crate::call::inbound::{
     Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
@@ -120,8 +123,8 @@ struct Driver<'a> {
     aliases: HashMap<SessionId, SessionId>,
     /// The SIP re-offer waiting for the machine's answer.
     reoffer: Option<sip::Reoffer>,
-    /// The answer to siphon's re-INVITE, for the machine.
-    followup: Option<InboundEvent>,
+    /// Where siphon's re-INVITEs report their final answers.
+    reinvites: mpsc::UnboundedSender<Option<(u16, String)>>,
 }
 
 async fn drive(
@@ -189,6 +192,7 @@ async fn drive(
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let (control_tx, mut control) = mpsc::unbounded_channel();
     let _registered = Registered::new(gw, control_tx.clone());
+    let (reinvites, mut reinvite_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
         gw,
         handle,
@@ -205,7 +209,7 @@ async fn drive(
         lost: None,
         aliases: HashMap::new(),
         reoffer: None,
-        followup: None,
+        reinvites,
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -244,22 +248,15 @@ async fn drive(
                 None => continue,
             },
             () = &mut ring_timeout, if !machine.is_answered() => InboundEvent::RingTimeout,
+            Some(result) = reinvite_rx.recv() => InboundEvent::ReinviteAnswered(result),
             () = d.grace.expired(), if d.grace.waiting() => match (d.grace.give_up(gw), d.lost) {
                 (true, Some(lost)) => InboundEvent::Hangup(lost),
                 _ => continue,
             },
         };
-        let mut event = event;
-        loop {
-            if let Some(outcome) = d.exec(machine.on_event(event)).await {
-                d.grace.forget(gw);
-                return outcome;
-            }
-            // A re-INVITE's answer goes straight back to the machine.
-            let Some(next) = d.followup.take() else {
-                break;
-            };
-            event = next;
+        if let Some(outcome) = d.exec(machine.on_event(event)).await {
+            d.grace.forget(gw);
+            return outcome;
         }
     }
 }
@@ -414,9 +411,15 @@ impl Driver<'_> {
                         }
                     }
                 }
-                InboundCommand::SipReinvite(sdp) => {
-                    let result = self.handle.reinvite(sdp).await;
-                    self.followup = Some(InboundEvent::ReinviteAnswered(result));
+                InboundCommand::SipReinvite { sdp, after_glare } => {
+                    let handle = self.handle.clone();
+                    let go = async move { handle.reinvite(sdp).await };
+                    spawn_reinvite(go, after_glare, self.reinvites.clone());
+                }
+                InboundCommand::GlareReoffer => {
+                    if let Some(reoffer) = self.reoffer.take() {
+                        refuse_glare(self.gw, &reoffer).await;
+                    }
                 }
                 InboundCommand::SipInfo(digits) => {
                     for (digit, ms) in digits {

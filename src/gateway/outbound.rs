@@ -207,13 +207,14 @@ async fn run_events(
         mut sip_events,
         mut media_events,
     } = started;
+    let (reinvites, mut reinvite_rx) = mpsc::unbounded_channel();
     let mut driver = Driver {
         gw,
         res,
         uac,
         to_client,
         reoffer: None,
-        followup: None,
+        reinvites,
     };
     if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
         return outcome;
@@ -266,6 +267,9 @@ async fn run_events(
                 None => continue,
             },
             () = &mut ring_timeout, if !call.is_answered() => call.on_ring_timeout(),
+            Some(result) = reinvite_rx.recv() => {
+                call.on_sip(SipEvent::ReinviteAnswered(result), Instant::now())
+            }
             () = grace.expired(), if grace.waiting() => {
                 if !grace.give_up(gw) {
                     continue;
@@ -273,17 +277,9 @@ async fn run_events(
                 call.on_client_gone()
             }
         };
-        let mut cmds = cmds;
-        loop {
-            if let Some(outcome) = driver.exec(cmds).await {
-                grace.forget(gw);
-                return outcome;
-            }
-            // A re-INVITE's answer goes straight back to the machine.
-            let Some(ev) = driver.followup.take() else {
-                break;
-            };
-            cmds = call.on_sip(ev, Instant::now());
+        if let Some(outcome) = driver.exec(cmds).await {
+            grace.forget(gw);
+            return outcome;
         }
     }
 }
@@ -295,8 +291,8 @@ struct Driver<'a> {
     to_client: mpsc::Sender<ServerMessage>,
     /// The SIP re-offer waiting for the machine's answer.
     reoffer: Option<sip::Reoffer>,
-    /// The answer to siphon's re-INVITE, for the machine.
-    followup: Option<SipEvent>,
+    /// Where siphon's re-INVITEs report their final answers.
+    reinvites: mpsc::UnboundedSender<Option<(u16, String)>>,
 }
 
 impl Driver<'_> {
@@ -335,9 +331,15 @@ impl Driver<'_> {
                         answer_reoffer(self.gw, &reoffer, answer).await;
                     }
                 }
-                Command::SipReinvite(sdp) => {
-                    let result = self.uac.reinvite(sdp).await;
-                    self.followup = Some(SipEvent::ReinviteAnswered(result));
+                Command::SipReinvite { sdp, after_glare } => {
+                    let uac = self.uac.clone();
+                    let go = async move { uac.reinvite(sdp).await };
+                    spawn_reinvite(go, after_glare, self.reinvites.clone());
+                }
+                Command::GlareReoffer => {
+                    if let Some(reoffer) = self.reoffer.take() {
+                        refuse_glare(self.gw, &reoffer).await;
+                    }
                 }
                 Command::SipInfo(digits) => {
                     for (digit, ms) in digits {
@@ -380,6 +382,34 @@ pub(super) async fn answer_reoffer(
             reoffer.refuse(488, &reason).await;
         }
     }
+}
+
+/// Send a re-INVITE without holding up the call (its answer may take a
+/// while, and the far end's own requests must be answered meanwhile); after
+/// a 491 wait 2.1-4 s first (RFC 3261 section 14.1).
+pub(super) fn spawn_reinvite<F>(
+    go: F,
+    after_glare: bool,
+    tx: mpsc::UnboundedSender<Option<(u16, String)>>,
+) where
+    F: std::future::Future<Output = Option<(u16, String)>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if after_glare {
+            let wait = rand::random_range(2100..=4000);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
+        let _ = tx.send(go.await);
+    });
+}
+
+/// A re-offer while siphon's own re-INVITE is pending: 491 (glare).
+pub(super) async fn refuse_glare(gw: &Inner, reoffer: &sip::Reoffer) {
+    gw.metrics
+        .reoffers_total
+        .with_label_values(&["glare"])
+        .inc();
+    reoffer.refuse(491, "Request Pending").await;
 }
 
 /// Count a generated key press by where it goes.
