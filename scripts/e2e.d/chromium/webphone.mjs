@@ -70,6 +70,7 @@ async function outbound(page) {
   check(b.received - a.received >= 100, "the SIP phone's echo flows back to the page");
   check(b.energy > a.energy || b.level > 0, "the returned audio has energy");
   await restartIce(page);
+  await keypad(page);
   await page.click("#hangup");
   await waitState(page, "ended");
   check((await page.textContent("#message")).includes("200"), "the page hung up (hangup 200)");
@@ -116,6 +117,16 @@ async function restartIce(page) {
   // A figure to report, not a pass/fail timing: the target is < 100 ms.
   console.log(`figure: ICE restart audio gap ${result.gap.toFixed(1)} ms (target < 100 ms; ` +
     "getStats refreshes about every 50 ms, so this is an upper bound)");
+}
+
+// The keypad during a call: siphon sends the keys to SIPp as RFC 4733
+// (SIPp's answer has telephone-event).
+async function keypad(page) {
+  for (const key of ["1", "5", "#"]) await page.click(`#pad button[data-key="${key}"]`);
+  await sleep(1500);
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const sent = metrics.match(/siphon_dtmf_total\{to="sip_rtp"\} (\d+)/);
+  check(sent && Number(sent[1]) === 3, `three keys went to SIP as RFC 4733 (${sent ? sent[1] : 0})`);
 }
 
 async function inbound(page) {
