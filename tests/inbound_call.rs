@@ -675,7 +675,10 @@ async fn a_browser_hold_re_invites_the_pbx_before_it_is_answered() {
         "{offer}"
     );
     // Glare: the PBX re-offers too before answering; siphon says 491.
-    let (code, _) = uac.reinvite(pbx_offer(port, true)).await.expect("an answer");
+    let (code, _) = uac
+        .reinvite(pbx_offer(port, true))
+        .await
+        .expect("an answer");
     assert_eq!(code, 491);
     let pbx_answer = pbx_offer(port, true).replace("a=sendrecv", "a=recvonly");
     reoffer.accept(pbx_answer).await;

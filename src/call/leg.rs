@@ -68,6 +68,7 @@ pub fn sip_media(map: &MediaMap, rtp_addr: SocketAddr, rtcp_mux: bool) -> SipMed
         ts_step: map.clock_rate * map.ptime / 1000,
         webrtc_dtmf: map.browser_dtmf,
         sip_dtmf: map.sip_dtmf,
+        webrtc_dtmf_convert: map.browser_dtmf_convert,
         send_to_sip: true,
         held: false,
     }

@@ -28,6 +28,7 @@ pub(crate) fn test_media() -> SipMedia {
         ts_step: 160,
         webrtc_dtmf: Some((126, 8000)),
         sip_dtmf: Some((101, 8000)),
+        webrtc_dtmf_convert: None,
         send_to_sip: true,
         held: false,
     }
@@ -52,6 +53,9 @@ pub struct SipMedia {
     pub webrtc_dtmf: Option<(u8, u32)>,
     /// telephone-event toward the SIP peer (PT, clock); `None`: it takes SIP INFO.
     pub sip_dtmf: Option<(u8, u32)>,
+    /// Browser telephone-event (PT, clock) the SIP side has no clock for:
+    /// its key presses are re-sent as siphon's own at the SIP side's clock.
+    pub webrtc_dtmf_convert: Option<(u8, u32)>,
     /// The SIP peer receives media (not sendonly/inactive): else nothing is sent to it.
     pub send_to_sip: bool,
     /// The call is on hold (either side): silence is expected, so the media

@@ -26,6 +26,10 @@ pub struct MediaMap {
     pub browser_dtmf: Option<(u8, u32)>,
     /// The SIP leg's own telephone-event (PT, clock); `None`: SIP INFO.
     pub sip_dtmf: Option<(u8, u32)>,
+    /// A browser telephone-event at a clock the SIP leg lacks (PT, clock):
+    /// browsers send key presses at their codec's clock (te/48000 with
+    /// opus), so these are re-sent to SIP as siphon's own presses.
+    pub browser_dtmf_convert: Option<(u8, u32)>,
 }
 
 /// The map for a browser-to-phone call.
@@ -45,6 +49,15 @@ pub fn media_map(offer: &WebRtcOffer, answer: &SipAnswer) -> MediaMap {
         ptime: answer.ptime.unwrap_or(DEFAULT_PTIME),
         browser_dtmf: browser_event(offer, answer).map(|c| (c.pt, c.clock)),
         sip_dtmf: sip_event.map(|c| (c.pt, c.clock)),
+        browser_dtmf_convert: sip_event
+            .filter(|s| s.clock != answer.codec.clock)
+            .and_then(|_| {
+                offer
+                    .telephone_events
+                    .iter()
+                    .find(|e| e.clock == answer.codec.clock)
+            })
+            .map(|c| (c.pt, c.clock)),
     }
 }
 
@@ -60,5 +73,7 @@ pub fn media_map_inbound(offer: &SipOffer, answer: &WebRtcAnswer) -> MediaMap {
         ptime: offer.ptime.unwrap_or(DEFAULT_PTIME),
         browser_dtmf: answer.telephone_event.as_ref().map(|c| (c.pt, c.clock)),
         sip_dtmf: events.map(|(sip, _)| (sip.pt, sip.clock)),
+        // siphon's offer carries only the SIP side's event clocks.
+        browser_dtmf_convert: None,
     }
 }

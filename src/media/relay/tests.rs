@@ -69,6 +69,7 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
         ts_step: 160,
         webrtc_dtmf: Some((126, 8000)),
         sip_dtmf: Some((101, 8000)),
+        webrtc_dtmf_convert: Some((110, 48000)),
         send_to_sip: true,
         held: false,
     };
@@ -277,5 +278,46 @@ async fn generated_key_presses_reach_each_side_as_rfc4733() {
     assert!(to_webrtc
         .iter()
         .all(|p| header(p) == (126, 0x1111) && p[12] == 11));
+    s.relay.remove(s.leg).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_key_presses_at_48_khz_reach_sip_at_8_khz() {
+    let mut s = setup(32500).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    // Key 7 for 100 ms at 48 kHz on PT 110: start, an update, three ends.
+    for (seq, end, duration) in [
+        (1u16, false, 0u16),
+        (2, false, 2400),
+        (3, true, 4800),
+        (4, true, 4800),
+        (5, true, 4800),
+    ] {
+        let mut p = rtp(seq, BROWSER_SSRC, 0);
+        p.truncate(12);
+        p[1] = 110;
+        p[4..8].copy_from_slice(&96_000u32.to_be_bytes());
+        p.extend(crate::media::dtmf::payload(7, end, duration));
+        let packet = s.browser.srtp(&p);
+        s.browser_sock
+            .send_to(&packet, s.relay.webrtc_addr())
+            .unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    let mut got = Vec::new();
+    while let Ok((n, _)) = s.sip_peer.recv_from(&mut buf) {
+        got.push(buf[..n].to_vec());
+        if got.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(
+        got.len(),
+        5,
+        "siphon's own press: start, update, three ends"
+    );
+    assert!(got.iter().all(|p| header(p) == (101, 0x2222) && p[12] == 7));
+    let end = crate::media::dtmf::parse(&got[4][12..]).unwrap();
+    assert_eq!((end.end, end.duration), (true, 800), "100 ms at 8 kHz");
     s.relay.remove(s.leg).await.unwrap();
 }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::media::dtmf::Tone;
+use crate::media::dtmf::{self, Tone};
 use crate::media::rewrite::StreamRewriter;
 use crate::media::SipMedia;
 
@@ -38,6 +38,8 @@ pub(super) struct Tones {
     queue: VecDeque<Press>,
     active: Option<Active>,
     gap_until: Option<Instant>,
+    /// Timestamp of the last browser event re-sent (its end is repeated).
+    converted: Option<u32>,
 }
 
 impl Tones {
@@ -48,6 +50,26 @@ impl Tones {
         }
         self.queue.push_back(press);
         true
+    }
+
+    /// A browser telephone-event packet at `clock` that the SIP side cannot
+    /// take as it is: at its end (E bit, first of the repeats) queue the
+    /// same key, as long, toward SIP. True when a press was queued.
+    pub fn convert(&mut self, pkt: &[u8], clock: u32) -> bool {
+        let (Some(ts), Some(event)) = (pkt.get(4..8), pkt.get(12..).and_then(dtmf::parse)) else {
+            return false;
+        };
+        let ts = u32::from_be_bytes([ts[0], ts[1], ts[2], ts[3]]);
+        if !event.end || self.converted == Some(ts) || event.code > 15 {
+            return false;
+        }
+        self.converted = Some(ts);
+        let duration_ms = u32::from(event.duration) * 1000 / clock.max(1);
+        self.push(Press {
+            to_sip: true,
+            code: event.code,
+            duration_ms,
+        })
     }
 
     /// When `poll` next has work; `None` when idle.

@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
-use super::tones::{Press, Tones};
+use super::tones::Tones;
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia};
 use crate::media::pool::PortLease;
 use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
@@ -153,49 +153,6 @@ impl Worker {
         }
     }
 
-    /// Send the key-press packets that are due; forget idle slots.
-    fn send_tones(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.toning.len() {
-            let Some(slot) = self.slots.get_mut(self.toning[i]).and_then(Option::as_mut) else {
-                self.toning.swap_remove(i);
-                continue;
-            };
-            let Some(sip) = &slot.sip else {
-                i += 1;
-                continue;
-            };
-            let buf = &mut self.buf[..];
-            let streams = (&mut slot.to_sip, &mut slot.to_webrtc);
-            while let Some((len, to_sip)) =
-                slot.tones
-                    .poll(now, sip, (&mut *streams.0, &mut *streams.1), buf)
-            {
-                if to_sip {
-                    let dest = slot.latched_rtp.unwrap_or(sip.remote_rtp);
-                    let _ = slot.rtp.send_to(&buf[..len], dest);
-                } else if let Ok((out, dest)) = self.endpoint.protect_rtp(slot.leg, buf, len) {
-                    let _ = self.socket.send_to(&buf[..out], dest);
-                }
-            }
-            if slot.tones.next_due().is_none() {
-                self.toning.swap_remove(i);
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    /// Report calls whose media stopped (once each).
-    fn check_liveness(&mut self, now: Instant) {
-        for slot in self.slots.iter_mut().flatten() {
-            if let Some(side) = slot.liveness.check(&slot.stats, now) {
-                self.counters.media_timeout(side);
-                let _ = slot.events.send(MediaEvent::MediaTimeout(side));
-            }
-        }
-    }
-
     /// Send what the WebRTC engine queued (STUN responses, DTLS flights) and
     /// hand its events to the calls.
     fn flush_endpoint(&mut self) {
@@ -256,6 +213,17 @@ impl Worker {
             let dest = slot.latched_rtcp.unwrap_or(sip.remote_rtcp);
             (if sip.rtcp_mux { &slot.rtp } else { &slot.rtcp }, dest)
         } else {
+            if let Some((_, clock)) = sip
+                .webrtc_dtmf_convert
+                .filter(|(pt, _)| pkt[1] & 0x7f == *pt)
+            {
+                // A key press at a clock the SIP side lacks: re-sent as
+                // siphon's own (rare; never on the audio path).
+                if slot.tones.convert(pkt, clock) && !self.toning.contains(&(leg as usize)) {
+                    self.toning.push(leg as usize);
+                }
+                return;
+            }
             if let Err(e) = slot.to_sip.rewrite(pkt) {
                 return drop_packet(&mut self.counters, slot, rewrite_reason(e));
             }
@@ -447,19 +415,6 @@ impl Worker {
         }
     }
 
-    fn queue_tone(&mut self, leg: LegId, press: Press) {
-        let index = leg as usize;
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
-            return;
-        };
-        if !slot.tones.push(press) {
-            tracing::warn!(leg, "too many key presses queued; one dropped");
-        }
-        if !self.toning.contains(&index) {
-            self.toning.push(index);
-        }
-    }
-
     fn remove(&mut self, leg: LegId) -> CallStats {
         let index = leg as usize;
         let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
@@ -484,3 +439,6 @@ fn rewrite_reason(e: RewriteDrop) -> RelayDrop {
         RewriteDrop::UnknownPayloadType => RelayDrop::UnknownPayloadType,
     }
 }
+
+#[path = "worker_timers.rs"]
+mod timers;

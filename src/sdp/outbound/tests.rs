@@ -360,3 +360,16 @@ fn ipv6_candidate() {
         "a=candidate:1 1 udp 2130706431 2001:db8::1 3478 typ host"
     ));
 }
+
+#[test]
+fn opus_calls_whose_sip_side_has_only_8k_events_convert_the_browsers_48k_ones() {
+    // FreeSWITCH with opus but telephone-event only at 8 kHz.
+    let answer = FREESWITCH_ANSWER.replace("telephone-event/48000", "telephone-event/8000");
+    let (offer, a) = answer_for(CHROME_OFFER, &["opus", "PCMU"], &answer);
+    let map = media_map(&offer, &a);
+    assert_eq!((map.clock_rate, map.sip_dtmf), (48000, Some((100, 8000))));
+    assert_eq!(map.browser_dtmf_convert, Some((110, 48000)));
+    // Same clocks on both sides: nothing to convert.
+    let (offer, a) = answer_for(CHROME_OFFER, &["opus", "PCMU"], FREESWITCH_ANSWER);
+    assert_eq!(media_map(&offer, &a).browser_dtmf_convert, None);
+}
