@@ -696,3 +696,52 @@ async fn a_browser_hold_re_invites_the_pbx_before_it_is_answered() {
     assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_before_the_answer_sdp_and_offers_for_unknown_calls() {
+    let rig = Rig::start(35800).await;
+    let mut sig = rig.session("bob").await;
+    let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (uac, mut events) = rig.call("bob", &pbx_rtp).await;
+    let incoming = sig.recv_type("incoming", T).await.unwrap();
+    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let answer = browser
+        .accept_offer(incoming["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    // Trickled candidates (and end-of-candidates) before the answer's SDP.
+    let line = answer
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .expect("a candidate")
+        .trim_start_matches("a=");
+    let candidate = json!({"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0});
+    sig.send(json!({"type":"candidate","call_id":call_id,"candidate":candidate}))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"candidate","call_id":call_id,"candidate":null}))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Answered { .. }
+    ));
+    browser.wait_connected(T).await.unwrap();
+
+    // An offer for a call this socket does not have: an error, nothing else.
+    sig.send(json!({"type":"offer","call_id":"nope","sdp":answer}))
+        .await
+        .unwrap();
+    let err = sig.recv(T).await.unwrap();
+    assert_eq!(
+        (err["code"].as_str(), err["call_id"].as_str()),
+        (Some("unknown_call"), Some("nope"))
+    );
+    uac.hangup().await;
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+}
