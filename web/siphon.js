@@ -13,8 +13,18 @@ function event(type, detail) {
   return new CustomEvent(type, { detail });
 }
 
+/** An EventTarget whose `on(type, fn)` hands `fn` the event's detail. */
+class Emitter extends EventTarget {
+  /** Listen to `type`; `fn(detail)`. Returns a function that stops listening. */
+  on(type, fn) {
+    const listener = (e) => fn(e.detail);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+}
+
 /** One signaling connection (a WebSocket to /ws). */
-export class Siphon extends EventTarget {
+export class Siphon extends Emitter {
   /**
    * Connect and wait for `welcome`. `auth` is `{ token }` (a JWT, when the
    * server requires tokens) or `{ user }` (loopback servers without tokens).
@@ -37,6 +47,9 @@ export class Siphon extends EventTarget {
     this.#ws = ws;
     return new Promise((resolve, reject) => {
       let settled = false;
+      // Sent before `welcome`: a server that requires tokens reads the first
+      // message as the credentials and refuses at once instead of after 10 s.
+      ws.onopen = () => auth.user && !auth.token && this.#send({ type: "hello", user: auth.user });
       ws.onmessage = (m) => {
         let msg;
         try {
@@ -47,7 +60,6 @@ export class Siphon extends EventTarget {
         if (!settled && msg.type === "welcome") {
           settled = true;
           this.user = msg.user ?? auth.user ?? null;
-          if (auth.user && !auth.token) this.#send({ type: "hello", user: auth.user });
           resolve(this);
         } else if (!settled && msg.type === "error") {
           settled = true;
@@ -64,13 +76,23 @@ export class Siphon extends EventTarget {
     });
   }
 
-  /** Place a call to `to` (a number, user, or sip: URI where allowed). */
+  /**
+   * Place a call to `to` (a number, user, or sip: URI where allowed).
+   * Resolves to the `Call` once siphon sent the INVITE (`trying`); rejects
+   * with a `SiphonError` when siphon refuses the call (`no_route`,
+   * `limit_reached`, …) or it ends before that (e.g. 488, 503).
+   */
   async call(to, { stream = null, callId = null } = {}) {
     const id = callId ?? `c${Date.now().toString(36)}${(this.#seq++).toString(36)}`;
     const call = new Call(this, id, "outbound", { to });
     this.#calls.set(id, call);
-    await call._offer(stream, to);
-    return call;
+    const placed = call._placed();
+    try {
+      await call._offer(stream, to);
+    } catch (e) {
+      call._fail(new SiphonError("webrtc", e.message));
+    }
+    return placed;
   }
 
   /** REGISTER an extension with the user's own credentials (where the server allows it). */
@@ -133,20 +155,26 @@ export class Siphon extends EventTarget {
   }
 }
 
-/** An error the server sent (`error` message) or a lost socket. */
+/**
+ * An error the server sent (`error` message: `code` is its code), a call
+ * that ended before it was placed (`code` "hangup", `status` the SIP code),
+ * or a lost socket (`code` "closed").
+ */
 export class SiphonError extends Error {
-  constructor(code, message) {
+  constructor(code, message, status = null) {
     super(`${code}: ${message}`);
     this.code = code;
+    this.status = status;
   }
 }
 
 /**
- * One call. `state` goes: outbound trying -> ringing -> (early) -> answered -> ended;
- * inbound incoming -> answered -> ended. Events: `state`, `hangup` {code, reason},
- * `dtmf` {digit, duration}, `track` (the remote MediaStream), `error`.
+ * One call. `state` goes: outbound calling -> trying -> ringing -> (early) -> answered
+ * -> ended; inbound incoming -> accepting -> answered -> ended. Events: `state`,
+ * `trying`, `ringing`, `progress`, `answered`, `hangup` {code, reason},
+ * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held}, `error`.
  */
-export class Call extends EventTarget {
+export class Call extends Emitter {
   constructor(phone, id, direction, info) {
     super();
     this.phone = phone;
@@ -158,8 +186,12 @@ export class Call extends EventTarget {
     this.pc = null;
     this.remoteStream = null;
     this.muted = false;
+    /** `{ code, reason }` once the call is over. */
+    this.ended = null;
     this._offerSdp = info.offer ?? null;
     this._restarting = false;
+    this._pending = null;
+    this._queue = Promise.resolve();
   }
 
   /** Answer an incoming call with `stream` (from getUserMedia). */
@@ -167,9 +199,14 @@ export class Call extends EventTarget {
     if (this.direction !== "inbound" || this.state !== "incoming") throw new Error("not an incoming call");
     this.#setState("accepting");
     const pc = this.#peer(stream);
-    await pc.setRemoteDescription({ type: "offer", sdp: this._offerSdp });
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: this._offerSdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+    } catch (e) {
+      // The browser cannot take siphon's offer: stop ringing here, say why.
+      if (this.state !== "ended") this.reject(486);
+      throw new SiphonError("webrtc", e.message);
+    }
     this.phone._send({ type: "accept", call_id: this.id, sdp: pc.localDescription.sdp });
     this.#setState("answered");
   }
@@ -214,22 +251,49 @@ export class Call extends EventTarget {
     this.phone._send({ type: "call", call_id: this.id, to, sdp: pc.localDescription.sdp });
   }
 
-  async _on(msg) {
+  _placed() {
+    return new Promise((resolve, reject) => (this._pending = { resolve, reject }));
+  }
+
+  /** The call could not be placed: reject `phone.call()` and end it. */
+  _fail(error, reason = error.message) {
+    this._pending?.reject(error);
+    this._pending = null;
+    this.#end(error.status ?? 0, reason);
+  }
+
+  _on(msg) {
+    // One message at a time: `answered` must see what `progress` applied.
+    this._queue = this._queue.then(() =>
+      this.#handle(msg).catch((e) => {
+        // A browser refusing siphon's SDP must not pass unnoticed.
+        this.dispatchEvent(event("error", new SiphonError("webrtc", `${msg.type}: ${e.message}`)));
+      }),
+    );
+  }
+
+  async #handle(msg) {
     switch (msg.type) {
       case "trying":
         this.#setState("trying");
+        this._pending?.resolve(this);
+        this._pending = null;
+        this.dispatchEvent(event("trying", {}));
         break;
       case "ringing":
         this.#setState("ringing");
+        this.dispatchEvent(event("ringing", {}));
         break;
       case "progress":
         await this.#remote(msg.sdp);
         this.#setState("early");
+        this.dispatchEvent(event("progress", { sdp: msg.sdp }));
         break;
       case "answered":
         // After early media the 183's answer stands; siphon renegotiates if needed.
         if (this.pc.signalingState === "have-local-offer") await this.#remote(msg.sdp);
         this.#setState("answered");
+        this.dispatchEvent(event("answered", { sdp: msg.sdp }));
         break;
       case "answer":
         await this.#remote(msg.sdp);
@@ -254,16 +318,20 @@ export class Call extends EventTarget {
         this.dispatchEvent(event("dtmf", { digit: msg.digit, duration: msg.duration }));
         break;
       case "hangup":
-        this.#end(msg.code, msg.reason);
+        if (this._pending) this._fail(new SiphonError("hangup", `${msg.code} ${msg.reason}`, msg.code), msg.reason);
+        else this.#end(msg.code, msg.reason);
         break;
       case "error":
-        this.dispatchEvent(event("error", new SiphonError(msg.code, msg.message)));
+        // An error before `trying` means the `call` itself was refused.
+        if (this._pending) this._fail(new SiphonError(msg.code, msg.message));
+        else this.dispatchEvent(event("error", new SiphonError(msg.code, msg.message)));
         break;
     }
   }
 
   _lost() {
-    if (this.state === "answered") this.#setState("reconnecting");
+    if (this._pending) this._fail(new SiphonError("closed", "the socket closed"));
+    else if (this.state === "answered") this.#setState("reconnecting");
     else this.#end(0, "Connection lost");
   }
 
@@ -295,6 +363,7 @@ export class Call extends EventTarget {
 
   #end(code, reason) {
     if (this.state === "ended") return;
+    this.ended = { code, reason };
     this.pc?.close();
     this.phone._forget(this.id);
     this.#setState("ended");
