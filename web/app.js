@@ -1,6 +1,6 @@
 // The web phone page: wires siphon.js to the controls of index.html.
 // For tests and debugging it keeps `window.siphonPhone`, `window.siphonCall`
-// and `window.siphonStates` (every call state shown, in order).
+// and `window.siphonStates` (every call state shown in #state, in order).
 
 import { Siphon } from "/siphon.js";
 
@@ -12,7 +12,23 @@ let phone = null;
 let call = null;
 let mic = null;
 let audio = null;
+let placing = false;
 window.siphonStates = [];
+
+// What #state shows for each siphon.js call state: short words a person
+// (and a test) can read.
+const LABELS = {
+  new: "connecting",
+  calling: "connecting",
+  early: "early-media",
+  accepting: "answering",
+  answered: "in-call",
+};
+
+function label(c) {
+  if (c.state === "ended") return `ended ${c.ended.code} ${c.ended.reason}`;
+  return LABELS[c.state] ?? c.state;
+}
 
 function show(state, peer = "") {
   $("state").textContent = state;
@@ -27,7 +43,7 @@ function message(text) {
 function controls() {
   const active = call && call.state !== "ended";
   const incoming = active && call.state === "incoming";
-  $("call").disabled = !phone || active;
+  $("call").disabled = !phone || active || placing;
   $("answer").hidden = !incoming;
   $("reject").hidden = !incoming;
   $("hangup").disabled = !active || incoming;
@@ -39,9 +55,11 @@ async function connect() {
   const token = $("token").value.trim();
   const user = $("user").value.trim();
   message("");
+  $("conn").textContent = "connecting";
   try {
     phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {});
   } catch (e) {
+    $("conn").textContent = "disconnected";
     message(`cannot connect: ${e.message}`);
     return;
   }
@@ -73,7 +91,7 @@ function bind(c) {
   call = c;
   window.siphonCall = c;
   c.addEventListener("state", (e) => {
-    show(e.detail, c.direction === "inbound" ? c.from : c.to);
+    show(label(c), c.direction === "inbound" ? c.from : c.to);
     if (e.detail !== "incoming") ring(false);
     controls();
   });
@@ -93,15 +111,24 @@ function bind(c) {
 
 async function place() {
   const to = $("to").value.trim();
-  if (!to || !phone) return;
+  if (!to || !phone || placing) return;
   message("");
+  placing = true;
+  show("connecting", to);
+  controls();
   try {
     const stream = await microphone();
+    // Resolves at `trying`; later states arrive as events on the call.
     const c = await phone.call(to, { stream });
     bind(c);
-    show(c.state, to);
+    show(label(c), to);
   } catch (e) {
+    // A refusal (`no_route`, …) or a hangup before `trying` ("488 …").
+    show(e.status ? `ended ${e.message.replace(/^hangup: /, "")}` : `ended ${e.code ?? "error"}`, to);
     message(`cannot call: ${e.message}`);
+  } finally {
+    placing = false;
+    controls();
   }
 }
 

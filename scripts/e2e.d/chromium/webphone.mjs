@@ -1,8 +1,8 @@
 // Drives the web phone in headless Chromium (Playwright on the system
 // Chromium): (a) the page calls a SIPp UAS that echoes, getStats shows audio
-// both ways with energy, the page hangs up; (b) a SIPp UAC with pcap audio
-// calls the logged-in page, which answers; packets arrive and the page shows
-// incoming -> answered -> ended.
+// both ways with energy, the page hangs up and SIPp gets its BYE; (b) a SIPp
+// UAC with pcap audio calls the logged-in page, which answers; packets arrive
+// and the page shows incoming -> in-call -> ended.
 //
 //   node webphone.mjs BASE_URL TOKEN SCENARIO_DIR SIPP_UAC_ARGS_JSON
 import { spawn } from "node:child_process";
@@ -15,11 +15,14 @@ const require = createRequire(import.meta.url);
 const { chromium } = require("../node/node_modules/playwright-core");
 const [base, token, scenarios, uacArgs] = process.argv.slice(2);
 
+// Without --allow-loopback-in-peer-connection Chromium offers no candidate
+// on 127.0.0.1; the fake device plays a beeping tone, so the microphone has
+// energy. The fresh --user-data-dir is launchPersistentContext's profile.
 const FLAGS = [
   "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection",
   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+  "--no-first-run",
 ];
 
 function check(ok, what) {
@@ -47,19 +50,29 @@ async function stats(page) {
 }
 
 const state = (page) => page.textContent("#state");
+// `want` matches the whole #state, or its first word ("ended" for "ended 200 …").
 async function waitState(page, want, timeout = 15000) {
   try {
-    await page.waitForFunction((w) => document.getElementById("state").textContent === w, want, { timeout });
+    await page.waitForFunction((w) => {
+      const s = document.getElementById("state").textContent;
+      return s === w || s.split(" ")[0] === w;
+    }, want, { timeout });
   } catch {
     throw new Error(`page state stayed "${await state(page)}" (waiting for "${want}"); ` +
       `message: "${await page.textContent("#message")}"`);
   }
 }
 
+async function metric(name) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
 async function outbound(page) {
   await page.fill("#to", "1000");
   await page.click("#call");
-  await waitState(page, "answered");
+  await waitState(page, "in-call");
   await sleep(1000);
   const a = await stats(page);
   await sleep(3000);
@@ -69,11 +82,35 @@ async function outbound(page) {
   check(b.sent - a.sent >= 100, "audio flows from the page to the SIP phone");
   check(b.received - a.received >= 100, "the SIP phone's echo flows back to the page");
   check(b.energy > a.energy || b.level > 0, "the returned audio has energy");
+  await mute(page, b.energy - a.energy);
   await restartIce(page);
   await keypad(page);
   await page.click("#hangup");
   await waitState(page, "ended");
-  check((await page.textContent("#message")).includes("200"), "the page hung up (hangup 200)");
+  const ended = await state(page);
+  check(ended.startsWith("ended 200"), `the page hung up (#state "${ended}")`);
+  const states = await page.evaluate(() => window.siphonStates);
+  const seq = states.slice(states.lastIndexOf("connecting"));
+  console.log(`outbound states: ${seq.join(" -> ")}`);
+  check(seq.includes("trying") && seq.includes("in-call"), "the page went connecting -> trying -> in-call -> ended");
+  await sleep(500);
+  const byes = await metric('siphon_sip_messages_total{direction="out",kind="BYE"}');
+  check(byes === 1, `siphon sent SIPp one BYE (${byes}; SIPp's exit status is checked after the run)`);
+}
+
+// Mute sends silence: the echo's energy stops growing, then resumes.
+async function mute(page, unmuted) {
+  await page.click("#mute");
+  check((await page.textContent("#mute")) === "Unmute", "the mute button toggles");
+  await sleep(1000);
+  const a = await stats(page);
+  await sleep(2000);
+  const b = await stats(page);
+  await page.click("#mute");
+  const muted = b.energy - a.energy;
+  console.log(`mute: echoed energy ${muted.toFixed(4)} in 2 s muted, ${unmuted.toFixed(4)} in 3 s unmuted; ` +
+    `packets still sent ${a.sent}->${b.sent}`);
+  check(muted < unmuted / 10, "muted, the page sends silence");
 }
 
 // pc.restartIce() mid-call: siphon answers the new offer on the WebRTC leg
@@ -124,9 +161,15 @@ async function restartIce(page) {
 async function keypad(page) {
   for (const key of ["1", "5", "#"]) await page.click(`#pad button[data-key="${key}"]`);
   await sleep(1500);
-  const metrics = await (await fetch(`${base}/metrics`)).text();
-  const sent = metrics.match(/siphon_dtmf_total\{to="sip_rtp"\} (\d+)/);
-  check(sent && Number(sent[1]) === 3, `three keys went to SIP as RFC 4733 (${sent ? sent[1] : 0})`);
+  const sent = await metric('siphon_dtmf_total{to="sip_rtp"}');
+  check(sent === 3, `three keys went to SIP as RFC 4733 (${sent})`);
+}
+
+// A call siphon refuses must reject phone.call() with the server's code.
+async function refused(page) {
+  const got = await page.evaluate(() =>
+    window.siphonPhone.call("no such number!").then(() => "resolved", (e) => e.message));
+  check(got.startsWith("no_route"), `a refused call rejects phone.call() (${got})`);
 }
 
 async function inbound(page) {
@@ -136,7 +179,7 @@ async function inbound(page) {
   await waitState(page, "incoming");
   check((await page.textContent("#peer")).includes("1000"), "the page shows the caller");
   await page.click("#answer");
-  await waitState(page, "answered");
+  await waitState(page, "in-call");
   await sleep(3000);
   const s = await stats(page);
   console.log(`inbound: received ${s.received} packets, energy ${s.energy.toFixed(4)}`);
@@ -145,15 +188,15 @@ async function inbound(page) {
   const states = await page.evaluate(() => window.siphonStates);
   const seq = states.slice(states.lastIndexOf("incoming"));
   console.log(`inbound states: ${seq.join(" -> ")}`);
-  check(JSON.stringify(seq.filter((x) => ["incoming", "answered", "ended"].includes(x))) ===
-    JSON.stringify(["incoming", "answered", "ended"]), "the page went incoming -> answered -> ended");
+  const main = seq.map((x) => x.split(" ")[0]).filter((x) => ["incoming", "in-call", "ended"].includes(x));
+  check(JSON.stringify(main) === JSON.stringify(["incoming", "in-call", "ended"]),
+    "the page went incoming -> in-call -> ended");
   check((await exited) === 0, "SIPp saw its call complete (exit 0)");
 }
 
 const profile = mkdtempSync(join(tmpdir(), "siphon-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: "/usr/bin/chromium", headless: true, args: FLAGS,
-  ignoreDefaultArgs: ["--mute-audio"],
 });
 let failed = false;
 try {
@@ -163,6 +206,7 @@ try {
   await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
   await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
   check(true, `the page connected (${await page.textContent("#conn")})`);
+  await refused(page);
   await outbound(page);
   await inbound(page);
 } catch (e) {
