@@ -49,6 +49,10 @@ function controls() {
   $("hangup").disabled = !active || incoming;
   $("mute").disabled = !active || incoming;
   $("mute").textContent = call?.muted ? "Unmute" : "Mute";
+  // Idle, the pad dials; in a call it sends RFC 4733 from the browser, which
+  // needs telephone-event in siphon's answer.
+  const keys = !active || (call.state === "answered" && call.canInsertDtmf);
+  for (const b of document.querySelectorAll("#pad button")) b.disabled = !keys;
 }
 
 async function connect() {
@@ -151,7 +155,7 @@ async function answer() {
 }
 
 function key(k) {
-  if (call && call.state === "answered") call.sendDtmf(k);
+  if (call && call.state === "answered") call.sendDtmf(k, { via: "rtp" });
   else $("to").value += k;
   tone(k);
 }
@@ -237,6 +241,8 @@ async function stats() {
     $("sent").textContent = sent;
     $("received").textContent = received;
   }
+  // canInsertDTMF has no change event: it turns true once the transport is up.
+  controls();
 }
 
 $("connect").onclick = connect;

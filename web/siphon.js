@@ -228,9 +228,26 @@ export class Call extends Emitter {
     for (const s of this.pc?.getSenders() ?? []) if (s.track) s.track.enabled = !on;
   }
 
-  /** Send key presses (0-9 * # A-D) on the answered call. */
-  sendDtmf(digits, duration = 160) {
-    this.phone._send({ type: "dtmf", call_id: this.id, digits, duration });
+  /** Whether the browser can send RFC 4733 itself (the answer has telephone-event). */
+  get canInsertDtmf() {
+    return Boolean(this.#dtmfSender()?.canInsertDTMF);
+  }
+
+  /**
+   * Send key presses (0-9 * # A-D) on the answered call, `duration` ms each.
+   * `via`: "rtp" (RTCDTMFSender.insertDTMF, in the media), "signaling" (a
+   * `dtmf` message: siphon sends RFC 4733 or SIP INFO, whichever the far end
+   * negotiated), or "auto" (rtp when the browser can, else signaling).
+   */
+  sendDtmf(digits, { duration = 160, via = "auto" } = {}) {
+    const sender = this.#dtmfSender();
+    if (via === "rtp" || (via === "auto" && sender?.canInsertDTMF)) {
+      if (!sender?.canInsertDTMF) throw new Error("this call cannot send RFC 4733 from the browser");
+      // insertDTMF replaces what is still queued: append, or quick presses get lost.
+      sender.insertDTMF(sender.toneBuffer + digits, duration, 70);
+    } else {
+      this.phone._send({ type: "dtmf", call_id: this.id, digits, duration });
+    }
   }
 
   /** Restart ICE (a network change): a new offer, answered by siphon. */
@@ -349,6 +366,10 @@ export class Call extends Emitter {
       this.dispatchEvent(event("track", this.remoteStream));
     };
     return pc;
+  }
+
+  #dtmfSender() {
+    return this.pc?.getSenders().find((s) => s.dtmf)?.dtmf ?? null;
   }
 
   async #remote(sdp) {

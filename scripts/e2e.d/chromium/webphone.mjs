@@ -156,13 +156,27 @@ async function restartIce(page) {
     "getStats refreshes about every 50 ms, so this is an upper bound)");
 }
 
-// The keypad during a call: siphon sends the keys to SIPp as RFC 4733
-// (SIPp's answer has telephone-event).
+// The keypad during a call: the browser sends RFC 4733 itself
+// (RTCDTMFSender.insertDTMF; SIPp's answer has telephone-event, so siphon's
+// has it too). Then siphon.js's `dtmf` message: siphon sends the keys.
 async function keypad(page) {
+  const sdp = await page.evaluate(() => window.siphonCall.pc.currentRemoteDescription.sdp);
+  const events = sdp.split("\r\n").filter((l) => l.includes("telephone-event")).join(" | ");
+  check(!(await page.isDisabled('#pad button[data-key="1"]')),
+    `the keypad is enabled: canInsertDTMF (siphon's answer: ${events || "no telephone-event"})`);
+  await page.evaluate(() => {
+    window.siphonTones = [];
+    const dtmf = window.siphonCall.pc.getSenders().find((s) => s.dtmf).dtmf;
+    dtmf.addEventListener("tonechange", (e) => e.tone && window.siphonTones.push(e.tone));
+  });
   for (const key of ["1", "5", "#"]) await page.click(`#pad button[data-key="${key}"]`);
   await sleep(1500);
+  const tones = await page.evaluate(() => window.siphonTones.join(""));
+  check(tones === "15#", `the browser played 1 5 # as RFC 4733 (tonechange: "${tones}")`);
+  await page.evaluate(() => window.siphonCall.sendDtmf("15#", { via: "signaling" }));
+  await sleep(1500);
   const sent = await metric('siphon_dtmf_total{to="sip_rtp"}');
-  check(sent === 3, `three keys went to SIP as RFC 4733 (${sent})`);
+  check(sent === 3, `siphon sent three keys from a dtmf message to SIP as RFC 4733 (${sent})`);
 }
 
 // A call siphon refuses must reject phone.call() with the server's code.
