@@ -82,6 +82,7 @@ async function outbound(page) {
   check(b.sent - a.sent >= 100, "audio flows from the page to the SIP phone");
   check(b.received - a.received >= 100, "the SIP phone's echo flows back to the page");
   check(b.energy > a.energy || b.level > 0, "the returned audio has energy");
+  await meters(page);
   await mute(page, b.energy - a.energy);
   await restartIce(page);
   await keypad(page);
@@ -96,6 +97,21 @@ async function outbound(page) {
   await sleep(500);
   const byes = await metric('siphon_sip_messages_total{direction="out",kind="BYE"}');
   check(byes === 1, `siphon sent SIPp one BYE (${byes}; SIPp's exit status is checked after the run)`);
+}
+
+// The page's WebAudio meters move (the fake microphone beeps, so sample a while).
+async function meters(page) {
+  const peak = await page.evaluate(async () => {
+    const max = { mic: 0, remote: 0 };
+    for (let i = 0; i < 40; i++) {
+      max.mic = Math.max(max.mic, document.getElementById("mic-level").value);
+      max.remote = Math.max(max.remote, document.getElementById("remote-level").value);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return max;
+  });
+  console.log(`meters: microphone peak ${peak.mic.toFixed(3)}, remote peak ${peak.remote.toFixed(3)}`);
+  check(peak.mic > 0 && peak.remote > 0, "the microphone and remote meters move");
 }
 
 // Mute sends silence: the echo's energy stops growing, then resumes.
@@ -179,6 +195,17 @@ async function keypad(page) {
   check(sent === 3, `siphon sent three keys from a dtmf message to SIP as RFC 4733 (${sent})`);
 }
 
+// A user name instead of a token, on a server that requires tokens: the
+// connect promise rejects at once.
+async function userRefused(page) {
+  const started = Date.now();
+  const got = await page.evaluate(async () => {
+    const { Siphon } = await import("/siphon.js");
+    return Siphon.connect(`ws://${location.host}/ws`, { user: "mallory" }).then(() => "connected", (e) => e.code);
+  });
+  check(got === "unauthorized", `a hello with a user and no token is refused (${got}, ${Date.now() - started} ms)`);
+}
+
 // A call siphon refuses must reject phone.call() with the server's code.
 async function refused(page) {
   const got = await page.evaluate(() =>
@@ -191,6 +218,7 @@ async function inbound(page) {
   const sipp = spawn("sipp", args, { cwd: scenarios, stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise((r) => sipp.on("exit", (code) => r(code)));
   await waitState(page, "incoming");
+  check(await page.evaluate(() => document.body.classList.contains("ringing")), "the page rings");
   check((await page.textContent("#peer")).includes("1000"), "the page shows the caller");
   await page.click("#answer");
   await waitState(page, "in-call");
@@ -220,6 +248,7 @@ try {
   await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
   await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
   check(true, `the page connected (${await page.textContent("#conn")})`);
+  await userRefused(page);
   await refused(page);
   await outbound(page);
   await inbound(page);
