@@ -66,7 +66,7 @@ async function waitState(page, want, timeout = 15000) {
 async function metric(name) {
   const text = await (await fetch(`${base}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : 0;
+  return line ? Number(line.split(" ")[1]) : null;
 }
 
 async function outbound(page) {
@@ -185,10 +185,14 @@ async function keypad(page) {
     const dtmf = window.siphonCall.pc.getSenders().find((s) => s.dtmf).dtmf;
     dtmf.addEventListener("tonechange", (e) => e.tone && window.siphonTones.push(e.tone));
   });
+  const dropped = () => metric('siphon_media_dropped_total{reason="unknown_payload_type",side="relay"}');
+  const droppedBefore = await dropped();
   for (const key of ["1", "5", "#"]) await page.click(`#pad button[data-key="${key}"]`);
   await sleep(1500);
   const tones = await page.evaluate(() => window.siphonTones.join(""));
   check(tones === "15#", `the browser played 1 5 # as RFC 4733 (tonechange: "${tones}")`);
+  const droppedAfter = await dropped();
+  check(droppedAfter !== null && droppedAfter === droppedBefore, `siphon relayed them: no packet dropped for its payload type (${droppedAfter})`);
   await page.evaluate(() => window.siphonCall.sendDtmf("15#", { via: "signaling" }));
   await sleep(1500);
   const sent = await metric('siphon_dtmf_total{to="sip_rtp"}');
