@@ -13,6 +13,7 @@ let call = null;
 let mic = null;
 let audio = null;
 let placing = false;
+let connecting = false;
 window.siphonStates = [];
 
 // What #state shows for each siphon.js call state: short words a person
@@ -49,6 +50,7 @@ function controls() {
   $("hangup").disabled = !active || incoming;
   $("mute").disabled = !active || incoming;
   $("mute").textContent = call?.muted ? "Unmute" : "Mute";
+  $("connect").disabled = Boolean(phone) || connecting;
   // Idle, the pad dials; in a call it sends RFC 4733 from the browser, which
   // needs telephone-event in siphon's answer.
   const keys = !active || (call.state === "answered" && call.canInsertDtmf);
@@ -58,14 +60,20 @@ function controls() {
 async function connect() {
   const token = $("token").value.trim();
   const user = $("user").value.trim();
+  if (phone || connecting) return;
   message("");
   $("conn").textContent = "connecting";
+  connecting = true;
+  controls();
   try {
     phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {});
   } catch (e) {
     $("conn").textContent = "disconnected";
     message(`cannot connect: ${e.message}`);
     return;
+  } finally {
+    connecting = false;
+    controls();
   }
   window.siphonPhone = phone;
   $("conn").textContent = `connected${phone.user ? ` as ${phone.user}` : ""}`;
@@ -245,7 +253,11 @@ async function stats() {
   controls();
 }
 
-$("connect").onclick = connect;
+// A form, so that Enter in the token or user field connects.
+$("login").onsubmit = (e) => {
+  e.preventDefault();
+  connect();
+};
 $("call").onclick = place;
 $("answer").onclick = answer;
 $("reject").onclick = () => call?.reject(486);
