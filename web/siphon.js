@@ -4,8 +4,8 @@
 //   import { Siphon } from "/siphon.js";
 //   const phone = await Siphon.connect("ws://127.0.0.1:8080/ws", { token });
 //   const call = await phone.call("1000", { stream });
-//   call.addEventListener("state", (e) => console.log(e.detail));
-//   phone.addEventListener("incoming", (e) => e.detail.accept({ stream }));
+//   call.on("state", (state) => console.log(state));
+//   phone.on("incoming", (incoming) => incoming.accept({ stream }));
 
 const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
 
