@@ -282,6 +282,9 @@ impl InboundCall {
                 };
                 vec![InboundCommand::Send(owner, msg)]
             }
+            (State::Answered(_), E::Media(MediaSignal::Key(digit, ms))) => {
+                vec![InboundCommand::SipInfo(vec![(digit, ms)])]
+            }
             (State::Answered(_), E::Media(MediaSignal::Timeout(reason))) => {
                 self.end(408, &reason, "answered", true)
             }

@@ -69,6 +69,9 @@ pub enum MediaSignal {
     /// A side sent no media for `limits.media_timeout_secs`; the reason
     /// names it.
     Timeout(String),
+    /// The browser sent a key in its media that the SIP side takes only as
+    /// SIP INFO: the digit and ms.
+    Key(char, u32),
 }
 
 /// How a call ended, for metrics and logs.
@@ -350,6 +353,10 @@ impl OutboundCall {
                 let label = self.ended_label();
                 self.finish(label, 408, reason, true)
             }
+            MediaSignal::Key(digit, ms) if self.state == State::Answered => {
+                vec![Command::SipInfo(vec![(digit, ms)])]
+            }
+            MediaSignal::Key(..) => Vec::new(),
         }
     }
 

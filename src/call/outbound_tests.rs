@@ -448,3 +448,15 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
     );
     assert!(call.is_answered());
 }
+
+#[test]
+fn keys_the_browser_sends_in_its_media_go_as_info_when_sip_has_no_events() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    assert!(
+        call.on_media(MediaSignal::Key('4', 120)).is_empty(),
+        "not answered yet"
+    );
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let cmds = call.on_media(MediaSignal::Key('4', 120));
+    assert!(matches!(&cmds[..], [Command::SipInfo(d)] if d == &[('4', 120)]));
+}

@@ -469,6 +469,9 @@ pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
     match ev {
         MediaEvent::WebRtcConnected => Some(MediaSignal::Connected),
         MediaEvent::IceDisconnected => Some(MediaSignal::Disconnected),
+        MediaEvent::BrowserKey(code, ms) => {
+            crate::media::dtmf::digit(code).map(|d| MediaSignal::Key(d, ms))
+        }
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
         MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
         MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),

@@ -26,9 +26,10 @@ pub struct MediaMap {
     pub browser_dtmf: Option<(u8, u32)>,
     /// The SIP leg's own telephone-event (PT, clock); `None`: SIP INFO.
     pub sip_dtmf: Option<(u8, u32)>,
-    /// A browser telephone-event at a clock the SIP leg lacks (PT, clock):
-    /// browsers send key presses at their codec's clock (te/48000 with
-    /// opus), so these are re-sent to SIP as siphon's own presses.
+    /// A browser telephone-event the SIP leg cannot take as it is (PT,
+    /// clock): at a clock it lacks (browsers send key presses at their
+    /// codec's clock, te/48000 with opus), or any when it has none. These
+    /// are re-sent as siphon's own presses, or as SIP INFO.
     pub browser_dtmf_convert: Option<(u8, u32)>,
 }
 
@@ -49,15 +50,16 @@ pub fn media_map(offer: &WebRtcOffer, answer: &SipAnswer) -> MediaMap {
         ptime: answer.ptime.unwrap_or(DEFAULT_PTIME),
         browser_dtmf: browser_event(offer, answer).map(|c| (c.pt, c.clock)),
         sip_dtmf: sip_event.map(|c| (c.pt, c.clock)),
-        browser_dtmf_convert: sip_event
-            .filter(|s| s.clock != answer.codec.clock)
-            .and_then(|_| {
-                offer
-                    .telephone_events
-                    .iter()
-                    .find(|e| e.clock == answer.codec.clock)
-            })
-            .map(|c| (c.pt, c.clock)),
+        // Without telephone-event at the SIP side, the browser's own key
+        // presses go on as SIP INFO.
+        browser_dtmf_convert: match sip_event {
+            Some(s) if s.clock == answer.codec.clock => None,
+            _ => offer
+                .telephone_events
+                .iter()
+                .find(|e| e.clock == answer.codec.clock),
+        }
+        .map(|c| (c.pt, c.clock)),
     }
 }
 

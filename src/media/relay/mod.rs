@@ -72,6 +72,9 @@ pub enum MediaEvent {
     SipLatched(SocketAddr),
     /// One side sent nothing for the media timeout.
     MediaTimeout(SilentSide),
+    /// The browser sent a key (RFC 4733) the SIP side has no telephone-event
+    /// for: code and ms, for SIP INFO.
+    BrowserKey(u8, u32),
 }
 
 pub(crate) enum Command {

@@ -321,3 +321,33 @@ async fn browser_key_presses_at_48_khz_reach_sip_at_8_khz() {
     assert_eq!((end.end, end.duration), (true, 800), "100 ms at 8 kHz");
     s.relay.remove(s.leg).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_key_presses_toward_a_sip_side_without_events_are_reported() {
+    let mut media = crate::media::test_media();
+    media.sip_dtmf = None;
+    media.webrtc_dtmf_convert = Some((110, 48000));
+    let mut s = setup(32600).await;
+    s.relay.configure(s.leg, media).unwrap();
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    for (seq, end) in [(1u16, false), (2, true), (3, true), (4, true)] {
+        let mut p = rtp(seq, BROWSER_SSRC, 0);
+        p.truncate(12);
+        p[1] = 110;
+        p[4..8].copy_from_slice(&48_000u32.to_be_bytes());
+        p.extend(crate::media::dtmf::payload(11, end, 9600));
+        let packet = s.browser.srtp(&p);
+        s.browser_sock
+            .send_to(&packet, s.relay.webrtc_addr())
+            .unwrap();
+    }
+    let mut keys = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, s.events.recv()).await {
+        if let MediaEvent::BrowserKey(code, ms) = ev {
+            keys.push((code, ms));
+        }
+    }
+    assert_eq!(keys, [(11, 200)], "one key, 200 ms, for SIP INFO");
+    s.relay.remove(s.leg).await.unwrap();
+}

@@ -53,23 +53,16 @@ impl Tones {
     }
 
     /// A browser telephone-event packet at `clock` that the SIP side cannot
-    /// take as it is: at its end (E bit, first of the repeats) queue the
-    /// same key, as long, toward SIP. True when a press was queued.
-    pub fn convert(&mut self, pkt: &[u8], clock: u32) -> bool {
-        let (Some(ts), Some(event)) = (pkt.get(4..8), pkt.get(12..).and_then(dtmf::parse)) else {
-            return false;
-        };
-        let ts = u32::from_be_bytes([ts[0], ts[1], ts[2], ts[3]]);
+    /// take as it is: at its end (E bit, first of the repeats) the key and
+    /// its length in ms, once per event.
+    pub fn key_ended(&mut self, pkt: &[u8], clock: u32) -> Option<(u8, u32)> {
+        let ts = u32::from_be_bytes(*pkt.get(4..8)?.first_chunk::<4>()?);
+        let event = dtmf::parse(pkt.get(12..)?)?;
         if !event.end || self.converted == Some(ts) || event.code > 15 {
-            return false;
+            return None;
         }
         self.converted = Some(ts);
-        let duration_ms = u32::from(event.duration) * 1000 / clock.max(1);
-        self.push(Press {
-            to_sip: true,
-            code: event.code,
-            duration_ms,
-        })
+        Some((event.code, u32::from(event.duration) * 1000 / clock.max(1)))
     }
 
     /// When `poll` next has work; `None` when idle.

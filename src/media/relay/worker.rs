@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
-use super::tones::Tones;
+use super::tones::{Press, Tones};
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia};
 use crate::media::pool::PortLease;
 use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
@@ -217,9 +217,21 @@ impl Worker {
                 .webrtc_dtmf_convert
                 .filter(|(pt, _)| pkt[1] & 0x7f == *pt)
             {
-                // A key press at a clock the SIP side lacks: re-sent as
-                // siphon's own (rare; never on the audio path).
-                if slot.tones.convert(pkt, clock) && !self.toning.contains(&(leg as usize)) {
+                // A key press the SIP side cannot take as it is: re-sent as
+                // siphon's own, or as SIP INFO (rare; never on the audio path).
+                let Some((code, duration_ms)) = slot.tones.key_ended(pkt, clock) else {
+                    return;
+                };
+                if sip.sip_dtmf.is_none() {
+                    let _ = slot.events.send(MediaEvent::BrowserKey(code, duration_ms));
+                    return;
+                }
+                let press = Press {
+                    to_sip: true,
+                    code,
+                    duration_ms,
+                };
+                if slot.tones.push(press) && !self.toning.contains(&(leg as usize)) {
                     self.toning.push(leg as usize);
                 }
                 return;

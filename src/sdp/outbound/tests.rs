@@ -372,4 +372,14 @@ fn opus_calls_whose_sip_side_has_only_8k_events_convert_the_browsers_48k_ones() 
     // Same clocks on both sides: nothing to convert.
     let (offer, a) = answer_for(CHROME_OFFER, &["opus", "PCMU"], FREESWITCH_ANSWER);
     assert_eq!(media_map(&offer, &a).browser_dtmf_convert, None);
+    // No telephone-event at the SIP side: the browser's keys go as INFO.
+    let answer = FREESWITCH_ANSWER
+        .replace("RTP/AVP 102 100", "RTP/AVP 102")
+        .replace("a=rtpmap:100 telephone-event/48000\r\n", "");
+    let (offer, a) = answer_for(CHROME_OFFER, &["opus", "PCMU"], &answer);
+    let map = media_map(&offer, &a);
+    assert_eq!(
+        (map.sip_dtmf, map.browser_dtmf_convert),
+        (None, Some((110, 48000)))
+    );
 }
