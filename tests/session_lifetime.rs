@@ -75,6 +75,47 @@ async fn a_call_connects_when_its_only_candidate_is_trickled_late() {
     gw.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_before_the_call_are_held_for_it_or_refused_later() {
+    let gw = gateway(35900).await;
+    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer_trickle().await.unwrap();
+    assert!(candidate_ports(&offer).is_empty(), "{offer}");
+    // The page sends each candidate as it is gathered, before the `call`.
+    let candidate = browser.next_candidate(T).await.unwrap();
+    sig.send(json!({"type":"candidate","call_id":"early","candidate":candidate}))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"candidate","call_id":"early","candidate":null}))
+        .await
+        .unwrap();
+    // A call id that never gets its `call`.
+    sig.send(json!({"type":"candidate","call_id":"never","candidate":candidate}))
+        .await
+        .unwrap();
+    sig.send(json!({"type":"call","call_id":"early","to":"echo","sdp":offer}))
+        .await
+        .unwrap();
+    connect_on_answer(&mut sig, &browser).await;
+    let back = echo_round_trip(&browser, 100).await;
+    assert!(back >= 90, "only {back} of 100 frames came back");
+    let refused = sig
+        .recv_type("error", Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(refused["code"], "unknown_call");
+    assert_eq!(refused["call_id"], "never");
+    sig.send(json!({"type":"hangup","call_id":"early"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+    gw.shutdown().await;
+}
+
 /// Waits for `answered`, applies it and waits until media can flow.
 async fn connect_on_answer(sig: &mut Signaling, browser: &Browser) {
     let answered = sig.recv_type("answered", T).await.unwrap();

@@ -1,6 +1,7 @@
 //! The WebSocket JSON signaling protocol: message types and the per-socket session.
 
 pub mod auth;
+pub mod early;
 pub mod messages;
 pub mod session;
 

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket};
 use tokio::sync::mpsc;
 
 use super::auth::{self, AuthError};
+use super::early::{EarlyCandidates, Full};
 use super::messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
     PROTOCOL_VERSION,
@@ -183,13 +184,20 @@ pub async fn run(
         limits,
         metrics,
         user: None,
+        early: EarlyCandidates::default(),
     };
     if let Some(user) = user {
         session.bind_user(user);
     }
     let mut open = send(&mut socket, &welcome).await;
     while open {
+        let early = session.early.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
+            _ = tokio::time::sleep_until(early.unwrap_or_else(tokio::time::Instant::now)), if early.is_some() => {
+                for reply in session.expire_early() {
+                    open = open && send(&mut socket, &reply).await;
+                }
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(msg)) => {
                     if let Some(reply) = session.on_frame(msg) {
@@ -285,6 +293,8 @@ struct Session {
     limits: SessionLimits,
     metrics: Metrics,
     user: Option<String>,
+    /// Candidates that came before their call's `call`.
+    early: EarlyCandidates,
 }
 
 impl Session {
@@ -340,12 +350,19 @@ impl Session {
                     to,
                     sdp,
                 };
+                let early = self.early.take(&call_id);
                 let control = self.service.place_call(request, self.to_client.clone())?;
+                for candidate in early {
+                    let _ = control.send((self.id, ClientEvent::Candidate(candidate)));
+                }
                 self.calls.insert(call_id, control);
                 Ok(())
             }
             ClientMessage::Candidate { call_id, candidate } => {
-                self.to_call(&call_id, ClientEvent::Candidate(candidate))
+                if self.calls.contains_key(&call_id) {
+                    return self.to_call(&call_id, ClientEvent::Candidate(candidate));
+                }
+                self.hold_early(call_id, candidate)
             }
             ClientMessage::Hangup { call_id } => self.to_call(&call_id, ClientEvent::Hangup),
             ClientMessage::Offer { call_id, sdp } => {
@@ -394,6 +411,33 @@ impl Session {
                 self.to_call(&call_id, event)
             }
         }
+    }
+
+    /// A candidate for a call id this socket has not used yet: held for
+    /// the `call` that may follow.
+    fn hold_early(&mut self, call_id: String, c: Option<IceCandidate>) -> Result<(), Refusal> {
+        let (code, message) = match self.early.hold(&call_id, c, Instant::now()) {
+            Ok(()) => return Ok(()),
+            Err(Full::Calls) => (ErrorCode::UnknownCall, "no such call on this connection"),
+            Err(Full::Candidates) => (ErrorCode::BadMessage, "too many candidates before the call"),
+        };
+        let mut r = refusal(code, message);
+        r.call_id = Some(call_id);
+        Err(r)
+    }
+
+    /// `unknown_call` for each call id whose candidates waited in vain.
+    fn expire_early(&mut self) -> Vec<ServerMessage> {
+        let expired = self.early.expire(Instant::now());
+        expired
+            .into_iter()
+            .map(|call_id| {
+                let msg = "candidates for a call that was never placed";
+                let mut r = refusal(ErrorCode::UnknownCall, msg);
+                r.call_id = Some(call_id);
+                self.refuse(r)
+            })
+            .collect()
     }
 
     /// Take back a call a lost socket of the same user left waiting.
