@@ -55,6 +55,8 @@ pub enum InboundEvent {
         /// The caller sent the BYE.
         by_remote: bool,
     },
+    /// The RFC 4028 session timer ran out; the SIP leg sent BYE.
+    SipSessionExpired,
     /// Nobody answered within the ring timeout.
     RingTimeout,
     /// The gateway is shutting down.
@@ -227,6 +229,9 @@ impl InboundCall {
             (State::Answered(_), E::SipEnded { by_remote }) => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
                 self.end(200, reason, "answered", false)
+            }
+            (State::Answered(_), E::SipSessionExpired) => {
+                self.end(408, super::SESSION_EXPIRED, "answered", false)
             }
             (State::Answered(owner), E::Hangup(id)) if id == owner => {
                 self.end(200, "Local hangup", "answered", true)

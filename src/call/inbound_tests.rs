@@ -84,6 +84,18 @@ fn first_accept_wins_and_others_hear_answered_elsewhere() {
 }
 
 #[test]
+fn an_expired_session_timer_hangs_up_the_browser_with_408() {
+    let mut c = call();
+    c.on_event(InboundEvent::Delivered(vec![1]));
+    c.on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()));
+    let end = c.on_event(InboundEvent::SipSessionExpired);
+    assert_eq!(
+        sent_to(&end),
+        vec![(1, 408, crate::call::SESSION_EXPIRED.into())]
+    );
+}
+
+#[test]
 fn busy_drops_one_branch_decline_ends_all() {
     let mut c = call();
     c.on_event(InboundEvent::Delivered(vec![1, 2]));

@@ -10,3 +10,7 @@ pub mod reoffer;
 pub mod route;
 
 pub use route::{resolve, RouteConfig, RouteError, Target};
+
+/// The `hangup` reason when the SIP peer stopped refreshing the session
+/// (RFC 4028), or a refresh found its dialog gone.
+pub const SESSION_EXPIRED: &str = "Session timer expired";

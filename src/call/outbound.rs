@@ -9,6 +9,7 @@ use super::hold::{browser_offer, BrowserOffer, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
+use super::SESSION_EXPIRED;
 use crate::media::{Press, SipMedia};
 use crate::sdp::{self, SdpError, SipOfferPlan, WebRtcOffer};
 use crate::signaling::{ErrorCode, ServerMessage};
@@ -45,6 +46,8 @@ pub enum SipEvent {
         /// The far end sent the BYE.
         by_remote: bool,
     },
+    /// The RFC 4028 session timer ran out; the SIP leg sent BYE.
+    SessionExpired,
     /// A key press arrived as SIP INFO: digit and ms.
     Dtmf(char, u32),
     /// A re-INVITE or UPDATE (its SDP, if any) waits for an answer.
@@ -245,6 +248,9 @@ impl OutboundCall {
             SipEvent::Ended { by_remote } => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
                 self.finish(self.ended_label(), 200, reason.into(), false)
+            }
+            SipEvent::SessionExpired => {
+                self.finish(self.ended_label(), 408, SESSION_EXPIRED.into(), false)
             }
         }
     }

@@ -83,6 +83,21 @@ fn answered_call_configures_media_and_answers_the_browser() {
 }
 
 #[test]
+fn an_expired_session_timer_ends_the_call_with_408() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let end = call.on_sip(SipEvent::SessionExpired, t0);
+    let o = outcome(&end).unwrap();
+    assert_eq!((o.label, o.code), ("answered", 408));
+    assert!(end.iter().any(|c| matches!(c,
+        Command::Send(ServerMessage::Hangup { code: 408, reason, .. }) if reason == crate::call::SESSION_EXPIRED)));
+    assert!(
+        !end.iter().any(|c| matches!(c, Command::SipHangup)),
+        "the SIP leg already sent BYE"
+    );
+}
+
+#[test]
 fn opus_answer_maps_renumbered_payload_types() {
     let (mut call, _, t0) = start(CHROME_OFFER);
     let cmds = call.on_sip(SipEvent::Answered(FREESWITCH_ANSWER.into()), t0);

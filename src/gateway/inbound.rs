@@ -234,6 +234,7 @@ async fn drive(
                 }
                 Some(UasEvent::Dtmf { digit, duration_ms }) => InboundEvent::SipDtmf(digit, duration_ms),
                 Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
+                Some(UasEvent::SessionExpired) => InboundEvent::SipSessionExpired,
                 None => InboundEvent::SipEnded { by_remote: false },
             },
             Some((session, ev)) = control.recv() => {

@@ -460,6 +460,7 @@ fn sip_event(ev: UacEvent) -> Option<SipEvent> {
         UacEvent::Answered { sdp } => SipEvent::Answered(sdp),
         UacEvent::Failed { code, reason } => SipEvent::Failed(code, reason),
         UacEvent::Ended { by_remote } => SipEvent::Ended { by_remote },
+        UacEvent::SessionExpired => SipEvent::SessionExpired,
         UacEvent::Dtmf { digit, duration_ms } => SipEvent::Dtmf(digit, duration_ms),
         UacEvent::Reoffer(r) => SipEvent::Reoffer(r.sdp),
     })

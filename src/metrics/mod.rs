@@ -73,6 +73,9 @@ pub struct Metrics {
     pub dtmf_total: IntCounterVec,
     /// SIP re-INVITEs/UPDATEs on answered calls, by outcome (hold, resume, refused).
     pub reoffers_total: IntCounterVec,
+    /// RFC 4028 session-timer events (refresh_sent, refresh_received,
+    /// refresh_failed, expired).
+    pub session_timer_events_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -173,6 +176,11 @@ impl Metrics {
                 "SIP re-INVITEs and UPDATEs on answered calls, by outcome",
                 &["outcome"],
             ),
+            session_timer_events_total: counter_vec(
+                "sip_session_timer_events_total",
+                "RFC 4028 session-timer refreshes and expiries, by event",
+                &["event"],
+            ),
             registry,
         };
         m.register_all();
@@ -203,6 +211,7 @@ impl Metrics {
             Box::new(self.reconnects_total.clone()),
             Box::new(self.dtmf_total.clone()),
             Box::new(self.reoffers_total.clone()),
+            Box::new(self.session_timer_events_total.clone()),
         ];
         for c in collectors {
             self.registry

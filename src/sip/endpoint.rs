@@ -31,6 +31,7 @@ pub(super) struct Shared {
     pub settings: SipSettings,
     pub shutdown: CancellationToken,
     pub inbound: Inbound,
+    pub metrics: Metrics,
 }
 
 impl SipEndpoint {
@@ -59,12 +60,13 @@ impl SipEndpoint {
             t1,
         };
         let inbound = Inbound::new(settings.inbound.clone(), metrics.clone());
-        let (stack, incoming) = stack::start(cfg, metrics, shutdown.clone()).await?;
+        let (stack, incoming) = stack::start(cfg, metrics.clone(), shutdown.clone()).await?;
         let inner = Arc::new(Shared {
             stack,
             settings,
             shutdown,
             inbound,
+            metrics,
         });
         tokio::spawn(serve_incoming(inner.clone(), incoming));
         Ok(SipEndpoint { inner })

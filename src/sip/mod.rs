@@ -22,6 +22,7 @@ mod registration;
 mod registration_plan;
 mod registration_request;
 mod reoffer;
+mod session_refresh;
 mod session_timer;
 mod stack;
 mod uac;

@@ -5,8 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use rsipstack::dialog::dialog::TransactionHandle;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use tracing::debug;
+
+use super::session_refresh::{PeerRefresh, SessionTimers};
+use super::session_timer::{self, Timer};
 
 /// An in-dialog offer waiting for siphon's answer. Clones share it; the
 /// first answer wins. Dropped unanswered, rsipstack answers 501.
@@ -20,6 +24,8 @@ pub struct Reoffer {
     handle: Arc<Mutex<Option<TransactionHandle>>>,
     /// Headers every 2xx carries (the session timer's).
     extra: Vec<Header>,
+    /// The dialog's session timers and the timer a 2xx runs.
+    timers: Option<(Arc<SessionTimers>, Option<Timer>)>,
 }
 
 impl std::fmt::Debug for Reoffer {
@@ -51,13 +57,8 @@ impl Reoffer {
             },
             handle: Arc::new(Mutex::new(Some(handle))),
             extra: Vec::new(),
+            timers: None,
         }
-    }
-
-    /// Add `headers` to the 2xx (a refresh's Session-Expires).
-    pub(super) fn with_headers(mut self, headers: Vec<Header>) -> Self {
-        self.extra = headers;
-        self
     }
 
     /// 200 OK with siphon's SDP answer.
@@ -65,6 +66,10 @@ impl Reoffer {
         let Some(handle) = self.take() else { return };
         let mut headers = vec![Header::ContentType("application/sdp".into())];
         headers.extend(self.extra.iter().cloned());
+        if let Some((timers, timer)) = &self.timers {
+            timers.sent_sdp(&sdp);
+            timers.refreshed(*timer);
+        }
         if let Err(e) = handle
             .respond(StatusCode::OK, Some(headers), Some(sdp.into_bytes()))
             .await
@@ -89,18 +94,54 @@ impl Reoffer {
     }
 }
 
+/// A re-INVITE or UPDATE from the peer: a refresh without an offer is
+/// answered here (200, or 422 below Min-SE); an offer is returned for the
+/// consumer to answer, carrying the session timer its 2xx runs.
+pub(super) async fn from_peer(
+    req: &Request,
+    handle: TransactionHandle,
+    timers: &Arc<SessionTimers>,
+) -> Option<Reoffer> {
+    let (timer, headers) = match timers.on_peer_request(req) {
+        PeerRefresh::TooSmall => {
+            let headers = Some(session_timer::too_small());
+            let status = StatusCode::from(422);
+            handle.respond(status, headers, None).await.ok();
+            return None;
+        }
+        PeerRefresh::Accept { timer, headers } => (timer, headers),
+    };
+    if req.method == Method::Update && req.body.iter().all(u8::is_ascii_whitespace) {
+        // RFC 3311: an UPDATE without an offer gets a 2xx without an answer.
+        timers.refreshed(timer);
+        handle
+            .respond(StatusCode::OK, Some(headers), None)
+            .await
+            .ok();
+        return None;
+    }
+    let mut reoffer = Reoffer::new(req, handle);
+    reoffer.extra = headers;
+    reoffer.timers = Some((timers.clone(), timer));
+    Some(reoffer)
+}
+
 /// Send a re-INVITE with `sdp` on `dialog` (the ACK of a 2xx is automatic);
-/// the final status and body, or `None` without an answer.
+/// the final status and body, or `None` without an answer. A 2xx refreshes
+/// the session timer.
 pub(super) async fn send(
-    dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
+    dialog: &InviteDialog,
     sdp: String,
+    timers: &SessionTimers,
 ) -> Option<(u16, String)> {
-    let content_type = Header::ContentType("application/sdp".into());
+    let mut headers = timers.request_headers();
+    headers.push(Header::ContentType("application/sdp".into()));
     match dialog
-        .reinvite(Some(vec![content_type]), Some(sdp.into_bytes()))
+        .reinvite(Some(headers), Some(sdp.clone().into_bytes()))
         .await
     {
         Ok(resp) => resp.map(|r| {
+            timers.answered(&r, Some(&sdp));
             let body = String::from_utf8_lossy(&r.body).into_owned();
             (r.status_code.code(), body)
         }),

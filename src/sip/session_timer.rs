@@ -1,45 +1,88 @@
-//! RFC 4028 session timers on inbound calls. When the caller supports them
-//! and asks for an interval, siphon accepts it with the caller as the
-//! refresher (`refresher=uac`), answers its refreshes, and ends a call
-//! whose refreshes stop. Intervals below 90 s are refused with 422.
+//! RFC 4028 session timers, as pure functions over requests and responses.
+//!
+//! Who refreshes is kept as `Us` or `Them`, because the header's `uac` and
+//! `uas` name the roles of the transaction that carries it: in a refresh
+//! sent by the side that answered the call, `uac` is that side.
 
 use std::time::Duration;
 
-use rsipstack::sip::{Header, Request};
+use rsipstack::sip::{Header, Request, Response};
 
 /// The smallest interval siphon accepts (RFC 4028's recommended Min-SE).
 pub(super) const MIN_SE: u32 = 90;
 
-/// The caller's session-timer request.
+/// Which side sends the refreshes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refresher {
+    /// siphon refreshes, by UPDATE or re-INVITE, at half the interval.
+    Us,
+    /// The peer refreshes; siphon ends the session if it stops.
+    Them,
+}
+
+/// A running session timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Timer {
+    /// Session interval, in seconds.
+    pub interval: u32,
+    /// Who refreshes.
+    pub refresher: Refresher,
+    /// The peer supports the extension (`Supported: timer`): our 2xx may
+    /// carry `Require: timer`.
+    pub peer_supports: bool,
+}
+
+/// What a request from the peer (an INVITE or a refresh) asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ask {
-    /// None, or not one siphon must honour (no `Supported: timer`).
+    /// No Session-Expires: no timer for this session (RFC 4028 section 9
+    /// lets the answerer add one; siphon does not impose it).
     None,
-    /// Run a timer of this many seconds, refreshed by the caller.
-    Interval(u32),
-    /// Below Min-SE: answer 422 with `Min-SE: 90`.
+    /// Run this timer once siphon answers 2xx.
+    Run(Timer),
+    /// Below Min-SE from a peer that supports the extension: 422.
     TooSmall,
 }
 
-/// Read a request's Session-Expires (long or compact form) and Supported.
+/// Read a request's Session-Expires (long or compact form) and Supported,
+/// with the refresher chosen per RFC 4028 section 9, table 2.
 pub(super) fn ask(req: &Request) -> Ask {
-    let mut interval = None;
-    let mut supported = false;
-    for h in req.headers.iter() {
-        match h {
-            Header::SessionExpires(v) => interval = first_number(v.value()),
-            Header::Supported(v) => supported |= has_token(v.value(), "timer"),
-            Header::Other(name, v) if name.eq_ignore_ascii_case("x") => {
-                interval = first_number(v.as_str());
-            }
-            _ => {}
-        }
+    let supported = supports_timer(req.headers.iter());
+    let Some((interval, param)) = session_expires(req.headers.iter()) else {
+        return Ask::None;
+    };
+    if interval < MIN_SE && supported {
+        return Ask::TooSmall;
     }
-    match interval {
-        Some(n) if n < MIN_SE => Ask::TooSmall,
-        Some(n) if supported => Ask::Interval(n),
-        _ => Ask::None,
-    }
+    let refresher = match param {
+        // A peer without the extension cannot refresh for us to see.
+        _ if !supported => Refresher::Us,
+        Some(Role::Uas) => Refresher::Us,
+        // Its own choice, or ours to make: the side that asked refreshes.
+        Some(Role::Uac) | None => Refresher::Them,
+    };
+    Ask::Run(Timer {
+        interval: interval.max(MIN_SE),
+        refresher,
+        peer_supports: supported,
+    })
+}
+
+/// The timer a 2xx to siphon's own request (INVITE, re-INVITE, UPDATE)
+/// sets; `None` turns the timer off (the peer gave no Session-Expires).
+pub(super) fn from_answer(resp: &Response) -> Option<Timer> {
+    let (interval, param) = session_expires(resp.headers.iter())?;
+    let refresher = match param {
+        Some(Role::Uas) => Refresher::Them,
+        // A 2xx must name the refresher; without one siphon refreshes,
+        // which keeps the session alive whatever the peer meant.
+        Some(Role::Uac) | None => Refresher::Us,
+    };
+    Some(Timer {
+        interval: interval.max(MIN_SE),
+        refresher,
+        peer_supports: true,
+    })
 }
 
 /// Headers of the 422 for an interval below Min-SE.
@@ -47,22 +90,92 @@ pub(super) fn too_small() -> Vec<Header> {
     vec![Header::MinSE(MIN_SE.to_string().into())]
 }
 
-/// Headers of a 2xx that accepts the timer (to the INVITE or a refresh).
-pub(super) fn accepted(interval: u32) -> Vec<Header> {
-    vec![
-        Header::SessionExpires(format!("{interval};refresher=uac").into()),
-        Header::Require("timer".into()),
-    ]
+/// Headers of siphon's 2xx that runs `timer` (to an INVITE or a refresh):
+/// the peer sent the request, so it is the transaction's `uac`.
+pub(super) fn accepted(timer: Timer) -> Vec<Header> {
+    let role = match timer.refresher {
+        Refresher::Them => "uac",
+        Refresher::Us => "uas",
+    };
+    let mut headers = vec![Header::SessionExpires(
+        format!("{};refresher={role}", timer.interval).into(),
+    )];
+    if timer.peer_supports {
+        headers.push(Header::Require("timer".into()));
+    }
+    headers
 }
 
-/// How long after a refresh the session expires for the side that does not
-/// refresh (RFC 4028 section 10: the interval less a third, at most 32 s).
-pub(super) fn expiry(interval: u32) -> Duration {
-    Duration::from_secs(u64::from(interval - (interval / 3).min(32)))
+/// Headers of a request siphon sends on a dialog whose timer runs (a
+/// refresh, or a re-INVITE for hold): siphon is the transaction's `uac`.
+pub(super) fn in_request(timer: Option<Timer>) -> Vec<Header> {
+    let mut headers = vec![Header::Supported("timer".into())];
+    if let Some(t) = timer {
+        let role = match t.refresher {
+            Refresher::Us => "uac",
+            Refresher::Them => "uas",
+        };
+        headers.push(Header::SessionExpires(
+            format!("{};refresher={role}", t.interval).into(),
+        ));
+    }
+    headers
 }
 
-fn first_number(value: &str) -> Option<u32> {
-    value.split(';').next()?.trim().parse().ok()
+/// When, after a 2xx that set or refreshed `timer`, siphon acts: refresh
+/// at half the interval (RFC 4028 section 10), or, when the peer
+/// refreshes, end the session at the interval less a third, at most 32 s.
+pub(super) fn deadline(timer: Timer) -> Duration {
+    let secs = match timer.refresher {
+        Refresher::Us => timer.interval / 2,
+        Refresher::Them => timer.interval - (timer.interval / 3).min(32),
+    };
+    Duration::from_secs(u64::from(secs))
+}
+
+/// Whether the peer's Allow lists UPDATE (a refresh needs no offer then).
+pub(super) fn allows_update<'a>(headers: impl Iterator<Item = &'a Header>) -> bool {
+    headers.into_iter().any(|h| match h {
+        Header::Allow(v) => has_token(v.value(), "UPDATE"),
+        _ => false,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Uac,
+    Uas,
+}
+
+fn supports_timer<'a>(headers: impl Iterator<Item = &'a Header>) -> bool {
+    headers.into_iter().any(|h| match h {
+        Header::Supported(v) => has_token(v.value(), "timer"),
+        Header::Require(v) => has_token(v.value(), "timer"),
+        _ => false,
+    })
+}
+
+/// The interval and refresher of a Session-Expires header (rsipstack
+/// parses the compact `x` into the same variant).
+fn session_expires<'a>(headers: impl Iterator<Item = &'a Header>) -> Option<(u32, Option<Role>)> {
+    let value = headers.into_iter().find_map(|h| match h {
+        Header::SessionExpires(v) => Some(v.value()),
+        _ => None,
+    })?;
+    let mut parts = value.split(';');
+    let interval = parts.next()?.trim().parse().ok()?;
+    let role = parts.find_map(|p| {
+        let (key, val) = p.split_once('=')?;
+        if !key.trim().eq_ignore_ascii_case("refresher") {
+            return None;
+        }
+        match val.trim().to_ascii_lowercase().as_str() {
+            "uac" => Some(Role::Uac),
+            "uas" => Some(Role::Uas),
+            _ => None,
+        }
+    });
+    Some((interval, role))
 }
 
 fn has_token(value: &str, token: &str) -> bool {
@@ -72,45 +185,5 @@ fn has_token(value: &str, token: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn invite(extra: &str) -> Request {
-        let text = format!(
-            "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK1\r\n\
-             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\n\
-             CSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
-        );
-        Request::try_from(text.as_bytes()).expect("request")
-    }
-
-    #[test]
-    fn an_interval_is_taken_only_with_supported_timer() {
-        assert_eq!(
-            ask(&invite(
-                "Supported: timer\r\nSession-Expires: 1800;refresher=uas\r\n"
-            )),
-            Ask::Interval(1800)
-        );
-        assert_eq!(
-            ask(&invite("Supported: 100rel, timer\r\nx: 120\r\n")),
-            Ask::Interval(120)
-        );
-        assert_eq!(ask(&invite("Session-Expires: 1800\r\n")), Ask::None);
-        assert_eq!(ask(&invite("")), Ask::None);
-        assert_eq!(
-            ask(&invite("Supported: timer\r\nSession-Expires: 30\r\n")),
-            Ask::TooSmall
-        );
-    }
-
-    #[test]
-    fn expiry_leaves_the_refresher_its_margin() {
-        assert_eq!(expiry(1800), Duration::from_secs(1768));
-        assert_eq!(expiry(90), Duration::from_secs(60));
-        let h = accepted(1800);
-        assert_eq!(h[0].to_string(), "Session-Expires: 1800;refresher=uac");
-        assert_eq!(h[1].to_string(), "Require: timer");
-        assert_eq!(too_small()[0].to_string(), "Min-SE: 90");
-    }
-}
+#[path = "session_timer_tests.rs"]
+mod tests;

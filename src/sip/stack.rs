@@ -24,8 +24,22 @@ use super::guard::{self, GuardedUdp, TcpGuard};
 use super::{SipError, Transport};
 use crate::metrics::Metrics;
 
-/// Methods siphon's UAs accept, for `Allow`.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+/// Methods siphon's UAs accept, for `Allow`: UPDATE and INFO inside calls
+/// (hold, session refreshes, key presses), PRACK for reliable 18x.
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK";
+
+/// Extensions siphon's UAs support, for `Supported` (100rel is added by
+/// rsipstack on INVITEs).
+pub(crate) const SUPPORTED: &str = "timer";
+
+/// `Allow` and `Supported` for a dialog-creating INVITE or its 2xx, so the
+/// peer knows it may refresh with UPDATE and use session timers.
+pub(crate) fn capabilities() -> Vec<Header> {
+    vec![
+        Header::Allow(ALLOW.into()),
+        Header::Supported(SUPPORTED.into()),
+    ]
+}
 
 /// What a stack needs to start.
 pub(crate) struct StackConfig {
@@ -205,7 +219,10 @@ pub(crate) async fn answer_other(mut tx: Transaction) {
     let result = match tx.original.method {
         Method::Options => tx.reply_with(StatusCode::OK, vec![allow], None).await,
         Method::Ack => Ok(()),
-        Method::Bye => tx.reply(StatusCode::CallTransactionDoesNotExist).await,
+        // In-dialog methods outside any dialog siphon knows.
+        Method::Bye | Method::Update | Method::Info | Method::PRack => {
+            tx.reply(StatusCode::CallTransactionDoesNotExist).await
+        }
         _ => {
             tx.reply_with(StatusCode::MethodNotAllowed, vec![allow], None)
                 .await

@@ -14,7 +14,9 @@ use tracing::{debug, info_span, Instrument};
 
 use super::dtmf_info;
 use super::endpoint::Shared;
-use super::reoffer::Reoffer;
+use super::reoffer;
+use super::session_refresh::{SessionTimers, Watch};
+use super::session_timer;
 use super::uac_request as request;
 use super::{OutboundInvite, SipError};
 
@@ -47,6 +49,9 @@ pub enum UacEvent {
         /// Whether the remote side sent the BYE.
         by_remote: bool,
     },
+    /// The peer stopped refreshing the RFC 4028 session timer, or siphon's
+    /// refresh found the dialog gone: siphon sent BYE. Last event.
+    SessionExpired,
     /// A re-INVITE or UPDATE from the far end: answer it.
     Reoffer(super::Reoffer),
     /// A key press arrived as SIP INFO (answered 200).
@@ -68,6 +73,8 @@ pub struct UacHandle {
 struct Slot {
     hung_up: bool,
     dialog: Option<InviteDialog>,
+    /// Set at the answer.
+    timers: Option<Arc<SessionTimers>>,
 }
 
 impl UacHandle {
@@ -100,8 +107,17 @@ impl UacHandle {
 
     /// Send a re-INVITE with `sdp` (hold, resume); the final status and SDP.
     pub async fn reinvite(&self, sdp: String) -> Option<(u16, String)> {
-        let dialog = self.slot.lock().ok()?.dialog.clone()?;
-        super::reoffer::send(&dialog, sdp).await
+        let (dialog, timers) = {
+            let slot = self.slot.lock().ok()?;
+            (slot.dialog.clone()?, slot.timers.clone()?)
+        };
+        reoffer::send(&dialog, sdp, &timers).await
+    }
+
+    fn set_timers(&self, timers: Arc<SessionTimers>) {
+        if let Ok(mut slot) = self.slot.lock() {
+            slot.timers = Some(timers);
+        }
     }
 
     /// Track the current INVITE's dialog; `true` if hangup came first.
@@ -170,7 +186,7 @@ fn launch(shared: &Shared, option: InviteOption, handle: &UacHandle) -> Result<A
 
 /// How an INVITE transaction ended.
 enum Outcome {
-    Answered(String),
+    Answered(Response),
     Challenged(Response),
     Over(UacEvent),
 }
@@ -194,9 +210,21 @@ impl Call {
         loop {
             let result = self.wait_final(&mut attempt).await;
             match self.classify(result) {
-                Outcome::Answered(sdp) => {
+                Outcome::Answered(resp) => {
+                    // RFC 4028: the 200 says whether a session timer runs
+                    // and who refreshes; our offer is the SDP a re-INVITE
+                    // refresh repeats.
+                    let update = session_timer::allows_update(resp.headers.iter());
+                    let timers = SessionTimers::new(
+                        Some(self.req.sdp.clone()),
+                        update,
+                        &self.shared.metrics,
+                    );
+                    timers.refreshed(session_timer::from_answer(&resp));
+                    self.handle.set_timers(timers.clone());
+                    let sdp = body(&resp).unwrap_or_default();
                     self.emit(UacEvent::Answered { sdp }).await;
-                    return self.confirmed(attempt).await;
+                    return self.confirmed(attempt, timers).await;
                 }
                 Outcome::Challenged(resp) if !retried && !self.handle.hung_up() => {
                     retried = true;
@@ -268,7 +296,7 @@ impl Call {
             // After a hangup every final response ends the call as ours
             // (a 2xx that raced the CANCEL is BYE'd by rsipstack).
             _ if hung_up => Outcome::Over(ended(false)),
-            200..=299 => Outcome::Answered(body(&resp).unwrap_or_default()),
+            200..=299 => Outcome::Answered(resp),
             401 | 407 if self.req.credentials.is_some() => Outcome::Challenged(resp),
             _ => Outcome::Over(failed(&resp)),
         }
@@ -282,13 +310,21 @@ impl Call {
         launch(&self.shared, option, &self.handle).ok()
     }
 
-    /// After the answer: wait for either side to end the call.
-    async fn confirmed(self, mut a: Attempt) {
+    /// After the answer: wait for either side to end the call, running
+    /// the session timer meanwhile.
+    async fn confirmed(self, mut a: Attempt, timers: Arc<SessionTimers>) {
+        let mut watch = Watch::new(timers.clone());
+        let mut expired = false;
         let by_remote = loop {
             let st = match a.later.pop_front() {
                 Some(st) => Some(st),
                 None => tokio::select! {
                     st = a.states.recv() => st,
+                    _ = watch.expired(&a.dialog), if !expired => {
+                        expired = true;
+                        self.handle.hangup().await;
+                        continue;
+                    }
                     _ = self.shared.shutdown.cancelled() => {
                         self.handle.hangup().await;
                         break false;
@@ -303,8 +339,9 @@ impl Call {
                     )
                 }
                 Some(DialogState::Updated(_, req, handle)) => {
-                    self.emit(UacEvent::Reoffer(Reoffer::new(&req, handle)))
-                        .await;
+                    if let Some(r) = reoffer::from_peer(&req, handle, &timers).await {
+                        self.emit(UacEvent::Reoffer(r)).await;
+                    }
                 }
                 Some(DialogState::Info(_, req, handle)) => {
                     if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
@@ -316,7 +353,12 @@ impl Call {
             }
         };
         self.shared.stack.dialogs.remove_dialog(&a.dialog.id());
-        self.emit(ended(by_remote)).await;
+        let last = if expired {
+            UacEvent::SessionExpired
+        } else {
+            ended(by_remote)
+        };
+        self.emit(last).await;
     }
 }
 

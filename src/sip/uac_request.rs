@@ -8,6 +8,7 @@ use rsipstack::sip::{Request, Response, Uri};
 
 use super::challenge;
 use super::endpoint::Shared;
+use super::stack;
 use super::{Credentials, OutboundInvite, SipError, Transport};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
@@ -63,6 +64,9 @@ pub(super) fn build_option(
         call_id: Some(format!("{:032x}@{domain}", rand::random::<u128>())),
         // Supported: 100rel; rsipstack PRACKs reliable provisionals itself.
         support_prack: true,
+        // Allow (UPDATE for refreshes) and Supported: timer, so a peer that
+        // wants RFC 4028 session timers can ask for them in its 200.
+        headers: Some(stack::capabilities()),
         ..Default::default()
     })
 }
@@ -79,7 +83,7 @@ pub(super) fn with_credentials(
     let header = challenge::answer(first, challenge, "INVITE", &creds.username, &creds.password)?;
     let mut option = base.clone();
     option.call_id = Some(call_id);
-    option.headers = Some(vec![header]);
+    option.headers.get_or_insert_with(Vec::new).push(header);
     Some(option)
 }
 

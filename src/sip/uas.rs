@@ -67,6 +67,9 @@ pub enum UasEvent {
         /// Whether the caller sent the BYE (else we did, or the ACK never came).
         by_remote: bool,
     },
+    /// The caller stopped refreshing the RFC 4028 session timer, or
+    /// siphon's refresh found the dialog gone: siphon sent BYE. Last event.
+    SessionExpired,
     /// A re-INVITE or UPDATE: answer it (hold, resume, a new address).
     Reoffer(super::Reoffer),
     /// A key press arrived as SIP INFO (answered 200).

@@ -19,9 +19,10 @@ use tracing::debug;
 
 use super::dtmf_info;
 use super::endpoint::Shared;
-use super::reoffer::Reoffer;
-use super::session_timer;
-use super::stack::ALLOW;
+use super::reoffer;
+use super::session_refresh::{SessionTimers, Watch};
+use super::session_timer::{self, Timer};
+use super::stack::{self, ALLOW};
 use super::uas::{self, InboundCall, Origin, UasEvent};
 use super::{SipError, Transport};
 
@@ -44,8 +45,9 @@ enum Phase {
 struct CallState {
     dialog: InviteDialog,
     phase: Mutex<Phase>,
-    /// The RFC 4028 interval the caller asked for, refreshed by the caller.
-    timer: Option<u32>,
+    /// The RFC 4028 timer the caller asked for; it runs from the 200.
+    asked: Option<Timer>,
+    timers: Arc<SessionTimers>,
 }
 
 impl CallState {
@@ -113,7 +115,7 @@ impl UasHandle {
 
     /// Send a re-INVITE with `sdp` (hold, resume); the final status and SDP.
     pub async fn reinvite(&self, sdp: String) -> Option<(u16, String)> {
-        super::reoffer::send(&self.call.dialog, sdp).await
+        reoffer::send(&self.call.dialog, sdp, &self.call.timers).await
     }
 
     /// Send 180 Ringing (once; later calls do nothing).
@@ -139,15 +141,18 @@ impl UasHandle {
             });
         }
         let mut headers = vec![Header::ContentType("application/sdp".into())];
+        headers.extend(stack::capabilities());
         headers.extend(
             self.call
-                .timer
+                .asked
                 .map(session_timer::accepted)
                 .unwrap_or_default(),
         );
+        self.call.timers.sent_sdp(&sdp);
         self.call
             .dialog
             .accept(Some(headers), Some(sdp.into_bytes()))?;
+        self.call.timers.refreshed(self.call.asked);
         *phase = Phase::Answered;
         Ok(())
     }
@@ -200,14 +205,16 @@ pub(super) async fn run(
             debug!(error = %e, "inbound INVITE transaction failed");
         }
     });
-    let timer = match session_timer::ask(&request) {
-        session_timer::Ask::Interval(n) => Some(n),
+    let asked = match session_timer::ask(&request) {
+        session_timer::Ask::Run(t) => Some(t),
         _ => None,
     };
+    let peer_update = session_timer::allows_update(request.headers.iter());
     let call = Arc::new(CallState {
         dialog,
         phase: Mutex::new(Phase::Offered),
-        timer,
+        asked,
+        timers: SessionTimers::new(None, peer_update, &shared.metrics),
     });
     let released = CancellationToken::new();
     let handle = UasHandle {
@@ -271,25 +278,19 @@ impl CallTask {
         tokio::pin!(ring_limit);
         let mut acked = false;
         let mut released = false;
-        // RFC 4028: the caller refreshes; without a refresh in time the
-        // session is over.
-        let expiry = self.call.timer.map(session_timer::expiry);
-        let mut expires: Option<tokio::time::Instant> = None;
+        let mut expired = false;
+        let mut watch = Watch::new(self.call.timers.clone());
+        let dialog = self.call.dialog.clone();
         loop {
             tokio::select! {
                 st = self.states.recv() => {
                     let Some(st) = st else { break };
-                    let refresh = matches!(st, DialogState::Updated(..));
-                    if self.on_state(st, &mut acked).await {
+                    if self.on_state(st, &mut acked, expired).await {
                         break;
                     }
-                    if let (Some(e), true) = (expiry, acked && (refresh || expires.is_none())) {
-                        expires = Some(tokio::time::Instant::now() + e);
-                    }
                 }
-                _ = tokio::time::sleep_until(expires.unwrap_or_else(tokio::time::Instant::now)), if expires.is_some() => {
-                    debug!("session timer expired without a refresh; BYE");
-                    expires = None;
+                _ = watch.expired(&dialog), if !expired => {
+                    expired = true;
                     self.call.hangup().await;
                 }
                 _ = self.released.cancelled(), if !released => {
@@ -315,16 +316,16 @@ impl CallTask {
     }
 
     /// Handle one dialog state; `true` once the dialog is over.
-    async fn on_state(&self, st: DialogState, acked: &mut bool) -> bool {
+    async fn on_state(&self, st: DialogState, acked: &mut bool, expired: bool) -> bool {
         match st {
             DialogState::Confirmed(..) if !*acked => {
                 *acked = true;
                 self.emit(UasEvent::Acked).await;
             }
             DialogState::Updated(_, req, handle) => {
-                let timer = self.call.timer.map(session_timer::accepted);
-                let reoffer = Reoffer::new(&req, handle).with_headers(timer.unwrap_or_default());
-                self.emit(UasEvent::Reoffer(reoffer)).await;
+                if let Some(r) = reoffer::from_peer(&req, handle, &self.call.timers).await {
+                    self.emit(UasEvent::Reoffer(r)).await;
+                }
             }
             DialogState::Info(_, req, handle) => {
                 if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
@@ -340,7 +341,13 @@ impl CallTask {
             }
             DialogState::Terminated(_, reason) => {
                 *self.call.phase() = Phase::Over;
-                if let Some(ev) = ended_event(&reason) {
+                let ev = match ended_event(&reason) {
+                    Some(UasEvent::Ended { by_remote: false }) if expired => {
+                        Some(UasEvent::SessionExpired)
+                    }
+                    ev => ev,
+                };
+                if let Some(ev) = ev {
                     self.emit(ev).await;
                 }
                 return true;

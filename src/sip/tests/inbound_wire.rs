@@ -6,17 +6,17 @@ use super::*;
 use crate::sip::digest::{self, Answer, Challenge};
 
 /// A hand-driven UDP peer with one dialog's identifiers.
-struct Wire {
+pub(super) struct Wire {
     sock: UdpSocket,
-    me: SocketAddr,
+    pub(super) me: SocketAddr,
     uri: String,
-    call_id: String,
+    pub(super) call_id: String,
     from_tag: String,
     to_tag: Option<String>,
 }
 
 impl Wire {
-    async fn new(p: &Pair) -> Wire {
+    pub(super) async fn new(p: &Pair) -> Wire {
         let to = p.callee.local_addr(Transport::Udp).expect("udp");
         let sock = UdpSocket::bind(local()).await.expect("wire socket");
         sock.connect(to).await.expect("connect");
@@ -30,7 +30,14 @@ impl Wire {
         }
     }
 
-    fn request(&self, method: &str, cseq: u32, branch: &str, extra: &str, body: &str) -> String {
+    pub(super) fn request(
+        &self,
+        method: &str,
+        cseq: u32,
+        branch: &str,
+        extra: &str,
+        body: &str,
+    ) -> String {
         let to_tag = self
             .to_tag
             .as_ref()
@@ -49,19 +56,24 @@ Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:pro
         )
     }
 
-    async fn send(&self, text: &str) {
+    pub(super) async fn send(&self, text: &str) {
         self.sock.send(text.as_bytes()).await.expect("send");
     }
 
-    async fn recv(&self, wait: Duration) -> Option<String> {
+    pub(super) async fn recv(&self, wait: Duration) -> Option<String> {
         let mut buf = vec![0u8; 8192];
         let n = timeout(wait, self.sock.recv(&mut buf)).await.ok()?.ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).to_string())
     }
 
     /// The next message starting with `start`, skipping others.
-    async fn expect(&self, start: &str) -> String {
-        let deadline = tokio::time::Instant::now() + PROMPT;
+    pub(super) async fn expect(&self, start: &str) -> String {
+        self.expect_within(start, PROMPT).await
+    }
+
+    /// `expect`, waiting up to `wait`.
+    pub(super) async fn expect_within(&self, start: &str, wait: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let msg = self.recv(left).await;
@@ -73,19 +85,19 @@ Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:pro
     }
 
     /// The branch of the INVITE with CSeq `cseq`.
-    fn branch(&self, cseq: u32) -> String {
+    pub(super) fn branch(&self, cseq: u32) -> String {
         format!("{}-{cseq}", self.call_id)
     }
 
     /// INVITE with an SDP offer.
-    async fn invite(&self, cseq: u32, extra: &str) {
+    pub(super) async fn invite(&self, cseq: u32, extra: &str) {
         let extra = format!("{extra}Content-Type: application/sdp\r\n");
         let text = self.request("INVITE", cseq, &self.branch(cseq), &extra, &offer());
         self.send(&text).await;
     }
 
     /// ACK: a non-2xx one reuses the INVITE's branch, a 2xx one is new.
-    async fn ack(&self, cseq: u32, of_2xx: bool) {
+    pub(super) async fn ack(&self, cseq: u32, of_2xx: bool) {
         let branch = if of_2xx {
             format!("ack-{}", self.branch(cseq))
         } else {
@@ -94,18 +106,18 @@ Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:pro
         self.send(&self.request("ACK", cseq, &branch, "", "")).await;
     }
 
-    fn learn_to_tag(&mut self, resp: &str) {
+    pub(super) fn learn_to_tag(&mut self, resp: &str) {
         let to = header(resp, "To").expect("To");
         let tag = to.split(";tag=").nth(1).expect("to tag");
         self.to_tag = Some(tag.split(';').next().unwrap_or(tag).trim().to_string());
     }
 }
 
-fn header(msg: &str, name: &str) -> Option<String> {
+pub(super) fn header(msg: &str, name: &str) -> Option<String> {
     headers(msg, name).into_iter().next()
 }
 
-fn headers(msg: &str, name: &str) -> Vec<String> {
+pub(super) fn headers(msg: &str, name: &str) -> Vec<String> {
     msg.lines()
         .filter_map(|l| l.split_once(':'))
         .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
@@ -295,42 +307,6 @@ async fn offer_before_the_ack_is_500_with_retry_after() {
     w.ack(2, false).await;
     w.ack(1, true).await;
     assert_eq!(next_uas(&mut call.events).await, UasEvent::Acked);
-}
-
-#[tokio::test]
-async fn session_timers_are_accepted_with_the_caller_refreshing() {
-    let mut p = pair(InboundPolicy::default()).await;
-    let mut w = Wire::new(&p).await;
-    w.invite(
-        1,
-        "Supported: timer\r\nSession-Expires: 120;refresher=uas\r\n",
-    )
-    .await;
-    let mut call = next_call(&mut p.calls).await;
-    call.handle.answer(answer_sdp()).await.expect("answer");
-    let ok = w.expect("SIP/2.0 200").await;
-    let se = header(&ok, "Session-Expires").expect("Session-Expires in the 200");
-    assert_eq!(se, "120;refresher=uac");
-    assert_eq!(header(&ok, "Require").as_deref(), Some("timer"));
-    w.learn_to_tag(&ok);
-    w.ack(1, true).await;
-    assert_eq!(next_uas(&mut call.events).await, UasEvent::Acked);
-
-    // The caller's refresh (a re-INVITE) is answered with the timer again.
-    w.invite(
-        2,
-        "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n",
-    )
-    .await;
-    let UasEvent::Reoffer(reoffer) = next_uas(&mut call.events).await else {
-        panic!("expected the refresh");
-    };
-    reoffer.accept(answer_sdp()).await;
-    let ok = w.expect("SIP/2.0 200").await;
-    assert_eq!(
-        header(&ok, "Session-Expires").as_deref(),
-        Some("120;refresher=uac")
-    );
 }
 
 #[tokio::test]

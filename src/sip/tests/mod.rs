@@ -6,6 +6,7 @@ mod inbound_wire;
 mod malformed;
 pub(crate) mod registrar;
 mod registration;
+mod session_timers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
