@@ -21,6 +21,7 @@ const T: Duration = Duration::from_secs(10);
 
 struct Rig {
     gateway: Gateway,
+    metrics: Metrics,
     pbx: SipEndpoint,
     _stop: CancellationToken,
 }
@@ -47,7 +48,8 @@ impl Rig {
                 ..Default::default()
             })
             .to_vec();
-        let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
+        let metrics = Metrics::new();
+        let gateway = Gateway::start(config, metrics.clone()).await.unwrap();
         let settings = SipSettings {
             udp: Some("127.0.0.1:0".parse().unwrap()),
             tcp: None,
@@ -62,6 +64,7 @@ impl Rig {
             .unwrap();
         Rig {
             gateway,
+            metrics,
             pbx,
             _stop: stop,
         }
@@ -288,6 +291,7 @@ async fn every_session_rings_first_accept_wins() {
     let Rig {
         gateway,
         pbx: _pbx,
+        metrics: _,
         _stop,
     } = rig;
     gateway.shutdown().await;
@@ -689,6 +693,16 @@ async fn a_browser_hold_re_invites_the_pbx_before_it_is_answered() {
     assert!(
         sdp.contains("a=recvonly") && !sdp.contains("a=sendrecv"),
         "{sdp}"
+    );
+
+    let text = rig.metrics.render();
+    assert!(
+        text.contains("siphon_browser_reoffers_total{outcome=\"hold\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("siphon_sip_reoffers_total{outcome=\"glare\"} 1"),
+        "{text}"
     );
 
     // The held call is still up: the PBX's BYE ends it.

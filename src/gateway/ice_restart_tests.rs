@@ -201,3 +201,53 @@ async fn a_browser_that_stops_checking_is_told_ice_disconnected() {
     drop(browser);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_silent_past_the_consent_timeout_is_hung_up_408() {
+    let mut c = config(33950);
+    c.webrtc.disconnect_timeout_secs = 1;
+    c.webrtc.consent_timeout_secs = 2;
+    let metrics = Metrics::new();
+    let gw = Gateway::start(c, metrics.clone()).await.unwrap();
+    let url = format!("ws://{}/ws", gw.http_addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    recv(&mut ws).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut browser = Browser::new(sock.local_addr().unwrap(), Instant::now(), false);
+    let offer = offer_for(&browser);
+    send(
+        &mut ws,
+        json!({"type":"call","call_id":"q1","to":"echo","sdp":offer}),
+    )
+    .await;
+    let sdp = recv_type(&mut ws, "answered").await["sdp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.gw_ufrag = attr(&sdp, "ice-ufrag").to_owned();
+    browser.gw_pwd = attr(&sdp, "ice-pwd").to_owned();
+    let cand: Vec<&str> = attr(&sdp, "candidate").split(' ').collect();
+    let server: SocketAddr = format!("{}:{}", cand[4], cand[5]).parse().unwrap();
+    let browser = tokio::task::spawn_blocking(move || {
+        connect_over(&mut browser, &sock, server);
+        (browser, sock)
+    })
+    .await
+    .unwrap();
+    // The stand-in sends no consent checks after connecting.
+    let told = recv_type(&mut ws, "ice_disconnected").await;
+    assert_eq!(told["call_id"], "q1");
+    assert!(metrics.render().contains("siphon_ice_disconnects_total 1"));
+    // Still no checks: consent expires and the call ends, BYE to SIP.
+    let hangup = recv_type(&mut ws, "hangup").await;
+    assert_eq!(hangup["code"], 408);
+    assert!(
+        hangup["reason"].as_str().unwrap().contains("consent"),
+        "{hangup}"
+    );
+    assert!(metrics
+        .render()
+        .contains("siphon_ice_consent_expiries_total 1"));
+    drop(browser);
+    gw.shutdown().await;
+}

@@ -414,8 +414,9 @@ impl Driver<'_> {
                 }
                 InboundCommand::SipReinvite { sdp, after_glare } => {
                     let handle = self.handle.clone();
+                    let kind = sdp.clone();
                     let go = async move { handle.reinvite(sdp).await };
-                    spawn_reinvite(go, after_glare, self.reinvites.clone());
+                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.clone());
                 }
                 InboundCommand::GlareReoffer => {
                     if let Some(reoffer) = self.reoffer.take() {

@@ -333,8 +333,9 @@ impl Driver<'_> {
                 }
                 Command::SipReinvite { sdp, after_glare } => {
                     let uac = self.uac.clone();
+                    let kind = sdp.clone();
                     let go = async move { uac.reinvite(sdp).await };
-                    spawn_reinvite(go, after_glare, self.reinvites.clone());
+                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.clone());
                 }
                 Command::GlareReoffer => {
                     if let Some(reoffer) = self.reoffer.take() {
@@ -384,22 +385,38 @@ pub(super) async fn answer_reoffer(
     }
 }
 
-/// Send a re-INVITE without holding up the call (its answer may take a
-/// while, and the far end's own requests must be answered meanwhile); after
-/// a 491 wait 2.1-4 s first (RFC 3261 section 14.1).
+/// Send a browser's hold or resume (`sdp`) as a re-INVITE without holding
+/// up the call (its answer may take a while, and the far end's own
+/// requests must be answered meanwhile); after a 491 wait 2.1-4 s first
+/// (RFC 3261 section 14.1). Counted by outcome.
 pub(super) fn spawn_reinvite<F>(
+    gw: &Inner,
+    sdp: &str,
     go: F,
     after_glare: bool,
     tx: mpsc::UnboundedSender<Option<(u16, String)>>,
 ) where
     F: std::future::Future<Output = Option<(u16, String)>> + Send + 'static,
 {
+    let kind = if sdp.contains("a=sendrecv") {
+        "resume"
+    } else {
+        "hold"
+    };
+    let counter = gw.metrics.browser_reoffers_total.clone();
     tokio::spawn(async move {
         if after_glare {
             let wait = rand::random_range(2100..=4000);
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         }
-        let _ = tx.send(go.await);
+        let result = go.await;
+        let outcome = match &result {
+            Some((200..=299, _)) => kind,
+            Some((491, _)) => "glare",
+            _ => "refused",
+        };
+        counter.with_label_values(&[outcome]).inc();
+        let _ = tx.send(result);
     });
 }
 

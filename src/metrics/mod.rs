@@ -67,12 +67,17 @@ pub struct Metrics {
     pub ice_restarts_total: IntCounter,
     /// Answered legs whose consent checks paused (`ice_disconnected` sent).
     pub ice_disconnects_total: IntCounter,
+    /// Answered legs ended for `webrtc.consent_timeout_secs` without checks.
+    pub ice_consent_expiries_total: IntCounter,
     /// Calls whose WebSocket was lost, by outcome (resumed, expired).
     pub reconnects_total: IntCounterVec,
     /// Key presses siphon sent, by how (sip_rtp, sip_info, webrtc_rtp).
     pub dtmf_total: IntCounterVec,
     /// SIP re-INVITEs/UPDATEs on answered calls, by outcome (hold, resume, refused).
     pub reoffers_total: IntCounterVec,
+    /// Browser holds and resumes taken to SIP as re-INVITEs, by outcome
+    /// (hold, resume, glare, refused).
+    pub browser_reoffers_total: IntCounterVec,
     /// RFC 4028 session-timer events (refresh_sent, refresh_received,
     /// refresh_failed, expired).
     pub session_timer_events_total: IntCounterVec,
@@ -161,6 +166,11 @@ impl Metrics {
                 "WebRTC legs whose consent checks paused",
             )
             .expect("valid counter"),
+            ice_consent_expiries_total: IntCounter::new(
+                "ice_consent_expiries_total",
+                "WebRTC legs ended because ICE consent expired",
+            )
+            .expect("valid counter"),
             reconnects_total: counter_vec(
                 "reconnects_total",
                 "Answered calls whose WebSocket was lost, by outcome",
@@ -176,6 +186,11 @@ impl Metrics {
                 "SIP re-INVITEs and UPDATEs on answered calls, by outcome",
                 &["outcome"],
             ),
+            browser_reoffers_total: counter_vec(
+                "browser_reoffers_total",
+                "Browser holds and resumes re-INVITEd toward SIP, by outcome",
+                &["outcome"],
+            ),
             session_timer_events_total: counter_vec(
                 "sip_session_timer_events_total",
                 "RFC 4028 session-timer refreshes and expiries, by event",
@@ -188,7 +203,24 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        for c in self.collectors() {
+            self.registry
+                .register(c)
+                .expect("each family is registered once");
+        }
+    }
+
+    /// Every family's full name (`siphon_…`), for documentation checks.
+    pub fn family_names(&self) -> Vec<String> {
+        self.collectors()
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .map(|name| format!("siphon_{name}"))
+            .collect()
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
             Box::new(self.calls_active.clone()),
             Box::new(self.calls_total.clone()),
             Box::new(self.call_setup_seconds.clone()),
@@ -208,16 +240,13 @@ impl Metrics {
             Box::new(self.media_timeouts_total.clone()),
             Box::new(self.ice_restarts_total.clone()),
             Box::new(self.ice_disconnects_total.clone()),
+            Box::new(self.ice_consent_expiries_total.clone()),
             Box::new(self.reconnects_total.clone()),
             Box::new(self.dtmf_total.clone()),
             Box::new(self.reoffers_total.clone()),
+            Box::new(self.browser_reoffers_total.clone()),
             Box::new(self.session_timer_events_total.clone()),
-        ];
-        for c in collectors {
-            self.registry
-                .register(c)
-                .expect("each family is registered once");
-        }
+        ]
     }
 
     /// The text exposition format served at `/metrics`.
@@ -266,5 +295,18 @@ mod tests {
             text.contains("siphon_calls_total{direction=\"webrtc_to_sip\",outcome=\"answered\"} 1")
         );
         assert!(text.contains("siphon_sip_errors_total{reason=\"truncated\"} 1"));
+    }
+
+    #[test]
+    fn every_family_is_documented() {
+        let doc = include_str!("../../docs/metrics.md");
+        let names = Metrics::new().family_names();
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "docs/metrics.md lacks {name}"
+            );
+        }
     }
 }

@@ -97,6 +97,7 @@ pub(super) struct Counters {
     pub(super) relay_seconds: Histogram,
     timeouts_h: [IntCounter; 2],
     pub(super) disconnects_h: IntCounter,
+    pub(super) consent_expiries_h: IntCounter,
 }
 
 impl Counters {
@@ -124,6 +125,7 @@ impl Counters {
             timeouts_h: [SilentSide::WebRtc, SilentSide::Sip]
                 .map(|side| m.media_timeouts_total.with_label_values(&[side.as_str()])),
             disconnects_h: m.ice_disconnects_total.clone(),
+            consent_expiries_h: m.ice_consent_expiries_total.clone(),
         }
     }
 

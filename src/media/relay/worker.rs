@@ -169,7 +169,10 @@ impl Worker {
                     self.counters.disconnects_h.inc();
                     MediaEvent::IceDisconnected
                 }
-                LegEvent::ConsentExpired => MediaEvent::ConsentExpired,
+                LegEvent::ConsentExpired => {
+                    self.counters.consent_expiries_h.inc();
+                    MediaEvent::ConsentExpired
+                }
                 LegEvent::Closed => MediaEvent::WebRtcClosed,
                 LegEvent::Failed(reason) => MediaEvent::WebRtcFailed(reason.to_string()),
             };
