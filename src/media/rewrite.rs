@@ -41,6 +41,11 @@ impl PtMap {
     }
 }
 
+/// The largest forward sequence jump taken as loss, not a restart.
+const MAX_DROPOUT: u16 = 3000;
+/// The largest backward jump taken as reordering, not a restart.
+const MAX_MISORDER: u16 = 100;
+
 /// One direction's rewrite state: a fixed outgoing SSRC, and sequence number
 /// and timestamp offsets that keep both continuous when the incoming source
 /// changes (a PBX switching media, a re-INVITE, early media to answer).
@@ -122,7 +127,17 @@ impl StreamRewriter {
         let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
         let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
         let mut marker = pkt[1] & 0x80;
-        if self.in_ssrc != Some(ssrc) {
+        let jump = seq
+            .wrapping_add(self.seq_offset)
+            .wrapping_sub(self.last_out_seq);
+        // RFC 3550 A.1: past MAX_DROPOUT ahead or MAX_MISORDER behind, the
+        // same SSRC restarted its numbering (a PBX after a long hold, a
+        // restarted phone). Carried through, the jump would desync the
+        // browser's SRTP rollover counter past 2^15, so rebase as for a
+        // new source.
+        let restarted =
+            self.in_ssrc == Some(ssrc) && jump > MAX_DROPOUT && jump < MAX_MISORDER.wrapping_neg();
+        if self.in_ssrc != Some(ssrc) || restarted {
             if self.in_ssrc.is_some() {
                 // New source: continue right after what the receiver last saw,
                 // and mark the discontinuity so its jitter buffer resyncs.
@@ -222,6 +237,34 @@ mod tests {
         let mut q = rtp(111, 40001, 9_000_960, 8);
         rw.rewrite(&mut q).unwrap();
         assert_eq!(fields(&q), (false, 96, 2, 4840, 0xC0FFEE));
+    }
+
+    #[test]
+    fn a_source_that_restarts_its_numbering_is_rebased() {
+        let mut rw = rewriter();
+        rw.rewrite(&mut rtp(111, 100, 96_000, 1)).unwrap();
+        // Loss of 2999 packets is carried through as loss.
+        let mut p = rtp(111, 3100, 96_000 + 3000 * 960, 1);
+        rw.rewrite(&mut p).unwrap();
+        assert_eq!(fields(&p).2, 3100);
+        // A jump of 40000 (past 2^15: the browser's SRTP index guess would
+        // fail) continues right after the last packet, marked.
+        let mut p = rtp(111, 43100, 7, 1);
+        rw.rewrite(&mut p).unwrap();
+        let (marker, _, seq, ts, _) = fields(&p);
+        assert!(marker);
+        assert_eq!((seq, ts), (3101, 96_000 + 3001 * 960));
+        // Then on as usual; a packet far behind restarts again, one a
+        // little behind is reordering.
+        let mut p = rtp(111, 43101, 967, 1);
+        rw.rewrite(&mut p).unwrap();
+        assert_eq!(fields(&p).2, 3102);
+        let mut p = rtp(111, 43050, 0, 1);
+        rw.rewrite(&mut p).unwrap();
+        assert_eq!(fields(&p).2, 3051, "reordered, not a restart");
+        let mut p = rtp(111, 20000, 0, 1);
+        rw.rewrite(&mut p).unwrap();
+        assert_eq!(fields(&p).2, 3103, "far behind: a restart");
     }
 
     #[test]
