@@ -20,6 +20,8 @@ pub struct SipSide {
     pts: Vec<u8>,
     /// The SIP side's own direction.
     direction: Direction,
+    /// The browser's direction that siphon's pending re-INVITE carries.
+    browser: Option<Direction>,
 }
 
 /// siphon's answer to an acceptable re-offer.
@@ -142,6 +144,7 @@ impl SipSide {
             media,
             pts,
             direction,
+            browser: None,
         }
     }
 
@@ -191,6 +194,7 @@ impl SipSide {
         let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
         self.version += 1;
         self.local_sdp = offer.clone();
+        self.browser = Some(browser);
         Ok(offer)
     }
 
@@ -204,6 +208,10 @@ impl SipSide {
         }
         media.send_to_sip = d.has_recv();
         media.held = d != Direction::SendRecv;
+        // A browser that holds (sendonly, inactive) is sent no RTP.
+        if let Some(browser) = self.browser.take() {
+            media.send_to_webrtc = browser.has_recv();
+        }
         self.direction = d;
         self.media = media.clone();
         Ok(media)
@@ -296,6 +304,21 @@ mod tests {
         let r = s.on_reoffer(Some(&offer("inactive", "10.0.0.5"))).unwrap();
         assert!(r.answer.contains("a=inactive"));
         assert_eq!(r.browser_direction, Some(Direction::Inactive));
+    }
+
+    #[test]
+    fn a_browser_that_holds_is_sent_nothing_until_it_resumes() {
+        let mut s = side();
+        let hold = s.offer(Direction::SendOnly).unwrap();
+        assert!(hold.contains("a=sendonly"), "{hold}");
+        let held = s.on_answer(&offer("recvonly", "10.0.0.5")).unwrap();
+        assert!(held.send_to_sip && !held.send_to_webrtc && held.held);
+        // The SIP side's own re-offer meanwhile keeps the browser's hold.
+        let r = s.on_reoffer(Some(&offer("sendrecv", "10.0.0.5"))).unwrap();
+        assert!(!r.media.send_to_webrtc);
+        s.offer(Direction::SendRecv).unwrap();
+        let resumed = s.on_answer(&offer("sendrecv", "10.0.0.5")).unwrap();
+        assert!(resumed.send_to_sip && resumed.send_to_webrtc && !resumed.held);
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub fn sip_media(map: &MediaMap, rtp_addr: SocketAddr, rtcp_mux: bool) -> SipMed
         sip_dtmf: map.sip_dtmf,
         webrtc_dtmf_convert: map.browser_dtmf_convert,
         send_to_sip: true,
+        send_to_webrtc: true,
         held: false,
     }
 }

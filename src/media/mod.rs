@@ -30,6 +30,7 @@ pub(crate) fn test_media() -> SipMedia {
         sip_dtmf: Some((101, 8000)),
         webrtc_dtmf_convert: None,
         send_to_sip: true,
+        send_to_webrtc: true,
         held: false,
     }
 }
@@ -58,6 +59,9 @@ pub struct SipMedia {
     pub webrtc_dtmf_convert: Option<(u8, u32)>,
     /// The SIP peer receives media (not sendonly/inactive): else nothing is sent to it.
     pub send_to_sip: bool,
+    /// The browser receives media (it did not hold with sendonly/inactive):
+    /// else no RTP is sent to it (RTCP still is).
+    pub send_to_webrtc: bool,
     /// The call is on hold (either side): silence is expected, so the media
     /// timeout does not run.
     pub held: bool,

@@ -71,6 +71,7 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
         sip_dtmf: Some((101, 8000)),
         webrtc_dtmf_convert: Some((110, 48000)),
         send_to_sip: true,
+        send_to_webrtc: true,
         held: false,
     };
     relay.configure(leg, media).unwrap();

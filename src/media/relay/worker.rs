@@ -280,6 +280,7 @@ impl Worker {
         // With rtcp-mux, RTCP arrives on the RTP port: PT 192..=223 (RFC 5761).
         let is_rtcp =
             from_rtcp_port || (sip.rtcp_mux && len >= 2 && (192..=223).contains(&self.buf[1]));
+        let to_browser = is_rtcp || sip.send_to_webrtc;
         let latch = if from_rtcp_port {
             &mut slot.latched_rtcp
         } else {
@@ -296,6 +297,10 @@ impl Worker {
                     let _ = slot.events.send(MediaEvent::SipLatched(src));
                 }
             }
+        }
+        if !to_browser {
+            // The browser holds (sendonly or inactive): no RTP goes to it.
+            return drop_packet(&mut self.counters, slot, RelayDrop::NotConfigured);
         }
         let pkt = &mut self.buf[..len];
         let rewritten = if is_rtcp {
