@@ -8,6 +8,8 @@
 //   phone.on("incoming", (incoming) => incoming.accept({ stream }));
 
 const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
+// The `error` codes siphon answers a mid-call `offer` with.
+const OFFER_ERRORS = ["bad_sdp", "bad_message", "unknown_call"];
 
 function event(type, detail) {
   return new CustomEvent(type, { detail });
@@ -172,7 +174,8 @@ export class SiphonError extends Error {
  * One call. `state` goes: outbound calling -> trying -> ringing -> (early) -> answered
  * -> ended; inbound incoming -> accepting -> answered -> ended. Events: `state`,
  * `trying`, `ringing`, `progress`, `answered`, `hangup` {code, reason},
- * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held}, `error`.
+ * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held, by}
+ * (by "local": hold() or resume() was answered; "remote": the far end's), `error`.
  */
 export class Call extends Emitter {
   constructor(phone, id, direction, info) {
@@ -188,8 +191,12 @@ export class Call extends Emitter {
     this.muted = false;
     /** `{ code, reason }` once the call is over. */
     this.ended = null;
+    /** Whether this browser put the call on hold (`hold()`), and whether the far end did. */
+    this.localHold = false;
+    this.remoteHold = false;
     this._offerSdp = info.offer ?? null;
-    this._restarting = false;
+    /** The browser's own mid-call offer waiting for siphon's answer (one at a time). */
+    this._reoffer = null;
     this._pending = null;
     this._queue = Promise.resolve();
   }
@@ -250,14 +257,99 @@ export class Call extends Emitter {
     }
   }
 
-  /** Restart ICE (a network change): a new offer, answered by siphon. */
-  async restartIce() {
-    if (!this.pc || this._restarting) return;
-    this._restarting = true;
-    this.pc.restartIce();
-    const offer = await this.pc.createOffer();
-    await this.pc.setLocalDescription(offer);
-    this.phone._send({ type: "offer", call_id: this.id, sdp: this.pc.localDescription.sdp });
+  /**
+   * Restart ICE (a network change): a new offer, answered by siphon.
+   * Resolves once siphon's answer is applied; a restart already under way
+   * is the same promise.
+   */
+  restartIce() {
+    if (this._reoffer?.kind === "ice_restart") return this._reoffer.promise;
+    return this.#reoffer("ice_restart", () => {
+      this.pc.restartIce();
+      return null;
+    });
+  }
+
+  /**
+   * Put the answered call on hold: the browser stops receiving (its audio
+   * goes sendonly, or inactive without a microphone) and siphon re-INVITEs
+   * the SIP side. Resolves once siphon's answer is applied (the SIP side
+   * agreed); rejects with a `SiphonError` when siphon or the SIP side
+   * refuses (`bad_sdp`), while another offer of this call is still waiting
+   * for its answer (`pending`), or when the call is not answered.
+   */
+  hold() {
+    return this.#direction(true);
+  }
+
+  /** Take the call off hold (sendrecv again); settles like `hold()`. */
+  resume() {
+    return this.#direction(false);
+  }
+
+  #direction(held) {
+    if (this.state !== "answered") {
+      return Promise.reject(new SiphonError("not_answered", `${held ? "hold" : "resume"}: the call is ${this.state}`));
+    }
+    const prepare = () => {
+      const t = this.pc.getTransceivers().find((x) => x.receiver.track.kind === "audio" && !x.stopped);
+      if (!t) throw new Error("no audio transceiver");
+      const before = t.direction;
+      const send = Boolean(t.sender.track);
+      t.direction = held ? (send ? "sendonly" : "inactive") : send ? "sendrecv" : "recvonly";
+      return () => (t.direction = before);
+    };
+    const applied = () => {
+      this.localHold = held;
+      this.dispatchEvent(event("hold", { held, by: "local" }));
+    };
+    return this.#reoffer(held ? "hold" : "resume", prepare, applied);
+  }
+
+  /**
+   * Send a mid-call offer of the browser's own: `prepare()` changes the peer
+   * connection before the offer (and returns how to undo it, or null);
+   * `applied()` runs once siphon's answer is applied, before the promise
+   * resolves. Offers are made in the call's message queue, so they never
+   * interleave with the handling of siphon's own offers.
+   */
+  #reoffer(kind, prepare, applied = () => {}) {
+    if (!this.pc || this.state === "ended") {
+      return Promise.reject(new SiphonError("not_answered", `${kind}: the call has no session`));
+    }
+    if (this._reoffer) {
+      const busy = `${kind}: the ${this._reoffer.kind} offer still waits for siphon's answer`;
+      return Promise.reject(new SiphonError("pending", busy));
+    }
+    const pending = { kind, applied, undo: null, sent: false };
+    pending.promise = new Promise((resolve, reject) => Object.assign(pending, { resolve, reject }));
+    this._reoffer = pending;
+    this._queue = this._queue.then(async () => {
+      if (this._reoffer !== pending) return; // the call ended meanwhile
+      try {
+        if (this.pc.signalingState !== "stable") throw new Error(`signaling state is ${this.pc.signalingState}`);
+        pending.undo = prepare();
+        await this.pc.setLocalDescription(await this.pc.createOffer());
+      } catch (e) {
+        await this.#rollback(pending);
+        pending.reject(new SiphonError("webrtc", `${kind}: ${e.message}`));
+        return;
+      }
+      this.phone._send({ type: "offer", call_id: this.id, sdp: this.pc.localDescription.sdp });
+      pending.sent = true;
+    });
+    return pending.promise;
+  }
+
+  /** Back to the session before `pending`'s offer. */
+  async #rollback(pending) {
+    if (this._reoffer === pending) this._reoffer = null;
+    try {
+      if (this.pc.signalingState === "have-local-offer") await this.pc.setLocalDescription({ type: "rollback" });
+    } catch {
+      // A closed peer connection: nothing to go back to.
+    }
+    pending.undo?.();
   }
 
   async _offer(stream, to) {
@@ -312,17 +404,33 @@ export class Call extends Emitter {
         this.#setState("answered");
         this.dispatchEvent(event("answered", { sdp: msg.sdp }));
         break;
-      case "answer":
-        await this.#remote(msg.sdp);
-        this._restarting = false;
+      case "answer": {
+        // siphon's answer to the browser's own offer (ICE restart, hold, resume).
+        const pending = this._reoffer?.sent ? this._reoffer : null;
+        try {
+          await this.#remote(msg.sdp);
+        } catch (e) {
+          if (!pending) throw e;
+          await this.#rollback(pending);
+          pending.reject(new SiphonError("webrtc", `${pending.kind}: siphon's answer: ${e.message}`));
+          break;
+        }
+        if (pending) {
+          this._reoffer = null;
+          pending.applied();
+          pending.resolve();
+        }
         break;
+      }
       case "offer": {
         // The far end held or resumed the call: answer siphon's re-offer.
+        // A hold of this browser's stays: the transceiver keeps its direction.
         await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
         await this.pc.setLocalDescription(await this.pc.createAnswer());
         this.phone._send({ type: "answer", call_id: this.id, sdp: this.pc.localDescription.sdp });
         const held = /a=(sendonly|inactive)/.test(msg.sdp);
-        this.dispatchEvent(event("hold", { held }));
+        this.remoteHold = held;
+        this.dispatchEvent(event("hold", { held, by: "remote" }));
         break;
       }
       case "ice_disconnected":
@@ -339,9 +447,15 @@ export class Call extends Emitter {
         else this.#end(msg.code, msg.reason);
         break;
       case "error":
-        // An error before `trying` means the `call` itself was refused.
+        // An error before `trying` means the `call` itself was refused; one
+        // about an offer while the browser's own waits refuses that offer
+        // (the session goes on as it was before it).
         if (this._pending) this._fail(new SiphonError(msg.code, msg.message));
-        else this.dispatchEvent(event("error", new SiphonError(msg.code, msg.message)));
+        else if (this._reoffer?.sent && OFFER_ERRORS.includes(msg.code)) {
+          const pending = this._reoffer;
+          await this.#rollback(pending);
+          pending.reject(new SiphonError(msg.code, msg.message));
+        } else this.dispatchEvent(event("error", new SiphonError(msg.code, msg.message)));
         break;
     }
   }
@@ -385,6 +499,9 @@ export class Call extends Emitter {
   #end(code, reason) {
     if (this.state === "ended") return;
     this.ended = { code, reason };
+    const offer = this._reoffer;
+    this._reoffer = null;
+    offer?.reject(new SiphonError("hangup", `${offer.kind}: the call ended (${code} ${reason})`, code));
     this.pc?.close();
     this.phone._forget(this.id);
     this.#setState("ended");
