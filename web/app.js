@@ -14,6 +14,7 @@ let mic = null;
 let audio = null;
 let placing = false;
 let connecting = false;
+let holding = false;
 window.siphonStates = [];
 
 // What #state shows for each siphon.js call state: short words a person
@@ -28,6 +29,9 @@ const LABELS = {
 
 function label(c) {
   if (c.state === "ended") return `ended ${c.ended.code} ${c.ended.reason}`;
+  if (c.state === "answered" && (c.localHold || c.remoteHold)) {
+    return `on-hold ${c.localHold && c.remoteHold ? "(both)" : c.localHold ? "(you)" : "(far end)"}`;
+  }
   return LABELS[c.state] ?? c.state;
 }
 
@@ -50,6 +54,9 @@ function controls() {
   $("hangup").disabled = !active || incoming;
   $("mute").disabled = !active || incoming;
   $("mute").textContent = call?.muted ? "Unmute" : "Mute";
+  // Hold needs an answered call and no hold or resume still under way.
+  $("hold").disabled = !active || call.state !== "answered" || holding;
+  $("hold").textContent = call?.localHold ? "Resume" : "Hold";
   $("connect").disabled = Boolean(phone) || connecting;
   // Idle, the pad dials; in a call it sends RFC 4733 from the browser, which
   // needs telephone-event in siphon's answer.
@@ -116,6 +123,12 @@ function bind(c) {
     $("remote").srcObject = e.detail;
     meter(e.detail, "remote-level");
   });
+  c.addEventListener("hold", (e) => {
+    // Every re-offer of siphon's says held or not: show changes only.
+    if (label(c) !== $("state").textContent) show(label(c), c.direction === "inbound" ? c.from : c.to);
+    if (e.detail.by === "remote") message(e.detail.held ? "the far end put the call on hold" : "the far end resumed the call");
+    controls();
+  });
   c.addEventListener("dtmf", (e) => message(`key ${e.detail.digit} from the far end`));
   c.addEventListener("error", (e) => message(e.detail.message));
   controls();
@@ -159,6 +172,23 @@ async function answer() {
     await call.accept({ stream: await microphone() });
   } catch (e) {
     message(`cannot answer: ${e.message}`);
+  }
+}
+
+// Hold or resume: the button is off until siphon answered (or refused).
+async function hold() {
+  if (!call || call.state !== "answered" || holding) return;
+  const c = call;
+  holding = true;
+  controls();
+  try {
+    await (c.localHold ? c.resume() : c.hold());
+    message(c.localHold ? "on hold" : "resumed");
+  } catch (e) {
+    message(`cannot ${c.localHold ? "resume" : "hold"}: ${e.message}`);
+  } finally {
+    holding = false;
+    controls();
   }
 }
 
@@ -262,6 +292,7 @@ $("call").onclick = place;
 $("answer").onclick = answer;
 $("reject").onclick = () => call?.reject(486);
 $("hangup").onclick = () => call?.hangup();
+$("hold").onclick = hold;
 $("mute").onclick = () => {
   call?.mute(!call.muted);
   controls();
