@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the pcaps the scenarios play: 8 s of a 1 kHz tone as G.711 u-law
-(PCMU) RTP, 20 ms a packet, in Ethernet/IPv4/UDP frames that SIPp's
-play_pcap_audio replays. No dependencies; run it to regenerate:
+"""Writes the pcaps the scenarios play: 8 s (pcmu-1khz.pcap) and 20 s
+(pcmu-1khz-20s.pcap, for calls that outlast 8 s: a second play_pcap_audio
+would replay the same SSRC and sequence numbers, which a receiver takes for
+old packets) of a 1 kHz tone as G.711 u-law (PCMU) RTP, 20 ms a packet, in
+Ethernet/IPv4/UDP frames that SIPp's play_pcap_audio replays. No
+dependencies; run it to regenerate:
 
     python3 sipp-scenarios/make-pcap.py
 """
@@ -11,7 +14,7 @@ import struct
 
 RATE = 8000
 FRAME = 160  # 20 ms at 8 kHz
-SECONDS = 8
+PCAPS = {"pcmu-1khz.pcap": 8, "pcmu-1khz-20s.pcap": 20}
 TONE_HZ = 1000
 AMPLITUDE = 0.3  # about -10 dBFS
 
@@ -47,12 +50,12 @@ def frame(payload, src_port=6000, dst_port=6002):
     return eth + ip + udp
 
 
-def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pcap", "pcmu-1khz.pcap")
+def write(name, seconds):
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pcap", name)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for n in range(SECONDS * RATE // FRAME):
+        for n in range(seconds * RATE // FRAME):
             samples = (int(AMPLITUDE * 32767 * math.sin(2 * math.pi * TONE_HZ * (n * FRAME + i) / RATE))
                        for i in range(FRAME))
             audio = bytes(ulaw(s) for s in samples)
@@ -62,6 +65,11 @@ def main():
             f.write(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(data), len(data)))
             f.write(data)
     print(out)
+
+
+def main():
+    for name, seconds in PCAPS.items():
+        write(name, seconds)
 
 
 if __name__ == "__main__":
