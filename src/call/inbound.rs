@@ -360,7 +360,9 @@ impl InboundCall {
     ) -> Vec<InboundCommand> {
         let call_id = self.params.call_id.clone();
         let Some(negotiated) = self.negotiated.as_mut() else {
-            return Vec::new();
+            let msg = "offer: the call has no negotiated session to change";
+            let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, msg);
+            return vec![InboundCommand::Send(owner, err)];
         };
         if self.pending_offer.is_some() {
             let msg = "offer: a renegotiation is under way; offer again once it is answered";

@@ -74,7 +74,7 @@ mod tests {
         assert!(ct.starts_with("text/html"), "{ct}");
         let html = body(page).await;
         for id in [
-            "token", "to", "call", "answer", "reject", "hangup", "mute", "pad", "state",
+            "token", "to", "call", "answer", "reject", "hangup", "mute", "hold", "pad", "state",
         ] {
             assert!(html.contains(&format!("id=\"{id}\"")), "#{id} missing");
         }

@@ -22,16 +22,19 @@ pub enum RelayDrop {
     WebRtcNotReady,
     /// The socket refused the send.
     SendFailed,
+    /// RTP toward a side on hold that does not receive (sendonly, inactive).
+    Held,
 }
 
 impl RelayDrop {
-    const ALL: [RelayDrop; 6] = [
+    const ALL: [RelayDrop; 7] = [
         RelayDrop::Malformed,
         RelayDrop::UnknownPayloadType,
         RelayDrop::UnlatchedSource,
         RelayDrop::NotConfigured,
         RelayDrop::WebRtcNotReady,
         RelayDrop::SendFailed,
+        RelayDrop::Held,
     ];
 
     fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl RelayDrop {
             RelayDrop::NotConfigured => "not_configured",
             RelayDrop::WebRtcNotReady => "webrtc_not_ready",
             RelayDrop::SendFailed => "send_failed",
+            RelayDrop::Held => "held",
         }
     }
 }

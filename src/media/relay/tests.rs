@@ -200,6 +200,62 @@ async fn bad_packets_are_dropped_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_held_side_gets_rtcp_but_no_rtp() {
+    let mut s = setup(32700).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    let peer = s.sip_peer.local_addr().unwrap();
+    let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
+    // Both sides hold; RTCP shares the RTP port.
+    let mut media = crate::media::test_media();
+    media.remote_rtp = peer;
+    media.remote_rtcp = peer;
+    media.rtcp_mux = true;
+    media.to_sip.insert(111, 0);
+    media.to_webrtc.insert(0, 111);
+    media.send_to_sip = false;
+    media.send_to_webrtc = false;
+    media.held = true;
+    s.relay.configure(s.leg, media).unwrap();
+    let mut buf = [0u8; 2048];
+
+    let packet = s.browser.srtp(&rtp(1, BROWSER_SSRC, 7));
+    s.browser_sock
+        .send_to(&packet, s.relay.webrtc_addr())
+        .unwrap();
+    let report = s
+        .browser
+        .srtcp(&crate::webrtc::tests::browser::rtcp(BROWSER_SSRC));
+    s.browser_sock
+        .send_to(&report, s.relay.webrtc_addr())
+        .unwrap();
+    let (n, _) = s.sip_peer.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        buf[1],
+        201,
+        "the RTCP receiver report, not the RTP: {:?}",
+        &buf[..n]
+    );
+
+    // The SIP peer's RTP is held back from the browser too.
+    let mut plain = rtp(500, 0x5151, 9);
+    plain[1] = 0;
+    s.sip_peer.send_to(&plain, rtp_addr).unwrap();
+    s.browser_sock
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        s.browser_sock.recv_from(&mut buf).is_err(),
+        "no RTP to a holding browser"
+    );
+    wait_for_metric(
+        &s.metrics,
+        "siphon_media_dropped_total{reason=\"held\",side=\"relay\"} 2",
+    )
+    .await;
+    s.relay.remove(s.leg).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_silent_sip_peer_times_the_call_out_once() {
     let mut s = setup_with(32200, Some(Duration::from_millis(1200))).await;
     let (mut browser, sock) = (s.browser, s.browser_sock.try_clone().unwrap());

@@ -205,9 +205,13 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) else {
             return self.counters.relay_drop(RelayDrop::NotConfigured);
         };
-        let Some(sip) = slot.sip.as_ref().filter(|s| s.send_to_sip) else {
+        let Some(sip) = slot.sip.as_ref() else {
             return self.counters.relay_drop(RelayDrop::NotConfigured);
         };
+        // A SIP side on hold gets no RTP; RTCP goes on (RFC 3264 section 5.1).
+        if !sip.send_to_sip && !is_rtcp {
+            return drop_packet(&mut self.counters, slot, RelayDrop::Held);
+        }
         let pkt = &mut self.buf[..len];
         let (socket, dest) = if is_rtcp {
             if rtcp::translate(pkt, &slot.to_sip, &slot.to_webrtc).is_err() {
@@ -300,7 +304,7 @@ impl Worker {
         }
         if !to_browser {
             // The browser holds (sendonly or inactive): no RTP goes to it.
-            return drop_packet(&mut self.counters, slot, RelayDrop::NotConfigured);
+            return drop_packet(&mut self.counters, slot, RelayDrop::Held);
         }
         let pkt = &mut self.buf[..len];
         let rewritten = if is_rtcp {
