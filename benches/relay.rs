@@ -13,8 +13,6 @@
 mod call;
 #[path = "relay/heap.rs"]
 mod heap;
-#[path = "relay/peer.rs"]
-mod peer;
 #[path = "relay/procfs.rs"]
 mod procfs;
 #[path = "relay/report.rs"]
@@ -26,6 +24,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+// The browsers' WebRTC side is the load generator's.
+use siphon::load::peer;
 
 #[global_allocator]
 static ALLOC: heap::Counting = heap::Counting;

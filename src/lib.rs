@@ -1,12 +1,14 @@
 //! siphon: a SIP <-> WebRTC media gateway.
 //!
 //! Module map (see docs and DESIGN): `config`, `sdp`, `sip`, `webrtc`, `media`,
-//! `call`, `signaling`, `http`, `metrics`.
+//! `call`, `signaling`, `http`, `metrics`; `load` is the load generator
+//! behind the `siphon-load` binary.
 
 pub mod call;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod load;
 pub mod media;
 pub mod metrics;
 pub mod sdp;

@@ -1,0 +1,138 @@
+//! `siphon-load`: drive N concurrent calls through a running siphon and
+//! report what it costs. Browsers on one side (over siphon's WebSocket),
+//! an answering, echoing SIP UAS on the other; see docs/performance.md.
+//!
+//! siphon must route the dialled number to the UAS: set `sip.trunk.uri`
+//! to `sip:<uas>` (scripts/load writes such a config).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use siphon::load::{self, Plan};
+use siphon::metrics::Metrics;
+use siphon::sip::{EchoServer, EchoSettings};
+use tokio_util::sync::CancellationToken;
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "siphon-load",
+    about = "Load a running siphon with WebRTC calls to an echoing SIP UAS"
+)]
+struct Args {
+    /// siphon's HTTP address (WebSocket at /ws, metrics at /metrics).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// A token for the WebSocket (`?token=`), where siphon requires one.
+    #[arg(long)]
+    token: Option<String>,
+    /// Where the UAS listens for siphon's INVITEs (siphon's trunk).
+    #[arg(long, default_value = "127.0.0.1:5070")]
+    uas: SocketAddr,
+    /// The number the browsers dial (routed to the trunk).
+    #[arg(long, default_value = "1000")]
+    to: String,
+    /// Call counts to hold, in order (the ramp).
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200")]
+    steps: Vec<usize>,
+    /// Seconds each step is measured.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+    /// New calls per second while ramping.
+    #[arg(long, default_value_t = 50.0)]
+    setup_rate: f64,
+    /// siphon's pid, for its CPU and memory (default: found by name).
+    #[arg(long)]
+    siphon_pid: Option<u32>,
+    /// The CPU siphon is pinned to (softirq is read there).
+    #[arg(long)]
+    siphon_cpu: Option<usize>,
+    /// Threads of the generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "load-report.json")]
+    out: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build();
+    let Ok(runtime) = runtime else {
+        eprintln!("siphon-load: cannot start a runtime");
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("siphon-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let shutdown = CancellationToken::new();
+    let settings = EchoSettings {
+        listen: args.uas,
+        rtp_ip: args.uas.ip(),
+        behavior: Default::default(),
+    };
+    let echo = EchoServer::start(settings, Metrics::new(), shutdown.clone())
+        .await
+        .map_err(|e| format!("UAS on {}: {e}", args.uas))?;
+    let token = args
+        .token
+        .as_ref()
+        .map(|t| format!("?token={t}"))
+        .unwrap_or_default();
+    let plan = Plan {
+        ws_url: format!("ws://{}/ws{token}", args.http),
+        metrics: args.http,
+        destinations: vec![args.to.clone()],
+        steps: args.steps.clone(),
+        hold: Duration::from_secs(args.hold),
+        settle: Duration::from_secs(1),
+        setup_rate: args.setup_rate,
+        siphon_pid: args.siphon_pid.or_else(find_siphon),
+        siphon_cpu: args.siphon_cpu,
+    };
+    if plan.siphon_pid.is_none() {
+        eprintln!("siphon-load: siphon's pid not found; CPU and memory figures will be 0");
+    }
+    let mut report = load::run(&plan, &echo).await?;
+    report.command = std::env::args().collect::<Vec<_>>().join(" ");
+    shutdown.cancel();
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out))?;
+    print!("{}", load::report::table(&report));
+    eprintln!("siphon-load: report in {}", args.out);
+    Ok(())
+}
+
+/// The pid of the one process named `siphon`, if there is exactly one.
+fn find_siphon() -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "siphon" {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(pid);
+        }
+    }
+    found
+}

@@ -1,0 +1,358 @@
+//! One lightweight browser of the load tool: places a call over `/ws`,
+//! connects ICE and DTLS-SRTP, then sends G.711 at 50 packets/s with a send
+//! stamp in each payload and counts what comes back, until told to stop.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::peer::{self, Answer, ClientIdentity, Offer, Srtp};
+use super::stats::{Counters, Jitter};
+
+/// G.711 at 8 kHz: 20 ms is 160 samples of one byte.
+const PAYLOAD: usize = 160;
+const PTIME: Duration = Duration::from_millis(20);
+/// Browsers refresh consent every 5 s or so (RFC 7675).
+const CONSENT_EVERY: Duration = Duration::from_secs(5);
+const SIGNALING_TIMEOUT: Duration = Duration::from_secs(30);
+const HANGUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Marks our payloads so that anything else is counted as bad.
+pub const MAGIC: u64 = 0x5349_5048_4f4e_2142;
+
+/// A browser's signaling socket.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What every call of a run shares.
+pub struct Shared {
+    /// siphon's WebSocket URL (with `?token=` where siphon wants one).
+    pub ws_url: String,
+    /// Where calls go, round robin.
+    pub destinations: Vec<String>,
+    /// The browsers' certificate (one for all: setup stays cheap).
+    pub identity: ClientIdentity,
+    /// Send stamps are microseconds since this instant.
+    pub epoch: Instant,
+    /// Every call's packet counts and round trips.
+    pub counters: Counters,
+}
+
+/// Setup timings of one call.
+#[derive(Debug, Clone)]
+pub struct SetupTimes {
+    /// From sending `call` to receiving `answered`.
+    pub answered: Duration,
+    /// From sending `call` to SRTP keys (ICE nominated, DTLS done).
+    pub ready: Duration,
+    /// The SRTP profile DTLS chose.
+    pub profile: &'static str,
+}
+
+/// How a call that was set up ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// We hung up; siphon's `hangup` code (`None`: no answer in time).
+    HungUp(Option<u64>),
+    /// siphon ended the call first (its message, or the socket's error).
+    Dropped(String),
+}
+
+/// Run call `index`: report its setup on `ready` as soon as known, stream
+/// until `stop` turns true, hang up. `None` when the setup failed.
+pub async fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    mut stop: watch::Receiver<bool>,
+    ready: mpsc::UnboundedSender<Result<SetupTimes, String>>,
+) -> Option<End> {
+    let to = &shared.destinations[index % shared.destinations.len()];
+    let (mut leg, times) = match set_up(&shared.ws_url, to, &shared.identity, index).await {
+        Ok(up) => up,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return None;
+        }
+    };
+    let _ = ready.send(Ok(times));
+    if let Some(dropped) = stream(&mut leg, &shared, &mut stop).await {
+        shared.counters.dropped_calls.fetch_add(1, Relaxed);
+        return Some(End::Dropped(dropped));
+    }
+    Some(End::HungUp(leg.hang_up().await))
+}
+
+/// A connected call: signaling socket, media socket, keys.
+pub struct Leg {
+    /// The call's signaling socket.
+    pub ws: Ws,
+    /// Its media socket.
+    pub sock: UdpSocket,
+    offer: Offer,
+    answer: Answer,
+    srtp: Srtp,
+    ssrc: u32,
+    index: usize,
+    sent: u32,
+    seq: u16,
+}
+
+/// What a datagram from siphon turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datagram {
+    /// STUN (consent answers) or anything not RTP: nothing to count.
+    Other,
+    /// RTP that failed SRTP or did not carry our stamp.
+    Bad,
+    /// One of our packets back, sent at this stamp (µs since the epoch).
+    Echo(u64),
+}
+
+/// Place call `index` to `to` over `ws_url` and connect its media.
+pub async fn set_up(
+    ws_url: &str,
+    to: &str,
+    identity: &ClientIdentity,
+    index: usize,
+) -> Result<(Leg, SetupTimes), String> {
+    let sock = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("udp bind: {e}"))?;
+    let local = sock.local_addr().map_err(|e| e.to_string())?;
+    let mut ws = connect_ws(ws_url).await?;
+    expect_type(&mut ws, "welcome").await?;
+    let ssrc = rand::random::<u32>();
+    let offer = peer::offer(identity, local, ssrc);
+    let started = Instant::now();
+    let call = json!({"type": "call", "call_id": format!("c{index}"), "to": to, "sdp": offer.sdp});
+    send_json(&mut ws, &call).await?;
+    let answered = expect_type(&mut ws, "answered").await?;
+    let answered_after = started.elapsed();
+    let sdp = answered["sdp"].as_str().ok_or("answered without sdp")?;
+    let answer = peer::parse_answer(sdp)?;
+    let deadline = started + SIGNALING_TIMEOUT;
+    peer::connect_ice(&sock, &offer, &answer, deadline).await?;
+    let srtp = peer::connect_dtls(&sock, identity, &answer, deadline).await?;
+    let times = SetupTimes {
+        answered: answered_after,
+        ready: started.elapsed(),
+        profile: srtp.profile,
+    };
+    let leg = Leg {
+        ws,
+        sock,
+        offer,
+        answer,
+        srtp,
+        ssrc,
+        index,
+        sent: 0,
+        seq: rand::random(),
+    };
+    Ok((leg, times))
+}
+
+/// Open siphon's WebSocket with small buffers.
+pub async fn connect_ws(url: &str) -> Result<Ws, String> {
+    // Small buffers: a thousand browsers' memory is not what is measured.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|e| format!("ws connect: {e}"))?;
+    Ok(ws)
+}
+
+/// Send one JSON message.
+pub async fn send_json(ws: &mut Ws, v: &Value) -> Result<(), String> {
+    ws.send(WsMessage::text(v.to_string()))
+        .await
+        .map_err(|e| format!("ws send: {e}"))
+}
+
+/// Next text frame as JSON, or an error when the socket ends.
+pub async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Text(t))) => {
+                return serde_json::from_str(&t).map_err(|e| format!("bad json {t}: {e}"))
+            }
+            Some(Ok(WsMessage::Close(_))) | None => return Err("ws closed".into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("ws: {e}")),
+        }
+    }
+}
+
+/// Waits for a message of type `want`; `hangup` or `error` first is a failure.
+pub async fn expect_type(ws: &mut Ws, want: &str) -> Result<Value, String> {
+    let wait = async {
+        loop {
+            let v = next_json(ws).await?;
+            match v["type"].as_str() {
+                Some(t) if t == want => return Ok(v),
+                Some("hangup" | "error") => return Err(format!("waiting for {want}: {v}")),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(SIGNALING_TIMEOUT, wait)
+        .await
+        .map_err(|_| format!("no {want} within {SIGNALING_TIMEOUT:?}"))?
+}
+
+impl Leg {
+    /// The next G.711 packet, stamped with the time since `epoch` and
+    /// SRTP-protected; `None` if protection failed.
+    pub fn next_packet(&mut self, epoch: Instant) -> Option<Vec<u8>> {
+        let mut pkt = [0xffu8; 12 + PAYLOAD];
+        pkt[0] = 0x80;
+        pkt[1] = 0; // PCMU
+        pkt[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        let ts = self.sent.wrapping_mul(PAYLOAD as u32);
+        pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+        pkt[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let sent_at = epoch.elapsed().as_micros() as u64;
+        pkt[12..20].copy_from_slice(&MAGIC.to_be_bytes());
+        pkt[20..28].copy_from_slice(&sent_at.to_be_bytes());
+        self.seq = self.seq.wrapping_add(1);
+        self.sent = self.sent.wrapping_add(1);
+        self.srtp.tx.encrypt_rtp(&pkt).ok().map(|b| b.to_vec())
+    }
+
+    /// Send `data` to siphon's candidate.
+    pub async fn send(&mut self, data: &[u8]) -> bool {
+        self.sock.send_to(data, self.answer.candidate).await.is_ok()
+    }
+
+    /// A consent-freshness check (RFC 7675), as browsers send every ~5 s.
+    pub fn consent_check(&self) -> Vec<u8> {
+        peer::binding_request(&self.offer, &self.answer, false)
+    }
+
+    /// Classify (and decrypt) a datagram from siphon.
+    pub fn open(&mut self, data: &[u8]) -> Datagram {
+        // STUN answers to consent checks need nothing; only RTP is counted.
+        if data.is_empty() || peer::is_stun(data[0]) || !(128..192).contains(&data[0]) {
+            return Datagram::Other;
+        }
+        let Ok(plain) = self.srtp.rx.decrypt_rtp(data) else {
+            return Datagram::Bad;
+        };
+        payload_stamp(&plain).map_or(Datagram::Bad, Datagram::Echo)
+    }
+
+    /// Sends `hangup` and waits for siphon's reply; returns its code.
+    pub async fn hang_up(mut self) -> Option<u64> {
+        let msg = json!({"type": "hangup", "call_id": format!("c{}", self.index)});
+        send_json(&mut self.ws, &msg).await.ok()?;
+        let reply = tokio::time::timeout(HANGUP_TIMEOUT, async {
+            loop {
+                let v = next_json(&mut self.ws).await.ok()?;
+                if v["type"] == "hangup" {
+                    return v["code"].as_u64();
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        let _ = self.ws.close(None).await;
+        reply
+    }
+}
+
+/// Send and receive until `stop`; `Some` if siphon hung up first.
+async fn stream(
+    leg: &mut Leg,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<String> {
+    let mut ticker = tokio::time::interval(PTIME);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut consent = tokio::time::interval(CONSENT_EVERY);
+    let mut jitter = Jitter::default();
+    let c = &shared.counters;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Some(pkt) = leg.next_packet(shared.epoch) {
+                    if leg.send(&pkt).await {
+                        c.sent.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            r = leg.sock.recv_from(&mut buf) => {
+                let Ok((n, _)) = r else { continue };
+                match leg.open(&buf[..n]) {
+                    Datagram::Other => {}
+                    Datagram::Bad => {
+                        c.bad.fetch_add(1, Relaxed);
+                    }
+                    Datagram::Echo(sent_at) => {
+                        let now = shared.epoch.elapsed().as_micros() as u64;
+                        c.received.fetch_add(1, Relaxed);
+                        c.rtt.record(now.saturating_sub(sent_at));
+                        let j = jitter.update(sent_at, now);
+                        c.jitter_sum_us.fetch_add(j as u64, Relaxed);
+                    }
+                }
+            }
+            _ = consent.tick() => {
+                let check = leg.consent_check();
+                leg.send(&check).await;
+            }
+            msg = next_json(&mut leg.ws) => match msg {
+                Ok(v) if v["type"] == "hangup" => return Some(v.to_string()),
+                Ok(_) => {}
+                Err(e) => return Some(e),
+            },
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The send stamp in an echoed packet, if the payload is ours.
+pub fn payload_stamp(rtp: &[u8]) -> Option<u64> {
+    if rtp.len() < 12 {
+        return None;
+    }
+    let mut at = 12 + 4 * (rtp[0] & 0x0f) as usize;
+    if rtp[0] & 0x10 != 0 {
+        let words = u16::from_be_bytes([*rtp.get(at + 2)?, *rtp.get(at + 3)?]) as usize;
+        at += 4 + 4 * words;
+    }
+    let p = rtp.get(at..at + 16)?;
+    let magic = u64::from_be_bytes(p[..8].try_into().ok()?);
+    (magic == MAGIC).then(|| u64::from_be_bytes(p[8..16].try_into().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_found_past_csrcs_and_extensions() {
+        let mut p = vec![0x91, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        p.extend_from_slice(&[0; 4]); // one CSRC
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 0, 0, 0, 0]); // one extension word
+        p.extend_from_slice(&MAGIC.to_be_bytes());
+        p.extend_from_slice(&1234u64.to_be_bytes());
+        assert_eq!(payload_stamp(&p), Some(1234));
+        p[24] ^= 1;
+        assert_eq!(payload_stamp(&p), None, "not our magic");
+        assert_eq!(payload_stamp(&[0x80; 11]), None);
+    }
+}

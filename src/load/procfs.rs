@@ -1,0 +1,117 @@
+//! What the kernel says about a process and the machine: CPU seconds
+//! (user + system) and resident memory of a pid, and softirq time (where
+//! loopback packet processing is charged, to no process).
+
+use std::fs;
+
+/// Kernel clock ticks per second for /proc times (USER_HZ, fixed by the ABI).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU seconds (user + system) of process `pid` (`None`: this process).
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    parse_stat(&fs::read_to_string(path).ok()?)
+}
+
+/// utime + stime in seconds from a `stat` line. The name sits in
+/// parentheses and may itself hold spaces or parentheses, so fields are
+/// counted from the last ')'.
+fn parse_stat(stat: &str) -> Option<f64> {
+    let close = stat.rfind(')')?;
+    // After ')': field 3 (state) is index 0, so utime (14) is 11, stime 12.
+    let mut fields = stat.get(close + 1..)?.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SEC)
+}
+
+/// Resident set size of `pid` in bytes (VmRSS), 0 when unreadable.
+pub fn rss_bytes(pid: Option<u32>) -> u64 {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let status = fs::read_to_string(path).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Softirq seconds of the whole machine and of each CPU, from /proc/stat.
+#[derive(Debug, Clone, Default)]
+pub struct SoftIrq {
+    /// All CPUs.
+    pub total: f64,
+    /// By CPU number.
+    pub per_cpu: Vec<f64>,
+}
+
+impl SoftIrq {
+    /// Read /proc/stat now (zeros when unreadable).
+    pub fn read() -> SoftIrq {
+        parse_proc_stat(&fs::read_to_string("/proc/stat").unwrap_or_default())
+    }
+
+    /// Seconds spent since `earlier`, on `cpu` if given, else on all.
+    pub fn since(&self, earlier: &SoftIrq, cpu: Option<usize>) -> f64 {
+        let pick = |s: &SoftIrq| match cpu {
+            Some(c) => s.per_cpu.get(c).copied().unwrap_or(0.0),
+            None => s.total,
+        };
+        (pick(self) - pick(earlier)).max(0.0)
+    }
+}
+
+fn parse_proc_stat(text: &str) -> SoftIrq {
+    let mut out = SoftIrq::default();
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(name) = fields.next().filter(|n| n.starts_with("cpu")) else {
+            continue;
+        };
+        // user nice system idle iowait irq softirq: softirq is the 7th.
+        let Some(ticks) = fields.nth(6).and_then(|v| v.parse::<u64>().ok()) else {
+            continue;
+        };
+        let secs = ticks as f64 / TICKS_PER_SEC;
+        match name.strip_prefix("cpu").filter(|n| !n.is_empty()) {
+            None => out.total = secs,
+            Some(n) => {
+                if let Ok(i) = n.parse::<usize>() {
+                    out.per_cpu.resize(out.per_cpu.len().max(i + 1), 0.0);
+                    out.per_cpu[i] = secs;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_give_user_plus_system() {
+        let line = "4242 (relay (a) b) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 9 0";
+        assert_eq!(parse_stat(line), Some(3.0));
+        assert!(cpu_seconds(None).is_some_and(|s| s >= 0.0));
+        assert!(rss_bytes(None) > 0);
+    }
+
+    #[test]
+    fn softirq_is_read_per_cpu() {
+        let text = "cpu  10 0 5 100 0 0 300 0 0 0\ncpu0 5 0 2 50 0 0 100 0\ncpu1 5 0 3 50 0 0 200 0\nintr 1 2\n";
+        let s = parse_proc_stat(text);
+        assert_eq!(s.total, 3.0);
+        assert_eq!(s.per_cpu, vec![1.0, 2.0]);
+        let zero = SoftIrq::default();
+        assert_eq!(s.since(&zero, Some(1)), 2.0);
+        assert_eq!(s.since(&zero, None), 3.0);
+    }
+}

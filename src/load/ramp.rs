@@ -1,0 +1,252 @@
+//! The load run: add calls step by step up to each N at a set rate, hold
+//! each step while measuring, then hang everything up.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::client::{self, End, SetupTimes, Shared};
+use super::peer::ClientIdentity;
+use super::procfs::{self, SoftIrq};
+use super::report::{pct, quantile, Report, Step};
+use super::scrape::{self, Scrape};
+use super::stats::{Counters, CountersSnapshot, Window};
+use crate::sip::EchoServer;
+
+/// Above this share of one core the generator, not siphon, sets the pace.
+const SATURATED_PCT: f64 = 90.0;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// siphon's WebSocket URL.
+    pub ws_url: String,
+    /// siphon's HTTP address, for `/metrics`.
+    pub metrics: SocketAddr,
+    /// What the browsers dial, round robin (numbers routed to the UAS).
+    pub destinations: Vec<String>,
+    /// Call counts to hold, in order.
+    pub steps: Vec<usize>,
+    /// How long each step is measured.
+    pub hold: Duration,
+    /// Wait after a step's calls are up before measuring.
+    pub settle: Duration,
+    /// New calls per second while ramping.
+    pub setup_rate: f64,
+    /// siphon's process, for its CPU and memory.
+    pub siphon_pid: Option<u32>,
+    /// The CPU siphon is pinned to: softirq is read there.
+    pub siphon_cpu: Option<usize>,
+}
+
+/// Everything read at one instant.
+struct Snap {
+    at: Instant,
+    counters: CountersSnapshot,
+    echoed: u64,
+    siphon: Scrape,
+    siphon_cpu: f64,
+    own_cpu: f64,
+    softirq: SoftIrq,
+}
+
+impl Snap {
+    async fn take(plan: &Plan, counters: &Counters, echo: &EchoServer) -> Result<Snap, String> {
+        Ok(Snap {
+            at: Instant::now(),
+            counters: counters.snapshot(),
+            echoed: echo.stats().packets_echoed,
+            siphon: scrape::fetch(plan.metrics).await?,
+            siphon_cpu: plan
+                .siphon_pid
+                .and_then(|p| procfs::cpu_seconds(Some(p)))
+                .unwrap_or(0.0),
+            own_cpu: procfs::cpu_seconds(None).unwrap_or(0.0),
+            softirq: SoftIrq::read(),
+        })
+    }
+}
+
+/// Calls started so far and how their setups went.
+struct Calls {
+    tasks: Vec<JoinHandle<Option<End>>>,
+    ok: usize,
+    stop: watch::Sender<bool>,
+    ready_tx: mpsc::UnboundedSender<Result<SetupTimes, String>>,
+    ready_rx: mpsc::UnboundedReceiver<Result<SetupTimes, String>>,
+}
+
+/// Run `plan` against siphon, with `echo` answering its calls.
+pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
+    if plan.destinations.is_empty() || plan.setup_rate <= 0.0 {
+        return Err("nothing to dial, or no setup rate".into());
+    }
+    let shared = Arc::new(Shared {
+        ws_url: plan.ws_url.clone(),
+        destinations: plan.destinations.clone(),
+        identity: ClientIdentity::generate()?,
+        epoch: Instant::now(),
+        counters: Counters::default(),
+    });
+    let (stop, _) = watch::channel(false);
+    let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+    let mut calls = Calls {
+        tasks: Vec::new(),
+        ok: 0,
+        stop,
+        ready_tx,
+        ready_rx,
+    };
+    let rss0 = procfs::rss_bytes(plan.siphon_pid);
+    let mut report = Report {
+        siphon_pid: plan.siphon_pid,
+        siphon_cpu: plan.siphon_cpu,
+        ..Report::default()
+    };
+    for &n in &plan.steps {
+        let step = run_step(plan, echo, &shared, &mut calls, n, rss0).await?;
+        eprintln!("load: {n} calls: {} up", step.established);
+        report.steps.push(step);
+    }
+    let _ = calls.stop.send(true);
+    for t in calls.tasks {
+        let _ = t.await;
+    }
+    report.leaked_calls = wait_idle(plan.metrics).await;
+    Ok(report)
+}
+
+async fn run_step(
+    plan: &Plan,
+    echo: &EchoServer,
+    shared: &Arc<Shared>,
+    calls: &mut Calls,
+    n: usize,
+    rss0: u64,
+) -> Result<Step, String> {
+    let ramp_start = Instant::now();
+    let add = n.saturating_sub(calls.tasks.len());
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.setup_rate));
+    for _ in 0..add {
+        pace.tick().await;
+        let index = calls.tasks.len();
+        let run = client::run(
+            shared.clone(),
+            index,
+            calls.stop.subscribe(),
+            calls.ready_tx.clone(),
+        );
+        calls.tasks.push(tokio::spawn(run));
+    }
+    let mut step = Step {
+        calls: n,
+        ..Step::default()
+    };
+    let (mut answered, mut ready) = (Vec::new(), Vec::new());
+    for _ in 0..add {
+        match calls.ready_rx.recv().await {
+            Some(Ok(t)) => {
+                answered.push(t.answered.as_secs_f64() * 1000.0);
+                ready.push(t.ready.as_secs_f64() * 1000.0);
+            }
+            Some(Err(e)) => {
+                step.setup_failures += 1;
+                if step.setup_errors.len() < 5 && !step.setup_errors.contains(&e) {
+                    step.setup_errors.push(e);
+                }
+            }
+            None => break,
+        }
+    }
+    calls.ok += ready.len();
+    let ramp = ramp_start.elapsed().as_secs_f64();
+    step.setup_rate_per_s = if ramp > 0.0 {
+        ready.len() as f64 / ramp
+    } else {
+        0.0
+    };
+    step.setup_answered_ms_p50 = quantile(&mut answered, 0.5);
+    step.setup_answered_ms_p99 = quantile(&mut answered, 0.99);
+    step.setup_ready_ms_p50 = quantile(&mut ready, 0.5);
+    step.setup_ready_ms_p99 = quantile(&mut ready, 0.99);
+    step.setup_ready_ms_max = quantile(&mut ready, 1.0);
+    let dropped_before = shared.counters.dropped_calls.load(Relaxed);
+    tokio::time::sleep(plan.settle).await;
+    let a = Snap::take(plan, &shared.counters, echo).await?;
+    tokio::time::sleep(plan.hold).await;
+    let b = Snap::take(plan, &shared.counters, echo).await?;
+    let dropped_total = shared.counters.dropped_calls.load(Relaxed) as usize;
+    step.dropped_calls = dropped_total - dropped_before as usize;
+    step.established = calls.ok.saturating_sub(dropped_total);
+    measure(plan, &a, &b, rss0, &mut step);
+    Ok(step)
+}
+
+/// The window's figures from two snapshots.
+fn measure(plan: &Plan, a: &Snap, b: &Snap, rss0: u64, step: &mut Step) {
+    let window = b.at.duration_since(a.at).as_secs_f64();
+    step.window_s = window;
+    step.sent = b.counters.sent - a.counters.sent;
+    step.echoed = b.echoed - a.echoed;
+    step.received = b.counters.received - a.counters.received;
+    step.bad = b.counters.bad - a.counters.bad;
+    step.loss_to_sip_pct = pct(step.sent.saturating_sub(step.echoed), step.sent);
+    step.loss_to_browser_pct = pct(step.echoed.saturating_sub(step.received), step.echoed);
+    let rtt = Window::between(&a.counters.rtt, &b.counters.rtt);
+    step.rtt_ms_p50 = rtt.quantile_ms(0.5);
+    step.rtt_ms_p99 = rtt.quantile_ms(0.99);
+    step.rtt_ms_p999 = rtt.quantile_ms(0.999);
+    let jitter_us = (b.counters.jitter_sum_us - a.counters.jitter_sum_us) as f64;
+    step.jitter_ms = if step.received > 0 {
+        jitter_us / step.received as f64 / 1000.0
+    } else {
+        0.0
+    };
+    step.relayed = step.echoed + step.received;
+    step.relayed_siphon_metrics =
+        (b.siphon.relayed_total() - a.siphon.relayed_total()).max(0.0) as u64;
+    step.dropped = (b.siphon.dropped - a.siphon.dropped).max(0.0) as u64;
+    step.siphon_cpu_s = b.siphon_cpu - a.siphon_cpu;
+    step.softirq_s = b.softirq.since(&a.softirq, plan.siphon_cpu);
+    let per_pkt = |secs: f64| {
+        if step.relayed == 0 {
+            0.0
+        } else {
+            secs * 1e6 / step.relayed as f64
+        }
+    };
+    step.siphon_us_per_pkt = per_pkt(step.siphon_cpu_s);
+    step.softirq_us_per_pkt = per_pkt(step.softirq_s);
+    step.all_in_us_per_pkt = step.siphon_us_per_pkt + step.softirq_us_per_pkt;
+    let rss = procfs::rss_bytes(plan.siphon_pid);
+    step.siphon_rss_mb = rss as f64 / (1024.0 * 1024.0);
+    step.siphon_rss_per_call_kb = if step.established > 0 {
+        rss.saturating_sub(rss0) as f64 / 1024.0 / step.established as f64
+    } else {
+        0.0
+    };
+    step.generator_cpu_pct = if window > 0.0 {
+        100.0 * (b.own_cpu - a.own_cpu) / window
+    } else {
+        0.0
+    };
+    step.generator_saturated = step.generator_cpu_pct > SATURATED_PCT;
+}
+
+/// Wait up to 10 s for siphon to report no call; the calls left.
+async fn wait_idle(metrics: SocketAddr) -> f64 {
+    let mut left = f64::NAN;
+    for _ in 0..100 {
+        match scrape::fetch(metrics).await {
+            Ok(s) if s.calls_active == 0.0 => return 0.0,
+            Ok(s) => left = s.calls_active,
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    left
+}

@@ -1,0 +1,129 @@
+//! The load tool's figures: one `Step` per N, the whole run as JSON, and a
+//! table for the terminal.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything measured at one step of the ramp (N calls up).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Step {
+    /// Calls this step asked for.
+    pub calls: usize,
+    /// Calls up (media flowing) at the end of the hold.
+    pub established: usize,
+    /// Setups that failed in this step, and a few of their errors.
+    pub setup_failures: usize,
+    pub setup_errors: Vec<String>,
+    /// Calls set up in this step per second of its ramp.
+    pub setup_rate_per_s: f64,
+    /// `call` sent -> `answered`, and -> SRTP keyed, in this step.
+    pub setup_answered_ms_p50: f64,
+    pub setup_answered_ms_p99: f64,
+    pub setup_ready_ms_p50: f64,
+    pub setup_ready_ms_p99: f64,
+    pub setup_ready_ms_max: f64,
+    /// Calls siphon ended on its own during this step.
+    pub dropped_calls: usize,
+    /// The measured hold, in seconds.
+    pub window_s: f64,
+    /// Browser RTP sent, echoed by the UAS, and back at the browsers.
+    pub sent: u64,
+    pub echoed: u64,
+    pub received: u64,
+    /// Packets back that failed SRTP or were not ours.
+    pub bad: u64,
+    /// Loss browser -> siphon -> UAS, and UAS -> siphon -> browser.
+    pub loss_to_sip_pct: f64,
+    pub loss_to_browser_pct: f64,
+    /// Round trips through siphon twice (browser -> siphon -> UAS echo ->
+    /// siphon -> browser), generator included.
+    pub rtt_ms_p50: f64,
+    pub rtt_ms_p99: f64,
+    pub rtt_ms_p999: f64,
+    /// Mean RFC 3550 jitter of the echoed streams.
+    pub jitter_ms: f64,
+    /// RTP packets siphon relayed in the window, by the generator's own
+    /// count (echoed + received): exact at the window's edges, the
+    /// denominator of every per-packet figure.
+    pub relayed: u64,
+    /// The same from siphon's /metrics (RTP and RTCP, flushed every
+    /// 500 ms, so off by up to half a second of packets), and its drops.
+    pub relayed_siphon_metrics: u64,
+    pub dropped: u64,
+    /// siphon's user + system CPU over the window, and per relayed packet.
+    pub siphon_cpu_s: f64,
+    pub siphon_us_per_pkt: f64,
+    /// Softirq time over the window (on siphon's CPU when it is pinned,
+    /// else all CPUs), and per relayed packet.
+    pub softirq_s: f64,
+    pub softirq_us_per_pkt: f64,
+    /// siphon's CPU plus softirq, per relayed packet.
+    pub all_in_us_per_pkt: f64,
+    /// siphon's resident memory, and its growth per established call since
+    /// before the first call.
+    pub siphon_rss_mb: f64,
+    pub siphon_rss_per_call_kb: f64,
+    /// The generator's own CPU, in % of one core: near 100 it, not siphon,
+    /// limits the figures.
+    pub generator_cpu_pct: f64,
+    pub generator_saturated: bool,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// The command line that produced it.
+    pub command: String,
+    /// siphon's pid, when its CPU and memory were read.
+    pub siphon_pid: Option<u32>,
+    /// The CPU siphon was pinned to (softirq is read there).
+    pub siphon_cpu: Option<usize>,
+    pub steps: Vec<Step>,
+    /// Calls still up at siphon after every call hung up.
+    pub leaked_calls: f64,
+}
+
+/// The table printed at the end of a run.
+pub fn table(r: &Report) -> String {
+    let mut out = String::from(
+        "    N    up  setup/s  ready p99   loss>sip  loss>web   rtt p50   p99     p99.9  jitter  µs/pkt siphon+softirq  KB/call  gen CPU\n",
+    );
+    for s in &r.steps {
+        out.push_str(&format!(
+            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>6.0}%{}\n",
+            s.calls,
+            s.established,
+            s.setup_rate_per_s,
+            s.setup_ready_ms_p99,
+            s.loss_to_sip_pct,
+            s.loss_to_browser_pct,
+            s.rtt_ms_p50,
+            s.rtt_ms_p99,
+            s.rtt_ms_p999,
+            s.jitter_ms,
+            s.siphon_us_per_pkt,
+            s.all_in_us_per_pkt,
+            s.siphon_rss_per_call_kb,
+            s.generator_cpu_pct,
+            if s.generator_saturated { " (generator saturated)" } else { "" },
+        ));
+    }
+    out
+}
+
+/// `part` of `whole` in percent (0 when `whole` is 0).
+pub fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+/// The `q` quantile (0..=1) of `v`, sorted in place; 0 for none.
+pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}

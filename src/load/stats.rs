@@ -1,0 +1,203 @@
+//! Counters every load call updates without locks: packet counts and a
+//! latency histogram with log-spaced buckets (about 4 % wide), read by the
+//! orchestrator as differences between two snapshots.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Buckets per factor of two: bucket width is 2^(1/16), about 4.4 %.
+const PER_OCTAVE: usize = 16;
+/// 1 µs .. 2^28 µs (about 4.5 minutes).
+const OCTAVES: usize = 28;
+const BUCKETS: usize = PER_OCTAVE * OCTAVES + 1;
+
+/// Round-trip times in microseconds.
+pub struct Histogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+fn bucket_of(us: u64) -> usize {
+    if us <= 1 {
+        return 0;
+    }
+    let log2 = (us as f64).log2();
+    ((log2 * PER_OCTAVE as f64) as usize + 1).min(BUCKETS - 1)
+}
+
+/// The upper edge of bucket `i`, in microseconds.
+fn upper_us(i: usize) -> f64 {
+    if i == 0 {
+        1.0
+    } else {
+        2f64.powf(i as f64 / PER_OCTAVE as f64)
+    }
+}
+
+impl Histogram {
+    /// Count one sample.
+    pub fn record(&self, us: u64) {
+        self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
+    }
+
+    /// The counts now, to subtract from a later snapshot.
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.load(Relaxed)).collect()
+    }
+}
+
+/// Quantiles of the samples recorded between two snapshots.
+#[derive(Debug, Clone)]
+pub struct Window {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Window {
+    /// What was recorded from `before` to `after`.
+    pub fn between(before: &[u64], after: &[u64]) -> Window {
+        let counts: Vec<u64> = after
+            .iter()
+            .zip(before)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        let total = counts.iter().sum();
+        Window { counts, total }
+    }
+
+    /// Samples in the window.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds: the upper edge of the
+    /// bucket that holds it (0 with no samples).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let rank = ((self.total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return upper_us(i) / 1000.0;
+            }
+        }
+        upper_us(BUCKETS - 1) / 1000.0
+    }
+}
+
+/// Packet counts of every browser in a run.
+#[derive(Default)]
+pub struct Counters {
+    /// RTP packets the browsers sent.
+    pub sent: AtomicU64,
+    /// Echoed packets that came back and carried our stamp.
+    pub received: AtomicU64,
+    /// Packets that failed SRTP or were not ours.
+    pub bad: AtomicU64,
+    /// Calls siphon ended while they streamed.
+    pub dropped_calls: AtomicU64,
+    /// Sum over received packets of the RFC 3550 jitter estimate, in µs,
+    /// for a mean jitter over a window.
+    pub jitter_sum_us: AtomicU64,
+    /// Round trips, browser -> siphon -> UAS -> siphon -> browser.
+    pub rtt: Histogram,
+}
+
+/// A copy of `Counters` at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct CountersSnapshot {
+    pub sent: u64,
+    pub received: u64,
+    pub bad: u64,
+    pub jitter_sum_us: u64,
+    pub rtt: Vec<u64>,
+}
+
+impl Counters {
+    /// Read every counter.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            sent: self.sent.load(Relaxed),
+            received: self.received.load(Relaxed),
+            bad: self.bad.load(Relaxed),
+            jitter_sum_us: self.jitter_sum_us.load(Relaxed),
+            rtt: self.rtt.snapshot(),
+        }
+    }
+}
+
+/// RFC 3550 A.8 interarrival jitter of one stream, in microseconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Jitter {
+    last_transit: Option<i64>,
+    estimate: f64,
+}
+
+impl Jitter {
+    /// A packet stamped `sent_us` arrived at `now_us`; the new estimate.
+    pub fn update(&mut self, sent_us: u64, now_us: u64) -> f64 {
+        let transit = now_us as i64 - sent_us as i64;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).unsigned_abs() as f64;
+            self.estimate += (d - self.estimate) / 16.0;
+        }
+        self.last_transit = Some(transit);
+        self.estimate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_land_within_a_bucket() {
+        let h = Histogram::default();
+        let before = h.snapshot();
+        for us in 1..=1000u64 {
+            h.record(us * 10);
+        }
+        let w = Window::between(&before, &h.snapshot());
+        assert_eq!(w.count(), 1000);
+        for (q, want_ms) in [(0.5, 5.0), (0.99, 9.9), (0.999, 9.99)] {
+            let got = w.quantile_ms(q);
+            assert!(
+                got >= want_ms && got <= want_ms * 1.05,
+                "q{q}: {got} vs {want_ms}"
+            );
+        }
+        assert_eq!(Window::between(&before, &before).quantile_ms(0.5), 0.0);
+    }
+
+    #[test]
+    fn a_window_holds_only_its_own_samples() {
+        let h = Histogram::default();
+        h.record(100_000);
+        let before = h.snapshot();
+        h.record(500);
+        let w = Window::between(&before, &h.snapshot());
+        assert_eq!(w.count(), 1);
+        assert!(w.quantile_ms(1.0) < 0.53);
+    }
+
+    #[test]
+    fn jitter_follows_rfc_3550() {
+        let mut j = Jitter::default();
+        assert_eq!(j.update(0, 1000), 0.0);
+        // Every packet 160 µs later than the one before relative to its stamp.
+        let mut est = 0.0;
+        for i in 1..200u64 {
+            est = j.update(i * 20_000, i * 20_000 + 1000 + 160 * (i % 2));
+        }
+        assert!(est > 100.0 && est < 170.0, "{est}");
+    }
+}

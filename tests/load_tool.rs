@@ -1,0 +1,89 @@
+//! The load generator end to end against an in-process siphon: a small
+//! ramp, every figure filled in. Its numbers mean nothing here (generator
+//! and siphon share the process); `siphon-load` against a pinned siphon
+//! gives the real ones.
+
+use std::time::Duration;
+
+use siphon::config::Config;
+use siphon::gateway::Gateway;
+use siphon::load::{self, Plan};
+use siphon::metrics::Metrics;
+use siphon::sip::{EchoServer, EchoSettings};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_ramp_reports_every_figure() {
+    let stop = CancellationToken::new();
+    let uas = EchoServer::start(
+        EchoSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rtp_ip: "127.0.0.1".parse().unwrap(),
+            behavior: Default::default(),
+        },
+        Metrics::new(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+    config.sip.tcp = None;
+    config.echo.enabled = false;
+    config.webrtc.port = 0;
+    config.rtp.port_min = 36100;
+    config.rtp.port_max = 36119;
+    config.media.workers = 1;
+    config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
+    let gw = Gateway::start(config, Metrics::new()).await.unwrap();
+
+    let plan = Plan {
+        ws_url: format!("ws://{}/ws", gw.http_addr()),
+        metrics: gw.http_addr(),
+        destinations: vec!["1000".into()],
+        steps: vec![2, 4],
+        hold: Duration::from_secs(2),
+        settle: Duration::from_millis(300),
+        setup_rate: 20.0,
+        siphon_pid: Some(std::process::id()),
+        siphon_cpu: None,
+    };
+    let report = load::run(&plan, &uas).await.unwrap();
+    assert_eq!(report.steps.len(), 2);
+    for (step, n) in report.steps.iter().zip([2, 4]) {
+        assert_eq!(
+            (step.calls, step.established, step.setup_failures),
+            (n, n, 0),
+            "{step:?}"
+        );
+        // 50 packets/s per call for about 2 s.
+        assert!(step.sent >= 90 * n as u64, "{step:?}");
+        assert!(step.echoed > 0 && step.received > 0, "{step:?}");
+        assert!(
+            step.loss_to_sip_pct < 2.0 && step.loss_to_browser_pct < 2.0,
+            "{step:?}"
+        );
+        assert!(
+            step.rtt_ms_p50 > 0.0 && step.rtt_ms_p999 >= step.rtt_ms_p50,
+            "{step:?}"
+        );
+        assert_eq!(step.relayed, step.echoed + step.received, "{step:?}");
+        assert!(step.relayed_siphon_metrics > 0, "siphon counted {step:?}");
+        assert!(
+            step.siphon_cpu_s > 0.0 && step.siphon_us_per_pkt > 0.0,
+            "{step:?}"
+        );
+        assert!(
+            step.setup_rate_per_s > 0.0 && step.setup_ready_ms_p50 > 0.0,
+            "{step:?}"
+        );
+        assert!(step.siphon_rss_mb > 0.0, "{step:?}");
+        assert_eq!(step.bad, 0, "{step:?}");
+    }
+    assert_eq!(report.leaked_calls, 0.0);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["steps"][1]["loss_to_browser_pct"].is_number());
+    stop.cancel();
+    gw.shutdown().await;
+}
