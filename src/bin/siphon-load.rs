@@ -55,6 +55,12 @@ struct Args {
     /// Where the JSON report goes.
     #[arg(long, default_value = "load-report.json")]
     out: String,
+    /// Where the PNG plot goes (CPU per packet, loss, latency against N).
+    #[arg(long, default_value = "load-report.png")]
+    plot: String,
+    /// A TrueType font for the plot's labels (default: DejaVu Sans).
+    #[arg(long)]
+    font: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +118,9 @@ async fn run(args: &Args) -> Result<(), String> {
     std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out))?;
     print!("{}", load::report::table(&report));
     eprintln!("siphon-load: report in {}", args.out);
+    let font = args.font.as_deref().map(std::path::Path::new);
+    load::plot::write_png(&report, std::path::Path::new(&args.plot), font)?;
+    eprintln!("siphon-load: plot in {}", args.plot);
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod peer;
+pub mod plot;
 pub mod procfs;
 pub mod ramp;
 pub mod report;
