@@ -48,6 +48,8 @@ async fn a_small_ramp_reports_every_figure() {
         setup_rate: 20.0,
         siphon_pid: Some(std::process::id()),
         siphon_cpu: None,
+        media: true,
+        flood_pps: 500,
     };
     let report = load::run(&plan, &uas).await.unwrap();
     assert_eq!(report.steps.len(), 2);
@@ -80,6 +82,12 @@ async fn a_small_ramp_reports_every_figure() {
         );
         assert!(step.siphon_rss_mb > 0.0, "{step:?}");
         assert_eq!(step.bad, 0, "{step:?}");
+        // The flood is dropped and counted; the calls' figures hold.
+        assert!(step.flood_sent >= 500, "{step:?}");
+        assert!(
+            step.dropped >= step.flood_sent / 2,
+            "siphon counted the flood: {step:?}"
+        );
     }
     assert_eq!(report.leaked_calls, 0.0);
     let json = serde_json::to_value(&report).unwrap();

@@ -49,6 +49,13 @@ struct Args {
     /// The CPU siphon is pinned to (softirq is read there).
     #[arg(long)]
     siphon_cpu: Option<usize>,
+    /// Set the calls up but send no RTP (consent checks only): idle cost.
+    #[arg(long)]
+    silent: bool,
+    /// Bad datagrams per second (garbage, and SRTP with forged tags) sent to
+    /// siphon's WebRTC port during each hold.
+    #[arg(long, default_value_t = 0)]
+    flood_pps: u32,
     /// Threads of the generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -61,10 +68,22 @@ struct Args {
     /// A TrueType font for the plot's labels (default: DejaVu Sans).
     #[arg(long)]
     font: Option<String>,
+    /// Run nothing: draw the plot of this JSON report (from an earlier run).
+    #[arg(long)]
+    replot: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(json) = &args.replot {
+        return match replot(json, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("siphon-load: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
@@ -107,6 +126,8 @@ async fn run(args: &Args) -> Result<(), String> {
         setup_rate: args.setup_rate,
         siphon_pid: args.siphon_pid.or_else(find_siphon),
         siphon_cpu: args.siphon_cpu,
+        media: !args.silent,
+        flood_pps: args.flood_pps,
     };
     if plan.siphon_pid.is_none() {
         eprintln!("siphon-load: siphon's pid not found; CPU and memory figures will be 0");
@@ -120,6 +141,16 @@ async fn run(args: &Args) -> Result<(), String> {
     eprintln!("siphon-load: report in {}", args.out);
     let font = args.font.as_deref().map(std::path::Path::new);
     load::plot::write_png(&report, std::path::Path::new(&args.plot), font)?;
+    eprintln!("siphon-load: plot in {}", args.plot);
+    Ok(())
+}
+
+fn replot(json: &str, args: &Args) -> Result<(), String> {
+    let text = std::fs::read_to_string(json).map_err(|e| format!("{json}: {e}"))?;
+    let report: load::Report = serde_json::from_str(&text).map_err(|e| format!("{json}: {e}"))?;
+    let font = args.font.as_deref().map(std::path::Path::new);
+    load::plot::write_png(&report, std::path::Path::new(&args.plot), font)?;
+    print!("{}", load::report::table(&report));
     eprintln!("siphon-load: plot in {}", args.plot);
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! connects ICE and DTLS-SRTP, then sends G.711 at 50 packets/s with a send
 //! stamp in each payload and counts what comes back, until told to stop.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -42,6 +43,11 @@ pub struct Shared {
     pub epoch: Instant,
     /// Every call's packet counts and round trips.
     pub counters: Counters,
+    /// Send RTP (false: calls stay up silent, consent checks only).
+    pub media: bool,
+    /// Established calls' media sockets and siphon's address for each,
+    /// for the flood of forged SRTP.
+    pub legs: Mutex<Vec<(Arc<UdpSocket>, SocketAddr)>>,
 }
 
 /// Setup timings of one call.
@@ -81,6 +87,9 @@ pub async fn run(
         }
     };
     let _ = ready.send(Ok(times));
+    if let Ok(mut legs) = shared.legs.lock() {
+        legs.push((leg.sock.clone(), leg.answer.candidate));
+    }
     if let Some(dropped) = stream(&mut leg, &shared, &mut stop).await {
         shared.counters.dropped_calls.fetch_add(1, Relaxed);
         return Some(End::Dropped(dropped));
@@ -92,8 +101,8 @@ pub async fn run(
 pub struct Leg {
     /// The call's signaling socket.
     pub ws: Ws,
-    /// Its media socket.
-    pub sock: UdpSocket,
+    /// Its media socket (shared with the flood, which forges SRTP from it).
+    pub sock: Arc<UdpSocket>,
     offer: Offer,
     answer: Answer,
     srtp: Srtp,
@@ -146,7 +155,7 @@ pub async fn set_up(
     };
     let leg = Leg {
         ws,
-        sock,
+        sock: Arc::new(sock),
         offer,
         answer,
         srtp,
@@ -283,7 +292,7 @@ async fn stream(
     let mut buf = vec![0u8; 2048];
     loop {
         tokio::select! {
-            _ = ticker.tick() => {
+            _ = ticker.tick(), if shared.media => {
                 if let Some(pkt) = leg.next_packet(shared.epoch) {
                     if leg.send(&pkt).await {
                         c.sent.fetch_add(1, Relaxed);

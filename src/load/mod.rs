@@ -5,6 +5,7 @@
 //! rtc-stun, dimpl, rtc-srtp): a load generator, not a correctness peer.
 
 pub mod client;
+pub mod flood;
 pub mod peer;
 pub mod plot;
 pub mod procfs;

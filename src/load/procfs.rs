@@ -92,6 +92,25 @@ fn parse_proc_stat(text: &str) -> SoftIrq {
     out
 }
 
+/// UDP datagrams the kernel dropped because a socket's receive buffer was
+/// full (`RcvbufErrors` in /proc/net/snmp), machine-wide; 0 when unreadable.
+pub fn udp_rcvbuf_errors() -> u64 {
+    parse_snmp_rcvbuf(&fs::read_to_string("/proc/net/snmp").unwrap_or_default())
+}
+
+fn parse_snmp_rcvbuf(text: &str) -> u64 {
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_ascii_whitespace()
+        .zip(values.split_ascii_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +121,14 @@ mod tests {
         assert_eq!(parse_stat(line), Some(3.0));
         assert!(cpu_seconds(None).is_some_and(|s| s >= 0.0));
         assert!(rss_bytes(None) > 0);
+    }
+
+    #[test]
+    fn receive_buffer_drops_come_from_the_udp_line() {
+        let text = "Ip: Forwarding\nIp: 1\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+Udp: 100 2 7 90 5 0\nUdpLite: InDatagrams RcvbufErrors\nUdpLite: 0 9\n";
+        assert_eq!(parse_snmp_rcvbuf(text), 5);
+        assert_eq!(parse_snmp_rcvbuf(""), 0);
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! each step while measuring, then hang everything up.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{self, End, SetupTimes, Shared};
+use super::flood;
 use super::peer::ClientIdentity;
 use super::procfs::{self, SoftIrq};
 use super::report::{pct, quantile, Report, Step};
@@ -41,6 +42,10 @@ pub struct Plan {
     pub siphon_pid: Option<u32>,
     /// The CPU siphon is pinned to: softirq is read there.
     pub siphon_cpu: Option<usize>,
+    /// Send RTP (false: the calls stay up silent, to measure idle cost).
+    pub media: bool,
+    /// Bad datagrams per second to siphon's WebRTC port during the holds.
+    pub flood_pps: u32,
 }
 
 /// Everything read at one instant.
@@ -52,6 +57,7 @@ struct Snap {
     siphon_cpu: f64,
     own_cpu: f64,
     softirq: SoftIrq,
+    rcvbuf_errors: u64,
 }
 
 impl Snap {
@@ -67,6 +73,7 @@ impl Snap {
                 .unwrap_or(0.0),
             own_cpu: procfs::cpu_seconds(None).unwrap_or(0.0),
             softirq: SoftIrq::read(),
+            rcvbuf_errors: procfs::udp_rcvbuf_errors(),
         })
     }
 }
@@ -91,7 +98,10 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
         identity: ClientIdentity::generate()?,
         epoch: Instant::now(),
         counters: Counters::default(),
+        media: plan.media,
+        legs: Mutex::new(Vec::new()),
     });
+    let flood_sent = Arc::new(AtomicU64::new(0));
     let (stop, _) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::unbounded_channel();
     let mut calls = Calls {
@@ -108,7 +118,7 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
         ..Report::default()
     };
     for &n in &plan.steps {
-        let step = run_step(plan, echo, &shared, &mut calls, n, rss0).await?;
+        let step = run_step(plan, echo, &shared, &mut calls, n, rss0, &flood_sent).await?;
         eprintln!("load: {n} calls: {} up", step.established);
         report.steps.push(step);
     }
@@ -127,6 +137,7 @@ async fn run_step(
     calls: &mut Calls,
     n: usize,
     rss0: u64,
+    flood_sent: &Arc<AtomicU64>,
 ) -> Result<Step, String> {
     let ramp_start = Instant::now();
     let add = n.saturating_sub(calls.tasks.len());
@@ -175,15 +186,50 @@ async fn run_step(
     step.setup_ready_ms_p99 = quantile(&mut ready, 0.99);
     step.setup_ready_ms_max = quantile(&mut ready, 1.0);
     let dropped_before = shared.counters.dropped_calls.load(Relaxed);
+    let (stop_flood, flood) = start_flood(plan, shared, flood_sent);
     tokio::time::sleep(plan.settle).await;
+    let flooded = flood_sent.load(Relaxed);
     let a = Snap::take(plan, &shared.counters, echo).await?;
     tokio::time::sleep(plan.hold).await;
     let b = Snap::take(plan, &shared.counters, echo).await?;
+    step.flood_sent = flood_sent.load(Relaxed) - flooded;
+    let _ = stop_flood.send(true);
+    if let Some(f) = flood {
+        let _ = f.await;
+    }
     let dropped_total = shared.counters.dropped_calls.load(Relaxed) as usize;
     step.dropped_calls = dropped_total - dropped_before as usize;
     step.established = calls.ok.saturating_sub(dropped_total);
     measure(plan, &a, &b, rss0, &mut step);
     Ok(step)
+}
+
+/// The flood for one step's hold, when the plan asks for one.
+fn start_flood(
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    sent: &Arc<AtomicU64>,
+) -> (watch::Sender<bool>, Option<JoinHandle<()>>) {
+    let (stop, stopped) = watch::channel(false);
+    let target = shared
+        .legs
+        .lock()
+        .ok()
+        .and_then(|l| l.first().map(|(_, t)| *t));
+    let flood = match target {
+        Some(target) if plan.flood_pps > 0 => {
+            let run = flood::run(
+                shared.clone(),
+                target,
+                plan.flood_pps,
+                sent.clone(),
+                stopped,
+            );
+            Some(tokio::spawn(run))
+        }
+        _ => None,
+    };
+    (stop, flood)
 }
 
 /// The window's figures from two snapshots.
@@ -210,7 +256,13 @@ fn measure(plan: &Plan, a: &Snap, b: &Snap, rss0: u64, step: &mut Step) {
     step.relayed_siphon_metrics =
         (b.siphon.relayed_total() - a.siphon.relayed_total()).max(0.0) as u64;
     step.dropped = (b.siphon.dropped - a.siphon.dropped).max(0.0) as u64;
+    step.udp_rcvbuf_errors = b.rcvbuf_errors.saturating_sub(a.rcvbuf_errors);
     step.siphon_cpu_s = b.siphon_cpu - a.siphon_cpu;
+    step.siphon_cpu_pct = if window > 0.0 {
+        100.0 * step.siphon_cpu_s / window
+    } else {
+        0.0
+    };
     step.softirq_s = b.softirq.since(&a.softirq, plan.siphon_cpu);
     let per_pkt = |secs: f64| {
         if step.relayed == 0 {

@@ -49,8 +49,15 @@ pub struct Step {
     /// 500 ms, so off by up to half a second of packets), and its drops.
     pub relayed_siphon_metrics: u64,
     pub dropped: u64,
-    /// siphon's user + system CPU over the window, and per relayed packet.
+    /// UDP datagrams the kernel dropped for full receive buffers, on any
+    /// socket of the machine (siphon's or the generator's).
+    pub udp_rcvbuf_errors: u64,
+    /// Bad datagrams the flood sent to siphon's WebRTC port in the window.
+    pub flood_sent: u64,
+    /// siphon's user + system CPU over the window, in % of one core, and
+    /// per relayed packet.
     pub siphon_cpu_s: f64,
+    pub siphon_cpu_pct: f64,
     pub siphon_us_per_pkt: f64,
     /// Softirq time over the window (on siphon's CPU when it is pinned,
     /// else all CPUs), and per relayed packet.
