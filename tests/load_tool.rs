@@ -50,6 +50,8 @@ async fn a_small_ramp_reports_every_figure() {
         siphon_cpu: None,
         media: true,
         flood_pps: 500,
+        churn: 6,
+        churn_rate: 30.0,
     };
     let report = load::run(&plan, &uas).await.unwrap();
     assert_eq!(report.steps.len(), 2);
@@ -89,6 +91,16 @@ async fn a_small_ramp_reports_every_figure() {
             "siphon counted the flood: {step:?}"
         );
     }
+    let churn = report.churn.as_ref().expect("churn measured");
+    assert_eq!(
+        (churn.calls_up, churn.attempted, churn.ok),
+        (4, 6, 6),
+        "{churn:?}"
+    );
+    assert!(
+        churn.setups_per_s > 0.0 && churn.ready_ms_p99 > 0.0,
+        "{churn:?}"
+    );
     assert_eq!(report.leaked_calls, 0.0);
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["steps"][1]["loss_to_browser_pct"].is_number());

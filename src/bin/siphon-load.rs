@@ -56,6 +56,13 @@ struct Args {
     /// siphon's WebRTC port during each hold.
     #[arg(long, default_value_t = 0)]
     flood_pps: u32,
+    /// Short calls placed after the last step while its calls stay up
+    /// (each hung up once keyed): setups per second under load.
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
+    /// Their rate per second (default: --setup-rate).
+    #[arg(long, default_value_t = 0.0)]
+    churn_rate: f64,
     /// Threads of the generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -128,6 +135,8 @@ async fn run(args: &Args) -> Result<(), String> {
         siphon_cpu: args.siphon_cpu,
         media: !args.silent,
         flood_pps: args.flood_pps,
+        churn: args.churn,
+        churn_rate: args.churn_rate,
     };
     if plan.siphon_pid.is_none() {
         eprintln!("siphon-load: siphon's pid not found; CPU and memory figures will be 0");

@@ -13,7 +13,7 @@ use super::client::{self, End, SetupTimes, Shared};
 use super::flood;
 use super::peer::ClientIdentity;
 use super::procfs::{self, SoftIrq};
-use super::report::{pct, quantile, Report, Step};
+use super::report::{pct, quantile, Churn, Report, Step};
 use super::scrape::{self, Scrape};
 use super::stats::{Counters, CountersSnapshot, Window};
 use crate::sip::EchoServer;
@@ -46,6 +46,10 @@ pub struct Plan {
     pub media: bool,
     /// Bad datagrams per second to siphon's WebRTC port during the holds.
     pub flood_pps: u32,
+    /// Short calls placed after the last step, while its calls stay up.
+    pub churn: usize,
+    /// Their rate, per second.
+    pub churn_rate: f64,
 }
 
 /// Everything read at one instant.
@@ -121,6 +125,10 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
         let step = run_step(plan, echo, &shared, &mut calls, n, rss0, &flood_sent).await?;
         eprintln!("load: {n} calls: {} up", step.established);
         report.steps.push(step);
+    }
+    if plan.churn > 0 {
+        let up = plan.steps.last().copied().unwrap_or(0);
+        report.churn = Some(churn(plan, &shared, up).await);
     }
     let _ = calls.stop.send(true);
     for t in calls.tasks {
@@ -202,6 +210,55 @@ async fn run_step(
     step.established = calls.ok.saturating_sub(dropped_total);
     measure(plan, &a, &b, rss0, &mut step);
     Ok(step)
+}
+
+/// Place `plan.churn` short calls at `plan.churn_rate` while `up` calls
+/// stay up, each hung up once keyed.
+async fn churn(plan: &Plan, shared: &Arc<Shared>, up: usize) -> Churn {
+    let rate = if plan.churn_rate > 0.0 {
+        plan.churn_rate
+    } else {
+        plan.setup_rate
+    };
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(plan.churn);
+    for i in 0..plan.churn {
+        pace.tick().await;
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let to = &shared.destinations[i % shared.destinations.len()];
+            let index = 1_000_000 + i;
+            let (leg, times) = client::set_up(&shared.ws_url, to, &shared.identity, index).await?;
+            let keyed = Instant::now();
+            leg.hang_up().await;
+            Ok::<_, String>((times, keyed))
+        }));
+    }
+    let mut c = Churn {
+        calls_up: up,
+        attempted: plan.churn,
+        asked_per_s: rate,
+        ..Churn::default()
+    };
+    let (mut ready, mut last) = (Vec::new(), started);
+    for t in tasks {
+        match t.await {
+            Ok(Ok((times, keyed))) => {
+                ready.push(times.ready.as_secs_f64() * 1000.0);
+                last = last.max(keyed);
+            }
+            Ok(Err(e)) if c.errors.len() < 5 && !c.errors.contains(&e) => c.errors.push(e),
+            _ => {}
+        }
+    }
+    c.ok = ready.len();
+    let span = last.duration_since(started).as_secs_f64();
+    c.setups_per_s = if span > 0.0 { c.ok as f64 / span } else { 0.0 };
+    c.ready_ms_p50 = quantile(&mut ready, 0.5);
+    c.ready_ms_p99 = quantile(&mut ready, 0.99);
+    c.ready_ms_max = quantile(&mut ready, 1.0);
+    c
 }
 
 /// The flood for one step's hold, when the plan asks for one.

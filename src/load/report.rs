@@ -75,6 +75,26 @@ pub struct Step {
     pub generator_saturated: bool,
 }
 
+/// Setups measured while the last step's calls stay up: short calls,
+/// each hung up as soon as its media is keyed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Churn {
+    /// Calls up meanwhile (the last step's).
+    pub calls_up: usize,
+    /// Short calls placed, and how many got keyed media.
+    pub attempted: usize,
+    pub ok: usize,
+    pub errors: Vec<String>,
+    /// The rate asked for, and the rate achieved (keyed calls per second
+    /// from the first `call` to the last keyed).
+    pub asked_per_s: f64,
+    pub setups_per_s: f64,
+    /// `call` sent -> SRTP keyed.
+    pub ready_ms_p50: f64,
+    pub ready_ms_p99: f64,
+    pub ready_ms_max: f64,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
@@ -85,6 +105,8 @@ pub struct Report {
     /// The CPU siphon was pinned to (softirq is read there).
     pub siphon_cpu: Option<usize>,
     pub steps: Vec<Step>,
+    /// Setups while the last step was up, when asked for.
+    pub churn: Option<Churn>,
     /// Calls still up at siphon after every call hung up.
     pub leaked_calls: f64,
 }
@@ -112,6 +134,12 @@ pub fn table(r: &Report) -> String {
             s.siphon_rss_per_call_kb,
             s.generator_cpu_pct,
             if s.generator_saturated { " (generator saturated)" } else { "" },
+        ));
+    }
+    if let Some(c) = &r.churn {
+        out.push_str(&format!(
+            "churn: {} of {} short calls keyed while {} were up: {:.1} setups/s (asked {:.1}), ready p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            c.ok, c.attempted, c.calls_up, c.setups_per_s, c.asked_per_s, c.ready_ms_p50, c.ready_ms_p99, c.ready_ms_max
         ));
     }
     out
