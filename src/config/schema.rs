@@ -122,6 +122,7 @@ impl Section for MediaConfig {
     fn visit<V: Visitor>(&mut self, v: &mut V) {
         v.field("workers", &mut self.workers);
         v.field("timing_sample", &mut self.timing_sample);
+        v.field("socket_buffer_bytes", &mut self.socket_buffer_bytes);
     }
 }
 

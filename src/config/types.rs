@@ -161,6 +161,9 @@ pub struct MediaConfig {
     pub workers: u32,
     /// Time 1 of N relayed packets for the relay-time histogram; 0 = off.
     pub timing_sample: u32,
+    /// Receive and send buffer asked for each loop's WebRTC socket, which
+    /// every browser of the loop shares; 0 = the kernel's default.
+    pub socket_buffer_bytes: u32,
 }
 
 /// `[http]`: web phone, `/ws`, `/metrics`, `/healthz`.
@@ -316,6 +319,7 @@ impl Default for MediaConfig {
         Self {
             workers: 0,
             timing_sample: 64,
+            socket_buffer_bytes: 4 * 1024 * 1024,
         }
     }
 }

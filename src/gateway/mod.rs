@@ -100,7 +100,10 @@ impl Gateway {
             webrtc_bind,
             identity.clone(),
             &metrics,
-            config.media.timing_sample,
+            crate::media::relay::Tuning {
+                timing_sample: config.media.timing_sample,
+                socket_buffer: config.media.socket_buffer_bytes as usize,
+            },
         )?;
         let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
         let route = route_config(&config, echo.as_ref());

@@ -37,6 +37,24 @@ pub enum RelayError {
     Stopped,
 }
 
+/// How a relay loop is tuned (`[media]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Time 1 of N relayed packets for the relay-time histogram; 0 = off.
+    pub timing_sample: u32,
+    /// SO_RCVBUF / SO_SNDBUF asked for the WebRTC socket; 0 = kernel default.
+    pub socket_buffer: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            timing_sample: 64,
+            socket_buffer: 4 * 1024 * 1024,
+        }
+    }
+}
+
 /// Everything a loop needs to carry a new call.
 #[derive(Debug)]
 pub struct AddCall {
@@ -106,11 +124,11 @@ impl RelayHandle {
         webrtc_bind: SocketAddr,
         identity: Arc<Identity>,
         metrics: &Metrics,
-        timing_sample: u32,
+        tuning: Tuning,
     ) -> Result<Self, RelayError> {
         let (tx, rx) = mpsc::channel();
         let (worker, waker, webrtc_addr) =
-            worker::Worker::new(webrtc_bind, identity, rx, metrics, timing_sample)?;
+            worker::Worker::new(webrtc_bind, identity, rx, metrics, tuning)?;
         let thread = std::thread::Builder::new()
             .name(format!("relay-{index}"))
             .spawn(move || worker.run())?;
@@ -196,7 +214,7 @@ impl Relays {
         first: SocketAddr,
         identity: Arc<Identity>,
         metrics: &Metrics,
-        timing_sample: u32,
+        tuning: Tuning,
     ) -> Result<Self, RelayError> {
         let mut loops = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
@@ -210,7 +228,7 @@ impl Relays {
                 addr,
                 identity.clone(),
                 metrics,
-                timing_sample,
+                tuning,
             )?);
         }
         Ok(Relays { loops })

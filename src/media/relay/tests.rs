@@ -39,7 +39,11 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
     let metrics = Metrics::new();
     let identity = Arc::new(Identity::generate().unwrap());
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let relay = RelayHandle::start(0, bind, identity, &metrics, 1).unwrap();
+    let tuning = super::Tuning {
+        timing_sample: 1,
+        ..Default::default()
+    };
+    let relay = RelayHandle::start(0, bind, identity, &metrics, tuning).unwrap();
     let pool = PortPool::new("127.0.0.1".parse().unwrap(), port_base, port_base + 9);
     let browser_sock = udp();
     let sip_peer = udp();

@@ -15,7 +15,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
 use super::tones::{Press, Tones};
-use super::{AddCall, Command, MediaEvent, RelayError, SipMedia};
+use super::{AddCall, Command, MediaEvent, RelayError, SipMedia, Tuning};
 use crate::media::pool::PortLease;
 use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
 use crate::media::rtcp;
@@ -74,11 +74,14 @@ impl Worker {
         identity: Arc<Identity>,
         commands: mpsc::Receiver<Command>,
         metrics: &Metrics,
-        timing_sample: u32,
+        tuning: Tuning,
     ) -> Result<(Self, Waker, SocketAddr), RelayError> {
         let poll = Poll::new()?;
         let mut socket = UdpSocket::bind(bind)?;
         let addr = socket.local_addr()?;
+        if tuning.socket_buffer > 0 {
+            size_buffers(&socket, tuning.socket_buffer);
+        }
         poll.registry()
             .register(&mut socket, WEBRTC, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
@@ -91,8 +94,8 @@ impl Worker {
             free: Vec::new(),
             buf: Box::new([0; BUF]),
             counters: Counters::new(metrics),
-            sample_every: timing_sample,
-            sample_countdown: timing_sample,
+            sample_every: tuning.timing_sample,
+            sample_countdown: tuning.timing_sample,
             next_flush: Instant::now() + FLUSH_EVERY,
             toning: Vec::new(),
         };
@@ -449,6 +452,26 @@ impl Worker {
         let _ = self.poll.registry().deregister(&mut slot.rtcp);
         self.free.push(index);
         slot.stats
+    }
+}
+
+/// Ask for `bytes` of receive and send buffer on the shared WebRTC socket:
+/// every browser of the loop lands in its receive queue, and the default
+/// (about 200 KB, a few hundred packets) overflows when the loop stalls
+/// for a few milliseconds under load. Linux caps the request at
+/// net.core.rmem_max / wmem_max; getting less is logged, not fatal.
+fn size_buffers(socket: &UdpSocket, bytes: usize) {
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_recv_buffer_size(bytes);
+    let _ = sock.set_send_buffer_size(bytes);
+    // Linux reports twice what it grants (the kernel's bookkeeping share).
+    let got = sock.recv_buffer_size().unwrap_or(0) / 2;
+    if got < bytes {
+        tracing::warn!(
+            asked = bytes,
+            got,
+            "WebRTC socket receive buffer capped by the kernel; raise net.core.rmem_max"
+        );
     }
 }
 
