@@ -68,6 +68,10 @@ async fn a_small_ramp_reports_every_figure() {
             step.loss_to_sip_pct < 2.0 && step.loss_to_browser_pct < 2.0,
             "{step:?}"
         );
+        assert_eq!(
+            step.loss_round_trip_pct, 0.0,
+            "loopback loses nothing: {step:?}"
+        );
         assert!(
             step.rtt_ms_p50 > 0.0 && step.rtt_ms_p999 >= step.rtt_ms_p50,
             "{step:?}"

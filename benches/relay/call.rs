@@ -118,7 +118,7 @@ async fn media(
     loop {
         tokio::select! {
             _ = ticker.tick(), if sending => {
-                if let Some(pkt) = leg.next_packet(shared.epoch) {
+                if let Some((pkt, _)) = leg.next_packet(shared.epoch) {
                     if leg.send(&pkt).await {
                         report.sent += 1;
                     }

@@ -219,8 +219,8 @@ pub async fn expect_type(ws: &mut Ws, want: &str) -> Result<Value, String> {
 
 impl Leg {
     /// The next G.711 packet, stamped with the time since `epoch` and
-    /// SRTP-protected; `None` if protection failed.
-    pub fn next_packet(&mut self, epoch: Instant) -> Option<Vec<u8>> {
+    /// SRTP-protected, and its stamp; `None` if protection failed.
+    pub fn next_packet(&mut self, epoch: Instant) -> Option<(Vec<u8>, u64)> {
         let mut pkt = [0xffu8; 12 + PAYLOAD];
         pkt[0] = 0x80;
         pkt[1] = 0; // PCMU
@@ -233,7 +233,8 @@ impl Leg {
         pkt[20..28].copy_from_slice(&sent_at.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
         self.sent = self.sent.wrapping_add(1);
-        self.srtp.tx.encrypt_rtp(&pkt).ok().map(|b| b.to_vec())
+        let srtp = self.srtp.tx.encrypt_rtp(&pkt).ok()?;
+        Some((srtp.to_vec(), sent_at))
     }
 
     /// Send `data` to siphon's candidate.
@@ -293,9 +294,12 @@ async fn stream(
     loop {
         tokio::select! {
             _ = ticker.tick(), if shared.media => {
-                if let Some(pkt) = leg.next_packet(shared.epoch) {
+                if let Some((pkt, stamp)) = leg.next_packet(shared.epoch) {
                     if leg.send(&pkt).await {
                         c.sent.fetch_add(1, Relaxed);
+                        if c.in_window(stamp) {
+                            c.window_sent.fetch_add(1, Relaxed);
+                        }
                     }
                 }
             }
@@ -309,6 +313,9 @@ async fn stream(
                     Datagram::Echo(sent_at) => {
                         let now = shared.epoch.elapsed().as_micros() as u64;
                         c.received.fetch_add(1, Relaxed);
+                        if c.in_window(sent_at) {
+                            c.window_back.fetch_add(1, Relaxed);
+                        }
                         c.rtt.record(now.saturating_sub(sent_at));
                         let j = jitter.update(sent_at, now);
                         c.jitter_sum_us.fetch_add(j as u64, Relaxed);

@@ -76,6 +76,11 @@ fn draw(report: &Report, path: &Path) -> Plotted {
         "loss (%)",
         x_max,
         &[
+            (
+                "round trip (exact)",
+                series(|s| s.loss_round_trip_pct),
+                BLACK,
+            ),
             ("browser -> SIP", series(|s| s.loss_to_sip_pct), RED),
             ("SIP -> browser", series(|s| s.loss_to_browser_pct), BLUE),
         ],

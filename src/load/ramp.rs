@@ -18,6 +18,8 @@ use super::scrape::{self, Scrape};
 use super::stats::{Counters, CountersSnapshot, Window};
 use crate::sip::EchoServer;
 
+/// How long a closed window waits for its last packets to come back.
+const DRAIN: Duration = Duration::from_millis(500);
 /// Above this share of one core the generator, not siphon, sets the pace.
 const SATURATED_PCT: f64 = 90.0;
 
@@ -197,9 +199,16 @@ async fn run_step(
     let (stop_flood, flood) = start_flood(plan, shared, flood_sent);
     tokio::time::sleep(plan.settle).await;
     let flooded = flood_sent.load(Relaxed);
-    let a = Snap::take(plan, &shared.counters, echo).await?;
+    let c = &shared.counters;
+    c.open_window(shared.epoch.elapsed().as_micros() as u64);
+    let a = Snap::take(plan, c, echo).await?;
     tokio::time::sleep(plan.hold).await;
-    let b = Snap::take(plan, &shared.counters, echo).await?;
+    c.close_window(shared.epoch.elapsed().as_micros() as u64);
+    let b = Snap::take(plan, c, echo).await?;
+    // The window's last packets are still on their way back.
+    tokio::time::sleep(DRAIN).await;
+    let (window_sent, window_back) = (c.window_sent.load(Relaxed), c.window_back.load(Relaxed));
+    step.loss_round_trip_pct = pct(window_sent.saturating_sub(window_back), window_sent);
     step.flood_sent = flood_sent.load(Relaxed) - flooded;
     let _ = stop_flood.send(true);
     if let Some(f) = flood {

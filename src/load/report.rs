@@ -31,7 +31,12 @@ pub struct Step {
     pub received: u64,
     /// Packets back that failed SRTP or were not ours.
     pub bad: u64,
-    /// Loss browser -> siphon -> UAS, and UAS -> siphon -> browser.
+    /// Loss browser -> siphon -> UAS and back, exact: of the packets
+    /// stamped in the window, those that never came back (counted after a
+    /// 500 ms drain).
+    pub loss_round_trip_pct: f64,
+    /// The same split by direction, from the counters at the window's
+    /// edges (packets in flight there make these approximate).
     pub loss_to_sip_pct: f64,
     pub loss_to_browser_pct: f64,
     /// Round trips through siphon twice (browser -> siphon -> UAS echo ->
@@ -114,15 +119,16 @@ pub struct Report {
 /// The table printed at the end of a run.
 pub fn table(r: &Report) -> String {
     let mut out = String::from(
-        "    N    up  setup/s  ready p99   loss>sip  loss>web   rtt p50   p99     p99.9  jitter  µs/pkt siphon+softirq  KB/call  gen CPU\n",
+        "    N    up  setup/s  ready p99  loss r/t  loss>sip  loss>web   rtt p50   p99     p99.9  jitter  µs/pkt siphon+softirq  KB/call  gen CPU\n",
     );
     for s in &r.steps {
         out.push_str(&format!(
-            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>6.0}%{}\n",
+            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>6.0}%{}\n",
             s.calls,
             s.established,
             s.setup_rate_per_s,
             s.setup_ready_ms_p99,
+            s.loss_round_trip_pct,
             s.loss_to_sip_pct,
             s.loss_to_browser_pct,
             s.rtt_ms_p50,

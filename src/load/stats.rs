@@ -15,6 +15,24 @@ pub struct Histogram {
     buckets: Box<[AtomicU64]>,
 }
 
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            bad: AtomicU64::new(0),
+            dropped_calls: AtomicU64::new(0),
+            jitter_sum_us: AtomicU64::new(0),
+            rtt: Histogram::default(),
+            // Closed until the first window opens.
+            window_start_us: AtomicU64::new(u64::MAX),
+            window_end_us: AtomicU64::new(u64::MAX),
+            window_sent: AtomicU64::new(0),
+            window_back: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
@@ -95,7 +113,6 @@ impl Window {
 }
 
 /// Packet counts of every browser in a run.
-#[derive(Default)]
 pub struct Counters {
     /// RTP packets the browsers sent.
     pub sent: AtomicU64,
@@ -110,6 +127,34 @@ pub struct Counters {
     pub jitter_sum_us: AtomicU64,
     /// Round trips, browser -> siphon -> UAS -> siphon -> browser.
     pub rtt: Histogram,
+    /// The measured window, in µs since the epoch (end `u64::MAX` while
+    /// open): packets stamped inside it are counted below, wherever the
+    /// window's edges fall among packets in flight.
+    pub window_start_us: AtomicU64,
+    pub window_end_us: AtomicU64,
+    /// Packets sent stamped in the window, and those of them that came back.
+    pub window_sent: AtomicU64,
+    pub window_back: AtomicU64,
+}
+
+impl Counters {
+    /// Whether a packet stamped `us` belongs to the window.
+    pub fn in_window(&self, us: u64) -> bool {
+        us >= self.window_start_us.load(Relaxed) && us < self.window_end_us.load(Relaxed)
+    }
+
+    /// Open a fresh window at `us`.
+    pub fn open_window(&self, us: u64) {
+        self.window_sent.store(0, Relaxed);
+        self.window_back.store(0, Relaxed);
+        self.window_end_us.store(u64::MAX, Relaxed);
+        self.window_start_us.store(us, Relaxed);
+    }
+
+    /// Close the window at `us`: later stamps no longer count.
+    pub fn close_window(&self, us: u64) {
+        self.window_end_us.store(us, Relaxed);
+    }
 }
 
 /// A copy of `Counters` at one instant.
