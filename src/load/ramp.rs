@@ -205,11 +205,11 @@ async fn run_step(
     tokio::time::sleep(plan.hold).await;
     c.close_window(shared.epoch.elapsed().as_micros() as u64);
     let b = Snap::take(plan, c, echo).await?;
+    step.flood_sent = flood_sent.load(Relaxed) - flooded;
     // The window's last packets are still on their way back.
     tokio::time::sleep(DRAIN).await;
     let (window_sent, window_back) = (c.window_sent.load(Relaxed), c.window_back.load(Relaxed));
     step.loss_round_trip_pct = pct(window_sent.saturating_sub(window_back), window_sent);
-    step.flood_sent = flood_sent.load(Relaxed) - flooded;
     let _ = stop_flood.send(true);
     if let Some(f) = flood {
         let _ = f.await;
