@@ -142,7 +142,9 @@ async fn run(args: &Args) -> Result<(), String> {
         eprintln!("siphon-load: siphon's pid not found; CPU and memory figures will be 0");
     }
     let mut report = load::run(&plan, &echo).await?;
-    report.command = std::env::args().collect::<Vec<_>>().join(" ");
+    // The program by name, not by where it was built: reports get committed.
+    let rest: Vec<String> = std::env::args().skip(1).collect();
+    report.command = format!("siphon-load {}", rest.join(" "));
     shutdown.cancel();
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out))?;
