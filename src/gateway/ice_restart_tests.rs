@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::tests::{attr, config, offer_for, recv, recv_type, send};
+use super::tests::{attr, config, offer_for, recv, recv_type, send, Ws};
 use super::Gateway;
 use crate::metrics::Metrics;
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
@@ -160,10 +160,16 @@ async fn an_ice_restart_moves_audio_to_a_new_socket_without_sip() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_browser_that_stops_checking_is_told_ice_disconnected() {
-    let mut c = config(33900);
-    c.webrtc.disconnect_timeout_secs = 1;
+/// A call whose stand-in connects and then sends no consent checks, up to
+/// the `ice_disconnected` it earns; the stand-in is kept alive.
+struct QuietCall {
+    gw: Gateway,
+    metrics: Metrics,
+    ws: Ws,
+    _browser: (Browser, UdpSocket),
+}
+
+async fn quiet_call(c: crate::config::Config) -> QuietCall {
     let metrics = Metrics::new();
     let gw = Gateway::start(c, metrics.clone()).await.unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
@@ -191,15 +197,26 @@ async fn a_browser_that_stops_checking_is_told_ice_disconnected() {
     })
     .await
     .unwrap();
-    // The stand-in sends no consent checks after connecting.
     let told = recv_type(&mut ws, "ice_disconnected").await;
     assert_eq!(told["call_id"], "q1");
     assert!(metrics.render().contains("siphon_ice_disconnects_total 1"));
+    QuietCall {
+        gw,
+        metrics,
+        ws,
+        _browser: browser,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_that_stops_checking_is_told_ice_disconnected() {
+    let mut c = config(33900);
+    c.webrtc.disconnect_timeout_secs = 1;
+    let mut q = quiet_call(c).await;
     // The call is still up: hanging up is answered 200.
-    send(&mut ws, json!({"type":"hangup","call_id":"q1"})).await;
-    assert_eq!(recv_type(&mut ws, "hangup").await["code"], 200);
-    drop(browser);
-    gw.shutdown().await;
+    send(&mut q.ws, json!({"type":"hangup","call_id":"q1"})).await;
+    assert_eq!(recv_type(&mut q.ws, "hangup").await["code"], 200);
+    q.gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,47 +224,17 @@ async fn a_browser_silent_past_the_consent_timeout_is_hung_up_408() {
     let mut c = config(33950);
     c.webrtc.disconnect_timeout_secs = 1;
     c.webrtc.consent_timeout_secs = 2;
-    let metrics = Metrics::new();
-    let gw = Gateway::start(c, metrics.clone()).await.unwrap();
-    let url = format!("ws://{}/ws", gw.http_addr());
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    recv(&mut ws).await;
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut browser = Browser::new(sock.local_addr().unwrap(), Instant::now(), false);
-    let offer = offer_for(&browser);
-    send(
-        &mut ws,
-        json!({"type":"call","call_id":"q1","to":"echo","sdp":offer}),
-    )
-    .await;
-    let sdp = recv_type(&mut ws, "answered").await["sdp"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    browser.gw_ufrag = attr(&sdp, "ice-ufrag").to_owned();
-    browser.gw_pwd = attr(&sdp, "ice-pwd").to_owned();
-    let cand: Vec<&str> = attr(&sdp, "candidate").split(' ').collect();
-    let server: SocketAddr = format!("{}:{}", cand[4], cand[5]).parse().unwrap();
-    let browser = tokio::task::spawn_blocking(move || {
-        connect_over(&mut browser, &sock, server);
-        (browser, sock)
-    })
-    .await
-    .unwrap();
-    // The stand-in sends no consent checks after connecting.
-    let told = recv_type(&mut ws, "ice_disconnected").await;
-    assert_eq!(told["call_id"], "q1");
-    assert!(metrics.render().contains("siphon_ice_disconnects_total 1"));
+    let mut q = quiet_call(c).await;
     // Still no checks: consent expires and the call ends, BYE to SIP.
-    let hangup = recv_type(&mut ws, "hangup").await;
+    let hangup = recv_type(&mut q.ws, "hangup").await;
     assert_eq!(hangup["code"], 408);
     assert!(
         hangup["reason"].as_str().unwrap().contains("consent"),
         "{hangup}"
     );
-    assert!(metrics
+    assert!(q
+        .metrics
         .render()
         .contains("siphon_ice_consent_expiries_total 1"));
-    drop(browser);
-    gw.shutdown().await;
+    q.gw.shutdown().await;
 }

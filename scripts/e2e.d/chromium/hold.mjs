@@ -10,48 +10,16 @@
 //
 //   node hold.mjs BASE_URL TOKEN SCENARIO_DIR SIPP_UAC_ARGS_JSON
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, metric as siphonMetric, runPage, sleep, state, stats, waitState } from "./common.mjs";
 
-const require = createRequire(import.meta.url);
-const { chromium } = require("../node/node_modules/playwright-core");
 const [base, token, scenarios, uacArgs] = process.argv.slice(2);
-
-// The same flags as webphone.mjs: loopback candidates, a fake microphone
-// that beeps, no prompts; the fresh profile is launchPersistentContext's.
-const FLAGS = [
-  "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection",
-  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run",
-];
+// A series siphon has not created yet counts as 0 here.
+const metric = async (name) => (await siphonMetric(base, name)) ?? 0;
 
 // Packets in a 2.5 s window: 50 a second flow, and nothing at all while a
 // side does not receive (the window starts 0.5 s after the change).
 const WINDOW_MS = 2500;
 const FLOWING = 100;
-
-function check(ok, what) {
-  if (!ok) throw new Error(what);
-  console.log(`ok: ${what}`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function stats(page) {
-  return page.evaluate(async () => {
-    const out = { sent: 0, received: 0 };
-    const report = await window.siphonCall.pc.getStats();
-    report.forEach((s) => {
-      if (s.kind !== "audio") return;
-      if (s.type === "outbound-rtp") out.sent += s.packetsSent ?? 0;
-      if (s.type === "inbound-rtp") out.received += s.packetsReceived ?? 0;
-    });
-    return out;
-  });
-}
 
 // Packets sent and received by the page, and relayed by siphon, over one
 // window `after` ms from now.
@@ -74,26 +42,6 @@ async function measure(page, after = 500) {
     toSip: d("toSip"),
     text: (k) => `${a[k]}->${b[k]} (+${d(k)})`,
   };
-}
-
-const state = (page) => page.textContent("#state");
-// `want` matches the whole #state, or its first word ("on-hold" for "on-hold (you)").
-async function waitState(page, want, timeout = 15000) {
-  try {
-    await page.waitForFunction((w) => {
-      const s = document.getElementById("state").textContent;
-      return s === w || s.split(" ")[0] === w;
-    }, want, { timeout });
-  } catch {
-    throw new Error(`page state stayed "${await state(page)}" (waiting for "${want}"); ` +
-      `message: "${await page.textContent("#message")}"`);
-  }
-}
-
-async function metric(name) {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : 0;
 }
 
 const invitesOut = () => metric('siphon_sip_messages_total{direction="out",kind="INVITE"}');
@@ -203,26 +151,8 @@ async function sipHold(page) {
 }
 
 const started = Date.now();
-const profile = mkdtempSync(join(tmpdir(), "siphon-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium", headless: true, args: FLAGS,
-});
-let failed = false;
-try {
-  const page = await context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.log(`page error: ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`page exception: ${e.message}`));
-  await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
-  await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
-  check(true, `the page connected (${await page.textContent("#conn")})`);
+await runPage(base, token, async (page) => {
   await browserHold(page);
   await sipHold(page);
   console.log(`figure: both holds took ${((Date.now() - started) / 1000).toFixed(1)} s in Chromium`);
-} catch (e) {
-  failed = true;
-  console.error(`FAIL: ${e.message}`);
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+});

@@ -6,68 +6,10 @@
 //
 //   node webphone.mjs BASE_URL TOKEN SCENARIO_DIR SIPP_UAC_ARGS_JSON
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, metric as siphonMetric, runPage, sleep, state, stats, waitState } from "./common.mjs";
 
-const require = createRequire(import.meta.url);
-const { chromium } = require("../node/node_modules/playwright-core");
 const [base, token, scenarios, uacArgs] = process.argv.slice(2);
-
-// Without --allow-loopback-in-peer-connection Chromium offers no candidate
-// on 127.0.0.1; the fake device plays a beeping tone, so the microphone has
-// energy. The fresh --user-data-dir is launchPersistentContext's profile.
-const FLAGS = [
-  "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection",
-  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run",
-];
-
-function check(ok, what) {
-  if (!ok) throw new Error(what);
-  console.log(`ok: ${what}`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function stats(page) {
-  return page.evaluate(async () => {
-    const out = { sent: 0, received: 0, energy: 0, level: 0 };
-    const report = await window.siphonCall.pc.getStats();
-    report.forEach((s) => {
-      if (s.kind !== "audio") return;
-      if (s.type === "outbound-rtp") out.sent += s.packetsSent ?? 0;
-      if (s.type === "inbound-rtp") {
-        out.received += s.packetsReceived ?? 0;
-        out.energy += s.totalAudioEnergy ?? 0;
-        out.level = Math.max(out.level, s.audioLevel ?? 0);
-      }
-    });
-    return out;
-  });
-}
-
-const state = (page) => page.textContent("#state");
-// `want` matches the whole #state, or its first word ("ended" for "ended 200 …").
-async function waitState(page, want, timeout = 15000) {
-  try {
-    await page.waitForFunction((w) => {
-      const s = document.getElementById("state").textContent;
-      return s === w || s.split(" ")[0] === w;
-    }, want, { timeout });
-  } catch {
-    throw new Error(`page state stayed "${await state(page)}" (waiting for "${want}"); ` +
-      `message: "${await page.textContent("#message")}"`);
-  }
-}
-
-async function metric(name) {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : null;
-}
+const metric = (name) => siphonMetric(base, name);
 
 async function outbound(page) {
   await page.fill("#to", "1000");
@@ -240,27 +182,9 @@ async function inbound(page) {
   check((await exited) === 0, "SIPp saw its call complete (exit 0)");
 }
 
-const profile = mkdtempSync(join(tmpdir(), "siphon-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium", headless: true, args: FLAGS,
-});
-let failed = false;
-try {
-  const page = await context.newPage();
-  page.on("console", (m) => m.type() === "error" && console.log(`page error: ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`page exception: ${e.message}`));
-  await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
-  await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
-  check(true, `the page connected (${await page.textContent("#conn")})`);
+await runPage(base, token, async (page) => {
   await userRefused(page);
   await refused(page);
   await outbound(page);
   await inbound(page);
-} catch (e) {
-  failed = true;
-  console.error(`FAIL: ${e.message}`);
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+});
