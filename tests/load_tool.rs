@@ -106,6 +106,7 @@ async fn a_small_ramp_reports_every_figure() {
         "{churn:?}"
     );
     assert_eq!(report.leaked_calls, 0.0);
+    assert_eq!(report.bad_hangups, 0, "every hangup answered 200");
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["steps"][1]["loss_to_browser_pct"].is_number());
     stop.cancel();

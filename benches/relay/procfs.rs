@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-/// Kernel clock ticks per second for /proc times (USER_HZ, fixed by the ABI).
-const TICKS_PER_SEC: f64 = 100.0;
+use siphon::load::procfs::parse_stat;
 
 /// Which part of the process a thread works for, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,26 +84,7 @@ impl CpuSnapshot {
     }
 }
 
-/// (comm, utime + stime in seconds) from a `stat` line. The name sits in
-/// parentheses and may itself contain spaces or parentheses, so fields are
-/// counted from the last ')'.
-fn parse_stat(stat: &str) -> Option<(String, f64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat.get(open + 1..close)?.to_owned();
-    // After ')': field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
-    let mut fields = stat.get(close + 1..)?.split_ascii_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((name, (utime + stime) as f64 / TICKS_PER_SEC))
-}
-
 /// Resident set size of this process in bytes (VmRSS).
 pub fn rss_bytes() -> u64 {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    siphon::load::procfs::rss_bytes(None)
 }

@@ -406,8 +406,7 @@ pub(super) fn spawn_reinvite<F>(
     let counter = gw.metrics.browser_reoffers_total.clone();
     tokio::spawn(async move {
         if after_glare {
-            let wait = rand::random_range(2100..=4000);
-            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            tokio::time::sleep(sip::glare_backoff()).await;
         }
         let result = go.await;
         let outcome = match &result {

@@ -13,19 +13,21 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_owned(),
     };
-    parse_stat(&fs::read_to_string(path).ok()?)
+    parse_stat(&fs::read_to_string(path).ok()?).map(|(_, secs)| secs)
 }
 
-/// utime + stime in seconds from a `stat` line. The name sits in
-/// parentheses and may itself hold spaces or parentheses, so fields are
-/// counted from the last ')'.
-fn parse_stat(stat: &str) -> Option<f64> {
+/// (comm, utime + stime in seconds) from a process's or thread's `stat`
+/// line. The name sits in parentheses and may itself hold spaces or
+/// parentheses, so fields are counted from the last ')'.
+pub fn parse_stat(stat: &str) -> Option<(String, f64)> {
+    let open = stat.find('(')?;
     let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_owned();
     // After ')': field 3 (state) is index 0, so utime (14) is 11, stime 12.
     let mut fields = stat.get(close + 1..)?.split_ascii_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SEC)
+    Some((name, (utime + stime) as f64 / TICKS_PER_SEC))
 }
 
 /// Resident set size of `pid` in bytes (VmRSS), 0 when unreadable.
@@ -118,7 +120,7 @@ mod tests {
     #[test]
     fn stat_lines_give_user_plus_system() {
         let line = "4242 (relay (a) b) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 9 0";
-        assert_eq!(parse_stat(line), Some(3.0));
+        assert_eq!(parse_stat(line), Some(("relay (a) b".to_owned(), 3.0)));
         assert!(cpu_seconds(None).is_some_and(|s| s >= 0.0));
         assert!(rss_bytes(None) > 0);
     }

@@ -134,7 +134,9 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
     }
     let _ = calls.stop.send(true);
     for t in calls.tasks {
-        let _ = t.await;
+        if let Ok(Some(End::HungUp(code))) = t.await {
+            report.bad_hangups += usize::from(code != Some(200));
+        }
     }
     report.leaked_calls = wait_idle(plan.metrics).await;
     Ok(report)

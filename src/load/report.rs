@@ -114,6 +114,8 @@ pub struct Report {
     pub churn: Option<Churn>,
     /// Calls still up at siphon after every call hung up.
     pub leaked_calls: f64,
+    /// Our `hangup`s that siphon did not answer with `hangup` 200.
+    pub bad_hangups: usize,
 }
 
 /// The table printed at the end of a run.

@@ -41,7 +41,7 @@ pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats,
 pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
-pub use reoffer::Reoffer;
+pub use reoffer::{glare_backoff, Reoffer};
 pub use uac::{UacEvent, UacHandle};
 pub use uas::{InboundCall, UasEvent, UasHandle};
 

@@ -94,6 +94,13 @@ impl Reoffer {
     }
 }
 
+/// How long to wait before sending again a re-INVITE or UPDATE that got
+/// 491 (RFC 3261 section 14.1: 2.1-4 s for the side that owns the Call-ID,
+/// which siphon takes for itself in both directions).
+pub fn glare_backoff() -> std::time::Duration {
+    std::time::Duration::from_millis(rand::random_range(2100..=4000))
+}
+
 /// A re-INVITE or UPDATE from the peer: a refresh without an offer is
 /// answered here (200, or 422 below Min-SE); an offer is returned for the
 /// consumer to answer, carrying the session timer its 2xx runs.

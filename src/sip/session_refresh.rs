@@ -260,7 +260,7 @@ async fn refresh(dialog: InviteDialog, timers: Arc<SessionTimers>) -> Refresh {
             timers.raise_to(min_se(&resp));
             Refresh::Retry(Duration::ZERO)
         }
-        491 => Refresh::Retry(Duration::from_millis(2100 + rand::random::<u64>() % 1900)),
+        491 => Refresh::Retry(super::reoffer::glare_backoff()),
         // The session goes on; try again while the peer still waits.
         _ => Refresh::Retry(Duration::from_secs(u64::from(interval / 8).max(5))),
     }
