@@ -1,8 +1,11 @@
 //! The relay loop thread: poll, receive, rewrite, (de)crypt, send.
 //!
 //! Per packet there is no allocation, no lock, no channel hop and no log
-//! line: one receive buffer owned by the loop, in-place header rewriting and
-//! SRTP, plain local counters.
+//! line: receive buffers owned by the loop, in-place header rewriting and
+//! SRTP, plain local counters. Receives are batched (recvmmsg) on every
+//! socket, and packets to browsers leave in batches (sendmmsg) on the shared
+//! WebRTC socket, flushed before the loop sleeps; packets to SIP go out one
+//! by one, since each call has its own socket.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::batch::{RecvBatch, SendBatch, Sent, BATCH, BUF};
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
 use super::tones::{Press, Tones};
@@ -24,9 +28,6 @@ use crate::webrtc::{Endpoint, Identity, LegEvent, LegId, Receive};
 
 const WEBRTC: Token = Token(0);
 const WAKER: Token = Token(1);
-/// Room for the largest datagram plus the SRTP tag added on the way out.
-const BUF: usize = 2048;
-const MAX_RECV: usize = BUF - 64;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// One call on this loop. Sockets are declared before the lease so they
@@ -54,7 +55,12 @@ pub(super) struct Worker {
     commands: mpsc::Receiver<Command>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
+    /// Generated key presses are built here.
     buf: Box<[u8; BUF]>,
+    /// Taken while a batch is processed, so the packets can be borrowed
+    /// beside the loop's other fields.
+    rx: Option<Box<RecvBatch>>,
+    tx: Box<SendBatch>,
     counters: Counters,
     sample_every: u32,
     sample_countdown: u32,
@@ -93,6 +99,8 @@ impl Worker {
             slots: Vec::new(),
             free: Vec::new(),
             buf: Box::new([0; BUF]),
+            rx: Some(Box::new(RecvBatch::new())),
+            tx: Box::new(SendBatch::new()),
             counters: Counters::new(metrics),
             sample_every: tuning.timing_sample,
             sample_countdown: tuning.timing_sample,
@@ -121,6 +129,8 @@ impl Worker {
                 match event.token() {
                     WEBRTC => self.drain_webrtc(now),
                     WAKER => {
+                        // Sent before a command can free a slot the queue names.
+                        self.flush_tx();
                         if !self.run_commands(now) {
                             return;
                         }
@@ -128,6 +138,7 @@ impl Worker {
                     Token(t) => self.drain_sip((t - 2) / 2, t % 2 == 1),
                 }
             }
+            self.flush_tx();
             self.on_timers(Instant::now());
         }
     }
@@ -184,27 +195,35 @@ impl Worker {
     }
 
     fn drain_webrtc(&mut self, now: Instant) {
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
         loop {
-            let (len, src) = match self.socket.recv_from(&mut self.buf[..MAX_RECV]) {
-                Ok(r) => r,
+            let n = match rx.recv(&self.socket) {
+                Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => continue,
             };
-            let started = self.sample_start();
-            match self
-                .endpoint
-                .handle_receive(now, src, &mut self.buf[..], len)
-            {
-                Receive::Rtp { leg, len } => self.webrtc_to_sip(leg, len, false),
-                Receive::Rtcp { leg, len } => self.webrtc_to_sip(leg, len, true),
-                Receive::Handled => self.flush_endpoint(),
-                Receive::Dropped(reason) => self.counters.webrtc_drop(reason),
+            for i in 0..n {
+                let (buf, len, src) = rx.get(i);
+                let Some(src) = src else { continue };
+                let started = self.sample_start();
+                match self.endpoint.handle_receive(now, src, &mut buf[..], len) {
+                    Receive::Rtp { leg, len } => self.webrtc_to_sip(leg, buf, len, false),
+                    Receive::Rtcp { leg, len } => self.webrtc_to_sip(leg, buf, len, true),
+                    Receive::Handled => self.flush_endpoint(),
+                    Receive::Dropped(reason) => self.counters.webrtc_drop(reason),
+                }
+                self.sample_end(started);
             }
-            self.sample_end(started);
+            if n < BATCH {
+                break;
+            }
         }
+        self.rx = Some(rx);
     }
 
-    fn webrtc_to_sip(&mut self, leg: LegId, len: usize, is_rtcp: bool) {
+    fn webrtc_to_sip(&mut self, leg: LegId, buf: &mut [u8; BUF], len: usize, is_rtcp: bool) {
         let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) else {
             return self.counters.relay_drop(RelayDrop::NotConfigured);
         };
@@ -215,7 +234,7 @@ impl Worker {
         if !sip.send_to_sip && !is_rtcp {
             return drop_packet(&mut self.counters, slot, RelayDrop::Held);
         }
-        let pkt = &mut self.buf[..len];
+        let pkt = &mut buf[..len];
         let (socket, dest) = if is_rtcp {
             if rtcp::translate(pkt, &slot.to_sip, &slot.to_webrtc).is_err() {
                 return drop_packet(&mut self.counters, slot, RelayDrop::Malformed);
@@ -261,23 +280,38 @@ impl Worker {
     }
 
     fn drain_sip(&mut self, index: usize, is_rtcp: bool) {
-        loop {
-            let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
-                return;
-            };
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
+        while let Some(slot) = self.slots.get(index).and_then(Option::as_ref) {
             let socket = if is_rtcp { &slot.rtcp } else { &slot.rtp };
-            let (len, src) = match socket.recv_from(&mut self.buf[..MAX_RECV]) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            let n = match rx.recv(socket) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => continue,
             };
-            let started = self.sample_start();
-            self.sip_to_webrtc(index, src, len, is_rtcp);
-            self.sample_end(started);
+            for i in 0..n {
+                let (buf, len, src) = rx.get(i);
+                let Some(src) = src else { continue };
+                let started = self.sample_start();
+                self.sip_to_webrtc(index, src, buf, len, is_rtcp);
+                self.sample_end(started);
+            }
+            if n < BATCH {
+                break;
+            }
         }
+        self.rx = Some(rx);
     }
 
-    fn sip_to_webrtc(&mut self, index: usize, src: SocketAddr, len: usize, from_rtcp_port: bool) {
+    fn sip_to_webrtc(
+        &mut self,
+        index: usize,
+        src: SocketAddr,
+        buf: &mut [u8; BUF],
+        len: usize,
+        from_rtcp_port: bool,
+    ) {
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
@@ -285,8 +319,7 @@ impl Worker {
             return drop_packet(&mut self.counters, slot, RelayDrop::NotConfigured);
         };
         // With rtcp-mux, RTCP arrives on the RTP port: PT 192..=223 (RFC 5761).
-        let is_rtcp =
-            from_rtcp_port || (sip.rtcp_mux && len >= 2 && (192..=223).contains(&self.buf[1]));
+        let is_rtcp = from_rtcp_port || (sip.rtcp_mux && len >= 2 && (192..=223).contains(&buf[1]));
         let to_browser = is_rtcp || sip.send_to_webrtc;
         let latch = if from_rtcp_port {
             &mut slot.latched_rtcp
@@ -309,7 +342,7 @@ impl Worker {
             // The browser holds (sendonly or inactive): no RTP goes to it.
             return drop_packet(&mut self.counters, slot, RelayDrop::Held);
         }
-        let pkt = &mut self.buf[..len];
+        let pkt = &mut buf[..len];
         let rewritten = if is_rtcp {
             rtcp::translate(pkt, &slot.to_webrtc, &slot.to_sip).map_err(|_| RelayDrop::Malformed)
         } else {
@@ -319,20 +352,45 @@ impl Worker {
             return drop_packet(&mut self.counters, slot, reason);
         }
         let protected = if is_rtcp {
-            self.endpoint.protect_rtcp(slot.leg, &mut self.buf[..], len)
+            self.endpoint.protect_rtcp(slot.leg, &mut buf[..], len)
         } else {
-            self.endpoint.protect_rtp(slot.leg, &mut self.buf[..], len)
+            self.endpoint.protect_rtp(slot.leg, &mut buf[..], len)
         };
         let Ok((out_len, dest)) = protected else {
             return drop_packet(&mut self.counters, slot, RelayDrop::WebRtcNotReady);
         };
-        match self.socket.send_to(&self.buf[..out_len], dest) {
-            Ok(_) => {
-                slot.stats.to_webrtc_packets += 1;
-                self.counters.relayed_to_webrtc(is_rtcp, len);
-            }
-            Err(_) => drop_packet(&mut self.counters, slot, RelayDrop::SendFailed),
+        let sent = Sent {
+            slot: index,
+            is_rtcp,
+            len,
+        };
+        self.tx.push(&buf[..out_len], dest, sent);
+        if self.tx.is_full() {
+            self.flush_tx();
         }
+    }
+
+    /// Send the packets queued for browsers and count each as sent or not.
+    fn flush_tx(&mut self) {
+        let Worker {
+            tx,
+            socket,
+            slots,
+            counters,
+            ..
+        } = self;
+        tx.flush(socket, |sent, ok| {
+            let slot = slots.get_mut(sent.slot).and_then(Option::as_mut);
+            match (ok, slot) {
+                (true, Some(slot)) => {
+                    slot.stats.to_webrtc_packets += 1;
+                    counters.relayed_to_webrtc(sent.is_rtcp, sent.len);
+                }
+                (true, None) => counters.relayed_to_webrtc(sent.is_rtcp, sent.len),
+                (false, Some(slot)) => drop_packet(counters, slot, RelayDrop::SendFailed),
+                (false, None) => counters.relay_drop(RelayDrop::SendFailed),
+            }
+        });
     }
 
     fn sample_start(&mut self) -> Option<Instant> {
