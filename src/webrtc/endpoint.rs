@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rtc_srtp::crypto::providers::RingCrypto;
+use rustc_hash::FxHashMap;
 
 use super::demux::{classify, PacketKind};
 use super::ice::{parse_binding_request, validate_credentials};
@@ -33,9 +34,12 @@ pub struct Endpoint {
     identity: Arc<Identity>,
     dtls_config: Arc<dimpl::Config>,
     crypto: RingCrypto,
-    legs: HashMap<LegId, Leg>,
+    // Looked up for every packet: a fast hash, not SipHash. Only legs'
+    // nominated addresses are keys, so a sender of forged sources cannot
+    // grow a bucket; the ufrag map (keys from STUN) keeps the default hash.
+    legs: FxHashMap<LegId, Leg>,
     by_ufrag: HashMap<String, LegId>,
-    by_addr: HashMap<SocketAddr, LegId>,
+    by_addr: FxHashMap<SocketAddr, LegId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(LegId, LegEvent)>,
     /// Reused output buffer for DTLS flights.
@@ -52,9 +56,9 @@ impl Endpoint {
             // Defaults: DTLS 1.2/1.3, client certificate required, 1150-byte MTU.
             dtls_config: Arc::new(dimpl::Config::default()),
             crypto: RingCrypto,
-            legs: HashMap::new(),
+            legs: FxHashMap::default(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_addr: FxHashMap::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             scratch: vec![0; 2048],

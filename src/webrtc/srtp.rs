@@ -17,6 +17,7 @@ mod aes_cm;
 mod gcm;
 mod kdf;
 mod profile;
+mod replay;
 mod stream;
 mod transform;
 

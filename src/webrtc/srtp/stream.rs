@@ -1,11 +1,14 @@
 //! Per-SSRC state: the SRTP packet index (rollover counter) and replay windows.
 
-use rtc_shared::replay_detector::{ReplayDetector, SlidingWindowDetector};
+use super::replay::ReplayWindow;
 
-/// SRTP replay window in packets (RFC 3711 asks for at least 64).
-const SRTP_REPLAY_WINDOW: usize = 512;
-/// SRTCP replay window in packets.
-const SRTCP_REPLAY_WINDOW: usize = 128;
+/// SRTP replay window in 64-packet words: 512 packets (RFC 3711 asks for at
+/// least 64).
+const SRTP_REPLAY_WORDS: usize = 8;
+#[cfg(test)]
+const SRTP_REPLAY_WINDOW: usize = 64 * SRTP_REPLAY_WORDS;
+/// SRTCP replay window in words: 128 packets.
+const SRTCP_REPLAY_WORDS: usize = 2;
 /// Largest SRTP packet index: a 32-bit ROC above a 16-bit SEQ (RFC 3711 section 3.3.1).
 const MAX_INDEX: u64 = (1 << 48) - 1;
 /// Largest SRTCP index: 31 bits, the top bit of its word is the E flag.
@@ -23,7 +26,7 @@ pub(super) struct RtpStream {
     highest: u64,
     /// Windows over the 48-bit packet index, which never wraps, so the plain
     /// sliding window fits and needs no wrap handling.
-    replay: SlidingWindowDetector,
+    replay: ReplayWindow<SRTP_REPLAY_WORDS>,
 }
 
 impl RtpStream {
@@ -59,7 +62,7 @@ impl RtpStream {
     /// Records an authenticated `index`.
     pub fn accept(&mut self, index: u64) {
         if self.replay.check(index) {
-            self.replay.accept();
+            self.replay.accept(index);
         }
         self.advance(index);
     }
@@ -75,7 +78,7 @@ pub(super) struct RtcpStream {
     ssrc: u32,
     /// The next SRTCP index to send (RFC 3711 section 3.3.2 starts at 0).
     next: u32,
-    replay: SlidingWindowDetector,
+    replay: ReplayWindow<SRTCP_REPLAY_WORDS>,
 }
 
 impl RtcpStream {
@@ -97,7 +100,7 @@ impl RtcpStream {
     /// Records an authenticated `index`.
     pub fn accept(&mut self, index: u32) {
         if self.replay.check(u64::from(index)) {
-            self.replay.accept();
+            self.replay.accept(u64::from(index));
         }
     }
 }
@@ -115,7 +118,7 @@ impl Stream for RtpStream {
         RtpStream {
             ssrc,
             highest: index,
-            replay: SlidingWindowDetector::new(SRTP_REPLAY_WINDOW, MAX_INDEX),
+            replay: ReplayWindow::new(MAX_INDEX),
         }
     }
 
@@ -129,7 +132,7 @@ impl Stream for RtcpStream {
         RtcpStream {
             ssrc,
             next: 0,
-            replay: SlidingWindowDetector::new(SRTCP_REPLAY_WINDOW, u64::from(MAX_SRTCP_INDEX)),
+            replay: ReplayWindow::new(u64::from(MAX_SRTCP_INDEX)),
         }
     }
 
