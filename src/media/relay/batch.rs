@@ -5,8 +5,8 @@
 //! one destination, by GSO), while the loop's packets to browsers go to a
 //! different address each; nix's `recvmmsg` keeps each header's
 //! `msg_namelen` from the previous call, so after an IPv4 datagram an IPv6
-//! source would come back truncated. Here the headers are built afresh on
-//! the stack for each call, over buffers the loop owns.
+//! source would come back truncated. Here the headers are set up once over
+//! buffers the loop owns, and each call resets what the kernel overwrote.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -22,8 +22,51 @@ pub(super) const BUF: usize = 2048;
 /// What a receive may fill, leaving room for the tag.
 pub(super) const MAX_RECV: usize = BUF - 64;
 
+/// The kernel's view of a batch: one header, iovec and address per
+/// datagram, pointing into buffers that live as long as it does.
+struct Headers {
+    hdrs: Box<[libc::mmsghdr; BATCH]>,
+    _iovs: Box<[libc::iovec; BATCH]>,
+    names: Box<[libc::sockaddr_storage; BATCH]>,
+}
+
+// SAFETY: the raw pointers point only into this struct's own boxes (and the
+// batch's buffers, owned beside it), whose heap storage does not move when
+// the struct does; nothing else holds them.
+unsafe impl Send for Headers {}
+
+impl Headers {
+    fn new(bufs: &mut [[u8; BUF]; BATCH]) -> Self {
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        let mut hdrs: Box<[libc::mmsghdr; BATCH]> = Box::new(unsafe { zeroed() });
+        let mut iovs: Box<[libc::iovec; BATCH]> = Box::new(unsafe { zeroed() });
+        let mut names: Box<[libc::sockaddr_storage; BATCH]> = Box::new(unsafe { zeroed() });
+        for i in 0..BATCH {
+            iovs[i].iov_base = bufs[i].as_mut_ptr().cast();
+            iovs[i].iov_len = MAX_RECV;
+            let hdr = &mut hdrs[i].msg_hdr;
+            hdr.msg_iov = &mut iovs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        }
+        Headers {
+            hdrs,
+            _iovs: iovs,
+            names,
+        }
+    }
+
+    fn iov_len(&mut self, i: usize, len: usize) {
+        // SAFETY: msg_iov points at this struct's iovec `i`.
+        unsafe { (*self.hdrs[i].msg_hdr.msg_iov).iov_len = len };
+    }
+}
+
 /// Up to [`BATCH`] received datagrams.
 pub(super) struct RecvBatch {
+    // Declared first: the headers point into the buffers.
+    headers: Headers,
     bufs: Box<[[u8; BUF]; BATCH]>,
     lens: [usize; BATCH],
     srcs: [Option<SocketAddr>; BATCH],
@@ -31,44 +74,35 @@ pub(super) struct RecvBatch {
 
 impl RecvBatch {
     pub(super) fn new() -> Self {
+        let mut bufs = Box::new([[0; BUF]; BATCH]);
         RecvBatch {
-            bufs: Box::new([[0; BUF]; BATCH]),
+            headers: Headers::new(&mut bufs),
+            bufs,
             lens: [0; BATCH],
             srcs: [None; BATCH],
         }
     }
 
-    /// Receive what the socket holds, up to a batch, without blocking.
-    /// Fewer than [`BATCH`] means the queue was empty when the kernel looked
-    /// (it reports a socket error only on an empty queue), so the loop need
-    /// not call again before the next readiness event.
-    pub(super) fn recv(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
-        // SAFETY: all-zero is a valid value of these plain C structs.
-        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for (((hdr, iov), name), buf) in hdrs
-            .iter_mut()
-            .zip(iovs.iter_mut())
-            .zip(names.iter_mut())
-            .zip(self.bufs.iter_mut())
-        {
-            iov.iov_base = buf.as_mut_ptr().cast();
-            iov.iov_len = MAX_RECV;
-            hdr.msg_hdr.msg_iov = iov;
-            hdr.msg_hdr.msg_iovlen = 1;
-            hdr.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+    /// Receive what the socket holds, up to `max` datagrams (at most
+    /// [`BATCH`]), without blocking. Fewer than `max` means the queue was
+    /// empty when the kernel looked (it reports a socket error only on an
+    /// empty queue), so the loop need not call again before the next
+    /// readiness event.
+    pub(super) fn recv(&mut self, socket: &impl AsRawFd, max: usize) -> io::Result<usize> {
+        let max = max.min(BATCH);
+        for hdr in &mut self.headers.hdrs[..max] {
+            // The kernel wrote the last sender's length here.
             hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
         let n = loop {
-            // SAFETY: every header points at an iovec over a live buffer of
-            // MAX_RECV bytes and at a sockaddr_storage, all of which outlive
-            // the call; the kernel writes no further than those lengths.
+            // SAFETY: the first `max` headers point at iovecs over live
+            // buffers of MAX_RECV bytes and at sockaddr_storages, all owned
+            // by self; the kernel writes no further than those lengths.
             let r = unsafe {
                 libc::recvmmsg(
                     socket.as_raw_fd(),
-                    hdrs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
+                    self.headers.hdrs.as_mut_ptr(),
+                    max as libc::c_uint,
                     libc::MSG_DONTWAIT,
                     std::ptr::null_mut(),
                 )
@@ -82,8 +116,9 @@ impl RecvBatch {
             }
         };
         for i in 0..n {
-            self.lens[i] = (hdrs[i].msg_len as usize).min(MAX_RECV);
-            self.srcs[i] = to_std(&names[i], hdrs[i].msg_hdr.msg_namelen);
+            let hdr = &self.headers.hdrs[i];
+            self.lens[i] = (hdr.msg_len as usize).min(MAX_RECV);
+            self.srcs[i] = to_std(&self.headers.names[i], hdr.msg_hdr.msg_namelen);
         }
         Ok(n)
     }
@@ -155,19 +190,19 @@ pub(super) struct Sent {
 
 /// Up to [`BATCH`] datagrams queued for one socket, each to its own address.
 pub(super) struct SendBatch {
+    // Declared first: the headers point into the buffers.
+    headers: Headers,
     bufs: Box<[[u8; BUF]; BATCH]>,
-    lens: [usize; BATCH],
-    dests: [SocketAddr; BATCH],
     meta: [Sent; BATCH],
     queued: usize,
 }
 
 impl SendBatch {
     pub(super) fn new() -> Self {
+        let mut bufs = Box::new([[0; BUF]; BATCH]);
         SendBatch {
-            bufs: Box::new([[0; BUF]; BATCH]),
-            lens: [0; BATCH],
-            dests: [SocketAddr::from(([0, 0, 0, 0], 0)); BATCH],
+            headers: Headers::new(&mut bufs),
+            bufs,
             meta: [Sent::default(); BATCH],
             queued: 0,
         }
@@ -182,8 +217,9 @@ impl SendBatch {
         let i = self.queued;
         let len = data.len().min(BUF);
         self.bufs[i][..len].copy_from_slice(&data[..len]);
-        self.lens[i] = len;
-        self.dests[i] = dest;
+        self.headers.iov_len(i, len);
+        let namelen = to_raw(dest, &mut self.headers.names[i]);
+        self.headers.hdrs[i].msg_hdr.msg_namelen = namelen;
         self.meta[i] = meta;
         self.queued += 1;
     }
@@ -194,31 +230,15 @@ impl SendBatch {
     /// failed and the rest still go.
     pub(super) fn flush(&mut self, socket: &impl AsRawFd, mut done: impl FnMut(Sent, bool)) {
         let n = std::mem::take(&mut self.queued);
-        if n == 0 {
-            return;
-        }
-        // SAFETY: all-zero is a valid value of these plain C structs.
-        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for i in 0..n {
-            let namelen = to_raw(self.dests[i], &mut names[i]);
-            iovs[i].iov_base = self.bufs[i].as_mut_ptr().cast();
-            iovs[i].iov_len = self.lens[i];
-            let hdr = &mut hdrs[i].msg_hdr;
-            hdr.msg_iov = &mut iovs[i];
-            hdr.msg_iovlen = 1;
-            hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = namelen;
-        }
         let mut off = 0;
         while off < n {
-            // SAFETY: headers off..n point at live buffers, iovecs and
-            // addresses that outlive the call; the kernel only reads them.
+            // SAFETY: headers off..n point at iovecs over live buffers, with
+            // the lengths and addresses `push` wrote, all owned by self; the
+            // kernel only reads them.
             let r = unsafe {
                 libc::sendmmsg(
                     socket.as_raw_fd(),
-                    hdrs[off..].as_mut_ptr(),
+                    self.headers.hdrs[off..].as_mut_ptr(),
                     (n - off) as libc::c_uint,
                     libc::MSG_DONTWAIT,
                 )

@@ -38,7 +38,7 @@ fn a_burst_arrives_in_full_batches_then_the_rest() {
     let mut batch = RecvBatch::new();
     let mut seen = Vec::new();
     loop {
-        match batch.recv(&rx) {
+        match batch.recv(&rx, BATCH) {
             Ok(n) => {
                 for i in 0..n {
                     let (buf, len, src) = batch.get(i);
@@ -58,7 +58,7 @@ fn a_burst_arrives_in_full_batches_then_the_rest() {
         assert_eq!(len, 100 - i);
         assert_eq!(src, from.local_addr().unwrap());
     }
-    let err = batch.recv(&rx).unwrap_err();
+    let err = batch.recv(&rx, BATCH).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
 }
 
@@ -73,11 +73,11 @@ fn an_ipv6_source_after_an_ipv4_one_comes_back_whole() {
     let mut batch = RecvBatch::new();
     tx4.send_to(b"four", rx4.local_addr().unwrap()).unwrap();
     settle(&rx4);
-    assert_eq!(batch.recv(&rx4).unwrap(), 1);
+    assert_eq!(batch.recv(&rx4, BATCH).unwrap(), 1);
     assert_eq!(batch.get(0).2, Some(tx4.local_addr().unwrap()));
     tx6.send_to(b"six", rx6.local_addr().unwrap()).unwrap();
     settle(&rx6);
-    assert_eq!(batch.recv(&rx6).unwrap(), 1);
+    assert_eq!(batch.recv(&rx6, BATCH).unwrap(), 1);
     let (buf, len, src) = batch.get(0);
     assert_eq!(&buf[..len], b"six");
     assert_eq!(src, Some(tx6.local_addr().unwrap()));
@@ -157,4 +157,20 @@ fn a_full_batch_says_so() {
         batch.push(b"x", dest, Sent::default());
     }
     assert!(batch.is_full());
+}
+
+#[test]
+fn a_smaller_batch_takes_no_more() {
+    let rx = v4();
+    let tx = v4();
+    for i in 0..6u8 {
+        tx.send_to(&[i], rx.local_addr().unwrap()).unwrap();
+    }
+    settle(&rx);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut batch = RecvBatch::new();
+    assert_eq!(batch.recv(&rx, 4).unwrap(), 4);
+    assert_eq!(batch.get(3).0[0], 3);
+    assert_eq!(batch.recv(&rx, 4).unwrap(), 2, "fewer than asked: drained");
+    assert_eq!(batch.get(1).0[0], 5);
 }
