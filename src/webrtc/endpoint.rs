@@ -37,7 +37,9 @@ pub struct Endpoint {
     // Looked up for every packet: a fast hash, not SipHash. Only legs'
     // nominated addresses are keys, so a sender of forged sources cannot
     // grow a bucket; the ufrag map (keys from STUN) keeps the default hash.
-    legs: FxHashMap<LegId, Leg>,
+    // Legs are boxed: a leg is about 4 KB (dimpl's state sits inline), and
+    // a map stores a spare slot of that size for each leg it has room for.
+    legs: FxHashMap<LegId, Box<Leg>>,
     by_ufrag: HashMap<String, LegId>,
     by_addr: FxHashMap<SocketAddr, LegId>,
     transmits: VecDeque<Transmit>,
@@ -80,7 +82,7 @@ impl Endpoint {
         let leg = Leg::new(cfg, &self.identity, self.dtls_config.clone(), now)?;
         self.wake_by(leg.next_timeout());
         self.by_ufrag.insert(ufrag, id);
-        self.legs.insert(id, leg);
+        self.legs.insert(id, Box::new(leg));
         Ok(())
     }
 
@@ -214,7 +216,7 @@ impl Endpoint {
     fn leg_at(&mut self, src: SocketAddr) -> Result<(LegId, &mut Leg), DropReason> {
         let id = *self.by_addr.get(&src).ok_or(DropReason::UnknownSource)?;
         let leg = self.legs.get_mut(&id).ok_or(DropReason::UnknownSource)?;
-        Ok((id, leg))
+        Ok((id, &mut **leg))
     }
 
     fn receive_stun(&mut self, now: Instant, src: SocketAddr, packet: &[u8]) -> Receive {
