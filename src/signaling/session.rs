@@ -42,8 +42,9 @@ pub enum ClientEvent {
     Offer(String),
     /// The browser's answer to siphon's mid-call offer.
     Answer(String),
-    /// A trickled candidate (`None`: end of candidates).
-    Candidate(Option<IceCandidate>),
+    /// A trickled candidate (`None`: end of candidates). Boxed: the
+    /// largest variant sizes every slot of a call's control channel.
+    Candidate(Option<Box<IceCandidate>>),
     /// The socket closed.
     Gone,
     /// The socket of a user closed: an answered call may wait
@@ -169,7 +170,6 @@ pub async fn run(
         return;
     };
     let (to_client, mut outbox) = mpsc::channel::<ServerMessage>(256);
-    let (attach, mut attached) = mpsc::unbounded_channel();
     let welcome = ServerMessage::Welcome {
         version: PROTOCOL_VERSION,
         user: user.clone(),
@@ -180,7 +180,7 @@ pub async fn run(
         calls: HashMap::new(),
         service,
         to_client,
-        attach,
+        attach: None,
         limits,
         metrics,
         user: None,
@@ -190,6 +190,7 @@ pub async fn run(
         session.bind_user(user);
     }
     let mut open = send(&mut socket, &welcome).await;
+    drop(welcome);
     while open {
         let early = session.early.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -209,9 +210,7 @@ pub async fn run(
             Some(msg) = outbox.recv() => {
                 // A call is attached before its `incoming` is queued: take
                 // every attachment first so the client's answer finds it.
-                while let Ok((call_id, control)) = attached.try_recv() {
-                    session.calls.insert(call_id, control);
-                }
+                session.take_attached();
                 session.on_outgoing(&msg);
                 open = send(&mut socket, &msg).await;
             }
@@ -284,12 +283,20 @@ async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
         .is_ok()
 }
 
+/// A call handed to this session before its `incoming`: its id and control.
+type Attachment = (String, ClientControl);
+
 struct Session {
     id: SessionId,
     calls: HashMap<String, ClientControl>,
     service: Arc<dyn CallService>,
     to_client: mpsc::Sender<ServerMessage>,
-    attach: mpsc::UnboundedSender<(String, ClientControl)>,
+    /// Calls that ring this session's user; made once a user is known, as
+    /// only then can a call ring it (and an idle channel holds a block).
+    attach: Option<(
+        mpsc::UnboundedSender<Attachment>,
+        mpsc::UnboundedReceiver<Attachment>,
+    )>,
     limits: SessionLimits,
     metrics: Metrics,
     user: Option<String>,
@@ -353,14 +360,16 @@ impl Session {
                 let early = self.early.take(&call_id);
                 let control = self.service.place_call(request, self.to_client.clone())?;
                 for candidate in early {
-                    let _ = control.send((self.id, ClientEvent::Candidate(candidate)));
+                    let _ =
+                        control.send((self.id, ClientEvent::Candidate(candidate.map(Box::new))));
                 }
                 self.calls.insert(call_id, control);
                 Ok(())
             }
             ClientMessage::Candidate { call_id, candidate } => {
                 if self.calls.contains_key(&call_id) {
-                    return self.to_call(&call_id, ClientEvent::Candidate(candidate));
+                    let event = ClientEvent::Candidate(candidate.map(Box::new));
+                    return self.to_call(&call_id, event);
                 }
                 self.hold_early(call_id, candidate)
             }
@@ -480,14 +489,24 @@ impl Session {
     }
 
     fn bind_user(&mut self, user: String) {
+        let (attach, _) = self.attach.get_or_insert_with(mpsc::unbounded_channel);
         let link = SessionLink {
             id: self.id,
             user: user.clone(),
             to_client: self.to_client.clone(),
-            attach: self.attach.clone(),
+            attach: attach.clone(),
         };
         self.user = Some(user);
         self.service.session_opened(link);
+    }
+
+    fn take_attached(&mut self) {
+        let Some((_, attached)) = &mut self.attach else {
+            return;
+        };
+        while let Ok((call_id, control)) = attached.try_recv() {
+            self.calls.insert(call_id, control);
+        }
     }
 
     fn to_call(&self, call_id: &str, event: ClientEvent) -> Result<(), Refusal> {
