@@ -14,6 +14,7 @@ use super::outbound::{
     answer_reoffer, count_dtmf, media_signal, record_info, refuse_glare, release, spawn_reinvite,
     Resources,
 };
+use super::reinvites::ReinviteAnswers;
 use super::Inner;
 use crate::call::inbound::{
     Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
@@ -124,7 +125,7 @@ struct Driver<'a> {
     /// The SIP re-offer waiting for the machine's answer.
     reoffer: Option<sip::Reoffer>,
     /// Where siphon's re-INVITEs report their final answers.
-    reinvites: mpsc::UnboundedSender<Option<(u16, String)>>,
+    reinvites: ReinviteAnswers,
 }
 
 async fn drive(
@@ -192,7 +193,6 @@ async fn drive(
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let (control_tx, mut control) = mpsc::unbounded_channel();
     let _registered = Registered::new(gw, control_tx.clone());
-    let (reinvites, mut reinvite_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
         gw,
         handle,
@@ -209,7 +209,7 @@ async fn drive(
         lost: None,
         aliases: HashMap::new(),
         reoffer: None,
-        reinvites,
+        reinvites: ReinviteAnswers::default(),
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -229,7 +229,7 @@ async fn drive(
                 Some(UasEvent::Cancelled) => InboundEvent::SipCancelled,
                 Some(UasEvent::Reoffer(reoffer)) => {
                     let sdp = reoffer.sdp.clone();
-                    d.reoffer = Some(reoffer);
+                    d.reoffer = Some(*reoffer);
                     InboundEvent::SipReoffer(sdp)
                 }
                 Some(UasEvent::Dtmf { digit, duration_ms }) => InboundEvent::SipDtmf(digit, duration_ms),
@@ -249,7 +249,7 @@ async fn drive(
                 None => continue,
             },
             () = &mut ring_timeout, if !machine.is_answered() => InboundEvent::RingTimeout,
-            Some(result) = reinvite_rx.recv() => InboundEvent::ReinviteAnswered(result),
+            Some(result) = d.reinvites.recv() => InboundEvent::ReinviteAnswered(result),
             () = d.grace.expired(), if d.grace.waiting() => match (d.grace.give_up(gw), d.lost) {
                 (true, Some(lost)) => InboundEvent::Hangup(lost),
                 _ => continue,
@@ -416,7 +416,7 @@ impl Driver<'_> {
                     let handle = self.handle.clone();
                     let kind = sdp.clone();
                     let go = async move { handle.reinvite(sdp).await };
-                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.clone());
+                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.sender());
                 }
                 InboundCommand::GlareReoffer => {
                     if let Some(reoffer) = self.reoffer.take() {

@@ -7,6 +7,7 @@ mod detached;
 mod inbound;
 mod outbound;
 mod registrations;
+mod reinvites;
 mod slots;
 
 use std::net::SocketAddr;
@@ -254,9 +255,11 @@ impl CallService for Calls {
         let (control, events) = mpsc::unbounded_channel();
         let key = rand::random::<u64>();
         inner.calls.insert(key, control.clone());
-        let call = outbound::run(inner.clone(), key, request, target, to_client, events);
+        let gw = inner.clone();
+        // The call's future is built inside the task: a future captured and
+        // then awaited is stored twice in the task.
         tokio::spawn(async move {
-            call.await;
+            outbound::run(gw, key, request, target, to_client, events).await;
             drop(slot);
         });
         Ok(control)

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
+use super::reinvites::ReinviteAnswers;
 use super::Inner;
 use crate::call::leg::LocalWebRtc;
 use crate::call::outbound::{
@@ -76,7 +77,9 @@ impl Refused {
 
 /// A call whose INVITE is out: the machine and the channels that feed it.
 struct Started {
-    call: OutboundCall,
+    /// Boxed: the machine is large, and each future that holds it on the
+    /// way to the event loop would keep its own copy for the call's life.
+    call: Box<OutboundCall>,
     res: Resources,
     uac: UacHandle,
     sip_events: mpsc::Receiver<UacEvent>,
@@ -98,7 +101,8 @@ async fn drive(
 ) -> Outcome {
     let call_id = request.call_id.clone();
     let grace = Grace::new(request.user.clone(), &call_id);
-    match start(gw, request, target).await {
+    // Boxed: the setup's state would otherwise size the task for the call.
+    match Box::pin(start(gw, request, target)).await {
         Ok(started) => run_events(gw, started, to_client, control, grace).await,
         Err(r) => {
             let _ = to_client
@@ -178,7 +182,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
     };
     match gw.sip.invite(invite).await {
         Ok((uac, sip_events)) => Ok(Started {
-            call,
+            call: Box::new(call),
             res,
             uac,
             sip_events,
@@ -207,16 +211,17 @@ async fn run_events(
         mut sip_events,
         mut media_events,
     } = started;
-    let (reinvites, mut reinvite_rx) = mpsc::unbounded_channel();
     let mut driver = Driver {
         gw,
         res,
         uac,
         to_client,
         reoffer: None,
-        reinvites,
+        reinvites: ReinviteAnswers::default(),
     };
-    if let Some(outcome) = driver.exec(call.on_invite_sent()).await {
+    // Boxed here and below: carrying out commands awaits SIP transactions,
+    // whose futures would otherwise widen this loop's for the call's life.
+    if let Some(outcome) = Box::pin(driver.exec(call.on_invite_sent())).await {
         return outcome;
     }
     let ring_timeout = tokio::time::sleep(gw.config.limits.ring_timeout());
@@ -226,7 +231,7 @@ async fn run_events(
             ev = sip_events.recv() => match ev {
                 Some(UacEvent::Reoffer(reoffer)) => {
                     let sdp = reoffer.sdp.clone();
-                    driver.reoffer = Some(reoffer);
+                    driver.reoffer = Some(*reoffer);
                     call.on_sip(SipEvent::Reoffer(sdp), Instant::now())
                 }
                 Some(ev) => match sip_event(ev) {
@@ -267,7 +272,7 @@ async fn run_events(
                 None => continue,
             },
             () = &mut ring_timeout, if !call.is_answered() => call.on_ring_timeout(),
-            Some(result) = reinvite_rx.recv() => {
+            Some(result) = driver.reinvites.recv() => {
                 call.on_sip(SipEvent::ReinviteAnswered(result), Instant::now())
             }
             () = grace.expired(), if grace.waiting() => {
@@ -277,7 +282,7 @@ async fn run_events(
                 call.on_client_gone()
             }
         };
-        if let Some(outcome) = driver.exec(cmds).await {
+        if let Some(outcome) = Box::pin(driver.exec(cmds)).await {
             grace.forget(gw);
             return outcome;
         }
@@ -292,7 +297,7 @@ struct Driver<'a> {
     /// The SIP re-offer waiting for the machine's answer.
     reoffer: Option<sip::Reoffer>,
     /// Where siphon's re-INVITEs report their final answers.
-    reinvites: mpsc::UnboundedSender<Option<(u16, String)>>,
+    reinvites: ReinviteAnswers,
 }
 
 impl Driver<'_> {
@@ -335,7 +340,7 @@ impl Driver<'_> {
                     let uac = self.uac.clone();
                     let kind = sdp.clone();
                     let go = async move { uac.reinvite(sdp).await };
-                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.clone());
+                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.sender());
                 }
                 Command::GlareReoffer => {
                     if let Some(reoffer) = self.reoffer.take() {

@@ -52,8 +52,9 @@ pub enum UacEvent {
     /// The peer stopped refreshing the RFC 4028 session timer, or siphon's
     /// refresh found the dialog gone: siphon sent BYE. Last event.
     SessionExpired,
-    /// A re-INVITE or UPDATE from the far end: answer it.
-    Reoffer(super::Reoffer),
+    /// A re-INVITE or UPDATE from the far end: answer it. Boxed: the
+    /// largest variant sizes every slot of the call's event channel.
+    Reoffer(Box<super::Reoffer>),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.
@@ -155,13 +156,15 @@ pub(super) fn start(
     let span = info_span!("sip_leg", call_id = %req.log_id);
     let attempt = span.in_scope(|| launch(&shared, option.clone(), &handle))?;
     let (events, rx) = mpsc::channel(32);
-    let call = Call {
+    // Boxed: the request and its options are large, and every future on
+    // the way down would hold a copy.
+    let call = Box::new(Call {
         shared,
         req,
         option,
         handle: handle.clone(),
         events,
-    };
+    });
     tokio::spawn(call.run(attempt).instrument(span));
     Ok((handle, rx))
 }
@@ -199,13 +202,39 @@ struct Call {
     events: mpsc::Sender<UacEvent>,
 }
 
+/// What an answered call still needs; the INVITE's request, options and
+/// transaction are done with.
+struct Answered {
+    shared: Arc<Shared>,
+    handle: UacHandle,
+    events: mpsc::Sender<UacEvent>,
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    /// States seen with the final response, handled first.
+    later: VecDeque<DialogState>,
+    timers: Arc<SessionTimers>,
+}
+
+async fn emit(events: &mpsc::Sender<UacEvent>, ev: UacEvent) {
+    // The receiver may be gone; the call still runs to its end.
+    let _ = events.send(ev).await;
+}
+
 impl Call {
     async fn emit(&self, ev: UacEvent) {
-        // The receiver may be gone; the call still runs to its end.
-        let _ = self.events.send(ev).await;
+        emit(&self.events, ev).await;
     }
 
-    async fn run(self, mut attempt: Attempt) {
+    async fn run(self: Box<Self>, attempt: Attempt) {
+        // The INVITE phase is boxed so that its state is freed at the
+        // answer instead of sizing the task for the whole call.
+        if let Some(answered) = Box::pin(self.invite(attempt)).await {
+            answered.confirmed().await;
+        }
+    }
+
+    /// Up to the final response; `Some` once answered.
+    async fn invite(self: Box<Self>, mut attempt: Attempt) -> Option<Answered> {
         let mut retried = false;
         loop {
             let result = self.wait_final(&mut attempt).await;
@@ -223,18 +252,48 @@ impl Call {
                     timers.refreshed(session_timer::from_answer(&resp));
                     self.handle.set_timers(timers.clone());
                     let sdp = body(&resp).unwrap_or_default();
+                    drop(resp);
                     self.emit(UacEvent::Answered { sdp }).await;
-                    return self.confirmed(attempt, timers).await;
+                    let Call {
+                        shared,
+                        handle,
+                        events,
+                        ..
+                    } = *self;
+                    let Attempt {
+                        dialog,
+                        states,
+                        later,
+                        ..
+                    } = attempt;
+                    return Some(Answered {
+                        shared,
+                        handle,
+                        events,
+                        dialog,
+                        states,
+                        later,
+                        timers,
+                    });
                 }
                 Outcome::Challenged(resp) if !retried && !self.handle.hung_up() => {
                     retried = true;
                     match self.retry(&attempt.dialog, &resp) {
                         Some(next) => attempt = next,
-                        None => return self.emit(failed(&resp)).await,
+                        None => {
+                            self.emit(failed(&resp)).await;
+                            return None;
+                        }
                     }
                 }
-                Outcome::Challenged(resp) => return self.emit(failed(&resp)).await,
-                Outcome::Over(ev) => return self.emit(ev).await,
+                Outcome::Challenged(resp) => {
+                    self.emit(failed(&resp)).await;
+                    return None;
+                }
+                Outcome::Over(ev) => {
+                    self.emit(ev).await;
+                    return None;
+                }
             }
         }
     }
@@ -309,24 +368,34 @@ impl Call {
         let option = request::with_credentials(&self.option, &first, challenge, creds)?;
         launch(&self.shared, option, &self.handle).ok()
     }
+}
 
+impl Answered {
     /// After the answer: wait for either side to end the call, running
     /// the session timer meanwhile.
-    async fn confirmed(self, mut a: Attempt, timers: Arc<SessionTimers>) {
-        let mut watch = Watch::new(timers.clone());
+    ///
+    /// Requests and hangups are boxed: they are brief, and this future lives
+    /// as long as the call.
+    async fn confirmed(mut self) {
+        let mut watch = Watch::new(self.timers.clone());
         let mut expired = false;
         let by_remote = loop {
-            let st = match a.later.pop_front() {
+            let st = match self.later.pop_front() {
                 Some(st) => Some(st),
+                // Nothing is queued there again: free its buffer for the call.
+                None if self.later.capacity() > 0 => {
+                    self.later = VecDeque::new();
+                    continue;
+                }
                 None => tokio::select! {
-                    st = a.states.recv() => st,
-                    _ = watch.expired(&a.dialog), if !expired => {
+                    st = self.states.recv() => st,
+                    _ = watch.expired(&self.dialog), if !expired => {
                         expired = true;
-                        self.handle.hangup().await;
+                        Box::pin(self.handle.hangup()).await;
                         continue;
                     }
                     _ = self.shared.shutdown.cancelled() => {
-                        self.handle.hangup().await;
+                        Box::pin(self.handle.hangup()).await;
                         break false;
                     }
                 },
@@ -339,26 +408,29 @@ impl Call {
                     )
                 }
                 Some(DialogState::Updated(_, req, handle)) => {
-                    if let Some(r) = reoffer::from_peer(&req, handle, &timers).await {
-                        self.emit(UacEvent::Reoffer(r)).await;
+                    let reoffer = reoffer::from_peer(&req, handle, &self.timers);
+                    if let Some(r) = Box::pin(reoffer).await {
+                        emit(&self.events, UacEvent::Reoffer(Box::new(r))).await;
                     }
                 }
                 Some(DialogState::Info(_, req, handle)) => {
-                    if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
-                        self.emit(UacEvent::Dtmf { digit, duration_ms }).await;
+                    if let Some((digit, duration_ms)) =
+                        Box::pin(dtmf_info::answer(&req, handle)).await
+                    {
+                        emit(&self.events, UacEvent::Dtmf { digit, duration_ms }).await;
                     }
                 }
                 Some(_) => continue,
                 None => break !self.handle.hung_up(),
             }
         };
-        self.shared.stack.dialogs.remove_dialog(&a.dialog.id());
+        self.shared.stack.dialogs.remove_dialog(&self.dialog.id());
         let last = if expired {
             UacEvent::SessionExpired
         } else {
             ended(by_remote)
         };
-        self.emit(last).await;
+        emit(&self.events, last).await;
     }
 }
 

@@ -71,7 +71,8 @@ pub enum UasEvent {
     /// siphon's refresh found the dialog gone: siphon sent BYE. Last event.
     SessionExpired,
     /// A re-INVITE or UPDATE: answer it (hold, resume, a new address).
-    Reoffer(super::Reoffer),
+    /// Boxed: the largest variant sizes every slot of the event channel.
+    Reoffer(Box<super::Reoffer>),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.

@@ -324,7 +324,7 @@ impl CallTask {
             }
             DialogState::Updated(_, req, handle) => {
                 if let Some(r) = reoffer::from_peer(&req, handle, &self.call.timers).await {
-                    self.emit(UasEvent::Reoffer(r)).await;
+                    self.emit(UasEvent::Reoffer(Box::new(r))).await;
                 }
             }
             DialogState::Info(_, req, handle) => {
