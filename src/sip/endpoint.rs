@@ -10,6 +10,7 @@ use rsipstack::transaction::TransactionReceiver;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::dialog_states::DialogStates;
 use super::stack::{self, Stack, StackConfig};
 use super::uac::{self, UacEvent, UacHandle};
 use super::uas::{self, Inbound, InboundCall};
@@ -32,6 +33,8 @@ pub(super) struct Shared {
     pub shutdown: CancellationToken,
     pub inbound: Inbound,
     pub metrics: Metrics,
+    /// Where outbound dialogs report their states.
+    pub dialog_states: DialogStates,
 }
 
 impl SipEndpoint {
@@ -67,6 +70,7 @@ impl SipEndpoint {
             shutdown,
             inbound,
             metrics,
+            dialog_states: DialogStates::start(),
         });
         tokio::spawn(serve_incoming(inner.clone(), incoming));
         Ok(SipEndpoint { inner })

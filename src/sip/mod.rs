@@ -9,6 +9,7 @@
 //! are the gateway's side, `echo` the test and demo peer.
 
 mod challenge;
+mod dialog_states;
 mod digest;
 mod dtmf_info;
 mod echo;

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::Response;
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
 
+use super::dialog_states::CallStates;
 use super::dtmf_info;
 use super::endpoint::Shared;
 use super::reoffer;
@@ -140,7 +141,7 @@ impl UacHandle {
 /// One INVITE transaction in flight.
 struct Attempt {
     dialog: InviteDialog,
-    states: DialogStateReceiver,
+    states: CallStates,
     join: JoinHandle<InviteAsyncResult>,
     /// States seen after the final response, kept for the confirmed phase.
     later: VecDeque<DialogState>,
@@ -170,8 +171,10 @@ pub(super) fn start(
 }
 
 fn launch(shared: &Shared, option: InviteOption, handle: &UacHandle) -> Result<Attempt, SipError> {
-    let (tx, states) = shared.stack.dialogs.new_dialog_state_channel();
+    let call_id = option.call_id.clone().unwrap_or_default();
+    let (tx, mut states) = shared.dialog_states.open(&call_id);
     let (dialog, join) = shared.stack.dialogs.do_invite_async(option, tx)?;
+    states.bind(&dialog.id());
     if handle.attach(dialog.clone()) {
         // Hangup raced the (re)INVITE: cancel as soon as it is provisional.
         let d = dialog.clone();
@@ -209,7 +212,7 @@ struct Answered {
     handle: UacHandle,
     events: mpsc::Sender<UacEvent>,
     dialog: InviteDialog,
-    states: DialogStateReceiver,
+    states: CallStates,
     /// States seen with the final response, handled first.
     later: VecDeque<DialogState>,
     timers: Arc<SessionTimers>,
@@ -309,7 +312,8 @@ impl Call {
                 r = &mut a.join => {
                     // States queued before the final response still go out
                     // first; anything after it belongs to the next phase.
-                    while let Ok(st) = a.states.try_recv() {
+                    a.states.flush().await;
+                    while let Some(st) = a.states.try_recv() {
                         if matches!(st, DialogState::Confirmed(..) | DialogState::Terminated(..)) {
                             a.later.push_back(st);
                         } else if a.later.is_empty() {

@@ -1,0 +1,146 @@
+//! One rsipstack dialog-state channel for every outbound call, routed to
+//! the calls by Call-ID.
+//!
+//! rsipstack reports a dialog's states on an unbounded tokio channel of
+//! `DialogState`, and such a channel holds a block of 32 slots from the
+//! start: about 10 KB for each call, which sees a handful of states in its
+//! life. One shared channel pays for that block once; each call gets a
+//! channel of boxed states, whose slots are pointers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use rsipstack::dialog::dialog::{DialogState, DialogStateSender};
+use rsipstack::dialog::DialogId;
+use tokio::sync::mpsc;
+
+type Route = mpsc::UnboundedSender<Box<DialogState>>;
+type Routes = Arc<DashMap<String, Route>>;
+
+/// The local tag of [`CallStates::flush`]'s marker; rsipstack's tags are
+/// alphanumeric, so no dialog has it.
+const FLUSH_TAG: &str = "siphon-flush";
+
+/// The shared channel and its routes.
+pub(super) struct DialogStates {
+    tx: DialogStateSender,
+    routes: Routes,
+}
+
+impl DialogStates {
+    /// Starts the router; it runs until every dialog and this are gone.
+    pub(super) fn start() -> DialogStates {
+        let (tx, mut rx) = mpsc::unbounded_channel::<DialogState>();
+        let routes: Routes = Arc::default();
+        let table = routes.clone();
+        tokio::spawn(async move {
+            while let Some(st) = rx.recv().await {
+                let route = table.get(&st.id().call_id).map(|r| r.clone());
+                // A state of a call that is gone has no one to hear it.
+                if let Some(route) = route {
+                    let _ = route.send(Box::new(st));
+                }
+            }
+        });
+        DialogStates { tx, routes }
+    }
+
+    /// The sender to hand rsipstack for `call_id`'s next INVITE, and where
+    /// its states arrive. A newer INVITE with the same Call-ID takes the
+    /// route over.
+    pub(super) fn open(&self, call_id: &str) -> (DialogStateSender, CallStates) {
+        let (route, rx) = mpsc::unbounded_channel();
+        self.routes.insert(call_id.to_owned(), route.clone());
+        let states = CallStates {
+            call_id: call_id.to_owned(),
+            local_tag: None,
+            rx,
+            route,
+            routes: self.routes.clone(),
+            shared: self.tx.clone(),
+            flushed: VecDeque::new(),
+        };
+        (self.tx.clone(), states)
+    }
+}
+
+/// One INVITE's dialog states, in the order rsipstack sent them.
+pub(super) struct CallStates {
+    call_id: String,
+    /// Set once the dialog exists: states of an earlier INVITE with the
+    /// same Call-ID (a digest retry) are not this one's.
+    local_tag: Option<String>,
+    rx: mpsc::UnboundedReceiver<Box<DialogState>>,
+    route: Route,
+    routes: Routes,
+    shared: DialogStateSender,
+    /// States that came in while waiting for a flush marker.
+    flushed: VecDeque<DialogState>,
+}
+
+impl CallStates {
+    /// Only states of the dialog with this local tag pass from now on.
+    pub(super) fn bind(&mut self, dialog: &DialogId) {
+        self.local_tag = Some(dialog.local_tag.clone());
+    }
+
+    /// The next state; `None` if the router is gone.
+    pub(super) async fn recv(&mut self) -> Option<DialogState> {
+        if let Some(st) = self.flushed.pop_front() {
+            return Some(st);
+        }
+        loop {
+            let st = *self.rx.recv().await?;
+            if self.is_ours(&st) {
+                return Some(st);
+            }
+        }
+    }
+
+    /// A state already here, without waiting.
+    pub(super) fn try_recv(&mut self) -> Option<DialogState> {
+        if let Some(st) = self.flushed.pop_front() {
+            return Some(st);
+        }
+        while let Ok(st) = self.rx.try_recv() {
+            if self.is_ours(&st) {
+                return Some(*st);
+            }
+        }
+        None
+    }
+
+    /// Waits until every state rsipstack sent before this call has been
+    /// routed here, so that `try_recv` sees them all.
+    pub(super) async fn flush(&mut self) {
+        let marker = DialogId {
+            call_id: self.call_id.clone(),
+            local_tag: FLUSH_TAG.to_owned(),
+            remote_tag: String::new(),
+        };
+        if self.shared.send(DialogState::Calling(marker)).is_err() {
+            return;
+        }
+        while let Some(st) = self.rx.recv().await {
+            if st.id().local_tag == FLUSH_TAG {
+                return;
+            }
+            if self.is_ours(&st) {
+                self.flushed.push_back(*st);
+            }
+        }
+    }
+
+    fn is_ours(&self, st: &DialogState) -> bool {
+        let tag = &st.id().local_tag;
+        tag != FLUSH_TAG && self.local_tag.as_ref().is_none_or(|t| t == tag)
+    }
+}
+
+impl Drop for CallStates {
+    fn drop(&mut self) {
+        self.routes
+            .remove_if(&self.call_id, |_, r| r.same_channel(&self.route));
+    }
+}
