@@ -76,7 +76,7 @@ pub(super) struct CallStates {
     routes: Routes,
     shared: DialogStateSender,
     /// States that came in while waiting for a flush marker.
-    flushed: VecDeque<DialogState>,
+    flushed: VecDeque<Box<DialogState>>,
 }
 
 impl CallStates {
@@ -85,13 +85,14 @@ impl CallStates {
         self.local_tag = Some(dialog.local_tag.clone());
     }
 
-    /// The next state; `None` if the router is gone.
-    pub(super) async fn recv(&mut self) -> Option<DialogState> {
-        if let Some(st) = self.flushed.pop_front() {
+    /// The next state; `None` if the router is gone. Boxed, as it came:
+    /// a state is 304 bytes, and a call's future holds one while it waits.
+    pub(super) async fn recv(&mut self) -> Option<Box<DialogState>> {
+        if let Some(st) = self.pop_flushed() {
             return Some(st);
         }
         loop {
-            let st = *self.rx.recv().await?;
+            let st = self.rx.recv().await?;
             if self.is_ours(&st) {
                 return Some(st);
             }
@@ -99,13 +100,13 @@ impl CallStates {
     }
 
     /// A state already here, without waiting.
-    pub(super) fn try_recv(&mut self) -> Option<DialogState> {
-        if let Some(st) = self.flushed.pop_front() {
+    pub(super) fn try_recv(&mut self) -> Option<Box<DialogState>> {
+        if let Some(st) = self.pop_flushed() {
             return Some(st);
         }
         while let Ok(st) = self.rx.try_recv() {
             if self.is_ours(&st) {
-                return Some(*st);
+                return Some(st);
             }
         }
         None
@@ -127,9 +128,18 @@ impl CallStates {
                 return;
             }
             if self.is_ours(&st) {
-                self.flushed.push_back(*st);
+                self.flushed.push_back(st);
             }
         }
+    }
+
+    fn pop_flushed(&mut self) -> Option<Box<DialogState>> {
+        let st = self.flushed.pop_front()?;
+        if self.flushed.is_empty() {
+            // A flush happens once per INVITE: its buffer is not needed again.
+            self.flushed = VecDeque::new();
+        }
+        Some(st)
     }
 
     fn is_ours(&self, st: &DialogState) -> bool {

@@ -144,7 +144,7 @@ struct Attempt {
     states: CallStates,
     join: JoinHandle<InviteAsyncResult>,
     /// States seen after the final response, kept for the confirmed phase.
-    later: VecDeque<DialogState>,
+    later: VecDeque<Box<DialogState>>,
 }
 
 /// Validate the request, send the INVITE and spawn the call's task.
@@ -214,7 +214,7 @@ struct Answered {
     dialog: InviteDialog,
     states: CallStates,
     /// States seen with the final response, handled first.
-    later: VecDeque<DialogState>,
+    later: VecDeque<Box<DialogState>>,
     timers: Arc<SessionTimers>,
 }
 
@@ -308,16 +308,16 @@ impl Call {
     ) -> Result<InviteAsyncResult, tokio::task::JoinError> {
         loop {
             tokio::select! {
-                Some(st) = a.states.recv() => self.provisional(st).await,
+                Some(st) = a.states.recv() => self.provisional(*st).await,
                 r = &mut a.join => {
                     // States queued before the final response still go out
                     // first; anything after it belongs to the next phase.
                     a.states.flush().await;
                     while let Some(st) = a.states.try_recv() {
-                        if matches!(st, DialogState::Confirmed(..) | DialogState::Terminated(..)) {
+                        if matches!(*st, DialogState::Confirmed(..) | DialogState::Terminated(..)) {
                             a.later.push_back(st);
                         } else if a.later.is_empty() {
-                            self.provisional(st).await;
+                            self.provisional(*st).await;
                         }
                     }
                     return r;
@@ -404,28 +404,20 @@ impl Answered {
                     }
                 },
             };
-            match st {
-                Some(DialogState::Terminated(_, reason)) => {
+            let Some(st) = st else {
+                break !self.handle.hung_up();
+            };
+            match &*st {
+                DialogState::Terminated(_, reason) => {
                     break !matches!(
                         reason,
                         TerminatedReason::UacBye | TerminatedReason::UacCancel
                     )
                 }
-                Some(DialogState::Updated(_, req, handle)) => {
-                    let reoffer = reoffer::from_peer(&req, handle, &self.timers);
-                    if let Some(r) = Box::pin(reoffer).await {
-                        emit(&self.events, UacEvent::Reoffer(Box::new(r))).await;
-                    }
+                DialogState::Updated(..) | DialogState::Info(..) => {
+                    Box::pin(self.answer_request(*st)).await;
                 }
-                Some(DialogState::Info(_, req, handle)) => {
-                    if let Some((digit, duration_ms)) =
-                        Box::pin(dtmf_info::answer(&req, handle)).await
-                    {
-                        emit(&self.events, UacEvent::Dtmf { digit, duration_ms }).await;
-                    }
-                }
-                Some(_) => continue,
-                None => break !self.handle.hung_up(),
+                _ => continue,
             }
         };
         self.shared.stack.dialogs.remove_dialog(&self.dialog.id());
@@ -435,6 +427,23 @@ impl Answered {
             ended(by_remote)
         };
         emit(&self.events, last).await;
+    }
+
+    /// A re-offer or an INFO from the peer: answered, then reported.
+    async fn answer_request(&self, st: DialogState) {
+        match st {
+            DialogState::Updated(_, req, handle) => {
+                if let Some(r) = reoffer::from_peer(&req, handle, &self.timers).await {
+                    emit(&self.events, UacEvent::Reoffer(Box::new(r))).await;
+                }
+            }
+            DialogState::Info(_, req, handle) => {
+                if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
+                    emit(&self.events, UacEvent::Dtmf { digit, duration_ms }).await;
+                }
+            }
+            _ => {}
+        }
     }
 }
 
