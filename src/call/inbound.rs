@@ -12,7 +12,7 @@ use super::outbound::{MediaSignal, Outcome, StartError};
 use super::reoffer::{Negotiated, Remote};
 use crate::media::{Press, SipMedia};
 use crate::sdp::{self, SdpError, Setup, SipOffer, WebRtcOfferPlan};
-use crate::signaling::{ErrorCode, ServerMessage};
+use crate::signaling::{ErrorCode, Incoming, ServerMessage};
 use crate::webrtc::{DtlsRole, IceRestart};
 
 /// A signaling session's id.
@@ -188,12 +188,12 @@ impl InboundCall {
 
     /// The `incoming` message every session of the user gets.
     pub fn incoming(&self) -> ServerMessage {
-        ServerMessage::Incoming {
+        ServerMessage::Incoming(Box::new(Incoming {
             call_id: self.params.call_id.clone(),
             from: self.params.from.clone(),
             to: self.params.to.clone(),
             sdp: self.webrtc_offer.clone(),
-        }
+        }))
     }
 
     /// Whether the call was answered.

@@ -47,9 +47,10 @@ fn sip_reject(cmds: &[InboundCommand]) -> Option<u16> {
 #[test]
 fn incoming_offer_is_webrtc() {
     let c = call();
-    let ServerMessage::Incoming { sdp, from, to, .. } = c.incoming() else {
+    let ServerMessage::Incoming(incoming) = c.incoming() else {
         panic!("expected incoming");
     };
+    let Incoming { sdp, from, to, .. } = *incoming;
     assert!(sdp.contains("UDP/TLS/RTP/SAVPF") && sdp.contains("a=setup:actpass"));
     assert_eq!((from.as_str(), to.as_str()), ("sip:1000@pbx", "alice"));
 }

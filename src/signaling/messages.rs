@@ -198,6 +198,19 @@ impl ErrorCode {
     }
 }
 
+/// The fields of [`ServerMessage::Incoming`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incoming {
+    /// The call.
+    pub call_id: String,
+    /// The caller (SIP From).
+    pub from: String,
+    /// The called user.
+    pub to: String,
+    /// WebRTC offer SDP.
+    pub sdp: String,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -216,16 +229,8 @@ pub enum ServerMessage {
         call_id: String,
     },
     /// A SIP call for this socket's user: answer with `accept` or `reject`.
-    Incoming {
-        /// The call.
-        call_id: String,
-        /// The caller (SIP From).
-        from: String,
-        /// The called user.
-        to: String,
-        /// WebRTC offer SDP.
-        sdp: String,
-    },
+    /// Boxed: the largest variant sizes every slot of a session's outbox.
+    Incoming(Box<Incoming>),
     /// The user's upstream registration succeeded (or was refreshed).
     Registered {
         /// The registered user.

@@ -6,7 +6,7 @@ pub mod messages;
 pub mod session;
 
 pub use messages::{
-    parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
+    parse_client_message, ClientMessage, ErrorCode, IceCandidate, Incoming, Refusal, ServerMessage,
 };
 pub use session::{
     new_call_id, CallRequest, CallService, ClientControl, ClientEvent, RegisterRequest, ResumeLink,
