@@ -27,6 +27,7 @@ mod session_refresh;
 mod session_timer;
 mod stack;
 mod uac;
+mod uac_confirmed;
 mod uac_request;
 mod uas;
 mod uas_auth;

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
+use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::Response;
@@ -16,8 +16,9 @@ use super::dialog_states::CallStates;
 use super::dtmf_info;
 use super::endpoint::Shared;
 use super::reoffer;
-use super::session_refresh::{SessionTimers, Watch};
+use super::session_refresh::SessionTimers;
 use super::session_timer;
+use super::uac_confirmed::{emit, Answered};
 use super::uac_request as request;
 use super::{OutboundInvite, SipError};
 
@@ -133,7 +134,7 @@ impl UacHandle {
         }
     }
 
-    fn hung_up(&self) -> bool {
+    pub(super) fn hung_up(&self) -> bool {
         self.slot.lock().map(|s| s.hung_up).unwrap_or(true)
     }
 }
@@ -203,24 +204,6 @@ struct Call {
     option: InviteOption,
     handle: UacHandle,
     events: mpsc::Sender<UacEvent>,
-}
-
-/// What an answered call still needs; the INVITE's request, options and
-/// transaction are done with.
-struct Answered {
-    shared: Arc<Shared>,
-    handle: UacHandle,
-    events: mpsc::Sender<UacEvent>,
-    dialog: InviteDialog,
-    states: CallStates,
-    /// States seen with the final response, handled first.
-    later: VecDeque<Box<DialogState>>,
-    timers: Arc<SessionTimers>,
-}
-
-async fn emit(events: &mpsc::Sender<UacEvent>, ev: UacEvent) {
-    // The receiver may be gone; the call still runs to its end.
-    let _ = events.send(ev).await;
 }
 
 impl Call {
@@ -374,79 +357,6 @@ impl Call {
     }
 }
 
-impl Answered {
-    /// After the answer: wait for either side to end the call, running
-    /// the session timer meanwhile.
-    ///
-    /// Requests and hangups are boxed: they are brief, and this future lives
-    /// as long as the call.
-    async fn confirmed(mut self) {
-        let mut watch = Watch::new(self.timers.clone());
-        let mut expired = false;
-        let by_remote = loop {
-            let st = match self.later.pop_front() {
-                Some(st) => Some(st),
-                // Nothing is queued there again: free its buffer for the call.
-                None if self.later.capacity() > 0 => {
-                    self.later = VecDeque::new();
-                    continue;
-                }
-                None => tokio::select! {
-                    st = self.states.recv() => st,
-                    _ = watch.expired(&self.dialog), if !expired => {
-                        expired = true;
-                        Box::pin(self.handle.hangup()).await;
-                        continue;
-                    }
-                    _ = self.shared.shutdown.cancelled() => {
-                        Box::pin(self.handle.hangup()).await;
-                        break false;
-                    }
-                },
-            };
-            let Some(st) = st else {
-                break !self.handle.hung_up();
-            };
-            match &*st {
-                DialogState::Terminated(_, reason) => {
-                    break !matches!(
-                        reason,
-                        TerminatedReason::UacBye | TerminatedReason::UacCancel
-                    )
-                }
-                DialogState::Updated(..) | DialogState::Info(..) => {
-                    Box::pin(self.answer_request(*st)).await;
-                }
-                _ => continue,
-            }
-        };
-        self.shared.stack.dialogs.remove_dialog(&self.dialog.id());
-        let last = if expired {
-            UacEvent::SessionExpired
-        } else {
-            ended(by_remote)
-        };
-        emit(&self.events, last).await;
-    }
-
-    /// A re-offer or an INFO from the peer: answered, then reported.
-    async fn answer_request(&self, st: DialogState) {
-        match st {
-            DialogState::Updated(_, req, handle) => {
-                if let Some(r) = reoffer::from_peer(&req, handle, &self.timers).await {
-                    emit(&self.events, UacEvent::Reoffer(Box::new(r))).await;
-                }
-            }
-            DialogState::Info(_, req, handle) => {
-                if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
-                    emit(&self.events, UacEvent::Dtmf { digit, duration_ms }).await;
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 fn body(resp: &Response) -> Option<String> {
     String::from_utf8(resp.body.clone()).ok()
 }
@@ -461,7 +371,7 @@ fn failed(resp: &Response) -> UacEvent {
     }
 }
 
-fn ended(by_remote: bool) -> UacEvent {
+pub(super) fn ended(by_remote: bool) -> UacEvent {
     UacEvent::Ended { by_remote }
 }
 
