@@ -123,7 +123,6 @@ impl Section for MediaConfig {
         v.field("workers", &mut self.workers);
         v.field("timing_sample", &mut self.timing_sample);
         v.field("socket_buffer_bytes", &mut self.socket_buffer_bytes);
-        v.field("coalesce_us", &mut self.coalesce_us);
     }
 }
 

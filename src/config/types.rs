@@ -164,9 +164,6 @@ pub struct MediaConfig {
     /// Receive and send buffer asked for each loop's WebRTC socket, which
     /// every browser of the loop shares; 0 = the kernel's default.
     pub socket_buffer_bytes: u32,
-    /// Microseconds a busy loop waits after a wake, so the next one finds a
-    /// batch; 0 = never wait.
-    pub coalesce_us: u32,
 }
 
 /// `[http]`: web phone, `/ws`, `/metrics`, `/healthz`.
@@ -323,7 +320,6 @@ impl Default for MediaConfig {
             workers: 0,
             timing_sample: 64,
             socket_buffer_bytes: 4 * 1024 * 1024,
-            coalesce_us: 100,
         }
     }
 }

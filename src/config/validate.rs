@@ -6,10 +6,6 @@ use super::schema::element;
 use super::types::{default_user_agent, Config};
 use super::users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 
-/// Longest wait of a busy relay loop: past it the wait costs more latency
-/// than a call can spare.
-const MAX_COALESCE_US: u32 = 1000;
-
 /// Codec names accepted in `sip.codecs`, in canonical spelling.
 pub const CODECS: &[&str] = &["opus", "PCMU", "PCMA", "G722"];
 
@@ -26,9 +22,6 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_per_user_calls(config.limits.per_user_calls, errors);
     check_ports(config, errors);
     check_disconnect(config, errors);
-    if let Some(reason) = range_problem(config.media.coalesce_us, 0, MAX_COALESCE_US) {
-        errors.push(ConfigError::new("media.coalesce_us", reason));
-    }
     check_auth(config, errors);
     check_users(config, errors);
     check_log_level(&config.log.level, errors);

@@ -104,7 +104,6 @@ impl Gateway {
             crate::media::relay::Tuning {
                 timing_sample: config.media.timing_sample,
                 socket_buffer: config.media.socket_buffer_bytes as usize,
-                coalesce: std::time::Duration::from_micros(config.media.coalesce_us.into()),
             },
         )?;
         let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);

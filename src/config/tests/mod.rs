@@ -348,15 +348,3 @@ fn debug_output_hides_secrets() {
     );
     assert!(shown.contains("<redacted>"));
 }
-
-#[test]
-fn relay_coalescing_is_bounded() {
-    let config = load("[media]\ncoalesce_us = 0\n");
-    assert_eq!(config.media.coalesce_us, 0, "0 turns the wait off");
-    let errors = rejected("[media]\ncoalesce_us = 1001\n");
-    assert_eq!(keys(&errors), ["media.coalesce_us"]);
-    assert_eq!(
-        reason(&errors, "media.coalesce_us"),
-        "must be from 0 to 1000, got 1001"
-    );
-}

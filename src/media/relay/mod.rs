@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
@@ -46,9 +45,6 @@ pub struct Tuning {
     pub timing_sample: u32,
     /// SO_RCVBUF / SO_SNDBUF asked for the WebRTC socket; 0 = kernel default.
     pub socket_buffer: usize,
-    /// How long a loop that just relayed a burst waits before it polls
-    /// again; zero = never.
-    pub coalesce: Duration,
 }
 
 impl Default for Tuning {
@@ -56,7 +52,6 @@ impl Default for Tuning {
         Tuning {
             timing_sample: 64,
             socket_buffer: 4 * 1024 * 1024,
-            coalesce: Duration::from_micros(100),
         }
     }
 }
@@ -76,7 +71,7 @@ pub struct AddCall {
     pub events: tokio_mpsc::UnboundedSender<MediaEvent>,
     /// Report `MediaTimeout` when a side sends nothing this long once the
     /// SIP side is configured; `None`: never.
-    pub media_timeout: Option<Duration>,
+    pub media_timeout: Option<std::time::Duration>,
 }
 
 /// Media events a call's control task hears about.

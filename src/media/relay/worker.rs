@@ -67,10 +67,6 @@ pub(super) struct Worker {
     tx: Box<SendBatch>,
     counters: Counters,
     sample_every: u32,
-    /// The wait after a burst (`media.coalesce_us`).
-    coalesce: Duration,
-    /// Datagrams received in this wake.
-    burst: usize,
     sample_countdown: u32,
     next_flush: Instant,
     /// Slots with key presses queued or under way.
@@ -111,8 +107,6 @@ impl Worker {
             tx: Box::new(SendBatch::new()),
             counters: Counters::new(metrics),
             sample_every: tuning.timing_sample,
-            coalesce: tuning.coalesce,
-            burst: 0,
             sample_countdown: tuning.timing_sample,
             next_flush: Instant::now() + FLUSH_EVERY,
             toning: Vec::new(),
@@ -122,12 +116,6 @@ impl Worker {
 
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(256);
-        if !self.coalesce.is_zero() {
-            // The wait is short: the default 50 us of timer slack would
-            // stretch it by half.
-            // SAFETY: PR_SET_TIMERSLACK takes an integer and touches no memory.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
-        }
         loop {
             let timeout = self
                 .next_deadline()
@@ -140,7 +128,6 @@ impl Worker {
                 return;
             }
             self.counters.wakeup();
-            self.burst = 0;
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
@@ -157,12 +144,6 @@ impl Worker {
             }
             self.flush_tx();
             self.on_timers(Instant::now());
-            if self.burst > 1 && !self.coalesce.is_zero() {
-                // Under load, let packets gather so the next wake takes them
-                // in batches: one wake-up and fewer syscalls for many
-                // packets. A quiet loop (one packet a wake) never waits.
-                std::thread::sleep(self.coalesce);
-            }
         }
     }
 
@@ -227,7 +208,6 @@ impl Worker {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => continue,
             };
-            self.burst += n;
             for i in 0..n {
                 let (buf, len, src) = rx.get(i);
                 let Some(src) = src else { continue };
@@ -314,7 +294,6 @@ impl Worker {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => continue,
             };
-            self.burst += n;
             for i in 0..n {
                 let (buf, len, src) = rx.get(i);
                 let Some(src) = src else { continue };
