@@ -131,7 +131,12 @@ impl Worker {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    WEBRTC => self.drain_webrtc(now),
+                    WEBRTC => {
+                        // Packets already queued for browsers go first: a
+                        // full drain of this socket can take a while.
+                        self.flush_tx();
+                        self.drain_webrtc(now)
+                    }
                     WAKER => {
                         // Sent before a command can free a slot the queue names.
                         self.flush_tx();
