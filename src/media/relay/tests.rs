@@ -295,15 +295,28 @@ async fn generated_key_presses_reach_each_side_as_rfc4733() {
     let mut s = setup(32300).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let mut buf = [0u8; 2048];
+    // A press is a start, updates while it lasts (how many depends on when
+    // the loop wakes), and three ends: collect up to the third end.
     let collect = |sock: &UdpSocket, buf: &mut [u8], decrypt: &mut dyn FnMut(&[u8]) -> Vec<u8>| {
-        let mut got = Vec::new();
+        let mut got: Vec<Vec<u8>> = Vec::new();
         while let Ok((n, _)) = sock.recv_from(buf) {
             got.push(decrypt(&buf[..n]));
-            if got.len() == 5 {
+            if got
+                .iter()
+                .filter(|p| p.len() > 13 && p[13] & 0x80 != 0)
+                .count()
+                == 3
+            {
                 break;
             }
         }
         got
+    };
+    let ends = |packets: &[Vec<u8>]| {
+        packets
+            .iter()
+            .filter(|p| p.len() > 13 && p[13] & 0x80 != 0)
+            .count()
     };
 
     // Toward SIP: plain RTP on the SIP side's telephone-event PT (101).
@@ -314,14 +327,15 @@ async fn generated_key_presses_reach_each_side_as_rfc4733() {
     };
     s.relay.dtmf(s.leg, press).unwrap();
     let to_sip = collect(&s.sip_peer, &mut buf, &mut |p| p.to_vec());
-    assert_eq!(to_sip.len(), 5, "start, update, three ends");
+    assert!(to_sip.len() >= 4, "start, updates, three ends: {to_sip:?}");
     assert!(to_sip
         .iter()
         .all(|p| header(p) == (101, 0x2222) && p[12] == 5));
     assert!(to_sip[0][1] & 0x80 != 0, "marker on the first packet");
+    let last_three = to_sip.len() - 3;
     assert!(
-        to_sip[2..].iter().all(|p| p[13] & 0x80 != 0),
-        "E bit on the last three"
+        to_sip[last_three..].iter().all(|p| p[13] & 0x80 != 0) && ends(&to_sip) == 3,
+        "E bit on the last three, and only there"
     );
 
     // Toward the browser: SRTP on the browser's telephone-event PT (126).
@@ -335,7 +349,8 @@ async fn generated_key_presses_reach_each_side_as_rfc4733() {
     let to_webrtc = collect(&s.browser_sock, &mut buf, &mut |p| {
         rx.decrypt_rtp(p).map(|d| d.to_vec()).unwrap_or_default()
     });
-    assert_eq!(to_webrtc.len(), 5);
+    assert!(to_webrtc.len() >= 4, "start, updates, three ends");
+    assert_eq!(ends(&to_webrtc), 3);
     assert!(to_webrtc
         .iter()
         .all(|p| header(p) == (126, 0x1111) && p[12] == 11));
