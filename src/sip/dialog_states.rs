@@ -154,3 +154,75 @@ impl Drop for CallStates {
             .remove_if(&self.call_id, |_, r| r.same_channel(&self.route));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(call_id: &str, local_tag: &str) -> DialogId {
+        DialogId {
+            call_id: call_id.to_owned(),
+            local_tag: local_tag.to_owned(),
+            remote_tag: String::new(),
+        }
+    }
+
+    fn calling(call_id: &str, local_tag: &str) -> DialogState {
+        DialogState::Calling(id(call_id, local_tag))
+    }
+
+    #[tokio::test]
+    async fn each_call_hears_only_its_own_dialog() {
+        let states = DialogStates::start();
+        let (tx, mut a) = states.open("call-a");
+        let (_, mut b) = states.open("call-b");
+        tx.send(calling("call-b", "t1")).unwrap();
+        tx.send(calling("call-a", "t2")).unwrap();
+        tx.send(calling("nobody", "t3")).unwrap();
+        assert_eq!(a.recv().await.unwrap().id(), &id("call-a", "t2"));
+        assert_eq!(b.recv().await.unwrap().id(), &id("call-b", "t1"));
+        a.flush().await;
+        assert!(a.try_recv().is_none(), "nothing else was for call-a");
+    }
+
+    #[tokio::test]
+    async fn a_bound_call_ignores_an_earlier_invite_with_its_call_id() {
+        let states = DialogStates::start();
+        let (tx, mut call) = states.open("retry");
+        call.bind(&id("retry", "second"));
+        // A digest retry reuses the Call-ID; the first INVITE's dialog ends late.
+        tx.send(calling("retry", "first")).unwrap();
+        tx.send(calling("retry", "second")).unwrap();
+        assert_eq!(call.recv().await.unwrap().id(), &id("retry", "second"));
+    }
+
+    #[tokio::test]
+    async fn flush_makes_every_state_sent_before_it_ready_in_order() {
+        let states = DialogStates::start();
+        let (tx, mut call) = states.open("c");
+        for tag in ["1", "2", "3"] {
+            tx.send(calling("c", tag)).unwrap();
+        }
+        call.flush().await;
+        for tag in ["1", "2", "3"] {
+            assert_eq!(call.try_recv().unwrap().id(), &id("c", tag));
+        }
+        assert!(
+            call.try_recv().is_none(),
+            "the marker itself is not a state"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_call_leaves_no_route_and_a_newer_invite_keeps_its_own() {
+        let states = DialogStates::start();
+        let (_, old) = states.open("same");
+        let (tx, mut new) = states.open("same");
+        drop(old);
+        assert_eq!(states.routes.len(), 1, "the newer INVITE's route stays");
+        tx.send(calling("same", "n")).unwrap();
+        assert_eq!(new.recv().await.unwrap().id(), &id("same", "n"));
+        drop(new);
+        assert!(states.routes.is_empty());
+    }
+}
