@@ -9,7 +9,7 @@ use siphon::config::Config;
 use siphon::gateway::Gateway;
 use siphon::load::{self, Plan};
 use siphon::metrics::Metrics;
-use siphon::sip::{EchoServer, EchoSettings};
+use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,7 +19,10 @@ async fn a_small_ramp_reports_every_figure() {
         EchoSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
             rtp_ip: "127.0.0.1".parse().unwrap(),
-            behavior: Default::default(),
+            behavior: EchoBehavior {
+                stamp_passes: true,
+                ..Default::default()
+            },
         },
         Metrics::new(),
         stop.clone(),
@@ -74,6 +77,25 @@ async fn a_small_ramp_reports_every_figure() {
         );
         assert!(
             step.rtt_ms_p50 > 0.0 && step.rtt_ms_p999 >= step.rtt_ms_p50,
+            "{step:?}"
+        );
+        // Each pass through siphon, kernel to kernel, is part of its
+        // packet's round trip, so no quantile of a pass exceeds the round
+        // trip's.
+        assert!(
+            step.to_sip_ms_p50 > 0.0 && step.to_browser_ms_p50 > 0.0,
+            "the echo stamped the passes: {step:?}"
+        );
+        for (pass, rtt) in [
+            (step.to_sip_ms_p50, step.rtt_ms_p50),
+            (step.to_sip_ms_p99, step.rtt_ms_p99),
+            (step.to_browser_ms_p50, step.rtt_ms_p50),
+            (step.to_browser_ms_p99, step.rtt_ms_p99),
+        ] {
+            assert!(pass <= rtt, "{step:?}");
+        }
+        assert!(
+            step.to_sip_ms_p999 >= step.to_sip_ms_p99 && step.to_sip_ms_p99 >= step.to_sip_ms_p50,
             "{step:?}"
         );
         assert_eq!(step.relayed, step.echoed + step.received, "{step:?}");

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::peer::ClientIdentity;
 use siphon::load::client::{self, next_json, Datagram, Leg};
+use siphon::load::stamp;
 
 pub use siphon::load::client::SetupTimes;
 
@@ -40,8 +41,6 @@ pub struct Shared {
     pub setup_gate: Semaphore,
     /// Spreads the calls' send instants over one packet time.
     pub calls: usize,
-    /// Send timestamps in payloads are microseconds since this instant.
-    pub epoch: Instant,
 }
 
 /// Everything one call measured.
@@ -87,7 +86,7 @@ pub async fn run(
         }
     };
     let stagger = PTIME * index as u32 / shared.calls.max(1) as u32;
-    media(&mut leg, &shared, stagger, &mut phase, &mut report).await;
+    media(&mut leg, stagger, &mut phase, &mut report).await;
     report.hangup_code = leg.hang_up().await;
     report
 }
@@ -95,7 +94,6 @@ pub async fn run(
 /// Sends and receives until the phase reaches `Hangup` (or siphon hangs up).
 async fn media(
     leg: &mut Leg,
-    shared: &Shared,
     stagger: Duration,
     phase: &mut watch::Receiver<Phase>,
     report: &mut CallReport,
@@ -118,7 +116,7 @@ async fn media(
     loop {
         tokio::select! {
             _ = ticker.tick(), if sending => {
-                if let Some((pkt, _)) = leg.next_packet(shared.epoch) {
+                if let Some((pkt, _)) = leg.next_packet() {
                     if leg.send(&pkt).await {
                         report.sent += 1;
                     }
@@ -129,10 +127,10 @@ async fn media(
                 match leg.open(&buf[..n]) {
                     Datagram::Other => {}
                     Datagram::Bad => report.bad += 1,
-                    Datagram::Echo(sent_at) => {
+                    Datagram::Echo(stamps) => {
                         report.received += 1;
-                        let now = shared.epoch.elapsed().as_micros() as u64;
-                        let rtt = now.saturating_sub(sent_at).min(u32::MAX as u64);
+                        let now = stamp::now_us();
+                        let rtt = now.saturating_sub(stamps.sent).min(u32::MAX as u64);
                         report.rtt_us.push(rtt as u32);
                     }
                 }

@@ -179,7 +179,6 @@ pub fn run(args: &Args, calls: usize) -> Result<RunResult, String> {
         identity: ClientIdentity::generate()?,
         setup_gate: Semaphore::new(args.setup_concurrency.max(1)),
         calls,
-        epoch: Instant::now(),
     });
     let (phase, phase_rx) = watch::channel(Phase::Setup);
     let (ready_tx, ready_rx) = mpsc::unbounded_channel();

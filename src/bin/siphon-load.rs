@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use siphon::load::{self, Plan};
 use siphon::metrics::Metrics;
-use siphon::sip::{EchoServer, EchoSettings};
+use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
 use tokio_util::sync::CancellationToken;
 
 /// Command line.
@@ -113,7 +113,10 @@ async fn run(args: &Args) -> Result<(), String> {
     let settings = EchoSettings {
         listen: args.uas,
         rtp_ip: args.uas.ip(),
-        behavior: Default::default(),
+        behavior: EchoBehavior {
+            stamp_passes: true,
+            ..Default::default()
+        },
     };
     let echo = EchoServer::start(settings, Metrics::new(), shutdown.clone())
         .await

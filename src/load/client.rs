@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::peer::{self, Answer, ClientIdentity, Offer, Srtp};
+use super::stamp::{self, Stamps};
 use super::stats::{Counters, Jitter};
 
 /// G.711 at 8 kHz: 20 ms is 160 samples of one byte.
@@ -25,8 +26,6 @@ const PTIME: Duration = Duration::from_millis(20);
 const CONSENT_EVERY: Duration = Duration::from_secs(5);
 const SIGNALING_TIMEOUT: Duration = Duration::from_secs(30);
 const HANGUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Marks our payloads so that anything else is counted as bad.
-pub const MAGIC: u64 = 0x5349_5048_4f4e_2142;
 
 /// A browser's signaling socket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -39,8 +38,6 @@ pub struct Shared {
     pub destinations: Vec<String>,
     /// The browsers' certificate (one for all: setup stays cheap).
     pub identity: ClientIdentity,
-    /// Send stamps are microseconds since this instant.
-    pub epoch: Instant,
     /// Every call's packet counts and round trips.
     pub counters: Counters,
     /// Send RTP (false: calls stay up silent, consent checks only).
@@ -119,8 +116,8 @@ pub enum Datagram {
     Other,
     /// RTP that failed SRTP or did not carry our stamp.
     Bad,
-    /// One of our packets back, sent at this stamp (µs since the epoch).
-    Echo(u64),
+    /// One of our packets back, with its stamps.
+    Echo(Stamps),
 }
 
 /// Place call `index` to `to` over `ws_url` and connect its media.
@@ -133,6 +130,7 @@ pub async fn set_up(
     let sock = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("udp bind: {e}"))?;
+    stamp::enable_rx_timestamps(&sock).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     let mut ws = connect_ws(ws_url).await?;
     expect_type(&mut ws, "welcome").await?;
@@ -218,9 +216,9 @@ pub async fn expect_type(ws: &mut Ws, want: &str) -> Result<Value, String> {
 }
 
 impl Leg {
-    /// The next G.711 packet, stamped with the time since `epoch` and
-    /// SRTP-protected, and its stamp; `None` if protection failed.
-    pub fn next_packet(&mut self, epoch: Instant) -> Option<(Vec<u8>, u64)> {
+    /// The next G.711 packet, stamped with the time (µs since the UNIX
+    /// epoch) and SRTP-protected, and its stamp; `None` if protection failed.
+    pub fn next_packet(&mut self) -> Option<(Vec<u8>, u64)> {
         let mut pkt = [0xffu8; 12 + PAYLOAD];
         pkt[0] = 0x80;
         pkt[1] = 0; // PCMU
@@ -228,9 +226,8 @@ impl Leg {
         let ts = self.sent.wrapping_mul(PAYLOAD as u32);
         pkt[4..8].copy_from_slice(&ts.to_be_bytes());
         pkt[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let sent_at = epoch.elapsed().as_micros() as u64;
-        pkt[12..20].copy_from_slice(&MAGIC.to_be_bytes());
-        pkt[20..28].copy_from_slice(&sent_at.to_be_bytes());
+        let sent_at = stamp::now_us();
+        stamp::write_sent(&mut pkt[12..], sent_at);
         self.seq = self.seq.wrapping_add(1);
         self.sent = self.sent.wrapping_add(1);
         let srtp = self.srtp.tx.encrypt_rtp(&pkt).ok()?;
@@ -256,7 +253,7 @@ impl Leg {
         let Ok(plain) = self.srtp.rx.decrypt_rtp(data) else {
             return Datagram::Bad;
         };
-        payload_stamp(&plain).map_or(Datagram::Bad, Datagram::Echo)
+        stamp::read(&plain).map_or(Datagram::Bad, Datagram::Echo)
     }
 
     /// Sends `hangup` and waits for siphon's reply; returns its code.
@@ -294,7 +291,7 @@ async fn stream(
     loop {
         tokio::select! {
             _ = ticker.tick(), if shared.media => {
-                if let Some((pkt, stamp)) = leg.next_packet(shared.epoch) {
+                if let Some((pkt, stamp)) = leg.next_packet() {
                     if leg.send(&pkt).await {
                         c.sent.fetch_add(1, Relaxed);
                         if c.in_window(stamp) {
@@ -303,20 +300,22 @@ async fn stream(
                     }
                 }
             }
-            r = leg.sock.recv_from(&mut buf) => {
-                let Ok((n, _)) = r else { continue };
+            r = stamp::recv_from(&leg.sock, &mut buf) => {
+                let Ok((n, _, kernel_rx)) = r else { continue };
                 match leg.open(&buf[..n]) {
                     Datagram::Other => {}
                     Datagram::Bad => {
                         c.bad.fetch_add(1, Relaxed);
                     }
-                    Datagram::Echo(sent_at) => {
-                        let now = shared.epoch.elapsed().as_micros() as u64;
+                    Datagram::Echo(stamps) => {
+                        let now = stamp::now_us();
+                        let sent_at = stamps.sent;
                         c.received.fetch_add(1, Relaxed);
                         if c.in_window(sent_at) {
                             c.window_back.fetch_add(1, Relaxed);
                         }
                         c.rtt.record(now.saturating_sub(sent_at));
+                        c.record_passes(&stamps, kernel_rx);
                         let j = jitter.update(sent_at, now);
                         c.jitter_sum_us.fetch_add(j as u64, Relaxed);
                     }
@@ -337,38 +336,5 @@ async fn stream(
                 }
             }
         }
-    }
-}
-
-/// The send stamp in an echoed packet, if the payload is ours.
-pub fn payload_stamp(rtp: &[u8]) -> Option<u64> {
-    if rtp.len() < 12 {
-        return None;
-    }
-    let mut at = 12 + 4 * (rtp[0] & 0x0f) as usize;
-    if rtp[0] & 0x10 != 0 {
-        let words = u16::from_be_bytes([*rtp.get(at + 2)?, *rtp.get(at + 3)?]) as usize;
-        at += 4 + 4 * words;
-    }
-    let p = rtp.get(at..at + 16)?;
-    let magic = u64::from_be_bytes(p[..8].try_into().ok()?);
-    (magic == MAGIC).then(|| u64::from_be_bytes(p[8..16].try_into().unwrap_or_default()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stamps_are_found_past_csrcs_and_extensions() {
-        let mut p = vec![0x91, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-        p.extend_from_slice(&[0; 4]); // one CSRC
-        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 0, 0, 0, 0]); // one extension word
-        p.extend_from_slice(&MAGIC.to_be_bytes());
-        p.extend_from_slice(&1234u64.to_be_bytes());
-        assert_eq!(payload_stamp(&p), Some(1234));
-        p[24] ^= 1;
-        assert_eq!(payload_stamp(&p), None, "not our magic");
-        assert_eq!(payload_stamp(&[0x80; 11]), None);
     }
 }

@@ -87,12 +87,14 @@ fn draw(report: &Report, path: &Path) -> Plotted {
     )?;
     panel(
         &panels[2],
-        "round trip through siphon twice (ms)",
+        "latency (ms): round trip, and p99 of each pass through siphon",
         x_max,
         &[
-            ("p50", series(|s| s.rtt_ms_p50), GREEN),
-            ("p99", series(|s| s.rtt_ms_p99), BLUE),
-            ("p99.9", series(|s| s.rtt_ms_p999), RED),
+            ("round trip p50", series(|s| s.rtt_ms_p50), GREEN),
+            ("round trip p99", series(|s| s.rtt_ms_p99), BLUE),
+            ("round trip p99.9", series(|s| s.rtt_ms_p999), RED),
+            ("pass to SIP p99", series(|s| s.to_sip_ms_p99), MAGENTA),
+            ("pass to browser p99", series(|s| s.to_browser_ms_p99), CYAN),
         ],
     )?;
     root.present()?;

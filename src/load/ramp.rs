@@ -15,6 +15,7 @@ use super::peer::ClientIdentity;
 use super::procfs::{self, SoftIrq};
 use super::report::{pct, quantile, Churn, Report, Step};
 use super::scrape::{self, Scrape};
+use super::stamp;
 use super::stats::{Counters, CountersSnapshot, Window};
 use crate::sip::EchoServer;
 
@@ -102,7 +103,6 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
         ws_url: plan.ws_url.clone(),
         destinations: plan.destinations.clone(),
         identity: ClientIdentity::generate()?,
-        epoch: Instant::now(),
         counters: Counters::default(),
         media: plan.media,
         legs: Mutex::new(Vec::new()),
@@ -202,10 +202,10 @@ async fn run_step(
     tokio::time::sleep(plan.settle).await;
     let flooded = flood_sent.load(Relaxed);
     let c = &shared.counters;
-    c.open_window(shared.epoch.elapsed().as_micros() as u64);
+    c.open_window(stamp::now_us());
     let a = Snap::take(plan, c, echo).await?;
     tokio::time::sleep(plan.hold).await;
-    c.close_window(shared.epoch.elapsed().as_micros() as u64);
+    c.close_window(stamp::now_us());
     let b = Snap::take(plan, c, echo).await?;
     step.flood_sent = flood_sent.load(Relaxed) - flooded;
     // The window's last packets are still on their way back.
@@ -310,10 +310,17 @@ fn measure(plan: &Plan, a: &Snap, b: &Snap, rss0: u64, step: &mut Step) {
     step.bad = b.counters.bad - a.counters.bad;
     step.loss_to_sip_pct = pct(step.sent.saturating_sub(step.echoed), step.sent);
     step.loss_to_browser_pct = pct(step.echoed.saturating_sub(step.received), step.echoed);
-    let rtt = Window::between(&a.counters.rtt, &b.counters.rtt);
-    step.rtt_ms_p50 = rtt.quantile_ms(0.5);
-    step.rtt_ms_p99 = rtt.quantile_ms(0.99);
-    step.rtt_ms_p999 = rtt.quantile_ms(0.999);
+    let tails = |before: &[u64], after: &[u64]| Window::between(before, after).tails_ms();
+    (step.rtt_ms_p50, step.rtt_ms_p99, step.rtt_ms_p999) = tails(&a.counters.rtt, &b.counters.rtt);
+    (step.to_sip_ms_p50, step.to_sip_ms_p99, step.to_sip_ms_p999) =
+        tails(&a.counters.to_sip, &b.counters.to_sip);
+    (
+        step.to_browser_ms_p50,
+        step.to_browser_ms_p99,
+        step.to_browser_ms_p999,
+    ) = tails(&a.counters.to_browser, &b.counters.to_browser);
+    let hold = Window::between(&a.counters.echo_hold, &b.counters.echo_hold);
+    step.echo_hold_ms_p99 = hold.quantile_ms(0.99);
     let jitter_us = (b.counters.jitter_sum_us - a.counters.jitter_sum_us) as f64;
     step.jitter_ms = if step.received > 0 {
         jitter_us / step.received as f64 / 1000.0

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Everything measured at one step of the ramp (N calls up).
+/// Everything measured at one step of the ramp (N calls up). Figures a
+/// report from an older build lacks read as 0.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Step {
     /// Calls this step asked for.
     pub calls: usize,
@@ -44,6 +46,20 @@ pub struct Step {
     pub rtt_ms_p50: f64,
     pub rtt_ms_p99: f64,
     pub rtt_ms_p999: f64,
+    /// siphon's added latency per pass, kernel to kernel: from the
+    /// browser's send stamp to the UAS's kernel receive, and from the UAS's
+    /// send stamp to the browser's kernel receive. The generator's own
+    /// queues are outside these (see `stamp`); 0 when the echo does not
+    /// stamp.
+    pub to_sip_ms_p50: f64,
+    pub to_sip_ms_p99: f64,
+    pub to_sip_ms_p999: f64,
+    pub to_browser_ms_p50: f64,
+    pub to_browser_ms_p99: f64,
+    pub to_browser_ms_p999: f64,
+    /// How long the echo held packets, p99 (the generator's share of the
+    /// round trip).
+    pub echo_hold_ms_p99: f64,
     /// Mean RFC 3550 jitter of the echoed streams.
     pub jitter_ms: f64,
     /// RTP packets siphon relayed in the window, by the generator's own
@@ -121,11 +137,11 @@ pub struct Report {
 /// The table printed at the end of a run.
 pub fn table(r: &Report) -> String {
     let mut out = String::from(
-        "    N    up  setup/s  ready p99  loss r/t  loss>sip  loss>web   rtt p50   p99     p99.9  jitter  µs/pkt siphon+softirq  KB/call  gen CPU\n",
+        "    N    up  setup/s  ready p99  loss r/t  loss>sip  loss>web   rtt p50   p99     p99.9  pass p99 >sip  >web  jitter  µs/pkt siphon+softirq  KB/call  gen CPU\n",
     );
     for s in &r.steps {
         out.push_str(&format!(
-            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>6.0}%{}\n",
+            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>8.2}ms {:>5.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>6.0}%{}\n",
             s.calls,
             s.established,
             s.setup_rate_per_s,
@@ -136,6 +152,8 @@ pub fn table(r: &Report) -> String {
             s.rtt_ms_p50,
             s.rtt_ms_p99,
             s.rtt_ms_p999,
+            s.to_sip_ms_p99,
+            s.to_browser_ms_p99,
             s.jitter_ms,
             s.siphon_us_per_pkt,
             s.all_in_us_per_pkt,

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::stamp::Stamps;
+
 /// Buckets per factor of two: bucket width is 2^(1/16), about 4.4 %.
 const PER_OCTAVE: usize = 16;
 /// 1 µs .. 2^28 µs (about 4.5 minutes).
@@ -24,6 +26,9 @@ impl Default for Counters {
             dropped_calls: AtomicU64::new(0),
             jitter_sum_us: AtomicU64::new(0),
             rtt: Histogram::default(),
+            to_sip: Histogram::default(),
+            to_browser: Histogram::default(),
+            echo_hold: Histogram::default(),
             // Closed until the first window opens.
             window_start_us: AtomicU64::new(u64::MAX),
             window_end_us: AtomicU64::new(u64::MAX),
@@ -110,6 +115,15 @@ impl Window {
         }
         upper_us(BUCKETS - 1) / 1000.0
     }
+
+    /// p50, p99 and p99.9 in milliseconds.
+    pub fn tails_ms(&self) -> (f64, f64, f64) {
+        (
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
+            self.quantile_ms(0.999),
+        )
+    }
 }
 
 /// Packet counts of every browser in a run.
@@ -125,8 +139,14 @@ pub struct Counters {
     /// Sum over received packets of the RFC 3550 jitter estimate, in µs,
     /// for a mean jitter over a window.
     pub jitter_sum_us: AtomicU64,
-    /// Round trips, browser -> siphon -> UAS -> siphon -> browser.
+    /// Round trips, browser -> siphon -> UAS -> siphon -> browser, from
+    /// the browser's send stamp to its task reading the echo.
     pub rtt: Histogram,
+    /// Each pass through siphon, kernel to kernel (see `stamp`), and the
+    /// time the echo held each packet.
+    pub to_sip: Histogram,
+    pub to_browser: Histogram,
+    pub echo_hold: Histogram,
     /// The measured window, in µs since the epoch (end `u64::MAX` while
     /// open): packets stamped inside it are counted below, wherever the
     /// window's edges fall among packets in flight.
@@ -155,6 +175,20 @@ impl Counters {
     pub fn close_window(&self, us: u64) {
         self.window_end_us.store(us, Relaxed);
     }
+
+    /// Count the passes of an echo the kernel received at `kernel_rx`
+    /// (nothing for an echo that does not stamp).
+    pub fn record_passes(&self, stamps: &Stamps, kernel_rx: u64) {
+        if let (Some(to_sip), Some(hold), Some(to_browser)) = (
+            stamps.to_sip_us(),
+            stamps.echo_hold_us(),
+            stamps.to_browser_us(kernel_rx),
+        ) {
+            self.to_sip.record(to_sip);
+            self.echo_hold.record(hold);
+            self.to_browser.record(to_browser);
+        }
+    }
 }
 
 /// A copy of `Counters` at one instant.
@@ -165,6 +199,9 @@ pub struct CountersSnapshot {
     pub bad: u64,
     pub jitter_sum_us: u64,
     pub rtt: Vec<u64>,
+    pub to_sip: Vec<u64>,
+    pub to_browser: Vec<u64>,
+    pub echo_hold: Vec<u64>,
 }
 
 impl Counters {
@@ -176,6 +213,9 @@ impl Counters {
             bad: self.bad.load(Relaxed),
             jitter_sum_us: self.jitter_sum_us.load(Relaxed),
             rtt: self.rtt.snapshot(),
+            to_sip: self.to_sip.snapshot(),
+            to_browser: self.to_browser.snapshot(),
+            echo_hold: self.echo_hold.snapshot(),
         }
     }
 }

@@ -54,6 +54,10 @@ pub struct EchoBehavior {
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
     pub early_media: bool,
+    /// For the load tool: write the kernel's receive time and the echo's
+    /// send time into payloads that carry the load tool's stamps, so that
+    /// it measures each pass through siphon on its own (see `load::stamp`).
+    pub stamp_passes: bool,
 }
 
 /// A digest challenge the echo issues and verifies.
@@ -329,7 +333,11 @@ impl Echo {
             let body = Some(sdp.clone().into_bytes());
             dialog.ringing(Some(vec![ctype.clone()]), body).ok();
             if let Some(p) = ports.take() {
-                p.spawn_echo(self.echoed.clone(), stop.clone());
+                p.spawn_echo(
+                    self.echoed.clone(),
+                    stop.clone(),
+                    self.settings.behavior.stamp_passes,
+                );
             }
         } else {
             dialog.ringing(None, None).ok();
@@ -350,7 +358,11 @@ impl Echo {
         self.answered.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
         if let Some(p) = ports.take() {
-            p.spawn_echo(self.echoed.clone(), stop.clone());
+            p.spawn_echo(
+                self.echoed.clone(),
+                stop.clone(),
+                self.settings.behavior.stamp_passes,
+            );
         }
         self.until_end(&dialog, &mut states).await;
         stop.cancel();

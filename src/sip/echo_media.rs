@@ -9,6 +9,8 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
+use crate::load::stamp;
+
 /// Attempts at finding a free port pair before giving up.
 const PAIR_ATTEMPTS: usize = 32;
 
@@ -42,22 +44,24 @@ impl PortPair {
         self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Echo both sockets until `stop`, counting packets into `echoed`.
-    pub fn spawn_echo(self, echoed: Arc<AtomicU64>, stop: CancellationToken) {
-        tokio::spawn(echo(self.rtp, echoed.clone(), stop.clone()));
-        tokio::spawn(echo(self.rtcp, echoed, stop));
+    /// Echo both sockets until `stop`, counting packets into `echoed`;
+    /// with `stamp`, RTP carrying the load tool's stamps is stamped again.
+    pub fn spawn_echo(self, echoed: Arc<AtomicU64>, stop: CancellationToken, stamp: bool) {
+        let stamp = stamp && stamp::enable_rx_timestamps(&self.rtp).is_ok();
+        tokio::spawn(echo(self.rtp, echoed.clone(), stop.clone(), stamp));
+        tokio::spawn(echo(self.rtcp, echoed, stop, false));
     }
 }
 
 /// Symmetric echo: the first packet's source is latched, and only packets
 /// from it are returned, so a stray sender cannot redirect the stream.
-async fn echo(sock: UdpSocket, echoed: Arc<AtomicU64>, stop: CancellationToken) {
+async fn echo(sock: UdpSocket, echoed: Arc<AtomicU64>, stop: CancellationToken, stamp: bool) {
     let mut buf = vec![0u8; 2048];
     let mut latched: Option<SocketAddr> = None;
     loop {
-        let (n, from) = tokio::select! {
+        let (n, from, rx) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
+            r = recv(&sock, &mut buf, stamp) => match r {
                 Ok(r) => r,
                 // ICMP errors surface here on some systems; keep serving.
                 Err(_) => continue,
@@ -66,8 +70,24 @@ async fn echo(sock: UdpSocket, echoed: Arc<AtomicU64>, stop: CancellationToken) 
         if *latched.get_or_insert(from) != from {
             continue;
         }
+        if stamp {
+            stamp::restamp(&mut buf[..n], rx, stamp::now_us());
+        }
         if sock.send_to(&buf[..n], from).await.is_ok() {
             echoed.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// One datagram, with the kernel's receive time when `stamp` (else 0).
+async fn recv(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    stamp: bool,
+) -> io::Result<(usize, SocketAddr, u64)> {
+    if stamp {
+        return stamp::recv_from(sock, buf).await;
+    }
+    let (n, from) = sock.recv_from(buf).await?;
+    Ok((n, from, 0))
 }

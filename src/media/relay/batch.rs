@@ -130,7 +130,8 @@ impl RecvBatch {
     }
 }
 
-fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+/// The address the kernel wrote into `name` (`len` bytes), if IPv4 or IPv6.
+pub(crate) fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
     match name.ss_family as libc::c_int {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {

@@ -2,7 +2,7 @@
 //! the RTP sockets of its calls. The control plane talks to a loop through
 //! commands (a channel plus a poll waker); packets never cross threads.
 
-mod batch;
+pub(crate) mod batch;
 mod counters;
 mod liveness;
 mod tones;
