@@ -44,52 +44,73 @@ pub fn rss_bytes(pid: Option<u32>) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Softirq seconds of the whole machine and of each CPU, from /proc/stat.
+/// Seconds of one kind of CPU time, for the whole machine and each CPU.
 #[derive(Debug, Clone, Default)]
-pub struct SoftIrq {
+pub struct CpuTime {
     /// All CPUs.
     pub total: f64,
     /// By CPU number.
     pub per_cpu: Vec<f64>,
 }
 
-impl SoftIrq {
-    /// Read /proc/stat now (zeros when unreadable).
-    pub fn read() -> SoftIrq {
-        parse_proc_stat(&fs::read_to_string("/proc/stat").unwrap_or_default())
-    }
-
+impl CpuTime {
     /// Seconds spent since `earlier`, on `cpu` if given, else on all.
-    pub fn since(&self, earlier: &SoftIrq, cpu: Option<usize>) -> f64 {
-        let pick = |s: &SoftIrq| match cpu {
+    pub fn since(&self, earlier: &CpuTime, cpu: Option<usize>) -> f64 {
+        let pick = |s: &CpuTime| match cpu {
             Some(c) => s.per_cpu.get(c).copied().unwrap_or(0.0),
             None => s.total,
         };
         (pick(self) - pick(earlier)).max(0.0)
     }
+
+    fn set(&mut self, cpu: Option<usize>, secs: f64) {
+        match cpu {
+            None => self.total = secs,
+            Some(i) => {
+                self.per_cpu.resize(self.per_cpu.len().max(i + 1), 0.0);
+                self.per_cpu[i] = secs;
+            }
+        }
+    }
 }
 
-fn parse_proc_stat(text: &str) -> SoftIrq {
-    let mut out = SoftIrq::default();
+/// Softirq and steal time from /proc/stat. Steal is time the hypervisor
+/// gave the CPU to someone else: a stall no process on the box can see.
+#[derive(Debug, Clone, Default)]
+pub struct ProcStat {
+    pub softirq: CpuTime,
+    pub steal: CpuTime,
+}
+
+impl ProcStat {
+    /// Read /proc/stat now (zeros when unreadable).
+    pub fn read() -> ProcStat {
+        parse_proc_stat(&fs::read_to_string("/proc/stat").unwrap_or_default())
+    }
+}
+
+fn parse_proc_stat(text: &str) -> ProcStat {
+    let mut out = ProcStat::default();
     for line in text.lines() {
         let mut fields = line.split_ascii_whitespace();
         let Some(name) = fields.next().filter(|n| n.starts_with("cpu")) else {
             continue;
         };
-        // user nice system idle iowait irq softirq: softirq is the 7th.
-        let Some(ticks) = fields.nth(6).and_then(|v| v.parse::<u64>().ok()) else {
+        let cpu = match name.strip_prefix("cpu").filter(|n| !n.is_empty()) {
+            None => None,
+            Some(n) => match n.parse::<usize>() {
+                Ok(i) => Some(i),
+                Err(_) => continue,
+            },
+        };
+        // user nice system idle iowait irq softirq steal: the 7th and 8th.
+        let mut ticks = fields.skip(6).map(|v| v.parse::<u64>().ok());
+        let (Some(Some(softirq)), steal) = (ticks.next(), ticks.next().flatten()) else {
             continue;
         };
-        let secs = ticks as f64 / TICKS_PER_SEC;
-        match name.strip_prefix("cpu").filter(|n| !n.is_empty()) {
-            None => out.total = secs,
-            Some(n) => {
-                if let Ok(i) = n.parse::<usize>() {
-                    out.per_cpu.resize(out.per_cpu.len().max(i + 1), 0.0);
-                    out.per_cpu[i] = secs;
-                }
-            }
-        }
+        out.softirq.set(cpu, softirq as f64 / TICKS_PER_SEC);
+        out.steal
+            .set(cpu, steal.unwrap_or(0) as f64 / TICKS_PER_SEC);
     }
     out
 }
@@ -134,13 +155,18 @@ Udp: 100 2 7 90 5 0\nUdpLite: InDatagrams RcvbufErrors\nUdpLite: 0 9\n";
     }
 
     #[test]
-    fn softirq_is_read_per_cpu() {
-        let text = "cpu  10 0 5 100 0 0 300 0 0 0\ncpu0 5 0 2 50 0 0 100 0\ncpu1 5 0 3 50 0 0 200 0\nintr 1 2\n";
+    fn softirq_and_steal_are_read_per_cpu() {
+        let text = "cpu  10 0 5 100 0 0 300 50 0 0\ncpu0 5 0 2 50 0 0 100 0\ncpu1 5 0 3 50 0 0 200 50\nintr 1 2\n";
         let s = parse_proc_stat(text);
-        assert_eq!(s.total, 3.0);
-        assert_eq!(s.per_cpu, vec![1.0, 2.0]);
-        let zero = SoftIrq::default();
-        assert_eq!(s.since(&zero, Some(1)), 2.0);
-        assert_eq!(s.since(&zero, None), 3.0);
+        assert_eq!(s.softirq.total, 3.0);
+        assert_eq!(s.softirq.per_cpu, vec![1.0, 2.0]);
+        let zero = CpuTime::default();
+        assert_eq!(s.softirq.since(&zero, Some(1)), 2.0);
+        assert_eq!(s.softirq.since(&zero, None), 3.0);
+        assert_eq!(s.steal.per_cpu, vec![0.0, 0.5]);
+        assert_eq!(s.steal.since(&zero, Some(0)), 0.0);
+        // A kernel too old to report steal gives 0 for it.
+        let old = parse_proc_stat("cpu0 5 0 2 50 0 0 100\n");
+        assert_eq!((old.softirq.per_cpu[0], old.steal.per_cpu[0]), (1.0, 0.0));
     }
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::client::{self, End, SetupTimes, Shared};
 use super::flood;
 use super::peer::ClientIdentity;
-use super::procfs::{self, SoftIrq};
+use super::procfs::{self, ProcStat};
 use super::report::{pct, quantile, Churn, Report, Step};
 use super::scrape::{self, Scrape};
 use super::stamp;
@@ -63,7 +63,7 @@ struct Snap {
     siphon: Scrape,
     siphon_cpu: f64,
     own_cpu: f64,
-    softirq: SoftIrq,
+    stat: ProcStat,
     rcvbuf_errors: u64,
 }
 
@@ -79,7 +79,7 @@ impl Snap {
                 .and_then(|p| procfs::cpu_seconds(Some(p)))
                 .unwrap_or(0.0),
             own_cpu: procfs::cpu_seconds(None).unwrap_or(0.0),
-            softirq: SoftIrq::read(),
+            stat: ProcStat::read(),
             rcvbuf_errors: procfs::udp_rcvbuf_errors(),
         })
     }
@@ -338,7 +338,12 @@ fn measure(plan: &Plan, a: &Snap, b: &Snap, rss0: u64, step: &mut Step) {
     } else {
         0.0
     };
-    step.softirq_s = b.softirq.since(&a.softirq, plan.siphon_cpu);
+    step.softirq_s = b.stat.softirq.since(&a.stat.softirq, plan.siphon_cpu);
+    step.steal_pct = if window > 0.0 {
+        100.0 * b.stat.steal.since(&a.stat.steal, plan.siphon_cpu) / window
+    } else {
+        0.0
+    };
     let per_pkt = |secs: f64| {
         if step.relayed == 0 {
             0.0

@@ -84,6 +84,10 @@ pub struct Step {
     /// else all CPUs), and per relayed packet.
     pub softirq_s: f64,
     pub softirq_us_per_pkt: f64,
+    /// Steal time over the window (on siphon's CPU when it is pinned, else
+    /// all CPUs), in % of one core: the hypervisor ran someone else there,
+    /// which stalls siphon in a way its own figures cannot show.
+    pub steal_pct: f64,
     /// siphon's CPU plus softirq, per relayed packet.
     pub all_in_us_per_pkt: f64,
     /// siphon's resident memory, and its growth per established call since
@@ -137,11 +141,11 @@ pub struct Report {
 /// The table printed at the end of a run.
 pub fn table(r: &Report) -> String {
     let mut out = String::from(
-        "    N    up  setup/s  ready p99  loss r/t  loss>sip  loss>web   rtt p50   p99     p99.9  pass p99 >sip  >web  jitter  µs/pkt siphon+softirq  KB/call  gen CPU\n",
+        "    N    up  setup/s  ready p99  loss r/t  loss>sip  loss>web   rtt p50   p99     p99.9  pass p99 >sip  >web  jitter  µs/pkt siphon+softirq  KB/call  steal  gen CPU\n",
     );
     for s in &r.steps {
         out.push_str(&format!(
-            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>8.2}ms {:>5.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>6.0}%{}\n",
+            "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>8.2}ms {:>5.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>5.1}% {:>6.0}%{}\n",
             s.calls,
             s.established,
             s.setup_rate_per_s,
@@ -158,6 +162,7 @@ pub fn table(r: &Report) -> String {
             s.siphon_us_per_pkt,
             s.all_in_us_per_pkt,
             s.siphon_rss_per_call_kb,
+            s.steal_pct,
             s.generator_cpu_pct,
             if s.generator_saturated { " (generator saturated)" } else { "" },
         ));
