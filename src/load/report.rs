@@ -140,9 +140,18 @@ pub struct Report {
 
 /// The table printed at the end of a run.
 pub fn table(r: &Report) -> String {
-    let mut out = String::from(
-        "    N    up  setup/s  ready p99  loss r/t  loss>sip  loss>web   rtt p50   p99     p99.9  pass p99 >sip  >web  jitter  µs/pkt siphon+softirq  KB/call  steal  gen CPU\n",
+    // The same widths as the rows below, units included.
+    let mut out = format!(
+        "{:>5} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7}\n",
+        "N", "up", "setup/s", "ready p99", "loss r/t", "loss>sip", "loss>web", "rtt p50", "p99",
+        "p99.9", "pass>sip", ">web", "jitter", "µs/pkt", "µs/pkt", "KB/call", "steal", "gen CPU",
     );
+    let units = format!(
+        "{:>5} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>7} {:>7} {:>7} {:>7}",
+        "", "", "", "", "", "", "", "", "", "", "p99", "p99", "", "siphon", "all-in",
+    );
+    out.push_str(&units);
+    out.push('\n');
     for s in &r.steps {
         out.push_str(&format!(
             "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>8.2}ms {:>5.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>5.1}% {:>6.0}%{}\n",
