@@ -89,16 +89,6 @@ pub struct RunResult {
     pub leaked_calls: usize,
 }
 
-/// The `q` quantile (0..=1) of `v` (sorted in place); 0 for an empty slice.
-pub fn quantile<T: Copy + Into<f64> + PartialOrd>(v: &mut [T], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v[i].into()
-}
-
 /// Prints the table of all runs.
 pub fn print_table(runs: &[RunResult]) {
     println!();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use siphon::config::Config;
 use siphon::gateway::Gateway;
+use siphon::load::report::quantile;
 use siphon::metrics::{flow, Metrics};
 use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
 use tokio::runtime::Runtime;
@@ -18,7 +19,7 @@ use crate::call::{self, CallReport, Phase, SetupTimes, Shared};
 use crate::heap::{self, Domain};
 use crate::peer::ClientIdentity;
 use crate::procfs::{self, CpuSnapshot, Group};
-use crate::report::{quantile, CpuSeconds, RunResult};
+use crate::report::{CpuSeconds, RunResult};
 use crate::Args;
 
 /// Longer than one relay-loop counter flush (500 ms), so metrics are current.

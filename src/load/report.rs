@@ -195,10 +195,10 @@ pub fn pct(part: u64, whole: u64) -> f64 {
 }
 
 /// The `q` quantile (0..=1) of `v`, sorted in place; 0 for none.
-pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+pub fn quantile<T: Copy + Into<f64> + PartialOrd>(v: &mut [T], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[((v.len() - 1) as f64 * q).round() as usize]
+    v[((v.len() - 1) as f64 * q).round() as usize].into()
 }
