@@ -138,20 +138,44 @@ pub struct Report {
     pub bad_hangups: usize,
 }
 
+/// The width of each column of [`table`], units included.
+const WIDTHS: [usize; 18] = [5, 5, 8, 10, 9, 9, 9, 9, 8, 8, 10, 7, 7, 7, 7, 8, 6, 7];
+
+/// One header line of [`table`]: `cells` right-aligned to [`WIDTHS`].
+fn header_line(cells: &[&str]) -> String {
+    let cells: Vec<String> = cells
+        .iter()
+        .zip(WIDTHS)
+        .map(|(c, w)| format!("{c:>w$}"))
+        .collect();
+    format!("{}\n", cells.join(" ").trim_end())
+}
+
 /// The table printed at the end of a run.
 pub fn table(r: &Report) -> String {
-    // The same widths as the rows below, units included.
-    let mut out = format!(
-        "{:>5} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7}\n",
-        "N", "up", "setup/s", "ready p99", "loss r/t", "loss>sip", "loss>web", "rtt p50", "p99",
-        "p99.9", "pass>sip", ">web", "jitter", "µs/pkt", "µs/pkt", "KB/call", "steal", "gen CPU",
-    );
-    let units = format!(
-        "{:>5} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>7} {:>7} {:>7} {:>7}",
+    let mut out = header_line(&[
+        "N",
+        "up",
+        "setup/s",
+        "ready p99",
+        "loss r/t",
+        "loss>sip",
+        "loss>web",
+        "rtt p50",
+        "p99",
+        "p99.9",
+        "pass>sip",
+        ">web",
+        "jitter",
+        "µs/pkt",
+        "µs/pkt",
+        "KB/call",
+        "steal",
+        "gen CPU",
+    ]);
+    out.push_str(&header_line(&[
         "", "", "", "", "", "", "", "", "", "", "p99", "p99", "", "siphon", "all-in",
-    );
-    out.push_str(&units);
-    out.push('\n');
+    ]));
     for s in &r.steps {
         out.push_str(&format!(
             "{:>5} {:>5} {:>8.1} {:>8.1}ms {:>8.3}% {:>8.3}% {:>8.3}% {:>7.2}ms {:>6.2}ms {:>6.2}ms {:>8.2}ms {:>5.2}ms {:>5.2}ms {:>7.2} {:>7.2} {:>8.1} {:>5.1}% {:>6.0}%{}\n",
@@ -201,4 +225,39 @@ pub fn quantile<T: Copy + Into<f64> + PartialOrd>(v: &mut [T], q: f64) -> f64 {
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[((v.len() - 1) as f64 * q).round() as usize].into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_header_lines_up_with_its_rows() {
+        let step = Step {
+            calls: 1000,
+            established: 1000,
+            generator_saturated: true,
+            ..Step::default()
+        };
+        let report = Report {
+            steps: vec![step],
+            ..Report::default()
+        };
+        let text = table(&report);
+        let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+        let (names, row) = (&lines[0], &lines[2]);
+        let mut edge = 0;
+        for w in WIDTHS {
+            edge += w;
+            // Each column ends where its name ends, and a space follows.
+            assert_ne!(
+                names[edge - 1],
+                ' ',
+                "header column ending at {edge}: {text}"
+            );
+            assert_ne!(row[edge - 1], ' ', "row column ending at {edge}: {text}");
+            assert_eq!(row.get(edge).copied().unwrap_or(' '), ' ', "{text}");
+            edge += 1;
+        }
+    }
 }
