@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod sdp;
 pub mod signaling;
 pub mod sip;
+pub mod tls;
 pub mod webrtc;

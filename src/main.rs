@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use siphon::config::{Config, LogFormat, ProcessEnv};
-use siphon::gateway::Gateway;
+use siphon::gateway::{Gateway, Signal};
 use siphon::metrics::Metrics;
 
 /// SIP <-> WebRTC media gateway.
@@ -46,8 +46,10 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Cmd::Run) {
         Cmd::CheckConfig { file } => check_config(file.or(cli.config)),
         Cmd::Healthcheck => match load(cli.config) {
-            Some(config) => siphon::http::healthcheck(config.http.listen),
-            None => ExitCode::FAILURE,
+            Some(c) if siphon::http::healthcheck(c.http.listen, c.http.tls_cert.is_some()) => {
+                ExitCode::SUCCESS
+            }
+            _ => ExitCode::FAILURE,
         },
         Cmd::Token { user, ttl } => match load(cli.config) {
             Some(config) => token(&config, &user, ttl),
@@ -112,6 +114,7 @@ fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_tls = config.http.tls_cert.is_some();
     runtime.block_on(async move {
         let gateway = match Gateway::start(config, Metrics::new()).await {
             Ok(gw) => gw,
@@ -120,10 +123,9 @@ fn run(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(http = %gateway.http_addr(), "siphon is running");
-        shutdown_signal().await;
-        tracing::info!("shutting down: hanging up calls");
-        gateway.shutdown().await;
+        let scheme = if config_tls { "https" } else { "http" };
+        tracing::info!(url = %format!("{scheme}://{}/", gateway.http_addr()), "siphon is running");
+        gateway.run_until_stopped(signals()).await;
         ExitCode::SUCCESS
     })
 }
@@ -142,23 +144,33 @@ fn init_tracing(config: &Config) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// SIGTERM and SIGINT stop (a second one skips the drain), SIGHUP reloads
+/// the certificates.
+fn signals() -> tokio::sync::mpsc::Receiver<Signal> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot listen for signals; stop siphon with SIGKILL");
+            return std::future::pending().await;
+        };
+        loop {
+            let signal = tokio::select! {
+                _ = term.recv() => Signal::Stop,
+                _ = int.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+            if signal == Signal::Stop {
+                tracing::info!("stop signal: draining (a second signal skips the wait)");
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            if tx.send(signal).await.is_err() {
+                return;
             }
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    });
+    rx
 }

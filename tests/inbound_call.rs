@@ -296,7 +296,8 @@ async fn every_session_rings_first_accept_wins() {
     } = rig;
     gateway.shutdown().await;
     let bye = second.recv_type("hangup", T).await.unwrap();
-    assert_eq!(bye["reason"], "Gateway shutting down");
+    assert_eq!(bye["reason"], "siphon is shutting down");
+    assert_eq!(bye["code"], 503);
     let ended = tokio::time::timeout(T, events.recv()).await.unwrap();
     assert!(
         matches!(ended, Some(UacEvent::Ended { by_remote: true })),

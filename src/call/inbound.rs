@@ -220,11 +220,11 @@ impl InboundCall {
             }
             (State::Ringing, E::Shutdown) => {
                 let mut cmds = vec![InboundCommand::SipReject(503, "Service Unavailable".into())];
-                cmds.extend(self.end(503, "Gateway shutting down", "error", false));
+                cmds.extend(self.end(503, super::SHUTTING_DOWN, "error", false));
                 cmds
             }
             (State::Answered(_), E::Shutdown) => {
-                self.end(200, "Gateway shutting down", "answered", true)
+                self.end(503, super::SHUTTING_DOWN, "answered", true)
             }
             (State::Answered(_), E::SipEnded { by_remote }) => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };

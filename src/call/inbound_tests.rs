@@ -130,7 +130,7 @@ fn shutdown_ends_ringing_and_answered_calls() {
     assert!(matches!(cmds[0], InboundCommand::SipHangup));
     assert_eq!(
         sent_to(&cmds),
-        vec![(1, 200, "Gateway shutting down".into())]
+        vec![(1, 503, crate::call::SHUTTING_DOWN.into())]
     );
 }
 

@@ -14,3 +14,5 @@ pub use route::{resolve, RouteConfig, RouteError, Target};
 /// The `hangup` reason when the SIP peer stopped refreshing the session
 /// (RFC 4028), or a refresh found its dialog gone.
 pub const SESSION_EXPIRED: &str = "Session timer expired";
+/// Hangup reason of calls still up when a drain ends (code 503).
+pub const SHUTTING_DOWN: &str = "siphon is shutting down";

@@ -319,6 +319,15 @@ impl OutboundCall {
         cmds
     }
 
+    /// siphon is exiting: BYE (or CANCEL) toward SIP, `hangup` 503 to the browser.
+    pub fn on_shutdown(&mut self) -> Vec<Command> {
+        match self.state {
+            State::Ended => Vec::new(),
+            State::Answered => self.finish("answered", 503, super::SHUTTING_DOWN.into(), true),
+            _ => self.finish("cancelled", 503, super::SHUTTING_DOWN.into(), true),
+        }
+    }
+
     /// No final answer within the ring timeout.
     pub fn on_ring_timeout(&mut self) -> Vec<Command> {
         match self.state {

@@ -98,6 +98,24 @@ fn an_expired_session_timer_ends_the_call_with_408() {
 }
 
 #[test]
+fn shutdown_ends_ringing_and_answered_calls_with_503_on_both_legs() {
+    let shutting_down = ServerMessage::hangup("c1", 503, crate::call::SHUTTING_DOWN);
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let end = call.on_shutdown();
+    assert!(matches!(end[0], Command::SipHangup), "BYE");
+    assert_eq!(sent(&end), vec![shutting_down.clone()]);
+    assert_eq!(outcome(&end).unwrap().label, "answered");
+    assert!(call.on_shutdown().is_empty(), "once");
+
+    let (mut call, _, _) = start(CHROME_OFFER);
+    let end = call.on_shutdown();
+    assert!(matches!(end[0], Command::SipHangup), "CANCEL");
+    assert_eq!(sent(&end), vec![shutting_down]);
+    assert_eq!(outcome(&end).unwrap().label, "cancelled");
+}
+
+#[test]
 fn opus_answer_maps_renumbered_payload_types() {
     let (mut call, _, t0) = start(CHROME_OFFER);
     let cmds = call.on_sip(SipEvent::Answered(FREESWITCH_ANSWER.into()), t0);

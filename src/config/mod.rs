@@ -13,6 +13,7 @@ mod schema;
 mod types;
 mod users;
 mod validate;
+mod validate_http;
 
 #[cfg(test)]
 mod tests;
@@ -163,6 +164,11 @@ impl LimitsConfig {
     /// `reconnect_grace_secs` as a duration.
     pub fn reconnect_grace(&self) -> Duration {
         Duration::from_secs(self.reconnect_grace_secs)
+    }
+
+    /// `drain_secs` as a duration.
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs)
     }
 }
 

@@ -129,6 +129,18 @@ impl Section for MediaConfig {
 impl Section for HttpConfig {
     fn visit<V: Visitor>(&mut self, v: &mut V) {
         v.field("listen", &mut self.listen);
+        v.field("tls_cert", &mut self.tls_cert);
+        v.field("tls_key", &mut self.tls_key);
+        v.field("redirect_listen", &mut self.redirect_listen);
+        v.field("behind_proxy", &mut self.behind_proxy);
+        v.field("trusted_proxies", &mut self.trusted_proxies);
+        v.field("allowed_origins", &mut self.allowed_origins);
+        v.field("tls_cert", &mut self.tls_cert);
+        v.field("tls_key", &mut self.tls_key);
+        v.field("redirect_listen", &mut self.redirect_listen);
+        v.field("behind_proxy", &mut self.behind_proxy);
+        v.field("trusted_proxies", &mut self.trusted_proxies);
+        v.field("allowed_origins", &mut self.allowed_origins);
     }
 }
 
@@ -164,6 +176,7 @@ impl Section for LimitsConfig {
         v.field("reconnect_grace_secs", &mut self.reconnect_grace_secs);
         v.field("per_user_calls", &mut self.per_user_calls);
         v.field("max_ring_sessions", &mut self.max_ring_sessions);
+        v.field("drain_secs", &mut self.drain_secs);
     }
 }
 

@@ -169,8 +169,20 @@ pub struct MediaConfig {
 /// `[http]`: web phone, `/ws`, `/metrics`, `/healthz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// HTTP listen address.
+    /// HTTP listen address (HTTPS when `tls_cert` is set).
     pub listen: SocketAddr,
+    /// PEM certificate (chain) served on `listen`; `None` = plain HTTP.
+    pub tls_cert: Option<String>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
+    /// A plain-HTTP listener that only redirects to HTTPS; `None` = none.
+    pub redirect_listen: Option<SocketAddr>,
+    /// TLS is terminated by a reverse proxy in front of siphon.
+    pub behind_proxy: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDR ranges).
+    pub trusted_proxies: Vec<String>,
+    /// Origins allowed to open `/ws`; empty = the page's own (the request's Host).
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[auth]`: token authentication on `/ws`.
@@ -201,6 +213,8 @@ pub struct LimitsConfig {
     pub per_user_calls: u32,
     /// Browser sessions of one user rung at once by an inbound call.
     pub max_ring_sessions: u32,
+    /// Seconds answered calls may go on after SIGTERM before siphon hangs them up.
+    pub drain_secs: u64,
 }
 
 /// `[metrics]`: Prometheus exposition.
@@ -328,6 +342,12 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: loopback(8080),
+            tls_cert: None,
+            tls_key: None,
+            redirect_listen: None,
+            behind_proxy: false,
+            trusted_proxies: ["127.0.0.0/8", "::1/128"].map(String::from).to_vec(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -342,6 +362,7 @@ impl Default for LimitsConfig {
             reconnect_grace_secs: 30,
             per_user_calls: 4,
             max_ring_sessions: 10,
+            drain_secs: 300,
         }
     }
 }

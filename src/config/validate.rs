@@ -23,6 +23,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_ports(config, errors);
     check_disconnect(config, errors);
     check_auth(config, errors);
+    super::validate_http::check_http(config, errors);
     check_users(config, errors);
     check_log_level(&config.log.level, errors);
 }
@@ -109,7 +110,7 @@ fn sip_uri_problem(uri: &str) -> Option<String> {
 }
 
 /// `10.0.0.5`, `10.0.0.0/24`, `::1/128`.
-fn valid_cidr(s: &str) -> bool {
+pub(super) fn valid_cidr(s: &str) -> bool {
     let (ip, prefix) = s.split_once('/').unwrap_or((s, ""));
     let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
         return false;

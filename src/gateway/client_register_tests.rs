@@ -14,7 +14,10 @@ use crate::sip::Transport;
 
 async fn session(gw: &Gateway, user: Option<&str>) -> Ws {
     let url = format!("ws://{}/ws", gw.http_addr());
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+            .await
+            .unwrap();
     assert_eq!(recv(&mut ws).await["type"], "welcome");
     if let Some(user) = user {
         send(&mut ws, json!({"type":"hello","user":user})).await;

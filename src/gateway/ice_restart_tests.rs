@@ -68,7 +68,10 @@ async fn an_ice_restart_moves_audio_to_a_new_socket_without_sip() {
         .await
         .unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+            .await
+            .unwrap();
     recv(&mut ws).await;
     let old = UdpSocket::bind("127.0.0.1:0").unwrap();
     let new = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -173,7 +176,10 @@ async fn quiet_call(c: crate::config::Config) -> QuietCall {
     let metrics = Metrics::new();
     let gw = Gateway::start(c, metrics.clone()).await.unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+            .await
+            .unwrap();
     recv(&mut ws).await;
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut browser = Browser::new(sock.local_addr().unwrap(), Instant::now(), false);

@@ -294,7 +294,7 @@ impl Driver<'_> {
     ) -> Option<InboundEvent> {
         let session = self.aliases.get(&session).copied().unwrap_or(session);
         Some(match ev {
-            ClientEvent::Gone if session == super::SHUTDOWN_SESSION => InboundEvent::Shutdown,
+            ClientEvent::Shutdown => InboundEvent::Shutdown,
             ClientEvent::Detached if answered && self.grace.start(self.gw, control) => {
                 self.lost = Some(session);
                 return None;

@@ -5,6 +5,7 @@
 mod client_registrations;
 mod detached;
 mod inbound;
+mod lifecycle;
 mod outbound;
 mod registrations;
 mod reinvites;
@@ -14,19 +15,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::call::RouteConfig;
 use crate::config::Config;
-use crate::http::{self, HttpState};
+use crate::http::tls::CertStore;
 use crate::media::{PortPool, Relays};
 use crate::metrics::Metrics;
 use crate::signaling::{
-    CallRequest, CallService, ClientControl, ClientEvent, ErrorCode, Refusal, RegisterRequest,
-    ResumeLink, ServerMessage, SessionId, SessionLimits, SessionLink,
+    CallRequest, CallService, ClientControl, ErrorCode, Refusal, RegisterRequest, ResumeLink,
+    ServerMessage, SessionId, SessionLink,
 };
 use crate::sip::{self, EchoServer, SipEndpoint};
 use crate::webrtc::Identity;
@@ -51,7 +52,17 @@ pub enum StartError {
     /// Certificate generation failed.
     #[error("webrtc: {0}")]
     WebRtc(#[from] crate::webrtc::WebRtcError),
+    /// A TLS certificate or key could not be loaded.
+    #[error("{key}: {source}")]
+    Tls {
+        /// The config key naming the file.
+        key: &'static str,
+        /// What is wrong with it.
+        source: crate::tls::TlsFileError,
+    },
 }
+
+pub use lifecycle::Signal;
 
 /// The session id on the gateway's own shutdown notice (no real session has it).
 pub(crate) const SHUTDOWN_SESSION: SessionId = 0;
@@ -60,7 +71,7 @@ pub(crate) const SHUTDOWN_SESSION: SessionId = 0;
 pub struct Gateway {
     inner: Arc<Inner>,
     http_addr: SocketAddr,
-    http_task: tokio::task::JoinHandle<()>,
+    http_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Shared state of the running gateway.
@@ -84,6 +95,16 @@ pub(crate) struct Inner {
     /// Registrations browser sessions asked for (`register`).
     pub(crate) client_registrations: client_registrations::ClientRegistrations,
     pub(crate) shutdown: CancellationToken,
+    /// Set from the first stop signal: new calls are refused.
+    pub(crate) draining: AtomicBool,
+    /// False while draining: `/readyz` answers 503.
+    pub(crate) ready: Arc<AtomicBool>,
+    /// Cancelled last: WebSocket sessions send their close frames.
+    pub(crate) closing: CancellationToken,
+    /// The WebSocket sessions, awaited at exit.
+    pub(crate) sessions: TaskTracker,
+    /// The HTTPS certificate, when `http.tls_cert` is set.
+    pub(crate) certs: Option<Arc<CertStore>>,
     _echo: Option<EchoServer>,
 }
 
@@ -108,16 +129,8 @@ impl Gateway {
         )?;
         let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
         let route = route_config(&config, echo.as_ref());
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                what: "http.listen",
-                source,
-            })?;
-        let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            what: "http.listen",
-            source,
-        })?;
+        let http = lifecycle::bind_http(&config).await?;
+        let http_addr = http.local_addr;
         let inner = Arc::new(Inner {
             metrics: metrics.clone(),
             sip,
@@ -132,6 +145,11 @@ impl Gateway {
             client_registrations: Default::default(),
             detached: Default::default(),
             shutdown: shutdown.clone(),
+            draining: AtomicBool::new(false),
+            ready: Arc::new(AtomicBool::new(true)),
+            closing: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            certs: http.certs.clone(),
             _echo: echo,
             config,
         });
@@ -139,11 +157,11 @@ impl Gateway {
         if let Some(calls) = inner.sip.take_inbound() {
             tokio::spawn(inbound::serve(inner.clone(), calls));
         }
-        let http_task = tokio::spawn(serve_http(inner.clone(), listener));
+        let http_tasks = lifecycle::spawn_http(&inner, http);
         Ok(Gateway {
             inner,
             http_addr,
-            http_task,
+            http_tasks,
         })
     }
 
@@ -166,59 +184,6 @@ impl Gateway {
     pub fn active_calls(&self) -> usize {
         self.inner.calls.len()
     }
-
-    /// Hang up every call, stop accepting new ones, wait briefly for BYEs.
-    pub async fn shutdown(self) {
-        for entry in self.inner.calls.iter() {
-            let _ = entry.value().send((SHUTDOWN_SESSION, ClientEvent::Gone));
-        }
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-        while !self.inner.calls.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        tokio::join!(
-            self.inner.registrations.unregister_all(),
-            self.inner.client_registrations.unregister_all()
-        );
-        self.inner.shutdown.cancel();
-        self.http_task.abort();
-    }
-}
-
-async fn serve_http(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
-    let state = HttpState {
-        calls: Arc::new(Calls(inner.clone())),
-        metrics: inner.metrics.clone(),
-        limits: SessionLimits {
-            max_message_bytes: inner.config.limits.max_ws_message_bytes as usize,
-            auth_secret: inner
-                .config
-                .auth
-                .required
-                .then(|| Arc::from(inner.config.auth.secret.as_bytes())),
-            resumable: !inner.config.limits.reconnect_grace().is_zero(),
-        },
-        metrics_enabled: inner.config.metrics.enabled,
-        ready: Arc::new(AtomicBool::new(true)),
-    };
-    let ready = state.ready.clone();
-    let shutdown = inner.shutdown.clone();
-    drop(inner);
-    let app = http::router(state);
-    // Without TCP_NODELAY a second small signaling frame waits for the
-    // client's delayed ACK: ~40 ms added to every call setup.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            ready.store(false, Ordering::Relaxed);
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "http server stopped");
-    }
 }
 
 /// The gateway as the signaling sessions see it.
@@ -236,6 +201,10 @@ impl CallService for Calls {
             code,
             message,
         };
+        if inner.draining.load(Ordering::Relaxed) {
+            let msg = "siphon is draining before a restart: call again".to_owned();
+            return Err(refuse(ErrorCode::Draining, msg));
+        }
         let max = inner.config.limits.max_calls;
         if inner.calls.len() >= max as usize {
             let msg = format!("gateway is at limits.max_calls ({max})");

@@ -266,6 +266,7 @@ async fn run_events(
                     continue
                 }
                 Some(ClientEvent::Gone) | None => call.on_client_gone(),
+                Some(ClientEvent::Shutdown) => call.on_shutdown(),
             },
             Some(ev) = media_events.recv() => match media_signal(ev) {
                 Some(sig) => call.on_media(sig),

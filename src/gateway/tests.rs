@@ -79,9 +79,11 @@ async fn echo_call_carries_audio_and_releases_everything() {
         .await
         .unwrap();
     let free = gw.free_rtp_ports();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http_addr()))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(
+        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(recv(&mut ws).await["type"], "welcome");
 
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -137,9 +139,11 @@ async fn echo_call_carries_audio_and_releases_everything() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_messages_get_errors_and_the_socket_survives() {
     let gw = Gateway::start(config(33100), Metrics::new()).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http_addr()))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(
+        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+    )
+    .await
+    .unwrap();
     recv(&mut ws).await;
     ws.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(recv(&mut ws).await["code"], "bad_json");
@@ -179,9 +183,11 @@ async fn tokens_are_required_when_configured() {
     let good = mint("alice", Duration::from_secs(60), b"sekrit", now).unwrap();
 
     // A valid token in the URL: welcome names the user.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={good}"))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(
+        crate::load::client::ws_request(&format!("{url}?token={good}")).unwrap(),
+    )
+    .await
+    .unwrap();
     let welcome = recv(&mut ws).await;
     assert_eq!(
         (welcome["type"].as_str(), welcome["user"].as_str()),
@@ -189,7 +195,10 @@ async fn tokens_are_required_when_configured() {
     );
 
     // A valid token in a first hello message.
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+            .await
+            .unwrap();
     send(&mut ws, json!({"type":"hello","token":good})).await;
     assert_eq!(recv(&mut ws).await["user"], "alice");
 
@@ -204,9 +213,11 @@ async fn tokens_are_required_when_configured() {
             Some(json!({"type":"call","to":"echo","sdp":"v=0"})),
         ),
     ] {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}{query}"))
-            .await
-            .unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(
+            crate::load::client::ws_request(&format!("{url}{query}")).unwrap(),
+        )
+        .await
+        .unwrap();
         if let Some(msg) = first {
             send(&mut ws, msg).await;
         }
@@ -257,9 +268,11 @@ async fn a_kept_registration_lives_from_start_to_shutdown() {
     assert!(last.to.contains("1001") && last.auth.is_some(), "{last:?}");
 
     // A session of dora learns the registration state as it opens.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http_addr()))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(
+        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+    )
+    .await
+    .unwrap();
     recv(&mut ws).await;
     send(&mut ws, json!({"type":"hello","user":"dora"})).await;
     let registered = recv_type(&mut ws, "registered").await;

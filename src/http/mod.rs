@@ -1,19 +1,26 @@
 //! The HTTP surface: `/` (the web phone), `/ws` (signaling), `/metrics`,
 //! `/healthz`, `/readyz`.
 
+pub mod access;
+mod probe;
+mod serve;
+pub mod tls;
 mod web;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Metrics;
 use crate::signaling::{session, CallService, SessionLimits};
+pub use access::Access;
+pub use probe::healthcheck;
+pub use serve::{serve, serve_redirect, Peer};
 
 /// What the HTTP handlers need.
 #[derive(Clone)]
@@ -28,6 +35,10 @@ pub struct HttpState {
     pub metrics_enabled: bool,
     /// False while starting or draining: `/readyz` answers 503.
     pub ready: Arc<AtomicBool>,
+    /// Origin rules and the proxy in front.
+    pub access: Arc<Access>,
+    /// Every WebSocket session, so that exit can wait for their close frames.
+    pub sessions: tokio_util::task::TaskTracker,
 }
 
 /// The router.
@@ -50,9 +61,22 @@ struct WsQuery {
 
 async fn ws(
     State(s): State<HttpState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Query(query): Query<WsQuery>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let client = s.access.client_ip(peer, header("x-forwarded-for"));
+    if let Err(refusal) = s.access.check_origin(header("origin"), header("host")) {
+        s.metrics
+            .http_refused_total
+            .with_label_values(&[refusal.label()])
+            .inc();
+        tracing::info!(%client, origin = header("origin"), "ws: refused, {}", refusal.label());
+        return (StatusCode::FORBIDDEN, refusal.message()).into_response();
+    }
+    let span = tracing::info_span!("ws", %client);
     // The transport cap sits well above the protocol limit so that an
     // oversize message earns an `error` reply instead of a dropped socket.
     let hard_cap = (s.limits.max_message_bytes * 4).max(1 << 20);
@@ -64,7 +88,11 @@ async fn ws(
         .read_buffer_size(1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| session::run(socket, s.calls, s.limits, s.metrics, query.token))
+        .on_upgrade(move |socket| {
+            let session = session::run(socket, s.calls, s.limits, s.metrics, query.token);
+            s.sessions
+                .track_future(tracing::Instrument::instrument(session, span))
+        })
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
@@ -80,30 +108,5 @@ async fn readyz(State(s): State<HttpState>) -> Response {
         "ready\n".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
-    }
-}
-
-/// Probe `/healthz` on `listen` (an unspecified address means loopback).
-pub fn healthcheck(listen: std::net::SocketAddr) -> std::process::ExitCode {
-    use std::io::{Read, Write};
-    let mut addr = listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let timeout = std::time::Duration::from_secs(2);
-    let probe = || -> std::io::Result<bool> {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
-        s.set_read_timeout(Some(timeout))?;
-        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply)?;
-        Ok(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"))
-    };
-    match probe() {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        _ => std::process::ExitCode::FAILURE,
     }
 }

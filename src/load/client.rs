@@ -165,13 +165,38 @@ pub async fn set_up(
     Ok((leg, times))
 }
 
+/// A WebSocket request for `url` with the Origin of siphon's own page, as
+/// the web phone's browser sends it: siphon refuses an upgrade without
+/// Origin unless tokens are required.
+pub fn ws_request(url: &str) -> Result<WsRequest, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    let scheme = if url.starts_with("wss:") {
+        "https"
+    } else {
+        "http"
+    };
+    let origin = request
+        .uri()
+        .authority()
+        .and_then(|a| format!("{scheme}://{a}").parse().ok());
+    if let Some(origin) = origin {
+        request.headers_mut().insert("origin", origin);
+    }
+    Ok(request)
+}
+
+/// A WebSocket handshake request.
+pub type WsRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
+
 /// Open siphon's WebSocket with small buffers.
 pub async fn connect_ws(url: &str) -> Result<Ws, String> {
     // Small buffers: a thousand browsers' memory is not what is measured.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+    let request = ws_request(url).map_err(|e| format!("ws connect: {e}"))?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| format!("ws connect: {e}"))?;
     Ok(ws)

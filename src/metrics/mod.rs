@@ -81,6 +81,14 @@ pub struct Metrics {
     /// RFC 4028 session-timer events (refresh_sent, refresh_received,
     /// refresh_failed, expired).
     pub session_timer_events_total: IntCounterVec,
+    /// TLS handshakes that failed, by listener (https, sip) and reason.
+    pub tls_handshake_failures_total: IntCounterVec,
+    /// Certificate reloads, by listener and result (ok, failed).
+    pub tls_reloads_total: IntCounterVec,
+    /// HTTP requests refused before they reached a handler, by reason.
+    pub http_refused_total: IntCounterVec,
+    /// 1 while siphon drains before exit (SIGTERM), else 0.
+    pub draining: IntGauge,
 }
 
 impl Metrics {
@@ -196,6 +204,23 @@ impl Metrics {
                 "RFC 4028 session-timer refreshes and expiries, by event",
                 &["event"],
             ),
+            tls_handshake_failures_total: counter_vec(
+                "tls_handshake_failures_total",
+                "TLS handshakes that failed, by listener and reason",
+                &["listener", "reason"],
+            ),
+            tls_reloads_total: counter_vec(
+                "tls_reloads_total",
+                "Certificate reloads, by listener and result",
+                &["listener", "result"],
+            ),
+            http_refused_total: counter_vec(
+                "http_refused_total",
+                "HTTP requests refused before a handler (origin, no_origin, draining)",
+                &["reason"],
+            ),
+            draining: IntGauge::new("draining", "1 while siphon drains before exit")
+                .expect("valid gauge"),
             registry,
         };
         m.register_all();
@@ -246,6 +271,10 @@ impl Metrics {
             Box::new(self.reoffers_total.clone()),
             Box::new(self.browser_reoffers_total.clone()),
             Box::new(self.session_timer_events_total.clone()),
+            Box::new(self.tls_handshake_failures_total.clone()),
+            Box::new(self.tls_reloads_total.clone()),
+            Box::new(self.http_refused_total.clone()),
+            Box::new(self.draining.clone()),
         ]
     }
 

@@ -174,6 +174,9 @@ pub enum ErrorCode {
     NotRegistered,
     /// The gateway failed internally; the call was ended.
     Internal,
+    /// The gateway is draining before a restart: place the call again
+    /// (a load balancer sends the new socket to another instance).
+    Draining,
 }
 
 impl ErrorCode {
@@ -194,6 +197,7 @@ impl ErrorCode {
             ErrorCode::InUse => "in_use",
             ErrorCode::NotRegistered => "not_registered",
             ErrorCode::Internal => "internal",
+            ErrorCode::Draining => "draining",
         }
     }
 }

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, AuthError};
 use super::early::{EarlyCandidates, Full};
@@ -52,6 +53,9 @@ pub enum ClientEvent {
     Detached,
     /// A new socket of the same user took the call back.
     Resumed(ResumeLink),
+    /// The gateway's own notice, never a client's: siphon is exiting, end
+    /// the call with 503 on both sides.
+    Shutdown,
 }
 
 /// Where a resumed call's messages go from now on.
@@ -153,6 +157,9 @@ pub struct SessionLimits {
     /// Whether answered calls of a lost socket wait for a `resume`
     /// (`limits.reconnect_grace_secs` > 0).
     pub resumable: bool,
+    /// Cancelled as siphon exits: the session sends what is queued (the
+    /// calls' last `hangup`s), then a close frame.
+    pub closing: CancellationToken,
 }
 
 /// Serve one socket until it closes. `url_token` is the `token` query parameter.
@@ -191,6 +198,7 @@ pub async fn run(
     }
     let mut open = send(&mut socket, &welcome).await;
     drop(welcome);
+    let closing = session.limits.closing.clone();
     while open {
         let early = session.early.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -213,6 +221,20 @@ pub async fn run(
                 session.take_attached();
                 session.on_outgoing(&msg);
                 open = send(&mut socket, &msg).await;
+            }
+            () = closing.cancelled() => {
+                while let Ok(msg) = outbox.try_recv() {
+                    session.on_outgoing(&msg);
+                    if !send(&mut socket, &msg).await {
+                        break;
+                    }
+                }
+                let frame = CloseFrame {
+                    code: axum::extract::ws::close_code::AWAY,
+                    reason: crate::call::SHUTTING_DOWN.into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                open = false;
             }
         }
     }

@@ -2,6 +2,7 @@
 //! inbound calls.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub(super) struct Shared {
     pub metrics: Metrics,
     /// Where outbound dialogs report their states.
     pub dialog_states: DialogStates,
+    /// Set when the gateway drains: new INVITEs and OPTIONS get 503.
+    pub draining: AtomicBool,
 }
 
 impl SipEndpoint {
@@ -71,6 +74,7 @@ impl SipEndpoint {
             inbound,
             metrics,
             dialog_states: DialogStates::start(),
+            draining: AtomicBool::new(false),
         });
         tokio::spawn(serve_incoming(inner.clone(), incoming));
         Ok(SipEndpoint { inner })
@@ -97,6 +101,13 @@ impl SipEndpoint {
             return Err(SipError::Shutdown);
         }
         uac::start(self.inner.clone(), req)
+    }
+
+    /// Start draining: dialogs go on, but new INVITEs and OPTIONS probes
+    /// are answered 503 with Retry-After, so a dispatcher (Kamailio's
+    /// OPTIONS pings) routes new calls to another instance.
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
     }
 
     /// Register a user with an upstream registrar and keep it registered
@@ -126,7 +137,11 @@ async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) 
             let Some(tx) = stack::route_in_dialog(&shared.stack.dialogs, tx).await else {
                 return;
             };
-            if tx.original.method == Method::Invite {
+            let fresh = matches!(tx.original.method, Method::Invite | Method::Options);
+            if fresh && shared.draining.load(Ordering::Relaxed) {
+                shared.metrics.sip_error("draining");
+                uas::refuse_draining(tx).await;
+            } else if tx.original.method == Method::Invite {
                 uas::on_invite(shared, tx).await;
             } else {
                 stack::answer_other(tx).await;

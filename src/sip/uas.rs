@@ -28,6 +28,9 @@ pub use super::uas_call::UasHandle;
 const QUEUE: usize = 256;
 /// Seconds a caller is told to wait after a 503.
 const RETRY_AFTER_SECS: u32 = 5;
+/// Retry-After while draining: long enough that a peer tries elsewhere
+/// rather than here again; the instance is going away.
+const DRAIN_RETRY_AFTER_SECS: u32 = 60;
 
 /// A call from a SIP peer, offered to the gateway.
 #[derive(Debug)]
@@ -264,6 +267,12 @@ fn origin(tx: &Transaction) -> Option<Origin> {
     };
     let source = conn.get_remote_addr()?.get_socketaddr().ok()?;
     Some(Origin { source, transport })
+}
+
+/// 503 with Retry-After for a new INVITE or OPTIONS while siphon drains.
+pub(super) async fn refuse_draining(tx: Transaction) {
+    let retry = Header::RetryAfter(DRAIN_RETRY_AFTER_SECS.to_string().into());
+    finish(tx, 503, vec![retry]).await
 }
 
 /// Send a final response and absorb the ACK and retransmissions (also used

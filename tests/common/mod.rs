@@ -70,3 +70,49 @@ pub async fn echo_round_trip(browser: &Browser, n: usize) -> usize {
     let ((), count) = tokio::join!(send, receive);
     count
 }
+
+/// A gateway config on 127.0.0.1 with ephemeral SIP/HTTP/WebRTC ports, 20
+/// RTP ports from `rtp_base`, one relay loop, no echo extension, and
+/// `trunk` (a SIP address) as the trunk.
+pub fn loopback_config(rtp_base: u16, trunk: std::net::SocketAddr) -> siphon::config::Config {
+    let mut config = siphon::config::Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+    config.sip.tcp = None;
+    config.webrtc.port = 0;
+    config.rtp.port_min = rtp_base;
+    config.rtp.port_max = rtp_base + 19;
+    config.media.workers = 1;
+    config.echo.enabled = false;
+    config.sip.trunk.uri = Some(format!("sip:{trunk}"));
+    config
+}
+
+/// An echoing SIP UAS on 127.0.0.1, running until `stop`.
+pub async fn echo_uas(stop: &tokio_util::sync::CancellationToken) -> siphon::sip::EchoServer {
+    let settings = siphon::sip::EchoSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rtp_ip: "127.0.0.1".parse().unwrap(),
+        behavior: siphon::sip::EchoBehavior::default(),
+    };
+    siphon::sip::EchoServer::start(settings, siphon::metrics::Metrics::new(), stop.clone())
+        .await
+        .unwrap()
+}
+
+/// Places a G.711 call to `1000` on `sig` and returns the browser once the
+/// answer is applied and ICE/DTLS are up.
+pub async fn answered_call(sig: &mut Signaling, call_id: &str) -> Browser {
+    let timeout = Duration::from_secs(10);
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    let call = serde_json::json!({"type":"call","call_id":call_id,"to":"1000","sdp":offer});
+    sig.send(call).await.unwrap();
+    let answered = sig.recv_type("answered", timeout).await.unwrap();
+    browser
+        .apply_answer(answered["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    browser.wait_connected(timeout).await.unwrap();
+    browser
+}

@@ -5,24 +5,42 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use super::BoxError;
 
 /// How long the server may take to greet a new connection.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A byte stream a WebSocket runs over: plain TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One signaling connection (`/ws`).
 pub struct Signaling {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Box<dyn Io>>,
 }
 
 impl Signaling {
     /// Connects and checks the server's `welcome` (protocol version 1).
     pub async fn connect(url: &str) -> Result<Self, BoxError> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let request = siphon::load::client::ws_request(url)?;
+        let authority = request
+            .uri()
+            .authority()
+            .ok_or("no host in url")?
+            .to_string();
+        let tcp = TcpStream::connect(authority).await?;
+        Self::over(url, Box::new(tcp)).await
+    }
+
+    /// Like `connect`, over a stream the caller opened (a TLS one for `wss:`).
+    pub async fn over(url: &str, stream: Box<dyn Io>) -> Result<Self, BoxError> {
+        let request = siphon::load::client::ws_request(url)?;
+        let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
         let mut signaling = Self { ws };
         let welcome = signaling.recv(WELCOME_TIMEOUT).await?;
         if welcome["type"] != "welcome" || welcome["version"] != 1 {
@@ -52,7 +70,11 @@ impl Signaling {
                 .map_err(|_| format!("no signaling message within {timeout:?}"))?;
             match frame.ok_or("signaling socket closed")?? {
                 Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
-                Message::Close(frame) => return Err(format!("server closed: {frame:?}").into()),
+                Message::Close(Some(frame)) => {
+                    let (code, reason) = (u16::from(frame.code), frame.reason);
+                    return Err(format!("server closed: {code} {reason}").into());
+                }
+                Message::Close(None) => return Err("server closed: no frame".into()),
                 Message::Binary(_) => return Err("unexpected binary frame".into()),
                 _ => continue,
             }

@@ -97,7 +97,11 @@ class Client:
 
     @classmethod
     async def connect(cls, url, user=None, token=None):
-        ws = await websockets.connect(f"{url}?token={token}" if token else url)
+        # The Origin of siphon's own page, as a browser on the web phone sends
+        # it: siphon refuses an upgrade without one unless tokens are on.
+        scheme, rest = url.split("://", 1)
+        origin = ("https" if scheme == "wss" else "http") + "://" + rest.split("/", 1)[0]
+        ws = await websockets.connect(f"{url}?token={token}" if token else url, origin=origin)
         welcome = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert welcome["type"] == "welcome", welcome
         if user:

@@ -71,13 +71,20 @@ fn written_defaults_read_back_unchanged() {
     assert_eq!(load(&text), Config::default());
 }
 
+/// What a container is started with: the auth secret and a mounted certificate.
+fn docker_env() -> std::collections::BTreeMap<String, String> {
+    let dir = crate::tls::temp_dir("docker");
+    let (cert, key) = crate::tls::write_pair(&dir, "phone.example.com");
+    env(&[
+        ("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("SIPHON_HTTP_TLS_CERT", cert.to_str().unwrap()),
+        ("SIPHON_HTTP_TLS_KEY", key.to_str().unwrap()),
+    ])
+}
+
 #[test]
 fn docker_config_binds_everything_and_requires_auth() {
-    let config = Config::from_toml_str(
-        DOCKER,
-        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::from_toml_str(DOCKER, &docker_env()).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.auth.required);
     assert_eq!(config.auth.secret, "0123456789abcdef0123456789abcdef");
     assert_eq!(config.http.listen, addr("0.0.0.0:8080"));
@@ -85,17 +92,14 @@ fn docker_config_binds_everything_and_requires_auth() {
     assert_eq!(config.webrtc_ports(), 10000..=10001);
     assert!(!config.all_listeners_loopback());
 
+    // Without the environment: no secret, and no certificate at the mount point.
     let errors = rejected(DOCKER);
-    assert_eq!(keys(&errors), ["auth.secret"]);
+    assert_eq!(keys(&errors), ["auth.secret", "http.tls_cert"]);
 }
 
 #[test]
 fn dockerfile_exposes_the_docker_config_ports() {
-    let config = Config::from_toml_str(
-        DOCKER,
-        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
-    )
-    .unwrap();
+    let config = Config::from_toml_str(DOCKER, &docker_env()).unwrap();
     let dockerfile = include_str!("../../../Dockerfile");
     let expose = dockerfile
         .lines()

@@ -239,7 +239,8 @@ fn zero_limits_are_rejected() {
 
 #[test]
 fn auth_may_be_off_only_on_loopback() {
-    let text = "[http]\nlisten = \"0.0.0.0:8080\"\n[rtp]\nbind = \"10.0.0.5\"\n";
+    let text =
+        "[http]\nlisten = \"0.0.0.0:8080\"\nbehind_proxy = true\n[rtp]\nbind = \"10.0.0.5\"\n";
     let errors = rejected(text);
     assert_eq!(keys(&errors), ["auth.required"]);
     let why = reason(&errors, "auth.required");
@@ -303,10 +304,11 @@ fn many_kinds_of_errors_come_back_at_once() {
             "sip.codecs",
             "limits.max_calls",
             "rtp.port_min",
-            "auth.required"
+            "auth.required",
+            "http.listen"
         ]
     );
-    assert_eq!(errors.to_string().lines().count(), 7);
+    assert_eq!(errors.to_string().lines().count(), 8);
 }
 
 #[test]

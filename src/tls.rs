@@ -1,0 +1,134 @@
+//! PEM certificates and keys for siphon's TLS servers: read, checked to
+//! match, and made into the `CertifiedKey` rustls serves. Config validation
+//! calls the same functions, so a file that passes `check-config` loads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Which of the two files a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The certificate (chain) file.
+    Cert,
+    /// The private key file.
+    Key,
+}
+
+/// Why a certificate and key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct TlsFileError {
+    /// The file at fault.
+    pub which: Which,
+    /// What is wrong, naming the path.
+    pub reason: String,
+}
+
+fn fail(which: Which, reason: String) -> TlsFileError {
+    TlsFileError { which, reason }
+}
+
+/// Reads a PEM file holding one or more certificates, leaf first.
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+    let bytes = read(path, Which::Cert)?;
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(Which::Cert, format!("{}: not PEM: {e}", path.display())))?;
+    if chain.is_empty() {
+        let reason = format!("{}: holds no CERTIFICATE block", path.display());
+        return Err(fail(Which::Cert, reason));
+    }
+    Ok(chain)
+}
+
+/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
+    let bytes = read(path, Which::Key)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        fail(
+            Which::Key,
+            format!("{}: no private key: {e}", path.display()),
+        )
+    })
+}
+
+fn read(path: &Path, which: Which) -> Result<Vec<u8>, TlsFileError> {
+    std::fs::read(path).map_err(|e| fail(which, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Loads a certificate chain and its key, checking that they belong together.
+pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsFileError> {
+    let chain = read_chain(cert)?;
+    let key_der = read_key(key)?;
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = CertifiedKey::from_der(chain, key_der, &provider).map_err(|e| {
+        let reason = format!(
+            "{} does not fit the certificate in {}: {e}",
+            key.display(),
+            cert.display()
+        );
+        fail(Which::Key, reason)
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Test certificates: a self-signed pair for `name` written into `dir`.
+#[cfg(test)]
+pub(crate) fn write_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("cert");
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&c, cert.cert.pem()).expect("write cert");
+    std::fs::write(&k, cert.signing_key.serialize_pem()).expect("write key");
+    (c, k)
+}
+
+/// A fresh directory for one test's files.
+#[cfg(test)]
+pub(crate) fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("siphon-tls-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_matching_pair_loads() {
+        let dir = temp_dir("ok");
+        let (c, k) = write_pair(&dir, "a.example");
+        let key = certified_key(&c, &k).expect("loads");
+        assert_eq!(key.cert.len(), 1);
+    }
+
+    #[test]
+    fn each_problem_names_its_file() {
+        let dir = temp_dir("bad");
+        let (c, k) = write_pair(&dir, "a.example");
+        let (_, other_key) = write_pair(&dir, "b.example");
+        let missing = dir.join("missing.pem");
+
+        let e = certified_key(&missing, &k).unwrap_err();
+        assert_eq!(e.which, Which::Cert);
+        assert!(e.reason.contains("cannot read") && e.reason.contains("missing.pem"));
+
+        let e = certified_key(&k, &k).unwrap_err();
+        assert_eq!(e.which, Which::Cert, "a key file is no certificate");
+        assert!(e.reason.contains("no CERTIFICATE"), "{}", e.reason);
+
+        let e = certified_key(&c, &c).unwrap_err();
+        assert_eq!(e.which, Which::Key, "a certificate file is no key");
+
+        let e = certified_key(&c, &other_key).unwrap_err();
+        assert_eq!(e.which, Which::Key);
+        assert!(e.reason.contains("does not fit"), "{}", e.reason);
+    }
+}
