@@ -23,17 +23,21 @@ trap e2e_cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# start_siphon <config.toml> <http port>: run siphon in the background and wait
-# until /readyz answers (fails the step after 20 s or if siphon exits).
+# The scheme siphon's HTTP listener speaks (start_siphon's third argument).
+e2e_scheme=http
+
+# start_siphon <config.toml> <http port> [https]: run siphon in the background
+# and wait until /readyz answers (fails the step after 20 s or if siphon exits).
 start_siphon() {
   local config="$1" port="$2"
+  e2e_scheme="${3:-http}"
   "$E2E_SIPHON" check-config "$config" || fail "test config $config is invalid"
   "$E2E_SIPHON" --config "$config" run >"$E2E_STEP_DIR/siphon.log" 2>&1 &
   local pid=$!
   e2e_pids+=("$pid")
   for _ in $(seq 1 200); do
     kill -0 "$pid" 2>/dev/null || fail "siphon exited at start"
-    if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
+    if curl -kfsS "$e2e_scheme://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
     sleep 0.1
   done
   fail "siphon not ready on port $port after 20 s"
@@ -52,5 +56,5 @@ start_bg() {
 
 # metric <http port> <name{labels}>: one value from /metrics, 0 when absent.
 metric() {
-  curl -fsS "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
+  curl -kfsS "$e2e_scheme://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
 }

@@ -67,10 +67,12 @@ export async function metric(base, name) {
 
 // Open the web phone at `base` with `token` in a fresh headless Chromium,
 // wait until it is connected, run `steps(page)`, and exit 0 or 1.
-export async function runPage(base, token, steps) {
+// `flags` adds Chromium flags (e.g. --ignore-certificate-errors for a
+// self-signed certificate).
+export async function runPage(base, token, steps, flags = []) {
   const profile = mkdtempSync(join(tmpdir(), "siphon-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: "/usr/bin/chromium", headless: true, args: FLAGS,
+    executablePath: "/usr/bin/chromium", headless: true, args: [...FLAGS, ...flags],
   });
   let failed = false;
   try {
