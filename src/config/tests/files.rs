@@ -71,31 +71,67 @@ fn written_defaults_read_back_unchanged() {
     assert_eq!(load(&text), Config::default());
 }
 
+/// What an operator must set to run the docker config (README, Docker section).
+const DOCKER_ENV: [(&str, &str); 4] = [
+    ("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+    ("SIPHON_SIP_PUBLIC_IP", "203.0.113.10"),
+    ("SIPHON_WEBRTC_PUBLIC_IP", "203.0.113.10"),
+    ("SIPHON_RTP_PUBLIC_IP", "203.0.113.10"),
+];
+
+fn docker_config() -> Config {
+    Config::from_toml_str(DOCKER, &env(&DOCKER_ENV)).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn docker_config_binds_everything_and_requires_auth() {
-    let config = Config::from_toml_str(
-        DOCKER,
-        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let config = docker_config();
     assert!(config.auth.required);
     assert_eq!(config.auth.secret, "0123456789abcdef0123456789abcdef");
     assert_eq!(config.http.listen, addr("0.0.0.0:8080"));
     assert_eq!(config.http_local_addr(), addr("127.0.0.1:8080"));
     assert_eq!(config.webrtc_ports(), 10000..=10001);
     assert!(!config.all_listeners_loopback());
+    assert_eq!(config.sip_public_ip(), ip("203.0.113.10"));
+    assert_eq!(config.webrtc_public_ip(), ip("203.0.113.10"));
+    assert_eq!(config.rtp_public_ip(), ip("203.0.113.10"));
+}
 
+#[test]
+fn docker_config_names_every_variable_an_operator_must_set() {
     let errors = rejected(DOCKER);
-    assert_eq!(keys(&errors), ["auth.secret"]);
+    let expected = [
+        "auth.secret",
+        "sip.public_ip",
+        "webrtc.public_ip",
+        "rtp.public_ip",
+    ];
+    assert_eq!(keys(&errors), expected);
+    for (var, _) in DOCKER_ENV {
+        assert!(
+            errors.to_string().contains(var),
+            "{var} not named: {errors}"
+        );
+    }
+}
+
+#[test]
+fn readme_and_compose_name_every_docker_variable() {
+    let readme = include_str!("../../../README.md");
+    let docker = readme
+        .split("### Docker")
+        .nth(1)
+        .expect("README has a Docker section");
+    let compose = include_str!("../../../docker-compose.yml");
+    for (var, _) in DOCKER_ENV {
+        assert!(docker.contains(var), "README's Docker section lacks {var}");
+        assert!(compose.contains(var), "docker-compose.yml lacks {var}");
+    }
 }
 
 #[test]
 fn dockerfile_exposes_the_docker_config_ports() {
-    let config = Config::from_toml_str(
-        DOCKER,
-        &env(&[("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef")]),
-    )
-    .unwrap();
+    let config = docker_config();
     let dockerfile = include_str!("../../../Dockerfile");
     let expose = dockerfile
         .lines()
