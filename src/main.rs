@@ -120,7 +120,9 @@ fn run(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(http = %gateway.http_addr(), "siphon is running");
+        let listening = gateway.listening();
+        listening.log();
+        tracing::info!("siphon is running: open {}", listening.url());
         shutdown_signal().await;
         tracing::info!("shutting down: hanging up calls");
         gateway.shutdown().await;

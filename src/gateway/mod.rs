@@ -5,10 +5,15 @@
 mod client_registrations;
 mod detached;
 mod inbound;
+mod listening;
 mod outbound;
 mod registrations;
 mod reinvites;
 mod slots;
+mod start_error;
+
+pub use listening::Listening;
+pub use start_error::StartError;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,28 +35,6 @@ use crate::signaling::{
 };
 use crate::sip::{self, EchoServer, SipEndpoint};
 use crate::webrtc::Identity;
-
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A socket could not be bound.
-    #[error("{what}: {source}")]
-    Bind {
-        /// Which listener.
-        what: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The SIP stack failed to start.
-    #[error("sip: {0}")]
-    Sip(#[from] sip::SipError),
-    /// The relay loops failed to start.
-    #[error("media: {0}")]
-    Media(#[from] crate::media::RelayError),
-    /// Certificate generation failed.
-    #[error("webrtc: {0}")]
-    WebRtc(#[from] crate::webrtc::WebRtcError),
-}
 
 /// The session id on the gateway's own shutdown notice (no real session has it).
 pub(crate) const SHUTDOWN_SESSION: SessionId = 0;
@@ -93,8 +76,9 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
-        let sip =
-            SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone()).await?;
+        let sip = SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone())
+            .await
+            .map_err(StartError::sip)?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
         let relays = Relays::start(
             config.worker_count(),
@@ -105,19 +89,15 @@ impl Gateway {
                 timing_sample: config.media.timing_sample,
                 socket_buffer: config.media.socket_buffer_bytes as usize,
             },
-        )?;
+        )
+        .map_err(StartError::media)?;
         let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
         let route = route_config(&config, echo.as_ref());
+        let http_bind = |source| StartError::bind("http.listen", config.http.listen, source);
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
-            .map_err(|source| StartError::Bind {
-                what: "http.listen",
-                source,
-            })?;
-        let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            what: "http.listen",
-            source,
-        })?;
+            .map_err(http_bind)?;
+        let http_addr = listener.local_addr().map_err(http_bind)?;
         let inner = Arc::new(Inner {
             metrics: metrics.clone(),
             sip,
@@ -150,6 +130,33 @@ impl Gateway {
     /// The bound HTTP address (`/ws` lives here).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Every address the gateway listens on, for the start-up log.
+    pub fn listening(&self) -> Listening {
+        let c = &self.inner.config;
+        // A SIP over TLS listener (`sip.tls`) joins this list with its transport.
+        let sip = [
+            ("sip.udp", sip::Transport::Udp),
+            ("sip.tcp", sip::Transport::Tcp),
+        ]
+        .into_iter()
+        .filter_map(|(key, t)| self.sip_addr(t).map(|a| (key, a)))
+        .collect();
+        let public_ip = match c.webrtc_public_ip() {
+            ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        Listening {
+            http: self.http_addr,
+            // Set from http.tls_cert once HTTPS is served.
+            https: false,
+            public_ip,
+            sip,
+            webrtc: self.inner.relays.webrtc_addrs(),
+            rtp: (c.rtp.bind, c.rtp.port_min, c.rtp.port_max),
+            echo: self.inner.route.echo.clone(),
+        }
     }
 
     /// The SIP endpoint's bound address for a transport.
@@ -317,7 +324,9 @@ async fn start_echo(
         rtp_ip: config.echo.listen.ip(),
         behavior: sip::EchoBehavior::default(),
     };
-    let echo = EchoServer::start(settings, metrics.clone(), shutdown.clone()).await?;
+    let echo = EchoServer::start(settings, metrics.clone(), shutdown.clone())
+        .await
+        .map_err(StartError::echo)?;
     Ok(Some(echo))
 }
 
@@ -368,5 +377,7 @@ fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
 mod client_register_tests;
 #[cfg(test)]
 mod ice_restart_tests;
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;
