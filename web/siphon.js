@@ -9,7 +9,7 @@
 
 const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
 // The `error` codes siphon answers a mid-call `offer` with.
-const OFFER_ERRORS = ["bad_sdp", "bad_message", "unknown_call"];
+const OFFER_ERRORS = ["bad_sdp", "sip_refused", "bad_message", "unknown_call"];
 
 function event(type, detail) {
   return new CustomEvent(type, { detail });
@@ -275,7 +275,7 @@ export class Call extends Emitter {
    * goes sendonly, or inactive without a microphone) and siphon re-INVITEs
    * the SIP side. Resolves once siphon's answer is applied (the SIP side
    * agreed); rejects with a `SiphonError` when siphon or the SIP side
-   * refuses (`bad_sdp`), while another offer of this call is still waiting
+   * refuses (`bad_sdp`; `sip_refused` for a SIP failure other than 488), while another offer of this call is still waiting
    * for its answer (`pending`), or when the call is not answered.
    */
   hold() {
