@@ -2,7 +2,10 @@
 //! the page to open, composed here so that a test can read it.
 
 use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::Gateway;
+use crate::sip::Transport;
 
 /// Every listener of a running gateway, with the ports it really bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,32 @@ impl Listening {
     pub fn log(&self) {
         for (what, addr) in self.lines() {
             tracing::info!("listening: {what:<16} {addr}");
+        }
+    }
+}
+
+impl Gateway {
+    /// Every address the gateway listens on, for the start-up log.
+    pub fn listening(&self) -> Listening {
+        let c = &self.inner.config;
+        // A SIP over TLS listener (`sip.tls`) joins this list with its transport.
+        let sip = [("sip.udp", Transport::Udp), ("sip.tcp", Transport::Tcp)]
+            .into_iter()
+            .filter_map(|(key, t)| self.sip_addr(t).map(|a| (key, a)))
+            .collect();
+        let public_ip = match c.webrtc_public_ip() {
+            ip if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        Listening {
+            http: self.http_addr,
+            // Set from http.tls_cert once HTTPS is served.
+            https: false,
+            public_ip,
+            sip,
+            webrtc: self.inner.relays.webrtc_addrs(),
+            rtp: (c.rtp.bind, c.rtp.port_min, c.rtp.port_max),
+            echo: self.inner.route.echo.clone(),
         }
     }
 }

@@ -74,6 +74,19 @@ impl Gateway {
     /// Start SIP, the echo extension, relay loops and HTTP per `config`.
     pub async fn start(config: Config, metrics: Metrics) -> Result<Gateway, StartError> {
         let shutdown = CancellationToken::new();
+        let started = Self::start_parts(config, metrics, shutdown.clone()).await;
+        if started.is_err() {
+            // What did start (the echo, SIP) stops and frees its sockets.
+            shutdown.cancel();
+        }
+        started
+    }
+
+    async fn start_parts(
+        config: Config,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Result<Gateway, StartError> {
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
         let sip = SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone())
@@ -91,6 +104,10 @@ impl Gateway {
             },
         )
         .map_err(StartError::media)?;
+        // The pool binds per call: an address this host lacks would fail every call with 503.
+        let rtp_first = SocketAddr::new(config.rtp.bind, config.rtp.port_min);
+        std::net::UdpSocket::bind(SocketAddr::new(config.rtp.bind, 0))
+            .map_err(|source| StartError::bind("rtp.bind", rtp_first, source))?;
         let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
         let route = route_config(&config, echo.as_ref());
         let http_bind = |source| StartError::bind("http.listen", config.http.listen, source);
@@ -130,33 +147,6 @@ impl Gateway {
     /// The bound HTTP address (`/ws` lives here).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
-    }
-
-    /// Every address the gateway listens on, for the start-up log.
-    pub fn listening(&self) -> Listening {
-        let c = &self.inner.config;
-        // A SIP over TLS listener (`sip.tls`) joins this list with its transport.
-        let sip = [
-            ("sip.udp", sip::Transport::Udp),
-            ("sip.tcp", sip::Transport::Tcp),
-        ]
-        .into_iter()
-        .filter_map(|(key, t)| self.sip_addr(t).map(|a| (key, a)))
-        .collect();
-        let public_ip = match c.webrtc_public_ip() {
-            ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-            ip => ip,
-        };
-        Listening {
-            http: self.http_addr,
-            // Set from http.tls_cert once HTTPS is served.
-            https: false,
-            public_ip,
-            sip,
-            webrtc: self.inner.relays.webrtc_addrs(),
-            rtp: (c.rtp.bind, c.rtp.port_min, c.rtp.port_max),
-            echo: self.inner.route.echo.clone(),
-        }
     }
 
     /// The SIP endpoint's bound address for a transport.

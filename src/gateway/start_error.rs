@@ -59,9 +59,15 @@ impl StartError {
         }
     }
 
-    /// A relay loop failed; a bind failure names `webrtc.port` (loop `i` binds `webrtc.port + i`).
+    /// A relay loop failed; a bind failure names `webrtc.port` (loop `i` binds
+    /// `webrtc.port + i`), or `webrtc.bind` for an address this host lacks.
     pub(super) fn media(e: RelayError) -> Self {
         match e {
+            RelayError::Bind { addr, source }
+                if source.kind() == io::ErrorKind::AddrNotAvailable =>
+            {
+                Self::bind("webrtc.bind", addr, source)
+            }
             RelayError::Bind { addr, source } => Self::bind("webrtc.port", addr, source),
             e => StartError::Media(e),
         }

@@ -69,6 +69,21 @@ async fn a_taken_echo_port_names_echo_listen() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_address_this_host_lacks_names_its_bind_key() {
+    // 192.0.2.0/24 is documentation space (RFC 5737): no interface has it.
+    let absent: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let mut c = config(31400);
+    c.rtp.bind = absent;
+    let why = start_error(c).await;
+    let reason = "address not available: no interface has it";
+    assert_eq!(why, format!("rtp.bind 192.0.2.1:31400: {reason}"));
+    let mut c = config(31400);
+    c.webrtc.bind = absent;
+    let why = start_error(c).await;
+    assert_eq!(why, format!("webrtc.bind 192.0.2.1:0: {reason}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_started_gateway_lists_what_it_really_bound() {
     let gw = Gateway::start(config(31420), Metrics::new())
         .await
