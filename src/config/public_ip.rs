@@ -11,15 +11,16 @@ use super::types::Config;
 pub(super) fn check_public_ips(config: &Config, errors: &mut Vec<ConfigError>) {
     let sip = sip_wildcards(config);
     if config.sip.public_ip.is_none() && !sip.is_empty() {
-        errors.push(missing("sip.public_ip", &sip.join(" and "), "PBXs"));
+        let binds = sip.join(" and ");
+        errors.push(missing("sip.public_ip", &binds, sip.len() > 1, "PBXs"));
     }
     if config.webrtc.public_ip.is_none() && config.webrtc.bind.is_unspecified() {
         let bind = format!("webrtc.bind ({})", config.webrtc.bind);
-        errors.push(missing("webrtc.public_ip", &bind, "browsers"));
+        errors.push(missing("webrtc.public_ip", &bind, false, "browsers"));
     }
     if config.rtp.public_ip.is_none() && config.rtp.bind.is_unspecified() {
         let bind = format!("rtp.bind ({})", config.rtp.bind);
-        errors.push(missing("rtp.public_ip", &bind, "PBXs"));
+        errors.push(missing("rtp.public_ip", &bind, false, "PBXs"));
     }
 }
 
@@ -37,10 +38,11 @@ fn is_wildcard(addr: &SocketAddr) -> bool {
     addr.ip().is_unspecified()
 }
 
-fn missing(key: &str, binds: &str, peers: &str) -> ConfigError {
+fn missing(key: &str, binds: &str, plural: bool, peers: &str) -> ConfigError {
     let var = super::env::var_name(&key.split('.').collect::<Vec<_>>());
+    let verb = if plural { "listen" } else { "listens" };
     let reason = format!(
-        "required because {binds} listens on all interfaces, which is no address {peers} \
+        "required because {binds} {verb} on all interfaces, which is no address {peers} \
          can send to; set the address they reach this host at (e.g. {var})"
     );
     ConfigError::new(key, reason)
@@ -84,9 +86,13 @@ mod tests {
         assert_eq!(keys, ["sip.public_ip", "webrtc.public_ip", "rtp.public_ip"]);
         let (_, sip) = &found[0];
         assert!(sip.contains("sip.udp (0.0.0.0:5060)"), "{sip}");
-        assert!(sip.contains("sip.tcp ([::]:5060)"), "{sip}");
+        assert!(sip.contains("sip.tcp ([::]:5060) listen on"), "{sip}");
         assert!(sip.contains("SIPHON_SIP_PUBLIC_IP"), "{sip}");
-        assert!(found[1].1.contains("webrtc.bind (::)"), "{}", found[1].1);
+        assert!(
+            found[1].1.contains("webrtc.bind (::) listens on"),
+            "{}",
+            found[1].1
+        );
         assert!(
             found[2].1.contains("SIPHON_RTP_PUBLIC_IP"),
             "{}",
