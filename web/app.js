@@ -122,7 +122,7 @@ async function connect() {
     phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {});
   } catch (e) {
     $("conn").textContent = "disconnected";
-    message(`cannot connect: ${e.message}`);
+    message(`cannot connect: ${refusal(e.code)} (${e.message})`);
     return;
   } finally {
     connecting = false;
@@ -137,7 +137,7 @@ async function connect() {
     $("registration").textContent = `failed ${d.code} ${d.reason}, retry in ${d.retry_in} s`;
   });
   phone.addEventListener("unregistered", () => ($("registration").textContent = "unregistered"));
-  phone.addEventListener("error", (e) => message(e.detail.message));
+  phone.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
   phone.addEventListener("close", () => {
     $("conn").textContent = "disconnected";
     phone = null;
