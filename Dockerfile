@@ -6,18 +6,16 @@ WORKDIR /src
 
 # Dependencies get their own layer, rebuilt only when the manifests change:
 # stub sources let cargo compile every dependency without the real code.
-# (A target declared in Cargo.toml with an explicit path needs a stub here too.)
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir src benches \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
-    && for b in relay srtp; do echo 'fn main() {}' > benches/$b.rs; done \
+# scripts/docker-stubs writes one stub per target Cargo.toml declares, read
+# from Cargo.toml itself, so a new target needs no change here.
+COPY Cargo.toml Cargo.lock scripts/docker-stubs ./
+RUN sh docker-stubs create \
     && cargo build --release --locked \
-    && rm -rf src benches
+    && rm -rf src benches tests examples docker-stubs
 
 COPY . .
-# Make the real sources newer than the stub artifacts so cargo rebuilds siphon.
-RUN touch src/main.rs src/lib.rs \
+# Make the real sources newer than the stub artifacts so cargo rebuilds them.
+RUN sh scripts/docker-stubs touch \
     && cargo build --release --locked \
     && cp target/release/siphon /usr/local/bin/siphon
 
@@ -30,7 +28,8 @@ RUN groupadd --system --gid 10001 siphon \
 
 COPY --from=builder /usr/local/bin/siphon /usr/local/bin/siphon
 # Binds 0.0.0.0 and requires token auth: run with -e SIPHON_AUTH_SECRET=...
-# (and usually SIPHON_{SIP,WEBRTC,RTP}_PUBLIC_IP set to the host's address).
+# and SIPHON_{SIP,WEBRTC,RTP}_PUBLIC_IP set to the host's address (required;
+# see docker-compose.yml).
 COPY config/docker.toml /etc/siphon/siphon.toml
 # Lets other subcommands (the health check) find the same config file.
 ENV SIPHON_CONFIG=/etc/siphon/siphon.toml

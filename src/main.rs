@@ -114,7 +114,6 @@ fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config_tls = config.http.tls_cert.is_some();
     runtime.block_on(async move {
         let gateway = match Gateway::start(config, Metrics::new()).await {
             Ok(gw) => gw,
@@ -123,8 +122,9 @@ fn run(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let scheme = if config_tls { "https" } else { "http" };
-        tracing::info!(url = %format!("{scheme}://{}/", gateway.http_addr()), "siphon is running");
+        let listening = gateway.listening();
+        listening.log();
+        tracing::info!("siphon is running: open {}", listening.url());
         gateway.run_until_stopped(signals()).await;
         ExitCode::SUCCESS
     })

@@ -46,8 +46,11 @@ impl Siphon {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let http = loop {
             let line = lines.next().expect("siphon exited at start").unwrap();
-            if let Some(url) = line.split("url=").nth(1) {
-                let addr = url.trim_start_matches("http://").trim_end_matches('/');
+            if let Some(url) = line.split("siphon is running: open ").nth(1) {
+                let addr = url
+                    .trim()
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
                 break addr.parse().unwrap();
             }
         };

@@ -27,8 +27,53 @@ const LABELS = {
   answered: "in-call",
 };
 
+// Plain words for how a call ended: the SIP code stays in front of them.
+const ENDINGS = {
+  0: "connection lost",
+  403: "refused",
+  404: "number not found",
+  480: "not available",
+  486: "busy",
+  487: "cancelled",
+  488: "no common audio codec",
+  600: "busy",
+  603: "declined",
+  604: "number not found",
+};
+
+function ending(code, reason) {
+  if (code === 200) return reason === "Local hangup" ? "you hung up" : reason === "Remote hangup" ? "the far end hung up" : "call ended";
+  if (code === 408) return /session timer|media/i.test(reason) ? "the far end stopped responding" : "no answer";
+  if (code === 503) return /shutting down/i.test(reason) ? "siphon is restarting" : "service unavailable";
+  return ENDINGS[code] ?? (reason || "call failed");
+}
+
+// Plain words for the codes of a refused call or request (siphon's `error`
+// codes, and siphon.js's own): a person reads these, not "no_route".
+const REFUSALS = {
+  no_route: "no route to that number",
+  limit_reached: "too many calls right now",
+  bad_sdp: "the call's audio setup was refused",
+  sip_refused: "the far end refused",
+  bad_message: "the request was refused",
+  unauthorized: "not signed in: the token was refused",
+  forbidden: "not allowed",
+  draining: "siphon is restarting: try again shortly",
+  internal: "siphon failed",
+  closed: "connection lost",
+  webrtc: "the browser could not set up audio",
+  insecure: "this page is not secure: open it over https://",
+  pending: "another change is still under way",
+  not_answered: "the call is not answered",
+  hangup: "the call ended",
+};
+
+function refusal(code) {
+  return REFUSALS[code] ?? (code ? code.replaceAll("_", " ") : "something went wrong");
+}
+
 function label(c) {
-  if (c.state === "ended") return `ended ${c.ended.code} ${c.ended.reason}`;
+  if (c.state === "ended") return `ended ${c.ended.code} ${ending(c.ended.code, c.ended.reason)}`;
   if (c.state === "answered" && (c.localHold || c.remoteHold)) {
     return `on-hold ${c.localHold && c.remoteHold ? "(both)" : c.localHold ? "(you)" : "(far end)"}`;
   }
@@ -58,6 +103,7 @@ function controls() {
   $("hold").disabled = !active || call.state !== "answered" || holding;
   $("hold").textContent = call?.localHold ? "Resume" : "Hold";
   $("connect").disabled = Boolean(phone) || connecting;
+  $("disconnect").disabled = !phone;
   // Idle, the pad dials; in a call it sends RFC 4733 from the browser, which
   // needs telephone-event in siphon's answer.
   const keys = !active || (call.state === "answered" && call.canInsertDtmf);
@@ -68,7 +114,7 @@ async function connect() {
   const token = $("token").value.trim();
   const user = $("user").value.trim();
   if (phone || connecting) return;
-  message("");
+  message(Siphon.secure ? "" : insecureAdvice());
   $("conn").textContent = "connecting";
   connecting = true;
   controls();
@@ -76,7 +122,7 @@ async function connect() {
     phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {});
   } catch (e) {
     $("conn").textContent = "disconnected";
-    message(`cannot connect: ${e.message}`);
+    message(`cannot connect: ${refusal(e.code)} (${e.message})`);
     return;
   } finally {
     connecting = false;
@@ -91,7 +137,7 @@ async function connect() {
     $("registration").textContent = `failed ${d.code} ${d.reason}, retry in ${d.retry_in} s`;
   });
   phone.addEventListener("unregistered", () => ($("registration").textContent = "unregistered"));
-  phone.addEventListener("error", (e) => message(e.detail.message));
+  phone.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
   phone.addEventListener("close", () => {
     $("conn").textContent = "disconnected";
     phone = null;
@@ -100,8 +146,33 @@ async function connect() {
   controls();
 }
 
+// Hang up what is in progress, then close the socket; Connect opens a new
+// one. Closed first, an answered call would wait for a `resume` instead.
+async function disconnect() {
+  if (!phone) return;
+  const c = call;
+  if (c && c.state !== "ended") {
+    const ended = new Promise((r) => {
+      c.addEventListener("hangup", r, { once: true });
+      setTimeout(r, 2000);
+    });
+    if (c.state === "incoming") c.reject(486);
+    else c.hangup();
+    await ended;
+  }
+  phone?.close();
+}
+
+// A new call starts with a clean status: no message and no counters of the last one.
+function fresh() {
+  message("");
+  $("sent").textContent = "0";
+  $("received").textContent = "0";
+}
+
 async function microphone() {
-  if (!mic) mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+  // Rejects with code "insecure" on an http:// page from a remote address.
+  if (!mic) mic = await Siphon.microphone({ audio: true, video: false });
   meter(mic, "mic-level");
   return mic;
 }
@@ -115,7 +186,8 @@ function bind(c) {
     controls();
   });
   c.addEventListener("hangup", (e) => {
-    message(`ended: ${e.detail.code} ${e.detail.reason}`);
+    const { code, reason } = e.detail;
+    message(`${ending(code, reason)} (${code}${reason ? ` ${reason}` : ""})`);
     ring(false);
     controls();
   });
@@ -130,14 +202,14 @@ function bind(c) {
     controls();
   });
   c.addEventListener("dtmf", (e) => message(`key ${e.detail.digit} from the far end`));
-  c.addEventListener("error", (e) => message(e.detail.message));
+  c.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
   controls();
 }
 
 async function place() {
   const to = $("to").value.trim();
   if (!to || !phone || placing) return;
-  message("");
+  fresh();
   placing = true;
   show("connecting", to);
   controls();
@@ -148,9 +220,11 @@ async function place() {
     bind(c);
     show(label(c), to);
   } catch (e) {
-    // A refusal (`no_route`, …) or a hangup before `trying` ("488 …").
-    show(e.status ? `ended ${e.message.replace(/^hangup: /, "")}` : `ended ${e.code ?? "error"}`, to);
-    message(`cannot call: ${e.message}`);
+    // A refusal (`no_route`, …), a hangup before `trying` (status 488, …),
+    // or no microphone (`insecure`): words in #state, the details below.
+    const words = e.status ? `${e.status} ${ending(e.status, e.message)}` : `— ${refusal(e.code)}`;
+    show(`ended ${words}`, to);
+    message(`cannot call: ${e.code === "insecure" ? insecureAdvice() : e.message}`);
   } finally {
     placing = false;
     controls();
@@ -162,6 +236,7 @@ function incoming(c) {
     c.reject(486);
     return;
   }
+  fresh();
   bind(c);
   show("incoming", c.from);
   ring(true);
@@ -171,7 +246,7 @@ async function answer() {
   try {
     await call.accept({ stream: await microphone() });
   } catch (e) {
-    message(`cannot answer: ${e.message}`);
+    message(`cannot answer: ${e.code === "insecure" ? insecureAdvice() : e.message}`);
   }
 }
 
@@ -185,7 +260,7 @@ async function hold() {
     await (c.localHold ? c.resume() : c.hold());
     message(c.localHold ? "on hold" : "resumed");
   } catch (e) {
-    message(`cannot ${c.localHold ? "resume" : "hold"}: ${e.message}`);
+    message(`cannot ${c.localHold ? "resume" : "hold"}: ${refusal(e.code)} (${e.message})`);
   } finally {
     holding = false;
     controls();
@@ -283,11 +358,20 @@ async function stats() {
   controls();
 }
 
+// What a person on an http:// page of a remote host needs to know, with the
+// address to try.
+function insecureAdvice() {
+  const https = `https://${location.host}${location.pathname}`;
+  return `this page is not secure (${location.protocol}//${location.host}), so the browser gives it no microphone. ` +
+    `Open ${https} instead, or the page from localhost.`;
+}
+
 // A form, so that Enter in the token or user field connects.
 $("login").onsubmit = (e) => {
   e.preventDefault();
   connect();
 };
+$("disconnect").onclick = disconnect;
 $("call").onclick = place;
 $("answer").onclick = answer;
 $("reject").onclick = () => call?.reject(486);
@@ -303,6 +387,7 @@ setInterval(stats, 1000);
 requestAnimationFrame(drawMeters);
 show("idle");
 controls();
+if (!Siphon.secure) message(insecureAdvice());
 
 if (params.get("token")) $("token").value = params.get("token");
 if (params.get("user")) $("user").value = params.get("user");

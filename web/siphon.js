@@ -9,7 +9,13 @@
 
 const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
 // The `error` codes siphon answers a mid-call `offer` with.
-const OFFER_ERRORS = ["bad_sdp", "bad_message", "unknown_call"];
+const OFFER_ERRORS = ["bad_sdp", "sip_refused", "bad_message", "unknown_call"];
+
+// Browsers give the microphone (navigator.mediaDevices) only to a secure
+// context: a page served over https://, or from localhost / 127.0.0.1.
+const INSECURE =
+  "the microphone needs a secure page: this one is not (http:// on a remote address), " +
+  "so the browser gives it none; open it over https:// (or from localhost)";
 
 function event(type, detail) {
   return new CustomEvent(type, { detail });
@@ -34,6 +40,21 @@ export class Siphon extends Emitter {
   static connect(url, auth = {}) {
     const phone = new Siphon();
     return phone.#open(url, auth);
+  }
+
+  /** Whether this page may use the microphone: a secure context that has `navigator.mediaDevices`. */
+  static get secure() {
+    return Boolean(globalThis.isSecureContext && globalThis.navigator?.mediaDevices?.getUserMedia);
+  }
+
+  /**
+   * The microphone (getUserMedia with `constraints`). Rejects with a
+   * `SiphonError` `insecure` on a page that is not a secure context, where
+   * the browser has no `navigator.mediaDevices` at all.
+   */
+  static async microphone(constraints = { audio: true, video: false }) {
+    if (!Siphon.secure) throw new SiphonError("insecure", INSECURE);
+    return navigator.mediaDevices.getUserMedia(constraints);
   }
 
   #ws = null;
@@ -160,7 +181,8 @@ export class Siphon extends Emitter {
 /**
  * An error the server sent (`error` message: `code` is its code), a call
  * that ended before it was placed (`code` "hangup", `status` the SIP code),
- * or a lost socket (`code` "closed").
+ * a lost socket (`code` "closed"), or a page that cannot have the
+ * microphone (`code` "insecure", from `Siphon.microphone()`).
  */
 export class SiphonError extends Error {
   constructor(code, message, status = null) {
@@ -275,7 +297,7 @@ export class Call extends Emitter {
    * goes sendonly, or inactive without a microphone) and siphon re-INVITEs
    * the SIP side. Resolves once siphon's answer is applied (the SIP side
    * agreed); rejects with a `SiphonError` when siphon or the SIP side
-   * refuses (`bad_sdp`), while another offer of this call is still waiting
+   * refuses (`bad_sdp`; `sip_refused` for a SIP failure other than 488), while another offer of this call is still waiting
    * for its answer (`pending`), or when the call is not answered.
    */
   hold() {

@@ -5,6 +5,7 @@
 //! the codec in use must stay; anything else is refused with 488 and the
 //! session goes on as it was.
 
+use super::refusal::ChangeRefused;
 use super::reoffer::{Negotiated, Refused, Renegotiated};
 use crate::media::SipMedia;
 use crate::sdp::{self, Direction, ReAnswer};
@@ -93,20 +94,17 @@ pub fn reinvite_answered(
     pending: &str,
     result: Option<(u16, String)>,
     fresh: (String, String),
-) -> Result<(SipMedia, Renegotiated), String> {
-    let side = side.ok_or("no SIP session")?;
-    let (code, body) = result.ok_or("the SIP side did not answer the re-INVITE")?;
+) -> Result<(SipMedia, Renegotiated), ChangeRefused> {
+    let side = side.ok_or_else(|| ChangeRefused::Sdp("no SIP session".into()))?;
+    let (code, body) = result.ok_or(ChangeRefused::NoAnswer)?;
     if !(200..300).contains(&code) {
-        let why = if code == 491 {
-            " (glare: offer again)"
-        } else {
-            ""
-        };
-        return Err(format!("the SIP side refused the change with {code}{why}"));
+        return Err(ChangeRefused::Sip(code));
     }
-    let media = side.on_answer(&body)?;
+    let media = side.on_answer(&body).map_err(ChangeRefused::Sdp)?;
     let answer = n.on_offer(pending, || fresh, true);
-    answer.map(|r| (media, r)).map_err(|e| reason_text(&e))
+    answer
+        .map(|r| (media, r))
+        .map_err(|e| ChangeRefused::Sdp(reason_text(&e)))
 }
 
 fn reason_text(e: &Refused) -> String {

@@ -78,8 +78,8 @@ impl InboundCall {
                 cmds.extend(answer_commands(owner, &call_id, r));
                 cmds
             }
-            Err(reason) => {
-                let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
+            Err(refused) => {
+                let err = ServerMessage::error(Some(&call_id), refused.code(), refused.message());
                 vec![InboundCommand::Send(owner, err)]
             }
         }

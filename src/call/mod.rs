@@ -6,6 +6,7 @@ pub mod inbound;
 pub mod keys;
 pub mod leg;
 pub mod outbound;
+pub mod refusal;
 pub mod reoffer;
 pub mod route;
 

@@ -69,8 +69,8 @@ impl OutboundCall {
                 cmds.extend(answer_commands(&call_id, r));
                 cmds
             }
-            Err(reason) => {
-                let err = ServerMessage::error(Some(&call_id), ErrorCode::BadSdp, reason);
+            Err(refused) => {
+                let err = ServerMessage::error(Some(&call_id), refused.code(), refused.message());
                 vec![Command::Send(err)]
             }
         }

@@ -465,10 +465,10 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
             "{cmds:?}"
         );
     }
-    // ...then the third 491 reaches the browser.
+    // ...then the third 491 reaches the browser: a SIP refusal, not an SDP problem.
     let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((491, String::new()))), t0);
     let [Command::Send(ServerMessage::Error {
-        code: ErrorCode::BadSdp,
+        code: ErrorCode::SipRefused,
         message,
         ..
     })] = &cmds[..]

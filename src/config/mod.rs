@@ -8,6 +8,7 @@
 mod env;
 mod error;
 mod field;
+mod public_ip;
 mod reader;
 mod schema;
 mod types;
@@ -60,8 +61,7 @@ impl Config {
 
     /// Address for Via/Contact/SDP o=: `sip.public_ip`, else the UDP (then TCP) listen IP.
     ///
-    /// May be unspecified (`0.0.0.0`) when listening on all interfaces without a
-    /// `public_ip`; the SIP leg then has to pick an interface address itself.
+    /// Never unspecified in a validated config: a wildcard listener needs `sip.public_ip`.
     pub fn sip_public_ip(&self) -> IpAddr {
         let listen = self.sip.udp.or(self.sip.tcp).map(|a| a.ip());
         self.sip
@@ -183,6 +183,7 @@ fn build(
     let mut config = Config::default();
     schema::read(&mut config, &table, &mut errors);
     validate::finish(&mut config, &mut errors);
+    public_ip::check_public_ips(&config, &mut errors);
     // A value that came from the environment is easier to fix when the error says so.
     for error in &mut errors {
         if let Some((_, var)) = origins.iter().find(|(key, _)| *key == error.key) {

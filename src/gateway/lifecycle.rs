@@ -55,10 +55,9 @@ pub(super) async fn bind_http(config: &Config) -> Result<HttpListeners, StartErr
         _ => None,
     };
     let listener = bind("http.listen", http.listen).await?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        what: "http.listen",
-        source,
-    })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::bind("http.listen", http.listen, source))?;
     let redirect = match http.redirect_listen.filter(|_| certs.is_some()) {
         Some(addr) => Some(bind("http.redirect_listen", addr).await?),
         None => None,
@@ -71,13 +70,10 @@ pub(super) async fn bind_http(config: &Config) -> Result<HttpListeners, StartErr
     })
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind {
-            what,
-            source: std::io::Error::new(source.kind(), format!("{addr}: {source}")),
-        })
+        .map_err(|source| StartError::bind(key, addr, source))
 }
 
 /// Serves the router (and the redirect), and watches the certificate files.

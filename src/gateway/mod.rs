@@ -6,10 +6,15 @@ mod client_registrations;
 mod detached;
 mod inbound;
 mod lifecycle;
+mod listening;
 mod outbound;
 mod registrations;
 mod reinvites;
 mod slots;
+mod start_error;
+
+pub use listening::Listening;
+pub use start_error::StartError;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,36 +36,6 @@ use crate::signaling::{
 };
 use crate::sip::{self, EchoServer, SipEndpoint};
 use crate::webrtc::Identity;
-
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A socket could not be bound.
-    #[error("{what}: {source}")]
-    Bind {
-        /// Which listener.
-        what: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The SIP stack failed to start.
-    #[error("sip: {0}")]
-    Sip(#[from] sip::SipError),
-    /// The relay loops failed to start.
-    #[error("media: {0}")]
-    Media(#[from] crate::media::RelayError),
-    /// Certificate generation failed.
-    #[error("webrtc: {0}")]
-    WebRtc(#[from] crate::webrtc::WebRtcError),
-    /// A TLS certificate or key could not be loaded.
-    #[error("{key}: {source}")]
-    Tls {
-        /// The config key naming the file.
-        key: &'static str,
-        /// What is wrong with it.
-        source: crate::tls::TlsFileError,
-    },
-}
 
 pub use lifecycle::Signal;
 
@@ -112,10 +87,24 @@ impl Gateway {
     /// Start SIP, the echo extension, relay loops and HTTP per `config`.
     pub async fn start(config: Config, metrics: Metrics) -> Result<Gateway, StartError> {
         let shutdown = CancellationToken::new();
+        let started = Self::start_parts(config, metrics, shutdown.clone()).await;
+        if started.is_err() {
+            // What did start (the echo, SIP) stops and frees its sockets.
+            shutdown.cancel();
+        }
+        started
+    }
+
+    async fn start_parts(
+        config: Config,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Result<Gateway, StartError> {
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
-        let sip =
-            SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone()).await?;
+        let sip = SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone())
+            .await
+            .map_err(StartError::sip)?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
         let relays = Relays::start(
             config.worker_count(),
@@ -126,7 +115,12 @@ impl Gateway {
                 timing_sample: config.media.timing_sample,
                 socket_buffer: config.media.socket_buffer_bytes as usize,
             },
-        )?;
+        )
+        .map_err(StartError::media)?;
+        // The pool binds per call: an address this host lacks would fail every call with 503.
+        let rtp_first = SocketAddr::new(config.rtp.bind, config.rtp.port_min);
+        std::net::UdpSocket::bind(SocketAddr::new(config.rtp.bind, 0))
+            .map_err(|source| StartError::bind("rtp.bind", rtp_first, source))?;
         let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
         let route = route_config(&config, echo.as_ref());
         let http = lifecycle::bind_http(&config).await?;
@@ -286,7 +280,9 @@ async fn start_echo(
         rtp_ip: config.echo.listen.ip(),
         behavior: sip::EchoBehavior::default(),
     };
-    let echo = EchoServer::start(settings, metrics.clone(), shutdown.clone()).await?;
+    let echo = EchoServer::start(settings, metrics.clone(), shutdown.clone())
+        .await
+        .map_err(StartError::echo)?;
     Ok(Some(echo))
 }
 
@@ -336,6 +332,10 @@ fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
 #[cfg(test)]
 mod client_register_tests;
 #[cfg(test)]
+mod echo_hold_tests;
+#[cfg(test)]
 mod ice_restart_tests;
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;

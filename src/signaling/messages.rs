@@ -162,6 +162,9 @@ pub enum ErrorCode {
     NoRoute,
     /// The offer SDP was refused.
     BadSdp,
+    /// The SIP side refused a mid-call change (hold, resume) with a failure
+    /// other than 488, or did not answer; the call goes on as it was.
+    SipRefused,
     /// A call limit was reached.
     LimitReached,
     /// Missing, malformed, badly signed or expired token; the socket closes.
@@ -191,6 +194,7 @@ impl ErrorCode {
             ErrorCode::DuplicateCall => "duplicate_call",
             ErrorCode::NoRoute => "no_route",
             ErrorCode::BadSdp => "bad_sdp",
+            ErrorCode::SipRefused => "sip_refused",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",

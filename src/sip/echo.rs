@@ -4,11 +4,10 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::digest::{self, Challenge, DigestAlgorithm};
+use super::echo_dialog::{self, Session};
 use super::echo_media::PortPair;
 use super::echo_sdp::{self, Choice};
 use super::stack::{self, Stack, StackConfig};
@@ -44,6 +44,8 @@ pub struct EchoSettings {
 pub struct EchoBehavior {
     /// Reject every INVITE with this final code (e.g. 486).
     pub reject: Option<u16>,
+    /// Answer every re-INVITE and UPDATE with this code (501: a UA that takes none).
+    pub refuse_reoffers: Option<u16>,
     /// Demand digest authentication first.
     pub challenge: Option<EchoChallenge>,
     /// Answer only with these codecs (encoding names).
@@ -325,25 +327,30 @@ impl Echo {
         tx.send_trying().await.ok();
         let mut task_dialog = dialog.clone();
         tokio::spawn(async move { task_dialog.handle(&mut tx).await });
-        let sdp = echo_sdp::answer(&choice, self.settings.rtp_ip, ports.port(), rand::random());
+        let id = rand::random::<u64>() >> 1;
+        let mut session = Session {
+            choice,
+            ip: self.settings.rtp_ip,
+            port: ports.port(),
+            origin: (id, id),
+            direction: "sendrecv",
+            allowed: self.settings.behavior.codecs.clone(),
+            refuse: self.settings.behavior.refuse_reoffers,
+            sending: Arc::new(AtomicBool::new(true)),
+        };
+        let sdp = session.sdp();
         let ctype = Header::ContentType("application/sdp".into());
         let stop = self.shutdown.child_token();
         let mut ports = Some(ports);
         if self.settings.behavior.early_media {
             let body = Some(sdp.clone().into_bytes());
             dialog.ringing(Some(vec![ctype.clone()]), body).ok();
-            if let Some(p) = ports.take() {
-                p.spawn_echo(
-                    self.echoed.clone(),
-                    stop.clone(),
-                    self.settings.behavior.stamp_passes,
-                );
-            }
+            self.echo_on(&mut ports, &stop, &session);
         } else {
             dialog.ringing(None, None).ok();
         }
         if let Some(ring) = self.settings.behavior.ring_for {
-            let cancelled = tokio::time::timeout(ring, wait_terminated(&mut states)).await;
+            let cancelled = tokio::time::timeout(ring, echo_dialog::serve(&mut states, None)).await;
             if cancelled.is_ok() {
                 stop.cancel();
                 return self.stack.dialogs.remove_dialog(&dialog.id());
@@ -357,21 +364,28 @@ impl Echo {
         }
         self.answered.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
-        if let Some(p) = ports.take() {
-            p.spawn_echo(
-                self.echoed.clone(),
-                stop.clone(),
-                self.settings.behavior.stamp_passes,
-            );
-        }
-        self.until_end(&dialog, &mut states).await;
+        self.echo_on(&mut ports, &stop, &session);
+        self.until_end(&dialog, &mut states, &mut session).await;
         stop.cancel();
         self.active.fetch_sub(1, Ordering::Relaxed);
         self.stack.dialogs.remove_dialog(&dialog.id());
     }
 
-    /// Wait for the BYE (or CANCEL), or send one after `hangup_after`.
-    async fn until_end(&self, dialog: &InviteDialog, states: &mut StateRx) {
+    /// Start echoing on `ports` unless that already happened (early media).
+    fn echo_on(&self, ports: &mut Option<PortPair>, stop: &CancellationToken, session: &Session) {
+        if let Some(p) = ports.take() {
+            let stamp = self.settings.behavior.stamp_passes;
+            p.spawn_echo(
+                self.echoed.clone(),
+                stop.clone(),
+                stamp,
+                session.sending.clone(),
+            );
+        }
+    }
+
+    /// Answer in-dialog requests until the BYE (or CANCEL), or send one after `hangup_after`.
+    async fn until_end(&self, dialog: &InviteDialog, states: &mut StateRx, session: &mut Session) {
         let hangup = async {
             match self.settings.behavior.hangup_after {
                 Some(d) => tokio::time::sleep(d).await,
@@ -379,7 +393,7 @@ impl Echo {
             }
         };
         tokio::select! {
-            _ = wait_terminated(states) => {}
+            _ = echo_dialog::serve(states, Some(session)) => {}
             _ = hangup => { dialog.bye().await.ok(); }
             _ = self.shutdown.cancelled() => { dialog.bye().await.ok(); }
         }
@@ -398,11 +412,3 @@ impl Echo {
 }
 
 type StateRx = rsipstack::dialog::dialog::DialogStateReceiver;
-
-async fn wait_terminated(states: &mut StateRx) {
-    while let Some(st) = states.recv().await {
-        if matches!(st, DialogState::Terminated(..)) {
-            return;
-        }
-    }
-}

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
@@ -46,16 +46,49 @@ impl PortPair {
 
     /// Echo both sockets until `stop`, counting packets into `echoed`;
     /// with `stamp`, RTP carrying the load tool's stamps is stamped again.
-    pub fn spawn_echo(self, echoed: Arc<AtomicU64>, stop: CancellationToken, stamp: bool) {
+    /// RTP goes back only while `sending` (the peer receives); RTCP always.
+    pub fn spawn_echo(
+        self,
+        echoed: Arc<AtomicU64>,
+        stop: CancellationToken,
+        stamp: bool,
+        sending: Arc<AtomicBool>,
+    ) {
         let stamp = stamp && stamp::enable_rx_timestamps(&self.rtp).is_ok();
-        tokio::spawn(echo(self.rtp, echoed.clone(), stop.clone(), stamp));
-        tokio::spawn(echo(self.rtcp, echoed, stop, false));
+        let rtp = Echo {
+            echoed: echoed.clone(),
+            stop: stop.clone(),
+            stamp,
+            sending,
+        };
+        let rtcp = Echo {
+            echoed,
+            stop,
+            stamp: false,
+            sending: Arc::new(AtomicBool::new(true)),
+        };
+        tokio::spawn(echo(self.rtp, rtp));
+        tokio::spawn(echo(self.rtcp, rtcp));
     }
+}
+
+/// How one socket echoes.
+struct Echo {
+    echoed: Arc<AtomicU64>,
+    stop: CancellationToken,
+    stamp: bool,
+    sending: Arc<AtomicBool>,
 }
 
 /// Symmetric echo: the first packet's source is latched, and only packets
 /// from it are returned, so a stray sender cannot redirect the stream.
-async fn echo(sock: UdpSocket, echoed: Arc<AtomicU64>, stop: CancellationToken, stamp: bool) {
+async fn echo(sock: UdpSocket, e: Echo) {
+    let Echo {
+        echoed,
+        stop,
+        stamp,
+        sending,
+    } = e;
     let mut buf = vec![0u8; 2048];
     let mut latched: Option<SocketAddr> = None;
     loop {
@@ -67,7 +100,7 @@ async fn echo(sock: UdpSocket, echoed: Arc<AtomicU64>, stop: CancellationToken, 
                 Err(_) => continue,
             },
         };
-        if *latched.get_or_insert(from) != from {
+        if *latched.get_or_insert(from) != from || !sending.load(Ordering::Relaxed) {
             continue;
         }
         if stamp {

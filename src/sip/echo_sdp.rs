@@ -120,22 +120,62 @@ fn rtpmap(f: &Format) -> String {
     s
 }
 
-/// The SDP answer for `choice` with media at `ip:port`.
-pub(crate) fn answer(choice: &Choice, ip: IpAddr, port: u16, session: u64) -> String {
+/// The offerer's direction (`sendrecv` when none is given); an RFC 2543
+/// hold (`c=0.0.0.0`) counts as `sendonly`: the offerer receives nothing.
+pub(crate) fn offered_direction(sdp: &str) -> &'static str {
+    let mut direction = "sendrecv";
+    let mut zero = false;
+    for line in sdp.lines().map(str::trim) {
+        match line {
+            "a=sendonly" => direction = "sendonly",
+            "a=recvonly" => direction = "recvonly",
+            "a=inactive" => direction = "inactive",
+            "a=sendrecv" => direction = "sendrecv",
+            "c=IN IP4 0.0.0.0" => zero = true,
+            _ => {}
+        }
+    }
+    match direction {
+        "sendrecv" if zero => "sendonly",
+        "recvonly" if zero => "inactive",
+        d => d,
+    }
+}
+
+/// The answer's direction for an offered one (RFC 3264 section 6.1).
+pub(crate) fn mirror(offered: &str) -> &'static str {
+    match offered {
+        "sendonly" => "recvonly",
+        "recvonly" => "sendonly",
+        "inactive" => "inactive",
+        _ => "sendrecv",
+    }
+}
+
+/// The SDP answer for `choice` with media at `ip:port`, in `direction`;
+/// `origin` is the o= line's session id and version.
+pub(crate) fn answer(
+    choice: &Choice,
+    ip: IpAddr,
+    port: u16,
+    origin: (u64, u64),
+    direction: &str,
+) -> String {
+    let (session, version) = origin;
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut pts = choice.codec.pt.to_string();
     if let Some(d) = &choice.dtmf {
         pts.push_str(&format!(" {}", d.pt));
     }
     let mut s = format!(
-        "v=0\r\no=siphon-echo {session} {session} IN {family} {ip}\r\ns=echo\r\n\
+        "v=0\r\no=siphon-echo {session} {version} IN {family} {ip}\r\ns=echo\r\n\
          c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n"
     );
     s.push_str(&rtpmap(&choice.codec));
     if let Some(d) = &choice.dtmf {
         s.push_str(&rtpmap(d));
     }
-    s.push_str("a=sendrecv\r\n");
+    s.push_str(&format!("a={direction}\r\n"));
     s
 }
 
@@ -160,7 +200,14 @@ a=rtpmap:101 telephone-event/48000\r\na=rtpmap:102 telephone-event/8000\r\na=fmt
         assert_eq!((c.codec.pt, c.codec.name.as_str()), (0, "PCMU"));
         assert_eq!(c.dtmf.as_ref().map(|d| d.pt), Some(102));
 
-        let a = answer(&c, "127.0.0.1".parse().expect("ip"), 5000, 7);
+        let a = answer(
+            &c,
+            "127.0.0.1".parse().expect("ip"),
+            5000,
+            (7, 8),
+            "sendrecv",
+        );
+        assert!(a.contains("o=siphon-echo 7 8 IN IP4 127.0.0.1\r\n"));
         assert!(a.contains("m=audio 5000 RTP/AVP 0 102\r\n"));
         assert!(a.contains("a=rtpmap:102 telephone-event/8000\r\na=fmtp:102 0-16\r\n"));
     }
@@ -172,5 +219,27 @@ a=rtpmap:101 telephone-event/48000\r\na=rtpmap:102 telephone-event/8000\r\na=fmt
         assert!(choose(&offer, Some(&only)).is_none());
         assert!(offered_formats("v=0\r\nm=audio 0 RTP/AVP 0\r\n").is_empty());
         assert!(offered_formats("garbage").is_empty());
+    }
+
+    #[test]
+    fn directions_are_mirrored() {
+        let hold = OFFER.replace("a=fmtp:102 0-16\r\n", "a=fmtp:102 0-16\r\na=sendonly\r\n");
+        assert_eq!(offered_direction(&hold), "sendonly");
+        assert_eq!(mirror(offered_direction(&hold)), "recvonly");
+        assert_eq!(offered_direction(OFFER), "sendrecv");
+        assert_eq!(mirror("sendrecv"), "sendrecv");
+        assert_eq!(mirror("recvonly"), "sendonly");
+        assert_eq!(mirror("inactive"), "inactive");
+        let zero = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+        assert_eq!(offered_direction(&zero), "sendonly");
+        let c = choose(&offered_formats(&hold), None).expect("choice");
+        let a = answer(
+            &c,
+            "127.0.0.1".parse().expect("ip"),
+            5000,
+            (7, 9),
+            "recvonly",
+        );
+        assert!(a.ends_with("a=recvonly\r\n"), "{a}");
     }
 }

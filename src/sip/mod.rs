@@ -13,6 +13,7 @@ mod dialog_states;
 mod digest;
 mod dtmf_info;
 mod echo;
+mod echo_dialog;
 mod echo_media;
 mod echo_sdp;
 mod endpoint;
@@ -107,6 +108,16 @@ pub enum SipError {
     /// A socket could not be bound or read.
     #[error("sip io: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener could not bind its address.
+    #[error("{transport:?} {addr}: {source}")]
+    Bind {
+        /// The listener's transport.
+        transport: Transport,
+        /// The address it was given.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The SIP stack refused an operation (boxed: the stack's error is large).
     #[error("sip stack: {0}")]
     Stack(Box<rsipstack::Error>),

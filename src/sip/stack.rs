@@ -121,7 +121,9 @@ pub(crate) async fn start(
     let layer = TransportLayer::new(token.clone());
     let mut udp_local = None;
     if let Some(addr) = cfg.udp {
-        let sock = UdpSocket::bind(addr).await?;
+        let sock = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| bind_error(Transport::Udp, addr, source))?;
         let local = sock.local_addr()?;
         let guarded = GuardedUdp::new(sock, cfg.max_message_bytes, metrics.clone());
         let public = SocketAddr::new(cfg.public_ip, local.port());
@@ -132,7 +134,11 @@ pub(crate) async fn start(
         udp_local = Some(local);
     }
     let tcp = match cfg.tcp {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| bind_error(Transport::Tcp, addr, source))?,
+        ),
         None => None,
     };
     let t1 = cfg.t1;
@@ -177,6 +183,14 @@ pub(crate) async fn start(
         public_ip: cfg.public_ip,
     };
     Ok((stack, incoming))
+}
+
+fn bind_error(transport: Transport, addr: SocketAddr, source: std::io::Error) -> SipError {
+    SipError::Bind {
+        transport,
+        addr,
+        source,
+    }
 }
 
 /// Run the endpoint. It is polled once here before being spawned: that first

@@ -11,11 +11,14 @@ const { chromium } = require("../node/node_modules/playwright-core");
 // Without --allow-loopback-in-peer-connection Chromium offers no candidate
 // on 127.0.0.1; the fake device plays a beeping tone, so the microphone has
 // energy. The fresh --user-data-dir is launchPersistentContext's profile.
+// INSECURE_HOST reaches 127.0.0.1 under a name that is not localhost, so a
+// page from it is not a secure context (127.0.0.0/8 itself always is).
+export const INSECURE_HOST = "insecure.test";
 const FLAGS = [
   "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection",
   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run",
+  "--no-first-run", `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`,
 ];
 
 export function check(ok, what) {

@@ -2,11 +2,14 @@
 // Chromium): (a) the page calls a SIPp UAS that echoes, getStats shows audio
 // both ways with energy, the page hangs up and SIPp gets its BYE; (b) a SIPp
 // UAC with pcap audio calls the logged-in page, which answers; packets arrive
-// and the page shows incoming -> in-call -> ended.
+// and the page shows incoming -> in-call -> ended. Around them: the page's
+// words for a refused call, a clean status for each new call, Disconnect
+// and Connect again, hold and resume on the echo, and the same page from a non-secure origin saying it
+// needs https:// instead of a JavaScript error.
 //
 //   node webphone.mjs BASE_URL TOKEN SCENARIO_DIR SIPP_UAC_ARGS_JSON
 import { spawn } from "node:child_process";
-import { check, metric as siphonMetric, runPage, sleep, state, stats, waitState } from "./common.mjs";
+import { check, INSECURE_HOST, metric as siphonMetric, runPage, sleep, state, stats, waitState } from "./common.mjs";
 
 const [base, token, scenarios, uacArgs] = process.argv.slice(2);
 const metric = (name) => siphonMetric(base, name);
@@ -31,7 +34,7 @@ async function outbound(page) {
   await page.click("#hangup");
   await waitState(page, "ended");
   const ended = await state(page);
-  check(ended.startsWith("ended 200"), `the page hung up (#state "${ended}")`);
+  check(ended === "ended 200 you hung up", `the page hung up and says so in words (#state "${ended}")`);
   const states = await page.evaluate(() => window.siphonStates);
   const seq = states.slice(states.lastIndexOf("connecting"));
   console.log(`outbound states: ${seq.join(" -> ")}`);
@@ -159,11 +162,27 @@ async function refused(page) {
   check(got.startsWith("no_route"), `a refused call rejects phone.call() (${got})`);
 }
 
+// A call siphon refuses, placed from the dial pad: #state says why in words.
+async function refusedWords(page) {
+  await page.fill("#to", "no such number!");
+  await page.click("#call");
+  await waitState(page, "ended");
+  const shown = await state(page);
+  check(shown === "ended — no route to that number", `a refused call ends in words, not a code (#state "${shown}")`);
+  check((await page.textContent("#message")).includes("no_route"), "the details stay in the message");
+}
+
 async function inbound(page) {
   const args = JSON.parse(uacArgs);
+  const before = await page.textContent("#message");
   const sipp = spawn("sipp", args, { cwd: scenarios, stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise((r) => sipp.on("exit", (code) => r(code)));
   await waitState(page, "incoming");
+  const ringing = { message: await page.textContent("#message"), sent: await page.textContent("#sent"),
+    received: await page.textContent("#received") };
+  check(ringing.message === "" && ringing.sent === "0" && ringing.received === "0",
+    `the ringing call starts clean, not with the last call's "${before}" and counters ` +
+    `(message "${ringing.message}", sent ${ringing.sent}, received ${ringing.received})`);
   check(await page.evaluate(() => document.body.classList.contains("ringing")), "the page rings");
   check((await page.textContent("#peer")).includes("1000"), "the page shows the caller");
   await page.click("#answer");
@@ -182,9 +201,78 @@ async function inbound(page) {
   check((await exited) === 0, "SIPp saw its call complete (exit 0)");
 }
 
+// Disconnect closes the socket (siphon sees the session go); Connect opens a new one.
+async function reconnect(page) {
+  const sessions = () => metric("siphon_ws_connections");
+  const open = await sessions();
+  await page.click("#disconnect");
+  await page.waitForFunction(() => document.getElementById("conn").textContent === "disconnected", null, { timeout: 5000 });
+  check(await page.isDisabled("#disconnect"), "Disconnect closes the socket and turns itself off");
+  await sleep(300);
+  const closed = await sessions();
+  check(closed === null || closed === open - 1, `siphon saw the socket close (sessions ${open} -> ${closed})`);
+  await page.click("#connect");
+  await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
+  check(!(await page.isDisabled("#call")), `Connect works again (${await page.textContent("#conn")})`);
+}
+
+// Hold and resume on the built-in echo, as README sends newcomers there:
+// the echo answers both re-INVITEs, and the audio comes back after resume.
+async function echoHold(page) {
+  await page.fill("#to", "echo");
+  await page.click("#call");
+  await waitState(page, "in-call");
+  await page.click("#hold");
+  await waitState(page, "on-hold", 10000);
+  check((await page.textContent("#message")) === "on hold", `the echo took the hold (#state "${await state(page)}")`);
+  await page.click("#hold");
+  await waitState(page, "in-call", 10000);
+  const a = await stats(page);
+  await sleep(2000);
+  const b = await stats(page);
+  check(b.received - a.received >= 50, `the echo's audio comes back after resume (received ${a.received}->${b.received})`);
+  await page.click("#hangup");
+  await waitState(page, "ended");
+}
+
+// The same page from a name that is not localhost, over http://: not a
+// secure context, so no navigator.mediaDevices. The page says to use
+// https:// (at load and when calling) and raises no JavaScript error.
+async function insecure(page) {
+  const other = await page.context().newPage();
+  const errors = [];
+  other.on("pageerror", (e) => errors.push(e.message));
+  const url = new URL(base);
+  url.hostname = INSECURE_HOST;
+  await other.goto(`${url.origin}/?token=${encodeURIComponent(token)}`);
+  await other.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
+  const secure = await other.evaluate(() => [window.isSecureContext, Boolean(navigator.mediaDevices)]);
+  check(!secure[0] && !secure[1], `${url.origin} is not a secure context and has no mediaDevices`);
+  const atLoad = await other.textContent("#message");
+  check(atLoad.includes("not secure") && atLoad.includes(`https://${url.host}/`), `the page says so at load ("${atLoad}")`);
+  await other.fill("#to", "echo");
+  await other.click("#call");
+  await waitState(other, "ended");
+  const shown = await state(other);
+  const said = await other.textContent("#message");
+  check(shown === "ended — this page is not secure: open it over https://", `calling ends in words (#state "${shown}")`);
+  check(said.includes("https://") && !/undefined|getUserMedia/.test(said), `the message names the fix ("${said}")`);
+  const thrown = await other.evaluate(async () => {
+    const { Siphon } = await import("/siphon.js");
+    return Siphon.microphone().then(() => ({ code: "resolved" }), (e) => ({ code: e.code, message: e.message }));
+  });
+  check(thrown.code === "insecure", `siphon.js rejects with SiphonError "insecure" ("${thrown.message}")`);
+  check(errors.length === 0, `no JavaScript error on the page (${errors.join("; ")})`);
+  await other.close();
+}
+
 await runPage(base, token, async (page) => {
   await userRefused(page);
   await refused(page);
+  await refusedWords(page);
   await outbound(page);
   await inbound(page);
+  await reconnect(page);
+  await echoHold(page);
+  await insecure(page);
 });

@@ -71,35 +71,75 @@ fn written_defaults_read_back_unchanged() {
     assert_eq!(load(&text), Config::default());
 }
 
-/// What a container is started with: the auth secret and a mounted certificate.
-fn docker_env() -> std::collections::BTreeMap<String, String> {
+/// What an operator must set to run the docker config (README, Docker section);
+/// the certificate files are mounted where docker.toml expects them.
+const DOCKER_ENV: [(&str, &str); 4] = [
+    ("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+    ("SIPHON_SIP_PUBLIC_IP", "203.0.113.10"),
+    ("SIPHON_WEBRTC_PUBLIC_IP", "203.0.113.10"),
+    ("SIPHON_RTP_PUBLIC_IP", "203.0.113.10"),
+];
+
+/// The docker config with `DOCKER_ENV` and a certificate in place of the mount.
+fn docker_config() -> Config {
     let dir = crate::tls::temp_dir("docker");
     let (cert, key) = crate::tls::write_pair(&dir, "phone.example.com");
-    env(&[
-        ("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
-        ("SIPHON_HTTP_TLS_CERT", cert.to_str().unwrap()),
-        ("SIPHON_HTTP_TLS_KEY", key.to_str().unwrap()),
-    ])
+    let mut vars = DOCKER_ENV.to_vec();
+    vars.push(("SIPHON_HTTP_TLS_CERT", cert.to_str().unwrap()));
+    vars.push(("SIPHON_HTTP_TLS_KEY", key.to_str().unwrap()));
+    Config::from_toml_str(DOCKER, &env(&vars)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn docker_config_binds_everything_and_requires_auth() {
-    let config = Config::from_toml_str(DOCKER, &docker_env()).unwrap_or_else(|e| panic!("{e}"));
+    let config = docker_config();
     assert!(config.auth.required);
     assert_eq!(config.auth.secret, "0123456789abcdef0123456789abcdef");
     assert_eq!(config.http.listen, addr("0.0.0.0:8080"));
     assert_eq!(config.http_local_addr(), addr("127.0.0.1:8080"));
     assert_eq!(config.webrtc_ports(), 10000..=10001);
     assert!(!config.all_listeners_loopback());
+    assert_eq!(config.sip_public_ip(), ip("203.0.113.10"));
+    assert_eq!(config.webrtc_public_ip(), ip("203.0.113.10"));
+    assert_eq!(config.rtp_public_ip(), ip("203.0.113.10"));
+}
 
-    // Without the environment: no secret, and no certificate at the mount point.
+#[test]
+fn docker_config_names_every_variable_an_operator_must_set() {
     let errors = rejected(DOCKER);
-    assert_eq!(keys(&errors), ["auth.secret", "http.tls_cert"]);
+    let expected = [
+        "auth.secret",
+        "http.tls_cert",
+        "sip.public_ip",
+        "webrtc.public_ip",
+        "rtp.public_ip",
+    ];
+    assert_eq!(keys(&errors), expected);
+    for (var, _) in DOCKER_ENV {
+        assert!(
+            errors.to_string().contains(var),
+            "{var} not named: {errors}"
+        );
+    }
+}
+
+#[test]
+fn readme_and_compose_name_every_docker_variable() {
+    let readme = include_str!("../../../README.md");
+    let docker = readme
+        .split("### Docker")
+        .nth(1)
+        .expect("README has a Docker section");
+    let compose = include_str!("../../../docker-compose.yml");
+    for (var, _) in DOCKER_ENV {
+        assert!(docker.contains(var), "README's Docker section lacks {var}");
+        assert!(compose.contains(var), "docker-compose.yml lacks {var}");
+    }
 }
 
 #[test]
 fn dockerfile_exposes_the_docker_config_ports() {
-    let config = Config::from_toml_str(DOCKER, &docker_env()).unwrap();
+    let config = docker_config();
     let dockerfile = include_str!("../../../Dockerfile");
     let expose = dockerfile
         .lines()

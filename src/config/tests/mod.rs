@@ -3,6 +3,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::*;
 
+mod docker;
 mod files;
 mod users;
 

@@ -30,6 +30,14 @@ pub enum RelayError {
     /// The WebRTC socket or poller could not be set up.
     #[error("relay setup: {0}")]
     Io(#[from] std::io::Error),
+    /// A loop's WebRTC socket could not bind its address.
+    #[error("webrtc {addr}: {source}")]
+    Bind {
+        /// The address it was given.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The leg was refused by the WebRTC engine.
     #[error("webrtc leg: {0}")]
     Leg(String),
@@ -239,6 +247,11 @@ impl Relays {
     pub fn pick(&self) -> usize {
         let loads = self.loops.iter().map(RelayHandle::load).enumerate();
         loads.min_by_key(|(_, load)| *load).map_or(0, |(i, _)| i)
+    }
+
+    /// The bound WebRTC UDP address of every loop, in loop order.
+    pub fn webrtc_addrs(&self) -> Vec<SocketAddr> {
+        self.loops.iter().map(RelayHandle::webrtc_addr).collect()
     }
 
     /// Loop `index` (as returned by `pick`).

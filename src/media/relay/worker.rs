@@ -87,7 +87,8 @@ impl Worker {
         tuning: Tuning,
     ) -> Result<(Self, Waker, SocketAddr), RelayError> {
         let poll = Poll::new()?;
-        let mut socket = UdpSocket::bind(bind)?;
+        let mut socket =
+            UdpSocket::bind(bind).map_err(|source| RelayError::Bind { addr: bind, source })?;
         let addr = socket.local_addr()?;
         if tuning.socket_buffer > 0 {
             size_buffers(&socket, tuning.socket_buffer);
