@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::*;
 
 mod files;
+mod sip_tls;
 mod users;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
