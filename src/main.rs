@@ -121,6 +121,9 @@ fn run(config: Config) -> ExitCode {
             }
         };
         tracing::info!(http = %gateway.http_addr(), "siphon is running");
+        if let Some(addr) = gateway.sip_addr(siphon::sip::Transport::Tls) {
+            tracing::info!(sip_tls = %addr, "SIP over TLS listening");
+        }
         shutdown_signal().await;
         tracing::info!("shutting down: hanging up calls");
         gateway.shutdown().await;

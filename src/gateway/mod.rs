@@ -8,6 +8,7 @@ mod inbound;
 mod outbound;
 mod registrations;
 mod reinvites;
+mod sip_tls;
 mod slots;
 
 use std::net::SocketAddr;
@@ -41,6 +42,14 @@ pub enum StartError {
         what: &'static str,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A TLS file could not be read.
+    #[error("{key}: {reason}")]
+    Tls {
+        /// The config key naming the file.
+        key: &'static str,
+        /// What went wrong.
+        reason: String,
     },
     /// The SIP stack failed to start.
     #[error("sip: {0}")]
@@ -94,7 +103,7 @@ impl Gateway {
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
         let sip =
-            SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone()).await?;
+            SipEndpoint::start(sip_settings(&config)?, metrics.clone(), shutdown.clone()).await?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
         let relays = Relays::start(
             config.worker_count(),
@@ -321,16 +330,17 @@ async fn start_echo(
     Ok(Some(echo))
 }
 
-fn sip_settings(config: &Config) -> sip::SipSettings {
-    sip::SipSettings {
+fn sip_settings(config: &Config) -> Result<sip::SipSettings, StartError> {
+    Ok(sip::SipSettings {
         udp: config.sip.udp,
         tcp: config.sip.tcp,
+        tls: sip_tls::load(config)?,
         public_ip: config.sip_public_ip(),
         domain: config.sip_domain(),
         user_agent: config.sip.user_agent.clone(),
         max_message_bytes: config.sip.max_message_bytes as usize,
         inbound: inbound_policy(&config.sip.inbound),
-    }
+    })
 }
 
 /// The SIP layer's inbound policy; config validation already checked the values.

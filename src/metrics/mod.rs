@@ -51,6 +51,9 @@ pub struct Metrics {
     pub sip_messages_total: IntCounterVec,
     /// SIP input that was refused or dropped, by reason.
     pub sip_errors_total: IntCounterVec,
+    /// SIP over TLS handshakes, by direction (in: our listener, out: peers
+    /// we connect to) and outcome (ok, plaintext, certificate, ...).
+    pub sip_tls_handshakes_total: IntCounterVec,
     /// Open WebSocket connections.
     pub ws_connections: IntGauge,
     /// WebSocket messages received, by type.
@@ -134,6 +137,11 @@ impl Metrics {
                 "sip_errors_total",
                 "SIP input refused or dropped",
                 &["reason"],
+            ),
+            sip_tls_handshakes_total: counter_vec(
+                "sip_tls_handshakes_total",
+                "SIP over TLS handshakes by direction and outcome",
+                &["direction", "outcome"],
             ),
             ws_connections: IntGauge::new("ws_connections", "Open WebSocket connections")
                 .expect("valid gauge"),
@@ -232,6 +240,7 @@ impl Metrics {
             Box::new(self.dtls_handshakes_total.clone()),
             Box::new(self.sip_messages_total.clone()),
             Box::new(self.sip_errors_total.clone()),
+            Box::new(self.sip_tls_handshakes_total.clone()),
             Box::new(self.ws_connections.clone()),
             Box::new(self.ws_messages_total.clone()),
             Box::new(self.ws_errors_total.clone()),
@@ -262,6 +271,13 @@ impl Metrics {
     /// Count one SIP input error (malformed, oversize, ...).
     pub fn sip_error(&self, reason: &str) {
         self.sip_errors_total.with_label_values(&[reason]).inc();
+    }
+
+    /// Count one SIP over TLS handshake by direction (`in`, `out`) and outcome.
+    pub fn sip_tls_handshake(&self, direction: &str, outcome: &str) {
+        self.sip_tls_handshakes_total
+            .with_label_values(&[direction, outcome])
+            .inc();
     }
 }
 
