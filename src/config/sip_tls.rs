@@ -56,6 +56,8 @@ impl SipTlsConfig {
 enum Pem {
     Certs,
     Key,
+    /// rsipstack's TLS client reads PKCS#8 and PKCS#1 keys only.
+    ClientKey,
 }
 
 /// Reads and parses every TLS file named, and checks that TLS targets have a listener.
@@ -74,7 +76,7 @@ pub(super) fn check(config: &Config, errors: &mut Vec<ConfigError>) {
         ("sip.tls_key", &tls.key, Pem::Key),
         ("sip.tls_ca", &tls.ca, Pem::Certs),
         ("sip.tls_client_cert", &tls.client_cert, Pem::Certs),
-        ("sip.tls_client_key", &tls.client_key, Pem::Key),
+        ("sip.tls_client_key", &tls.client_key, Pem::ClientKey),
     ];
     for (key, path, kind) in files {
         if let Some(reason) = file_problem(path, kind) {
@@ -142,7 +144,12 @@ fn file_problem(path: &str, kind: Pem) -> Option<String> {
             Ok(_) => None,
             Err(e) => Some(format!("is not a PEM certificate file ({e})")),
         },
-        Pem::Key => match PrivateKeyDer::from_pem_slice(&bytes) {
+        Pem::Key | Pem::ClientKey => match PrivateKeyDer::from_pem_slice(&bytes) {
+            Ok(PrivateKeyDer::Sec1(_)) if matches!(kind, Pem::ClientKey) => Some(
+                "is an EC key in SEC1 form (BEGIN EC PRIVATE KEY); give it as PKCS#8 \
+                 (openssl pkcs8 -topk8 -nocrypt)"
+                    .to_string(),
+            ),
             Ok(_) => None,
             Err(rustls::pki_types::pem::Error::NoItemsFound) => {
                 Some("holds no PRIVATE KEY block".to_string())

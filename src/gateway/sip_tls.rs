@@ -24,7 +24,8 @@ pub(super) fn load(config: &Config) -> Result<Option<SipTls>, StartError> {
         None => ("", "", "", ""),
     };
     let client = match (read(client.2, client.0)?, read(client.3, client.1)?) {
-        (Some(cert), Some(key)) => Some((cert, key)),
+        // The listener's key stands in only in a form rsipstack's client reads.
+        (Some(cert), Some(key)) if crate::sip::is_client_key(&key) => Some((cert, key)),
         _ => None,
     };
     let tls = SipTls {

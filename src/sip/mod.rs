@@ -46,7 +46,7 @@ pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
-pub use tls::{parse_certs, parse_key, SipTls, TlsError};
+pub use tls::{is_client_key, parse_certs, parse_key, SipTls, TlsError};
 pub use uac::{UacEvent, UacHandle};
 pub use uas::{InboundCall, UasEvent, UasHandle};
 

@@ -93,6 +93,14 @@ pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     })
 }
 
+/// Whether rsipstack's TLS client can use this PEM key (PKCS#8 or PKCS#1).
+pub fn is_client_key(pem: &[u8]) -> bool {
+    matches!(
+        PrivateKeyDer::from_pem_slice(pem),
+        Ok(PrivateKeyDer::Pkcs8(_) | PrivateKeyDer::Pkcs1(_))
+    )
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -105,3 +105,12 @@ fn a_refused_certificate_is_named_in_the_reason() {
     let refused = rsipstack::Error::Error("connection refused".into());
     assert_eq!(certificate_problem(&refused), None);
 }
+
+#[test]
+fn client_keys_rsipstack_cannot_read_are_told_apart() {
+    let (_, pkcs8) = self_signed(&["a.test"]);
+    assert!(is_client_key(&pkcs8));
+    let sec1 = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+    assert!(!is_client_key(sec1));
+    assert!(!is_client_key(b"not a key"));
+}

@@ -13,6 +13,8 @@ impl Files {
         std::fs::write(dir.join("cert.pem"), c.cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), c.signing_key.serialize_pem()).unwrap();
         std::fs::write(dir.join("empty.pem"), "").unwrap();
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        std::fs::write(dir.join("sec1.pem"), sec1).unwrap();
         Files(dir)
     }
 
@@ -122,4 +124,20 @@ fn tls_alone_is_enough_of_a_sip_listener() {
         f.path("key.pem")
     );
     assert_eq!(load(&text).sip_public_ip(), IpAddr::from([127, 0, 0, 1]));
+}
+
+#[test]
+fn a_client_key_in_sec1_form_is_refused_with_the_fix() {
+    let f = Files::new("tls-sec1");
+    let text = format!(
+        "[sip]\ntls_client_cert = {:?}\ntls_client_key = {:?}\n",
+        f.path("cert.pem"),
+        f.path("sec1.pem")
+    );
+    let errors = rejected(&text);
+    assert!(
+        reason(&errors, "sip.tls_client_key").contains("PKCS#8"),
+        "{errors}"
+    );
+    assert_eq!(keys(&errors), ["sip.tls_client_key"]);
 }
