@@ -225,6 +225,39 @@ async fn wait_for(f: impl Fn() -> bool) {
     assert!(f(), "condition not reached in time");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sip_inside_tls_gets_400_from_the_ingress_guard() {
+    let pki = Pki::new("tls-guard");
+    let (gw, metrics) = gateway(&pki, 28700, |_| {}).await;
+    let port = gw.sip_addr(Transport::Tls).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::pem::PemObject::from_pem_slice(pki.ca_pem().as_bytes()).unwrap();
+    roots.add(ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(port).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let bad = "OPTIONS sip:siphon@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bK-2\r\n\
+From: <sip:probe@127.0.0.1>;tag=a\r\nTo: <sip:siphon@127.0.0.1>\r\nCall-ID: g1\r\nCSeq: 1 OPTIONS\r\n\
+Content-Length: x\r\n\r\n";
+    tls.write_all(bad.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(T, tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("SIP/2.0 400 Bad Request\r\n"), "{reply}");
+    let line = r#"siphon_sip_errors_total{reason="bad_content_length"} 1"#;
+    wait_for(|| metrics.render().contains(line)).await;
+}
+
 /// A PBX (siphon's own SIP endpoint) with a TLS listener, trusting `pki`.
 async fn tls_pbx(pki: &Pki, stop: &CancellationToken) -> SipEndpoint {
     let leaf = pki.issue(&["127.0.0.1"]);
@@ -322,9 +355,20 @@ async fn tls_phone_calls_browser_user_audio_both_ways() {
         back >= 50,
         "only {back} of 60 frames came back through the browser"
     );
-    uac.hangup().await;
-    let hangup = sig.recv_type("hangup", T).await.unwrap();
-    assert_eq!(hangup["code"], 200);
+    // The browser hangs up: siphon's BYE must reach the phone over TLS.
+    sig.send(json!({"type":"hangup","call_id":call_id}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    let ended = loop {
+        match tokio::time::timeout(T, events.recv()).await.unwrap() {
+            Some(UacEvent::Ended { by_remote }) => break by_remote,
+            Some(_) => {}
+            None => panic!("the phone's call ended without an event"),
+        }
+    };
+    assert!(ended, "the phone saw the call end from siphon's side");
+    drop(uac);
     echo.abort();
 }
 

@@ -4,7 +4,9 @@
 //! extension.
 //!
 //! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
-//! socket wrapper and TCP reader that apply them) sit under rsipstack;
+//! socket wrapper and TCP/TLS reader that apply them) sit under rsipstack,
+//! with `tls_guard` (the TLS port's handshakes) and `tls_seam` (rsipstack's
+//! TLS connections over siphon's streams) in front of TLS;
 //! `stack` builds one rsipstack endpoint on them; `endpoint`, `uac` and `uas`
 //! are the gateway's side, `echo` the test and demo peer.
 
@@ -28,6 +30,7 @@ mod session_timer;
 mod stack;
 mod tls;
 mod tls_guard;
+mod tls_seam;
 mod uac;
 mod uac_confirmed;
 mod uac_request;

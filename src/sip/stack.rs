@@ -23,6 +23,7 @@ use tracing::debug;
 use super::guard::{self, GuardedUdp, TcpGuard};
 use super::tls::{self, SipTls};
 use super::tls_guard::{self, TlsGuard};
+use super::tls_seam;
 use super::{SipError, Transport};
 use crate::metrics::Metrics;
 
@@ -188,6 +189,7 @@ pub(crate) async fn start(
             endpoint: inner.clone(),
             local: sip_addr(rsipstack::sip::Transport::Tls, public),
             acceptor,
+            max: cfg.max_message_bytes,
             metrics,
             shutdown: token.clone(),
         });
@@ -211,6 +213,7 @@ async fn bind_tls(
     layer: &TransportLayer,
 ) -> Result<Option<(TcpListener, tokio_rustls::TlsAcceptor)>, SipError> {
     tls::install_provider();
+    tls_seam::install();
     let default = SipTls::default();
     layer.set_tls_config(tls::client_config(t.unwrap_or(&default)));
     let Some((t, addr)) = t.and_then(|t| Some((t, t.listen?))) else {

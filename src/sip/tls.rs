@@ -2,11 +2,11 @@
 //! when it connects to a TLS peer, and the words for a failed handshake.
 //!
 //! rsipstack's TLS transport carries the messages (its `TlsConnection`); this
-//! module builds the rustls configurations it is given. Why not all of
-//! rsipstack's: its listener accepts without a guard (a failed handshake is
-//! only logged at warn, plain text is not told apart, nothing is counted), so
-//! siphon accepts and handshakes itself (`tls_guard`) and hands each
-//! established stream to rsipstack.
+//! module builds the rustls configurations. Why not all of rsipstack's: its
+//! listener accepts without a guard (a failed handshake is only logged at
+//! warn, plain text is not told apart, nothing is counted) and reads with
+//! its own stream reader, so siphon accepts, handshakes and reads itself
+//! (`tls_guard`) and gives rsipstack the write side (`tls_seam`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -101,7 +101,7 @@ pub fn is_client_key(pem: &[u8]) -> bool {
     )
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

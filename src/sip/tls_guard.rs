@@ -3,14 +3,17 @@
 //! A connection that opens with anything but a TLS handshake record (plain
 //! SIP sent to the TLS port), a handshake that fails, and one that takes too
 //! long are closed, logged at debug and counted by reason; nothing of them
-//! reaches the SIP stack. An established connection becomes an rsipstack
-//! `TlsConnection`, read by rsipstack's stream reader.
+//! reaches the SIP stack. An established connection is read by the same
+//! guarded stream reader as TCP (`guard::GuardedStream`: size cap, 400 for
+//! what can be answered, drops counted by reason); rsipstack writes the
+//! replies through a `TlsConnection` over its write half (`tls_seam`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transport::stream::StreamConnection;
 use rsipstack::transport::tls::TlsConnection;
 use rsipstack::transport::{SipAddr, SipConnection};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,7 +22,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::guard::GuardedStream;
 use super::tls;
+use super::tls_seam::{self, AcceptedWriter};
 use crate::metrics::Metrics;
 
 /// Time a client has to complete its handshake, so idle sockets do not pile up.
@@ -31,6 +36,8 @@ pub(crate) struct TlsGuard {
     /// Our address as written in Via (`public_ip:port`, TLS).
     pub local: SipAddr,
     pub acceptor: TlsAcceptor,
+    /// Largest SIP message accepted, in bytes.
+    pub max: usize,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
 }
@@ -63,18 +70,31 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, guard: &TlsGuar
         Err(_) => return refused(guard, remote, "handshake_timeout"),
     };
     guard.metrics.sip_tls_handshake("in", "ok");
+    let (read, write) = tokio::io::split(stream);
+    // Cancelled when this connection is over: it tells rsipstack the flow is gone.
+    let closed = guard.shutdown.child_token();
+    let local = guard.local.get_socketaddr().unwrap_or(remote);
+    tls_seam::hand_over(remote, AcceptedWriter::new(write, local, closed.clone()));
     let from = SipAddr {
         r#type: Some(rsipstack::sip::Transport::Tls),
         addr: remote.into(),
     };
-    let token = Some(guard.shutdown.child_token());
-    match TlsConnection::from_server_stream(stream, guard.local.clone(), from, token).await {
-        Ok(conn) => guard
-            .endpoint
-            .transport_layer
-            .add_connection(SipConnection::Tls(conn)),
-        Err(e) => debug!(error = %e, %remote, "tls connection setup failed"),
-    }
+    let conn = match TlsConnection::connect(&from, None, None, Some(closed.clone())).await {
+        Ok(conn) => conn,
+        Err(e) => return debug!(error = %e, %remote, "tls connection setup failed"),
+    };
+    let stream = GuardedStream {
+        sc: SipConnection::Tls(conn.clone()),
+        conn: &conn,
+        transport: rsipstack::sip::Transport::Tls,
+        remote,
+        endpoint: &guard.endpoint,
+        max: guard.max,
+        metrics: &guard.metrics,
+    };
+    stream.read(read, &guard.shutdown).await;
+    closed.cancel();
+    conn.close().await.ok();
 }
 
 /// Peek at the first byte, then handshake; the error is the metric reason.
