@@ -81,7 +81,10 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, guard: &TlsGuar
     };
     let conn = match TlsConnection::connect(&from, None, None, Some(closed.clone())).await {
         Ok(conn) => conn,
-        Err(e) => return debug!(error = %e, %remote, "tls connection setup failed"),
+        Err(e) => {
+            tls_seam::take_back(remote);
+            return debug!(error = %e, %remote, "tls connection setup failed");
+        }
     };
     let stream = GuardedStream {
         sc: SipConnection::Tls(conn.clone()),

@@ -52,6 +52,11 @@ fn take_handed_over(remote: SocketAddr) -> Option<Box<dyn TlsStream>> {
     HANDOVER.lock().ok()?.as_mut()?.remove(&remote)
 }
 
+/// Drop a handed-over stream nobody took (rsipstack refused the connection).
+pub(crate) fn take_back(remote: SocketAddr) {
+    drop(take_handed_over(remote));
+}
+
 struct Connector;
 
 #[async_trait::async_trait]
@@ -191,5 +196,51 @@ impl TlsStream for AcceptedWriter {
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_pair() -> (Vec<u8>, Vec<u8>) {
+        let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+        (
+            c.cert.pem().into_bytes(),
+            c.signing_key.serialize_pem().into_bytes(),
+        )
+    }
+
+    #[test]
+    fn client_certificate_is_offered_only_when_configured() {
+        let (cert, key) = pem_pair();
+        let with = TlsClientConfig {
+            server_name: "127.0.0.1".into(),
+            root_certs: Some(cert.clone()),
+            client_cert: Some(cert.clone()),
+            client_key: Some(key),
+        };
+        let config = client_config(&with).expect("config");
+        assert!(config.client_auth_cert_resolver.has_certs());
+        let without = TlsClientConfig {
+            client_cert: None,
+            client_key: None,
+            ..with
+        };
+        let config = client_config(&without).expect("config");
+        assert!(!config.client_auth_cert_resolver.has_certs());
+    }
+
+    #[test]
+    fn a_bad_client_key_is_named() {
+        let (cert, _) = pem_pair();
+        let bad = TlsClientConfig {
+            server_name: "127.0.0.1".into(),
+            root_certs: None,
+            client_cert: Some(cert.clone()),
+            client_key: Some(cert),
+        };
+        let err = client_config(&bad).expect_err("a certificate is not a key");
+        assert!(err.starts_with("client key:"), "{err}");
     }
 }
