@@ -17,8 +17,8 @@ use siphon::config::{Config, UserConfig};
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
 use siphon::sip::{
-    EchoBehavior, EchoServer, EchoSettings, InboundPolicy, OutboundInvite, SipEndpoint,
-    SipSettings, SipTls, Transport, UacEvent,
+    EchoBehavior, EchoServer, EchoSettings, InboundPolicy, OutboundInvite, RegistrationSpec,
+    RegistrationState, SipEndpoint, SipSettings, SipTls, Transport, UacEvent,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -178,6 +178,41 @@ async fn expired_trunk_certificate_gives_503_naming_it() {
     let pki = Pki::new("expired");
     let leaf = pki.issue_expired(&["127.0.0.1"]);
     refused_trunk(&pki, leaf, "expired", 28400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_with_a_certificate_for_another_host_fails_naming_it() {
+    let pki = Pki::new("registrar-host");
+    let stop = CancellationToken::new();
+    let echo = tls_echo(&pki.issue(&["registrar.example.net"]), None, &stop).await;
+    let pbx = tls_pbx(&pki, &stop).await;
+    let spec = RegistrationSpec {
+        registrar: format!("sips:{}", echo.tls_addr().unwrap()),
+        user: "1001".into(),
+        domain: String::new(),
+        username: String::new(),
+        password: "pw".into(),
+        expires: 300,
+    };
+    let registration = pbx.register(spec).unwrap();
+    let mut state = registration.state();
+    let failed = tokio::time::timeout(T, async {
+        loop {
+            if let RegistrationState::Failed { code, reason, .. } = state.borrow().clone() {
+                return (code, reason);
+            }
+            state.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.0, 503);
+    assert!(
+        failed.1.contains("TLS certificate of 127.0.0.1:"),
+        "{}",
+        failed.1
+    );
+    assert!(failed.1.contains("not valid for name"), "{}", failed.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

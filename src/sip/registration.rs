@@ -217,8 +217,14 @@ impl Driver {
             };
             debug!(cseq = self.cseq, expires, "REGISTER");
             let dest = self.target.destination.clone();
-            let sent = transact(&self.endpoint, req.clone(), dest, &self.metrics).await;
-            let Some(resp) = sent else {
+            if dest.is_some() {
+                // A refused certificate is the reason the registration shows.
+                let layer = &self.endpoint.transport_layer;
+                if let Err(why) = tls::connect_first(layer, &req.uri, &self.metrics).await {
+                    return unreachable_because(why);
+                }
+            }
+            let Some(resp) = transact(&self.endpoint, req.clone(), dest).await else {
                 return unreachable();
             };
             if matches!(resp.status_code.code(), 401 | 407) && !answered {
@@ -263,7 +269,6 @@ async fn transact(
     endpoint: &EndpointInnerRef,
     req: Request,
     destination: Option<SipAddr>,
-    metrics: &Metrics,
 ) -> Option<Response> {
     let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
         Ok(k) => k,
@@ -272,12 +277,6 @@ async fn transact(
             return None;
         }
     };
-    if destination.is_some() {
-        let layer = &endpoint.transport_layer;
-        if tls::connect_first(layer, &req.uri, metrics).await.is_err() {
-            return None;
-        }
-    }
     let mut tx = Transaction::new_client(key, req, endpoint.clone(), None);
     tx.destination = destination;
     if let Err(e) = tx.send().await {
@@ -292,6 +291,15 @@ async fn transact(
         }
     }
     None
+}
+
+/// The registrar could not be reached over TLS, for the reason given.
+fn unreachable_because(reason: String) -> Reply {
+    Reply::Failed {
+        code: 503,
+        reason,
+        retry_after: None,
+    }
 }
 
 /// The registrar could not be reached at the transport level (RFC 3263
