@@ -22,6 +22,13 @@ RUN sh scripts/docker-stubs touch \
 # ---- runtime ---------------------------------------------------------------
 FROM debian:bookworm-slim
 
+# The host's CA store is what TLS trunks and registrars are verified against
+# (sip.tls_ca replaces it); bookworm pins the version, so DL3008 is moot.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 siphon \
     && useradd --system --uid 10001 --gid siphon --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin siphon

@@ -251,7 +251,7 @@ async fn plain_text_on_the_tls_port_is_closed_and_counted() {
         !String::from_utf8_lossy(&buf).contains("ok"),
         "no HTTP answer"
     );
-    let counted = r#"siphon_tls_handshake_failures_total{listener="https",reason="not_tls"} 1"#;
+    let counted = r#"siphon_https_handshake_failures_total{reason="not_tls"} 1"#;
     let deadline = tokio::time::Instant::now() + T;
     while !rig.metrics.render().contains(counted) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -53,6 +53,7 @@ impl Rig {
         let settings = SipSettings {
             udp: Some("127.0.0.1:0".parse().unwrap()),
             tcp: None,
+            tls: None,
             public_ip: "127.0.0.1".parse().unwrap(),
             domain: "pbx.test".into(),
             user_agent: "test-pbx".into(),

@@ -72,11 +72,16 @@ pub fn resolve(to: &str, cfg: &RouteConfig) -> Result<Target, RouteError> {
         .trunk
         .as_deref()
         .ok_or_else(|| RouteError::NoTrunk(to.to_owned()))?;
-    let rest = trunk.strip_prefix("sip:").unwrap_or(trunk);
+    // A sips: trunk keeps its scheme: the call must go over TLS (RFC 3261 §19.1).
+    let (scheme, rest) = match trunk.split_once(':') {
+        Some((s, rest)) if s.eq_ignore_ascii_case("sips") => ("sips", rest),
+        Some((s, rest)) if s.eq_ignore_ascii_case("sip") => ("sip", rest),
+        _ => ("sip", trunk),
+    };
     // A trunk URI may carry a user part already (sip:gw@host): replace it.
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     Ok(Target {
-        uri: format!("sip:{to}@{host}"),
+        uri: format!("{scheme}:{to}@{host}"),
         via_trunk: true,
     })
 }
@@ -135,6 +140,11 @@ mod tests {
         assert_eq!(
             resolve("+4930123", &c).unwrap().uri,
             "sip:+4930123@10.0.0.1"
+        );
+        c.trunk = Some("SIPS:gw@carrier.example:5061".into());
+        assert_eq!(
+            resolve("1000", &c).unwrap().uri,
+            "sips:1000@carrier.example:5061"
         );
     }
 

@@ -11,6 +11,7 @@ mod field;
 mod public_ip;
 mod reader;
 mod schema;
+mod sip_tls;
 mod types;
 mod users;
 mod validate;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
+pub use sip_tls::{wants_tls, SipTlsConfig};
 pub use types::{
     default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
     InboundConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig,
@@ -63,7 +65,8 @@ impl Config {
     ///
     /// Never unspecified in a validated config: a wildcard listener needs `sip.public_ip`.
     pub fn sip_public_ip(&self) -> IpAddr {
-        let listen = self.sip.udp.or(self.sip.tcp).map(|a| a.ip());
+        let listen = self.sip.udp.or(self.sip.tcp).or(self.sip.tls.listen);
+        let listen = listen.map(|a| a.ip());
         self.sip
             .public_ip
             .or(listen)
@@ -130,6 +133,9 @@ impl Config {
         }
         if let Some(addr) = self.sip.tcp {
             out.push(("sip.tcp", addr.ip()));
+        }
+        if let Some(addr) = self.sip.tls.listen {
+            out.push(("sip.tls", addr.ip()));
         }
         out.push(("http.listen", self.http.listen.ip()));
         out.push(("webrtc.bind", self.webrtc.bind));

@@ -26,8 +26,11 @@ pub(super) fn check_public_ips(config: &Config, errors: &mut Vec<ConfigError>) {
 
 /// The SIP listeners bound to a wildcard address, as `key (address)`.
 fn sip_wildcards(config: &Config) -> Vec<String> {
-    // A SIP over TLS listener (`sip.tls`) belongs in this list as well.
-    let listeners = [("sip.udp", config.sip.udp), ("sip.tcp", config.sip.tcp)];
+    let listeners = [
+        ("sip.udp", config.sip.udp),
+        ("sip.tcp", config.sip.tcp),
+        ("sip.tls", config.sip.tls.listen),
+    ];
     listeners
         .into_iter()
         .filter_map(|(key, addr)| addr.filter(is_wildcard).map(|a| format!("{key} ({a})")))

@@ -51,6 +51,7 @@ impl Section for SipConfig {
     fn visit<V: Visitor>(&mut self, v: &mut V) {
         v.field("udp", &mut self.udp);
         v.field("tcp", &mut self.tcp);
+        self.tls.visit(v);
         v.field("public_ip", &mut self.public_ip);
         v.field("domain", &mut self.domain);
         v.field("user_agent", &mut self.user_agent);

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::sip_tls::SipTlsConfig;
 use super::users::UserConfig;
 
 /// The whole gateway configuration; `Config::default()` runs everything on 127.0.0.1.
@@ -42,6 +43,8 @@ pub struct SipConfig {
     pub udp: Option<SocketAddr>,
     /// SIP over TCP listen address; `None` disables TCP.
     pub tcp: Option<SocketAddr>,
+    /// SIP over TLS: listener, certificates, trust.
+    pub tls: SipTlsConfig,
     /// Address put in Via/Contact/SDP o=; `None` = the listen IP.
     pub public_ip: Option<IpAddr>,
     /// Domain of From URIs; empty = the public IP (see `Config::sip_domain`).
@@ -259,6 +262,7 @@ impl Default for SipConfig {
         Self {
             udp: Some(loopback(5060)),
             tcp: Some(loopback(5060)),
+            tls: SipTlsConfig::default(),
             public_ip: None,
             domain: String::new(),
             user_agent: default_user_agent(),

@@ -16,6 +16,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     }
     check_codecs(&mut config.sip.codecs, errors);
     check_sip(config, errors);
+    super::sip_tls::check(config, errors);
     check_inbound(config, errors);
     check_client_register(config, errors);
     check_nonzero(config, errors);
@@ -53,8 +54,8 @@ fn check_codecs(codecs: &mut [String], errors: &mut Vec<ConfigError>) {
 
 fn check_sip(config: &Config, errors: &mut Vec<ConfigError>) {
     let sip = &config.sip;
-    if sip.udp.is_none() && sip.tcp.is_none() {
-        let reason = "sip.udp and sip.tcp are both disabled; enable at least one";
+    if sip.udp.is_none() && sip.tcp.is_none() && sip.tls.listen.is_none() {
+        let reason = "sip.udp, sip.tcp and sip.tls are all disabled; enable at least one";
         errors.push(ConfigError::new("sip.udp", reason));
     }
     if let Some(reason) = sip.trunk.uri.as_deref().and_then(sip_uri_problem) {

@@ -48,7 +48,10 @@ pub(super) async fn bind_http(config: &Config) -> Result<HttpListeners, StartErr
                     crate::tls::Which::Cert => "http.tls_cert",
                     crate::tls::Which::Key => "http.tls_key",
                 };
-                StartError::Tls { key, source: e }
+                StartError::Tls {
+                    key,
+                    reason: e.reason,
+                }
             })?;
             Some(Arc::new(store))
         }

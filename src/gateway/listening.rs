@@ -66,11 +66,14 @@ impl Gateway {
     /// Every address the gateway listens on, for the start-up log.
     pub fn listening(&self) -> Listening {
         let c = &self.inner.config;
-        // A SIP over TLS listener (`sip.tls`) joins this list with its transport.
-        let sip = [("sip.udp", Transport::Udp), ("sip.tcp", Transport::Tcp)]
-            .into_iter()
-            .filter_map(|(key, t)| self.sip_addr(t).map(|a| (key, a)))
-            .collect();
+        let sip = [
+            ("sip.udp", Transport::Udp),
+            ("sip.tcp", Transport::Tcp),
+            ("sip.tls", Transport::Tls),
+        ]
+        .into_iter()
+        .filter_map(|(key, t)| self.sip_addr(t).map(|a| (key, a)))
+        .collect();
         let public_ip = match c.webrtc_public_ip() {
             ip if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
             ip => ip,

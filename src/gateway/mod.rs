@@ -10,6 +10,7 @@ mod listening;
 mod outbound;
 mod registrations;
 mod reinvites;
+mod sip_tls;
 mod slots;
 mod start_error;
 
@@ -102,7 +103,7 @@ impl Gateway {
     ) -> Result<Gateway, StartError> {
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
-        let sip = SipEndpoint::start(sip_settings(&config), metrics.clone(), shutdown.clone())
+        let sip = SipEndpoint::start(sip_settings(&config)?, metrics.clone(), shutdown.clone())
             .await
             .map_err(StartError::sip)?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
@@ -286,16 +287,17 @@ async fn start_echo(
     Ok(Some(echo))
 }
 
-fn sip_settings(config: &Config) -> sip::SipSettings {
-    sip::SipSettings {
+fn sip_settings(config: &Config) -> Result<sip::SipSettings, StartError> {
+    Ok(sip::SipSettings {
         udp: config.sip.udp,
         tcp: config.sip.tcp,
+        tls: sip_tls::load(config)?,
         public_ip: config.sip_public_ip(),
         domain: config.sip_domain(),
         user_agent: config.sip.user_agent.clone(),
         max_message_bytes: config.sip.max_message_bytes as usize,
         inbound: inbound_policy(&config.sip.inbound),
-    }
+    })
 }
 
 /// The SIP layer's inbound policy; config validation already checked the values.

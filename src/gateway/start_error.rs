@@ -31,12 +31,12 @@ pub enum StartError {
     #[error("webrtc: {0}")]
     WebRtc(#[from] WebRtcError),
     /// A TLS certificate or key could not be loaded.
-    #[error("{key}: {source}")]
+    #[error("{key}: {reason}")]
     Tls {
         /// The config key naming the file.
         key: &'static str,
-        /// What is wrong with it.
-        source: crate::tls::TlsFileError,
+        /// What is wrong with it, naming the path.
+        reason: String,
     },
 }
 
@@ -87,6 +87,7 @@ fn sip_key(transport: Transport) -> &'static str {
     match transport {
         Transport::Udp => "sip.udp",
         Transport::Tcp => "sip.tcp",
+        Transport::Tls => "sip.tls",
     }
 }
 

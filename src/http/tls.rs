@@ -218,8 +218,8 @@ async fn accept_loop(
 
 fn handshake_failed(metrics: &Metrics, peer: SocketAddr, reason: &str, e: &dyn std::fmt::Display) {
     metrics
-        .tls_handshake_failures_total
-        .with_label_values(&["https", reason])
+        .https_handshake_failures_total
+        .with_label_values(&[reason])
         .inc();
     tracing::debug!(%peer, reason, error = %e, "https: TLS handshake failed");
 }

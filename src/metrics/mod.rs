@@ -51,6 +51,9 @@ pub struct Metrics {
     pub sip_messages_total: IntCounterVec,
     /// SIP input that was refused or dropped, by reason.
     pub sip_errors_total: IntCounterVec,
+    /// SIP over TLS handshakes, by direction (in: our listener, out: peers
+    /// we connect to) and outcome (ok, plaintext, certificate, ...).
+    pub sip_tls_handshakes_total: IntCounterVec,
     /// Open WebSocket connections.
     pub ws_connections: IntGauge,
     /// WebSocket messages received, by type.
@@ -81,8 +84,8 @@ pub struct Metrics {
     /// RFC 4028 session-timer events (refresh_sent, refresh_received,
     /// refresh_failed, expired).
     pub session_timer_events_total: IntCounterVec,
-    /// TLS handshakes that failed, by listener (https, sip) and reason.
-    pub tls_handshake_failures_total: IntCounterVec,
+    /// HTTPS handshakes that failed, by reason (SIP over TLS has its own family).
+    pub https_handshake_failures_total: IntCounterVec,
     /// Certificate reloads, by listener and result (ok, failed).
     pub tls_reloads_total: IntCounterVec,
     /// HTTP requests refused before they reached a handler, by reason.
@@ -142,6 +145,11 @@ impl Metrics {
                 "sip_errors_total",
                 "SIP input refused or dropped",
                 &["reason"],
+            ),
+            sip_tls_handshakes_total: counter_vec(
+                "sip_tls_handshakes_total",
+                "SIP over TLS handshakes by direction and outcome",
+                &["direction", "outcome"],
             ),
             ws_connections: IntGauge::new("ws_connections", "Open WebSocket connections")
                 .expect("valid gauge"),
@@ -204,10 +212,10 @@ impl Metrics {
                 "RFC 4028 session-timer refreshes and expiries, by event",
                 &["event"],
             ),
-            tls_handshake_failures_total: counter_vec(
-                "tls_handshake_failures_total",
-                "TLS handshakes that failed, by listener and reason",
-                &["listener", "reason"],
+            https_handshake_failures_total: counter_vec(
+                "https_handshake_failures_total",
+                "TLS handshakes on the HTTPS listener that failed, by reason",
+                &["reason"],
             ),
             tls_reloads_total: counter_vec(
                 "tls_reloads_total",
@@ -257,6 +265,7 @@ impl Metrics {
             Box::new(self.dtls_handshakes_total.clone()),
             Box::new(self.sip_messages_total.clone()),
             Box::new(self.sip_errors_total.clone()),
+            Box::new(self.sip_tls_handshakes_total.clone()),
             Box::new(self.ws_connections.clone()),
             Box::new(self.ws_messages_total.clone()),
             Box::new(self.ws_errors_total.clone()),
@@ -271,7 +280,7 @@ impl Metrics {
             Box::new(self.reoffers_total.clone()),
             Box::new(self.browser_reoffers_total.clone()),
             Box::new(self.session_timer_events_total.clone()),
-            Box::new(self.tls_handshake_failures_total.clone()),
+            Box::new(self.https_handshake_failures_total.clone()),
             Box::new(self.tls_reloads_total.clone()),
             Box::new(self.http_refused_total.clone()),
             Box::new(self.draining.clone()),
@@ -291,6 +300,13 @@ impl Metrics {
     /// Count one SIP input error (malformed, oversize, ...).
     pub fn sip_error(&self, reason: &str) {
         self.sip_errors_total.with_label_values(&[reason]).inc();
+    }
+
+    /// Count one SIP over TLS handshake by direction (`in`, `out`) and outcome.
+    pub fn sip_tls_handshake(&self, direction: &str, outcome: &str) {
+        self.sip_tls_handshakes_total
+            .with_label_values(&[direction, outcome])
+            .inc();
     }
 }
 

@@ -20,6 +20,7 @@ use super::echo_dialog::{self, Session};
 use super::echo_media::PortPair;
 use super::echo_sdp::{self, Choice};
 use super::stack::{self, Stack, StackConfig};
+use super::tls::SipTls;
 use super::{SipError, Transport};
 use crate::metrics::Metrics;
 
@@ -129,7 +130,17 @@ impl EchoServer {
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Result<EchoServer, SipError> {
-        let (stack, incoming) = bind(&settings, &metrics, &shutdown).await?;
+        Self::start_with_tls(settings, None, metrics, shutdown).await
+    }
+
+    /// `start`, plus a TLS listener on its own port when `tls.listen` is set.
+    pub async fn start_with_tls(
+        settings: EchoSettings,
+        tls: Option<SipTls>,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Result<EchoServer, SipError> {
+        let (stack, incoming) = bind(&settings, tls.as_ref(), &metrics, &shutdown).await?;
         let inner = Arc::new(Echo {
             stack,
             settings,
@@ -152,6 +163,11 @@ impl EchoServer {
             .unwrap_or(self.inner.settings.listen)
     }
 
+    /// The TLS listener's address, if it has one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.inner.stack.local_addr(Transport::Tls)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> EchoStats {
         EchoStats {
@@ -171,6 +187,7 @@ impl EchoServer {
 /// port is picked and TCP tried on it, a few times in case it is taken.
 async fn bind(
     s: &EchoSettings,
+    tls: Option<&SipTls>,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(Stack, TransactionReceiver), SipError> {
@@ -188,6 +205,7 @@ async fn bind(
         let cfg = StackConfig {
             udp: Some(addr),
             tcp: Some(addr),
+            tls: tls.cloned(),
             public_ip,
             user_agent: "siphon-echo".into(),
             max_message_bytes: 65535,
@@ -400,14 +418,14 @@ impl Echo {
     }
 
     fn contact(&self, tx: &Transaction) -> Option<rsipstack::sip::Uri> {
-        let tcp = tx
-            .connection
-            .as_ref()
-            .is_some_and(|c| c.transport() == rsipstack::sip::Transport::Tcp);
-        let t = if tcp { Transport::Tcp } else { Transport::Udp };
+        let t = match tx.connection.as_ref().map(|c| c.transport()) {
+            Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
+            Some(rsipstack::sip::Transport::Tls) => Transport::Tls,
+            _ => Transport::Udp,
+        };
         let addr = self.stack.public_addr(t)?;
-        let name = if tcp { "tcp" } else { "udp" };
-        rsipstack::sip::Uri::try_from(format!("sip:echo@{addr};transport={name}").as_str()).ok()
+        let uri = super::uas_call::contact_uri("echo", addr, t, &tx.original.uri);
+        rsipstack::sip::Uri::try_from(uri.as_str()).ok()
     }
 }
 

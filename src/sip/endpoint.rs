@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::dialog_states::DialogStates;
 use super::stack::{self, Stack, StackConfig};
+use super::tls;
 use super::uac::{self, UacEvent, UacHandle};
+use super::uac_request;
 use super::uas::{self, Inbound, InboundCall};
 use super::{OutboundInvite, SipError, SipSettings, Transport};
 use crate::metrics::Metrics;
@@ -60,6 +62,7 @@ impl SipEndpoint {
         let cfg = StackConfig {
             udp: settings.udp,
             tcp: settings.tcp,
+            tls: settings.tls.clone(),
             public_ip: settings.public_ip,
             user_agent: settings.user_agent.clone(),
             max_message_bytes: settings.max_message_bytes,
@@ -99,6 +102,12 @@ impl SipEndpoint {
     ) -> Result<(UacHandle, mpsc::Receiver<UacEvent>), SipError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(SipError::Shutdown);
+        }
+        if let Some((uri, Transport::Tls)) = uac_request::target_uri(&req.target) {
+            let layer = &self.inner.stack.dialogs.endpoint.transport_layer;
+            tls::connect_first(layer, &uri, &self.inner.metrics)
+                .await
+                .map_err(SipError::TlsPeer)?;
         }
         uac::start(self.inner.clone(), req)
     }

@@ -10,6 +10,9 @@
 //! still go out through rsipstack's `TcpConnection` writer. Connections
 //! siphon opens itself (outbound calls over TCP) keep rsipstack's reader: a
 //! peer we chose to call is trusted to frame its responses.
+//!
+//! TLS: once `tls_guard` has handshaken, the same `GuardedStream` reads the
+//! decrypted stream; replies go out through an rsipstack `TlsConnection`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transport::stream::StreamConnection;
 use rsipstack::transport::tcp::TcpConnection;
 use rsipstack::transport::{SipAddr, SipConnection};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -155,87 +158,113 @@ async fn serve_connection(stream: TcpStream, guard: &TcpGuard) {
         Err(e) => return warn!(error = %e, "tcp connection setup failed"),
     };
     // Take the read half so rsipstack's own reader never runs on it.
-    let Some(mut reader) = conn.inner.read_half.lock().await.take() else {
+    let Some(reader) = conn.inner.read_half.lock().await.take() else {
         return;
     };
-    let mut buf = BytesMut::with_capacity(4096);
-    loop {
-        let read = tokio::select! {
-            _ = guard.shutdown.cancelled() => break,
-            r = reader.read_buf(&mut buf) => r,
-        };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if !drain_frames(&mut buf, &conn, remote, guard).await {
-            break;
-        }
-    }
+    let stream = GuardedStream {
+        sc: SipConnection::Tcp(conn.clone()),
+        conn: &conn,
+        transport: rsipstack::sip::Transport::Tcp,
+        remote,
+        endpoint: &guard.endpoint,
+        max: guard.max,
+        metrics: &guard.metrics,
+    };
+    stream.read(reader, &guard.shutdown).await;
     conn.close().await.ok();
 }
 
-/// Handle every complete frame in `buf`; `false` when the stream is broken.
-async fn drain_frames(
-    buf: &mut BytesMut,
-    conn: &TcpConnection,
-    remote: SocketAddr,
-    guard: &TcpGuard,
-) -> bool {
-    loop {
-        match ingress::frame(buf, guard.max) {
-            Frame::Incomplete => return true,
-            Frame::Keepalive { len, pong } => {
-                let _ = buf.split_to(len);
-                if pong && conn.send_raw(b"\r\n").await.is_err() {
-                    return false;
-                }
+/// One inbound stream connection (TCP, or TLS once handshaken) whose
+/// messages the guard reads and checks before rsipstack sees them.
+pub(crate) struct GuardedStream<'a, C> {
+    /// How rsipstack names the connection (replies go out through it).
+    pub sc: SipConnection,
+    /// Its writer, for refusals and keepalive answers.
+    pub conn: &'a C,
+    pub transport: rsipstack::sip::Transport,
+    pub remote: SocketAddr,
+    pub endpoint: &'a EndpointInnerRef,
+    pub max: usize,
+    pub metrics: &'a Metrics,
+}
+
+impl<C: StreamConnection> GuardedStream<'_, C> {
+    /// Read and deliver messages until the peer closes, the stream breaks or shutdown.
+    pub(crate) async fn read(
+        &self,
+        mut reader: impl AsyncRead + Unpin,
+        shutdown: &CancellationToken,
+    ) {
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = reader.read_buf(&mut buf) => r,
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
-            Frame::Message(len) => {
-                let msg = buf.split_to(len);
-                let verdict = ingress::check_message(&msg, guard.max);
-                deliver(verdict, conn, remote, guard).await;
-            }
-            Frame::Broken { reason, head } => {
-                // The byte stream cannot be split into messages any more
-                // (RFC 3261 §18.3): answer if possible, then close.
-                let verdict = match head {
-                    Some(h) => ingress::refuse(&buf[..h], reason, 400),
-                    None => Verdict::Drop { reason },
-                };
-                deliver(verdict, conn, remote, guard).await;
-                return false;
+            if !self.drain_frames(&mut buf).await {
+                break;
             }
         }
     }
-}
 
-async fn deliver(verdict: Verdict, conn: &TcpConnection, remote: SocketAddr, guard: &TcpGuard) {
-    match verdict {
-        Verdict::Accept(msg) => {
-            let from = SipAddr {
-                r#type: Some(rsipstack::sip::Transport::Tcp),
-                addr: remote.into(),
-            };
-            let msg = match SipConnection::update_msg_received(
-                *msg,
-                remote,
-                rsipstack::sip::Transport::Tcp,
-            ) {
-                Ok(m) => m,
-                Err(_) => return guard.metrics.sip_error("bad_header"),
-            };
-            let sc = SipConnection::Tcp(conn.clone());
-            if let Err(e) = guard.endpoint.on_received_message(msg, sc, &from).await {
-                debug!(error = %e, %remote, "stack refused tcp message");
+    /// Handle every complete frame in `buf`; `false` when the stream is broken.
+    async fn drain_frames(&self, buf: &mut BytesMut) -> bool {
+        loop {
+            match ingress::frame(buf, self.max) {
+                Frame::Incomplete => return true,
+                Frame::Keepalive { len, pong } => {
+                    let _ = buf.split_to(len);
+                    if pong && self.conn.send_raw(b"\r\n").await.is_err() {
+                        return false;
+                    }
+                }
+                Frame::Message(len) => {
+                    let msg = buf.split_to(len);
+                    let verdict = ingress::check_message(&msg, self.max);
+                    self.deliver(verdict).await;
+                }
+                Frame::Broken { reason, head } => {
+                    // The byte stream cannot be split into messages any more
+                    // (RFC 3261 §18.3): answer if possible, then close.
+                    let verdict = match head {
+                        Some(h) => ingress::refuse(&buf[..h], reason, 400),
+                        None => Verdict::Drop { reason },
+                    };
+                    self.deliver(verdict).await;
+                    return false;
+                }
             }
         }
-        Verdict::Refuse { reason, response } => {
-            guard.metrics.sip_error(reason);
-            if conn.send_raw(&response).await.is_ok() {
-                count(&guard.metrics, "out", &status_class(&response));
+    }
+
+    async fn deliver(&self, verdict: Verdict) {
+        let remote = self.remote;
+        match verdict {
+            Verdict::Accept(msg) => {
+                let from = SipAddr {
+                    r#type: Some(self.transport),
+                    addr: remote.into(),
+                };
+                let msg = match SipConnection::update_msg_received(*msg, remote, self.transport) {
+                    Ok(m) => m,
+                    Err(_) => return self.metrics.sip_error("bad_header"),
+                };
+                let sc = self.sc.clone();
+                if let Err(e) = self.endpoint.on_received_message(msg, sc, &from).await {
+                    debug!(error = %e, %remote, "stack refused stream message");
+                }
             }
+            Verdict::Refuse { reason, response } => {
+                self.metrics.sip_error(reason);
+                if self.conn.send_raw(&response).await.is_ok() {
+                    count(self.metrics, "out", &status_class(&response));
+                }
+            }
+            Verdict::Drop { reason } => self.metrics.sip_error(reason),
         }
-        Verdict::Drop { reason } => guard.metrics.sip_error(reason),
     }
 }

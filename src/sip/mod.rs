@@ -4,7 +4,9 @@
 //! extension.
 //!
 //! Layout: `ingress` (pure checks and stream framing) and `guard` (the UDP
-//! socket wrapper and TCP reader that apply them) sit under rsipstack;
+//! socket wrapper and TCP/TLS reader that apply them) sit under rsipstack,
+//! with `tls_guard` (the TLS port's handshakes) and `tls_seam` (rsipstack's
+//! TLS connections over siphon's streams) in front of TLS;
 //! `stack` builds one rsipstack endpoint on them; `endpoint`, `uac` and `uas`
 //! are the gateway's side, `echo` the test and demo peer.
 
@@ -27,6 +29,9 @@ mod reoffer;
 mod session_refresh;
 mod session_timer;
 mod stack;
+mod tls;
+mod tls_guard;
+mod tls_seam;
 mod uac;
 mod uac_confirmed;
 mod uac_request;
@@ -45,6 +50,7 @@ pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
+pub use tls::{is_client_key, parse_certs, parse_key, SipTls, TlsError};
 pub use uac::{UacEvent, UacHandle};
 pub use uas::{InboundCall, UasEvent, UasHandle};
 
@@ -55,6 +61,8 @@ pub struct SipSettings {
     pub udp: Option<SocketAddr>,
     /// TCP listen address, if TCP is enabled (port 0: any free port).
     pub tcp: Option<SocketAddr>,
+    /// TLS: the listener, if any, and what TLS peers are trusted with.
+    pub tls: Option<SipTls>,
     /// Address written in Via and Contact.
     pub public_ip: IpAddr,
     /// SIP domain of this gateway (From host of outbound calls).
@@ -74,6 +82,28 @@ pub enum Transport {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP (`transport=tls`, `sips:`).
+    Tls,
+}
+
+impl Transport {
+    /// The `transport=` URI parameter value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// rsipstack's name for it.
+    pub(crate) fn stack(self) -> rsipstack::sip::Transport {
+        match self {
+            Transport::Udp => rsipstack::sip::Transport::Udp,
+            Transport::Tcp => rsipstack::sip::Transport::Tcp,
+            Transport::Tls => rsipstack::sip::Transport::Tls,
+        }
+    }
 }
 
 /// Digest credentials for answering a 401/407.
@@ -132,6 +162,13 @@ pub enum SipError {
     /// No listener for the transport a target needs.
     #[error("no {0:?} listener")]
     NoTransport(Transport),
+    /// A TLS peer could not be reached: its certificate was refused, or the
+    /// connection or handshake failed (the text says which).
+    #[error("{0}")]
+    TlsPeer(String),
+    /// The TLS certificate, key or CA bundle cannot be used.
+    #[error("sip tls: {0}")]
+    Tls(#[from] TlsError),
     /// The endpoint is shutting down.
     #[error("shutting down")]
     Shutdown,

@@ -16,6 +16,7 @@ use rsipstack::sip::{Request, Response, SipMessage};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::SipAddr;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -25,7 +26,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::endpoint::Shared;
 use super::registration_plan::{Plan, Reply, MAX_JITTER_PERMILLE};
 use super::registration_request::{self as request, Target};
-use super::SipError;
+use super::{tls, SipError};
+use crate::metrics::Metrics;
 
 /// How long unregistering waits for the registrar before giving up: the
 /// binding then lapses at its expiry, which is harmless, while a shutdown
@@ -109,6 +111,7 @@ pub(super) fn start(shared: Arc<Shared>, spec: RegistrationSpec) -> Result<Regis
     let span = info_span!("registration", user = %spec.user, registrar = %spec.registrar);
     let driver = Driver {
         endpoint: shared.stack.dialogs.endpoint.clone(),
+        metrics: shared.metrics.clone(),
         shutdown: shared.shutdown.clone(),
         target,
         plan: Plan::with_jitter(spec.expires, rand::random_range(0..=MAX_JITTER_PERMILLE)),
@@ -146,6 +149,7 @@ async fn unless_stopped<T>(
 /// The task that owns one registration's Call-ID, CSeq and schedule.
 struct Driver {
     endpoint: EndpointInnerRef,
+    metrics: Metrics,
     shutdown: CancellationToken,
     target: Target,
     plan: Plan,
@@ -212,7 +216,15 @@ impl Driver {
                 }
             };
             debug!(cseq = self.cseq, expires, "REGISTER");
-            let Some(resp) = transact(&self.endpoint, req.clone()).await else {
+            let dest = self.target.destination.clone();
+            if dest.is_some() {
+                // A refused certificate is the reason the registration shows.
+                let layer = &self.endpoint.transport_layer;
+                if let Err(why) = tls::connect_first(layer, &req.uri, &self.metrics).await {
+                    return unreachable_because(why);
+                }
+            }
+            let Some(resp) = transact(&self.endpoint, req.clone(), dest).await else {
                 return unreachable();
             };
             if matches!(resp.status_code.code(), 401 | 407) && !answered {
@@ -253,7 +265,11 @@ fn log_change(old: &RegistrationState, new: &RegistrationState) {
 
 /// Send `req` in a client transaction; its final response, if any arrives.
 /// Timer F makes rsipstack hand back a 408 of its own.
-async fn transact(endpoint: &EndpointInnerRef, req: Request) -> Option<Response> {
+async fn transact(
+    endpoint: &EndpointInnerRef,
+    req: Request,
+    destination: Option<SipAddr>,
+) -> Option<Response> {
     let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
         Ok(k) => k,
         Err(e) => {
@@ -262,6 +278,7 @@ async fn transact(endpoint: &EndpointInnerRef, req: Request) -> Option<Response>
         }
     };
     let mut tx = Transaction::new_client(key, req, endpoint.clone(), None);
+    tx.destination = destination;
     if let Err(e) = tx.send().await {
         debug!(error = %e, "REGISTER not sent");
         return None;
@@ -274,6 +291,15 @@ async fn transact(endpoint: &EndpointInnerRef, req: Request) -> Option<Response>
         }
     }
     None
+}
+
+/// The registrar could not be reached over TLS, for the reason given.
+fn unreachable_because(reason: String) -> Reply {
+    Reply::Failed {
+        code: 503,
+        reason,
+        retry_after: None,
+    }
 }
 
 /// The registrar could not be reached at the transport level (RFC 3263

@@ -13,7 +13,7 @@ use super::challenge;
 use super::endpoint::Shared;
 use super::registration::RegistrationSpec;
 use super::registration_plan::Reply;
-use super::{stack, SipError, Transport};
+use super::{stack, uac_request, uas_call, SipError, Transport};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
     SipError::Invalid {
@@ -40,6 +40,8 @@ pub(super) struct Target {
     pub contact_text: String,
     /// Listener written in Via.
     pub via: SipAddr,
+    /// Where to send, when the URI alone would not say TLS (`sips:`).
+    pub destination: Option<SipAddr>,
     pub call_id: String,
     pub from_tag: String,
     /// Digest credentials.
@@ -60,11 +62,8 @@ impl Target {
             d => d.to_string(),
         };
         let aor = uri("user", &format!("sip:{}@{domain}", spec.user))?;
-        let name = match transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
-        let contact_text = format!("sip:{}@{public};transport={name}", spec.user);
+        let contact_text = uas_call::contact_uri(&spec.user, public, transport, &registrar);
+        let destination = uac_request::tls_destination(&registrar, transport);
         let contact = uri("user", &contact_text)?;
         let username = match spec.username.as_str() {
             "" => spec.user.clone(),
@@ -76,12 +75,10 @@ impl Target {
             contact,
             contact_text,
             via: SipAddr {
-                r#type: Some(match transport {
-                    Transport::Udp => rsipstack::sip::Transport::Udp,
-                    Transport::Tcp => rsipstack::sip::Transport::Tcp,
-                }),
+                r#type: Some(transport.stack()),
                 addr: public.into(),
             },
+            destination,
             // Named in siphon's domain, like the Call-IDs of its calls.
             call_id: format!("{:032x}@{}", rand::random::<u128>(), shared.settings.domain),
             from_tag: make_tag().to_string(),
@@ -140,21 +137,7 @@ impl Target {
 
 /// The registrar URI and the transport it asks for.
 fn parse_registrar(text: &str) -> Result<(Uri, Transport), SipError> {
-    // Only plain `sip:` makes sense without a TLS transport; the URI parser
-    // alone would take almost anything.
-    let is_sip = text
-        .get(..4)
-        .is_some_and(|s| s.eq_ignore_ascii_case("sip:"));
-    let registrar = uri("registrar", text)
-        .ok()
-        .filter(|_| is_sip && !text.contains(char::is_whitespace))
-        .ok_or_else(|| invalid("registrar", text))?;
-    let transport = match registrar.transport() {
-        None | Some(rsipstack::sip::Transport::Udp) => Transport::Udp,
-        Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
-        Some(_) => return Err(invalid("registrar transport", text)),
-    };
-    Ok((registrar, transport))
+    uac_request::target_uri(text).ok_or_else(|| invalid("registrar", text))
 }
 
 /// Classify a final response to a REGISTER that asked for `requested`.

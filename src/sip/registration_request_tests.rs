@@ -86,6 +86,7 @@ fn target() -> Target {
                 .expect("addr")
                 .into(),
         },
+        destination: None,
         call_id: "c1".into(),
         from_tag: "a".into(),
         username: "auth-1001".into(),
@@ -144,14 +145,18 @@ fn unusable_challenge_is_not_answered() {
 }
 
 #[test]
-fn registrar_must_be_a_sip_uri_on_udp_or_tcp() {
+fn registrar_must_be_a_sip_or_sips_uri() {
     let (_, t) = parse_registrar("sip:pbx.test:5070;transport=tcp").expect("tcp");
     assert_eq!(t, Transport::Tcp);
     let (_, t) = parse_registrar("SIP:pbx.test").expect("udp");
     assert_eq!(t, Transport::Udp);
+    let (_, t) = parse_registrar("sip:pbx.test;transport=tls").expect("tls");
+    assert_eq!(t, Transport::Tls);
+    let (_, t) = parse_registrar("sips:pbx.test").expect("sips");
+    assert_eq!(t, Transport::Tls);
     for bad in [
-        "sips:pbx.test",
-        "sip:pbx.test;transport=tls",
+        "sips:pbx.test;transport=tcp",
+        "sipx:pbx.test",
         "pbx.test",
         "sip:a b",
     ] {

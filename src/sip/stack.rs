@@ -14,13 +14,16 @@ use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption, Message
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, TcpListenerConnection, TransportLayer};
+use rsipstack::transport::{SipAddr, TcpListenerConnection, TlsListenerConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::guard::{self, GuardedUdp, TcpGuard};
+use super::tls::{self, SipTls};
+use super::tls_guard::{self, TlsGuard};
+use super::tls_seam;
 use super::{SipError, Transport};
 use crate::metrics::Metrics;
 
@@ -45,6 +48,8 @@ pub(crate) fn capabilities() -> Vec<Header> {
 pub(crate) struct StackConfig {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    /// The TLS listener (`listen`) and what TLS peers are trusted with.
+    pub tls: Option<SipTls>,
     pub public_ip: IpAddr,
     pub user_agent: String,
     pub max_message_bytes: usize,
@@ -57,6 +62,7 @@ pub(crate) struct Stack {
     pub dialogs: Arc<DialogLayer>,
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
     pub public_ip: IpAddr,
 }
 
@@ -66,6 +72,7 @@ impl Stack {
         match t {
             Transport::Udp => self.udp,
             Transport::Tcp => self.tcp,
+            Transport::Tls => self.tls,
         }
     }
 
@@ -141,6 +148,7 @@ pub(crate) async fn start(
         ),
         None => None,
     };
+    let tls = bind_tls(cfg.tls.as_ref(), &layer).await?;
     let t1 = cfg.t1;
     let option = EndpointOption {
         t1,
@@ -170,16 +178,35 @@ pub(crate) async fn start(
             endpoint: inner.clone(),
             local: sip_addr(rsipstack::sip::Transport::Tcp, public),
             max: cfg.max_message_bytes,
-            metrics,
+            metrics: metrics.clone(),
             shutdown: token.clone(),
         });
         tokio::spawn(guard::serve_tcp(listener, guard));
         tcp_local = Some(local);
     }
+    let mut tls_local = None;
+    if let Some((listener, acceptor)) = tls {
+        let local = listener.local_addr()?;
+        let public = SocketAddr::new(cfg.public_ip, local.port());
+        // Listed only for Via and target selection, as for TCP above.
+        let entry = TlsListenerConnection::new(local, Some(public), Default::default()).await?;
+        inner.transport_layer.add_transport(entry.into());
+        let guard = Arc::new(TlsGuard {
+            endpoint: inner.clone(),
+            local: sip_addr(rsipstack::sip::Transport::Tls, public),
+            acceptor,
+            max: cfg.max_message_bytes,
+            metrics,
+            shutdown: token.clone(),
+        });
+        tokio::spawn(tls_guard::serve_tls(listener, guard));
+        tls_local = Some(local);
+    }
     let stack = Stack {
         dialogs: Arc::new(DialogLayer::new(inner)),
         udp: udp_local,
         tcp: tcp_local,
+        tls: tls_local,
         public_ip: cfg.public_ip,
     };
     Ok((stack, incoming))
@@ -191,6 +218,26 @@ fn bind_error(transport: Transport, addr: SocketAddr, source: std::io::Error) ->
         addr,
         source,
     }
+}
+
+/// Set up TLS: the client side of rsipstack's transport always (targets
+/// may ask for TLS without a listener of ours), the listener when asked for.
+async fn bind_tls(
+    t: Option<&SipTls>,
+    layer: &TransportLayer,
+) -> Result<Option<(TcpListener, tokio_rustls::TlsAcceptor)>, SipError> {
+    tls::install_provider();
+    tls_seam::install();
+    let default = SipTls::default();
+    layer.set_tls_config(tls::client_config(t.unwrap_or(&default)));
+    let Some((t, addr)) = t.and_then(|t| Some((t, t.listen?))) else {
+        return Ok(None);
+    };
+    let config = tls::server_config(t)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| bind_error(Transport::Tls, addr, source))?;
+    Ok(Some((listener, tokio_rustls::TlsAcceptor::from(config))))
 }
 
 /// Run the endpoint. It is polled once here before being spawned: that first

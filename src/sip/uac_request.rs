@@ -6,9 +6,12 @@ use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{Request, Response, Uri};
 
+use rsipstack::transport::SipAddr;
+
 use super::challenge;
 use super::endpoint::Shared;
 use super::stack;
+use super::uas_call;
 use super::{Credentials, OutboundInvite, SipError, Transport};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
@@ -22,21 +25,8 @@ pub(super) fn build_option(
     shared: &Shared,
     req: &OutboundInvite,
 ) -> Result<InviteOption, SipError> {
-    // rsipstack's URI parser is lenient; only plain `sip:` targets make sense
-    // here (no TLS transport, so no `sips:`).
-    let is_sip = req
-        .target
-        .get(..4)
-        .is_some_and(|s| s.eq_ignore_ascii_case("sip:"));
-    let callee = Uri::try_from(req.target.as_str())
-        .ok()
-        .filter(|_| is_sip && !req.target.contains(char::is_whitespace))
-        .ok_or_else(|| invalid("target", &req.target))?;
-    let transport = match callee.transport() {
-        None | Some(rsipstack::sip::Transport::Udp) => Transport::Udp,
-        Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
-        Some(_) => return Err(invalid("target transport", &req.target)),
-    };
+    let (callee, transport) =
+        target_uri(&req.target).ok_or_else(|| invalid("target", &req.target))?;
     let contact_addr = shared
         .stack
         .public_addr(transport)
@@ -46,13 +36,9 @@ pub(super) fn build_option(
     let caller = Uri::try_from(caller.as_str()).map_err(|_| invalid("from", &caller))?;
     // A Contact naming its transport is sent as built (rsipstack rewrites
     // others to the socket address, which is not the public one).
-    let t = if transport == Transport::Tcp {
-        "tcp"
-    } else {
-        "udp"
-    };
-    let contact = format!("sip:{}@{contact_addr};transport={t}", req.from_user);
+    let contact = uas_call::contact_uri(&req.from_user, contact_addr, transport, &callee);
     let contact = Uri::try_from(contact.as_str()).map_err(|_| invalid("contact", &contact))?;
+    let destination = tls_destination(&callee, transport);
     Ok(InviteOption {
         caller_display_name: req.from_display.clone(),
         caller,
@@ -67,7 +53,39 @@ pub(super) fn build_option(
         // Allow (UPDATE for refreshes) and Supported: timer, so a peer that
         // wants RFC 4028 session timers can ask for them in its 200.
         headers: Some(stack::capabilities()),
+        destination,
         ..Default::default()
+    })
+}
+
+/// A `sip:` or `sips:` URI and the transport it asks for: `sips:` and
+/// `transport=tls` mean TLS (RFC 3261 §26.2.2), a `sips:` URI with another
+/// transport is refused. rsipstack's URI parser is lenient, so the scheme
+/// and whitespace are checked here.
+pub(super) fn target_uri(text: &str) -> Option<(Uri, Transport)> {
+    let scheme = text.split_once(':')?.0.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "sip" | "sips") || text.contains(char::is_whitespace) {
+        return None;
+    }
+    let uri = Uri::try_from(text).ok()?;
+    let transport = match (scheme.as_str(), uri.transport()) {
+        ("sips", None | Some(rsipstack::sip::Transport::Tls)) => Transport::Tls,
+        ("sips", Some(_)) => return None,
+        (_, None | Some(rsipstack::sip::Transport::Udp)) => Transport::Udp,
+        (_, Some(rsipstack::sip::Transport::Tcp)) => Transport::Tcp,
+        (_, Some(rsipstack::sip::Transport::Tls)) => Transport::Tls,
+        _ => return None,
+    };
+    Some((uri, transport))
+}
+
+/// Where to send a TLS request: rsipstack derives the transport from the
+/// `transport=` parameter only, so a `sips:` URI without one would go out
+/// over UDP unless the destination says TLS.
+pub(super) fn tls_destination(uri: &Uri, transport: Transport) -> Option<SipAddr> {
+    (transport == Transport::Tls).then(|| SipAddr {
+        r#type: Some(rsipstack::sip::Transport::Tls),
+        addr: uri.host_with_port.clone(),
     })
 }
 

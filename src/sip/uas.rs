@@ -263,6 +263,7 @@ fn origin(tx: &Transaction) -> Option<Origin> {
     let transport = match conn.transport() {
         rsipstack::sip::Transport::Udp => Transport::Udp,
         rsipstack::sip::Transport::Tcp => Transport::Tcp,
+        rsipstack::sip::Transport::Tls => Transport::Tls,
         _ => return None,
     };
     let source = conn.get_remote_addr()?.get_socketaddr().ok()?;

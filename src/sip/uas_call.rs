@@ -6,6 +6,7 @@
 //! ACK, 200 to CANCEL and 487 to the INVITE, 200 to BYE, and a BYE when no
 //! ACK comes within 64*T1. This file decides what siphon answers and when.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -251,16 +252,23 @@ fn create_dialog(
 /// transport the INVITE came on, so in-dialog requests come back to us.
 fn contact(shared: &Shared, req: &Request, t: Transport) -> Option<Uri> {
     let addr = shared.stack.public_addr(t)?;
-    let name = match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    };
     let user = req.uri.user().unwrap_or_default();
-    let with_user = format!("sip:{user}@{addr};transport={name}");
-    Uri::try_from(with_user.as_str())
-        .ok()
-        .filter(|_| !user.is_empty())
-        .or_else(|| Uri::try_from(format!("sip:{addr};transport={name}").as_str()).ok())
+    Uri::try_from(contact_uri(user, addr, t, &req.uri).as_str()).ok()
+}
+
+/// `sip:user@addr;transport=t`, or `sips:user@addr` when a `sips:` request
+/// came over TLS (RFC 3261 §8.1.1.8: a sips request gets a sips Contact).
+pub(crate) fn contact_uri(user: &str, addr: SocketAddr, t: Transport, request: &Uri) -> String {
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    let sips = request.scheme == Some(rsipstack::sip::Scheme::Sips);
+    match t {
+        Transport::Tls if sips => format!("sips:{at}{addr}"),
+        _ => format!("sip:{at}{addr};transport={}", t.param()),
+    }
 }
 
 struct CallTask {

@@ -5,6 +5,7 @@ use super::*;
 
 mod docker;
 mod files;
+mod sip_tls;
 mod users;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -16,7 +16,7 @@ const TWO_USERS: &str = r#"
     [[users]]
     name = "bob.smith"
     register = true
-    registrar = "sips:reg.example.com;transport=tcp"
+    registrar = "sip:reg.example.com;transport=tcp"
     domain = "example.com"
     username = "bob-auth"
 "#;
@@ -37,7 +37,7 @@ fn bob() -> UserConfig {
         name: "bob.smith".into(),
         extension: "bob.smith".into(),
         register: true,
-        registrar: Some("sips:reg.example.com;transport=tcp".into()),
+        registrar: Some("sip:reg.example.com;transport=tcp".into()),
         domain: "example.com".into(),
         username: "bob-auth".into(),
         ..UserConfig::default()
@@ -76,7 +76,7 @@ fn two_users_are_read_with_derived_defaults() {
     );
     assert_eq!(
         config.user_registrar(&config.users[1]),
-        Some("sips:reg.example.com;transport=tcp")
+        Some("sip:reg.example.com;transport=tcp")
     );
 }
 

@@ -60,6 +60,7 @@ fn call_bob(p: &Pair, transport: Transport) -> OutboundInvite {
     let suffix = match transport {
         Transport::Udp => "",
         Transport::Tcp => ";transport=tcp",
+        Transport::Tls => ";transport=tls",
     };
     OutboundInvite {
         target: format!("sip:bob@{addr}{suffix}"),

@@ -33,6 +33,7 @@ fn settings() -> SipSettings {
     SipSettings {
         udp: Some(local()),
         tcp: Some(local()),
+        tls: None,
         public_ip: [127, 0, 0, 1].into(),
         domain: "siphon.test".into(),
         user_agent: "siphon-test".into(),
@@ -91,6 +92,7 @@ fn invite(p: &Peers, transport: Transport) -> OutboundInvite {
     let suffix = match transport {
         Transport::Udp => "",
         Transport::Tcp => ";transport=tcp",
+        Transport::Tls => ";transport=tls",
     };
     OutboundInvite {
         target: format!("sip:echo@{addr}{suffix}"),

@@ -90,6 +90,7 @@ impl Registrar {
         let scfg = StackConfig {
             udp: Some(local()),
             tcp: Some(local()),
+            tls: None,
             public_ip: [127, 0, 0, 1].into(),
             user_agent: "test-registrar".into(),
             max_message_bytes: 65535,
@@ -115,6 +116,7 @@ impl Registrar {
         match transport {
             Transport::Udp => format!("sip:{addr}"),
             Transport::Tcp => format!("sip:{addr};transport=tcp"),
+            Transport::Tls => format!("sips:{addr}"),
         }
     }
 
