@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use siphon::webrtc::{SrtpContext, SrtpProfile};
+use siphon::srtp::{SrtpContext, SrtpProfile};
 
 /// Counts allocations made by the current thread.
 ///
@@ -50,8 +50,9 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-const PROFILES: [SrtpProfile; 3] = [
+const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::Aes128CmHmacSha1_80,
+    SrtpProfile::Aes128CmHmacSha1_32,
     SrtpProfile::AeadAes128Gcm,
     SrtpProfile::AeadAes256Gcm,
 ];
