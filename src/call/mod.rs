@@ -8,6 +8,7 @@ pub mod leg;
 pub mod outbound;
 pub mod reoffer;
 pub mod route;
+pub mod sdes;
 
 pub use route::{resolve, RouteConfig, RouteError, Target};
 

@@ -10,6 +10,7 @@ mod error;
 mod field;
 mod reader;
 mod schema;
+mod srtp;
 mod types;
 mod users;
 mod validate;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
+pub use srtp::{secure_uri, SrtpMode, ALLOW_INSECURE_KEY};
 pub use types::{
     default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
     InboundConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig,

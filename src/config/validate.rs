@@ -24,6 +24,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_disconnect(config, errors);
     check_auth(config, errors);
     check_users(config, errors);
+    super::srtp::check_srtp(config, errors);
     check_log_level(&config.log.level, errors);
 }
 

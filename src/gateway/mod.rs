@@ -8,6 +8,7 @@ mod inbound;
 mod outbound;
 mod registrations;
 mod reinvites;
+mod sdes;
 mod slots;
 
 use std::net::SocketAddr;

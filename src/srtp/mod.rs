@@ -19,6 +19,7 @@
 mod aes_cm;
 mod gcm;
 mod kdf;
+mod key;
 mod profile;
 mod replay;
 mod stream;
@@ -26,6 +27,7 @@ mod transform;
 
 use rtc_crypto::RTCCrypto;
 
+pub use key::MasterKey;
 pub use profile::SrtpProfile;
 use stream::{RtcpStream, RtpStream, Streams};
 use transform::{Fail, Transform, RTCP_FIXED};
