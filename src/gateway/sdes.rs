@@ -20,11 +20,12 @@ fn fresh(suites: &[SrtpProfile]) -> Vec<Crypto> {
     (1..)
         .zip(suites)
         .map(|(tag, &suite)| {
-            let bytes: [u8; 32] = rand::random();
+            let mut bytes = vec![0u8; key_len(suite)];
+            rand::fill(&mut bytes[..]);
             Crypto {
                 tag,
                 suite,
-                key: MasterKey::new(bytes[..key_len(suite)].to_vec()),
+                key: MasterKey::new(bytes),
             }
         })
         .collect()
@@ -72,4 +73,22 @@ pub(super) fn outbound_mode(
 pub(super) fn plain_signaling(config: &Config, transport: Transport) -> bool {
     let plain = matches!(transport, Transport::Udp | Transport::Tcp);
     plain && !config.sip.srtp_allow_insecure_signaling
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_keys_fit_every_suite_and_differ() {
+        let a = answer_keys(SrtpMode::Offer);
+        let b = answer_keys(SrtpMode::Require);
+        assert_eq!(a.len(), ANSWERED_SUITES.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.key.expose().len(), key_len(x.suite));
+            assert_ne!(x.key, y.key);
+        }
+        assert!(offer_keys(SrtpMode::Off).is_empty());
+        assert_eq!(offer_keys(SrtpMode::Offer).len(), OFFERED_SUITES.len());
+    }
 }
