@@ -385,3 +385,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "hold_srtp_tests.rs"]
+mod srtp_tests;
