@@ -204,7 +204,7 @@ fn spawn_echo(
 /// a new PBX key keeps audio flowing; a bad tag and a replay are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
-    let rig = Rig::start(30000, |c, pbx| {
+    let rig = Rig::start(29000, |c, pbx| {
         c.sip.trunk.uri = Some(format!("sip:{pbx};transport=udp"));
         c.sip.trunk.srtp = SrtpMode::Require;
         // The PBX is on UDP: allowed here, refused by default.
@@ -327,7 +327,7 @@ async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
 /// under the offer's tag, and the PBX's audio comes back through the browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_pbx_calls_the_browser_and_gets_siphons_key() {
-    let rig = Rig::start(30100, |c, _| {
+    let rig = Rig::start(29100, |c, _| {
         c.sip.inbound.srtp = SrtpMode::Offer;
         c.sip.srtp_allow_insecure_signaling = true;
     })
@@ -416,7 +416,7 @@ async fn an_srtp_pbx_calls_the_browser_and_gets_siphons_key() {
 /// signaling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_srtp_offers_get_488() {
-    let rig = Rig::start(30200, |c, _| c.sip.inbound.srtp = SrtpMode::Require).await;
+    let rig = Rig::start(29200, |c, _| c.sip.inbound.srtp = SrtpMode::Require).await;
     let _sig = rig.signaling(Some("alice")).await;
     let key = STANDARD.encode(PBX_KEY);
     let cases = [
@@ -479,7 +479,7 @@ async fn unusable_srtp_offers_get_488() {
 /// answered plainly, and the call goes on in plain RTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_offer_to_a_plain_pbx_falls_back_to_rtp() {
-    let rig = Rig::start(30300, |c, pbx| {
+    let rig = Rig::start(29300, |c, pbx| {
         c.sip.trunk.uri = Some(format!("sip:{pbx};transport=udp"));
         c.sip.trunk.srtp = SrtpMode::Offer;
         c.sip.srtp_allow_insecure_signaling = true;
@@ -550,7 +550,7 @@ async fn the_echo_extension_mirrors_sdes_keys() {
         .await
         .unwrap();
     let addr = echo.local_addr();
-    let rig = Rig::start(30400, |c, _| {
+    let rig = Rig::start(29400, |c, _| {
         c.sip.trunk.uri = Some(format!("sip:{addr};transport=udp"));
         c.sip.trunk.srtp = SrtpMode::Require;
         c.sip.srtp_allow_insecure_signaling = true;

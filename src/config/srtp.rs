@@ -80,6 +80,13 @@ impl Config {
         user.max(self.sip.trunk.srtp)
     }
 
+    /// Whether any SRTP mode is on, so SIP messages may carry media keys.
+    pub fn srtp_in_use(&self) -> bool {
+        let users = self.users.iter().map(|u| u.srtp);
+        let all = [self.sip.trunk.srtp, self.sip.inbound.srtp];
+        all.into_iter().chain(users).any(|m| m != SrtpMode::Off)
+    }
+
     /// SRTP toward the caller of a browser user: the stricter of
     /// `sip.inbound.srtp` and the called user's own mode.
     pub fn inbound_srtp(&self, user: &str) -> SrtpMode {

@@ -79,9 +79,14 @@ pub fn key_len(suite: SrtpProfile) -> usize {
 /// Reads one `a=crypto` value: `Ok(Err(reason))` when siphon does not
 /// support it, `Err` when it is malformed.
 fn parse(value: &str) -> Result<Result<Crypto, String>, SdpError> {
+    // The tag and suite only: the rest may be a key, and this goes into logs.
     let invalid = || SdpError::InvalidAttribute {
         name: CRYPTO.to_owned(),
-        value: value.chars().take(40).collect(),
+        value: value
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "),
     };
     let mut words = value.split_whitespace();
     let (Some(tag), Some(suite), Some(params)) = (words.next(), words.next(), words.next()) else {

@@ -65,6 +65,11 @@ fn malformed_keys_are_errors() {
             matches!(err, SdpError::InvalidAttribute { ref name, .. } if name == "crypto"),
             "{bad}: {err}"
         );
+        let shown = err.to_string();
+        assert!(
+            !shown.contains("WVNf") && !shown.contains("AAEC"),
+            "key in {shown}"
+        );
     }
     let err = read(&[&format!("1 AEAD_AES_128_GCM inline:{KEY30}")]).unwrap_err();
     assert!(
