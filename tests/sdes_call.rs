@@ -143,7 +143,8 @@ fn context(profile: ProtectionProfile, key: &[u8]) -> Context {
 fn pbx_sdp(port: u16, proto: &str, crypto: &str) -> String {
     format!(
         "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} {proto} 0\r\n{crypto}a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+         m=audio {port} {proto} 0 101\r\n{crypto}a=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
     )
 }
 
@@ -162,20 +163,20 @@ fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
 
 /// The PBX echoes what siphon sends: unprotected with siphon's key,
 /// protected again with its own, which `rekey` may replace. Returns the
-/// packets it could not unprotect.
+/// packets it could not unprotect, and the key-press (PT 101) packets.
 fn spawn_echo(
     sock: UdpSocket,
     profile: ProtectionProfile,
     siphon_key: Vec<u8>,
     rekey: std_mpsc::Receiver<Vec<u8>>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
+) -> std::thread::JoinHandle<(usize, usize)> {
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     std::thread::spawn(move || {
         let mut rx = context(profile, &siphon_key);
         let mut tx = context(profile, &PBX_KEY);
-        let mut bad = 0;
+        let (mut bad, mut keys) = (0, 0);
         let mut buf = [0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
             if let Ok(key) = rekey.try_recv() {
@@ -189,13 +190,14 @@ fn spawn_echo(
             }
             match rx.decrypt_rtp(&buf[..n]) {
                 Ok(plain) => {
+                    keys += usize::from(plain[1] & 0x7f == 101);
                     let wire = tx.encrypt_rtp(&plain).expect("encrypt");
                     let _ = sock.send_to(&wire, from);
                 }
                 Err(_) => bad += 1,
             }
         }
-        bad
+        (bad, keys)
     })
 }
 
@@ -274,8 +276,15 @@ async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
         back >= 45,
         "only {back} of 50 frames came back after the re-key"
     );
+    // siphon's own key presses (RFC 4733) go out protected too.
+    sig.send(json!({"type":"dtmf","call_id":"s1","digits":"5"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
     stop.store(true, Ordering::Relaxed);
-    assert_eq!(echo.join().unwrap(), 0, "siphon's SRTP always unprotected");
+    let (bad, keys) = echo.join().unwrap();
+    assert_eq!(bad, 0, "siphon's SRTP always unprotected");
+    assert!(keys >= 3, "only {keys} key-press packets reached the PBX");
 
     // A bad tag and a replay from the latched address are counted, not relayed.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -294,12 +303,14 @@ async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
         .to_vec();
     attacker.send_to(&good, gw_media).unwrap();
     attacker.send_to(&good, gw_media).unwrap();
-    let payload = browser.recv_payload(T).await.unwrap();
-    assert_eq!(
-        frame_index(&payload),
-        Some(2),
-        "the genuine packet got through"
-    );
+    // Echoed key presses may still be queued ahead of it.
+    let genuine = loop {
+        let payload = browser.recv_payload(T).await.unwrap();
+        if let Some(index) = frame_index(&payload) {
+            break index;
+        }
+    };
+    assert_eq!(genuine, 2, "the genuine packet got through");
     let deadline = tokio::time::Instant::now() + T;
     while (rig.sip_drops("srtp_auth"), rig.sip_drops("srtp_replay")) != (auth + 1, replay + 1)
         && tokio::time::Instant::now() < deadline
