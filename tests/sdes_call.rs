@@ -335,9 +335,10 @@ async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
 }
 
 /// SRTP PBX -> browser (`offer`): siphon answers RTP/SAVP with its own key
-/// under the offer's tag, and the PBX's audio comes back through the browser.
+/// under the offer's tag, and the PBX's audio comes back through the
+/// browser, before and after the PBX re-keys with a re-INVITE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_srtp_pbx_calls_the_browser_and_gets_siphons_key() {
+async fn an_srtp_pbx_calls_the_browser_and_a_re_invite_rekeys() {
     let rig = Rig::start(29100, |c, _| {
         c.sip.inbound.srtp = SrtpMode::Offer;
         c.sip.srtp_allow_insecure_signaling = true;
@@ -390,36 +391,70 @@ async fn an_srtp_pbx_calls_the_browser_and_gets_siphons_key() {
     let echo = {
         let browser = browser.clone();
         tokio::spawn(async move {
-            while let Ok(p) = browser.recv_payload(Duration::from_secs(2)).await {
+            // Until aborted: the re-INVITE between the phases takes a while.
+            while let Ok(p) = browser.recv_payload(T).await {
                 let _ = browser.send_rtp(&p).await;
             }
         })
     };
     let gw_media = media_addr(&sdp);
-    let back = tokio::task::spawn_blocking(move || {
-        let profile = ProtectionProfile::Aes128CmHmacSha1_80;
-        let (mut tx, mut rx) = (context(profile, &PBX_KEY), context(profile, &siphon_key));
+    let sock = Arc::new(sock);
+    let back = pbx_round_trip(sock.clone(), gw_media, (&PBX_KEY, &siphon_key), 0).await;
+    assert!(back >= 50, "only {back} of 60 frames came back over SRTP");
+
+    // The PBX re-keys (a re-INVITE in this call direction too); its RTP
+    // stream goes on, under a new key whose index starts again (ROC 0).
+    let rekeyed = pbx_sdp(port, "RTP/SAVP", &crypto_attr(5, suite, &PBX_KEY2));
+    let (code, reanswer) = uac.reinvite(rekeyed).await.expect("an answer");
+    assert_eq!(code, 200, "{reanswer}");
+    assert_eq!(
+        crypto_line(&reanswer, 5),
+        Some((suite.into(), siphon_key.clone()))
+    );
+    let back = pbx_round_trip(sock, gw_media, (&PBX_KEY2, &siphon_key), 60).await;
+    assert!(
+        back >= 50,
+        "only {back} of 60 frames came back after the re-key"
+    );
+    uac.hangup().await;
+    sig.recv_type("hangup", T).await.unwrap();
+    echo.abort();
+    browser.close().await;
+}
+
+/// The PBX sends 60 stamped frames from sequence number `first`,
+/// protected with `pbx_key` (a fresh sender), and counts those that come
+/// back through the browser's echo, unprotected with `siphon_key`.
+async fn pbx_round_trip(
+    sock: Arc<UdpSocket>,
+    gw_media: SocketAddr,
+    (pbx_key, siphon_key): (&[u8], &[u8]),
+    first: u16,
+) -> usize {
+    let profile = ProtectionProfile::Aes128CmHmacSha1_80;
+    let (mut tx, mut rx) = (context(profile, pbx_key), context(profile, siphon_key));
+    tokio::task::spawn_blocking(move || {
         let mut seen = std::collections::HashSet::new();
         let mut buf = [0u8; 2048];
-        for i in 0..60u16 {
+        for i in first..first + 60 {
             let wire = tx.encrypt_rtp(&rtp(i, &stamped_frame(i))).unwrap();
             sock.send_to(&wire, gw_media).unwrap();
             std::thread::sleep(Duration::from_millis(20));
             while let Ok((n, _)) = sock.recv_from(&mut buf) {
                 if let Ok(plain) = rx.decrypt_rtp(&buf[..n]) {
-                    seen.extend(plain.get(12..).and_then(frame_index));
+                    seen.extend(
+                        plain
+                            .get(12..)
+                            .and_then(frame_index)
+                            .filter(|i| *i >= first),
+                    );
                 }
             }
         }
         seen.len()
     })
     .await
-    .unwrap();
-    assert!(back >= 50, "only {back} of 60 frames came back over SRTP");
-    uac.hangup().await;
-    sig.recv_type("hangup", T).await.unwrap();
-    echo.abort();
-    browser.close().await;
+    .unwrap()
 }
 
 /// Offers siphon cannot take get 488 and nothing else: malformed or
