@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod browser;
+pub mod sdes;
 pub mod signaling;
 
 use std::time::Duration;
