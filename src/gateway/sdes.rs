@@ -65,7 +65,10 @@ pub(super) fn outbound_mode(
             "SRTP is required and {uri} is not a TLS URI: siphon does not send SRTP keys \
              over plain UDP/TCP signaling ({ALLOW_INSECURE_KEY})"
         )),
-        _ => Ok(SrtpMode::Off),
+        _ => {
+            tracing::info!(%uri, "SRTP not offered: keys do not go over plain signaling");
+            Ok(SrtpMode::Off)
+        }
     }
 }
 
