@@ -4,6 +4,7 @@
 //! lightweight browsers.
 //!
 //! `cargo bench --bench relay -- --calls 50,100,200 --seconds 10`
+//! (`--sip-srtp` for SDES-SRTP on the SIP leg instead of plain RTP)
 //!
 //! Each N runs in a fresh child process so that memory figures of one run do
 //! not inherit the heap of the previous one. Prints a JSON line per N, then a
@@ -55,6 +56,10 @@ pub struct Args {
     /// Calls being set up at once.
     #[arg(long, default_value_t = 16)]
     setup_concurrency: usize,
+    /// SDES-SRTP on the SIP leg (`sip.trunk.srtp = "require"`; the echo
+    /// mirrors siphon's key), to compare with plain RTP.
+    #[arg(long)]
+    sip_srtp: bool,
     /// First port of siphon's SIP-side RTP range.
     #[arg(long, default_value_t = 42000)]
     rtp_port_base: u16,
@@ -133,6 +138,7 @@ fn spawn_child(args: &Args, n: usize) -> Result<report::RunResult, String> {
         .args(["--client-threads", &args.client_threads.to_string()])
         .args(["--setup-concurrency", &args.setup_concurrency.to_string()])
         .args(["--rtp-port-base", &args.rtp_port_base.to_string()])
+        .args(args.sip_srtp.then_some("--sip-srtp"))
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use rtc_srtp::context::Context;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use rtc_srtp::protection_profile::ProtectionProfile;
-use siphon::webrtc::{SrtpContext, SrtpProfile};
+use siphon::srtp::{SrtpContext, SrtpProfile};
 
 /// Packets per timed run; unprotect needs this many distinct packets.
 const N: usize = 20_000;

@@ -1,7 +1,8 @@
 //! siphon: a SIP <-> WebRTC media gateway.
 //!
 //! Module map (see docs and DESIGN): `config`, `sdp`, `sip`, `webrtc`, `media`,
-//! `call`, `signaling`, `http`, `metrics`; `load` is the load generator
+//! `call`, `signaling`, `http`, `metrics`, `srtp` (in-place SRTP for both
+//! media legs); `load` is the load generator
 //! behind the `siphon-load` binary.
 
 pub mod call;
@@ -14,5 +15,6 @@ pub mod metrics;
 pub mod sdp;
 pub mod signaling;
 pub mod sip;
+pub mod srtp;
 pub mod tls;
 pub mod webrtc;

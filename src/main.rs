@@ -134,14 +134,27 @@ fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::prelude::*;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
+    // rsipstack logs whole SIP messages; with SDES their SDP holds media keys.
+    let keys = config.srtp_in_use();
+    let hide =
+        tracing_subscriber::filter::filter_fn(move |meta| !(keys && whole_sip_message(meta)));
+    let registry = tracing_subscriber::registry().with(filter);
+    let text = tracing_subscriber::fmt::layer().with_ansi(ansi);
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(text.json().with_filter(hide)).init(),
+        LogFormat::Text => registry.with(text.with_filter(hide)).init(),
     }
+}
+
+/// An rsipstack event that prints a whole SIP message, body included.
+fn whole_sip_message(meta: &tracing::Metadata<'_>) -> bool {
+    let fields = meta.fields();
+    meta.target().starts_with("rsipstack")
+        && ["raw_message", "response", "request", "message"]
+            .iter()
+            .any(|f| fields.field(f).is_some())
 }
 
 /// SIGTERM and SIGINT stop (a second one skips the drain), SIGHUP reloads

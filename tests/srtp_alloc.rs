@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use siphon::webrtc::{SrtpContext, SrtpProfile};
+use siphon::srtp::{SrtpContext, SrtpProfile};
 
 /// Counts allocations made by the current thread.
 ///
@@ -50,8 +50,9 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-const PROFILES: [SrtpProfile; 3] = [
+const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::Aes128CmHmacSha1_80,
+    SrtpProfile::Aes128CmHmacSha1_32,
     SrtpProfile::AeadAes128Gcm,
     SrtpProfile::AeadAes256Gcm,
 ];
@@ -187,4 +188,40 @@ fn the_counter_sees_the_library_allocate() {
         }
     });
     assert!(allocations >= 100, "{allocations}");
+}
+
+/// The SIP leg's shape: SDES keys, RTP and SRTCP on one context pair (as
+/// with rtcp-mux), then a re-key from a re-INVITE. Only the new context's
+/// first packet may allocate (its stream); every other packet allocates
+/// nothing.
+#[test]
+fn sip_leg_sdes_with_a_rekey_allocates_nothing_per_packet() {
+    let provider = rtc_crypto::default_provider().expect("provider");
+    for profile in PROFILES {
+        let key = |b: u8| vec![b; profile.key_len() + profile.salt_len()];
+        let context = |b: u8| SrtpContext::new(profile, &key(b), provider.crypto()).expect("ctx");
+        let (mut tx, mut rx) = (context(1), context(1));
+        let mut buf = [0u8; 1500];
+        rtp_round_trip(&mut tx, &mut rx, &mut buf, 1);
+        rtcp_round_trip(&mut tx, &mut rx, &mut buf, 1);
+        let steady = allocations_in(|| {
+            for i in 2..500u16 {
+                rtp_round_trip(&mut tx, &mut rx, &mut buf, i);
+                if i % 50 == 0 {
+                    rtcp_round_trip(&mut tx, &mut rx, &mut buf, i as u8);
+                }
+            }
+        });
+        assert_eq!(steady, 0, "{profile:?}");
+        // The peer re-keys: both ends start a new context at its sequence.
+        let (mut tx, mut rx) = (context(2), context(2));
+        rtp_round_trip(&mut tx, &mut rx, &mut buf, 500);
+        rtcp_round_trip(&mut tx, &mut rx, &mut buf, 0);
+        let rekeyed = allocations_in(|| {
+            for i in 501..1000u16 {
+                rtp_round_trip(&mut tx, &mut rx, &mut buf, i);
+            }
+        });
+        assert_eq!(rekeyed, 0, "{profile:?} after the re-key");
+    }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use siphon::config::Config;
+use siphon::config::{Config, SrtpMode};
 use siphon::gateway::Gateway;
 use siphon::load::report::quantile;
 use siphon::metrics::{flow, Metrics};
@@ -159,6 +159,11 @@ fn gateway_config(args: &Args, calls: usize, echoes: &[SocketAddr]) -> Config {
     c.limits.max_calls = (calls + 16) as u32;
     c.sip.trunk.uri = echoes.first().map(|a| format!("sip:{a};transport=udp"));
     c.sip.allow_uri_dial = echoes.len() > 1;
+    if args.sip_srtp {
+        c.sip.trunk.srtp = SrtpMode::Require;
+        // The echo is on loopback UDP: no one to read the key.
+        c.sip.srtp_allow_insecure_signaling = true;
+    }
     c
 }
 

@@ -3,10 +3,13 @@
 //! moved media address, or an offerless session refresh. The answer mirrors
 //! the offered direction (sendonly is answered recvonly, never sendrecv);
 //! the codec in use must stay; anything else is refused with 488 and the
-//! session goes on as it was.
+//! session goes on as it was. On an SRTP call the suite must stay too, and
+//! a new key from the peer re-keys the relay (RFC 4568 section 7.1.4);
+//! siphon keeps its own key.
 
 use super::refusal::ChangeRefused;
 use super::reoffer::{Negotiated, Refused, Renegotiated};
+use super::sdes::SdesSession;
 use crate::media::SipMedia;
 use crate::sdp::{self, Direction, ReAnswer};
 
@@ -23,6 +26,8 @@ pub struct SipSide {
     direction: Direction,
     /// The browser's direction that siphon's pending re-INVITE carries.
     browser: Option<Direction>,
+    /// The SDES session of an SRTP call.
+    srtp: Option<SdesSession>,
 }
 
 /// siphon's answer to an acceptable re-offer.
@@ -128,8 +133,14 @@ fn local_event_pt(sdp: &str, clock: u32) -> Option<u8> {
 
 impl SipSide {
     /// After the call was answered: siphon's SIP SDP, the relay's media,
-    /// the codec's SIP payload type and the SIP side's direction.
-    pub fn new(local_sdp: String, media: SipMedia, sip_pt: u8, direction: Direction) -> Self {
+    /// the codec's SIP payload type, the SIP side's direction and SDES session.
+    pub fn new(
+        local_sdp: String,
+        media: SipMedia,
+        sip_pt: u8,
+        direction: Direction,
+        srtp: Option<SdesSession>,
+    ) -> Self {
         // siphon's own numbers in its SDP: the far end's telephone-event PT
         // may differ from the one siphon offered.
         let event = media
@@ -143,7 +154,23 @@ impl SipSide {
             pts,
             direction,
             browser: None,
+            srtp,
         }
+    }
+
+    /// A re-offer's or re-answer's keys against the session: the SDES
+    /// session it leads to; `Err` is the 488 reason.
+    fn rekey(&self, offer: &sdp::SipOffer) -> Result<Option<SdesSession>, String> {
+        match &self.srtp {
+            Some(s) => s.rekey(&offer.crypto).map(Some),
+            None if offer.savp => Err("RTP/SAVP on a plain RTP call".into()),
+            None => Ok(None),
+        }
+    }
+
+    /// siphon's `a=crypto` in its next SDP: its own line, or none.
+    fn crypto_lines(srtp: Option<&SdesSession>) -> Option<Vec<sdp::Crypto>> {
+        Some(srtp.map(|s| s.local.clone()).into_iter().collect())
     }
 
     /// Answer a re-offer; `None` is an offerless re-INVITE, answered with
@@ -159,8 +186,10 @@ impl SipSide {
                 "the re-offer drops payload type {codec}, the call's codec"
             ));
         }
+        let srtp = self.rekey(&offer)?;
         let d = offer.direction;
         let mut media = self.media.clone();
+        media.srtp = srtp.as_ref().map(SdesSession::media);
         // c=0.0.0.0 (RFC 2543 hold) keeps the address media last came from.
         if !offer.rtp_addr.ip().is_unspecified() {
             media.remote_rtp = offer.rtp_addr;
@@ -174,9 +203,17 @@ impl SipSide {
         media.send_to_sip = d.has_recv();
         media.held = d != Direction::SendRecv;
         let changed = (d != self.direction).then_some(d);
-        let answer = self.answer(d.reverse(), media, changed)?;
-        self.direction = d;
-        Ok(answer)
+        let previous = std::mem::replace(&mut self.srtp, srtp);
+        match self.answer(d.reverse(), media, changed) {
+            Ok(answer) => {
+                self.direction = d;
+                Ok(answer)
+            }
+            Err(e) => {
+                self.srtp = previous;
+                Err(e)
+            }
+        }
     }
 
     /// siphon's re-INVITE offer for a browser-side hold or resume: the
@@ -187,6 +224,7 @@ impl SipSide {
             version: self.version + 1,
             keep_pts: Some(self.pts.clone()),
             direction: Some(browser),
+            crypto: Self::crypto_lines(self.srtp.as_ref()),
             ..Default::default()
         };
         let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
@@ -199,8 +237,11 @@ impl SipSide {
     /// The SIP side's 200 to that re-INVITE: the relay's new media.
     pub fn on_answer(&mut self, sdp: &str) -> Result<SipMedia, String> {
         let answer = sdp::parse_sip_offer(sdp).map_err(|e| format!("unusable answer: {e}"))?;
+        let srtp = self.rekey(&answer)?;
         let d = answer.direction;
         let mut media = self.media.clone();
+        media.srtp = srtp.as_ref().map(SdesSession::media);
+        self.srtp = srtp;
         if !answer.rtp_addr.ip().is_unspecified() {
             media.remote_rtp = answer.rtp_addr;
         }
@@ -225,6 +266,7 @@ impl SipSide {
             version: self.version + 1,
             keep_pts: Some(self.pts.clone()),
             direction: Some(ours),
+            crypto: Self::crypto_lines(self.srtp.as_ref()),
             ..Default::default()
         };
         let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
@@ -262,6 +304,7 @@ mod tests {
             crate::media::test_media(),
             0,
             Direction::SendRecv,
+            None,
         )
     }
 
@@ -340,3 +383,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "hold_srtp_tests.rs"]
+mod srtp_tests;

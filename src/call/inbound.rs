@@ -10,8 +10,10 @@ use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
 use super::reoffer::{Negotiated, Remote};
+use super::sdes::{self, SdesSession};
+use crate::config::SrtpMode;
 use crate::media::{Press, SipMedia};
-use crate::sdp::{self, SdpError, Setup, SipOffer, WebRtcOfferPlan};
+use crate::sdp::{self, Crypto, SdpError, Setup, SipOffer, WebRtcOfferPlan};
 use crate::signaling::{ErrorCode, Incoming, ServerMessage};
 use crate::webrtc::{DtlsRole, IceRestart};
 
@@ -35,6 +37,13 @@ pub struct InboundParams {
     pub rtp_addr: SocketAddr,
     /// Our side of the WebRTC leg.
     pub local: LocalWebRtc,
+    /// SRTP toward the caller.
+    pub srtp: SrtpMode,
+    /// siphon's fresh `a=crypto` lines, one per suite it takes.
+    pub local_crypto: Vec<Crypto>,
+    /// The INVITE came over plain UDP/TCP and SRTP keys may not go back
+    /// that way (`sip.srtp_allow_insecure_signaling` is false).
+    pub plain_signaling: bool,
 }
 
 /// Inputs of an inbound call.
@@ -158,6 +167,8 @@ pub struct InboundCall {
     /// and siphon's re-INVITE for it with the attempts made.
     pending_offer: Option<String>,
     pending_sip: Option<(String, u8)>,
+    /// The SDES session siphon answers with; `None`: plain RTP.
+    srtp: Option<SdesSession>,
 }
 
 impl InboundCall {
@@ -168,6 +179,9 @@ impl InboundCall {
             reason: e.to_string(),
         };
         let offer = sdp::parse_sip_offer(&params.offer_sdp).map_err(not_acceptable)?;
+        let (mode, plain) = (params.srtp, params.plain_signaling);
+        let srtp = sdes::accept_offer(mode, &params.local_crypto, &offer, plain)
+            .map_err(|reason| StartError { code: 488, reason })?;
         let (webrtc_offer, plan) =
             sdp::build_webrtc_offer(&offer, &params.browser_codecs, &params.local.sdp_params())
                 .map_err(not_acceptable)?;
@@ -183,6 +197,7 @@ impl InboundCall {
             sip_side: None,
             pending_offer: None,
             pending_sip: None,
+            srtp,
         })
     }
 
@@ -396,6 +411,8 @@ impl InboundCall {
             rtp_addr: self.params.rtp_addr,
             session_id: self.params.local.session_id,
             session_version: 1,
+            savp: self.srtp.is_some() && self.offer.savp,
+            crypto: self.srtp.iter().map(|s| s.local.clone()).collect(),
         };
         let sip_answer = sdp::build_sip_answer(&self.offer, &answer, &sip_params);
         let map = sdp::media_map_inbound(&self.offer, &answer);
@@ -418,12 +435,14 @@ impl InboundCall {
                 .count(),
         };
         let negotiated = Negotiated::offered(self.webrtc_offer.clone(), role, pts, remote);
-        let media = sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux);
+        let mut media = sip_media(&map, self.offer.rtp_addr, self.offer.rtcp_mux);
+        media.srtp = self.srtp.as_ref().map(SdesSession::media);
         let side = SipSide::new(
             sip_answer.clone(),
             media.clone(),
             answer.sip_pt,
             self.offer.direction,
+            self.srtp.clone(),
         );
         let accepted = Accepted {
             remote_ufrag: answer.ice.ufrag.clone(),

@@ -19,6 +19,9 @@ fn params(offer: &str) -> InboundParams {
             ssrc: 9,
             session_id: 7,
         },
+        srtp: crate::config::SrtpMode::Off,
+        local_crypto: Vec::new(),
+        plain_signaling: true,
     }
 }
 

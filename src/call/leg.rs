@@ -72,5 +72,6 @@ pub fn sip_media(map: &MediaMap, rtp_addr: SocketAddr, rtcp_mux: bool) -> SipMed
         send_to_sip: true,
         send_to_webrtc: true,
         held: false,
+        srtp: None,
     }
 }

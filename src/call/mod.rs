@@ -9,6 +9,7 @@ pub mod outbound;
 pub mod refusal;
 pub mod reoffer;
 pub mod route;
+pub mod sdes;
 
 pub use route::{resolve, RouteConfig, RouteError, Target};
 

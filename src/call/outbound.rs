@@ -9,9 +9,10 @@ use super::hold::{browser_offer, BrowserOffer, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
-use super::SESSION_EXPIRED;
+use super::{sdes, SESSION_EXPIRED};
+use crate::config::SrtpMode;
 use crate::media::{Press, SipMedia};
-use crate::sdp::{self, SdpError, SipOfferPlan, WebRtcOffer};
+use crate::sdp::{self, Crypto, SdpError, SipOfferPlan, WebRtcOffer};
 use crate::signaling::{ErrorCode, ServerMessage};
 use crate::webrtc::IceRestart;
 
@@ -28,6 +29,10 @@ pub struct OutboundParams {
     pub rtp_addr: SocketAddr,
     /// Our side of the WebRTC leg.
     pub local: LocalWebRtc,
+    /// SRTP toward the SIP side.
+    pub srtp: SrtpMode,
+    /// siphon's fresh `a=crypto` lines, one per offered suite (unused when off).
+    pub local_crypto: Vec<Crypto>,
 }
 
 /// Inputs from the SIP leg.
@@ -169,10 +174,13 @@ impl OutboundCall {
             reason: e.to_string(),
         };
         let offer = sdp::parse_webrtc_offer(&params.offer_sdp).map_err(not_acceptable)?;
+        let (savp, crypto) = sdes::offer(params.srtp, &params.local_crypto);
         let sip_params = sdp::SipOfferParams {
             rtp_addr: params.rtp_addr,
             session_id: params.local.session_id,
             session_version: 1,
+            savp,
+            crypto,
         };
         let (sip_offer, plan) = sdp::build_sip_offer(&offer, &params.sip_codecs, &sip_params)
             .map_err(not_acceptable)?;
@@ -464,13 +472,19 @@ impl OutboundCall {
     }
 
     fn translate_answer(&mut self, sdp: &str) -> Result<(SipMedia, String), SdpError> {
-        let answer = sdp::parse_sip_answer(sdp, &self.plan)?;
+        let p = &self.params;
+        let offered = sdes::offer(p.srtp, &p.local_crypto).1;
+        let answer = sdp::parse_sip_answer(sdp, &self.plan, &offered)?;
+        let srtp = sdes::answered(p.srtp, &p.local_crypto, &answer)
+            .map_err(SdpError::UnsupportedCrypto)?;
         let webrtc_params = self.params.local.sdp_params();
         let webrtc_answer = sdp::build_webrtc_answer(&self.offer, &answer, &webrtc_params)?;
         let map = sdp::media_map(&self.offer, &answer);
-        let media = sip_media(&map, answer.rtp_addr, answer.rtcp_mux);
+        let mut media = sip_media(&map, answer.rtp_addr, answer.rtcp_mux);
+        media.srtp = srtp.as_ref().map(sdes::SdesSession::media);
         let local = self.sip_offer.clone();
-        let side = SipSide::new(local, media.clone(), answer.codec.pt, answer.direction);
+        let (pt, direction) = (answer.codec.pt, answer.direction);
+        let side = SipSide::new(local, media.clone(), pt, direction, srtp);
         self.sip_side = Some(side);
         Ok((media, webrtc_answer))
     }

@@ -17,6 +17,8 @@ fn params(offer: &str) -> OutboundParams {
             ssrc: 42,
             session_id: 7,
         },
+        srtp: crate::config::SrtpMode::Off,
+        local_crypto: Vec::new(),
     }
 }
 

@@ -125,6 +125,7 @@ impl Negotiated {
             setup: Some(self.setup),
             keep_pts: self.keep_pts.clone(),
             direction: turned.then(|| offer.direction.reverse()),
+            crypto: None,
         };
         let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
         self.version += 1;
@@ -153,6 +154,7 @@ impl Negotiated {
             keep_pts: self.keep_pts.clone(),
             direction: Some(direction),
             ice: None,
+            crypto: None,
         };
         let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
         self.version += 1;

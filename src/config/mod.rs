@@ -12,6 +12,7 @@ mod public_ip;
 mod reader;
 mod schema;
 mod sip_tls;
+mod srtp;
 mod types;
 mod users;
 mod validate;
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
 pub use sip_tls::{wants_tls, SipTlsConfig};
+pub use srtp::{secure_uri, SrtpMode, ALLOW_INSECURE_KEY};
 pub use types::{
     default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
     InboundConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig,

@@ -58,6 +58,10 @@ impl Section for SipConfig {
         v.field("codecs", &mut self.codecs);
         v.field("allow_uri_dial", &mut self.allow_uri_dial);
         v.field("max_message_bytes", &mut self.max_message_bytes);
+        v.field(
+            "srtp_allow_insecure_signaling",
+            &mut self.srtp_allow_insecure_signaling,
+        );
         v.section("trunk", &mut self.trunk);
         v.section("inbound", &mut self.inbound);
         v.section("client_register", &mut self.client_register);
@@ -80,6 +84,7 @@ impl Section for InboundConfig {
         v.field("realm", &mut self.realm);
         v.field("username", &mut self.username);
         v.field("password", &mut self.password);
+        v.field("srtp", &mut self.srtp);
     }
 }
 
@@ -89,6 +94,7 @@ impl Section for TrunkConfig {
         v.field("username", &mut self.username);
         v.field("password", &mut self.password);
         v.field("from_user", &mut self.from_user);
+        v.field("srtp", &mut self.srtp);
     }
 }
 
@@ -165,6 +171,7 @@ impl Section for UserConfig {
         v.field("expires", &mut self.expires);
         v.field("keep_registered", &mut self.keep_registered);
         v.field("unregister_after_secs", &mut self.unregister_after_secs);
+        v.field("srtp", &mut self.srtp);
     }
 }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::sip_tls::SipTlsConfig;
+use super::srtp::SrtpMode;
 use super::users::UserConfig;
 
 /// The whole gateway configuration; `Config::default()` runs everything on 127.0.0.1.
@@ -57,6 +58,8 @@ pub struct SipConfig {
     pub allow_uri_dial: bool,
     /// Largest SIP message accepted, in bytes.
     pub max_message_bytes: u32,
+    /// Allow `a=crypto` (the SRTP key) over plain UDP/TCP signaling.
+    pub srtp_allow_insecure_signaling: bool,
     /// Outbound proxy / trunk for numbers and users.
     pub trunk: TrunkConfig,
     /// Who may call browser users.
@@ -103,6 +106,8 @@ pub struct InboundConfig {
     pub username: String,
     /// Digest password other sources must present.
     pub password: String,
+    /// SRTP (SDES) toward callers.
+    pub srtp: SrtpMode,
 }
 
 /// `[sip.trunk]`: where numbers and users are sent.
@@ -116,6 +121,8 @@ pub struct TrunkConfig {
     pub password: String,
     /// User part of From when the browser user is anonymous.
     pub from_user: String,
+    /// SRTP (SDES) toward the trunk.
+    pub srtp: SrtpMode,
 }
 
 /// `[echo]`: a SIP UAS that answers and echoes RTP back.
@@ -269,6 +276,7 @@ impl Default for SipConfig {
             codecs: ["opus", "PCMU", "PCMA", "G722"].map(String::from).to_vec(),
             allow_uri_dial: false,
             max_message_bytes: 65535,
+            srtp_allow_insecure_signaling: false,
             trunk: TrunkConfig::default(),
             inbound: InboundConfig::default(),
             client_register: ClientRegisterConfig::default(),
@@ -284,6 +292,7 @@ impl Default for InboundConfig {
             realm: "siphon".into(),
             username: String::new(),
             password: String::new(),
+            srtp: SrtpMode::Off,
         }
     }
 }
@@ -295,6 +304,7 @@ impl Default for TrunkConfig {
             username: String::new(),
             password: String::new(),
             from_user: "siphon".to_owned(),
+            srtp: SrtpMode::Off,
         }
     }
 }
@@ -404,6 +414,7 @@ impl fmt::Debug for TrunkConfig {
             .field("username", &self.username)
             .field("password", &redact(&self.password))
             .field("from_user", &self.from_user)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }
@@ -416,6 +427,7 @@ impl fmt::Debug for InboundConfig {
             .field("realm", &self.realm)
             .field("username", &self.username)
             .field("password", &redact(&self.password))
+            .field("srtp", &self.srtp)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::srtp::SrtpMode;
 use super::types::{redact, Config};
 
 /// Shortest `expires` accepted: registrars commonly refuse less (423 Interval Too Brief).
@@ -37,6 +38,8 @@ pub struct UserConfig {
     /// Seconds after the user's last session closes before unregistering,
     /// so that reloading the page is not a logout.
     pub unregister_after_secs: u32,
+    /// SRTP (SDES) toward the PBX on this user's calls.
+    pub srtp: SrtpMode,
 }
 
 impl Default for UserConfig {
@@ -52,6 +55,7 @@ impl Default for UserConfig {
             expires: 300,
             keep_registered: false,
             unregister_after_secs: 10,
+            srtp: SrtpMode::Off,
         }
     }
 }
@@ -69,6 +73,7 @@ impl fmt::Debug for UserConfig {
             .field("expires", &self.expires)
             .field("keep_registered", &self.keep_registered)
             .field("unregister_after_secs", &self.unregister_after_secs)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }

@@ -15,7 +15,7 @@ use super::outbound::{
     Resources,
 };
 use super::reinvites::ReinviteAnswers;
-use super::Inner;
+use super::{sdes, Inner};
 use crate::call::inbound::{
     Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
 };
@@ -140,6 +140,7 @@ async fn drive(
         sdp,
         handle,
         mut events,
+        transport,
         ..
     } = call;
     let refuse = |code: u16, label: &'static str| Outcome {
@@ -171,6 +172,7 @@ async fn drive(
         session_id: u64::from(rand::random::<u32>()),
     };
     let grace = Grace::new(Some(user.clone()), &call_id);
+    let srtp = gw.config.inbound_srtp(&user);
     let params = InboundParams {
         call_id: call_id.clone(),
         from: from_uri,
@@ -182,6 +184,9 @@ async fn drive(
             .collect(),
         rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
         local: local.clone(),
+        srtp,
+        local_crypto: sdes::answer_keys(srtp),
+        plain_signaling: sdes::plain_signaling(&gw.config, transport),
     };
     let mut machine = match InboundCall::start(params) {
         Ok(m) => m,

@@ -10,6 +10,7 @@ mod listening;
 mod outbound;
 mod registrations;
 mod reinvites;
+mod sdes;
 mod sip_tls;
 mod slots;
 mod start_error;

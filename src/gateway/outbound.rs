@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::detached::Grace;
 use super::reinvites::ReinviteAnswers;
-use super::Inner;
+use super::{sdes, Inner};
 use crate::call::leg::LocalWebRtc;
 use crate::call::outbound::{
     Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent,
@@ -121,6 +121,9 @@ async fn drive(
 async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<Started, Refused> {
     let unavailable =
         |e: &dyn std::fmt::Display| Refused::new(503, format!("Service Unavailable: {e}"), "error");
+    let user = request.user.as_deref();
+    let srtp = sdes::outbound_mode(&gw.config, user, target.via_trunk, &target.uri)
+        .map_err(|reason| Refused::new(488, reason, "no_codec"))?;
     let ports = gw.ports.allocate().map_err(|e| unavailable(&e))?;
     let relay_index = gw.relays.pick();
     let relay = gw.relays.get(relay_index);
@@ -139,6 +142,8 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
             ssrc: rand::random::<u32>(),
             session_id: u64::from(rand::random::<u32>()),
         },
+        srtp,
+        local_crypto: sdes::offer_keys(srtp),
     };
     let ssrc_to_webrtc = params.local.ssrc;
     let (call, sip_offer) = OutboundCall::start(params, Instant::now())

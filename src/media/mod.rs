@@ -9,6 +9,8 @@ pub mod rtcp;
 
 use std::net::SocketAddr;
 
+use crate::srtp::{MasterKey, SrtpProfile};
+
 pub use pool::{PoolError, PortPair, PortPool};
 pub use relay::{
     AddCall, CallStats, MediaEvent, Press, RelayError, RelayHandle, Relays, SilentSide,
@@ -32,6 +34,7 @@ pub(crate) fn test_media() -> SipMedia {
         send_to_sip: true,
         send_to_webrtc: true,
         held: false,
+        srtp: None,
     }
 }
 
@@ -65,4 +68,21 @@ pub struct SipMedia {
     /// The call is on hold (either side): silence is expected, so the media
     /// timeout does not run.
     pub held: bool,
+    /// SRTP on the SIP side (SDES keys); `None`: plain RTP.
+    pub srtp: Option<SipSrtp>,
+}
+
+/// The SIP side's SRTP keys, as SDES (RFC 4568) exchanged them.
+///
+/// A new value with a key that did not change keeps that direction's
+/// context (its rollover counter and replay window); a changed key starts
+/// a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipSrtp {
+    /// The negotiated suite.
+    pub profile: SrtpProfile,
+    /// siphon's key: protects what goes to the SIP peer.
+    pub tx: MasterKey,
+    /// The peer's key: unprotects what it sends.
+    pub rx: MasterKey,
 }

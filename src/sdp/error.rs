@@ -34,6 +34,9 @@ pub enum SdpError {
     /// A c= address that is not an IP address.
     #[error("invalid connection address {0}")]
     InvalidAddress(String),
+    /// `a=crypto` lines, none of which siphon supports: why the first is not.
+    #[error("no supported a=crypto line: {0}")]
+    UnsupportedCrypto(String),
     /// An attribute whose value does not parse.
     #[error("invalid attribute a={name}:{value}")]
     InvalidAttribute {

@@ -6,6 +6,7 @@
 //! [`MediaMap`] that tells the relay how to rewrite payload types.
 
 mod codec;
+mod crypto;
 mod direction;
 mod error;
 mod inbound;
@@ -16,6 +17,7 @@ mod session;
 mod transport;
 
 pub use codec::{Codec, TELEPHONE_EVENT};
+pub use crypto::{key_len, suite_name, Crypto, OFFERED_SUITES};
 pub use direction::Direction;
 pub use error::SdpError;
 pub use inbound::{

@@ -49,6 +49,9 @@ pub struct ReAnswer {
     /// rtpmap/fmtp/rtcp-fb lines, go. `None` keeps all (the last
     /// description was already an answer).
     pub keep_pts: Option<Vec<u8>>,
+    /// `a=crypto` lines to put in place of the active m-lines' own (none:
+    /// plain RTP); `None` keeps them. A SIP description only.
+    pub crypto: Option<Vec<super::Crypto>>,
 }
 
 /// Rewrite `local` (siphon's last SDP to the browser) per `edit`.
@@ -71,6 +74,9 @@ pub fn build_reanswer(local: &str, edit: &ReAnswer) -> Result<String, SdpError> 
     for media in session.medias.iter_mut().filter(|m| m.port != 0) {
         if let Some(keep) = &edit.keep_pts {
             keep_formats(media, keep);
+        }
+        if let Some(lines) = &edit.crypto {
+            super::crypto::replace(media, lines);
         }
         if let Some(direction) = edit.direction {
             media
@@ -122,6 +128,7 @@ mod tests {
             setup: Some(Setup::Passive),
             keep_pts: Some(vec![0, 101]),
             direction: None,
+            crypto: None,
         };
         let out = build_reanswer(OFFER, &edit).unwrap();
         for want in [

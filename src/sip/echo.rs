@@ -262,9 +262,10 @@ impl Echo {
         }
         let offer = String::from_utf8_lossy(&tx.original.body).to_string();
         let allowed = self.settings.behavior.codecs.as_deref();
-        let Some(choice) = echo_sdp::choose(&echo_sdp::offered_formats(&offer), allowed) else {
+        let Some(mut choice) = echo_sdp::choose(&echo_sdp::offered_formats(&offer), allowed) else {
             return finish(tx, 488, vec![]).await;
         };
+        choice.srtp = echo_sdp::mirrored_srtp(&offer);
         match PortPair::bind(self.settings.rtp_ip).await {
             Ok(ports) => self.run_call(tx, choice, ports).await,
             Err(_) => finish(tx, 500, vec![]).await,

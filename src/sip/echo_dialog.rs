@@ -49,6 +49,8 @@ impl Session {
     fn reoffer(&mut self, offer: &str) -> Option<String> {
         let formats = echo_sdp::offered_formats(offer);
         self.choice = echo_sdp::choose(&formats, self.allowed.as_deref())?;
+        // The echo reflects packets unchanged: it mirrors a re-offer's keys too.
+        self.choice.srtp = echo_sdp::mirrored_srtp(offer);
         self.direction = echo_sdp::mirror(echo_sdp::offered_direction(offer));
         self.origin.1 += 1;
         let sends = matches!(self.direction, "sendrecv" | "sendonly");

@@ -29,6 +29,33 @@ pub(crate) struct Format {
 pub(crate) struct Choice {
     pub codec: Format,
     pub dtmf: Option<Format>,
+    /// SDES keys mirrored from the offer, if it had any.
+    pub srtp: Option<Mirrored>,
+}
+
+/// SDES on the echo's media: the offer's profile and first `a=crypto`
+/// line, answered back as they are. The echo returns each packet unchanged,
+/// so the caller gets its own key: it unprotects with the key it protected
+/// with (its receive side keeps its own replay window), and the echo needs
+/// no SRTP of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mirrored {
+    /// `RTP/SAVP`, or `RTP/AVP` for an opportunistic offer.
+    pub proto: String,
+    /// The `a=crypto` value.
+    pub crypto: String,
+}
+
+/// The offer's SDES line to mirror, if its audio stream has one.
+pub(crate) fn mirrored_srtp(sdp: &str) -> Option<Mirrored> {
+    let mut lines = sdp.lines().map(str::trim);
+    let m = lines.by_ref().find(|l| l.starts_with("m=audio "))?;
+    let proto = m.split_whitespace().nth(2)?.to_string();
+    let crypto = lines
+        .take_while(|l| !l.starts_with("m="))
+        .find_map(|l| l.strip_prefix("a=crypto:"))?
+        .to_string();
+    Some(Mirrored { proto, crypto })
 }
 
 fn static_format(pt: u8) -> Option<Format> {
@@ -104,7 +131,11 @@ pub(crate) fn choose(offer: &[Format], allowed: Option<&[String]>) -> Option<Cho
         .iter()
         .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == codec.rate)
         .cloned();
-    Some(Choice { codec, dtmf })
+    Some(Choice {
+        codec,
+        dtmf,
+        srtp: None,
+    })
 }
 
 fn rtpmap(f: &Format) -> String {
@@ -167,10 +198,14 @@ pub(crate) fn answer(
     if let Some(d) = &choice.dtmf {
         pts.push_str(&format!(" {}", d.pt));
     }
+    let proto = choice.srtp.as_ref().map_or("RTP/AVP", |m| m.proto.as_str());
     let mut s = format!(
         "v=0\r\no=siphon-echo {session} {version} IN {family} {ip}\r\ns=echo\r\n\
-         c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n"
+         c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} {proto} {pts}\r\n"
     );
+    if let Some(m) = &choice.srtp {
+        s.push_str(&format!("a=crypto:{}\r\n", m.crypto));
+    }
     s.push_str(&rtpmap(&choice.codec));
     if let Some(d) = &choice.dtmf {
         s.push_str(&rtpmap(d));
@@ -210,6 +245,24 @@ a=rtpmap:101 telephone-event/48000\r\na=rtpmap:102 telephone-event/8000\r\na=fmt
         assert!(a.contains("o=siphon-echo 7 8 IN IP4 127.0.0.1\r\n"));
         assert!(a.contains("m=audio 5000 RTP/AVP 0 102\r\n"));
         assert!(a.contains("a=rtpmap:102 telephone-event/8000\r\na=fmtp:102 0-16\r\n"));
+    }
+
+    #[test]
+    fn sdes_offers_get_their_own_line_back() {
+        let line = "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let savp = OFFER.replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:{line}\r\n");
+        let mut c = choose(&offered_formats(&savp), None).expect("choice");
+        c.srtp = mirrored_srtp(&savp);
+        let a = answer(
+            &c,
+            "127.0.0.1".parse().expect("ip"),
+            5000,
+            (7, 7),
+            "sendrecv",
+        );
+        assert!(a.contains("m=audio 5000 RTP/SAVP 111 101\r\n"), "{a}");
+        assert!(a.contains(&format!("a=crypto:{line}\r\n")), "{a}");
+        assert_eq!(mirrored_srtp(OFFER), None);
     }
 
     #[test]

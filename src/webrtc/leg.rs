@@ -177,13 +177,13 @@ impl Leg {
     /// Unprotects SRTP in place.
     pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
         let srtp = self.srtp.as_mut().ok_or(DropReason::NotConnected)?;
-        srtp.rx.unprotect_rtp(buf, len)
+        srtp.rx.unprotect_rtp(buf, len).map_err(DropReason::from)
     }
 
     /// Unprotects SRTCP in place.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
         let srtp = self.srtp.as_mut().ok_or(DropReason::NotConnected)?;
-        srtp.rx.unprotect_rtcp(buf, len)
+        srtp.rx.unprotect_rtcp(buf, len).map_err(DropReason::from)
     }
 
     /// Protects RTP in place; returns the length and where to send it.
@@ -217,8 +217,11 @@ pub(crate) struct LegIo<'a> {
 }
 
 fn build_srtp(keys: &SrtpKeys, crypto: &dyn RTCCrypto) -> Result<Srtp, WebRtcError> {
+    let context = |key: &[u8]| {
+        SrtpContext::new(keys.profile, key, crypto).map_err(|e| WebRtcError::Srtp(e.0))
+    };
     Ok(Srtp {
-        tx: SrtpContext::new(keys.profile, &keys.local, crypto)?,
-        rx: SrtpContext::new(keys.profile, &keys.remote, crypto)?,
+        tx: context(&keys.local)?,
+        rx: context(&keys.remote)?,
     })
 }

@@ -9,7 +9,6 @@ mod dtls;
 mod endpoint;
 mod ice;
 mod leg;
-mod srtp;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -18,10 +17,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::srtp::{SrtpContext, SrtpProfile};
 pub use dtls::{DtlsRole, Identity};
 pub use endpoint::{Endpoint, IceRestart};
 pub use ice::random_ice_credentials;
-pub use srtp::{SrtpContext, SrtpProfile};
 
 /// Identifier the caller gives each leg.
 pub type LegId = u64;
@@ -139,6 +138,16 @@ impl DropReason {
     }
 }
 
+impl From<crate::srtp::Rejected> for DropReason {
+    fn from(r: crate::srtp::Rejected) -> Self {
+        match r {
+            crate::srtp::Rejected::Malformed => DropReason::SrtpMalformed,
+            crate::srtp::Rejected::Auth => DropReason::SrtpAuth,
+            crate::srtp::Rejected::Replay => DropReason::SrtpReplay,
+        }
+    }
+}
+
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -163,6 +172,16 @@ pub enum SendError {
     Malformed,
     /// The SRTP library refused to protect (e.g. key exhausted).
     Srtp,
+}
+
+impl From<crate::srtp::ProtectError> for SendError {
+    fn from(e: crate::srtp::ProtectError) -> Self {
+        match e {
+            crate::srtp::ProtectError::BufferTooSmall => SendError::BufferTooSmall,
+            crate::srtp::ProtectError::Malformed => SendError::Malformed,
+            crate::srtp::ProtectError::Srtp => SendError::Srtp,
+        }
+    }
 }
 
 impl SendError {

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod pki;
+pub mod sdes;
 pub mod signaling;
 
 use std::time::Duration;

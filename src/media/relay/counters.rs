@@ -4,6 +4,7 @@
 use prometheus::{Histogram, IntCounter};
 
 use super::liveness::SilentSide;
+use super::sip_srtp::SipDrop;
 use crate::metrics::{flow, Metrics};
 use crate::webrtc::DropReason;
 
@@ -92,12 +93,14 @@ pub(super) struct Counters {
     to_webrtc: FlowCounts,
     webrtc_drops: [u64; DropReason::COUNT],
     relay_drops: [u64; RelayDrop::ALL.len()],
+    sip_drops: [u64; SipDrop::ALL.len()],
     wakeups: u64,
     wakeups_h: IntCounter,
     to_sip_h: FlowHandles,
     to_webrtc_h: FlowHandles,
     webrtc_drop_h: Vec<IntCounter>,
     relay_drop_h: Vec<IntCounter>,
+    sip_drop_h: Vec<IntCounter>,
     pub(super) relay_seconds: Histogram,
     timeouts_h: [IntCounter; 2],
     pub(super) disconnects_h: IntCounter,
@@ -113,6 +116,7 @@ impl Counters {
             to_webrtc: FlowCounts::default(),
             webrtc_drops: [0; DropReason::COUNT],
             relay_drops: [0; RelayDrop::ALL.len()],
+            sip_drops: [0; SipDrop::ALL.len()],
             wakeups: 0,
             wakeups_h: m.relay_wakeups_total.clone(),
             to_sip_h: FlowHandles::new(m, flow::WEBRTC_TO_SIP),
@@ -124,6 +128,10 @@ impl Counters {
             relay_drop_h: RelayDrop::ALL
                 .iter()
                 .map(|r| drop("relay", r.as_str()))
+                .collect(),
+            sip_drop_h: SipDrop::ALL
+                .iter()
+                .map(|r| drop("sip", r.as_str()))
                 .collect(),
             relay_seconds: m.relay_seconds.clone(),
             timeouts_h: [SilentSide::WebRtc, SilentSide::Sip]
@@ -161,12 +169,17 @@ impl Counters {
         self.relay_drops[reason as usize] += 1;
     }
 
+    pub(super) fn sip_drop(&mut self, reason: SipDrop) {
+        self.sip_drops[reason as usize] += 1;
+    }
+
     /// Move pending counts into Prometheus.
     pub(super) fn flush(&mut self) {
         flush_flow(&mut self.to_sip, &self.to_sip_h);
         flush_flow(&mut self.to_webrtc, &self.to_webrtc_h);
         flush_array(&mut self.webrtc_drops, &self.webrtc_drop_h);
         flush_array(&mut self.relay_drops, &self.relay_drop_h);
+        flush_array(&mut self.sip_drops, &self.sip_drop_h);
         self.wakeups_h.inc_by(std::mem::take(&mut self.wakeups));
     }
 }

@@ -5,6 +5,7 @@
 pub(crate) mod batch;
 mod counters;
 mod liveness;
+mod sip_srtp;
 mod tones;
 mod worker;
 

@@ -77,6 +77,7 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
         send_to_sip: true,
         send_to_webrtc: true,
         held: false,
+        srtp: None,
     };
     relay.configure(leg, media).unwrap();
     let server = relay.webrtc_addr();

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use rtc_srtp::crypto::providers::RingCrypto;
 
 use super::batch::{RecvBatch, SendBatch, Sent, BATCH, BUF};
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
+use super::sip_srtp::{SipCrypto, SipDrop};
 use super::tones::{Press, Tones};
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia, Tuning};
 use crate::media::pool::PortLease;
@@ -50,6 +52,8 @@ struct Slot {
     stats: CallStats,
     liveness: Liveness,
     tones: Tones,
+    /// SRTP toward the SIP peer (SDES); `None`: plain RTP.
+    srtp: Option<SipCrypto>,
 }
 
 pub(super) struct Worker {
@@ -71,6 +75,8 @@ pub(super) struct Worker {
     next_flush: Instant,
     /// Slots with key presses queued or under way.
     toning: Vec<usize>,
+    /// Keys the SIP sides' SRTP contexts (HMAC, AEAD).
+    crypto: RingCrypto,
 }
 
 /// Tokens: 0 WebRTC socket, 1 waker, then two per slot (RTP, RTCP).
@@ -111,6 +117,7 @@ impl Worker {
             sample_countdown: tuning.timing_sample,
             next_flush: Instant::now() + FLUSH_EVERY,
             toning: Vec::new(),
+            crypto: RingCrypto,
         };
         Ok((worker, waker, addr))
     }
@@ -280,7 +287,16 @@ impl Worker {
             }
             (&slot.rtp, slot.latched_rtp.unwrap_or(sip.remote_rtp))
         };
-        match socket.send_to(pkt, dest) {
+        let out_len = match slot.srtp.as_mut() {
+            None => len,
+            Some(srtp) if is_rtcp => srtp.tx.protect_rtcp(&mut buf[..], len).unwrap_or(0),
+            Some(srtp) => srtp.tx.protect_rtp(&mut buf[..], len).unwrap_or(0),
+        };
+        if out_len == 0 {
+            slot.stats.dropped += 1;
+            return self.counters.sip_drop(SipDrop::Protect);
+        }
+        match socket.send_to(&buf[..out_len], dest) {
             Ok(_) => {
                 slot.stats.to_sip_packets += 1;
                 self.counters.relayed_to_sip(is_rtcp, len);
@@ -336,16 +352,26 @@ impl Worker {
         } else {
             &mut slot.latched_rtp
         };
-        match *latch {
-            Some(addr) if addr != src => {
-                return drop_packet(&mut self.counters, slot, RelayDrop::UnlatchedSource);
+        if latch.is_some_and(|addr| addr != src) {
+            return drop_packet(&mut self.counters, slot, RelayDrop::UnlatchedSource);
+        }
+        // Authenticated before it may latch: a forged packet cannot steer media.
+        let unprotected = match slot.srtp.as_mut() {
+            None => Ok(len),
+            Some(srtp) if is_rtcp => srtp.rx.unprotect_rtcp(&mut buf[..], len),
+            Some(srtp) => srtp.rx.unprotect_rtp(&mut buf[..], len),
+        };
+        let len = match unprotected {
+            Ok(len) => len,
+            Err(reason) => {
+                slot.stats.dropped += 1;
+                return self.counters.sip_drop(reason.into());
             }
-            Some(_) => {}
-            None => {
-                *latch = Some(src);
-                if !from_rtcp_port {
-                    let _ = slot.events.send(MediaEvent::SipLatched(src));
-                }
+        };
+        if latch.is_none() {
+            *latch = Some(src);
+            if !from_rtcp_port {
+                let _ = slot.events.send(MediaEvent::SipLatched(src));
             }
         }
         if !to_browser {
@@ -490,6 +516,7 @@ impl Worker {
             stats: CallStats::default(),
             liveness: Liveness::new(media_timeout, now),
             tones: Tones::default(),
+            srtp: None,
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -506,7 +533,17 @@ impl Worker {
             slot.to_sip.set_pt_map(media.to_sip.clone(), media.ts_step);
             slot.to_webrtc
                 .set_pt_map(media.to_webrtc.clone(), media.ts_step);
-            slot.sip = Some(media);
+            match SipCrypto::update(slot.srtp.take(), media.srtp.as_ref(), &self.crypto) {
+                Ok(srtp) => {
+                    slot.srtp = srtp;
+                    slot.sip = Some(media);
+                }
+                Err(e) => {
+                    // Never fall back to plain RTP: the SIP side gets nothing.
+                    tracing::error!(error = %e, "SIP-side SRTP keys refused");
+                    slot.sip = None;
+                }
+            }
         }
     }
 

@@ -29,7 +29,13 @@ impl Worker {
             {
                 if to_sip {
                     let dest = slot.latched_rtp.unwrap_or(sip.remote_rtp);
-                    let _ = slot.rtp.send_to(&buf[..len], dest);
+                    let out = match slot.srtp.as_mut() {
+                        None => Some(len),
+                        Some(srtp) => srtp.tx.protect_rtp(buf, len).ok(),
+                    };
+                    if let Some(out) = out {
+                        let _ = slot.rtp.send_to(&buf[..out], dest);
+                    }
                 } else if let Ok((out, dest)) = self.endpoint.protect_rtp(slot.leg, buf, len) {
                     let _ = self.socket.send_to(&buf[..out], dest);
                 }

@@ -3,8 +3,9 @@
 use sdp_types::Media;
 
 use super::super::codec::Codec;
+use super::super::crypto;
 use super::super::direction::{self, Direction};
-use super::super::outbound::{SipAnswerParams, SIP_PROFILE};
+use super::super::outbound::{profile, SipAnswerParams};
 use super::super::session::{self, audio_media, flag, push};
 use super::sip_offer::SipOffer;
 use super::webrtc_answer::WebRtcAnswer;
@@ -31,7 +32,8 @@ fn audio(offer: &SipOffer, answer: &WebRtcAnswer, p: &SipAnswerParams) -> Media 
     let pts: Vec<u8> = std::iter::once(codec.pt)
         .chain(event.map(|e| e.pt))
         .collect();
-    let mut media = audio_media(p.rtp_addr, SIP_PROFILE, &pts);
+    let mut media = audio_media(p.rtp_addr, profile(p.savp), &pts);
+    crypto::write(&mut media, &p.crypto);
     for c in std::iter::once(&codec).chain(event) {
         push(&mut media, "rtpmap", c.rtpmap());
         if let Some(fmtp) = c.fmtp_value() {

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 
 use super::super::codec::{media_codecs, split_events, Codec};
+use super::super::crypto::{self, Crypto};
 use super::super::direction::{self, Direction};
-use super::super::outbound::SIP_PROFILE;
+use super::super::outbound::{SAVP_PROFILE, SIP_PROFILE};
 use super::super::session::{self, MLine};
 use super::super::SdpError;
 
@@ -27,6 +28,11 @@ pub struct SipOffer {
     pub rtcp_mux: bool,
     /// a=ptime in milliseconds, if given.
     pub ptime: Option<u32>,
+    /// The m-line says RTP/SAVP: SRTP or nothing.
+    pub savp: bool,
+    /// Its supported `a=crypto` lines in preference order (RTP/AVP may carry
+    /// them too: opportunistic SRTP, RFC 8643).
+    pub crypto: Vec<Crypto>,
 }
 
 impl SipOffer {
@@ -41,15 +47,24 @@ impl SipOffer {
     }
 }
 
-/// Parses a plain RTP/AVP offer; SRTP (RTP/SAVP) offers are refused.
+/// Parses an RTP/AVP or RTP/SAVP offer (SDES keys, RFC 4568); whether
+/// SRTP is wanted is the caller's policy.
 pub fn parse_sip_offer(sdp: &str) -> Result<SipOffer, SdpError> {
     let p = session::parse(sdp)?;
     let media = p.audio();
-    if !media.proto.eq_ignore_ascii_case(SIP_PROFILE) {
+    let savp = media.proto.eq_ignore_ascii_case(SAVP_PROFILE);
+    if !savp && !media.proto.eq_ignore_ascii_case(SIP_PROFILE) {
         return Err(SdpError::UnsupportedProfile {
             found: media.proto.clone(),
-            expected: SIP_PROFILE,
+            expected: "RTP/AVP or RTP/SAVP",
         });
+    }
+    let crypto = crypto::read_media(media)?;
+    if savp && crypto.is_empty() {
+        // SAVP keyed some other way (MIKEY, DTLS) is not what siphon speaks.
+        return Err(SdpError::UnsupportedCrypto(
+            "RTP/SAVP without a=crypto".into(),
+        ));
     }
     if media.port == 0 {
         return Err(SdpError::NoAudio);
@@ -67,6 +82,8 @@ pub fn parse_sip_offer(sdp: &str) -> Result<SipOffer, SdpError> {
         direction,
         rtcp_mux: media.has_attribute("rtcp-mux"),
         ptime: p.attr("ptime").and_then(|v| v.trim().parse().ok()),
+        savp,
+        crypto,
         audio_index: p.audio_index,
         mlines: p.mlines,
     })

@@ -40,11 +40,12 @@ fn parses_pbx_and_phone_offers() {
 }
 
 #[test]
-fn srtp_and_bad_offers_are_refused() {
-    let err = parse_sip_offer(SRTP_OFFER).expect_err("srtp");
+fn dtls_srtp_and_bad_offers_are_refused() {
+    let dtls = ASTERISK_OFFER.replace("RTP/AVP", "UDP/TLS/RTP/SAVP");
+    let err = parse_sip_offer(&dtls).expect_err("dtls-srtp");
     assert_eq!(
         err.to_string(),
-        "unsupported transport profile RTP/SAVP (expected RTP/AVP)"
+        "unsupported transport profile UDP/TLS/RTP/SAVP (expected RTP/AVP or RTP/SAVP)"
     );
     let port0 = ASTERISK_OFFER.replace("m=audio 18140", "m=audio 0");
     assert_eq!(parse_sip_offer(&port0), Err(SdpError::NoAudio));

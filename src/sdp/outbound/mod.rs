@@ -9,9 +9,10 @@ mod webrtc_offer;
 mod tests;
 
 pub use sip_answer::{parse_sip_answer, SipAnswer};
+pub(crate) use sip_offer::profile;
 pub use sip_offer::{
     build_sip_offer, PlannedCodec, SipAnswerParams, SipOfferParams, SipOfferPlan, SipParams,
-    SIP_PROFILE,
+    SAVP_PROFILE, SIP_PROFILE,
 };
 pub(crate) use webrtc_answer::browser_event;
 pub use webrtc_answer::build_webrtc_answer;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::super::codec::{media_pts, names, pick_event, rtpmap_or_static, Codec};
+use super::super::crypto::{self, Crypto};
 use super::super::direction::{self, Direction};
 use super::super::session;
 use super::super::SdpError;
@@ -25,12 +26,20 @@ pub struct SipAnswer {
     pub rtcp_mux: bool,
     /// a=ptime in milliseconds, if given.
     pub ptime: Option<u32>,
+    /// The answerer's `a=crypto` line for one of siphon's offered ones,
+    /// checked against `offered`: the SIP side's key. `None`: plain RTP.
+    pub crypto: Option<Crypto>,
 }
 
 /// Parses a SIP answer against what we offered.
-pub fn parse_sip_answer(sdp: &str, plan: &SipOfferPlan) -> Result<SipAnswer, SdpError> {
+pub fn parse_sip_answer(
+    sdp: &str,
+    plan: &SipOfferPlan,
+    offered: &[Crypto],
+) -> Result<SipAnswer, SdpError> {
     let p = session::parse(sdp)?;
     let media = p.audio();
+    let crypto = answered_crypto(media, offered)?;
     // Match by format, not number: an answerer may renumber dynamic PTs.
     let answered: Vec<Codec> = media_pts(media)
         .into_iter()
@@ -60,7 +69,32 @@ pub fn parse_sip_answer(sdp: &str, plan: &SipOfferPlan) -> Result<SipAnswer, Sdp
         direction,
         rtcp_mux: media.has_attribute("rtcp-mux"),
         ptime: p.attr("ptime").and_then(|v| v.trim().parse().ok()),
+        crypto,
     })
+}
+
+/// The answer's `a=crypto`: it must echo the tag and suite of an offered
+/// line (RFC 4568 section 7.1.3); any other answer line is an error.
+fn answered_crypto(
+    media: &sdp_types::Media,
+    offered: &[Crypto],
+) -> Result<Option<Crypto>, SdpError> {
+    if offered.is_empty() {
+        return Ok(None);
+    }
+    let lines = crypto::read_media(media)?;
+    let Some(line) = lines.into_iter().next() else {
+        return Ok(None);
+    };
+    let ours = offered.iter().find(|o| o.tag == line.tag);
+    match ours {
+        Some(o) if o.suite == line.suite => Ok(Some(line)),
+        _ => Err(SdpError::UnsupportedCrypto(format!(
+            "the answer's a=crypto tag {} ({}) matches no offered line",
+            line.tag,
+            crypto::suite_name(line.suite)
+        ))),
+    }
 }
 
 // Some answerers omit the rtpmap of a dynamic PT they kept from the offer.

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::super::codec::{free_dynamic_pt, names, static_pt, Codec};
+use super::super::crypto::{self, Crypto};
 use super::super::direction;
 use super::super::session::{self, audio_media, push};
 use super::super::SdpError;
@@ -10,6 +11,18 @@ use super::webrtc_offer::WebRtcOffer;
 
 /// The plain RTP profile of a SIP leg.
 pub const SIP_PROFILE: &str = "RTP/AVP";
+/// The SRTP profile of a SIP leg keyed with SDES (RFC 4568).
+pub const SAVP_PROFILE: &str = "RTP/SAVP";
+
+/// The m-line profile: RTP/SAVP, or RTP/AVP (plain, or with `a=crypto` as
+/// opportunistic SRTP, RFC 8643).
+pub fn profile(savp: bool) -> &'static str {
+    if savp {
+        SAVP_PROFILE
+    } else {
+        SIP_PROFILE
+    }
+}
 
 /// What the gateway writes about its own SIP media leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +33,11 @@ pub struct SipParams {
     pub session_id: u64,
     /// Session version of the o= line.
     pub session_version: u64,
+    /// Write RTP/SAVP on the m-line (else RTP/AVP).
+    pub savp: bool,
+    /// siphon's `a=crypto` lines: every offered suite in an offer, the
+    /// chosen one in an answer; empty for plain RTP.
+    pub crypto: Vec<Crypto>,
 }
 
 /// Parameters of a SIP offer (browser calls phone).
@@ -147,7 +165,8 @@ fn write(offer: &WebRtcOffer, plan: &SipOfferPlan, p: &SipOfferParams) -> String
         .map(|c| &c.sip)
         .collect();
     let pts: Vec<u8> = all.iter().map(|c| c.pt).collect();
-    let mut media = audio_media(p.rtp_addr, SIP_PROFILE, &pts);
+    let mut media = audio_media(p.rtp_addr, profile(p.savp), &pts);
+    crypto::write(&mut media, &p.crypto);
     for codec in &all {
         push(&mut media, "rtpmap", codec.rtpmap());
         if let Some(fmtp) = codec.fmtp_value() {

@@ -19,7 +19,7 @@ fn sip_offer(browser: &str, codecs: &[&str]) -> (String, SipOfferPlan) {
 fn answer_for(browser: &str, codecs: &[&str], sip_answer: &str) -> (WebRtcOffer, SipAnswer) {
     let offer = parse_webrtc_offer(browser).expect("browser offer");
     let (_, plan) = sip_offer(browser, codecs);
-    let answer = parse_sip_answer(sip_answer, &plan).expect("sip answer");
+    let answer = parse_sip_answer(sip_answer, &plan, &[]).expect("sip answer");
     (offer, answer)
 }
 
@@ -189,7 +189,7 @@ fn desk_phone_with_session_connection() {
 fn answer_without_rtpmap_for_static_and_kept_dynamic_pts() {
     let (_, plan) = sip_offer(CHROME_OFFER, &["opus", "PCMA"]);
     let sdp = "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 8 126\r\n";
-    let a = parse_sip_answer(sdp, &plan).expect("answer");
+    let a = parse_sip_answer(sdp, &plan, &[]).expect("answer");
     assert_eq!(a.codec.name, "PCMA");
     assert_eq!(a.telephone_event.map(|t| t.pt), Some(126));
     assert_eq!(a.ptime, None);
@@ -200,24 +200,24 @@ fn rejected_or_foreign_answers_are_no_common_codec() {
     let (_, plan) = sip_offer(CHROME_OFFER, ALL_CODECS);
     let port0 = ASTERISK_ANSWER.replace("m=audio 17654", "m=audio 0");
     assert!(matches!(
-        parse_sip_answer(&port0, &plan),
+        parse_sip_answer(&port0, &plan, &[]),
         Err(SdpError::NoCommonCodec { .. })
     ));
     let g729 = ASTERISK_ANSWER
         .replace("RTP/AVP 0 101", "RTP/AVP 18")
         .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
-    let err = parse_sip_answer(&g729, &plan).expect_err("g729 only");
+    let err = parse_sip_answer(&g729, &plan, &[]).expect_err("g729 only");
     assert_eq!(
         err.to_string(),
         "no common codec (offered: G729; supported: PCMA, PCMU, G722, opus)"
     );
     assert!(matches!(
-        parse_sip_answer("garbage", &plan),
+        parse_sip_answer("garbage", &plan, &[]),
         Err(SdpError::Malformed(_))
     ));
     let no_c = ASTERISK_ANSWER.replace("c=IN IP4 10.0.0.5\n", "");
     assert_eq!(
-        parse_sip_answer(&no_c, &plan),
+        parse_sip_answer(&no_c, &plan, &[]),
         Err(SdpError::MissingConnection)
     );
 }
@@ -226,7 +226,7 @@ fn rejected_or_foreign_answers_are_no_common_codec() {
 fn zero_address_answer_is_hold() {
     let (_, plan) = sip_offer(CHROME_OFFER, ALL_CODECS);
     let held = ASTERISK_ANSWER.replace("c=IN IP4 10.0.0.5", "c=IN IP4 0.0.0.0");
-    let a = parse_sip_answer(&held, &plan).expect("answer");
+    let a = parse_sip_answer(&held, &plan, &[]).expect("answer");
     assert_eq!(a.direction, Direction::SendOnly);
 }
 

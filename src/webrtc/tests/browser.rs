@@ -211,6 +211,7 @@ impl Browser {
         let (client, server) = profile.split_keying_material(km).expect("split");
         let p = match profile {
             SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+            SrtpProfile::Aes128CmHmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
             SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
             SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
         };

@@ -7,6 +7,9 @@ use super::{aes_cm, gcm};
 pub enum SrtpProfile {
     /// SRTP_AES128_CM_HMAC_SHA1_80 (RFC 5764).
     Aes128CmHmacSha1_80,
+    /// AES_CM_128_HMAC_SHA1_32 (RFC 4568): a 32-bit tag on SRTP, 80 bits on
+    /// SRTCP (RFC 3711 section 5.2). Offered over SDES, never by DTLS here.
+    Aes128CmHmacSha1_32,
     /// SRTP_AEAD_AES_128_GCM (RFC 7714).
     AeadAes128Gcm,
     /// SRTP_AEAD_AES_256_GCM (RFC 7714); browsers offer it and DTLS prefers it.
@@ -27,7 +30,9 @@ impl SrtpProfile {
     /// Master key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
-            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::AeadAes128Gcm => 16,
+            SrtpProfile::Aes128CmHmacSha1_80
+            | SrtpProfile::Aes128CmHmacSha1_32
+            | SrtpProfile::AeadAes128Gcm => 16,
             SrtpProfile::AeadAes256Gcm => 32,
         }
     }
@@ -35,7 +40,7 @@ impl SrtpProfile {
     /// Master salt length in bytes (112 bits for AES-CM, 96 for GCM).
     pub fn salt_len(self) -> usize {
         match self {
-            SrtpProfile::Aes128CmHmacSha1_80 => 14,
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => 14,
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 12,
         }
     }
@@ -44,13 +49,18 @@ impl SrtpProfile {
     pub fn rtp_overhead(self) -> usize {
         match self {
             SrtpProfile::Aes128CmHmacSha1_80 => aes_cm::TAG_LEN,
+            SrtpProfile::Aes128CmHmacSha1_32 => aes_cm::SHORT_TAG_LEN,
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => gcm::TAG_LEN,
         }
     }
 
     /// Bytes SRTCP adds to an RTCP packet (tag plus the 4-byte SRTCP index).
     pub fn rtcp_overhead(self) -> usize {
-        self.rtp_overhead() + 4
+        let tag = match self {
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => aes_cm::TAG_LEN,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => gcm::TAG_LEN,
+        };
+        tag + 4
     }
 
     /// Splits RFC 5764 section 4.2 keying material into (client, server) master key+salt.

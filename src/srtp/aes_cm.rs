@@ -1,4 +1,4 @@
-//! AES_CM_128_HMAC_SHA1_80 (RFC 3711 sections 4.1.1 and 4.2.1), in place.
+//! AES_CM_128_HMAC_SHA1_80 and _32 (RFC 3711 sections 4.1.1 and 4.2.1), in place.
 //!
 //! HMAC-SHA1 comes from the caller's `RTCCrypto` provider and AES-CTR from
 //! RustCrypto, both keyed once per context; only the SRTP framing around
@@ -11,8 +11,10 @@ use rtc_crypto::{constant_time_eq, CryptoError, HmacAlgorithm, Mac, RTCCrypto};
 use super::kdf::{self, Labels};
 use super::transform::{split, split_tail, Fail, E_FLAG, RTCP_FIXED};
 
-/// Bytes of HMAC-SHA1 kept on the wire (80 bits).
+/// Bytes of HMAC-SHA1 kept on the wire (80 bits); always so on SRTCP.
 pub(super) const TAG_LEN: usize = 10;
+/// The SRTP tag of AES_CM_128_HMAC_SHA1_32 (32 bits).
+pub(super) const SHORT_TAG_LEN: usize = 4;
 /// Session salt length (112 bits).
 const SALT_LEN: usize = 14;
 /// Session authentication key length (160 bits).
@@ -70,7 +72,7 @@ impl Keys {
         ctr.try_apply_keystream(data).map_err(|_| Fail::Crypto)
     }
 
-    /// The 80-bit tag over the concatenation of `parts`.
+    /// The 80-bit tag over the concatenation of `parts` (SHA1_32 keeps its first 4 octets).
     fn tag(&mut self, parts: &[&[u8]]) -> Result<[u8; TAG_LEN], Fail> {
         let mut full = [0u8; SHA1_LEN];
         self.mac.sign(parts, &mut full).map_err(|_| Fail::Crypto)?;
@@ -84,6 +86,8 @@ impl Keys {
 pub(super) struct AesCm {
     rtp: Keys,
     rtcp: Keys,
+    /// Tag octets on SRTP: 10, or 4 for SHA1_32.
+    rtp_tag: usize,
 }
 
 impl AesCm {
@@ -92,10 +96,12 @@ impl AesCm {
         crypto: &dyn RTCCrypto,
         master_key: &[u8],
         master_salt: &[u8],
+        rtp_tag: usize,
     ) -> Result<AesCm, CryptoError> {
         Ok(AesCm {
             rtp: Keys::derive(crypto, master_key, master_salt, kdf::SRTP)?,
             rtcp: Keys::derive(crypto, master_key, master_salt, kdf::SRTCP)?,
+            rtp_tag: rtp_tag.min(TAG_LEN),
         })
     }
 
@@ -113,10 +119,11 @@ impl AesCm {
         self.rtp.apply(ssrc, index, payload)?;
         let roc = roc_bytes(index);
         let tag = self.rtp.tag(&[&*packet, &roc])?;
-        tail.get_mut(..TAG_LEN)
+        let n = self.rtp_tag;
+        tail.get_mut(..n)
             .ok_or(Fail::Malformed)?
-            .copy_from_slice(&tag);
-        Ok(len + TAG_LEN)
+            .copy_from_slice(&tag[..n]);
+        Ok(len + n)
     }
 
     /// Authenticates and decrypts `packet` (header, payload, tag); returns the RTP length.
@@ -127,9 +134,10 @@ impl AesCm {
         ssrc: u32,
         index: u64,
     ) -> Result<usize, Fail> {
-        let (body, tag) = split_tail(packet, TAG_LEN)?;
+        let n = self.rtp_tag;
+        let (body, tag) = split_tail(packet, n)?;
         let expected = self.rtp.tag(&[&*body, &roc_bytes(index)])?;
-        if !constant_time_eq(&expected, tag) {
+        if !constant_time_eq(&expected[..n], tag) {
             return Err(Fail::Auth);
         }
         let body_len = body.len();

@@ -1,5 +1,8 @@
 //! SRTP/SRTCP contexts that protect and unprotect in place, without allocating.
 //!
+//! Shared by both media legs: the WebRTC leg keys them from DTLS-SRTP, the
+//! SIP leg from SDES (`a=crypto`, RFC 4568). Neither keying is known here.
+//!
 //! `rtc-srtp` 0.21 returns every protected or unprotected packet as a fresh
 //! `BytesMut`, which costs one heap allocation and a copy per media packet on
 //! the relay's hot path. So the SRTP framing is written here by hand: key
@@ -16,6 +19,7 @@
 mod aes_cm;
 mod gcm;
 mod kdf;
+mod key;
 mod profile;
 mod replay;
 mod stream;
@@ -23,11 +27,10 @@ mod transform;
 
 use rtc_crypto::RTCCrypto;
 
+pub use key::MasterKey;
 pub use profile::SrtpProfile;
 use stream::{RtcpStream, RtpStream, Streams};
 use transform::{Fail, Transform, RTCP_FIXED};
-
-use super::{DropReason, SendError, WebRtcError};
 
 /// Failed packets with never-authenticated SSRCs tolerated per context.
 ///
@@ -40,6 +43,33 @@ const STRANGER_BUDGET: u32 = 256;
 /// The fixed RTP header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC.
 const RTP_FIXED: usize = 12;
 
+/// Building a context failed (a key of the wrong size, a crypto provider refusal).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SRTP: {0}")]
+pub struct SrtpError(pub String);
+
+/// Why a packet was not unprotected; a plain `Copy` enum for the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejected {
+    /// Too short, or a header that does not parse.
+    Malformed,
+    /// The authentication tag does not verify.
+    Auth,
+    /// Already seen, or too old for the replay window.
+    Replay,
+}
+
+/// Why a packet was not protected; a plain `Copy` enum for the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtectError {
+    /// The buffer lacks room for the tag (and SRTCP index).
+    BufferTooSmall,
+    /// Not a parseable RTP/RTCP packet.
+    Malformed,
+    /// The crypto refused, or the key is exhausted (ROC or SRTCP index overflow).
+    Srtp,
+}
+
 /// One direction of SRTP+SRTCP for one leg, with replay protection.
 pub struct SrtpContext {
     transform: Transform,
@@ -50,23 +80,23 @@ pub struct SrtpContext {
 }
 
 impl SrtpContext {
-    /// Builds a context from a master key and salt (`key || salt`, as split from DTLS).
+    /// Builds a context from a master key and salt (`key || salt`, from DTLS or `a=crypto`).
     pub fn new(
         profile: SrtpProfile,
         key_and_salt: &[u8],
         crypto: &dyn RTCCrypto,
-    ) -> Result<SrtpContext, WebRtcError> {
+    ) -> Result<SrtpContext, SrtpError> {
         let (key_len, salt_len) = (profile.key_len(), profile.salt_len());
         if key_and_salt.len() != key_len + salt_len {
-            return Err(WebRtcError::Srtp(format!(
+            return Err(SrtpError(format!(
                 "{profile:?} needs {} bytes of master key and salt, got {}",
                 key_len + salt_len,
                 key_and_salt.len()
             )));
         }
         let (key, salt) = key_and_salt.split_at(key_len);
-        let transform = Transform::new(profile, crypto, key, salt)
-            .map_err(|e| WebRtcError::Srtp(e.to_string()))?;
+        let transform =
+            Transform::new(profile, crypto, key, salt).map_err(|e| SrtpError(e.to_string()))?;
         Ok(SrtpContext {
             transform,
             profile,
@@ -82,18 +112,18 @@ impl SrtpContext {
     }
 
     /// Decrypts and authenticates SRTP in `buf[..len]`; returns the RTP length.
-    pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
-        let packet = buf.get_mut(..len).ok_or(DropReason::SrtpMalformed)?;
-        let h = RtpHeader::parse(packet).ok_or(DropReason::SrtpMalformed)?;
+    pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Rejected> {
+        let packet = buf.get_mut(..len).ok_or(Rejected::Malformed)?;
+        let h = RtpHeader::parse(packet).ok_or(Rejected::Malformed)?;
         if len < h.len + self.profile.rtp_overhead() {
-            return Err(DropReason::SrtpMalformed);
+            return Err(Rejected::Malformed);
         }
         let known = self.admit(h.ssrc)?;
         let index = match self.rtp.get(h.ssrc) {
             Some(stream) => {
-                let index = stream.index_of(h.seq).ok_or(DropReason::SrtpReplay)?;
+                let index = stream.index_of(h.seq).ok_or(Rejected::Replay)?;
                 if stream.is_replay(index) {
-                    return Err(DropReason::SrtpReplay);
+                    return Err(Rejected::Replay);
                 }
                 index
             }
@@ -110,20 +140,20 @@ impl SrtpContext {
     }
 
     /// Decrypts and authenticates SRTCP in `buf[..len]`; returns the RTCP length.
-    pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
-        let packet = buf.get_mut(..len).ok_or(DropReason::SrtpMalformed)?;
+    pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Rejected> {
+        let packet = buf.get_mut(..len).ok_or(Rejected::Malformed)?;
         if len < RTCP_FIXED + self.profile.rtcp_overhead() || !is_rtcp(packet) {
-            return Err(DropReason::SrtpMalformed);
+            return Err(Rejected::Malformed);
         }
-        let ssrc = read_u32(packet, 4).ok_or(DropReason::SrtpMalformed)?;
+        let ssrc = read_u32(packet, 4).ok_or(Rejected::Malformed)?;
         let known = self.admit(ssrc)?;
         let (encrypted, index) = self
             .transform
             .rtcp_trailer(packet)
-            .ok_or(DropReason::SrtpMalformed)?;
+            .ok_or(Rejected::Malformed)?;
         if let Some(stream) = self.rtcp.get(ssrc) {
             if stream.is_replay(index) {
-                return Err(DropReason::SrtpReplay);
+                return Err(Rejected::Replay);
             }
         }
         match self.transform.open_rtcp(packet, ssrc, index, encrypted) {
@@ -136,13 +166,13 @@ impl SrtpContext {
     }
 
     /// Encrypts RTP in `buf[..len]` in place; `buf` needs `rtp_overhead` spare bytes.
-    pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SendError> {
+    pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
         check_room(buf, len, RTP_FIXED, self.profile.rtp_overhead())?;
-        let h = RtpHeader::parse(&buf[..len]).ok_or(SendError::Malformed)?;
+        let h = RtpHeader::parse(&buf[..len]).ok_or(ProtectError::Malformed)?;
         let stream = self.rtp.get_or_insert(h.ssrc, u64::from(h.seq));
         // The sender tracks its own ROC the way a receiver would, so that
         // reordered or repeated sequence numbers keep the right index.
-        let index = stream.index_of(h.seq).ok_or(SendError::Srtp)?;
+        let index = stream.index_of(h.seq).ok_or(ProtectError::Srtp)?;
         let n = self
             .transform
             .seal_rtp(buf, h.len, len, h.ssrc, index)
@@ -154,39 +184,39 @@ impl SrtpContext {
     }
 
     /// Encrypts RTCP in `buf[..len]` in place; `buf` needs `rtcp_overhead` spare bytes.
-    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SendError> {
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
         check_room(buf, len, RTCP_FIXED, self.profile.rtcp_overhead())?;
         if !is_rtcp(&buf[..len]) {
-            return Err(SendError::Malformed);
+            return Err(ProtectError::Malformed);
         }
-        let ssrc = read_u32(buf, 4).ok_or(SendError::Malformed)?;
+        let ssrc = read_u32(buf, 4).ok_or(ProtectError::Malformed)?;
         let index = self
             .rtcp
             .get_or_insert(ssrc, 0)
             .take_index()
-            .ok_or(SendError::Srtp)?;
+            .ok_or(ProtectError::Srtp)?;
         self.transform
             .seal_rtcp(buf, len, ssrc, index)
             .map_err(send_error)
     }
 
     /// Whether `ssrc` ever authenticated; refuses it if not and the budget is spent.
-    fn admit(&self, ssrc: u32) -> Result<bool, DropReason> {
+    fn admit(&self, ssrc: u32) -> Result<bool, Rejected> {
         let known = self.rtp.contains(ssrc) || self.rtcp.contains(ssrc);
         if !known && self.strangers_left == 0 {
-            return Err(DropReason::SrtpAuth);
+            return Err(Rejected::Auth);
         }
         Ok(known)
     }
 
     /// The drop reason for a packet the transform refused, charging strangers.
-    fn refused(&mut self, known: bool, fail: Fail) -> DropReason {
+    fn refused(&mut self, known: bool, fail: Fail) -> Rejected {
         if !known {
             self.strangers_left = self.strangers_left.saturating_sub(1);
         }
         match fail {
-            Fail::Auth | Fail::Crypto => DropReason::SrtpAuth,
-            Fail::Malformed => DropReason::SrtpMalformed,
+            Fail::Auth | Fail::Crypto => Rejected::Auth,
+            Fail::Malformed => Rejected::Malformed,
         }
     }
 }
@@ -233,20 +263,20 @@ fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn check_room(buf: &[u8], len: usize, min: usize, overhead: usize) -> Result<(), SendError> {
+fn check_room(buf: &[u8], len: usize, min: usize, overhead: usize) -> Result<(), ProtectError> {
     if len < min || len > buf.len() {
-        return Err(SendError::Malformed);
+        return Err(ProtectError::Malformed);
     }
     if len + overhead > buf.len() {
-        return Err(SendError::BufferTooSmall);
+        return Err(ProtectError::BufferTooSmall);
     }
     Ok(())
 }
 
-fn send_error(fail: Fail) -> SendError {
+fn send_error(fail: Fail) -> ProtectError {
     match fail {
-        Fail::Malformed => SendError::Malformed,
-        Fail::Auth | Fail::Crypto => SendError::Srtp,
+        Fail::Malformed => ProtectError::Malformed,
+        Fail::Auth | Fail::Crypto => ProtectError::Srtp,
     }
 }
 

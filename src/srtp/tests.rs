@@ -2,8 +2,9 @@ use super::*;
 
 mod oracle;
 
-pub(super) const PROFILES: [SrtpProfile; 3] = [
+pub(super) const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::Aes128CmHmacSha1_80,
+    SrtpProfile::Aes128CmHmacSha1_32,
     SrtpProfile::AeadAes128Gcm,
     SrtpProfile::AeadAes256Gcm,
 ];
@@ -53,14 +54,14 @@ pub(super) fn protect_rtcp(tx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
     buf
 }
 
-pub(super) fn unprotect(rx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, DropReason> {
+pub(super) fn unprotect(rx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, Rejected> {
     let mut buf = wire.to_vec();
     let n = rx.unprotect_rtp(&mut buf, wire.len())?;
     buf.truncate(n);
     Ok(buf)
 }
 
-pub(super) fn unprotect_rtcp(rx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, DropReason> {
+pub(super) fn unprotect_rtcp(rx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, Rejected> {
     let mut buf = wire.to_vec();
     let n = rx.unprotect_rtcp(&mut buf, wire.len())?;
     buf.truncate(n);
@@ -103,11 +104,11 @@ fn tampered_is_auth_and_replayed_is_replay() {
         let mut bad = wire.clone();
         bad[20] ^= 1;
         let n = bad.len();
-        assert_eq!(rx.unprotect_rtp(&mut bad, n), Err(DropReason::SrtpAuth));
+        assert_eq!(rx.unprotect_rtp(&mut bad, n), Err(Rejected::Auth));
         let mut ok = wire.clone();
         assert!(rx.unprotect_rtp(&mut ok, n).is_ok());
         let mut again = wire.clone();
-        assert_eq!(rx.unprotect_rtp(&mut again, n), Err(DropReason::SrtpReplay));
+        assert_eq!(rx.unprotect_rtp(&mut again, n), Err(Rejected::Replay));
     }
 }
 
@@ -127,7 +128,7 @@ fn rtcp_tampered_is_auth_and_replayed_is_replay() {
         assert!(unprotect_rtcp(&mut rx, &wire).is_ok());
         assert_eq!(
             unprotect_rtcp(&mut rx, &wire),
-            Err(DropReason::SrtpReplay),
+            Err(Rejected::Replay),
             "{profile:?}"
         );
     }
@@ -141,15 +142,15 @@ fn protect_needs_room_and_a_header() {
     let n = plain.len();
     assert_eq!(
         tx.protect_rtp(&mut exact, n),
-        Err(SendError::BufferTooSmall)
+        Err(ProtectError::BufferTooSmall)
     );
     let mut short = vec![0x80u8; 64];
-    assert_eq!(tx.protect_rtp(&mut short, 5), Err(SendError::Malformed));
-    assert_eq!(tx.protect_rtp(&mut short, 65), Err(SendError::Malformed));
-    assert_eq!(tx.protect_rtcp(&mut short, 4), Err(SendError::Malformed));
+    assert_eq!(tx.protect_rtp(&mut short, 5), Err(ProtectError::Malformed));
+    assert_eq!(tx.protect_rtp(&mut short, 65), Err(ProtectError::Malformed));
+    assert_eq!(tx.protect_rtcp(&mut short, 4), Err(ProtectError::Malformed));
     let mut v1 = vec![0x40u8; 64];
-    assert_eq!(tx.protect_rtp(&mut v1, 20), Err(SendError::Malformed));
-    assert_eq!(tx.protect_rtcp(&mut v1, 20), Err(SendError::Malformed));
+    assert_eq!(tx.protect_rtp(&mut v1, 20), Err(ProtectError::Malformed));
+    assert_eq!(tx.protect_rtcp(&mut v1, 20), Err(ProtectError::Malformed));
 }
 
 #[test]
@@ -162,10 +163,7 @@ fn short_and_garbage_input_is_dropped() {
             assert!(rx.unprotect_rtcp(&mut buf, len).is_err());
         }
         let mut buf = vec![0u8; 8];
-        assert_eq!(
-            rx.unprotect_rtp(&mut buf, 100),
-            Err(DropReason::SrtpMalformed)
-        );
+        assert_eq!(rx.unprotect_rtp(&mut buf, 100), Err(Rejected::Malformed));
     }
 }
 
@@ -179,7 +177,7 @@ fn forged_ssrcs_exhaust_a_budget_but_known_ones_still_work() {
         let mut forged = rtp(1, 0x10_0000 + ssrc);
         forged.extend_from_slice(&[0u8; 16]);
         let n = forged.len();
-        assert_eq!(rx.unprotect_rtp(&mut forged, n), Err(DropReason::SrtpAuth));
+        assert_eq!(rx.unprotect_rtp(&mut forged, n), Err(Rejected::Auth));
     }
     assert_eq!(rx.strangers_left, 0);
     assert!(!rx.rtp.contains(0x10_0000), "forged SSRCs leave no state");

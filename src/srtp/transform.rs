@@ -49,9 +49,18 @@ impl Transform {
         master_salt: &[u8],
     ) -> Result<Transform, CryptoError> {
         Ok(match profile {
-            SrtpProfile::Aes128CmHmacSha1_80 => {
-                Transform::AesCm(Box::new(AesCm::new(crypto, master_key, master_salt)?))
-            }
+            SrtpProfile::Aes128CmHmacSha1_80 => Transform::AesCm(Box::new(AesCm::new(
+                crypto,
+                master_key,
+                master_salt,
+                aes_cm::TAG_LEN,
+            )?)),
+            SrtpProfile::Aes128CmHmacSha1_32 => Transform::AesCm(Box::new(AesCm::new(
+                crypto,
+                master_key,
+                master_salt,
+                aes_cm::SHORT_TAG_LEN,
+            )?)),
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => {
                 Transform::Gcm(Gcm::new(crypto, master_key, master_salt)?)
             }

@@ -1,0 +1,145 @@
+//! The relay loop allocates nothing per packet, SDES-SRTP on the SIP leg
+//! included: allocations on the `relay-*` threads are counted (a global
+//! allocator wrapper) while a call relays a few hundred packets.
+//!
+//! The loop also does control work that allocates (answering the
+//! browser's ICE consent checks with fresh datagrams, among others): a
+//! plain call's window is measured beside the SDES one, and SDES must add
+//! nothing that grows with the packet count.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Browser, Codec, Signaling};
+use serde_json::json;
+use siphon::config::{Config, SrtpMode};
+use siphon::gateway::Gateway;
+use siphon::metrics::Metrics;
+use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
+use tokio_util::sync::CancellationToken;
+
+const T: Duration = Duration::from_secs(10);
+/// Frames sent each way in the measured window.
+const FRAMES: usize = 150;
+
+/// Counts allocations made on relay loop threads.
+struct Counting;
+
+static RELAY_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// 0: not looked at yet, 1: a relay loop thread, 2: any other.
+    static KIND: Cell<u8> = const { Cell::new(0) };
+}
+
+fn on_relay_thread(kind: &Cell<u8>) -> bool {
+    if kind.get() == 0 {
+        // An allocation while the name is looked up counts as another thread's.
+        kind.set(2);
+        let relay = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("relay-"));
+        kind.set(if relay { 1 } else { 2 });
+    }
+    kind.get() == 1
+}
+
+fn count() {
+    if KIND.try_with(on_relay_thread).unwrap_or(false) {
+        RELAY_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Relay-thread allocations while `FRAMES` frames go each way on an
+/// answered call to an echo trunk with `srtp`.
+async fn relay_allocations(port_base: u16, srtp: SrtpMode) -> u64 {
+    let stop = CancellationToken::new();
+    let settings = EchoSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rtp_ip: "127.0.0.1".parse().unwrap(),
+        behavior: EchoBehavior::default(),
+    };
+    let echo = EchoServer::start(settings, Metrics::new(), stop.clone())
+        .await
+        .unwrap();
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+    config.sip.tcp = None;
+    config.echo.enabled = false;
+    config.webrtc.port = 0;
+    config.rtp.port_min = port_base;
+    config.rtp.port_max = port_base + 19;
+    config.media.workers = 1;
+    config.sip.trunk.uri = Some(format!("sip:{};transport=udp", echo.local_addr()));
+    config.sip.trunk.srtp = srtp;
+    config.sip.srtp_allow_insecure_signaling = true;
+    let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
+    let url = format!("ws://{}/ws", gateway.http_addr());
+    let mut sig = Signaling::connect(&url).await.unwrap();
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"a1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    let answered = sig.recv_type("answered", T).await.unwrap();
+    browser
+        .apply_answer(answered["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    browser.wait_connected(T).await.unwrap();
+    let sdp = echo.last_invite().unwrap().sdp;
+    assert_eq!(sdp.contains("a=crypto:"), srtp != SrtpMode::Off, "{sdp}");
+    // Warm up: streams, replay windows and send batches are set up once.
+    assert!(common::echo_round_trip(&browser, 25).await >= 20);
+    let before = RELAY_ALLOCATIONS.load(Ordering::Relaxed);
+    let back = common::echo_round_trip(&browser, FRAMES).await;
+    let allocations = RELAY_ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(back >= FRAMES * 9 / 10, "only {back} of {FRAMES} came back");
+    browser.close().await;
+    stop.cancel();
+    allocations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_allocates_nothing_per_packet_with_sdes_on_the_sip_leg() {
+    let plain = relay_allocations(29500, SrtpMode::Off).await;
+    let sdes = relay_allocations(29600, SrtpMode::Require).await;
+    // Each frame is relayed twice: to the SIP side, and back to the browser.
+    let packets = 2 * FRAMES as u64;
+    println!("relay-thread allocations over {packets} relayed packets: plain {plain}, SDES {sdes}");
+    // One allocation per packet on the SIP leg would add hundreds.
+    assert!(
+        sdes <= plain + packets / 20,
+        "SDES: {sdes} allocations against {plain} for plain RTP, {packets} packets"
+    );
+    assert!(plain < packets / 4, "plain RTP: {plain} allocations");
+}
