@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Browser, Codec, Signaling};
+use common::{Browser, Signaling};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(10);
@@ -83,17 +83,7 @@ impl Siphon {
         let mut sig = Signaling::connect(&format!("ws://{}/ws", self.http))
             .await
             .unwrap();
-        let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
-        let offer = browser.create_offer().await.unwrap();
-        sig.send(json!({"type":"call","call_id":"c1","to":"echo","sdp":offer}))
-            .await
-            .unwrap();
-        let answered = sig.recv_type("answered", T).await.unwrap();
-        browser
-            .apply_answer(answered["sdp"].as_str().unwrap())
-            .await
-            .unwrap();
-        browser.wait_connected(T).await.unwrap();
+        let browser = common::answered_call_to(&mut sig, "c1", "echo").await;
         (sig, browser)
     }
 }

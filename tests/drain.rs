@@ -35,7 +35,8 @@ struct Rig {
 async fn rig(rtp_base: u16, drain_secs: u64) -> Rig {
     let stop = CancellationToken::new();
     let echo = common::echo_uas(&stop).await;
-    let mut config = common::loopback_config(rtp_base, echo.local_addr());
+    let mut config = common::loopback_config(rtp_base);
+    config.sip.trunk.uri = Some(format!("sip:{}", echo.local_addr()));
     config.limits.drain_secs = drain_secs;
     let metrics = Metrics::new();
     let gateway = Gateway::start(config, metrics.clone()).await.unwrap();

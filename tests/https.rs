@@ -54,7 +54,8 @@ struct Rig {
 async fn rig(dir: &Path, rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> Rig {
     let stop = CancellationToken::new();
     let echo = common::echo_uas(&stop).await;
-    let mut config = common::loopback_config(rtp_base, echo.local_addr());
+    let mut config = common::loopback_config(rtp_base);
+    config.sip.trunk.uri = Some(format!("sip:{}", echo.local_addr()));
     config.http.tls_cert = Some(dir.join("cert.pem").display().to_string());
     config.http.tls_key = Some(dir.join("key.pem").display().to_string());
     tweak(&mut config);

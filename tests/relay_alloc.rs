@@ -12,17 +12,13 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use common::{Browser, Codec, Signaling};
-use serde_json::json;
-use siphon::config::{Config, SrtpMode};
+use common::Signaling;
+use siphon::config::SrtpMode;
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
-use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
 use tokio_util::sync::CancellationToken;
 
-const T: Duration = Duration::from_secs(10);
 /// Frames sent each way in the measured window.
 const FRAMES: usize = 150;
 
@@ -82,40 +78,15 @@ static GLOBAL: Counting = Counting;
 /// answered call to an echo trunk with `srtp`.
 async fn relay_allocations(port_base: u16, srtp: SrtpMode) -> u64 {
     let stop = CancellationToken::new();
-    let settings = EchoSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rtp_ip: "127.0.0.1".parse().unwrap(),
-        behavior: EchoBehavior::default(),
-    };
-    let echo = EchoServer::start(settings, Metrics::new(), stop.clone())
-        .await
-        .unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.echo.enabled = false;
-    config.webrtc.port = 0;
-    config.rtp.port_min = port_base;
-    config.rtp.port_max = port_base + 19;
-    config.media.workers = 1;
+    let echo = common::echo_uas(&stop).await;
+    let mut config = common::loopback_config(port_base);
     config.sip.trunk.uri = Some(format!("sip:{};transport=udp", echo.local_addr()));
     config.sip.trunk.srtp = srtp;
     config.sip.srtp_allow_insecure_signaling = true;
     let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
     let url = format!("ws://{}/ws", gateway.http_addr());
     let mut sig = Signaling::connect(&url).await.unwrap();
-    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"a1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
-    let answered = sig.recv_type("answered", T).await.unwrap();
-    browser
-        .apply_answer(answered["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    browser.wait_connected(T).await.unwrap();
+    let browser = common::answered_call(&mut sig, "a1").await;
     let sdp = echo.last_invite().unwrap().sdp;
     assert_eq!(sdp.contains("a=crypto:"), srtp != SrtpMode::Off, "{sdp}");
     // Warm up: streams, replay windows and send batches are set up once.

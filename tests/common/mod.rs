@@ -73,10 +73,10 @@ pub async fn echo_round_trip(browser: &Browser, n: usize) -> usize {
     count
 }
 
-/// A gateway config on 127.0.0.1 with ephemeral SIP/HTTP/WebRTC ports, 20
-/// RTP ports from `rtp_base`, one relay loop, no echo extension, and
-/// `trunk` (a SIP address) as the trunk.
-pub fn loopback_config(rtp_base: u16, trunk: std::net::SocketAddr) -> siphon::config::Config {
+/// A gateway config on 127.0.0.1 with ephemeral SIP (UDP only), HTTP and
+/// WebRTC ports, 20 RTP ports from `rtp_base`, one relay loop, and no echo
+/// extension.
+pub fn loopback_config(rtp_base: u16) -> siphon::config::Config {
     let mut config = siphon::config::Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -86,7 +86,6 @@ pub fn loopback_config(rtp_base: u16, trunk: std::net::SocketAddr) -> siphon::co
     config.rtp.port_max = rtp_base + 19;
     config.media.workers = 1;
     config.echo.enabled = false;
-    config.sip.trunk.uri = Some(format!("sip:{trunk}"));
     config
 }
 
@@ -105,10 +104,15 @@ pub async fn echo_uas(stop: &tokio_util::sync::CancellationToken) -> siphon::sip
 /// Places a G.711 call to `1000` on `sig` and returns the browser once the
 /// answer is applied and ICE/DTLS are up.
 pub async fn answered_call(sig: &mut Signaling, call_id: &str) -> Browser {
+    answered_call_to(sig, call_id, "1000").await
+}
+
+/// `answered_call` to `to`.
+pub async fn answered_call_to(sig: &mut Signaling, call_id: &str, to: &str) -> Browser {
     let timeout = Duration::from_secs(10);
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
     let offer = browser.create_offer().await.unwrap();
-    let call = serde_json::json!({"type":"call","call_id":call_id,"to":"1000","sdp":offer});
+    let call = serde_json::json!({"type":"call","call_id":call_id,"to":to,"sdp":offer});
     sig.send(call).await.unwrap();
     let answered = sig.recv_type("answered", timeout).await.unwrap();
     browser

@@ -48,15 +48,7 @@ impl Rig {
         let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
             .await
             .unwrap();
-        let mut config = Config::default();
-        config.http.listen = "127.0.0.1:0".parse().unwrap();
-        config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-        config.sip.tcp = None;
-        config.echo.enabled = false;
-        config.webrtc.port = 0;
-        config.rtp.port_min = port_base;
-        config.rtp.port_max = port_base + 19;
-        config.media.workers = 1;
+        let mut config = super::loopback_config(port_base);
         config.users = vec![UserConfig {
             name: "alice".into(),
             extension: "2001".into(),
