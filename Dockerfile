@@ -7,7 +7,8 @@ WORKDIR /src
 # Dependencies get their own layer, rebuilt only when the manifests change:
 # stub sources let cargo compile every dependency without the real code.
 # scripts/docker-stubs writes one stub per target Cargo.toml declares, read
-# from Cargo.toml itself, so a new target needs no change here.
+# from Cargo.toml itself (explicit paths such as src/bin/siphon-load.rs
+# included), so a new target needs no change here.
 COPY Cargo.toml Cargo.lock scripts/docker-stubs ./
 RUN sh docker-stubs create \
     && cargo build --release --locked \
