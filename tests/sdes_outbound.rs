@@ -12,12 +12,12 @@ use std::time::Duration;
 use common::sdes::{
     context, crypto_attr, crypto_line, media_addr, pbx_sdp, rtp, Rig, PBX_KEY, PBX_KEY2, T,
 };
-use common::{frame_index, stamped_frame, Browser, Codec};
+use common::{frame_index, stamped_frame, Browser, Codec, Signaling};
 use rtc_srtp::protection_profile::ProtectionProfile;
 use serde_json::json;
 use siphon::config::SrtpMode;
 use siphon::metrics::Metrics;
-use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
+use siphon::sip::{EchoBehavior, EchoServer, EchoSettings, InboundCall};
 use tokio_util::sync::CancellationToken;
 
 /// The PBX echoes what siphon sends: unprotected with siphon's key,
@@ -60,6 +60,23 @@ fn spawn_echo(
     })
 }
 
+/// A browser calls `1000` through the rig's trunk: the signaling socket,
+/// the browser, and the INVITE as the PBX received it (not yet answered).
+async fn call_the_pbx(rig: &Rig, call_id: &str) -> (Signaling, Browser, InboundCall) {
+    let mut calls = rig.pbx.take_inbound().unwrap();
+    let mut sig = rig.signaling(None).await;
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":call_id,"to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    let call = tokio::time::timeout(T, calls.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    (sig, browser, call)
+}
+
 /// Browser -> SRTP PBX (`require`, RTP/SAVP): audio both ways through the
 /// PBX's echo with AES_CM_128_HMAC_SHA1_32 (4-byte tags); a re-INVITE with
 /// a new PBX key keeps audio flowing; a bad tag and a replay are counted.
@@ -72,17 +89,7 @@ async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
         c.sip.srtp_allow_insecure_signaling = true;
     })
     .await;
-    let mut calls = rig.pbx.take_inbound().unwrap();
-    let mut sig = rig.signaling(None).await;
-    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"s1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
-    let call = tokio::time::timeout(T, calls.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut sig, browser, call) = call_the_pbx(&rig, "s1").await;
     let invite = call.sdp.clone();
     assert!(invite.contains(" RTP/SAVP "), "{invite}");
     let suites: Vec<String> = (1..=3)
@@ -203,17 +210,7 @@ async fn an_srtp_offer_to_a_plain_pbx_falls_back_to_rtp() {
         c.sip.srtp_allow_insecure_signaling = true;
     })
     .await;
-    let mut calls = rig.pbx.take_inbound().unwrap();
-    let mut sig = rig.signaling(None).await;
-    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"p1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
-    let call = tokio::time::timeout(T, calls.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut sig, browser, call) = call_the_pbx(&rig, "p1").await;
     assert!(call.sdp.contains(" RTP/AVP "), "{}", call.sdp);
     assert!(crypto_line(&call.sdp, 1).is_some(), "{}", call.sdp);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
