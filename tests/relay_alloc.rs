@@ -8,8 +8,8 @@
 //! nothing that grows with the packet count.
 
 mod common;
+mod counting;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,9 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Frames sent each way in the measured window.
 const FRAMES: usize = 150;
-
-/// Counts allocations made on relay loop threads.
-struct Counting;
 
 static RELAY_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -50,29 +47,9 @@ fn count() {
     }
 }
 
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Allocations are counted by `count`.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting(count);
 
 /// Relay-thread allocations while `FRAMES` frames go each way on an
 /// answered call to an echo trunk with `srtp`.
