@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::{frame_index, stamped_frame, Browser, Codec, Signaling};
@@ -125,21 +125,6 @@ async fn final_event(events: &mut mpsc::Receiver<UacEvent>) -> UacEvent {
     }
 }
 
-/// `c=` and `m=audio` port of a plain SDP.
-fn media_addr(sdp: &str) -> SocketAddr {
-    let ip = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .unwrap();
-    let port = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .unwrap();
-    format!("{}:{}", ip.trim(), port.split(' ').next().unwrap())
-        .parse()
-        .unwrap()
-}
-
 fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, 0];
     p.extend(seq.to_be_bytes());
@@ -225,7 +210,7 @@ async fn phone_calls_browser(port_base: u16, pion_style: bool) {
             }
         })
     };
-    let gw_media = media_addr(&sdp);
+    let gw_media = common::media_addr(&sdp);
     let back = tokio::task::spawn_blocking(move || {
         let mut seen = std::collections::HashSet::new();
         let mut buf = [0u8; 2048];
@@ -626,7 +611,7 @@ async fn the_pbx_holds_and_resumes_and_the_browser_follows() {
         .recv_from(&mut buf)
         .expect("the PBX hears the browser again");
     assert!(frame_index(&buf[12..n]).is_some_and(|i| i >= 10));
-    let gw_media = media_addr(&answer);
+    let gw_media = common::media_addr(&answer);
     for i in 0..30u16 {
         pbx_rtp
             .send_to(&rtp(i, &stamped_frame(i)), gw_media)

@@ -13,9 +13,8 @@ use base64::Engine;
 use common::sdes::{
     context, crypto_attr, crypto_line, media_addr, pbx_sdp, rtp, Rig, PBX_KEY, PBX_KEY2, T,
 };
-use common::{frame_index, stamped_frame, Browser, Codec};
+use common::{frame_index, stamped_frame};
 use rtc_srtp::protection_profile::ProtectionProfile;
-use serde_json::json;
 use siphon::config::SrtpMode;
 use siphon::sip::{OutboundInvite, Transport, UacEvent};
 
@@ -46,27 +45,8 @@ async fn an_srtp_pbx_calls_the_browser_and_a_re_invite_rekeys() {
         log_id: "pbx".into(),
     };
     let (uac, mut events) = rig.pbx.invite(invite).await.unwrap();
-    let incoming = sig.recv_type("incoming", T).await.unwrap();
-    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
-    let browser = Arc::new(Browser::new(&[Codec::Pcmu]).await.unwrap());
-    let answer = browser
-        .accept_offer(incoming["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
-        .await
-        .unwrap();
-    let sdp = loop {
-        match tokio::time::timeout(T, events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            UacEvent::Answered { sdp } => break sdp,
-            UacEvent::Failed { code, reason } => panic!("{code} {reason}"),
-            _ => continue,
-        }
-    };
+    let (browser, _) = common::accept_incoming(&mut sig).await;
+    let sdp = common::uac_answer(&mut events).await;
     assert!(sdp.contains(" RTP/SAVP "), "{sdp}");
     let (answered_suite, siphon_key) = crypto_line(&sdp, 5).expect("a=crypto:5");
     assert_eq!(answered_suite, suite);

@@ -353,27 +353,8 @@ async fn tls_phone_calls_browser_user_audio_both_ways() {
         log_id: "pbx".into(),
     };
     let (uac, mut events) = pbx.invite(invite).await.unwrap();
-    let incoming = sig.recv_type("incoming", T).await.unwrap();
-    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
-    let browser = Arc::new(Browser::new(&[Codec::Pcmu]).await.unwrap());
-    let answer = browser
-        .accept_offer(incoming["sdp"].as_str().unwrap())
-        .await
-        .unwrap();
-    sig.send(json!({"type":"accept","call_id":call_id,"sdp":answer}))
-        .await
-        .unwrap();
-    let sdp = loop {
-        match tokio::time::timeout(T, events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            UacEvent::Answered { sdp } => break sdp,
-            UacEvent::Failed { code, reason } => panic!("not answered: {code} {reason}"),
-            _ => {}
-        }
-    };
+    let (browser, call_id) = common::accept_incoming(&mut sig).await;
+    let sdp = common::uac_answer(&mut events).await;
     browser.wait_connected(T).await.unwrap();
     let echo = {
         let browser = browser.clone();
@@ -383,9 +364,10 @@ async fn tls_phone_calls_browser_user_audio_both_ways() {
             }
         })
     };
-    let back = tokio::task::spawn_blocking(move || pbx_round_trip(&pbx_rtp, media_addr(&sdp)))
-        .await
-        .unwrap();
+    let back =
+        tokio::task::spawn_blocking(move || pbx_round_trip(&pbx_rtp, common::media_addr(&sdp)))
+            .await
+            .unwrap();
     assert!(
         back >= 50,
         "only {back} of 60 frames came back through the browser"
@@ -426,19 +408,4 @@ fn pbx_round_trip(sock: &UdpSocket, to: SocketAddr) -> usize {
         }
     }
     seen.len()
-}
-
-/// `c=` and `m=audio` port of a plain SDP.
-fn media_addr(sdp: &str) -> SocketAddr {
-    let ip = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .unwrap();
-    let port = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .unwrap();
-    format!("{}:{}", ip.trim(), port.split(' ').next().unwrap())
-        .parse()
-        .unwrap()
 }

@@ -122,3 +122,50 @@ pub async fn answered_call_to(sig: &mut Signaling, call_id: &str, to: &str) -> B
     browser.wait_connected(timeout).await.unwrap();
     browser
 }
+
+/// `c=` address and `m=audio` port of a plain SIP SDP.
+pub fn media_addr(sdp: &str) -> std::net::SocketAddr {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .unwrap();
+    let port = port.split(' ').next().unwrap();
+    format!("{}:{port}", ip.trim()).parse().unwrap()
+}
+
+/// The browser on `sig` accepts the next `incoming` call (G.711); returns
+/// the browser and the call id.
+pub async fn accept_incoming(sig: &mut Signaling) -> (std::sync::Arc<Browser>, String) {
+    let timeout = Duration::from_secs(10);
+    let incoming = sig.recv_type("incoming", timeout).await.unwrap();
+    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
+    let browser = std::sync::Arc::new(Browser::new(&[Codec::Pcmu]).await.unwrap());
+    let answer = browser
+        .accept_offer(incoming["sdp"].as_str().unwrap())
+        .await
+        .unwrap();
+    let accept = serde_json::json!({"type":"accept","call_id":call_id,"sdp":answer});
+    sig.send(accept).await.unwrap();
+    (browser, call_id)
+}
+
+/// The SDP of the 200 a calling SIP UAC got; panics on a failure.
+pub async fn uac_answer(events: &mut tokio::sync::mpsc::Receiver<siphon::sip::UacEvent>) -> String {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match event {
+            siphon::sip::UacEvent::Answered { sdp } => return sdp,
+            siphon::sip::UacEvent::Failed { code, reason } => {
+                panic!("not answered: {code} {reason}")
+            }
+            _ => continue,
+        }
+    }
+}

@@ -17,6 +17,7 @@ use siphon::metrics::Metrics;
 use siphon::sip::{InboundPolicy, SipEndpoint, SipSettings, Transport};
 use tokio_util::sync::CancellationToken;
 
+pub use super::media_addr;
 use super::Signaling;
 
 pub const T: Duration = Duration::from_secs(10);
@@ -96,20 +97,6 @@ pub fn crypto_line(sdp: &str, tag: u32) -> Option<(String, Vec<u8>)> {
     let suite = words.next()?.to_owned();
     let key = words.next()?.strip_prefix("inline:")?;
     Some((suite, STANDARD.decode(key).ok()?))
-}
-
-/// `c=` and `m=audio` port of an SDP.
-pub fn media_addr(sdp: &str) -> SocketAddr {
-    let ip = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .unwrap();
-    let port = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .unwrap();
-    let port = port.split(' ').next().unwrap();
-    format!("{}:{port}", ip.trim()).parse().unwrap()
 }
 
 /// An rtc-srtp context for `key || salt`.
