@@ -22,6 +22,7 @@ mod kdf;
 mod key;
 mod profile;
 mod replay;
+mod strangers;
 mod stream;
 mod transform;
 
@@ -29,6 +30,9 @@ use rtc_crypto::RTCCrypto;
 
 pub use key::MasterKey;
 pub use profile::SrtpProfile;
+use std::time::Instant;
+
+use strangers::Strangers;
 use stream::{RtcpStream, RtpStream, Streams};
 use transform::{Fail, Transform, RTCP_FIXED};
 
@@ -37,8 +41,12 @@ use transform::{Fail, Transform, RTCP_FIXED};
 /// Per-SSRC state is only created once a packet authenticates, so forged
 /// SSRCs cannot grow memory; the budget still caps the crypto work a flood
 /// of forged SSRCs costs. Past it, packets for SSRCs that never
-/// authenticated are refused before any crypto runs.
+/// authenticated are refused before any crypto runs, until it refills.
 const STRANGER_BUDGET: u32 = 256;
+/// How fast a spent stranger budget comes back: a flood pays at most this
+/// many failed crypto checks a second once the budget is gone, and a peer
+/// that changes SSRC after the flood stops is heard again within seconds.
+const STRANGER_REFILL_PER_SEC: u32 = 16;
 
 /// The fixed RTP header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC.
 const RTP_FIXED: usize = 12;
@@ -76,7 +84,7 @@ pub struct SrtpContext {
     profile: SrtpProfile,
     rtp: Streams<RtpStream>,
     rtcp: Streams<RtcpStream>,
-    strangers_left: u32,
+    strangers: Strangers,
 }
 
 impl SrtpContext {
@@ -102,13 +110,19 @@ impl SrtpContext {
             profile,
             rtp: Streams::new(),
             rtcp: Streams::new(),
-            strangers_left: STRANGER_BUDGET,
+            strangers: Strangers::new(STRANGER_BUDGET, STRANGER_REFILL_PER_SEC),
         })
     }
 
     /// The profile this context was built for.
     pub fn profile(&self) -> SrtpProfile {
         self.profile
+    }
+
+    /// Gives back stranger budget for the time since the last call (a
+    /// token bucket); call it before unprotecting, with the receive time.
+    pub fn refill_strangers(&mut self, now: Instant) {
+        self.strangers.refill(now);
     }
 
     /// Decrypts and authenticates SRTP in `buf[..len]`; returns the RTP length.
@@ -203,7 +217,7 @@ impl SrtpContext {
     /// Whether `ssrc` ever authenticated; refuses it if not and the budget is spent.
     fn admit(&self, ssrc: u32) -> Result<bool, Rejected> {
         let known = self.rtp.contains(ssrc) || self.rtcp.contains(ssrc);
-        if !known && self.strangers_left == 0 {
+        if !known && self.strangers.spent() {
             return Err(Rejected::Auth);
         }
         Ok(known)
@@ -212,7 +226,7 @@ impl SrtpContext {
     /// The drop reason for a packet the transform refused, charging strangers.
     fn refused(&mut self, known: bool, fail: Fail) -> Rejected {
         if !known {
-            self.strangers_left = self.strangers_left.saturating_sub(1);
+            self.strangers.charge();
         }
         match fail {
             Fail::Auth | Fail::Crypto => Rejected::Auth,

@@ -134,14 +134,14 @@ impl Endpoint {
             PacketKind::Stun => self.receive_stun(now, src, &buf[..len]),
             PacketKind::Dtls => self.receive_dtls(now, src, &buf[..len]),
             PacketKind::Rtp => match self.leg_at(src) {
-                Ok((leg, l)) => match l.unprotect_rtp(buf, len) {
+                Ok((leg, l)) => match l.unprotect_rtp(now, buf, len) {
                     Ok(len) => Receive::Rtp { leg, len },
                     Err(reason) => Receive::Dropped(reason),
                 },
                 Err(reason) => Receive::Dropped(reason),
             },
             PacketKind::Rtcp => match self.leg_at(src) {
-                Ok((leg, l)) => match l.unprotect_rtcp(buf, len) {
+                Ok((leg, l)) => match l.unprotect_rtcp(now, buf, len) {
                     Ok(len) => Receive::Rtcp { leg, len },
                     Err(reason) => Receive::Dropped(reason),
                 },

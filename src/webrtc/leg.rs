@@ -174,15 +174,27 @@ impl Leg {
         })
     }
 
-    /// Unprotects SRTP in place.
-    pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
+    /// Unprotects SRTP received at `now` in place.
+    pub fn unprotect_rtp(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, DropReason> {
         let srtp = self.srtp.as_mut().ok_or(DropReason::NotConnected)?;
+        srtp.rx.refill_strangers(now);
         srtp.rx.unprotect_rtp(buf, len).map_err(DropReason::from)
     }
 
-    /// Unprotects SRTCP in place.
-    pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
+    /// Unprotects SRTCP received at `now` in place.
+    pub fn unprotect_rtcp(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, DropReason> {
         let srtp = self.srtp.as_mut().ok_or(DropReason::NotConnected)?;
+        srtp.rx.refill_strangers(now);
         srtp.rx.unprotect_rtcp(buf, len).map_err(DropReason::from)
     }
 
