@@ -108,6 +108,8 @@ impl Gateway {
             .await
             .map_err(StartError::sip)?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
+        // A relay loop that dies clears it too (docs/reliability.md).
+        let ready = Arc::new(AtomicBool::new(true));
         let relays = Relays::start(
             config.worker_count(),
             webrtc_bind,
@@ -117,13 +119,15 @@ impl Gateway {
                 timing_sample: config.media.timing_sample,
                 socket_buffer: config.media.socket_buffer_bytes as usize,
             },
+            ready.clone(),
         )
         .map_err(StartError::media)?;
         // The pool binds per call: an address this host lacks would fail every call with 503.
         let rtp_first = SocketAddr::new(config.rtp.bind, config.rtp.port_min);
         std::net::UdpSocket::bind(SocketAddr::new(config.rtp.bind, 0))
             .map_err(|source| StartError::bind("rtp.bind", rtp_first, source))?;
-        let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max);
+        let ports = PortPool::new(config.rtp.bind, config.rtp.port_min, config.rtp.port_max)
+            .with_gauge(metrics.rtp_ports_in_use.clone());
         let route = route_config(&config, echo.as_ref());
         let http = lifecycle::bind_http(&config).await?;
         let http_addr = http.local_addr;
@@ -142,7 +146,7 @@ impl Gateway {
             detached: Default::default(),
             shutdown: shutdown.clone(),
             draining: AtomicBool::new(false),
-            ready: Arc::new(AtomicBool::new(true)),
+            ready,
             closing: CancellationToken::new(),
             sessions: TaskTracker::new(),
             certs: http.certs.clone(),
@@ -338,6 +342,8 @@ mod client_register_tests;
 mod echo_hold_tests;
 #[cfg(test)]
 mod ice_restart_tests;
+#[cfg(test)]
+mod relay_failure_tests;
 #[cfg(test)]
 mod start_tests;
 #[cfg(test)]

@@ -503,6 +503,9 @@ pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
         MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
         MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),
+        MediaEvent::RelayFailed(why) => {
+            Some(MediaSignal::Failed(format!("relay loop failed: {why}")))
+        }
         MediaEvent::MediaTimeout(side) => {
             let from = match side {
                 SilentSide::Sip => "the SIP peer",

@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
+use prometheus::IntGauge;
+
 /// Why no port pair could be had.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PoolError {
@@ -24,19 +26,37 @@ pub struct PortRange {
     min: u16,
     max: u16,
     free: VecDeque<u16>,
+    total: usize,
+    /// `siphon_rtp_ports_in_use`, kept at `total - free`.
+    in_use: Option<IntGauge>,
 }
 
 impl PortRange {
     /// All even ports `p` in `min..=max` with `p + 1 <= max`.
     pub fn new(min: u16, max: u16) -> Self {
         let first = min + (min % 2);
-        let free = (first..max).step_by(2).collect();
-        PortRange { min, max, free }
+        let free: VecDeque<u16> = (first..max).step_by(2).collect();
+        let total = free.len();
+        PortRange {
+            min,
+            max,
+            free,
+            total,
+            in_use: None,
+        }
     }
 
     /// Take the next free port.
     pub fn take(&mut self) -> Option<u16> {
-        self.free.pop_front()
+        let port = self.free.pop_front();
+        self.report();
+        port
+    }
+
+    fn report(&self) {
+        if let Some(g) = &self.in_use {
+            g.set((self.total - self.free.len()) as i64);
+        }
     }
 
     /// Give a port back; ports outside the range or already free are ignored.
@@ -48,6 +68,7 @@ impl PortRange {
         {
             self.free.push_back(port);
         }
+        self.report();
     }
 
     /// How many ports are free.
@@ -104,6 +125,15 @@ impl PortPool {
             ip,
             range: Arc::new(Mutex::new(PortRange::new(min, max))),
         }
+    }
+
+    /// Keep `gauge` at the number of pairs in use (`siphon_rtp_ports_in_use`).
+    pub fn with_gauge(self, gauge: IntGauge) -> Self {
+        if let Ok(mut range) = self.range.lock() {
+            range.in_use = Some(gauge);
+            range.report();
+        }
+        self
     }
 
     /// Bind the next free pair; pairs another process holds are skipped and
@@ -178,6 +208,21 @@ mod tests {
         assert_eq!(pool.free_count(), total - 1);
         drop(pair);
         assert_eq!(pool.free_count(), total);
+    }
+
+    #[test]
+    fn ports_in_use_reach_the_metrics() {
+        let metrics = crate::metrics::Metrics::new();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 23700, 23709).with_gauge(metrics.rtp_ports_in_use.clone());
+        assert!(metrics.render().contains("siphon_rtp_ports_in_use 0"));
+        let a = pool.allocate().unwrap();
+        let b = pool.allocate().unwrap();
+        assert!(metrics.render().contains("siphon_rtp_ports_in_use 2"));
+        drop(a);
+        assert!(metrics.render().contains("siphon_rtp_ports_in_use 1"));
+        drop(b);
+        assert!(metrics.render().contains("siphon_rtp_ports_in_use 0"));
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct Metrics {
     pub ws_auth_failures_total: IntCounterVec,
     /// Relay loop wake-ups (a gauge of loop activity, not per packet).
     pub relay_wakeups_total: IntCounter,
+    /// Receive errors on relay sockets, by kind (icmp, other).
+    pub relay_receive_errors_total: IntCounterVec,
+    /// Relay loops that died (poll failure or panic); `/readyz` is 503 after one.
+    pub relay_loop_failures_total: IntCounter,
     /// Calls ended because a side sent no media, by the silent side.
     pub media_timeouts_total: IntCounterVec,
     /// ICE restarts applied (browser re-offers with new credentials).
@@ -170,6 +174,16 @@ impl Metrics {
             ),
             relay_wakeups_total: IntCounter::new("relay_wakeups_total", "Relay loop wake-ups")
                 .expect("valid counter"),
+            relay_receive_errors_total: counter_vec(
+                "relay_receive_errors_total",
+                "Receive errors on relay sockets, by kind",
+                &["kind"],
+            ),
+            relay_loop_failures_total: IntCounter::new(
+                "relay_loop_failures_total",
+                "Relay loops that died",
+            )
+            .expect("valid counter"),
             media_timeouts_total: counter_vec(
                 "media_timeouts_total",
                 "Calls whose media stopped for limits.media_timeout_secs, by silent side",
@@ -271,6 +285,8 @@ impl Metrics {
             Box::new(self.ws_errors_total.clone()),
             Box::new(self.ws_auth_failures_total.clone()),
             Box::new(self.relay_wakeups_total.clone()),
+            Box::new(self.relay_receive_errors_total.clone()),
+            Box::new(self.relay_loop_failures_total.clone()),
             Box::new(self.media_timeouts_total.clone()),
             Box::new(self.ice_restarts_total.clone()),
             Box::new(self.ice_disconnects_total.clone()),

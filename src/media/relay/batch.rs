@@ -11,7 +11,7 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// Datagrams per syscall. 32 is what quinn-udp and most QUIC stacks use:
 /// past it the saving per packet is small and the buffers grow.
@@ -70,6 +70,8 @@ pub(super) struct RecvBatch {
     bufs: Box<[[u8; BUF]; BATCH]>,
     lens: [usize; BATCH],
     srcs: [Option<SocketAddr>; BATCH],
+    /// The kernel cut the datagram to the buffer (MSG_TRUNC).
+    truncated: [bool; BATCH],
 }
 
 impl RecvBatch {
@@ -80,6 +82,7 @@ impl RecvBatch {
             bufs,
             lens: [0; BATCH],
             srcs: [None; BATCH],
+            truncated: [false; BATCH],
         }
     }
 
@@ -119,14 +122,94 @@ impl RecvBatch {
             let hdr = &self.headers.hdrs[i];
             self.lens[i] = (hdr.msg_len as usize).min(MAX_RECV);
             self.srcs[i] = to_std(&self.headers.names[i], hdr.msg_hdr.msg_namelen);
+            self.truncated[i] = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         }
         Ok(n)
+    }
+
+    /// Whether datagram `i` of the last receive was larger than a buffer
+    /// and came cut: it must be dropped, not relayed.
+    pub(super) fn truncated(&self, i: usize) -> bool {
+        self.truncated[i]
     }
 
     /// Datagram `i` of the last receive: its buffer (whole, so it can grow
     /// in place), its length, and where it came from.
     pub(super) fn get(&mut self, i: usize) -> (&mut [u8; BUF], usize, Option<SocketAddr>) {
         (&mut self.bufs[i], self.lens[i], self.srcs[i])
+    }
+}
+
+/// How a receive error is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecvFault {
+    /// An ICMP error the kernel queued on the socket (port or host
+    /// unreachable): reading it cleared it, and datagrams behind it wait.
+    Icmp,
+    /// Anything else: the drain stops until the socket is readable again,
+    /// so a lasting error cannot spin the loop.
+    Other,
+}
+
+impl RecvFault {
+    /// The kind of `e`.
+    pub(super) fn of(e: &io::Error) -> RecvFault {
+        match e.raw_os_error() {
+            Some(
+                libc::ECONNREFUSED
+                | libc::ECONNRESET
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::ENETDOWN
+                | libc::EMSGSIZE
+                | libc::EPROTO,
+            ) => RecvFault::Icmp,
+            _ => RecvFault::Other,
+        }
+    }
+}
+
+/// ICMP errors taken in one drain before it yields: each costs a syscall
+/// and an ICMP storm must not hold the loop.
+const MAX_ICMP_PER_DRAIN: u32 = 64;
+
+/// Receive errors one drain met.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Faults {
+    pub icmp: u32,
+    pub other: u32,
+}
+
+/// Receive from `fd` in batches of up to `max` until its queue is empty,
+/// handing each batch's count to `each`. Errors are counted, never retried
+/// blindly: an ICMP error is read and the drain goes on (up to a bound);
+/// any other error ends the drain.
+pub(super) fn drain(
+    rx: &mut RecvBatch,
+    fd: RawFd,
+    max: usize,
+    mut each: impl FnMut(&mut RecvBatch, usize),
+) -> Faults {
+    let mut faults = Faults::default();
+    loop {
+        match rx.recv(&fd, max) {
+            Ok(n) => {
+                each(rx, n);
+                if n < max.min(BATCH) {
+                    return faults;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return faults,
+            Err(e) => match RecvFault::of(&e) {
+                RecvFault::Icmp if faults.icmp < MAX_ICMP_PER_DRAIN => faults.icmp += 1,
+                RecvFault::Icmp => return faults,
+                RecvFault::Other => {
+                    faults.other += 1;
+                    return faults;
+                }
+            },
+        }
     }
 }
 

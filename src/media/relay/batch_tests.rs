@@ -174,3 +174,71 @@ fn a_smaller_batch_takes_no_more() {
     assert_eq!(batch.recv(&rx, 4).unwrap(), 2, "fewer than asked: drained");
     assert_eq!(batch.get(1).0[0], 5);
 }
+
+#[test]
+fn an_icmp_error_is_transient_and_the_socket_reads_on() {
+    use std::os::fd::AsRawFd;
+    // A connected socket hears of an ICMP port unreachable on its next
+    // receive (ECONNREFUSED).
+    let gone = v4();
+    let port = gone.local_addr().unwrap();
+    drop(gone);
+    let rx = v4();
+    rx.connect(port).unwrap();
+    rx.send(b"into the void").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut batch = RecvBatch::new();
+    let mut seen = Vec::new();
+    let mut take = |b: &mut RecvBatch, n: usize| {
+        for i in 0..n {
+            let (buf, len, _) = b.get(i);
+            seen.push(buf[..len].to_vec());
+        }
+    };
+    let faults = drain(&mut batch, rx.as_raw_fd(), BATCH, &mut take);
+    assert_eq!(faults, Faults { icmp: 1, other: 0 });
+    // Reading the error cleared it: the next datagram is read as usual.
+    let peer = UdpSocket::bind(port).expect("the port just freed");
+    peer.send_to(b"after", rx.local_addr().unwrap()).unwrap();
+    settle(&rx);
+    let faults = drain(&mut batch, rx.as_raw_fd(), BATCH, &mut take);
+    assert_eq!(faults, Faults::default());
+    assert_eq!(seen, vec![b"after".to_vec()]);
+}
+
+#[test]
+fn a_persistent_receive_error_ends_the_drain() {
+    use std::os::fd::AsRawFd;
+    // Not a socket: every receive fails the same way (ENOTSOCK). Retrying
+    // it would spin the loop for good.
+    let not_a_socket = std::fs::File::open("/dev/null").unwrap();
+    let mut batch = RecvBatch::new();
+    let (tx, done) = std::sync::mpsc::channel();
+    let fd = not_a_socket.as_raw_fd();
+    std::thread::spawn(move || {
+        let faults = drain(&mut batch, fd, BATCH, |_, _| {});
+        let _ = tx.send(faults);
+    });
+    let faults = done
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the drain returns");
+    assert_eq!(faults, Faults { icmp: 0, other: 1 });
+    drop(not_a_socket);
+}
+
+#[test]
+fn an_oversize_datagram_is_flagged_truncated() {
+    let rx = v4();
+    let tx = v4();
+    tx.send_to(&[7u8; MAX_RECV + 1], rx.local_addr().unwrap())
+        .unwrap();
+    tx.send_to(&[8u8; MAX_RECV], rx.local_addr().unwrap())
+        .unwrap();
+    settle(&rx);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut batch = RecvBatch::new();
+    assert_eq!(batch.recv(&rx, BATCH).unwrap(), 2);
+    assert!(batch.truncated(0));
+    assert!(!batch.truncated(1), "a full buffer is not a cut one");
+    assert_eq!(batch.get(1).1, MAX_RECV);
+}

@@ -3,6 +3,7 @@
 
 use prometheus::{Histogram, IntCounter};
 
+use super::batch::Faults;
 use super::liveness::SilentSide;
 use super::sip_srtp::SipDrop;
 use crate::metrics::{flow, Metrics};
@@ -25,10 +26,12 @@ pub enum RelayDrop {
     SendFailed,
     /// RTP toward a side on hold that does not receive (sendonly, inactive).
     Held,
+    /// Larger than a receive buffer: the kernel cut it, so it is dropped whole.
+    Oversize,
 }
 
 impl RelayDrop {
-    const ALL: [RelayDrop; 7] = [
+    const ALL: [RelayDrop; 8] = [
         RelayDrop::Malformed,
         RelayDrop::UnknownPayloadType,
         RelayDrop::UnlatchedSource,
@@ -36,6 +39,7 @@ impl RelayDrop {
         RelayDrop::WebRtcNotReady,
         RelayDrop::SendFailed,
         RelayDrop::Held,
+        RelayDrop::Oversize,
     ];
 
     fn as_str(self) -> &'static str {
@@ -47,6 +51,7 @@ impl RelayDrop {
             RelayDrop::WebRtcNotReady => "webrtc_not_ready",
             RelayDrop::SendFailed => "send_failed",
             RelayDrop::Held => "held",
+            RelayDrop::Oversize => "oversize",
         }
     }
 }
@@ -96,6 +101,11 @@ pub(super) struct Counters {
     sip_drops: [u64; SipDrop::ALL.len()],
     wakeups: u64,
     wakeups_h: IntCounter,
+    /// Receive errors: ICMP-caused, other.
+    recv_faults: [u64; 2],
+    recv_faults_h: [IntCounter; 2],
+    /// DTLS handshakes by outcome: ok, failed (rare: counted at once).
+    pub(super) handshakes_h: [IntCounter; 2],
     to_sip_h: FlowHandles,
     to_webrtc_h: FlowHandles,
     webrtc_drop_h: Vec<IntCounter>,
@@ -119,6 +129,11 @@ impl Counters {
             sip_drops: [0; SipDrop::ALL.len()],
             wakeups: 0,
             wakeups_h: m.relay_wakeups_total.clone(),
+            recv_faults: [0; 2],
+            recv_faults_h: ["icmp", "other"]
+                .map(|kind| m.relay_receive_errors_total.with_label_values(&[kind])),
+            handshakes_h: ["ok", "failed"]
+                .map(|outcome| m.dtls_handshakes_total.with_label_values(&[outcome])),
             to_sip_h: FlowHandles::new(m, flow::WEBRTC_TO_SIP),
             to_webrtc_h: FlowHandles::new(m, flow::SIP_TO_WEBRTC),
             webrtc_drop_h: DropReason::ALL
@@ -161,6 +176,12 @@ impl Counters {
         self.wakeups += 1;
     }
 
+    /// What one drain's receive errors were.
+    pub(super) fn recv_faults(&mut self, f: Faults) {
+        self.recv_faults[0] += u64::from(f.icmp);
+        self.recv_faults[1] += u64::from(f.other);
+    }
+
     pub(super) fn webrtc_drop(&mut self, reason: DropReason) {
         self.webrtc_drops[reason as usize] += 1;
     }
@@ -180,6 +201,7 @@ impl Counters {
         flush_array(&mut self.webrtc_drops, &self.webrtc_drop_h);
         flush_array(&mut self.relay_drops, &self.relay_drop_h);
         flush_array(&mut self.sip_drops, &self.sip_drop_h);
+        flush_array(&mut self.recv_faults, &self.recv_faults_h);
         self.wakeups_h.inc_by(std::mem::take(&mut self.wakeups));
     }
 }

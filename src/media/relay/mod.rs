@@ -10,7 +10,7 @@ mod tones;
 mod worker;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -103,6 +103,8 @@ pub enum MediaEvent {
     /// The browser sent a key (RFC 4733) the SIP side has no telephone-event
     /// for: code and ms, for SIP INFO.
     BrowserKey(u8, u32),
+    /// The relay loop carrying the call died (why): its media is gone.
+    RelayFailed(String),
 }
 
 pub(crate) enum Command {
@@ -116,6 +118,12 @@ pub(crate) enum Command {
     Dtmf(LegId, Press),
     Remove(LegId, oneshot::Sender<CallStats>),
     Shutdown,
+    /// Fault injection: the loop's next poll fails.
+    #[cfg(test)]
+    FailPoll,
+    /// Fault injection: the loop panics.
+    #[cfg(test)]
+    Panic,
 }
 
 /// The control plane's handle on one relay loop.
@@ -124,31 +132,47 @@ pub struct RelayHandle {
     waker: Arc<mio::Waker>,
     webrtc_addr: SocketAddr,
     load: Arc<AtomicUsize>,
+    /// Cleared when the loop dies.
+    alive: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RelayHandle {
-    /// Bind `webrtc_bind` and start the loop thread `index`.
+    /// Bind `webrtc_bind` and start the loop thread `index`. Should the loop
+    /// die, it clears `ready` (`/readyz`) and ends its calls.
     pub fn start(
         index: usize,
         webrtc_bind: SocketAddr,
         identity: Arc<Identity>,
         metrics: &Metrics,
         tuning: Tuning,
+        ready: Arc<AtomicBool>,
     ) -> Result<Self, RelayError> {
         let (tx, rx) = mpsc::channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let health = worker::Health {
+            alive: alive.clone(),
+            ready,
+            failures: metrics.relay_loop_failures_total.clone(),
+        };
         let (worker, waker, webrtc_addr) =
-            worker::Worker::new(webrtc_bind, identity, rx, metrics, tuning)?;
+            worker::Worker::new(webrtc_bind, identity, rx, metrics, tuning, health)?;
         let thread = std::thread::Builder::new()
             .name(format!("relay-{index}"))
-            .spawn(move || worker.run())?;
+            .spawn(move || worker::run_guarded(worker))?;
         Ok(RelayHandle {
             commands: tx,
             waker: Arc::new(waker),
             webrtc_addr,
             load: Arc::new(AtomicUsize::new(0)),
+            alive,
             thread: Some(thread),
         })
+    }
+
+    /// False once the loop has died.
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
     }
 
     /// The bound WebRTC UDP address of this loop.
@@ -193,6 +217,18 @@ impl RelayHandle {
         self.send(Command::Dtmf(leg, press))
     }
 
+    /// Fault injection: make the loop's next poll fail, as a broken epoll would.
+    #[cfg(test)]
+    pub(crate) fn inject_poll_failure(&self) {
+        let _ = self.send(Command::FailPoll);
+    }
+
+    /// Fault injection: make the loop thread panic.
+    #[cfg(test)]
+    pub(crate) fn inject_panic(&self) {
+        let _ = self.send(Command::Panic);
+    }
+
     /// Take a call off the loop; its RTP port returns to the pool.
     pub async fn remove(&self, leg: LegId) -> Result<CallStats, RelayError> {
         let (tx, rx) = oneshot::channel();
@@ -218,13 +254,15 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// Start `workers` loops on consecutive WebRTC ports from `first` (port 0: any).
+    /// Start `workers` loops on consecutive WebRTC ports from `first` (port
+    /// 0: any); a loop that dies clears `ready`.
     pub fn start(
         workers: usize,
         first: SocketAddr,
         identity: Arc<Identity>,
         metrics: &Metrics,
         tuning: Tuning,
+        ready: Arc<AtomicBool>,
     ) -> Result<Self, RelayError> {
         let mut loops = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
@@ -239,15 +277,17 @@ impl Relays {
                 identity.clone(),
                 metrics,
                 tuning,
+                ready.clone(),
             )?);
         }
         Ok(Relays { loops })
     }
 
-    /// The index of the loop with the fewest calls.
+    /// The index of the living loop with the fewest calls (0 if none lives:
+    /// the call then fails on it).
     pub fn pick(&self) -> usize {
-        let loads = self.loops.iter().map(RelayHandle::load).enumerate();
-        loads.min_by_key(|(_, load)| *load).map_or(0, |(i, _)| i)
+        let living = self.loops.iter().enumerate().filter(|(_, l)| l.alive());
+        living.min_by_key(|(_, l)| l.load()).map_or(0, |(i, _)| i)
     }
 
     /// The bound WebRTC UDP address of every loop, in loop order.
@@ -261,5 +301,7 @@ impl Relays {
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -11,31 +11,31 @@ use crate::metrics::Metrics;
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
 use crate::webrtc::Identity;
 
-const BROWSER_SSRC: u32 = 0xB0B0;
+pub(super) const BROWSER_SSRC: u32 = 0xB0B0;
 
-struct Setup {
-    relay: RelayHandle,
-    metrics: Metrics,
-    pool: PortPool,
-    browser: Browser,
-    browser_sock: UdpSocket,
-    sip_peer: UdpSocket,
-    rtp_port: u16,
-    leg: u64,
-    events: tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
+pub(super) struct Setup {
+    pub(super) relay: RelayHandle,
+    pub(super) metrics: Metrics,
+    pub(super) pool: PortPool,
+    pub(super) browser: Browser,
+    pub(super) browser_sock: UdpSocket,
+    pub(super) sip_peer: UdpSocket,
+    pub(super) rtp_port: u16,
+    pub(super) leg: u64,
+    pub(super) events: tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
 }
 
-fn udp() -> UdpSocket {
+pub(super) fn udp() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     s
 }
 
-async fn setup(port_base: u16) -> Setup {
+pub(super) async fn setup(port_base: u16) -> Setup {
     setup_with(port_base, None).await
 }
 
-async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
+pub(super) async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
     let metrics = Metrics::new();
     let identity = Arc::new(Identity::generate().unwrap());
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -43,7 +43,8 @@ async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
         timing_sample: 1,
         ..Default::default()
     };
-    let relay = RelayHandle::start(0, bind, identity, &metrics, tuning).unwrap();
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let relay = RelayHandle::start(0, bind, identity, &metrics, tuning, ready).unwrap();
     let pool = PortPool::new("127.0.0.1".parse().unwrap(), port_base, port_base + 9);
     let browser_sock = udp();
     let sip_peer = udp();
@@ -105,7 +106,7 @@ fn header(p: &[u8]) -> (u8, u32) {
     (p[1] & 0x7f, u32::from_be_bytes([p[8], p[9], p[10], p[11]]))
 }
 
-async fn wait_for_metric(metrics: &Metrics, needle: &str) {
+pub(super) async fn wait_for_metric(metrics: &Metrics, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while !metrics.render().contains(needle) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,6 +9,7 @@
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rtc_srtp::crypto::providers::RingCrypto;
 
-use super::batch::{RecvBatch, SendBatch, Sent, BATCH, BUF};
+use super::batch::{self, RecvBatch, SendBatch, Sent, BATCH, BUF};
 use super::counters::{CallStats, Counters, RelayDrop};
 use super::liveness::Liveness;
 use super::sip_srtp::{SipCrypto, SipDrop};
@@ -77,6 +78,10 @@ pub(super) struct Worker {
     toning: Vec<usize>,
     /// Keys the SIP sides' SRTP contexts (HMAC, AEAD).
     crypto: RingCrypto,
+    health: Health,
+    /// Fault injection: the next poll fails.
+    #[cfg(test)]
+    fail_poll: bool,
 }
 
 /// Tokens: 0 WebRTC socket, 1 waker, then two per slot (RTP, RTCP).
@@ -91,6 +96,7 @@ impl Worker {
         commands: mpsc::Receiver<Command>,
         metrics: &Metrics,
         tuning: Tuning,
+        health: Health,
     ) -> Result<(Self, Waker, SocketAddr), RelayError> {
         let poll = Poll::new()?;
         let mut socket =
@@ -118,22 +124,25 @@ impl Worker {
             next_flush: Instant::now() + FLUSH_EVERY,
             toning: Vec::new(),
             crypto: RingCrypto,
+            health,
+            #[cfg(test)]
+            fail_poll: false,
         };
         Ok((worker, waker, addr))
     }
 
-    pub(super) fn run(mut self) {
+    /// The loop; `Ok` when told to shut down, `Err` when its poll fails.
+    fn run(&mut self) -> std::io::Result<()> {
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = self
                 .next_deadline()
                 .saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = self.poll_once(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::error!(error = %e, "relay poll failed; loop stops");
-                return;
+                return Err(e);
             }
             self.counters.wakeup();
             let now = Instant::now();
@@ -149,15 +158,23 @@ impl Worker {
                         // Sent before a command can free a slot the queue names.
                         self.flush_tx();
                         if !self.run_commands(now) {
-                            return;
+                            return Ok(());
                         }
                     }
-                    Token(t) => self.drain_sip((t - 2) / 2, t % 2 == 1),
+                    Token(t) => self.drain_sip((t - 2) / 2, t % 2 == 1, now),
                 }
             }
             self.flush_tx();
             self.on_timers(Instant::now());
         }
+    }
+
+    fn poll_once(&mut self, events: &mut Events, timeout: Duration) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.fail_poll {
+            return Err(std::io::Error::other("injected poll failure"));
+        }
+        self.poll.poll(events, Some(timeout))
     }
 
     fn next_deadline(&self) -> Instant {
@@ -195,7 +212,10 @@ impl Worker {
                 continue;
             };
             let event = match event {
-                LegEvent::Connected { .. } => MediaEvent::WebRtcConnected,
+                LegEvent::Connected { .. } => {
+                    self.counters.handshakes_h[0].inc();
+                    MediaEvent::WebRtcConnected
+                }
                 LegEvent::Disconnected => {
                     self.counters.disconnects_h.inc();
                     MediaEvent::IceDisconnected
@@ -205,7 +225,10 @@ impl Worker {
                     MediaEvent::ConsentExpired
                 }
                 LegEvent::Closed => MediaEvent::WebRtcClosed,
-                LegEvent::Failed(reason) => MediaEvent::WebRtcFailed(reason.to_string()),
+                LegEvent::Failed(reason) => {
+                    self.counters.handshakes_h[1].inc();
+                    MediaEvent::WebRtcFailed(reason.to_string())
+                }
             };
             let _ = slot.events.send(event);
         }
@@ -215,13 +238,13 @@ impl Worker {
         let Some(mut rx) = self.rx.take() else {
             return;
         };
-        loop {
-            let n = match rx.recv(&self.socket, BATCH) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => continue,
-            };
+        let fd = self.socket.as_raw_fd();
+        let faults = batch::drain(&mut rx, fd, BATCH, |rx, n| {
             for i in 0..n {
+                if rx.truncated(i) {
+                    self.counters.relay_drop(RelayDrop::Oversize);
+                    continue;
+                }
                 let (buf, len, src) = rx.get(i);
                 let Some(src) = src else { continue };
                 let started = self.sample_start();
@@ -233,10 +256,8 @@ impl Worker {
                 }
                 self.sample_end(started);
             }
-            if n < BATCH {
-                break;
-            }
-        }
+        });
+        self.counters.recv_faults(faults);
         self.rx = Some(rx);
     }
 
@@ -305,28 +326,39 @@ impl Worker {
         }
     }
 
-    fn drain_sip(&mut self, index: usize, is_rtcp: bool) {
+    fn drain_sip(&mut self, index: usize, is_rtcp: bool, now: Instant) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let fd = if is_rtcp {
+            slot.rtcp.as_raw_fd()
+        } else {
+            slot.rtp.as_raw_fd()
+        };
+        if let Some(srtp) = slot.srtp.as_mut() {
+            srtp.rx.refill_strangers(now);
+        }
         let Some(mut rx) = self.rx.take() else {
             return;
         };
-        while let Some(slot) = self.slots.get(index).and_then(Option::as_ref) {
-            let socket = if is_rtcp { &slot.rtcp } else { &slot.rtp };
-            let n = match rx.recv(socket, SIP_BATCH) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => continue,
-            };
+        // The slot stays while its socket drains: only commands free slots.
+        let faults = batch::drain(&mut rx, fd, SIP_BATCH, |rx, n| {
             for i in 0..n {
+                let truncated = rx.truncated(i);
                 let (buf, len, src) = rx.get(i);
                 let Some(src) = src else { continue };
+                if truncated {
+                    if let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) {
+                        drop_packet(&mut self.counters, slot, RelayDrop::Oversize);
+                    }
+                    continue;
+                }
                 let started = self.sample_start();
                 self.sip_to_webrtc(index, src, buf, len, is_rtcp);
                 self.sample_end(started);
             }
-            if n < SIP_BATCH {
-                break;
-            }
-        }
+        });
+        self.counters.recv_faults(faults);
         self.rx = Some(rx);
     }
 
@@ -466,6 +498,10 @@ impl Worker {
                     let _ = reply.send(self.remove(leg));
                 }
                 Command::Shutdown => return false,
+                #[cfg(test)]
+                Command::FailPoll => self.fail_poll = true,
+                #[cfg(test)]
+                Command::Panic => panic!("injected relay loop panic"),
             }
         }
         self.flush_endpoint();
@@ -594,3 +630,7 @@ fn rewrite_reason(e: RewriteDrop) -> RelayDrop {
 
 #[path = "worker_timers.rs"]
 mod timers;
+
+#[path = "worker_death.rs"]
+mod death;
+pub(super) use death::{run_guarded, Health};
