@@ -75,6 +75,26 @@ struct Args {
     /// A TrueType font for the plot's labels (default: DejaVu Sans).
     #[arg(long)]
     font: Option<String>,
+    /// Soak instead of ramping: hold --soak-calls calls for this many
+    /// minutes, replacing --soak-churn-pct of them every minute, and sample
+    /// siphon's RSS and fds each minute (see docs/reliability.md "Soak").
+    #[arg(long)]
+    soak_minutes: Option<u32>,
+    /// Calls the soak holds.
+    #[arg(long, default_value_t = 500)]
+    soak_calls: usize,
+    /// Share of the calls the soak replaces each minute, in %.
+    #[arg(long, default_value_t = 10.0)]
+    soak_churn_pct: f64,
+    /// Minutes before the soak's baseline sample.
+    #[arg(long, default_value_t = 5)]
+    soak_warmup: u32,
+    /// How far RSS and fds may drift from the baseline, in %.
+    #[arg(long, default_value_t = 5.0)]
+    soak_tolerance_pct: f64,
+    /// Seconds in a soak "minute" (shorter for a quick trial of the tool).
+    #[arg(long, default_value_t = 60)]
+    soak_interval_secs: u64,
     /// Run nothing: draw the plot of this JSON report (from an earlier run).
     #[arg(long)]
     replot: Option<String>,
@@ -126,6 +146,11 @@ async fn run(args: &Args) -> Result<(), String> {
         .as_ref()
         .map(|t| format!("?token={t}"))
         .unwrap_or_default();
+    if let Some(minutes) = args.soak_minutes {
+        let result = soak(args, minutes, &token).await;
+        shutdown.cancel();
+        return result;
+    }
     let plan = Plan {
         ws_url: format!("ws://{}/ws{token}", args.http),
         metrics: args.http,
@@ -157,6 +182,38 @@ async fn run(args: &Args) -> Result<(), String> {
     load::plot::write_png(&report, std::path::Path::new(&args.plot), font)?;
     eprintln!("siphon-load: plot in {}", args.plot);
     Ok(())
+}
+
+async fn soak(args: &Args, minutes: u32, token: &str) -> Result<(), String> {
+    let plan = load::soak::SoakPlan {
+        ws_url: format!("ws://{}/ws{token}", args.http),
+        metrics: args.http,
+        destinations: vec![args.to.clone()],
+        calls: args.soak_calls,
+        intervals: minutes,
+        interval: Duration::from_secs(args.soak_interval_secs.max(1)),
+        churn_pct: args.soak_churn_pct,
+        warmup: args.soak_warmup,
+        tolerance_pct: args.soak_tolerance_pct,
+        setup_rate: args.setup_rate,
+        siphon_pid: args.siphon_pid.or_else(find_siphon),
+        media: !args.silent,
+    };
+    if plan.siphon_pid.is_none() {
+        return Err("siphon's pid not found: the soak needs it (--siphon-pid)".into());
+    }
+    let mut report = load::soak::run(&plan).await?;
+    let rest: Vec<String> = std::env::args().skip(1).collect();
+    report.command = format!("siphon-load {}", rest.join(" "));
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out))?;
+    print!("{}", report.summary());
+    eprintln!("siphon-load: report in {}", args.out);
+    if report.passed {
+        Ok(())
+    } else {
+        Err("the soak failed (see the summary)".into())
+    }
 }
 
 fn replot(json: &str, args: &Args) -> Result<(), String> {

@@ -12,6 +12,7 @@ pub mod procfs;
 pub mod ramp;
 pub mod report;
 pub mod scrape;
+pub mod soak;
 pub mod stamp;
 pub mod stats;
 

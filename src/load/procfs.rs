@@ -44,6 +44,15 @@ pub fn rss_bytes(pid: Option<u32>) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Open file descriptors of `pid` (entries of /proc/<pid>/fd), `None` when unreadable.
+pub fn fd_count(pid: Option<u32>) -> Option<usize> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/fd"),
+        None => "/proc/self/fd".to_owned(),
+    };
+    Some(fs::read_dir(path).ok()?.count())
+}
+
 /// Seconds of one kind of CPU time, for the whole machine and each CPU.
 #[derive(Debug, Clone, Default)]
 pub struct CpuTime {
@@ -144,6 +153,7 @@ mod tests {
         assert_eq!(parse_stat(line), Some(("relay (a) b".to_owned(), 3.0)));
         assert!(cpu_seconds(None).is_some_and(|s| s >= 0.0));
         assert!(rss_bytes(None) > 0);
+        assert!(fd_count(None).is_some_and(|n| n >= 3));
     }
 
     #[test]
