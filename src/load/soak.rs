@@ -66,11 +66,16 @@ pub struct Sample {
 pub struct SoakReport {
     /// The command line that produced it.
     pub command: String,
+    /// Calls held.
     pub calls: usize,
+    /// Intervals run, and the length of one.
     pub intervals: u32,
     pub interval_s: f64,
+    /// Share replaced each interval, in %.
     pub churn_pct: f64,
+    /// Intervals before the baseline sample.
     pub warmup: u32,
+    /// Allowed drift from the baseline, in %.
     pub tolerance_pct: f64,
     /// Calls placed in all (the first N and every replacement).
     pub placed: usize,
@@ -84,6 +89,7 @@ pub struct SoakReport {
     pub bad_hangups: usize,
     /// A few of the errors behind the failures.
     pub errors: Vec<String>,
+    /// One per interval, and one when the calls were first up.
     pub samples: Vec<Sample>,
     /// Largest drift from the baseline sample after the warm-up, in %.
     pub rss_drift_pct: f64,

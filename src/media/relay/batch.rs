@@ -177,7 +177,9 @@ const MAX_ICMP_PER_DRAIN: u32 = 64;
 /// Receive errors one drain met.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Faults {
+    /// ICMP errors read and passed over.
     pub icmp: u32,
+    /// Other errors (each ended the drain).
     pub other: u32,
 }
 
