@@ -215,3 +215,73 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     assert!(s.relay.alive());
     s.relay.remove(s.leg).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sip_peer_is_heard_again_after_a_forged_ssrc_flood() {
+    use crate::media::SipSrtp;
+    use crate::srtp::{MasterKey, SrtpContext, SrtpProfile};
+    let mut s = setup(23540).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    let profile = SrtpProfile::Aes128CmHmacSha1_80;
+    let key = |b: u8| vec![b; profile.key_len() + profile.salt_len()];
+    let peer = s.sip_peer.local_addr().unwrap();
+    let mut media = crate::media::test_media();
+    media.remote_rtp = peer;
+    media.remote_rtcp = SocketAddr::new(peer.ip(), peer.port() + 1);
+    media.to_sip.insert(111, 0);
+    media.to_webrtc.insert(0, 111);
+    media.srtp = Some(SipSrtp {
+        profile,
+        tx: MasterKey::new(key(1)),
+        rx: MasterKey::new(key(2)),
+    });
+    s.relay.configure(s.leg, media).unwrap();
+    let provider = rtc_crypto::default_provider().unwrap();
+    let mut tx = SrtpContext::new(profile, &key(2), provider.crypto()).unwrap();
+    let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
+    // Forged SRTP from the peer's own address, each with a new SSRC: more
+    // than the stranger budget.
+    for ssrc in 0..400u32 {
+        let mut forged = rtp(1, 0x7000_0000 + ssrc, 1);
+        forged[1] = 0;
+        forged.extend_from_slice(&[0u8; 10]);
+        s.sip_peer.send_to(&forged, rtp_addr).unwrap();
+        if ssrc % 20 == 0 {
+            // Paced so the socket's receive queue holds them all.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let refused = || {
+        let text = s.metrics.render();
+        let needle = "siphon_media_dropped_total{reason=\"srtp_auth\",side=\"sip\"} ";
+        text.lines()
+            .find_map(|l| l.strip_prefix(needle))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while refused() < 400 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused(), 400, "every forged packet refused");
+    // The genuine stream, on a new SSRC, gets through once the budget has
+    // refilled a little: sent every 100 ms until the browser hears it.
+    s.browser_sock
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut heard = false;
+    for seq in 0..30u16 {
+        let mut plain = rtp(seq, 0x5151, 9);
+        plain[1] = 0;
+        plain.resize(plain.len() + 10, 0);
+        let n = tx.protect_rtp(&mut plain, 72).unwrap();
+        s.sip_peer.send_to(&plain[..n], rtp_addr).unwrap();
+        if s.browser_sock.recv_from(&mut buf).is_ok() {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the SIP peer's new SSRC never got through");
+    s.relay.remove(s.leg).await.unwrap();
+}
