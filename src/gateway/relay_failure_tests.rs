@@ -69,11 +69,24 @@ async fn a_dead_relay_loop_hangs_up_its_calls_and_turns_readyz_503() {
     assert!(metrics
         .render()
         .contains("siphon_relay_loop_failures_total 1"));
-    // The call's RTP port went back to the pool.
+    // The call is gone on both legs, and its RTP port went back to the pool.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.free_rtp_ports() != free && Instant::now() < deadline {
+    while (gw.free_rtp_ports() != free || gw.active_calls() != 0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!((gw.free_rtp_ports(), gw.active_calls()), (free, 0));
+    // With its only loop dead, a new call is refused, not left hanging.
+    send(
+        &mut ws,
+        json!({"type":"call","call_id":"r2","to":"echo","sdp":offer_for(&browser)}),
+    )
+    .await;
+    let refused = recv_type(&mut ws, "hangup").await;
+    assert_eq!(
+        (refused["call_id"].as_str(), refused["code"].as_u64()),
+        (Some("r2"), Some(500)),
+        "{refused}"
+    );
     assert_eq!(gw.free_rtp_ports(), free);
     gw.shutdown().await;
 }
