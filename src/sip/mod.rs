@@ -38,6 +38,7 @@ mod uac_request;
 mod uas;
 mod uas_auth;
 mod uas_call;
+mod udp_reader;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -7,6 +7,7 @@ mod malformed;
 pub(crate) mod registrar;
 mod registration;
 mod session_timers;
+mod udp_guard;
 
 use std::net::SocketAddr;
 use std::time::Duration;
