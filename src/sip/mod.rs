@@ -21,6 +21,7 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 mod ingress;
+mod ingress_rules;
 mod policy;
 mod registration;
 mod registration_plan;

@@ -1,6 +1,7 @@
 //! Whole SIP calls between a `SipEndpoint` and an `EchoServer` on loopback.
 
 mod calls;
+mod catalogue;
 mod inbound;
 mod inbound_wire;
 mod malformed;
