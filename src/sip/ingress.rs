@@ -256,27 +256,33 @@ pub(crate) fn check_message(msg: &[u8], max: usize) -> Verdict {
         Some(Ok(cl)) => cl,
         None => msg.len() - head.len(),
     };
-    let mut parts = start.split(' ');
-    let (method, uri) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if let Some((reason, code)) = rules::syntax(method, uri, &lines) {
+    if let Some((reason, code)) = request_rules(start, &lines, body_len) {
         return refuse(head, reason, code);
-    }
-    // A method rsipstack has no name for would fail to parse below; it is
-    // well-formed, just not known (RFC 3261 §21.5.2).
-    if method.parse::<Method>().is_err() {
-        return refuse(head, "unknown_method", 501);
-    }
-    if let Some((reason, code)) = rules::require(method, &lines) {
-        return refuse(head, reason, code);
-    }
-    // Offers and answers travel only as SDP here (RFC 3261 §8.2.3).
-    if matches!(method, "INVITE" | "UPDATE") && body_len > 0 && !is_sdp(&lines) {
-        return refuse(head, "unsupported_media_type", 415);
     }
     match SipMessage::try_from(msg) {
         Ok(SipMessage::Request(req)) => check_request(req, head),
         _ => refuse(head, "unparsable", 400),
     }
+}
+
+/// The refusal, if any, for a well-framed request with this start line.
+fn request_rules(start: &str, lines: &[String], body_len: usize) -> Option<rules::Refusal> {
+    let mut parts = start.split(' ');
+    let (method, uri) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if let Some(refusal) = rules::syntax(method, uri, lines) {
+        return Some(refusal);
+    }
+    // A method rsipstack has no name for would fail to parse later; it is
+    // well-formed, just not known (RFC 3261 §21.5.2).
+    if method.parse::<Method>().is_err() {
+        return Some(("unknown_method", 501));
+    }
+    if let Some(refusal) = rules::require(method, lines) {
+        return Some(refusal);
+    }
+    // Offers and answers travel only as SDP here (RFC 3261 §8.2.3).
+    let offer = matches!(method, "INVITE" | "UPDATE") && body_len > 0;
+    (offer && !is_sdp(lines)).then_some(("unsupported_media_type", 415))
 }
 
 /// What a request line is worth.
