@@ -56,7 +56,7 @@ pub struct SipConfig {
     pub codecs: Vec<String>,
     /// Whether a browser may dial a full `sip:` URI.
     pub allow_uri_dial: bool,
-    /// Largest SIP message accepted, in bytes.
+    /// Largest SIP message accepted, in bytes (over UDP at most 8192: larger requests get 513).
     pub max_message_bytes: u32,
     /// Allow `a=crypto` (the SRTP key) over plain UDP/TCP signaling.
     pub srtp_allow_insecure_signaling: bool,

@@ -47,7 +47,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/", get(web::index))
         .route("/ws", get(ws))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/{name}", get(web::asset))
         .with_state(state)
@@ -101,6 +101,17 @@ async fn metrics(State(s): State<HttpState>) -> Response {
     }
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
     (content_type, s.metrics.render()).into_response()
+}
+
+/// 503 once a SIP listener's reader stopped: the process is broken in a way
+/// only a restart mends.
+async fn healthz(State(s): State<HttpState>) -> Response {
+    let down = s.metrics.sip_listeners_down();
+    if down.is_empty() {
+        return "ok\n".into_response();
+    }
+    let body = format!("sip listener down: {}\n", down.join(", "));
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {

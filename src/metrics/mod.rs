@@ -54,6 +54,8 @@ pub struct Metrics {
     /// SIP over TLS handshakes, by direction (in: our listener, out: peers
     /// we connect to) and outcome (ok, plaintext, certificate, ...).
     pub sip_tls_handshakes_total: IntCounterVec,
+    /// 1 while a SIP UDP listener's reader runs, 0 once it stopped early, by listener.
+    pub sip_listener_up: IntGaugeVec,
     /// Open WebSocket connections.
     pub ws_connections: IntGauge,
     /// WebSocket messages received, by type.
@@ -154,6 +156,11 @@ impl Metrics {
                 "sip_tls_handshakes_total",
                 "SIP over TLS handshakes by direction and outcome",
                 &["direction", "outcome"],
+            ),
+            sip_listener_up: gauge_vec(
+                "sip_listener_up",
+                "1 while a SIP UDP listener reads, 0 once its reader stopped",
+                &["listener"],
             ),
             ws_connections: IntGauge::new("ws_connections", "Open WebSocket connections")
                 .expect("valid gauge"),
@@ -280,6 +287,7 @@ impl Metrics {
             Box::new(self.sip_messages_total.clone()),
             Box::new(self.sip_errors_total.clone()),
             Box::new(self.sip_tls_handshakes_total.clone()),
+            Box::new(self.sip_listener_up.clone()),
             Box::new(self.ws_connections.clone()),
             Box::new(self.ws_messages_total.clone()),
             Box::new(self.ws_errors_total.clone()),
@@ -316,6 +324,16 @@ impl Metrics {
     /// Count one SIP input error (malformed, oversize, ...).
     pub fn sip_error(&self, reason: &str) {
         self.sip_errors_total.with_label_values(&[reason]).inc();
+    }
+
+    /// The SIP listeners whose reader stopped before shutdown.
+    pub fn sip_listeners_down(&self) -> Vec<String> {
+        use prometheus::core::Collector;
+        let families = self.sip_listener_up.collect();
+        let series = families.iter().flat_map(|f| f.get_metric());
+        let down = series.filter(|m| m.get_gauge().get_value() < 1.0);
+        let names = down.flat_map(|m| m.get_label().iter().map(|l| l.value().to_string()));
+        names.collect()
     }
 
     /// Count one SIP over TLS handshake by direction (`in`, `out`) and outcome.

@@ -203,6 +203,7 @@ async fn bind(
             addr.ip()
         };
         let cfg = StackConfig {
+            name: "echo",
             udp: Some(addr),
             tcp: Some(addr),
             tls: tls.cloned(),

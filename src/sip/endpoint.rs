@@ -60,6 +60,7 @@ impl SipEndpoint {
         t1: Duration,
     ) -> Result<SipEndpoint, SipError> {
         let cfg = StackConfig {
+            name: "sip",
             udp: settings.udp,
             tcp: settings.tcp,
             tls: settings.tls.clone(),

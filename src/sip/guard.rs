@@ -47,19 +47,26 @@ fn is_keepalive(data: &[u8]) -> bool {
 }
 
 /// A UDP socket that only lets checked datagrams through to rsipstack.
+///
+/// Two of these share one socket: the one listed in rsipstack's transport
+/// layer only sends (its reads never complete, so rsipstack's own read task
+/// idles), and the one `udp_reader` serves reads, in a task siphon watches.
 pub(crate) struct GuardedUdp {
-    sock: UdpSocket,
+    sock: Arc<UdpSocket>,
     max: usize,
     metrics: Metrics,
+    reads: bool,
 }
 
 impl GuardedUdp {
-    /// Wrap a bound socket; datagrams over `max` bytes are refused.
-    pub(crate) fn new(sock: UdpSocket, max: usize, metrics: Metrics) -> Self {
+    /// Wrap a bound socket; datagrams over `max` bytes (at most rsipstack's
+    /// 8,192) are refused. Only a `reads` wrapper ever receives.
+    pub(crate) fn new(sock: Arc<UdpSocket>, max: usize, metrics: Metrics, reads: bool) -> Self {
         GuardedUdp {
             sock,
             max: max.min(STACK_UDP_BUF),
             metrics,
+            reads,
         }
     }
 
@@ -93,17 +100,24 @@ pub(crate) fn status_class(response: &[u8]) -> String {
 #[async_trait::async_trait]
 impl rsipstack::platform::net::UdpSocket for GuardedUdp {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        if !self.reads {
+            return std::future::pending().await;
+        }
+        let max = self.max.min(buf.len());
         // One byte more than allowed, so an oversize datagram is detectable.
-        let mut scratch = vec![0u8; self.max.min(buf.len()) + 1];
+        let mut scratch = vec![0u8; max + 1];
         loop {
             let (n, from) = self.sock.recv_from(&mut scratch).await?;
             let data = &scratch[..n];
-            let pass = is_keepalive(data)
-                || self
-                    .settle(ingress::check_message(data, scratch.len() - 1), from)
-                    .await;
-            if pass {
-                buf[..n].copy_from_slice(data);
+            // The size check comes first: an oversize keepalive must not
+            // reach the copy below (it would not fit in `buf`).
+            let pass = if n <= max && is_keepalive(data) {
+                true
+            } else {
+                self.settle(ingress::check_message(data, max), from).await
+            };
+            if let Some(dst) = buf.get_mut(..n).filter(|_| pass) {
+                dst.copy_from_slice(data);
                 return Ok((n, from));
             }
         }

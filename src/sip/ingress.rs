@@ -10,8 +10,11 @@
 //! one), drops the rest, and counts every case by reason.
 
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
-use rsipstack::sip::{Request, SipMessage};
+use rsipstack::sip::{Method, Request, SipMessage};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+
+use super::ingress_rules as rules;
+use super::stack::ALLOW;
 
 /// What to do with one received message.
 #[derive(Debug)]
@@ -115,7 +118,7 @@ fn header_name(line: &str) -> Option<&str> {
 }
 
 /// Whether `line` is the header `full` (or its compact form `short`).
-fn is_header(line: &str, full: &str, short: &str) -> bool {
+pub(super) fn is_header(line: &str, full: &str, short: &str) -> bool {
     header_name(line).is_some_and(|n| {
         n.eq_ignore_ascii_case(full) || (!short.is_empty() && n.eq_ignore_ascii_case(short))
     })
@@ -128,6 +131,14 @@ fn content_length(head: &str) -> Option<Result<usize, ()>> {
         .find(|l| is_header(l, "content-length", "l"))?;
     let value = line.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
     Some(value.parse::<usize>().map_err(|_| ()))
+}
+
+/// Whether the Content-Type is `application/sdp` (any parameters, any case).
+fn is_sdp(lines: &[String]) -> bool {
+    let line = lines.iter().find(|l| is_header(l, "content-type", "c"));
+    let value = line.and_then(|l| l.split_once(':')).map(|(_, v)| v);
+    let media = value.and_then(|v| v.split(';').next()).unwrap_or("");
+    media.trim().eq_ignore_ascii_case("application/sdp")
 }
 
 const REQUIRED: [(&str, &str); 5] = [
@@ -159,6 +170,11 @@ pub(crate) fn refuse(head: &[u8], reason: &'static str, code: u16) -> Verdict {
 
 fn reason_phrase(code: u16) -> &'static str {
     match code {
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        501 => "Not Implemented",
+        505 => "Version Not Supported",
         513 => "Message Too Large",
         _ => "Bad Request",
     }
@@ -180,6 +196,18 @@ fn build_response(lines: &[String], code: u16) -> Vec<u8> {
                 break;
             }
         }
+    }
+    match code {
+        // The methods siphon does understand (RFC 3261 §21.5.2).
+        501 => out.push_str(&format!("Allow: {ALLOW}\r\n")),
+        // The one body type it takes (§21.4.13).
+        415 => out.push_str("Accept: application/sdp\r\n"),
+        // The extensions it lacks (§8.2.2.3).
+        420 => {
+            let tags = rules::unsupported(lines).join(", ");
+            out.push_str(&format!("Unsupported: {tags}\r\n"));
+        }
+        _ => {}
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     out.into_bytes()
@@ -214,16 +242,22 @@ pub(crate) fn check_message(msg: &[u8], max: usize) -> Verdict {
             reason: "missing_header",
         };
     }
-    if std::str::from_utf8(&msg[..end]).is_err() {
+    if std::str::from_utf8(&msg[..end]).is_err() || rules::stray_controls(&msg[..end]) {
         return refuse(head, "garbage", 400);
     }
-    if !valid_request_line(start) {
-        return refuse(head, "bad_request_line", 400);
+    match request_line(start) {
+        Line::Valid => {}
+        Line::Version => return refuse(head, "bad_version", 505),
+        Line::Broken => return refuse(head, "bad_request_line", 400),
     }
-    match content_length(&text) {
+    let body_len = match content_length(&text) {
         Some(Err(())) => return refuse(head, "bad_content_length", 400),
         Some(Ok(cl)) if msg.len() - head.len() < cl => return refuse(head, "truncated", 400),
-        _ => {}
+        Some(Ok(cl)) => cl,
+        None => msg.len() - head.len(),
+    };
+    if let Some((reason, code)) = request_rules(start, &lines, body_len) {
+        return refuse(head, reason, code);
     }
     match SipMessage::try_from(msg) {
         Ok(SipMessage::Request(req)) => check_request(req, head),
@@ -231,19 +265,52 @@ pub(crate) fn check_message(msg: &[u8], max: usize) -> Verdict {
     }
 }
 
-fn valid_request_line(line: &str) -> bool {
+/// The refusal, if any, for a well-framed request with this start line.
+fn request_rules(start: &str, lines: &[String], body_len: usize) -> Option<rules::Refusal> {
+    let mut parts = start.split(' ');
+    let (method, uri) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if let Some(refusal) = rules::syntax(method, uri, lines) {
+        return Some(refusal);
+    }
+    // A method rsipstack has no name for would fail to parse later; it is
+    // well-formed, just not known (RFC 3261 §21.5.2).
+    if method.parse::<Method>().is_err() {
+        return Some(("unknown_method", 501));
+    }
+    if let Some(refusal) = rules::require(method, lines) {
+        return Some(refusal);
+    }
+    // Offers and answers travel only as SDP here (RFC 3261 §8.2.3).
+    let offer = matches!(method, "INVITE" | "UPDATE") && body_len > 0;
+    (offer && !is_sdp(lines)).then_some(("unsupported_media_type", 415))
+}
+
+/// What a request line is worth.
+enum Line {
+    Valid,
+    /// Well-formed but for another SIP version: 505.
+    Version,
+    Broken,
+}
+
+fn request_line(line: &str) -> Line {
     let mut parts = line.split(' ');
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return false;
+        return Line::Broken;
     };
-    !method.is_empty()
+    let shaped = !method.is_empty()
         && method
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-        && uri.contains(':')
-        && version == "SIP/2.0"
+        && uri.contains(':');
+    match version {
+        _ if !shaped => Line::Broken,
+        "SIP/2.0" => Line::Valid,
+        v if v.starts_with("SIP/") => Line::Version,
+        _ => Line::Broken,
+    }
 }
 
 /// The typed views the transaction and dialog layers rely on must parse, or

@@ -107,7 +107,7 @@ fn classifies_malformed_input() {
                 .replace("1 OPTIONS", "1 ACK")
                 .replace("siphon@127.0.0.1 SIP/2.0", "x SIP/3.0")
                 .into_bytes(),
-            "bad_request_line",
+            "bad_version",
             false,
         ),
     ];

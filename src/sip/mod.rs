@@ -21,6 +21,7 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 mod ingress;
+mod ingress_rules;
 mod policy;
 mod registration;
 mod registration_plan;
@@ -38,6 +39,7 @@ mod uac_request;
 mod uas;
 mod uas_auth;
 mod uas_call;
+mod udp_reader;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -24,6 +24,7 @@ use super::guard::{self, GuardedUdp, TcpGuard};
 use super::tls::{self, SipTls};
 use super::tls_guard::{self, TlsGuard};
 use super::tls_seam;
+use super::udp_reader;
 use super::{SipError, Transport};
 use crate::metrics::Metrics;
 
@@ -46,6 +47,8 @@ pub(crate) fn capabilities() -> Vec<Header> {
 
 /// What a stack needs to start.
 pub(crate) struct StackConfig {
+    /// Which listener this is, for `siphon_sip_listener_up` (`sip`, `echo`).
+    pub name: &'static str,
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     /// The TLS listener (`listen`) and what TLS peers are trusted with.
@@ -126,20 +129,7 @@ pub(crate) async fn start(
 ) -> Result<(Stack, TransactionReceiver), SipError> {
     let token = shutdown.child_token();
     let layer = TransportLayer::new(token.clone());
-    let mut udp_local = None;
-    if let Some(addr) = cfg.udp {
-        let sock = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| bind_error(Transport::Udp, addr, source))?;
-        let local = sock.local_addr()?;
-        let guarded = GuardedUdp::new(sock, cfg.max_message_bytes, metrics.clone());
-        let public = SocketAddr::new(cfg.public_ip, local.port());
-        let conn =
-            UdpConnection::from_socket(Arc::new(guarded), Some(public), Some(token.child_token()))
-                .await?;
-        layer.add_transport(conn.into());
-        udp_local = Some(local);
-    }
+    let udp = bind_udp(&cfg, &metrics, &token, &layer).await?;
     let tcp = match cfg.tcp {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -165,6 +155,11 @@ pub(crate) async fn start(
     let incoming = endpoint.incoming_transactions()?;
     let inner = endpoint.inner.clone();
     serve(inner.clone()).await;
+    let udp_local = udp.map(|(local, reader)| {
+        let up = metrics.sip_listener_up.with_label_values(&[cfg.name]);
+        udp_reader::spawn(reader, inner.clone(), up, token.clone());
+        local
+    });
 
     let mut tcp_local = None;
     if let Some(listener) = tcp {
@@ -210,6 +205,35 @@ pub(crate) async fn start(
         public_ip: cfg.public_ip,
     };
     Ok((stack, incoming))
+}
+
+/// Bind the UDP socket: a send-only handle goes to rsipstack's transport
+/// layer, the reading one comes back (see `udp_reader`).
+async fn bind_udp(
+    cfg: &StackConfig,
+    metrics: &Metrics,
+    token: &CancellationToken,
+    layer: &TransportLayer,
+) -> Result<Option<(SocketAddr, UdpConnection)>, SipError> {
+    let Some(addr) = cfg.udp else {
+        return Ok(None);
+    };
+    let sock = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| bind_error(Transport::Udp, addr, source))?;
+    let local = sock.local_addr()?;
+    let sock = Arc::new(sock);
+    let public = Some(SocketAddr::new(cfg.public_ip, local.port()));
+    let guarded = |reads| {
+        let g = GuardedUdp::new(sock.clone(), cfg.max_message_bytes, metrics.clone(), reads);
+        Arc::new(g)
+    };
+    let sender =
+        UdpConnection::from_socket(guarded(false), public, Some(token.child_token())).await?;
+    layer.add_transport(sender.into());
+    let reader =
+        UdpConnection::from_socket(guarded(true), public, Some(token.child_token())).await?;
+    Ok(Some((local, reader)))
 }
 
 fn bind_error(transport: Transport, addr: SocketAddr, source: std::io::Error) -> SipError {

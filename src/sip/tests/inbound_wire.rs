@@ -144,8 +144,11 @@ async fn invite_without_sdp_offer_is_488() {
         "hello",
     );
     w.send(&text).await;
-    w.expect("SIP/2.0 488").await;
-    assert!(error_count(&p.callee_metrics, "inbound_no_sdp", 2));
+    // A body that is not SDP is refused by its type (RFC 3261 §8.2.3).
+    let resp = w.expect("SIP/2.0 415").await;
+    assert_eq!(header(&resp, "Accept").as_deref(), Some("application/sdp"));
+    assert!(error_count(&p.callee_metrics, "inbound_no_sdp", 1));
+    assert!(error_count(&p.callee_metrics, "unsupported_media_type", 1));
 }
 
 #[tokio::test]

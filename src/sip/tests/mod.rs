@@ -1,12 +1,14 @@
 //! Whole SIP calls between a `SipEndpoint` and an `EchoServer` on loopback.
 
 mod calls;
+mod catalogue;
 mod inbound;
 mod inbound_wire;
 mod malformed;
 pub(crate) mod registrar;
 mod registration;
 mod session_timers;
+mod udp_guard;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -88,6 +88,7 @@ impl Registrar {
     /// Listen on UDP and TCP (separate free ports) until `shutdown`.
     pub async fn start(cfg: RegistrarConfig, shutdown: &CancellationToken) -> Registrar {
         let scfg = StackConfig {
+            name: "registrar",
             udp: Some(local()),
             tcp: Some(local()),
             tls: None,
