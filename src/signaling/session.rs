@@ -154,6 +154,8 @@ pub struct SessionLimits {
     pub max_message_bytes: usize,
     /// The HS256 secret when tokens are required (`auth.required`).
     pub auth_secret: Option<Arc<[u8]>>,
+    /// The `aud` tokens must name (`auth.audience`); `None`: no `aud` at all.
+    pub auth_audience: Option<Arc<str>>,
     /// Whether answered calls of a lost socket wait for a `resume`
     /// (`limits.reconnect_grace_secs` > 0).
     pub resumable: bool,
@@ -257,7 +259,10 @@ async fn authenticate(
         None => first_hello(socket, limits.max_message_bytes).await,
     };
     let result = match token {
-        Some(token) => auth::verify(&token, secret, unix_now()),
+        Some(token) => {
+            let audience = limits.auth_audience.as_deref();
+            auth::verify_for(&token, secret, audience, unix_now())
+        }
         None => Err(AuthError::Missing),
     };
     match result {
