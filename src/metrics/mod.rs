@@ -62,6 +62,8 @@ pub struct Metrics {
     pub ws_errors_total: IntCounterVec,
     /// WebSocket authentication failures, by reason.
     pub ws_auth_failures_total: IntCounterVec,
+    /// WebSocket sessions ended, by reason (client, too_large, protocol, ...).
+    pub ws_closed_total: IntCounterVec,
     /// Relay loop wake-ups (a gauge of loop activity, not per packet).
     pub relay_wakeups_total: IntCounter,
     /// Calls ended because a side sent no media, by the silent side.
@@ -168,6 +170,11 @@ impl Metrics {
                 "WebSocket authentication failures by reason",
                 &["reason"],
             ),
+            ws_closed_total: counter_vec(
+                "ws_closed_total",
+                "WebSocket sessions ended, by reason",
+                &["reason"],
+            ),
             relay_wakeups_total: IntCounter::new("relay_wakeups_total", "Relay loop wake-ups")
                 .expect("valid counter"),
             media_timeouts_total: counter_vec(
@@ -270,6 +277,7 @@ impl Metrics {
             Box::new(self.ws_messages_total.clone()),
             Box::new(self.ws_errors_total.clone()),
             Box::new(self.ws_auth_failures_total.clone()),
+            Box::new(self.ws_closed_total.clone()),
             Box::new(self.relay_wakeups_total.clone()),
             Box::new(self.media_timeouts_total.clone()),
             Box::new(self.ice_restarts_total.clone()),
