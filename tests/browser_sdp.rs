@@ -272,3 +272,40 @@ async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
     stop.cancel();
     gw.shutdown().await;
 }
+
+/// `sdp` with the value of every `a=<name>:` line replaced by `value`.
+fn with_attr(sdp: &str, name: &str, value: &str) -> String {
+    let prefix = format!("a={name}:");
+    let lines = sdp.lines().map(|l| {
+        if l.starts_with(&prefix) {
+            format!("{prefix}{value}\r\n")
+        } else {
+            format!("{l}\r\n")
+        }
+    });
+    lines.collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_offer_with_a_short_ice_pwd_is_refused_and_the_call_goes_on() {
+    let (gw, _) = gateway(22340, |_| {}).await;
+    let mut sig = signaling(&gw).await;
+    let browser = common::answered_call_to(&mut sig, "r1", "echo").await;
+    let local = browser.local_sdp().await.unwrap();
+    let restart = with_attr(&with_attr(&local, "ice-ufrag", "Rstr"), "ice-pwd", "short");
+    let offer = json!({"type":"offer","call_id":"r1","sdp":restart});
+    sig.send(offer).await.unwrap();
+    let refused = sig.recv_type("error", T).await.unwrap();
+    let message = refused["message"].as_str().unwrap_or("");
+    assert_eq!(refused["code"], "bad_sdp", "{refused}");
+    assert!(message.contains("ice-pwd has 5 characters"), "{message}");
+    // The old path was never touched: audio still comes back.
+    let back = common::echo_round_trip(&browser, 50).await;
+    assert!(back >= 40, "only {back} of 50 frames came back");
+    sig.send(json!({"type":"hangup","call_id":"r1"}))
+        .await
+        .unwrap();
+    assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
+    browser.close().await;
+    gw.shutdown().await;
+}
