@@ -80,7 +80,9 @@ fn token(config: &Config, user: &str, ttl: std::time::Duration) -> ExitCode {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match siphon::signaling::auth::mint(user, ttl, config.auth.secret.as_bytes(), now) {
+    let secret = config.auth.secret.as_bytes();
+    let audience = Some(config.auth.audience.as_str()).filter(|a| !a.is_empty());
+    match siphon::signaling::auth::mint_for(user, ttl, secret, audience, now) {
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS

@@ -12,7 +12,7 @@ fn params(offer: &str) -> OutboundParams {
         local: LocalWebRtc {
             ice_ufrag: "ufrag123".into(),
             ice_pwd: "pwd4567890123456789012345".into(),
-            fingerprint: "AB:CD".into(),
+            fingerprint: ["AB"; 32].join(":"),
             candidate: "192.0.2.10:10000".parse().unwrap(),
             ssrc: 42,
             session_id: 7,

@@ -156,6 +156,7 @@ impl Section for AuthConfig {
         v.field("required", &mut self.required);
         v.field("secret", &mut self.secret);
         v.field("allow_dynamic_users", &mut self.allow_dynamic_users);
+        v.field("audience", &mut self.audience);
     }
 }
 

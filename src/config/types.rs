@@ -204,6 +204,8 @@ pub struct AuthConfig {
     pub secret: String,
     /// Whether users not in `[[users]]` may connect and receive calls to their own name.
     pub allow_dynamic_users: bool,
+    /// The `aud` tokens must name; "" = tokens must carry no `aud`.
+    pub audience: String,
 }
 
 /// `[limits]`: capacity and timeouts.
@@ -438,6 +440,7 @@ impl fmt::Debug for AuthConfig {
             .field("required", &self.required)
             .field("secret", &redact(&self.secret))
             .field("allow_dynamic_users", &self.allow_dynamic_users)
+            .field("audience", &self.audience)
             .finish()
     }
 }

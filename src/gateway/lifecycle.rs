@@ -116,6 +116,9 @@ fn http_state(inner: &Arc<Inner>) -> HttpState {
         limits: SessionLimits {
             max_message_bytes: config.limits.max_ws_message_bytes as usize,
             auth_secret: token_required.then(|| Arc::from(config.auth.secret.as_bytes())),
+            auth_audience: Some(config.auth.audience.as_str())
+                .filter(|a| !a.is_empty())
+                .map(Arc::from),
             resumable: !config.limits.reconnect_grace().is_zero(),
             closing: inner.closing.clone(),
         },

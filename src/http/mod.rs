@@ -77,22 +77,28 @@ async fn ws(
         return (StatusCode::FORBIDDEN, refusal.message()).into_response();
     }
     let span = tracing::info_span!("ws", %client);
-    // The transport cap sits well above the protocol limit so that an
-    // oversize message earns an `error` reply instead of a dropped socket.
-    let hard_cap = (s.limits.max_message_bytes * 4).max(1 << 20);
+    // A message up to twice the protocol limit earns an `error` reply and
+    // the socket lives on; a larger one is refused at its frame header
+    // (close 1009) before its payload is read. The cap also bounds what a
+    // socket keeps: the read buffer grows to the largest frame it has
+    // read and never shrinks.
+    let transport_cap = transport_cap(s.limits.max_message_bytes);
     // Signaling frames are small and rare: a 1 KiB read buffer instead of
-    // the default 128 KiB saves most of a call's memory. The buffer grows
-    // on demand for a large SDP and keeps that size, so starting small
-    // costs a few more reads for one frame, not memory.
+    // the default 128 KiB saves most of a call's memory.
     upgrade
         .read_buffer_size(1024)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
+        .max_message_size(transport_cap)
+        .max_frame_size(transport_cap)
         .on_upgrade(move |socket| {
             let session = session::run(socket, s.calls, s.limits, s.metrics, query.token);
             s.sessions
                 .track_future(tracing::Instrument::instrument(session, span))
         })
+}
+
+/// The largest WebSocket message read at all, for a protocol limit.
+fn transport_cap(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(2)
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub ws_errors_total: IntCounterVec,
     /// WebSocket authentication failures, by reason.
     pub ws_auth_failures_total: IntCounterVec,
+    /// WebSocket sessions ended, by reason (client, too_large, protocol, ...).
+    pub ws_closed_total: IntCounterVec,
     /// Relay loop wake-ups (a gauge of loop activity, not per packet).
     pub relay_wakeups_total: IntCounter,
     /// Receive errors on relay sockets, by kind (icmp, other).
@@ -179,6 +181,11 @@ impl Metrics {
                 "WebSocket authentication failures by reason",
                 &["reason"],
             ),
+            ws_closed_total: counter_vec(
+                "ws_closed_total",
+                "WebSocket sessions ended, by reason",
+                &["reason"],
+            ),
             relay_wakeups_total: IntCounter::new("relay_wakeups_total", "Relay loop wake-ups")
                 .expect("valid counter"),
             relay_receive_errors_total: counter_vec(
@@ -292,6 +299,7 @@ impl Metrics {
             Box::new(self.ws_messages_total.clone()),
             Box::new(self.ws_errors_total.clone()),
             Box::new(self.ws_auth_failures_total.clone()),
+            Box::new(self.ws_closed_total.clone()),
             Box::new(self.relay_wakeups_total.clone()),
             Box::new(self.relay_receive_errors_total.clone()),
             Box::new(self.relay_loop_failures_total.clone()),

@@ -14,6 +14,16 @@ pub enum SdpError {
     /// A WebRTC description without a=ice-ufrag / a=ice-pwd.
     #[error("missing ICE credentials (a=ice-ufrag and a=ice-pwd)")]
     MissingIceCredentials,
+    /// ICE credentials outside RFC 8839's lengths or characters; says which.
+    #[error("invalid ICE credentials: {0}")]
+    InvalidIceCredentials(String),
+    /// An a=fingerprint that does not parse, or whose digest length does
+    /// not match its hash name; says which.
+    #[error("invalid DTLS fingerprint: {0}")]
+    InvalidFingerprint(String),
+    /// Fingerprints whose hash the DTLS leg cannot pin (it needs sha-256).
+    #[error("unsupported DTLS fingerprint hash {0} (sha-256 required)")]
+    UnsupportedFingerprint(String),
     /// A WebRTC description without a=fingerprint.
     #[error("missing DTLS fingerprint (a=fingerprint)")]
     MissingFingerprint,

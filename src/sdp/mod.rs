@@ -6,6 +6,7 @@
 //! [`MediaMap`] that tells the relay how to rewrite payload types.
 
 mod codec;
+mod credentials;
 mod crypto;
 mod direction;
 mod error;

@@ -2,7 +2,6 @@
 //! candidates.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use sdp_types::Media;
 
@@ -21,7 +20,7 @@ pub struct IceCredentials {
 /// A DTLS certificate fingerprint (RFC 8122).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
-    /// Hash function name as written, e.g. "sha-256".
+    /// Hash function name, lowercased, e.g. "sha-256".
     pub algorithm: String,
     /// Colon-separated hex digest as written.
     pub value: String,
@@ -93,14 +92,8 @@ pub fn read(p: &Parsed) -> Result<RemoteTransport, SdpError> {
             expected: WEBRTC_PROFILE,
         });
     }
-    let ice = match (p.attr("ice-ufrag"), p.attr("ice-pwd")) {
-        (Some(ufrag), Some(pwd)) if !ufrag.is_empty() && !pwd.is_empty() => IceCredentials {
-            ufrag: ufrag.trim().to_owned(),
-            pwd: pwd.trim().to_owned(),
-        },
-        _ => return Err(SdpError::MissingIceCredentials),
-    };
-    let fingerprint = fingerprint(p.attr("fingerprint").ok_or(SdpError::MissingFingerprint)?)?;
+    let ice = super::credentials::ice_credentials(p)?;
+    let fingerprint = super::credentials::dtls_fingerprint(p)?;
     // RFC 4145 §4: a missing setup attribute means active.
     let setup = p.attr("setup").map_or(Ok(Setup::Active), setup)?;
     Ok(RemoteTransport {
@@ -109,22 +102,6 @@ pub fn read(p: &Parsed) -> Result<RemoteTransport, SdpError> {
         setup,
         candidates: candidates(p.audio()),
         ssrc: ssrc(p.audio()),
-    })
-}
-
-fn fingerprint(value: &str) -> Result<Fingerprint, SdpError> {
-    let invalid = || SdpError::InvalidAttribute {
-        name: "fingerprint".to_owned(),
-        value: value.to_owned(),
-    };
-    let parsed = sdp_types::Fingerprint::from_str(value.trim()).map_err(|_| invalid())?;
-    let (algorithm, digest) = value.trim().split_once(' ').ok_or_else(invalid)?;
-    if parsed.fingerprint.is_empty() {
-        return Err(invalid());
-    }
-    Ok(Fingerprint {
-        algorithm: algorithm.to_owned(),
-        value: digest.trim().to_owned(),
     })
 }
 

@@ -51,6 +51,12 @@ pub enum AuthError {
     /// The token's `exp` is not after the current time.
     #[error("token expired")]
     Expired,
+    /// The token's `nbf` lies after the current time.
+    #[error("token not valid yet")]
+    NotYetValid,
+    /// The token's `aud` does not name siphon's `auth.audience`.
+    #[error("token is meant for another audience")]
+    WrongAudience,
     /// The header names an algorithm other than HS256.
     #[error("token algorithm is not HS256")]
     WrongAlgorithm,
@@ -67,6 +73,8 @@ impl AuthError {
             AuthError::Malformed(_) => "malformed",
             AuthError::BadSignature => "bad_signature",
             AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongAudience => "wrong_audience",
             AuthError::WrongAlgorithm => "wrong_algorithm",
             AuthError::MissingClaim(_) => "missing_claim",
         }
@@ -93,20 +101,39 @@ struct RawClaims {
     sub: Option<Value>,
     #[serde(default)]
     exp: Option<Value>,
+    #[serde(default)]
+    nbf: Option<Value>,
+    #[serde(default)]
+    aud: Option<Value>,
 }
 
 #[derive(Serialize)]
 struct MintedClaims<'a> {
     sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
     exp: u64,
     iat: u64,
 }
 
 /// Checks an HS256 token against `secret` at time `now_unix` and returns its claims.
 ///
-/// `exp` and a non-empty `sub` are required; `nbf`, `iss` and `aud` are not checked.
-/// An empty secret verifies nothing.
+/// `exp` and a non-empty `sub` are required; `nbf`, when present, must not
+/// lie after `now_unix` (no leeway, as for `exp`); a token with an `aud` is
+/// refused (siphon has no audience here: see [`verify_for`]); `iss` is not
+/// checked. An empty secret verifies nothing.
 pub fn verify(token: &str, secret: &[u8], now_unix: u64) -> Result<Claims, AuthError> {
+    verify_for(token, secret, None, now_unix)
+}
+
+/// [`verify`] for a service that answers to `audience`: the token's `aud`
+/// (a string or an array of strings) must name it.
+pub fn verify_for(
+    token: &str,
+    secret: &[u8],
+    audience: Option<&str>,
+    now_unix: u64,
+) -> Result<Claims, AuthError> {
     if token.trim().is_empty() {
         return Err(AuthError::Missing);
     }
@@ -131,13 +158,24 @@ pub fn verify(token: &str, secret: &[u8], now_unix: u64) -> Result<Claims, AuthE
     mac.verify_slice(&signature)
         .map_err(|_| AuthError::BadSignature)?;
     // Claims are parsed only once authenticated: nobody without the secret reaches this parser.
-    parse_claims(&payload, now_unix)
+    parse_claims(&payload, audience, now_unix)
 }
 
 /// Issues an HS256 token for `user` that expires `ttl` after `now_unix`, with `iat` = `now_unix`.
 ///
 /// Refuses a `user` that `verify` would refuse, an empty secret and a ttl under one second.
 pub fn mint(user: &str, ttl: Duration, secret: &[u8], now_unix: u64) -> Result<String, AuthError> {
+    mint_for(user, ttl, secret, None, now_unix)
+}
+
+/// [`mint`] with `aud` = `audience`, for a service that has one.
+pub fn mint_for(
+    user: &str,
+    ttl: Duration,
+    secret: &[u8],
+    audience: Option<&str>,
+    now_unix: u64,
+) -> Result<String, AuthError> {
     check_subject(user)?;
     if ttl.as_secs() == 0 {
         return Err(malformed("ttl is shorter than one second"));
@@ -147,6 +185,7 @@ pub fn mint(user: &str, ttl: Duration, secret: &[u8], now_unix: u64) -> Result<S
         .ok_or_else(|| malformed("expiry out of range"))?;
     let claims = MintedClaims {
         sub: user,
+        aud: audience,
         exp,
         iat: now_unix,
     };
@@ -230,7 +269,7 @@ fn check_header(bytes: &[u8]) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn parse_claims(bytes: &[u8], now_unix: u64) -> Result<Claims, AuthError> {
+fn parse_claims(bytes: &[u8], audience: Option<&str>, now_unix: u64) -> Result<Claims, AuthError> {
     let raw: RawClaims = json_object(bytes, "payload")?;
     let exp = raw.exp.ok_or(AuthError::MissingClaim("exp"))?;
     let exp = numeric_date(&exp).ok_or_else(|| malformed("exp is not a NumericDate"))?;
@@ -242,7 +281,38 @@ fn parse_claims(bytes: &[u8], now_unix: u64) -> Result<Claims, AuthError> {
     if exp <= now_unix {
         return Err(AuthError::Expired);
     }
+    if let Some(nbf) = raw.nbf {
+        let nbf = not_before(&nbf).ok_or_else(|| malformed("nbf is not a NumericDate"))?;
+        if nbf > now_unix {
+            return Err(AuthError::NotYetValid);
+        }
+    }
+    check_audience(raw.aud.as_ref(), audience)?;
     Ok(Claims { sub, exp })
+}
+
+/// RFC 7519 §4.1.3: a token whose `aud` does not name us is refused; when
+/// we have an audience, a token without `aud` is too.
+fn check_audience(aud: Option<&Value>, ours: Option<&str>) -> Result<(), AuthError> {
+    let names: Vec<&str> = match aud {
+        None | Some(Value::Null) => {
+            return match ours {
+                Some(_) => Err(AuthError::MissingClaim("aud")),
+                None => Ok(()),
+            }
+        }
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or_else(|| malformed("aud is not a string or an array of strings"))?,
+        Some(_) => return Err(malformed("aud is not a string or an array of strings")),
+    };
+    match ours {
+        Some(ours) if names.contains(&ours) => Ok(()),
+        _ => Err(AuthError::WrongAudience),
+    }
 }
 
 /// A non-negative NumericDate; a fraction is dropped, which only makes the token expire sooner.
@@ -252,6 +322,15 @@ fn numeric_date(value: &Value) -> Option<u64> {
     }
     let secs = value.as_f64()?;
     (secs.is_finite() && secs >= 0.0).then_some(secs as u64)
+}
+
+/// `nbf` as a NumericDate; a fraction rounds up, so the token is never taken early.
+fn not_before(value: &Value) -> Option<u64> {
+    if let Some(secs) = value.as_u64() {
+        return Some(secs);
+    }
+    let secs = value.as_f64()?;
+    (secs.is_finite() && secs >= 0.0).then_some(secs.ceil() as u64)
 }
 
 /// The subject becomes a user name in routing and logs, so it is kept short and printable.

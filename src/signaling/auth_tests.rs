@@ -90,6 +90,50 @@ fn expiry_is_exclusive() {
 }
 
 #[test]
+fn a_token_is_refused_before_its_nbf() {
+    let exp = NOW + 600;
+    let early = hs256(&format!(r#"{{"sub":"a","exp":{exp},"nbf":{}}}"#, NOW + 1));
+    assert_eq!(err(&early), AuthError::NotYetValid);
+    assert_eq!(err(&early).code(), "not_yet_valid");
+    assert_eq!(
+        verify(&early, SECRET, NOW + 1).map(|c| c.sub),
+        Ok("a".into())
+    );
+    let now = hs256(&format!(r#"{{"sub":"a","exp":{exp},"nbf":{NOW}}}"#));
+    assert!(verify(&now, SECRET, NOW).is_ok());
+    // A fraction of a second still in the future is in the future.
+    let fraction = hs256(&format!(r#"{{"sub":"a","exp":{exp},"nbf":{NOW}.25}}"#));
+    assert_eq!(err(&fraction), AuthError::NotYetValid);
+    let garbage = hs256(&format!(r#"{{"sub":"a","exp":{exp},"nbf":"soon"}}"#));
+    assert_eq!(err(&garbage).code(), "malformed");
+}
+
+#[test]
+fn the_audience_must_be_ours() {
+    let exp = NOW + 600;
+    let with = |aud: &str| hs256(&format!(r#"{{"sub":"a","exp":{exp},"aud":{aud}}}"#));
+    // Without an audience of its own, siphon refuses any token meant for one.
+    assert_eq!(err(&with(r#""siphon""#)), AuthError::WrongAudience);
+    assert_eq!(err(&with("[]")), AuthError::WrongAudience);
+    let ours = |token: &str| verify_for(token, SECRET, Some("siphon"), NOW);
+    assert!(ours(&with(r#""siphon""#)).is_ok());
+    assert!(ours(&with(r#"["pbx","siphon"]"#)).is_ok());
+    assert_eq!(ours(&with(r#""pbx""#)), Err(AuthError::WrongAudience));
+    assert_eq!(ours(&with(r#"["pbx"]"#)), Err(AuthError::WrongAudience));
+    assert_eq!(ours(&with("7")).map_err(|e| e.code()), Err("malformed"));
+    assert_eq!(
+        ours(&with(r#"["siphon",7]"#)).map_err(|e| e.code()),
+        Err("malformed")
+    );
+    let minted = mint_for("a", Duration::from_secs(60), SECRET, Some("siphon"), NOW).unwrap();
+    assert!(ours(&minted).is_ok());
+    assert_eq!(err(&minted), AuthError::WrongAudience);
+    let none = hs256(&format!(r#"{{"sub":"a","exp":{exp}}}"#));
+    assert_eq!(ours(&none), Err(AuthError::MissingClaim("aud")));
+    assert!(verify(&none, SECRET, NOW).is_ok());
+}
+
+#[test]
 fn required_claims() {
     assert_eq!(
         err(&hs256(r#"{"sub":"a"}"#)),
@@ -268,6 +312,8 @@ fn error_codes_and_text() {
         (AuthError::Malformed("x".into()), "malformed"),
         (AuthError::BadSignature, "bad_signature"),
         (AuthError::Expired, "expired"),
+        (AuthError::NotYetValid, "not_yet_valid"),
+        (AuthError::WrongAudience, "wrong_audience"),
         (AuthError::WrongAlgorithm, "wrong_algorithm"),
         (AuthError::MissingClaim("exp"), "missing_claim"),
     ];

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod early;
+pub mod ending;
 pub mod messages;
 pub mod session;
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, AuthError};
 use super::early::{EarlyCandidates, Full};
+use super::ending::Ending;
 use super::messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Refusal, ServerMessage,
     PROTOCOL_VERSION,
@@ -154,6 +155,8 @@ pub struct SessionLimits {
     pub max_message_bytes: usize,
     /// The HS256 secret when tokens are required (`auth.required`).
     pub auth_secret: Option<Arc<[u8]>>,
+    /// The `aud` tokens must name (`auth.audience`); `None`: no `aud` at all.
+    pub auth_audience: Option<Arc<str>>,
     /// Whether answered calls of a lost socket wait for a `resume`
     /// (`limits.reconnect_grace_secs` > 0).
     pub resumable: bool,
@@ -174,6 +177,7 @@ pub async fn run(
     let Ok(user) = authenticate(&mut socket, &limits, &metrics, url_token).await else {
         let _ = socket.send(Message::Close(None)).await;
         metrics.ws_connections.dec();
+        count_ending(&metrics, &Ending::Unauthorized);
         return;
     };
     let (to_client, mut outbox) = mpsc::channel::<ServerMessage>(256);
@@ -199,6 +203,7 @@ pub async fn run(
     let mut open = send(&mut socket, &welcome).await;
     drop(welcome);
     let closing = session.limits.closing.clone();
+    let mut ending = Ending::Client;
     while open {
         let early = session.early.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -213,7 +218,11 @@ pub async fn run(
                         open = send(&mut socket, &reply).await;
                     }
                 }
-                _ => open = false,
+                Some(Err(e)) => {
+                    ending = Ending::of_read_error(&e);
+                    open = false;
+                }
+                None => open = false,
             },
             Some(msg) = outbox.recv() => {
                 // A call is attached before its `incoming` is queued: take
@@ -234,11 +243,22 @@ pub async fn run(
                     reason: crate::call::SHUTTING_DOWN.into(),
                 };
                 let _ = socket.send(Message::Close(Some(frame))).await;
+                ending = Ending::Shutdown;
                 open = false;
             }
         }
     }
+    if let Some(frame) = ending.close_frame() {
+        tracing::info!(reason = %frame.reason, "ws: closing with {}", frame.code);
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+    count_ending(&session.metrics, &ending);
     session.close();
+}
+
+fn count_ending(metrics: &Metrics, ending: &Ending) {
+    let closed = &metrics.ws_closed_total;
+    closed.with_label_values(&[ending.label()]).inc();
 }
 
 /// The socket's user when tokens are required; `Err` after telling the
@@ -257,7 +277,10 @@ async fn authenticate(
         None => first_hello(socket, limits.max_message_bytes).await,
     };
     let result = match token {
-        Some(token) => auth::verify(&token, secret, unix_now()),
+        Some(token) => {
+            let audience = limits.auth_audience.as_deref();
+            auth::verify_for(&token, secret, audience, unix_now())
+        }
         None => Err(AuthError::Missing),
     };
     match result {

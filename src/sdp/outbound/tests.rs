@@ -303,8 +303,10 @@ fn answer_reparses_as_a_webrtc_description() {
         (SAFARI_OFFER, FREESWITCH_ANSWER),
     ] {
         let sdp = webrtc_answer(browser, ALL_CODECS, sip);
-        let back = parse_webrtc_offer(&sdp).expect("our answer parses as WebRTC SDP");
-        assert_eq!(back.setup, super::super::Setup::Passive);
+        // As an offer, passive is refused; the rest must read back as sent.
+        assert!(sdp.contains("\r\na=setup:passive\r\n"), "{sdp}");
+        let as_offer = sdp.replace("a=setup:passive", "a=setup:actpass");
+        let back = parse_webrtc_offer(&as_offer).expect("our answer parses as WebRTC SDP");
         assert_eq!(back.codecs.len(), 1);
         assert_eq!(back.candidates.len(), 1);
         assert_eq!(back.ssrc, Some(123456789));
@@ -340,7 +342,12 @@ fn answer_mirrors_direction() {
 #[test]
 fn passive_browser_is_refused() {
     let browser = SAFARI_OFFER.replace("a=setup:actpass", "a=setup:passive");
-    let (offer, a) = answer_for(&browser, ALL_CODECS, ASTERISK_ANSWER);
+    assert_eq!(
+        parse_webrtc_offer(&browser),
+        Err(SdpError::UnsupportedSetup("passive".to_owned()))
+    );
+    let (mut offer, a) = answer_for(SAFARI_OFFER, ALL_CODECS, ASTERISK_ANSWER);
+    offer.setup = super::super::Setup::Passive;
     assert_eq!(
         build_webrtc_answer(&offer, &a, &webrtc_params()),
         Err(SdpError::UnsupportedSetup("passive".to_owned()))

@@ -53,6 +53,11 @@ impl WebRtcOffer {
 pub fn parse_webrtc_offer(sdp: &str) -> Result<WebRtcOffer, SdpError> {
     let p = session::parse(sdp)?;
     let t = transport::read(&p)?;
+    // siphon answers as the DTLS server: refused here, before a call is
+    // placed for an offer whose answer could not be written.
+    if t.setup == Setup::Passive {
+        return Err(SdpError::UnsupportedSetup("passive".to_owned()));
+    }
     let (codecs, telephone_events) = split_events(media_codecs(p.audio()));
     Ok(WebRtcOffer {
         mid: p.mlines[p.audio_index].mid.clone(),
@@ -202,7 +207,7 @@ mod tests {
         let bad_fp = FIREFOX_OFFER.replace("sha-256 5B:1F", "sha-256 ZZ:1F");
         assert!(matches!(
             parse_webrtc_offer(&bad_fp),
-            Err(SdpError::InvalidAttribute { .. })
+            Err(SdpError::InvalidFingerprint(_))
         ));
         let plain = SAFARI_OFFER.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP");
         assert!(matches!(
