@@ -227,9 +227,11 @@ async fn drive(
     }
     let ring_timeout = tokio::time::sleep(gw.config.limits.ring_timeout());
     tokio::pin!(ring_timeout);
+    // A closed channel is ready forever: it is heard once, then left alone.
+    let mut sip_open = true;
     loop {
         let event = tokio::select! {
-            ev = events.recv() => match ev {
+            ev = events.recv(), if sip_open => match ev {
                 Some(UasEvent::Acked) => continue,
                 Some(UasEvent::Cancelled) => InboundEvent::SipCancelled,
                 Some(UasEvent::Reoffer(reoffer)) => {
@@ -240,7 +242,10 @@ async fn drive(
                 Some(UasEvent::Dtmf { digit, duration_ms }) => InboundEvent::SipDtmf(digit, duration_ms),
                 Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
                 Some(UasEvent::SessionExpired) => InboundEvent::SipSessionExpired,
-                None => InboundEvent::SipEnded { by_remote: false },
+                None => {
+                    sip_open = false;
+                    InboundEvent::SipEnded { by_remote: false }
+                }
             },
             Some((session, ev)) = control.recv() => {
                 let answered = machine.is_answered();
