@@ -390,7 +390,7 @@ impl Driver<'_> {
                         if let Some(link) = self.sessions.get(&session) {
                             let _ = link.to_client.send(msg).await;
                         }
-                        self.handle.hangup().await;
+                        self.hang_up_sip();
                         outcome = Some(Outcome {
                             label: "error",
                             code: 500,
@@ -399,7 +399,7 @@ impl Driver<'_> {
                     }
                 }
                 InboundCommand::SipReject(code, reason) => self.handle.reject(code, &reason).await,
-                InboundCommand::SipHangup => self.handle.hangup().await,
+                InboundCommand::SipHangup => self.hang_up_sip(),
                 InboundCommand::RelayDtmf(presses) => {
                     if let Some(res) = &self.res {
                         let relay = self.gw.relays.get(res.relay);
@@ -461,6 +461,12 @@ impl Driver<'_> {
             }
         }
         outcome
+    }
+
+    /// BYE (or 480) toward the caller, in the background.
+    fn hang_up_sip(&self) {
+        let handle = self.handle.clone();
+        super::hangups::spawn(self.gw, async move { handle.hangup().await });
     }
 
     /// Put the WebRTC leg on the relay with the browser's parameters, then 200 OK.

@@ -4,6 +4,7 @@
 
 mod client_registrations;
 mod detached;
+mod hangups;
 mod inbound;
 mod lifecycle;
 mod listening;
@@ -80,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) closing: CancellationToken,
     /// The WebSocket sessions, awaited at exit.
     pub(crate) sessions: TaskTracker,
+    /// siphon's BYEs and CANCELs under way, given a moment at exit.
+    pub(crate) hangups: TaskTracker,
     /// The HTTPS certificate, when `http.tls_cert` is set.
     pub(crate) certs: Option<Arc<CertStore>>,
     _echo: Option<EchoServer>,
@@ -145,6 +148,7 @@ impl Gateway {
             ready: Arc::new(AtomicBool::new(true)),
             closing: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            hangups: TaskTracker::new(),
             certs: http.certs.clone(),
             _echo: echo,
             config,

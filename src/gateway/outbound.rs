@@ -321,7 +321,10 @@ impl Driver<'_> {
                         tracing::error!(error = %e, "relay refused media configuration");
                     }
                 }
-                Command::SipHangup => self.uac.hangup().await,
+                Command::SipHangup => {
+                    let uac = self.uac.clone();
+                    super::hangups::spawn(self.gw, async move { uac.hangup().await });
+                }
                 Command::RestartIce(creds) => {
                     let relay = self.gw.relays.get(self.res.relay);
                     if let Err(e) = relay.restart_ice(self.res.leg, creds).await {

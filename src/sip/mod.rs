@@ -132,6 +132,29 @@ pub struct OutboundInvite {
     pub log_id: String,
 }
 
+/// How siphon's own BYE (or CANCEL, or 480 before an answer) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HangupOutcome {
+    /// Nothing to end: already over, or hung up before.
+    Nothing,
+    /// The request went out and its transaction is over (answered, or
+    /// timed out: rsipstack reports both alike).
+    Done,
+    /// The request could not be sent.
+    Failed,
+}
+
+impl HangupOutcome {
+    /// The `outcome` label of `siphon_sip_hangups_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HangupOutcome::Nothing => "nothing",
+            HangupOutcome::Done => "done",
+            HangupOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// Errors of the SIP module.
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {
