@@ -189,6 +189,9 @@ pub enum SipError {
     /// connection or handshake failed (the text says which).
     #[error("{0}")]
     TlsPeer(String),
+    /// A TCP peer could not be connected to (the text says why).
+    #[error("{0}")]
+    Unreachable(String),
     /// The TLS certificate, key or CA bundle cannot be used.
     #[error("sip tls: {0}")]
     Tls(#[from] TlsError),

@@ -79,6 +79,32 @@ pub(super) fn target_uri(text: &str) -> Option<(Uri, Transport)> {
     Some((uri, transport))
 }
 
+/// Open the TCP connection to `uri` before its INVITE: rsipstack treats a
+/// refused connection like a lost datagram and reports it only when Timer B
+/// fires (32 s), while the caller should hear 503 at once.
+pub(super) async fn connect_tcp_first(
+    layer: &rsipstack::transport::TransportLayer,
+    uri: &Uri,
+) -> Result<(), SipError> {
+    let mut target = SipAddr {
+        r#type: Some(rsipstack::sip::Transport::Tcp),
+        addr: uri.host_with_port.clone(),
+    };
+    if target.addr.port.is_none() {
+        target.addr.port = Some(5060.into());
+    }
+    match layer.lookup(&target, None).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(%target, error = %e, "TCP peer not reached");
+            Err(SipError::Unreachable(format!(
+                "TCP connection to {} failed: {e}",
+                target.addr
+            )))
+        }
+    }
+}
+
 /// Where to send a TLS request: rsipstack derives the transport from the
 /// `transport=` parameter only, so a `sips:` URI without one would go out
 /// over UDP unless the destination says TLS.
