@@ -35,8 +35,7 @@ pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::Inbound
 }
 
 async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
-    let max = gw.config.limits.max_calls as usize;
-    if gw.calls.len() >= max {
+    let Ok(_permit) = gw.call_slots.clone().try_acquire_owned() else {
         gw.metrics
             .calls_total
             .with_label_values(&[INBOUND, "limit"])
@@ -45,7 +44,7 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
             .reject(486, "Busy Here (gateway call limit)")
             .await;
         return;
-    }
+    };
     let Some(user) = route_user(&gw, &call.user) else {
         gw.metrics
             .calls_total
