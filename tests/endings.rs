@@ -139,6 +139,31 @@ async fn a_browser_hangup_is_answered_at_once_when_the_sip_peer_vanished() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_after_keys_sent_as_info_to_a_vanished_peer_is_answered_at_once() {
+    let peer = SilentPeer::bind().await;
+    let gw = gateway(63540, peer.addr(), 60).await;
+    let (mut sig, browser) = call_to_silent_peer(&gw, &peer).await;
+    // The peer took no telephone-event: the keys go as SIP INFO, unanswered.
+    sig.send(json!({"type":"dtmf","call_id":"c1","digits":"12"}))
+        .await
+        .unwrap();
+    loop {
+        let (msg, _) = peer.recv().await;
+        if msg.starts_with("INFO ") {
+            break;
+        }
+    }
+    sig.send(json!({"type":"hangup","call_id":"c1"}))
+        .await
+        .unwrap();
+    let hangup = sig.recv_type("hangup", AT_ONCE).await.unwrap();
+    assert_eq!(hangup["code"], 200);
+    calls_end(&gw).await;
+    browser.close().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_stopping_reaches_the_browser_at_once_when_the_sip_peer_vanished() {
     let peer = SilentPeer::bind().await;
     let gw = gateway(63420, peer.addr(), 1).await;

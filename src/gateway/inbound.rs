@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
+use super::infos::InfoQueue;
 use super::outbound::{
-    answer_reoffer, count_dtmf, media_signal, record_info, refuse_glare, release, spawn_reinvite,
-    Resources,
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Resources,
 };
 use super::reinvites::ReinviteAnswers;
 use super::{sdes, Inner};
@@ -125,6 +125,8 @@ struct Driver<'a> {
     reoffer: Option<sip::Reoffer>,
     /// Where siphon's re-INVITEs report their final answers.
     reinvites: ReinviteAnswers,
+    /// Key presses on their way as SIP INFO.
+    infos: InfoQueue,
 }
 
 async fn drive(
@@ -214,6 +216,7 @@ async fn drive(
         aliases: HashMap::new(),
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
+        infos: InfoQueue::default(),
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -433,10 +436,12 @@ impl Driver<'_> {
                     }
                 }
                 InboundCommand::SipInfo(digits) => {
-                    for (digit, ms) in digits {
-                        let code = self.handle.info(digit, ms).await;
-                        record_info(self.gw, digit, code);
-                    }
+                    let handle = self.handle.clone();
+                    let info = move |digit: char, ms: u32| {
+                        let handle = handle.clone();
+                        async move { handle.info(digit, ms).await }
+                    };
+                    self.infos.send(self.gw, digits, info);
                 }
                 InboundCommand::RestartIce(creds) => {
                     if let Some(res) = &self.res {

@@ -6,6 +6,7 @@ mod client_registrations;
 mod detached;
 mod hangups;
 mod inbound;
+mod infos;
 mod lifecycle;
 mod listening;
 mod outbound;
