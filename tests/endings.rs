@@ -359,6 +359,44 @@ async fn a_sip_transport_error_reaches_the_browser_as_503_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_trunk_that_never_completes_the_handshake_is_503_within_5_s() {
+    // A listener that never accepts, its queue full: the kernel drops
+    // further SYNs, so a connection to it neither opens nor fails.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let trunk = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..4 {
+        let connect = tokio::net::TcpStream::connect(trunk);
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(300), connect).await {
+            queued.push(s);
+        }
+    }
+    let mut config = common::loopback_config(63560);
+    config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
+    config.sip.trunk.uri = Some(format!("sip:{trunk};transport=tcp"));
+    let gw = Gateway::start(config, Metrics::new()).await.unwrap();
+    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
+        .await
+        .unwrap();
+    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    let hangup = sig
+        .recv_type("hangup", Duration::from_secs(5) + AT_ONCE)
+        .await
+        .unwrap();
+    assert_eq!(hangup["code"], 503, "{hangup}");
+    calls_end(&gw).await;
+    drop((listener, queued));
+    browser.close().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_call_over_max_calls_gets_limit_reached() {
     let peer = SilentPeer::bind().await;
     let mut config = common::loopback_config(63520);
