@@ -132,3 +132,30 @@ async fn sigterm_with_a_short_drain_hangs_up_503_and_exits_0() {
     assert_eq!(siphon.exit_code(T).await, Some(0));
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_twice_hangs_up_503_closes_every_socket_and_exits_0() {
+    let mut siphon = Siphon::start("int", 63500, 300);
+    let (mut sig, browser) = siphon.call().await;
+    let mut idle = Signaling::connect(&format!("ws://{}/ws", siphon.http))
+        .await
+        .unwrap();
+    siphon.signal(libc::SIGINT);
+    assert_eq!(
+        siphon.exit_code(Duration::from_millis(500)).await,
+        None,
+        "drains"
+    );
+    siphon.signal(libc::SIGINT);
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    assert_eq!(
+        (hangup["code"].as_u64(), hangup["reason"].as_str()),
+        (Some(503), Some("siphon is shutting down"))
+    );
+    for socket in [&mut sig, &mut idle] {
+        let closed = socket.recv(T).await.unwrap_err().to_string();
+        assert!(closed.contains("1001"), "{closed}");
+    }
+    assert_eq!(siphon.exit_code(T).await, Some(0));
+    browser.close().await;
+}

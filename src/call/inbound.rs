@@ -225,7 +225,9 @@ impl InboundCall {
             (State::Ringing, E::Accept(id, sdp)) => self.accept(id, &sdp),
             (State::Ringing, E::Reject(id, code)) => self.reject(id, code),
             (State::Ringing, E::Hangup(id)) => self.drop_branch(id, 480, "Temporarily Unavailable"),
-            (State::Ringing, E::SipCancelled) => {
+            // The SIP layer's own ring limit, or the caller's dialog gone
+            // another way: the caller is no longer there to answer.
+            (State::Ringing, E::SipCancelled | E::SipEnded { .. }) => {
                 self.end(487, "Request Terminated", "cancelled", false)
             }
             (State::Ringing, E::RingTimeout) => {

@@ -161,6 +161,24 @@ fn cancel_timeout_and_offline() {
 }
 
 #[test]
+fn the_sip_side_ending_while_ringing_ends_the_call_for_every_session() {
+    let mut c = call();
+    c.on_event(InboundEvent::Delivered(vec![5, 6]));
+    let cmds = c.on_event(InboundEvent::SipEnded { by_remote: false });
+    assert_eq!(
+        sent_to(&cmds),
+        vec![
+            (5, 487, "Request Terminated".into()),
+            (6, 487, "Request Terminated".into())
+        ]
+    );
+    assert!(matches!(cmds.last(), Some(InboundCommand::Finish(_))));
+    assert!(c
+        .on_event(InboundEvent::SipEnded { by_remote: false })
+        .is_empty());
+}
+
+#[test]
 fn bad_answer_drops_that_branch_only() {
     let mut c = call();
     c.on_event(InboundEvent::Delivered(vec![1, 2]));

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
+use super::infos::InfoQueue;
 use super::outbound::{
-    answer_reoffer, count_dtmf, media_signal, record_info, refuse_glare, release, spawn_reinvite,
-    Resources,
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Resources,
 };
 use super::reinvites::ReinviteAnswers;
 use super::{sdes, Inner};
@@ -35,8 +35,7 @@ pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::Inbound
 }
 
 async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
-    let max = gw.config.limits.max_calls as usize;
-    if gw.calls.len() >= max {
+    let Ok(_permit) = gw.call_slots.clone().try_acquire_owned() else {
         gw.metrics
             .calls_total
             .with_label_values(&[INBOUND, "limit"])
@@ -45,7 +44,7 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
             .reject(486, "Busy Here (gateway call limit)")
             .await;
         return;
-    }
+    };
     let Some(user) = route_user(&gw, &call.user) else {
         gw.metrics
             .calls_total
@@ -126,6 +125,8 @@ struct Driver<'a> {
     reoffer: Option<sip::Reoffer>,
     /// Where siphon's re-INVITEs report their final answers.
     reinvites: ReinviteAnswers,
+    /// Key presses on their way as SIP INFO.
+    infos: InfoQueue,
 }
 
 async fn drive(
@@ -215,6 +216,7 @@ async fn drive(
         aliases: HashMap::new(),
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
+        infos: InfoQueue::default(),
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -227,9 +229,11 @@ async fn drive(
     }
     let ring_timeout = tokio::time::sleep(gw.config.limits.ring_timeout());
     tokio::pin!(ring_timeout);
+    // A closed channel is ready forever: it is heard once, then left alone.
+    let mut sip_open = true;
     loop {
         let event = tokio::select! {
-            ev = events.recv() => match ev {
+            ev = events.recv(), if sip_open => match ev {
                 Some(UasEvent::Acked) => continue,
                 Some(UasEvent::Cancelled) => InboundEvent::SipCancelled,
                 Some(UasEvent::Reoffer(reoffer)) => {
@@ -240,7 +244,10 @@ async fn drive(
                 Some(UasEvent::Dtmf { digit, duration_ms }) => InboundEvent::SipDtmf(digit, duration_ms),
                 Some(UasEvent::Ended { by_remote }) => InboundEvent::SipEnded { by_remote },
                 Some(UasEvent::SessionExpired) => InboundEvent::SipSessionExpired,
-                None => InboundEvent::SipEnded { by_remote: false },
+                None => {
+                    sip_open = false;
+                    InboundEvent::SipEnded { by_remote: false }
+                }
             },
             Some((session, ev)) = control.recv() => {
                 let answered = machine.is_answered();
@@ -385,7 +392,7 @@ impl Driver<'_> {
                         if let Some(link) = self.sessions.get(&session) {
                             let _ = link.to_client.send(msg).await;
                         }
-                        self.handle.hangup().await;
+                        self.hang_up_sip();
                         outcome = Some(Outcome {
                             label: "error",
                             code: 500,
@@ -394,7 +401,7 @@ impl Driver<'_> {
                     }
                 }
                 InboundCommand::SipReject(code, reason) => self.handle.reject(code, &reason).await,
-                InboundCommand::SipHangup => self.handle.hangup().await,
+                InboundCommand::SipHangup => self.hang_up_sip(),
                 InboundCommand::RelayDtmf(presses) => {
                     if let Some(res) = &self.res {
                         let relay = self.gw.relays.get(res.relay);
@@ -429,10 +436,12 @@ impl Driver<'_> {
                     }
                 }
                 InboundCommand::SipInfo(digits) => {
-                    for (digit, ms) in digits {
-                        let code = self.handle.info(digit, ms).await;
-                        record_info(self.gw, digit, code);
-                    }
+                    let handle = self.handle.clone();
+                    let info = move |digit: char, ms: u32| {
+                        let handle = handle.clone();
+                        async move { handle.info(digit, ms).await }
+                    };
+                    self.infos.send(self.gw, digits, info);
                 }
                 InboundCommand::RestartIce(creds) => {
                     if let Some(res) = &self.res {
@@ -456,6 +465,12 @@ impl Driver<'_> {
             }
         }
         outcome
+    }
+
+    /// BYE (or 480) toward the caller, in the background.
+    fn hang_up_sip(&self) {
+        let handle = self.handle.clone();
+        super::hangups::spawn(self.gw, async move { handle.hangup().await });
     }
 
     /// Put the WebRTC leg on the relay with the browser's parameters, then 200 OK.

@@ -207,7 +207,13 @@ impl Gateway {
                 .value()
                 .send((SHUTDOWN_SESSION, ClientEvent::Shutdown));
         }
-        let _ = tokio::time::timeout(HANGUP_WAIT, self.calls_ended()).await;
+        // The BYEs go out at once; their answers get what is left of the wait.
+        let hangups = async {
+            self.calls_ended().await;
+            inner.hangups.close();
+            inner.hangups.wait().await;
+        };
+        let _ = tokio::time::timeout(HANGUP_WAIT, hangups).await;
         tokio::join!(
             inner.registrations.unregister_all(),
             inner.client_registrations.unregister_all()

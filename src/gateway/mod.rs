@@ -4,7 +4,9 @@
 
 mod client_registrations;
 mod detached;
+mod hangups;
 mod inbound;
+mod infos;
 mod lifecycle;
 mod listening;
 mod outbound;
@@ -65,6 +67,9 @@ pub(crate) struct Inner {
     pub(crate) users: DashMap<String, Vec<SessionLink>>,
     /// Calls in progress per user (`limits.per_user_calls`).
     pub(crate) slots: slots::UserSlots,
+    /// One permit per call in progress, taken before its setup
+    /// (`limits.max_calls`).
+    pub(crate) call_slots: Arc<tokio::sync::Semaphore>,
     /// Upstream registrations of configured users.
     pub(crate) registrations: registrations::Registrations,
     /// Answered calls whose socket was lost, waiting for a `resume`.
@@ -80,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) closing: CancellationToken,
     /// The WebSocket sessions, awaited at exit.
     pub(crate) sessions: TaskTracker,
+    /// siphon's BYEs and CANCELs under way, given a moment at exit.
+    pub(crate) hangups: TaskTracker,
     /// The HTTPS certificate, when `http.tls_cert` is set.
     pub(crate) certs: Option<Arc<CertStore>>,
     _echo: Option<EchoServer>,
@@ -141,6 +148,9 @@ impl Gateway {
             calls: DashMap::new(),
             users: DashMap::new(),
             slots: slots::UserSlots::default(),
+            call_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_calls as usize,
+            )),
             registrations: Default::default(),
             client_registrations: Default::default(),
             detached: Default::default(),
@@ -149,6 +159,7 @@ impl Gateway {
             ready,
             closing: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            hangups: TaskTracker::new(),
             certs: http.certs.clone(),
             _echo: echo,
             config,
@@ -205,11 +216,11 @@ impl CallService for Calls {
             let msg = "siphon is draining before a restart: call again".to_owned();
             return Err(refuse(ErrorCode::Draining, msg));
         }
-        let max = inner.config.limits.max_calls;
-        if inner.calls.len() >= max as usize {
+        let Ok(permit) = inner.call_slots.clone().try_acquire_owned() else {
+            let max = inner.config.limits.max_calls;
             let msg = format!("gateway is at limits.max_calls ({max})");
             return Err(refuse(ErrorCode::LimitReached, msg));
-        }
+        };
         let target = crate::call::resolve(&request.to, &inner.route)
             .map_err(|e| refuse(ErrorCode::NoRoute, e.to_string()))?;
         let per_user = inner.config.limits.per_user_calls;
@@ -228,7 +239,7 @@ impl CallService for Calls {
         // then awaited is stored twice in the task.
         tokio::spawn(async move {
             outbound::run(gw, key, request, target, to_client, events).await;
-            drop(slot);
+            drop((slot, permit));
         });
         Ok(control)
     }
@@ -284,7 +295,12 @@ async fn start_echo(
     let settings = sip::EchoSettings {
         listen: config.echo.listen,
         rtp_ip: config.echo.listen.ip(),
-        behavior: sip::EchoBehavior::default(),
+        // The echo's own calls count against the limit on their own: a
+        // browser's echo call is one gateway call and one echo call.
+        behavior: sip::EchoBehavior {
+            max_calls: Some(config.limits.max_calls),
+            ..Default::default()
+        },
     };
     let echo = EchoServer::start(settings, metrics.clone(), shutdown.clone())
         .await

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::detached::Grace;
+use super::infos::InfoQueue;
 use super::reinvites::ReinviteAnswers;
 use super::{sdes, Inner};
 use crate::call::leg::LocalWebRtc;
@@ -223,6 +224,7 @@ async fn run_events(
         to_client,
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
+        infos: InfoQueue::default(),
     };
     // Boxed here and below: carrying out commands awaits SIP transactions,
     // whose futures would otherwise widen this loop's for the call's life.
@@ -304,6 +306,8 @@ struct Driver<'a> {
     reoffer: Option<sip::Reoffer>,
     /// Where siphon's re-INVITEs report their final answers.
     reinvites: ReinviteAnswers,
+    /// Key presses on their way as SIP INFO.
+    infos: InfoQueue,
 }
 
 impl Driver<'_> {
@@ -321,7 +325,10 @@ impl Driver<'_> {
                         tracing::error!(error = %e, "relay refused media configuration");
                     }
                 }
-                Command::SipHangup => self.uac.hangup().await,
+                Command::SipHangup => {
+                    let uac = self.uac.clone();
+                    super::hangups::spawn(self.gw, async move { uac.hangup().await });
+                }
                 Command::RestartIce(creds) => {
                     let relay = self.gw.relays.get(self.res.relay);
                     if let Err(e) = relay.restart_ice(self.res.leg, creds).await {
@@ -354,10 +361,12 @@ impl Driver<'_> {
                     }
                 }
                 Command::SipInfo(digits) => {
-                    for (digit, ms) in digits {
-                        let code = self.uac.info(digit, ms).await;
-                        record_info(self.gw, digit, code);
-                    }
+                    let uac = self.uac.clone();
+                    let info = move |digit: char, ms: u32| {
+                        let uac = uac.clone();
+                        async move { uac.info(digit, ms).await }
+                    };
+                    self.infos.send(self.gw, digits, info);
                 }
                 Command::Finish(o) => outcome = Some(o),
             }

@@ -92,6 +92,9 @@ pub struct Metrics {
     /// RFC 4028 session-timer events (refresh_sent, refresh_received,
     /// refresh_failed, expired).
     pub session_timer_events_total: IntCounterVec,
+    /// siphon's own BYEs, CANCELs and 480s ending calls, by outcome
+    /// (done, failed, nothing); sent without holding up the browser's `hangup`.
+    pub sip_hangups_total: IntCounterVec,
     /// HTTPS handshakes that failed, by reason (SIP over TLS has its own family).
     pub https_handshake_failures_total: IntCounterVec,
     /// Certificate reloads, by listener and result (ok, failed).
@@ -240,6 +243,11 @@ impl Metrics {
                 "RFC 4028 session-timer refreshes and expiries, by event",
                 &["event"],
             ),
+            sip_hangups_total: counter_vec(
+                "sip_hangups_total",
+                "BYEs and CANCELs siphon sent to end calls, by outcome",
+                &["outcome"],
+            ),
             https_handshake_failures_total: counter_vec(
                 "https_handshake_failures_total",
                 "TLS handshakes on the HTTPS listener that failed, by reason",
@@ -312,6 +320,7 @@ impl Metrics {
             Box::new(self.reoffers_total.clone()),
             Box::new(self.browser_reoffers_total.clone()),
             Box::new(self.session_timer_events_total.clone()),
+            Box::new(self.sip_hangups_total.clone()),
             Box::new(self.https_handshake_failures_total.clone()),
             Box::new(self.tls_reloads_total.clone()),
             Box::new(self.http_refused_total.clone()),

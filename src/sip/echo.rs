@@ -12,6 +12,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -53,6 +54,9 @@ pub struct EchoBehavior {
     pub codecs: Option<Vec<String>>,
     /// Send BYE this long after answering.
     pub hangup_after: Option<Duration>,
+    /// Take at most this many calls at once; more get 486 (the gateway
+    /// sets `limits.max_calls`).
+    pub max_calls: Option<u32>,
     /// Ring this long before answering.
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
@@ -120,6 +124,8 @@ struct Echo {
     echoed: Arc<AtomicU64>,
     last_invite: Mutex<Option<ReceivedInvite>>,
     nonces: Mutex<VecDeque<String>>,
+    /// Calls in progress, ringing ones included, when `max_calls` is set.
+    slots: Option<Arc<Semaphore>>,
     shutdown: CancellationToken,
 }
 
@@ -141,7 +147,12 @@ impl EchoServer {
         shutdown: CancellationToken,
     ) -> Result<EchoServer, SipError> {
         let (stack, incoming) = bind(&settings, tls.as_ref(), &metrics, &shutdown).await?;
+        let slots = settings
+            .behavior
+            .max_calls
+            .map(|n| Semaphore::new(n as usize));
         let inner = Arc::new(Echo {
+            slots: slots.map(Arc::new),
             stack,
             settings,
             answered: AtomicU64::new(0),
@@ -261,6 +272,10 @@ impl Echo {
         if let Some(code) = self.settings.behavior.reject {
             return finish(tx, code, vec![]).await;
         }
+        let _slot = match self.slots.clone().map(Semaphore::try_acquire_owned) {
+            Some(Err(_)) => return finish(tx, 486, vec![]).await,
+            slot => slot,
+        };
         let offer = String::from_utf8_lossy(&tx.original.body).to_string();
         let allowed = self.settings.behavior.codecs.as_deref();
         let Some(mut choice) = echo_sdp::choose(&echo_sdp::offered_formats(&offer), allowed) else {

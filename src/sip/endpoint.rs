@@ -104,11 +104,13 @@ impl SipEndpoint {
         if self.inner.shutdown.is_cancelled() {
             return Err(SipError::Shutdown);
         }
-        if let Some((uri, Transport::Tls)) = uac_request::target_uri(&req.target) {
-            let layer = &self.inner.stack.dialogs.endpoint.transport_layer;
-            tls::connect_first(layer, &uri, &self.inner.metrics)
+        let layer = &self.inner.stack.dialogs.endpoint.transport_layer;
+        match uac_request::target_uri(&req.target) {
+            Some((uri, Transport::Tls)) => tls::connect_first(layer, &uri, &self.inner.metrics)
                 .await
-                .map_err(SipError::TlsPeer)?;
+                .map_err(SipError::TlsPeer)?,
+            Some((uri, Transport::Tcp)) => uac_request::connect_tcp_first(layer, &uri).await?,
+            _ => {}
         }
         uac::start(self.inner.clone(), req)
     }

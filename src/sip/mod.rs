@@ -134,6 +134,29 @@ pub struct OutboundInvite {
     pub log_id: String,
 }
 
+/// How siphon's own BYE (or CANCEL, or 480 before an answer) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HangupOutcome {
+    /// Nothing to end: already over, or hung up before.
+    Nothing,
+    /// The request went out and its transaction is over (answered, or
+    /// timed out: rsipstack reports both alike).
+    Done,
+    /// The request could not be sent.
+    Failed,
+}
+
+impl HangupOutcome {
+    /// The `outcome` label of `siphon_sip_hangups_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HangupOutcome::Nothing => "nothing",
+            HangupOutcome::Done => "done",
+            HangupOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// Errors of the SIP module.
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {
@@ -168,6 +191,9 @@ pub enum SipError {
     /// connection or handshake failed (the text says which).
     #[error("{0}")]
     TlsPeer(String),
+    /// A TCP peer could not be connected to (the text says why).
+    #[error("{0}")]
+    Unreachable(String),
     /// The TLS certificate, key or CA bundle cannot be used.
     #[error("sip tls: {0}")]
     Tls(#[from] TlsError),

@@ -34,6 +34,10 @@ use crate::metrics::Metrics;
 /// should not hang on an unreachable PBX.
 const UNREGISTER_WAIT: Duration = Duration::from_secs(4);
 
+/// How long a REGISTER under way when the unregister is asked for may take
+/// to finish; with `UNREGISTER_WAIT` it stays within the gateway's 5 s.
+const FINISH_WAIT: Duration = Duration::from_secs(1);
+
 /// Who to register, where, and with which credentials.
 #[derive(Clone, Debug)]
 pub struct RegistrationSpec {
@@ -89,7 +93,8 @@ impl Registration {
     }
 
     /// Stop refreshing and REGISTER with `Expires: 0` (digest answered),
-    /// waiting a few seconds at most for the registrar.
+    /// after a REGISTER under way has finished; waits a few seconds at most
+    /// for the registrar.
     pub async fn unregister(mut self) {
         if let Some(bye) = self.bye.take() {
             // A closed channel means the task has already stopped.
@@ -163,7 +168,7 @@ impl Driver {
         let stop = loop {
             let sent = Instant::now();
             let expires = self.plan.expires;
-            let reply = match unless_stopped(self.exchange(expires), &mut bye, &shutdown).await {
+            let reply = match self.exchange_or_stop(expires, &mut bye, &shutdown).await {
                 Ok(r) => r,
                 Err(stop) => break stop,
             };
@@ -182,6 +187,31 @@ impl Driver {
             Stop::Shutdown => debug!("shutting down; the binding lapses at its expiry"),
         }
         self.publish(RegistrationState::Unregistered);
+    }
+
+    /// One REGISTER, unless stopped first. Asked to unregister meanwhile,
+    /// it finishes (within `UNREGISTER_WAIT`) and then stops: a registrar
+    /// that just challenged it waits for the answer to that challenge and
+    /// may refuse (403) any other REGISTER first, the unregister included.
+    async fn exchange_or_stop(
+        &mut self,
+        expires: u32,
+        bye: &mut oneshot::Receiver<()>,
+        shutdown: &CancellationToken,
+    ) -> Result<Reply, Stop> {
+        let exchange = self.exchange(expires);
+        tokio::pin!(exchange);
+        tokio::select! {
+            reply = &mut exchange => Ok(reply),
+            asked = bye => {
+                if asked.is_err() {
+                    return Err(Stop::Dropped);
+                }
+                let _ = tokio::time::timeout(FINISH_WAIT, exchange).await;
+                Err(Stop::Unregister)
+            }
+            _ = shutdown.cancelled() => Err(Stop::Shutdown),
+        }
     }
 
     async fn unregister(&mut self) {

@@ -20,7 +20,7 @@ use super::session_refresh::SessionTimers;
 use super::session_timer;
 use super::uac_confirmed::{emit, Answered};
 use super::uac_request as request;
-use super::{OutboundInvite, SipError};
+use super::{HangupOutcome, OutboundInvite, SipError};
 
 /// What happens on an outbound call, in order; `Failed` or `Ended` is last.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,21 +82,27 @@ struct Slot {
 
 impl UacHandle {
     /// End the call: CANCEL before a final response, BYE after the 200.
-    /// Calling it again does nothing.
-    pub async fn hangup(&self) {
+    /// Calling it again does nothing. Resolves when the request's
+    /// transaction is over (up to 32 s for a peer that stopped answering).
+    pub async fn hangup(&self) -> HangupOutcome {
         let dialog = {
             let Ok(mut slot) = self.slot.lock() else {
-                return;
+                return HangupOutcome::Nothing;
             };
             if slot.hung_up {
-                return;
+                return HangupOutcome::Nothing;
             }
             slot.hung_up = true;
             slot.dialog.clone()
         };
-        if let Some(d) = dialog {
-            if let Err(e) = d.hangup().await {
+        let Some(d) = dialog else {
+            return HangupOutcome::Nothing;
+        };
+        match d.hangup().await {
+            Ok(()) => HangupOutcome::Done,
+            Err(e) => {
                 debug!(error = %e, "hangup");
+                HangupOutcome::Failed
             }
         }
     }

@@ -79,6 +79,36 @@ pub(super) fn target_uri(text: &str) -> Option<(Uri, Transport)> {
     Some((uri, transport))
 }
 
+/// How long opening a TCP connection to a peer may take: rsipstack sets no
+/// limit (the kernel's is about two minutes), and the call waits on it.
+const TCP_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Open the TCP connection to `uri` before its INVITE: rsipstack treats a
+/// refused connection like a lost datagram and reports it only when Timer B
+/// fires (32 s), while the caller should hear 503 at once.
+pub(super) async fn connect_tcp_first(
+    layer: &rsipstack::transport::TransportLayer,
+    uri: &Uri,
+) -> Result<(), SipError> {
+    let mut target = SipAddr {
+        r#type: Some(rsipstack::sip::Transport::Tcp),
+        addr: uri.host_with_port.clone(),
+    };
+    if target.addr.port.is_none() {
+        target.addr.port = Some(5060.into());
+    }
+    let why = match tokio::time::timeout(TCP_CONNECT_WAIT, layer.lookup(&target, None)).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", TCP_CONNECT_WAIT.as_secs()),
+    };
+    tracing::warn!(%target, %why, "TCP peer not reached");
+    Err(SipError::Unreachable(format!(
+        "TCP connection to {} failed: {why}",
+        target.addr
+    )))
+}
+
 /// Where to send a TLS request: rsipstack derives the transport from the
 /// `transport=` parameter only, so a `sips:` URI without one would go out
 /// over UDP unless the destination says TLS.

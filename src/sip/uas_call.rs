@@ -25,6 +25,7 @@ use super::session_refresh::{SessionTimers, Watch};
 use super::session_timer::{self, Timer};
 use super::stack::{self, ALLOW};
 use super::uas::{self, InboundCall, Origin, UasEvent};
+use super::HangupOutcome;
 use super::{SipError, Transport};
 
 /// An offered call nobody answers or rejects within this is refused (480),
@@ -72,20 +73,26 @@ impl CallState {
     }
 
     /// BYE if answered, 480 if not yet; nothing once over.
-    async fn hangup(&self) {
+    async fn hangup(&self) -> HangupOutcome {
         let was = std::mem::replace(&mut *self.phase(), Phase::Over);
         match was {
             Phase::Offered | Phase::Ringing => {
-                self.dialog
+                match self
+                    .dialog
                     .reject(Some(StatusCode::TemporarilyUnavailable), None)
-                    .ok();
-            }
-            Phase::Answered => {
-                if let Err(e) = self.dialog.bye().await {
-                    debug!(error = %e, "bye failed");
+                {
+                    Ok(()) => HangupOutcome::Done,
+                    Err(_) => HangupOutcome::Failed,
                 }
             }
-            Phase::Over => {}
+            Phase::Answered => match self.dialog.bye().await {
+                Ok(()) => HangupOutcome::Done,
+                Err(e) => {
+                    debug!(error = %e, "bye failed");
+                    HangupOutcome::Failed
+                }
+            },
+            Phase::Over => HangupOutcome::Nothing,
         }
     }
 }
@@ -176,8 +183,9 @@ impl UasHandle {
     }
 
     /// End the call: BYE once answered, 480 before. Calling it again does
-    /// nothing.
-    pub async fn hangup(&self) {
+    /// nothing. Resolves when the BYE's transaction is over (up to 32 s
+    /// for a peer that stopped answering).
+    pub async fn hangup(&self) -> HangupOutcome {
         self.call.hangup().await
     }
 }

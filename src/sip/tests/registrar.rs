@@ -28,6 +28,12 @@ pub(crate) struct RegistrarConfig {
     pub grant: u32,
     /// Requests below this get 423 with Min-Expires.
     pub min_expires: Option<u32>,
+    /// Like a scripted registrar (SIPp's): every REGISTER without
+    /// credentials is challenged, and the one after a challenge must carry
+    /// them or gets 403.
+    pub strict: bool,
+    /// Hold each challenge this long before sending it.
+    pub challenge_delay: Duration,
 }
 
 impl Default for RegistrarConfig {
@@ -40,6 +46,8 @@ impl Default for RegistrarConfig {
             proxy_auth: false,
             grant: 3600,
             min_expires: None,
+            strict: false,
+            challenge_delay: Duration::ZERO,
         }
     }
 }
@@ -76,6 +84,9 @@ struct Inner {
     mode: Mutex<Mode>,
     seen: Mutex<Vec<Seen>>,
     nonces: Mutex<VecDeque<String>>,
+    /// A challenge went out and its answer has not come yet (`strict`).
+    awaiting_answer: Mutex<bool>,
+    replies: Mutex<Vec<u16>>,
 }
 
 /// A running test registrar; clones share it.
@@ -106,6 +117,8 @@ impl Registrar {
             mode: Mutex::new(Mode::Normal),
             seen: Mutex::new(Vec::new()),
             nonces: Mutex::new(VecDeque::new()),
+            awaiting_answer: Mutex::new(false),
+            replies: Mutex::new(Vec::new()),
         });
         tokio::spawn(serve(inner.clone(), incoming, shutdown.clone()));
         Registrar { inner }
@@ -123,6 +136,11 @@ impl Registrar {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.inner.mode.lock().expect("mode") = mode;
+    }
+
+    /// The final status of every REGISTER answered so far, in order.
+    pub fn replies(&self) -> Vec<u16> {
+        self.inner.replies.lock().expect("replies").clone()
     }
 
     /// Every REGISTER so far.
@@ -186,9 +204,29 @@ impl Inner {
             },
             Mode::Reject(code) => (code, vec![]),
         };
+        let (code, headers) = self.strictly(code, headers, seen.auth.is_some());
+        if matches!(code, 401 | 407) {
+            tokio::time::sleep(self.cfg.challenge_delay).await;
+        }
+        self.replies.lock().expect("replies").push(code);
         if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
             tracing::debug!(error = %e, "registrar reply failed");
         }
+    }
+
+    /// A `strict` registrar refuses a REGISTER without credentials that
+    /// should have answered its last challenge.
+    fn strictly(&self, code: u16, headers: Vec<Header>, authorized: bool) -> (u16, Vec<Header>) {
+        if !self.cfg.strict {
+            return (code, headers);
+        }
+        let mut awaiting = self.awaiting_answer.lock().expect("awaiting");
+        if *awaiting && !authorized {
+            *awaiting = false;
+            return (403, vec![]);
+        }
+        *awaiting = matches!(code, 401 | 407);
+        (code, headers)
     }
 
     /// 423 below the minimum, else 200 listing our binding with its grant

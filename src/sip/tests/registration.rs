@@ -261,6 +261,32 @@ async fn tcp_registers_with_proxy_challenge_and_unregisters() {
 }
 
 #[tokio::test]
+async fn unregister_during_a_challenged_refresh_answers_the_challenge_first() {
+    let s = setup(RegistrarConfig {
+        grant: 2,
+        strict: true,
+        challenge_delay: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let reg = s.sip.register(spec(&s, Transport::Udp)).expect("register");
+    let mut rx = reg.state();
+    wait_for(&mut rx, PROMPT, registered).await;
+    // The refresh is out and its challenge on the way: stop now.
+    let seen = s.registrar.wait_seen(3, Duration::from_secs(3)).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    timeout(PROMPT, reg.unregister()).await.expect("bounded");
+    let seen = s.registrar.seen();
+    let last = seen.last().expect("seen");
+    assert_eq!(last.expires, Some(0));
+    assert!(last.auth.is_some(), "{last:?}");
+    let replies = s.registrar.replies();
+    assert!(!replies.contains(&403), "{replies:?}");
+    assert_eq!(replies.last(), Some(&200), "{replies:?}");
+    assert_one_dialogue(&seen);
+}
+
+#[tokio::test]
 async fn dropping_stops_refreshing() {
     let s = setup(RegistrarConfig {
         grant: 2,
