@@ -347,3 +347,43 @@ impl<C: StreamConnection> GuardedStream<'_, C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::Deadline;
+
+    const IDLE: Duration = Duration::from_secs(300);
+    const HEADER: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_quiet_connection_is_due_idle_from_its_last_message() {
+        let start = Instant::now();
+        let mut d = Deadline::new(start);
+        assert_eq!(d.due(IDLE, HEADER), (start + IDLE, "idle"));
+        let later = start + Duration::from_secs(42);
+        d.after_read(later, true, false);
+        assert_eq!(d.due(IDLE, HEADER), (later + IDLE, "idle"));
+    }
+
+    #[test]
+    fn a_begun_message_is_due_from_its_first_byte_however_it_trickles() {
+        let start = Instant::now();
+        let mut d = Deadline::new(start);
+        let first = start + Duration::from_secs(1);
+        d.after_read(first, false, true);
+        // More bytes of the same message do not move the deadline.
+        d.after_read(first + Duration::from_secs(5), false, true);
+        assert_eq!(d.due(IDLE, HEADER), (first + HEADER, "header_timeout"));
+        // A message completes and the next one begins in the same read.
+        let done = first + Duration::from_secs(6);
+        d.after_read(done, true, true);
+        assert_eq!(d.due(IDLE, HEADER), (done + HEADER, "header_timeout"));
+        d.after_read(done + Duration::from_secs(1), true, false);
+        let quiet = done + Duration::from_secs(1);
+        assert_eq!(d.due(IDLE, HEADER), (quiet + IDLE, "idle"));
+    }
+}
