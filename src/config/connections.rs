@@ -53,8 +53,9 @@ impl Section for ConnectionsConfig {
     }
 }
 
-/// Every cap and timeout is at least 1; a per-IP cap above its listener's
-/// cap could never be reached, which is most likely a typo.
+/// Every cap and timeout is at least 1 and a timeout at most a day; a
+/// per-IP cap above its listener's cap could never be reached, which is
+/// most likely a typo.
 pub(super) fn check(config: &Config, errors: &mut Vec<ConfigError>) {
     let c = &config.limits.connections;
     let positive = [
@@ -70,12 +71,29 @@ pub(super) fn check(config: &Config, errors: &mut Vec<ConfigError>) {
             errors.push(ConfigError::new(key_of(key), "must be at least 1"));
         }
     }
+    check_timeouts(c, errors);
     for (key, per_ip, max, max_key) in [
         ("sip_per_ip", c.sip_per_ip, c.sip_max, "sip_max"),
         ("http_per_ip", c.http_per_ip, c.http_max, "http_max"),
     ] {
         if per_ip > max {
             let reason = format!("must not exceed {} ({max})", key_of(max_key));
+            errors.push(ConfigError::new(key_of(key), reason));
+        }
+    }
+}
+
+/// The longest timeout accepted: a day; larger values would only overflow
+/// the clock arithmetic (an `Instant` plus the timeout).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+fn check_timeouts(c: &ConnectionsConfig, errors: &mut Vec<ConfigError>) {
+    for (key, value) in [
+        ("idle_secs", c.idle_secs),
+        ("header_timeout_secs", c.header_timeout_secs),
+    ] {
+        if value > MAX_TIMEOUT_SECS {
+            let reason = format!("must be at most {MAX_TIMEOUT_SECS} (a day)");
             errors.push(ConfigError::new(key_of(key), reason));
         }
     }
@@ -110,6 +128,15 @@ mod tests {
         let text = errors("[limits.connections]\nhttp_max = 10\nhttp_per_ip = 11\n");
         assert!(text.contains("limits.connections.http_per_ip"), "{text}");
         assert!(text.contains("http_max"), "{text}");
+    }
+
+    #[test]
+    fn a_timeout_over_a_day_is_an_error() {
+        let text = errors("[limits.connections]\nheader_timeout_secs = 1000000000\n");
+        assert!(
+            text.contains("limits.connections.header_timeout_secs"),
+            "{text}"
+        );
     }
 
     #[test]
