@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod config;
+pub mod connections;
 pub mod gateway;
 pub mod http;
 pub mod load;

@@ -109,6 +109,7 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
 
 fn run(config: Config) -> ExitCode {
     init_tracing(&config);
+    raise_fd_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -130,6 +131,15 @@ fn run(config: Config) -> ExitCode {
         gateway.run_until_stopped(signals()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Every connection is an fd: the soft limit (often 1024) goes up to the
+/// hard one before the connection budget is taken from it.
+fn raise_fd_limit() {
+    match siphon::connections::fd::raise_nofile() {
+        Ok((old, new)) => tracing::info!(old, new, "file descriptor limit (RLIMIT_NOFILE soft)"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
 }
 
 fn init_tracing(config: &Config) {

@@ -5,6 +5,7 @@
 //! afterwards, so [`ConfigErrors`] lists everything that needs fixing.
 //! Precedence: environment over file over embedded defaults.
 
+mod connections;
 mod env;
 mod error;
 mod field;
@@ -26,6 +27,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
+pub use connections::ConnectionsConfig;
 pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
 pub use sip_tls::{wants_tls, SipTlsConfig};

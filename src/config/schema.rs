@@ -186,6 +186,7 @@ impl Section for LimitsConfig {
         v.field("per_user_calls", &mut self.per_user_calls);
         v.field("max_ring_sessions", &mut self.max_ring_sessions);
         v.field("drain_secs", &mut self.drain_secs);
+        v.section("connections", &mut self.connections);
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::connections::ConnectionsConfig;
 use super::sip_tls::SipTlsConfig;
 use super::srtp::SrtpMode;
 use super::users::UserConfig;
@@ -227,6 +228,8 @@ pub struct LimitsConfig {
     pub max_ring_sessions: u32,
     /// Seconds answered calls may go on after SIGTERM before siphon hangs them up.
     pub drain_secs: u64,
+    /// `[limits.connections]`: connection caps and timeouts.
+    pub connections: ConnectionsConfig,
 }
 
 /// `[metrics]`: Prometheus exposition.
@@ -379,6 +382,7 @@ impl Default for LimitsConfig {
             per_user_calls: 4,
             max_ring_sessions: 10,
             drain_secs: 300,
+            connections: ConnectionsConfig::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_client_register(config, errors);
     check_nonzero(config, errors);
     check_per_user_calls(config.limits.per_user_calls, errors);
+    super::connections::check(config, errors);
     check_ports(config, errors);
     check_disconnect(config, errors);
     check_auth(config, errors);

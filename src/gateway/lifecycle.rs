@@ -85,9 +85,14 @@ pub(super) fn spawn_http(inner: &Arc<Inner>, l: HttpListeners) -> Vec<tokio::tas
     let metrics = inner.metrics.clone();
     let stop = inner.shutdown.clone();
     let app = http::router(state);
+    let label = if l.certs.is_some() { "https" } else { "http" };
+    let gate = inner
+        .connections
+        .http(label, proxy_exemption(&inner.config));
     let mut tasks = vec![tokio::spawn(async move {
         let stopped = async move { stop.cancelled().await };
-        if let Err(e) = http::serve(l.listener, app, l.certs.clone(), metrics, stopped).await {
+        let served = http::serve(l.listener, app, l.certs.clone(), gate, metrics, stopped);
+        if let Err(e) = served.await {
             tracing::error!(error = %e, "http server stopped");
         }
     })];
@@ -97,14 +102,32 @@ pub(super) fn spawn_http(inner: &Arc<Inner>, l: HttpListeners) -> Vec<tokio::tas
     }
     if let Some(redirect) = l.redirect {
         let (port, stop) = (l.local_addr.port(), inner.shutdown.clone());
+        let gate = inner.connections.http("http_redirect", None);
+        let metrics = inner.metrics.clone();
         tasks.push(tokio::spawn(async move {
             let stopped = async move { stop.cancelled().await };
-            if let Err(e) = http::serve_redirect(redirect, port, stopped).await {
+            let served = http::serve_redirect(redirect, port, gate, metrics, stopped);
+            if let Err(e) = served.await {
                 tracing::error!(error = %e, "http redirect listener stopped");
             }
         }));
     }
     tasks
+}
+
+/// Behind a proxy, the trusted proxies carry every client: the per-IP cap,
+/// which counts socket peers, would cap the whole site, so they skip it.
+fn proxy_exemption(config: &Config) -> Option<crate::connections::Exempt> {
+    if !config.http.behind_proxy {
+        return None;
+    }
+    let proxies: Vec<crate::sip::IpNet> = config
+        .http
+        .trusted_proxies
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    Some(Arc::new(move |ip| proxies.iter().any(|n| n.contains(ip))))
 }
 
 fn http_state(inner: &Arc<Inner>) -> HttpState {

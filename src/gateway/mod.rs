@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::call::RouteConfig;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::http::tls::CertStore;
 use crate::media::{PortPool, Relays};
 use crate::metrics::Metrics;
@@ -89,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) hangups: TaskTracker,
     /// The HTTPS certificate, when `http.tls_cert` is set.
     pub(crate) certs: Option<Arc<CertStore>>,
+    /// Connection caps shared by the SIP stream and HTTP listeners.
+    pub(crate) connections: Connections,
     _echo: Option<EchoServer>,
 }
 
@@ -111,9 +114,12 @@ impl Gateway {
     ) -> Result<Gateway, StartError> {
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
-        let sip = SipEndpoint::start(sip_settings(&config)?, metrics.clone(), shutdown.clone())
-            .await
-            .map_err(StartError::sip)?;
+        let connections = Connections::for_process(&config.limits.connections, metrics.clone());
+        let settings = sip_settings(&config)?;
+        let sip =
+            SipEndpoint::start_limited(settings, metrics.clone(), shutdown.clone(), &connections)
+                .await
+                .map_err(StartError::sip)?;
         let webrtc_bind = SocketAddr::new(config.webrtc.bind, config.webrtc.port);
         // A relay loop that dies clears it too (docs/reliability.md).
         let ready = Arc::new(AtomicBool::new(true));
@@ -161,6 +167,7 @@ impl Gateway {
             sessions: TaskTracker::new(),
             hangups: TaskTracker::new(),
             certs: http.certs.clone(),
+            connections,
             _echo: echo,
             config,
         });

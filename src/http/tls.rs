@@ -1,10 +1,10 @@
 //! HTTPS: a certificate that can be swapped while serving, and a listener
 //! that runs TLS handshakes beside the accept loop.
 //!
-//! axum serves any `Listener`; rustls (through tokio-rustls) does the TLS.
-//! What no crate does for us is the glue: handshakes run in their own tasks
-//! so a slow or silent client cannot hold up the accept loop, failures are
-//! counted by reason, and the certificate is re-read when its files change.
+//! rustls (through tokio-rustls) does the TLS; handshakes run in each
+//! connection's task (`serve`). What no crate does for us is the glue:
+//! failures are counted by reason, and the certificate is re-read when its
+//! files change.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,19 +15,13 @@ use std::time::{Duration, SystemTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::tls::{certified_key, TlsFileError};
 
 /// How long a client may take to finish its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in flight at once; further connections wait to be accepted.
-const MAX_HANDSHAKES: usize = 256;
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate files are checked for a change.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -145,78 +139,13 @@ pub async fn watch(store: Arc<CertStore>, metrics: Metrics, shutdown: Cancellati
     }
 }
 
-/// A listener that yields connections whose TLS handshake has completed.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Accepts on `tcp` and hands each connection to its own handshake task.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, metrics: Metrics) -> io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), metrics, tx));
-        Ok(TlsListener { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends with the runtime.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    metrics: Metrics,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+/// Counts and logs a handshake that did not complete.
+pub(super) fn handshake_failed(
+    metrics: &Metrics,
+    peer: SocketAddr,
+    reason: &str,
+    e: &dyn std::fmt::Display,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match tcp.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(error = %e, "https: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Without TCP_NODELAY a second small signaling frame waits for the
-        // client's delayed ACK: ~40 ms added to every call setup.
-        let _ = stream.set_nodelay(true);
-        let (acceptor, metrics, ready) = (acceptor.clone(), metrics.clone(), ready.clone());
-        tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-            drop(permit);
-            match handshake {
-                Ok(Ok(tls)) => {
-                    let _ = ready.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => handshake_failed(&metrics, peer, failure_reason(&e), &e),
-                Err(_) => handshake_failed(&metrics, peer, "timeout", &"no handshake in time"),
-            }
-        });
-    }
-}
-
-fn handshake_failed(metrics: &Metrics, peer: SocketAddr, reason: &str, e: &dyn std::fmt::Display) {
     metrics
         .https_handshake_failures_total
         .with_label_values(&[reason])
@@ -225,7 +154,7 @@ fn handshake_failed(metrics: &Metrics, peer: SocketAddr, reason: &str, e: &dyn s
 }
 
 /// The metric label of a failed handshake.
-fn failure_reason(e: &io::Error) -> &'static str {
+pub(super) fn failure_reason(e: &io::Error) -> &'static str {
     match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -103,6 +103,14 @@ pub struct Metrics {
     pub http_refused_total: IntCounterVec,
     /// 1 while siphon drains before exit (SIGTERM), else 0.
     pub draining: IntGauge,
+    /// Open connections, by listener (sip_tcp, sip_tls, http, ...).
+    pub connections_open: IntGaugeVec,
+    /// Connections closed at accept, by listener and reason (global_cap, ...).
+    pub connections_refused_total: IntCounterVec,
+    /// Admitted connections siphon closed, by listener and reason (idle, header_timeout).
+    pub connections_closed_total: IntCounterVec,
+    /// Failed `accept` calls (EMFILE, ENFILE, ENOBUFS, ...), by listener.
+    pub accept_errors_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -265,6 +273,26 @@ impl Metrics {
             ),
             draining: IntGauge::new("draining", "1 while siphon drains before exit")
                 .expect("valid gauge"),
+            connections_open: gauge_vec(
+                "connections_open",
+                "Open connections by listener",
+                &["listener"],
+            ),
+            connections_refused_total: counter_vec(
+                "connections_refused_total",
+                "Connections closed at accept, by listener and reason",
+                &["listener", "reason"],
+            ),
+            connections_closed_total: counter_vec(
+                "connections_closed_total",
+                "Admitted connections closed by siphon, by listener and reason",
+                &["listener", "reason"],
+            ),
+            accept_errors_total: counter_vec(
+                "accept_errors_total",
+                "Failed accept calls, by listener",
+                &["listener"],
+            ),
             registry,
         };
         m.register_all();
@@ -325,6 +353,10 @@ impl Metrics {
             Box::new(self.tls_reloads_total.clone()),
             Box::new(self.http_refused_total.clone()),
             Box::new(self.draining.clone()),
+            Box::new(self.connections_open.clone()),
+            Box::new(self.connections_refused_total.clone()),
+            Box::new(self.connections_closed_total.clone()),
+            Box::new(self.accept_errors_total.clone()),
         ]
     }
 

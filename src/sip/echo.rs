@@ -222,6 +222,7 @@ async fn bind(
             user_agent: "siphon-echo".into(),
             max_message_bytes: 65535,
             t1: Duration::from_millis(500),
+            gates: stack::StreamGates::side("echo_tcp", "echo_tls", metrics),
         };
         match stack::start(cfg, metrics.clone(), shutdown.child_token()).await {
             Ok(r) => return Ok(r),

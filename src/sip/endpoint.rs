@@ -12,12 +12,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::dialog_states::DialogStates;
-use super::stack::{self, Stack, StackConfig};
+use super::stack::{self, Stack, StackConfig, StreamGates};
 use super::tls;
 use super::uac::{self, UacEvent, UacHandle};
 use super::uac_request;
 use super::uas::{self, Inbound, InboundCall};
 use super::{OutboundInvite, SipError, SipSettings, Transport};
+use crate::connections::Connections;
 use crate::metrics::Metrics;
 
 /// RFC 3261 default T1.
@@ -52,12 +53,35 @@ impl SipEndpoint {
         Self::start_with_t1(settings, metrics, shutdown, T1).await
     }
 
+    /// `start` with the gateway's connection limits on the TCP and TLS listeners.
+    pub async fn start_limited(
+        settings: SipSettings,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+        connections: &Connections,
+    ) -> Result<SipEndpoint, SipError> {
+        let gates = StreamGates::sip(connections);
+        Self::start_gated(settings, metrics, shutdown, T1, gates).await
+    }
+
     /// `start` with a custom T1, so tests see Timer B in seconds.
     pub(crate) async fn start_with_t1(
         settings: SipSettings,
         metrics: Metrics,
         shutdown: CancellationToken,
         t1: Duration,
+    ) -> Result<SipEndpoint, SipError> {
+        let connections = Connections::for_process(&Default::default(), metrics.clone());
+        let gates = StreamGates::sip(&connections);
+        Self::start_gated(settings, metrics, shutdown, t1, gates).await
+    }
+
+    async fn start_gated(
+        settings: SipSettings,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+        t1: Duration,
+        gates: StreamGates,
     ) -> Result<SipEndpoint, SipError> {
         let cfg = StackConfig {
             name: "sip",
@@ -68,6 +92,7 @@ impl SipEndpoint {
             user_agent: settings.user_agent.clone(),
             max_message_bytes: settings.max_message_bytes,
             t1,
+            gates,
         };
         let inbound = Inbound::new(settings.inbound.clone(), metrics.clone());
         let (stack, incoming) = stack::start(cfg, metrics.clone(), shutdown.clone()).await?;

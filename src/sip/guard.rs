@@ -15,7 +15,8 @@
 //! decrypted stream; replies go out through an rsipstack `TlsConnection`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rsipstack::transaction::endpoint::EndpointInnerRef;
@@ -24,10 +25,12 @@ use rsipstack::transport::tcp::TcpConnection;
 use rsipstack::transport::{SipAddr, SipConnection};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::ingress::{self, Frame, Verdict};
+use crate::connections::{Acceptor, Gate};
 use crate::metrics::Metrics;
 
 /// rsipstack reads datagrams into a buffer of this size (its
@@ -140,41 +143,59 @@ pub(crate) struct TcpGuard {
     pub max: usize,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
+    /// Connection caps and timeouts of this listener.
+    pub gate: Gate,
 }
 
-/// Accept inbound TCP connections until shutdown.
+/// Accept inbound TCP connections until shutdown; each holds its permit
+/// (a slot under the caps) until it is closed.
 pub(crate) async fn serve_tcp(listener: TcpListener, guard: Arc<TcpGuard>) {
+    let mut acceptor = Acceptor::new(listener, guard.gate.clone());
     loop {
-        let accepted = tokio::select! {
+        let (stream, _, permit) = tokio::select! {
             _ = guard.shutdown.cancelled() => return,
-            a = listener.accept() => a,
+            a = acceptor.next() => a,
         };
-        match accepted {
-            Ok((stream, _)) => {
-                let guard = guard.clone();
-                tokio::spawn(async move { serve_connection(stream, &guard).await });
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            if let Some(socket) = serve_connection(stream, &guard).await {
+                released(socket, &guard.shutdown).await;
             }
-            Err(e) => warn!(error = %e, "tcp accept failed"),
-        }
+            drop(permit);
+        });
     }
 }
 
-async fn serve_connection(stream: TcpStream, guard: &TcpGuard) {
-    let Ok(remote) = stream.peer_addr() else {
-        return;
-    };
+/// How often a closed connection is checked for its socket's release.
+const RELEASE_POLL: Duration = Duration::from_secs(1);
+
+/// Resolves once nothing holds the socket any more (or at shutdown).
+/// rsipstack's `TcpConnection` owns the socket, and a transaction keeps it
+/// after the peer is gone until its timers end (an INVITE answered 4xx:
+/// Timer H, 64*T1 = 32 s). Until then the fd is held, so the connection's
+/// slot under the caps is too: the caps bound the fds such holds can take.
+async fn released<T>(socket: Weak<T>, shutdown: &CancellationToken) {
+    while socket.strong_count() > 0 && !shutdown.is_cancelled() {
+        tokio::time::sleep(RELEASE_POLL).await;
+    }
+}
+
+/// Serves one connection; what still holds its socket once it is over.
+async fn serve_connection(stream: TcpStream, guard: &TcpGuard) -> Option<Weak<impl Sized>> {
+    let remote = stream.peer_addr().ok()?;
     let conn = match TcpConnection::from_stream(
         stream,
         guard.local.clone(),
         Some(guard.shutdown.child_token()),
     ) {
         Ok(c) => c,
-        Err(e) => return warn!(error = %e, "tcp connection setup failed"),
+        Err(e) => {
+            warn!(error = %e, "tcp connection setup failed");
+            return None;
+        }
     };
     // Take the read half so rsipstack's own reader never runs on it.
-    let Some(reader) = conn.inner.read_half.lock().await.take() else {
-        return;
-    };
+    let reader = conn.inner.read_half.lock().await.take()?;
     let stream = GuardedStream {
         sc: SipConnection::Tcp(conn.clone()),
         conn: &conn,
@@ -183,9 +204,11 @@ async fn serve_connection(stream: TcpStream, guard: &TcpGuard) {
         endpoint: &guard.endpoint,
         max: guard.max,
         metrics: &guard.metrics,
+        gate: &guard.gate,
     };
     stream.read(reader, &guard.shutdown).await;
     conn.close().await.ok();
+    Some(Arc::downgrade(&conn.inner))
 }
 
 /// One inbound stream connection (TCP, or TLS once handshaken) whose
@@ -200,28 +223,84 @@ pub(crate) struct GuardedStream<'a, C> {
     pub endpoint: &'a EndpointInnerRef,
     pub max: usize,
     pub metrics: &'a Metrics,
+    /// The listener's timeouts, and where closes are counted.
+    pub gate: &'a Gate,
+}
+
+/// When a stream connection is next due to be closed, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deadline {
+    /// The last complete message (or keepalive), or the connection's start.
+    quiet_since: Instant,
+    /// The first byte of an unfinished message, if one is buffered.
+    begun: Option<Instant>,
+}
+
+impl Deadline {
+    fn new(now: Instant) -> Self {
+        Deadline {
+            quiet_since: now,
+            begun: None,
+        }
+    }
+
+    /// After a read at `now`: whether a frame was consumed, whether bytes remain.
+    fn after_read(&mut self, now: Instant, consumed: bool, pending: bool) {
+        if consumed {
+            self.quiet_since = now;
+            self.begun = None;
+        }
+        if pending {
+            self.begun = self.begun.or(Some(now));
+        }
+    }
+
+    /// The instant and the `reason` label of the next close.
+    fn due(
+        &self,
+        idle: std::time::Duration,
+        header: std::time::Duration,
+    ) -> (Instant, &'static str) {
+        match self.begun {
+            Some(begun) => (begun + header, "header_timeout"),
+            None => (self.quiet_since + idle, "idle"),
+        }
+    }
 }
 
 impl<C: StreamConnection> GuardedStream<'_, C> {
-    /// Read and deliver messages until the peer closes, the stream breaks or shutdown.
+    /// Read and deliver messages until the peer closes, the stream breaks,
+    /// a timeout passes (no complete message for the idle time, or a begun
+    /// message unfinished for the header time) or shutdown.
     pub(crate) async fn read(
         &self,
         mut reader: impl AsyncRead + Unpin,
         shutdown: &CancellationToken,
     ) {
         let mut buf = BytesMut::with_capacity(4096);
+        let (idle, header) = (self.gate.idle(), self.gate.header_timeout());
+        let mut deadline = Deadline::new(Instant::now());
         loop {
+            let (due, why) = deadline.due(idle, header);
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(due) => {
+                    debug!(remote = %self.remote, reason = why, "closing stream connection");
+                    self.gate.closed(why);
+                    break;
+                }
                 r = reader.read_buf(&mut buf) => r,
             };
             match read {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            let before = buf.len();
             if !self.drain_frames(&mut buf).await {
                 break;
             }
+            let consumed = buf.len() < before;
+            deadline.after_read(Instant::now(), consumed, !buf.is_empty());
         }
     }
 
@@ -280,5 +359,45 @@ impl<C: StreamConnection> GuardedStream<'_, C> {
             }
             Verdict::Drop { reason } => self.metrics.sip_error(reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::Deadline;
+
+    const IDLE: Duration = Duration::from_secs(300);
+    const HEADER: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_quiet_connection_is_due_idle_from_its_last_message() {
+        let start = Instant::now();
+        let mut d = Deadline::new(start);
+        assert_eq!(d.due(IDLE, HEADER), (start + IDLE, "idle"));
+        let later = start + Duration::from_secs(42);
+        d.after_read(later, true, false);
+        assert_eq!(d.due(IDLE, HEADER), (later + IDLE, "idle"));
+    }
+
+    #[test]
+    fn a_begun_message_is_due_from_its_first_byte_however_it_trickles() {
+        let start = Instant::now();
+        let mut d = Deadline::new(start);
+        let first = start + Duration::from_secs(1);
+        d.after_read(first, false, true);
+        // More bytes of the same message do not move the deadline.
+        d.after_read(first + Duration::from_secs(5), false, true);
+        assert_eq!(d.due(IDLE, HEADER), (first + HEADER, "header_timeout"));
+        // A message completes and the next one begins in the same read.
+        let done = first + Duration::from_secs(6);
+        d.after_read(done, true, true);
+        assert_eq!(d.due(IDLE, HEADER), (done + HEADER, "header_timeout"));
+        d.after_read(done + Duration::from_secs(1), true, false);
+        let quiet = done + Duration::from_secs(1);
+        assert_eq!(d.due(IDLE, HEADER), (quiet + IDLE, "idle"));
     }
 }

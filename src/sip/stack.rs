@@ -26,6 +26,7 @@ use super::tls_guard::{self, TlsGuard};
 use super::tls_seam;
 use super::udp_reader;
 use super::{SipError, Transport};
+use crate::connections::{Connections, Gate};
 use crate::metrics::Metrics;
 
 /// Methods siphon's UAs accept, for `Allow`: UPDATE and INFO inside calls
@@ -58,6 +59,34 @@ pub(crate) struct StackConfig {
     pub max_message_bytes: usize,
     /// RFC 3261 T1; tests shorten it so Timer B fires in seconds.
     pub t1: Duration,
+    /// Caps and timeouts of the stream listeners.
+    pub gates: StreamGates,
+}
+
+/// The connection caps of a stack's TCP and TLS listeners.
+pub(crate) struct StreamGates {
+    pub tcp: Gate,
+    pub tls: Gate,
+}
+
+impl StreamGates {
+    /// The gateway's SIP listeners (`sip_tcp`, `sip_tls` in metrics).
+    pub fn sip(connections: &Connections) -> Self {
+        StreamGates {
+            tcp: connections.sip("sip_tcp"),
+            tls: connections.sip("sip_tls"),
+        }
+    }
+
+    /// Default caps for a side listener (the echo extension, test peers),
+    /// labelled `<tcp>` and `<tls>`; its fd count is its own.
+    pub fn side(tcp: &'static str, tls: &'static str, metrics: &Metrics) -> Self {
+        let c = Connections::for_process(&Default::default(), metrics.clone());
+        StreamGates {
+            tcp: c.sip(tcp),
+            tls: c.sip(tls),
+        }
+    }
 }
 
 /// A running endpoint.
@@ -175,6 +204,7 @@ pub(crate) async fn start(
             max: cfg.max_message_bytes,
             metrics: metrics.clone(),
             shutdown: token.clone(),
+            gate: cfg.gates.tcp.clone(),
         });
         tokio::spawn(guard::serve_tcp(listener, guard));
         tcp_local = Some(local);
@@ -193,6 +223,7 @@ pub(crate) async fn start(
             max: cfg.max_message_bytes,
             metrics,
             shutdown: token.clone(),
+            gate: cfg.gates.tls.clone(),
         });
         tokio::spawn(tls_guard::serve_tls(listener, guard));
         tls_local = Some(local);

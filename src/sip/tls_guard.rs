@@ -20,11 +20,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::guard::GuardedStream;
 use super::tls;
 use super::tls_seam::{self, AcceptedWriter};
+use crate::connections::{Acceptor, Gate};
 use crate::metrics::Metrics;
 
 /// Time a client has to complete its handshake, so idle sockets do not pile up.
@@ -40,22 +41,24 @@ pub(crate) struct TlsGuard {
     pub max: usize,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
+    /// Connection caps and timeouts of this listener.
+    pub gate: Gate,
 }
 
-/// Accept TLS connections until shutdown.
+/// Accept TLS connections until shutdown; each holds its permit (a slot
+/// under the caps) from accept, handshake included, until it is closed.
 pub(crate) async fn serve_tls(listener: TcpListener, guard: Arc<TlsGuard>) {
+    let mut acceptor = Acceptor::new(listener, guard.gate.clone());
     loop {
-        let accepted = tokio::select! {
+        let (stream, remote, permit) = tokio::select! {
             _ = guard.shutdown.cancelled() => return,
-            a = listener.accept() => a,
+            a = acceptor.next() => a,
         };
-        match accepted {
-            Ok((stream, remote)) => {
-                let guard = guard.clone();
-                tokio::spawn(async move { serve_connection(stream, remote, &guard).await });
-            }
-            Err(e) => warn!(error = %e, "tls accept failed"),
-        }
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, remote, &guard).await;
+            drop(permit);
+        });
     }
 }
 
@@ -94,6 +97,7 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, guard: &TlsGuar
         endpoint: &guard.endpoint,
         max: guard.max,
         metrics: &guard.metrics,
+        gate: &guard.gate,
     };
     stream.read(read, &guard.shutdown).await;
     closed.cancel();

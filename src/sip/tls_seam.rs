@@ -152,7 +152,10 @@ impl TlsStream for Dialed {
 
 /// The write half of an accepted connection; the guard owns the read half.
 pub(crate) struct AcceptedWriter {
-    write: AsyncMutex<WriteHalf<ServerTls>>,
+    /// Dropped at shutdown: rsipstack's transactions may hold the
+    /// connection for their timers (Timer H, 32 s) after the peer is gone,
+    /// and the socket's fd should not stay with them.
+    write: AsyncMutex<Option<WriteHalf<ServerTls>>>,
     /// Our address as written in Via.
     local: SocketAddr,
     /// Cancelled when the guard stops reading (the connection is over).
@@ -167,7 +170,7 @@ impl AcceptedWriter {
         closed: CancellationToken,
     ) -> Self {
         AcceptedWriter {
-            write: AsyncMutex::new(write),
+            write: AsyncMutex::new(Some(write)),
             local,
             closed,
         }
@@ -184,14 +187,20 @@ impl TlsStream for AcceptedWriter {
     }
 
     async fn send_all(&self, data: Vec<u8>) -> rsipstack::Result<()> {
-        let mut w = self.write.lock().await;
+        let mut guard = self.write.lock().await;
+        let Some(w) = guard.as_mut() else {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotConnected).into());
+        };
         w.write_all(&data).await?;
         Ok(w.flush().await?)
     }
 
     async fn shutdown(&self) -> rsipstack::Result<()> {
         self.closed.cancel();
-        Ok(self.write.lock().await.shutdown().await?)
+        match self.write.lock().await.take() {
+            Some(mut w) => Ok(w.shutdown().await?),
+            None => Ok(()),
+        }
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {

@@ -107,6 +107,7 @@ impl Registrar {
             user_agent: "test-registrar".into(),
             max_message_bytes: 65535,
             t1: Duration::from_millis(500),
+            gates: stack::StreamGates::side("registrar_tcp", "registrar_tls", &Metrics::new()),
         };
         let (stack, incoming) = stack::start(scfg, Metrics::new(), shutdown.child_token())
             .await
