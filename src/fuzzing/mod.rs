@@ -18,8 +18,12 @@ pub use seeds::{seeds, write_seeds, TARGETS};
 pub use sip::{digest, sip_challenge, sip_datagram, sip_stream};
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
-use crate::sdp::{self, Crypto, IceCredentials, SipParams, WebRtcParams, OFFERED_SUITES};
+use crate::sdp::{
+    self, Crypto, IceCredentials, SipOffer, SipOfferPlan, SipParams, WebRtcOffer, WebRtcOfferPlan,
+    WebRtcParams, OFFERED_SUITES,
+};
 use crate::signaling::{auth, parse_client_message};
 use crate::srtp::MasterKey;
 
@@ -117,20 +121,39 @@ pub fn sdp_webrtc_offer(data: &[u8]) {
     }
 }
 
+/// A browser offer and the SIP offers made from it, each with its plan.
+type OutboundOffer = (WebRtcOffer, Vec<(SipParams, SipOfferPlan)>);
+
+/// The offer made from Chrome's, plain and with SDES keys, with its plans;
+/// built once, as the fixed half of every input.
+fn outbound_offer() -> Option<&'static OutboundOffer> {
+    static OFFER: OnceLock<Option<OutboundOffer>> = OnceLock::new();
+    OFFER
+        .get_or_init(|| {
+            let offer = sdp::parse_webrtc_offer(CHROME_OFFER).ok()?;
+            let plans = [false, true]
+                .into_iter()
+                .filter_map(|savp| {
+                    let p = sip_params(savp);
+                    let (_, plan) = sdp::build_sip_offer(&offer, &codecs(), &p).ok()?;
+                    Some((p, plan))
+                })
+                .collect();
+            Some((offer, plans))
+        })
+        .as_ref()
+}
+
 /// Browser calls phone, step 2: the SIP side's answer to a WebRTC answer.
 pub fn sdp_sip_answer(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let Ok(offer) = sdp::parse_webrtc_offer(CHROME_OFFER) else {
+    let Some((offer, plans)) = outbound_offer() else {
         return;
     };
-    for savp in [false, true] {
-        let p = sip_params(savp);
-        let Ok((_, plan)) = sdp::build_sip_offer(&offer, &codecs(), &p) else {
-            return;
-        };
-        if let Ok(answer) = sdp::parse_sip_answer(&text, &plan, &p.crypto) {
-            let _ = sdp::build_webrtc_answer(&offer, &answer, &webrtc_params());
-            let _ = sdp::media_map(&offer, &answer);
+    for (p, plan) in plans {
+        if let Ok(answer) = sdp::parse_sip_answer(&text, plan, &p.crypto) {
+            let _ = sdp::build_webrtc_answer(offer, &answer, &webrtc_params());
+            let _ = sdp::media_map(offer, &answer);
         }
     }
 }
@@ -143,18 +166,27 @@ pub fn sdp_sip_offer(data: &[u8]) {
     }
 }
 
+/// The offer made from Asterisk's with its plan; built once.
+fn inbound_offer() -> Option<&'static (SipOffer, WebRtcOfferPlan)> {
+    static OFFER: OnceLock<Option<(SipOffer, WebRtcOfferPlan)>> = OnceLock::new();
+    OFFER
+        .get_or_init(|| {
+            let offer = sdp::parse_sip_offer(ASTERISK_OFFER).ok()?;
+            let (_, plan) = sdp::build_webrtc_offer(&offer, &codecs(), &webrtc_params()).ok()?;
+            Some((offer, plan))
+        })
+        .as_ref()
+}
+
 /// Phone calls browser, step 2: the browser's answer to a SIP answer.
 pub fn sdp_webrtc_answer(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let Ok(offer) = sdp::parse_sip_offer(ASTERISK_OFFER) else {
+    let Some((offer, plan)) = inbound_offer() else {
         return;
     };
-    let Ok((_, plan)) = sdp::build_webrtc_offer(&offer, &codecs(), &webrtc_params()) else {
-        return;
-    };
-    if let Ok(answer) = sdp::parse_webrtc_answer(&text, &plan) {
-        let _ = sdp::build_sip_answer(&offer, &answer, &sip_params(false));
-        let _ = sdp::media_map_inbound(&offer, &answer);
+    if let Ok(answer) = sdp::parse_webrtc_answer(&text, plan) {
+        let _ = sdp::build_sip_answer(offer, &answer, &sip_params(false));
+        let _ = sdp::media_map_inbound(offer, &answer);
     }
 }
 
