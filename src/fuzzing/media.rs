@@ -48,7 +48,7 @@ fn nominating_check() -> &'static [u8] {
     static CHECK: OnceLock<Vec<u8>> = OnceLock::new();
     CHECK.get_or_init(|| {
         let user = format!("{GW_UFRAG}:{BROWSER_UFRAG}");
-        super::seeds::binding_request(&user, GW_PWD).unwrap_or_default()
+        super::media_seeds::binding_request(&user, GW_PWD).unwrap_or_default()
     })
 }
 

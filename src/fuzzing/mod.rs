@@ -7,6 +7,7 @@
 //! outcome; the fuzzer looks for panics, hangs and runaway memory.
 
 mod media;
+mod media_seeds;
 mod seeds;
 mod sip;
 

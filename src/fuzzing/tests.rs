@@ -41,7 +41,7 @@ fn webrtc_check_nominates_so_dtls_is_reached() {
     let now = Instant::now();
     let cfg = super::media::leg_config(crate::webrtc::DtlsRole::Server);
     ep.add_leg(1, cfg, now).expect("leg");
-    let check = super::seeds::binding_request(&format!("{GW_UFRAG}:fuzzbr01"), GW_PWD);
+    let check = super::media_seeds::binding_request(&format!("{GW_UFRAG}:fuzzbr01"), GW_PWD);
     let mut buf = check.expect("check");
     let len = buf.len();
     buf.resize(len + 64, 0);
