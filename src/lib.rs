@@ -3,11 +3,15 @@
 //! Module map (see docs and DESIGN): `config`, `sdp`, `sip`, `webrtc`, `media`,
 //! `call`, `signaling`, `http`, `metrics`, `srtp` (in-place SRTP for both
 //! media legs); `load` is the load generator
-//! behind the `siphon-load` binary.
+//! behind the `siphon-load` binary; `fuzzing` (tests and the `fuzzing`
+//! feature only) is the door for the fuzz targets in `fuzz/`.
 
 pub mod call;
 pub mod config;
 pub mod connections;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod load;

@@ -8,7 +8,7 @@ use super::stack;
 
 /// The header answering `challenge` to `sent` with these credentials;
 /// `None` when the challenge carries no usable digest.
-pub(super) fn answer(
+pub(crate) fn answer(
     sent: &Request,
     challenge: &Response,
     method: &str,

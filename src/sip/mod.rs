@@ -10,9 +10,9 @@
 //! `stack` builds one rsipstack endpoint on them; `endpoint`, `uac` and `uas`
 //! are the gateway's side, `echo` the test and demo peer.
 
-mod challenge;
+pub(crate) mod challenge;
 mod dialog_states;
-mod digest;
+pub(crate) mod digest;
 mod dtmf_info;
 mod echo;
 mod echo_dialog;
@@ -20,7 +20,7 @@ mod echo_media;
 mod echo_sdp;
 mod endpoint;
 mod guard;
-mod ingress;
+pub(crate) mod ingress;
 mod ingress_rules;
 mod policy;
 mod registration;
