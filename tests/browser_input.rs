@@ -25,19 +25,7 @@ const CHROME_OFFER: &str = include_str!("../src/sdp/fixtures/chrome_offer.sdp");
 type Ws = WebSocketStream<TcpStream>;
 
 async fn gateway(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.echo.listen = "127.0.0.1:0".parse().unwrap();
-    config.webrtc.port = 0;
-    config.rtp.port_min = rtp_base;
-    config.rtp.port_max = rtp_base + 19;
-    config.media.workers = 1;
-    tweak(&mut config);
-    let metrics = Metrics::new();
-    let gw = Gateway::start(config, metrics.clone()).await.unwrap();
-    (gw, metrics)
+    common::gateway_with_echo(rtp_base, tweak).await
 }
 
 /// A raw client socket: frames can be written by hand through `get_mut`.
@@ -90,20 +78,11 @@ fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
     h
 }
 
-fn counter(metrics: &Metrics, line: &str) -> u64 {
-    let text = metrics.render();
-    let found = text.lines().find(|l| l.starts_with(line));
-    found
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Polls a counter until it reaches `want` (the session counts as it ends).
 async fn wait_counter(metrics: &Metrics, line: &str, want: u64) -> u64 {
     let deadline = tokio::time::Instant::now() + T;
     loop {
-        let now = counter(metrics, line);
+        let now = common::counter(metrics, line);
         if now >= want || tokio::time::Instant::now() > deadline {
             return now;
         }
@@ -377,7 +356,7 @@ async fn refused_tokens_get_unauthorized_and_a_close() {
             "{reason}: no close"
         );
         let line = format!("siphon_ws_auth_failures_total{{reason=\"{reason}\"}}");
-        assert!(counter(&metrics, &line) >= 1, "{line}");
+        assert!(common::counter(&metrics, &line) >= 1, "{line}");
     }
     // A call before login: the first message must be a hello with a token.
     let mut ws = connect(&gw, "").await;

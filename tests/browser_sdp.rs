@@ -22,33 +22,12 @@ const CHROME_PWD: &str = "a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y";
 const CHROME_FP: &str = "sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F";
 
 async fn gateway(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.echo.listen = "127.0.0.1:0".parse().unwrap();
-    config.webrtc.port = 0;
-    config.rtp.port_min = rtp_base;
-    config.rtp.port_max = rtp_base + 19;
-    config.media.workers = 1;
-    tweak(&mut config);
-    let metrics = Metrics::new();
-    let gw = Gateway::start(config, metrics.clone()).await.unwrap();
-    (gw, metrics)
+    common::gateway_with_echo(rtp_base, tweak).await
 }
 
 async fn signaling(gw: &Gateway) -> Signaling {
     let url = format!("ws://{}/ws", gw.http_addr());
     Signaling::connect(&url).await.unwrap()
-}
-
-fn counter(metrics: &Metrics, line: &str) -> u64 {
-    let text = metrics.render();
-    let found = text.lines().find(|l| l.starts_with(line));
-    found
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn sha(bytes: usize) -> String {
@@ -131,7 +110,7 @@ async fn bad_browser_offers_are_hung_up_with_488_naming_the_fault() {
     // Nothing was left allocated.
     assert_eq!(gw.active_calls(), 0);
     let errors = "siphon_calls_total{direction=\"webrtc_to_sip\",outcome=\"error\"}";
-    assert_eq!(counter(&metrics, errors), 0);
+    assert_eq!(common::counter(&metrics, errors), 0);
     gw.shutdown().await;
 }
 

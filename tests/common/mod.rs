@@ -89,6 +89,33 @@ pub fn loopback_config(rtp_base: u16) -> siphon::config::Config {
     config
 }
 
+/// A gateway on [`loopback_config`] with its echo extension on an
+/// ephemeral port, changed by `tweak`; returned with its metrics.
+pub async fn gateway_with_echo(
+    rtp_base: u16,
+    tweak: impl FnOnce(&mut siphon::config::Config),
+) -> (siphon::gateway::Gateway, siphon::metrics::Metrics) {
+    let mut config = loopback_config(rtp_base);
+    config.echo.enabled = true;
+    config.echo.listen = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut config);
+    let metrics = siphon::metrics::Metrics::new();
+    let gw = siphon::gateway::Gateway::start(config, metrics.clone())
+        .await
+        .unwrap();
+    (gw, metrics)
+}
+
+/// The value of the first metrics line starting with `line` (0 if absent).
+pub fn counter(metrics: &siphon::metrics::Metrics, line: &str) -> u64 {
+    let text = metrics.render();
+    let found = text.lines().find(|l| l.starts_with(line));
+    found
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// An echoing SIP UAS on 127.0.0.1, running until `stop`.
 pub async fn echo_uas(stop: &tokio_util::sync::CancellationToken) -> siphon::sip::EchoServer {
     let settings = siphon::sip::EchoSettings {
