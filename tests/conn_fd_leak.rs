@@ -1,11 +1,10 @@
 //! File descriptors after SIP over TCP: 100 INVITEs to an offline user, and
 //! 100 with a broken SDP, each on its own connection that the client closes
-//! after the final answer. rsipstack's INVITE server transaction keeps the
-//! connection (and its socket) until Timer H (64*T1 = 32 s), waiting for an
-//! ACK that a closed client never sends. Those held sockets stay counted
-//! against the connection caps, so a client cannot pile them up past its
-//! per-IP cap, and every fd comes back. (Alone in its binary: it counts
-//! every fd of the process.)
+//! after the final answer. rsipstack's INVITE server transaction would keep
+//! the connection (and its socket) until Timer H (64*T1 = 32 s), waiting for
+//! an ACK that a closed client never sends; siphon lets the transaction go
+//! when the connection closes, so every fd and every slot comes back at
+//! once. (Alone in its binary: it counts every fd of the process.)
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -76,7 +75,7 @@ async fn fds_come_back_after_tcp_invites_that_get_a_final_answer() {
     config.rtp.port_max = 21109;
     config.media.workers = 1;
     config.echo.enabled = false;
-    config.limits.connections.sip_per_ip = 200;
+    config.limits.connections.sip_per_ip = 20;
     config.users = vec![UserConfig {
         name: "alice".into(),
         ..UserConfig::default()
@@ -95,31 +94,7 @@ async fn fds_come_back_after_tcp_invites_that_get_a_final_answer() {
         let code = one_call(sip, i, "alice", BROKEN_SDP).await;
         assert!((400..500).contains(&code), "{code}");
     }
-    // The first call's socket may be released by now; the 199 are held.
     let open = metrics.connections_open.with_label_values(&["sip_tcp"]);
-    assert!(
-        open.get() >= 199,
-        "held sockets stay counted: {}",
-        open.get()
-    );
-    let mut past_cap = TcpStream::connect(sip).await.unwrap();
-    past_cap
-        .write_all(invite(300, "alice", sip, SDP).as_bytes())
-        .await
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let refused = matches!(
-        tokio::time::timeout(Duration::from_secs(10), past_cap.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
-    );
-    assert!(
-        refused,
-        "a client cannot hold more sockets than its per-IP cap"
-    );
-    let refused = metrics
-        .connections_refused_total
-        .with_label_values(&["sip_tcp", "per_ip_cap"]);
-    assert_eq!(refused.get(), 1);
     let back = async {
         loop {
             let now = open_fds().unwrap();
@@ -130,13 +105,18 @@ async fn fds_come_back_after_tcp_invites_that_get_a_final_answer() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    // Only the upper bound is timed: the transactions' Timer H (32 s) ends
-    // the last holder of a connection at the latest.
-    let result = tokio::time::timeout(Duration::from_secs(45), back).await;
+    // Timer H (32 s) would hold them past this bound; the release is at once.
+    let result = tokio::time::timeout(Duration::from_secs(10), back).await;
     assert!(
         result.is_ok(),
         "fds held: {} now against {baseline} before; {} slots",
         open_fds().unwrap(),
         open.get()
     );
+    // The caps were never the limit: 199 connections from one address
+    // under a per-IP cap of 20.
+    let refused = metrics
+        .connections_refused_total
+        .with_label_values(&["sip_tcp", "per_ip_cap"]);
+    assert_eq!(refused.get(), 0);
 }

@@ -121,8 +121,8 @@ async fn sip_tls_caps_and_idle_and_the_fd_of_a_gone_client() {
     assert_eq!(closed.get(), 1);
     drop(idle);
 
-    // An INVITE answered 480, then the client goes: the INVITE transaction
-    // keeps the connection for its ACK (Timer H, 32 s), not the socket.
+    // An INVITE answered 480, then the client goes: neither the INVITE
+    // transaction (Timer H, 32 s) nor the connection keeps the socket.
     let baseline = open_fds().unwrap();
     let mut call = tls_connect(&pki, tls).await;
     let from = call.get_ref().0.local_addr().unwrap();

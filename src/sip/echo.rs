@@ -9,12 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::sip::{Header, Method, Request};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
 use super::digest::{self, Challenge, DigestAlgorithm};
 use super::echo_dialog::{self, Session};
@@ -22,6 +21,7 @@ use super::echo_media::PortPair;
 use super::echo_sdp::{self, Choice};
 use super::stack::{self, Stack, StackConfig};
 use super::tls::SipTls;
+use super::uas::finish;
 use super::{SipError, Transport};
 use crate::metrics::Metrics;
 
@@ -254,14 +254,6 @@ async fn serve(echo: Arc<Echo>, mut incoming: TransactionReceiver) {
             }
         });
     }
-}
-
-/// Send a final response and absorb the ACK.
-async fn finish(mut tx: Transaction, code: u16, headers: Vec<Header>) {
-    if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
-        debug!(error = %e, "echo reply failed");
-    }
-    while tx.receive().await.is_some() {}
 }
 
 impl Echo {

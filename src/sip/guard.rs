@@ -166,28 +166,34 @@ pub(crate) async fn serve_tcp(listener: TcpListener, guard: Arc<TcpGuard>) {
     }
 }
 
-/// How often a closed connection is checked for its socket's release.
-const RELEASE_POLL: Duration = Duration::from_secs(1);
+/// How often a closed connection is checked for its socket's release: soon
+/// after the close (the transactions let go within a task switch or two),
+/// then less and less often, up to once a second while a dialog holds it.
+const RELEASE_POLL_FIRST: Duration = Duration::from_millis(5);
+const RELEASE_POLL_MAX: Duration = Duration::from_secs(1);
 
 /// Resolves once nothing holds the socket any more (or at shutdown).
-/// rsipstack's `TcpConnection` owns the socket, and a transaction keeps it
-/// after the peer is gone until its timers end (an INVITE answered 4xx:
-/// Timer H, 64*T1 = 32 s). Until then the fd is held, so the connection's
-/// slot under the caps is too: the caps bound the fds such holds can take.
+/// rsipstack's `TcpConnection` owns the socket, and whatever holds the
+/// connection keeps it. An INVITE transaction answered with a failure would
+/// hold it until Timer H (64*T1 = 32 s); siphon lets such transactions go
+/// once the connection is over (`uas::finish`, `uas_call::let_go`). While
+/// anything else holds it, the fd is held, so the connection's slot under
+/// the caps is too: the caps bound the fds such holds can take.
 async fn released<T>(socket: Weak<T>, shutdown: &CancellationToken) {
+    let mut poll = RELEASE_POLL_FIRST;
     while socket.strong_count() > 0 && !shutdown.is_cancelled() {
-        tokio::time::sleep(RELEASE_POLL).await;
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(RELEASE_POLL_MAX);
     }
 }
 
 /// Serves one connection; what still holds its socket once it is over.
 async fn serve_connection(stream: TcpStream, guard: &TcpGuard) -> Option<Weak<impl Sized>> {
     let remote = stream.peer_addr().ok()?;
-    let conn = match TcpConnection::from_stream(
-        stream,
-        guard.local.clone(),
-        Some(guard.shutdown.child_token()),
-    ) {
+    // Cancelled when this connection is over: it tells rsipstack the flow is
+    // gone, and the transactions that wait on it (`uas::finish`) let it go.
+    let closed = guard.shutdown.child_token();
+    let conn = match TcpConnection::from_stream(stream, guard.local.clone(), Some(closed.clone())) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "tcp connection setup failed");
@@ -207,6 +213,7 @@ async fn serve_connection(stream: TcpStream, guard: &TcpGuard) -> Option<Weak<im
         gate: &guard.gate,
     };
     stream.read(reader, &guard.shutdown).await;
+    closed.cancel();
     conn.close().await.ok();
     Some(Arc::downgrade(&conn.inner))
 }

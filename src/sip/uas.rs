@@ -12,6 +12,7 @@ use rsipstack::sip::{Header, Method, Request, StatusCode};
 use rsipstack::transaction::key::TransactionRole;
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
 use super::endpoint::Shared;
@@ -280,9 +281,34 @@ pub(super) async fn refuse_draining(tx: Transaction) {
 /// for non-INVITE requests, whose transaction simply ends).
 pub(super) async fn finish(mut tx: Transaction, code: u16, headers: Vec<Header>) {
     if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
-        debug!(error = %e, code, "reply to inbound INVITE failed");
+        debug!(error = %e, code, "reply to a request failed");
     }
-    while tx.receive().await.is_some() {}
+    absorb(&mut tx).await
+}
+
+/// Cancelled once the TCP or TLS connection that brought `tx` is closed
+/// (the guard cancels it when its reader stops); `None` over UDP.
+pub(super) fn connection_closed(tx: &Transaction) -> Option<CancellationToken> {
+    tx.connection
+        .as_ref()
+        .filter(|c| c.is_reliable())
+        .and_then(|c| c.cancel_token())
+}
+
+/// Wait for the transaction's end (the ACK, or Timer H after a non-2xx
+/// final response: 32 s), or for its TCP or TLS connection to close,
+/// whichever comes first. Nothing more can arrive on a closed connection,
+/// and the transaction would hold its socket until Timer H.
+async fn absorb(tx: &mut Transaction) {
+    let closed = connection_closed(tx);
+    let ended = async { while tx.receive().await.is_some() {} };
+    match closed {
+        Some(closed) => tokio::select! {
+            _ = closed.cancelled() => {}
+            _ = ended => {}
+        },
+        None => ended.await,
+    }
 }
 
 impl InboundCall {

@@ -15,6 +15,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Request, StatusCode, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::mpsc::{self, OwnedPermit};
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
@@ -208,8 +209,9 @@ pub(super) async fn run(
     // 100 before the dialog task starts, so it cannot follow a 180.
     tx.send_trying().await.ok();
     let request = tx.original.clone();
+    let closed = uas::connection_closed(&tx);
     let mut driver = dialog.clone();
-    tokio::spawn(async move {
+    let driving = tokio::spawn(async move {
         if let Err(e) = driver.handle(&mut tx).await {
             debug!(error = %e, "inbound INVITE transaction failed");
         }
@@ -239,7 +241,21 @@ pub(super) async fn run(
         events,
         released,
     };
-    task.run().await
+    task.run().await;
+    if let Some(closed) = closed {
+        tokio::spawn(let_go(driving, closed));
+    }
+}
+
+/// The dialog is over, but its INVITE transaction may still wait for an ACK
+/// until Timer H (32 s after a refusal). Over TCP or TLS, a closed
+/// connection brings no ACK, and the transaction would hold its socket that
+/// long: once the connection is closed, the transaction goes.
+async fn let_go(mut driving: JoinHandle<()>, closed: CancellationToken) {
+    tokio::select! {
+        _ = closed.cancelled() => driving.abort(),
+        _ = &mut driving => {}
+    }
 }
 
 fn create_dialog(
