@@ -39,7 +39,7 @@ use Answer::{Final, Silence};
 
 /// RFC 4475 section, file name, valid per the RFC, and siphon's answer.
 const TORTURE: &[(&str, &str, bool, Answer)] = &[
-    ("3.1.1.1", "wsinv", true, Final(400)),
+    ("3.1.1.1", "wsinv", true, Final(481)),
     ("3.1.1.2", "intmeth", true, Final(501)),
     ("3.1.1.3", "esc01", true, Final(404)),
     ("3.1.1.4", "escnull", true, Final(405)),

@@ -63,7 +63,7 @@ pub fn sip_challenge(data: &[u8]) {
     let Ok(SipMessage::Request(sent)) = SipMessage::try_from(REGISTER) else {
         return;
     };
-    if let ingress::Verdict::Accept(msg) = ingress::check_message(data, MAX) {
+    if let ingress::Verdict::Accept(msg, _) = ingress::check_message(data, MAX) {
         if let SipMessage::Response(resp) = *msg {
             let _ = crate::sip::challenge::answer(&sent, &resp, "REGISTER", "alice", "secret");
         }

@@ -73,10 +73,11 @@ impl GuardedUdp {
         }
     }
 
-    /// Apply the verdict's side effects; `true` when the datagram goes on.
-    async fn settle(&self, verdict: Verdict, from: SocketAddr) -> bool {
+    /// Apply the verdict's side effects; `Some` when the datagram goes on,
+    /// holding its rewritten bytes if it is not to go on as received.
+    async fn settle(&self, verdict: Verdict, from: SocketAddr) -> Option<Option<Vec<u8>>> {
         match verdict {
-            Verdict::Accept(_) => return true,
+            Verdict::Accept(_, rewritten) => return Some(rewritten),
             Verdict::Refuse { reason, response } => {
                 self.metrics.sip_error(reason);
                 // Answer the source address (as rport would): the Via of a
@@ -88,7 +89,7 @@ impl GuardedUdp {
             Verdict::Drop { reason } => self.metrics.sip_error(reason),
         }
         debug!(%from, "refused SIP datagram");
-        false
+        None
     }
 }
 
@@ -115,13 +116,19 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdp {
             // The size check comes first: an oversize keepalive must not
             // reach the copy below (it would not fit in `buf`).
             let pass = if n <= max && is_keepalive(data) {
-                true
+                Some(None)
             } else {
                 self.settle(ingress::check_message(data, max), from).await
             };
-            if let Some(dst) = buf.get_mut(..n).filter(|_| pass) {
-                dst.copy_from_slice(data);
-                return Ok((n, from));
+            let Some(rewritten) = pass else { continue };
+            let data = rewritten.as_deref().unwrap_or(data);
+            match buf.get_mut(..data.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(data);
+                    return Ok((data.len(), from));
+                }
+                // A rewritten header block can be a few bytes longer.
+                None => self.metrics.sip_error("oversize"),
             }
         }
     }
@@ -344,7 +351,7 @@ impl<C: StreamConnection> GuardedStream<'_, C> {
     async fn deliver(&self, verdict: Verdict) {
         let remote = self.remote;
         match verdict {
-            Verdict::Accept(msg) => {
+            Verdict::Accept(msg, _) => {
                 let from = SipAddr {
                     r#type: Some(self.transport),
                     addr: remote.into(),

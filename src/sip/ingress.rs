@@ -13,14 +13,17 @@ use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Method, Request, SipMessage};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 
+use super::ingress_canon::canonical;
 use super::ingress_rules as rules;
 use super::stack::ALLOW;
 
 /// What to do with one received message.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Well-formed: hand it to the stack.
-    Accept(Box<SipMessage>),
+    /// Well-formed: hand it to the stack. The bytes it was read from, when
+    /// they are not those received (a valid spelling rsipstack misreads,
+    /// rewritten by `ingress_canon`): a UDP datagram goes on as these.
+    Accept(Box<SipMessage>, Option<Vec<u8>>),
     /// Refused: send `response` back to the source.
     Refuse {
         reason: &'static str,
@@ -98,7 +101,7 @@ pub(crate) fn frame(buf: &[u8], max: usize) -> Frame {
 }
 
 /// Header lines after the start line, with folded continuation lines joined.
-fn header_lines(head: &str) -> Vec<String> {
+pub(super) fn header_lines(head: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in head.split("\r\n").skip(1) {
         if line.starts_with([' ', '\t']) {
@@ -259,6 +262,21 @@ pub(crate) fn check_message(msg: &[u8], max: usize) -> Verdict {
     if let Some((reason, code)) = request_rules(start, &lines, body_len) {
         return refuse(head, reason, code);
     }
+    let verdict = parse_request(msg, head);
+    if !matches!(verdict, Verdict::Refuse { .. }) {
+        return verdict;
+    }
+    // Valid folding or spacing that rsipstack misreads (`ingress_canon`).
+    let Some(rewritten) = canonical(msg) else {
+        return verdict;
+    };
+    match parse_request(&rewritten, head) {
+        Verdict::Accept(msg, _) => Verdict::Accept(msg, Some(rewritten)),
+        _ => verdict,
+    }
+}
+
+fn parse_request(msg: &[u8], head: &[u8]) -> Verdict {
     match SipMessage::try_from(msg) {
         Ok(SipMessage::Request(req)) => check_request(req, head),
         _ => refuse(head, "unparsable", 400),
@@ -326,7 +344,7 @@ fn check_request(req: Request, head: &[u8]) -> Verdict {
     if !typed_ok {
         return refuse(head, "bad_header", 400);
     }
-    Verdict::Accept(Box::new(SipMessage::Request(req)))
+    Verdict::Accept(Box::new(SipMessage::Request(req)), None)
 }
 
 fn check_response(msg: &[u8]) -> Verdict {
@@ -343,7 +361,7 @@ fn check_response(msg: &[u8]) -> Verdict {
             reason: "bad_response",
         };
     }
-    Verdict::Accept(Box::new(SipMessage::Response(resp)))
+    Verdict::Accept(Box::new(SipMessage::Response(resp)), None)
 }
 
 #[cfg(test)]

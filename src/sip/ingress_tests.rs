@@ -10,7 +10,7 @@ Content-Length: 0\r\n\r\n";
 
 fn reason(v: &Verdict) -> &'static str {
     match v {
-        Verdict::Accept(_) => "accept",
+        Verdict::Accept(..) => "accept",
         Verdict::Refuse { reason, .. } | Verdict::Drop { reason } => reason,
     }
 }
@@ -22,12 +22,12 @@ fn refused(v: &Verdict) -> bool {
 #[test]
 fn accepts_well_formed_request_and_response() {
     let v = check_message(OPTIONS.as_bytes(), 4096);
-    assert!(matches!(&v, Verdict::Accept(m) if matches!(**m, SipMessage::Request(_))));
+    assert!(matches!(&v, Verdict::Accept(m, _) if matches!(**m, SipMessage::Request(_))));
     let resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-1\r\n\
 From: <sip:a@b>;tag=a\r\nTo: <sip:b@c>;tag=b\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\
 Content-Length: 0\r\n\r\n";
     let v = check_message(resp.as_bytes(), 4096);
-    assert!(matches!(&v, Verdict::Accept(m) if matches!(**m, SipMessage::Response(_))));
+    assert!(matches!(&v, Verdict::Accept(m, _) if matches!(**m, SipMessage::Response(_))));
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn refusal_copies_dialog_headers_and_adds_to_tag() {
     // The refusal itself is a valid response.
     assert!(matches!(
         check_message(text.as_bytes(), 4096),
-        Verdict::Accept(_)
+        Verdict::Accept(..)
     ));
 }
 

@@ -21,6 +21,7 @@ mod echo_sdp;
 mod endpoint;
 mod guard;
 pub(crate) mod ingress;
+mod ingress_canon;
 mod ingress_rules;
 mod policy;
 mod registration;
