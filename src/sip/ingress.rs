@@ -334,6 +334,14 @@ fn request_line(line: &str) -> Line {
 /// The typed views the transaction and dialog layers rely on must parse, or
 /// rsipstack would drop the request without an answer.
 fn check_request(req: Request, head: &[u8]) -> Verdict {
+    // RFC 2543 requests carry no From tag (RFC 4475 §3.4.1); rsipstack keys
+    // every transaction on it, and RFC 2543 peers are not supported.
+    let tagged = req
+        .from_header()
+        .is_ok_and(|h| h.tag().is_ok_and(|t| t.is_some()));
+    if !tagged {
+        return refuse(head, "no_from_tag", 400);
+    }
     let typed_ok = TransactionKey::from_request(&req, TransactionRole::Server).is_ok()
         && req.via_header().is_ok_and(|v| v.typed().is_ok())
         && req.from_header().is_ok_and(|h| h.typed().is_ok())

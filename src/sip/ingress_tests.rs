@@ -211,3 +211,15 @@ fn never_panics_on_noise() {
         let _ = frame(&bytes, 4096);
     }
 }
+
+#[test]
+fn a_request_without_a_from_tag_is_refused_as_such() {
+    // RFC 2543's syntax (RFC 4475 §3.4.1): rsipstack needs the tag.
+    let untagged = OPTIONS.replace(
+        "From: <sip:probe@127.0.0.1>;tag=a",
+        "From: <sip:probe@127.0.0.1>",
+    );
+    let v = check_message(untagged.as_bytes(), 4096);
+    assert!(refused(&v));
+    assert_eq!(reason(&v), "no_from_tag");
+}
