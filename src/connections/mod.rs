@@ -9,10 +9,12 @@
 //! `/healthz`, `/metrics` and browsers still connect during a SIP flood,
 //! and the other half is never given to connections: the RTP sockets of
 //! calls. A connection over a cap is closed at once and counted in
-//! `siphon_connections_refused_total{listener,reason}`.
+//! `siphon_connections_refused_total{listener,reason}`. Once a flood ebbs,
+//! `ebb` hands the memory it took back to the system.
 
 mod accept;
 mod backoff;
+mod ebb;
 pub mod fd;
 
 use std::collections::HashMap;
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 pub use accept::Acceptor;
 pub use backoff::Backoff;
@@ -103,6 +106,16 @@ impl Connections {
     /// Connections admitted at once across all listeners.
     pub fn budget(&self) -> usize {
         self.shared.budget
+    }
+
+    /// Connections open now across all listeners.
+    pub fn open(&self) -> usize {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// Returns freed memory to the system after each flood, until shutdown.
+    pub fn watch_ebbs(&self, shutdown: CancellationToken) {
+        tokio::spawn(ebb::watch(self.clone(), shutdown));
     }
 
     /// A gate for a SIP stream listener, labelled `listener` in metrics.

@@ -115,6 +115,7 @@ impl Gateway {
         let identity = Arc::new(Identity::generate()?);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
         let connections = Connections::for_process(&config.limits.connections, metrics.clone());
+        connections.watch_ebbs(shutdown.clone());
         let settings = sip_settings(&config)?;
         let sip =
             SipEndpoint::start_limited(settings, metrics.clone(), shutdown.clone(), &connections)
