@@ -52,7 +52,7 @@ const TORTURE: &[(&str, &str, bool, Answer)] = &[
     ("3.1.1.11", "mpart01", true, Final(405)),
     ("3.1.1.12", "unreason", true, Silence),
     ("3.1.1.13", "noreason", true, Silence),
-    ("3.1.2.1", "badinv01", false, Final(404)),
+    ("3.1.2.1", "badinv01", false, Final(400)),
     ("3.1.2.2", "clerr", false, Final(400)),
     ("3.1.2.3", "ncl", false, Final(400)),
     ("3.1.2.4", "scalar02", false, Final(400)),

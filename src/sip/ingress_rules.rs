@@ -31,7 +31,63 @@ pub(crate) fn syntax(method: &str, uri: &str, lines: &[String]) -> Option<Refusa
     request_uri(uri)
         .or_else(|| repeated(lines))
         .or_else(|| unbalanced_quotes(lines))
+        .or_else(|| empty_elements(lines))
         .or_else(|| cseq_mismatch(method, lines))
+}
+
+/// Headers made of `;` parameters and `,` list elements, where an empty
+/// one (`;;`, `,,`, a trailing `;`) is a syntax error (RFC 4475 §3.1.2.1).
+const PARAMETERISED: [(&str, &str); 6] = [
+    ("via", "v"),
+    ("contact", "m"),
+    ("from", "f"),
+    ("to", "t"),
+    ("route", ""),
+    ("record-route", ""),
+];
+
+fn empty_elements(lines: &[String]) -> Option<Refusal> {
+    let parameterised = |l: &&String| PARAMETERISED.iter().any(|(f, s)| is_header(l, f, s));
+    let value = |l: &String| l.split_once(':').map_or("", |(_, v)| v).to_string();
+    let bad = lines
+        .iter()
+        .filter(parameterised)
+        .any(|l| has_empty_element(&value(l)));
+    bad.then_some(("empty_parameter", 400))
+}
+
+/// A `;` or `,` with nothing before it (since the start or the last
+/// separator) or nothing after it, outside quoted strings and `<...>`.
+fn has_empty_element(value: &str) -> bool {
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    // Whether the element being read has anything in it yet.
+    let mut filled = false;
+    for c in value.chars() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        if angle {
+            angle = c != '>';
+            continue;
+        }
+        match c {
+            ';' | ',' if !filled => return true,
+            ';' | ',' => filled = false,
+            c if c.is_whitespace() => {}
+            c => {
+                filled = true;
+                quoted = c == '"';
+                angle = c == '<';
+            }
+        }
+    }
+    !filled && value.trim_end().ends_with([';', ','])
 }
 
 /// `<...>` around the URI (§3.1.2.7) or URI headers (§3.1.2.11) are not
@@ -192,6 +248,26 @@ mod tests {
         assert!(!quotes_balance(r#"From: "escaped end\" <sip:a@b>"#));
         // A lone quote is legal in a Call-ID, which is not checked.
         assert_eq!(unbalanced_quotes(&lines("Call-ID: a\"b")), None);
+    }
+
+    #[test]
+    fn empty_parameters_and_list_elements() {
+        assert!(has_empty_element(" SIP/2.0/UDP 192.0.2.15;;,;,,"));
+        assert!(has_empty_element(" \"Joe\" <sip:joe@example.org>;;;;"));
+        assert!(has_empty_element(" <sip:a@b>;"));
+        assert!(has_empty_element(" , <sip:a@b>"));
+        assert!(!has_empty_element(
+            " SIP/2.0/UDP 192.0.2.15;branch=z9hG4bK1;rport"
+        ));
+        assert!(!has_empty_element(" \";;,,\" <sip:a@b;;>;tag=1, <sip:c@d>"));
+        assert!(!has_empty_element(
+            " sip:caller@example.net;tag=134161461246"
+        ));
+        let bad = lines("Via: SIP/2.0/UDP h;;\r\nFrom: <sip:a@b>;tag=1\r\n");
+        assert_eq!(empty_elements(&bad), Some(("empty_parameter", 400)));
+        // Other headers may hold such text.
+        let other = lines("Subject: ;;,,\r\nFrom: <sip:a@b>;tag=1\r\n");
+        assert_eq!(empty_elements(&other), None);
     }
 
     #[test]
