@@ -40,22 +40,10 @@ pub(super) fn canonical(msg: &[u8]) -> Option<Vec<u8>> {
 /// `value` without whitespace around separators, outside quotes and `<>`.
 fn tight(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    let (mut quoted, mut escaped, mut angle) = (false, false, false);
     let mut pending_space = false;
-    for c in value.chars() {
-        if quoted {
+    for (c, bare) in bare_chars(value) {
+        if !bare {
             out.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-            continue;
-        }
-        if angle {
-            out.push(c);
-            angle = c != '>';
             continue;
         }
         if c.is_whitespace() {
@@ -71,10 +59,33 @@ fn tight(value: &str) -> String {
         }
         pending_space = false;
         out.push(c);
-        quoted = c == '"';
-        angle = c == '<';
     }
     out
+}
+
+/// Each char of a header value, and whether it stands outside quoted
+/// strings and `<...>`: an opening `"` or `<` does, what follows it up to
+/// and with the closing one does not.
+pub(super) fn bare_chars(value: &str) -> impl Iterator<Item = (char, bool)> + '_ {
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    value.chars().map(move |c| {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            return (c, false);
+        }
+        if angle {
+            angle = c != '>';
+            return (c, false);
+        }
+        quoted = c == '"';
+        angle = c == '<';
+        (c, true)
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! cases the way RFC 3261 asks.
 
 use super::ingress::is_header;
+use super::ingress_canon::bare_chars;
 
 /// Why a request is refused (the counted reason) and with which code.
 pub(crate) type Refusal = (&'static str, u16);
@@ -59,32 +60,15 @@ fn empty_elements(lines: &[String]) -> Option<Refusal> {
 /// A `;` or `,` with nothing before it (since the start or the last
 /// separator) or nothing after it, outside quoted strings and `<...>`.
 fn has_empty_element(value: &str) -> bool {
-    let (mut quoted, mut escaped, mut angle) = (false, false, false);
     // Whether the element being read has anything in it yet.
     let mut filled = false;
-    for c in value.chars() {
-        if quoted {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-            continue;
-        }
-        if angle {
-            angle = c != '>';
-            continue;
-        }
+    for (c, bare) in bare_chars(value) {
         match c {
+            _ if !bare => {}
             ';' | ',' if !filled => return true,
             ';' | ',' => filled = false,
             c if c.is_whitespace() => {}
-            c => {
-                filled = true;
-                quoted = c == '"';
-                angle = c == '<';
-            }
+            _ => filled = true,
         }
     }
     !filled && value.trim_end().ends_with([';', ','])
