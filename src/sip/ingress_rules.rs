@@ -33,6 +33,7 @@ pub(crate) fn syntax(method: &str, uri: &str, lines: &[String]) -> Option<Refusa
         .or_else(|| repeated(lines))
         .or_else(|| unbalanced_quotes(lines))
         .or_else(|| empty_elements(lines))
+        .or_else(|| comma_in_address(lines))
         .or_else(|| cseq_mismatch(method, lines))
 }
 
@@ -49,12 +50,16 @@ const PARAMETERISED: [(&str, &str); 6] = [
 
 fn empty_elements(lines: &[String]) -> Option<Refusal> {
     let parameterised = |l: &&String| PARAMETERISED.iter().any(|(f, s)| is_header(l, f, s));
-    let value = |l: &String| l.split_once(':').map_or("", |(_, v)| v).to_string();
     let bad = lines
         .iter()
         .filter(parameterised)
-        .any(|l| has_empty_element(&value(l)));
+        .any(|l| has_empty_element(value(l)));
     bad.then_some(("empty_parameter", 400))
+}
+
+/// What follows the header name and colon.
+fn value(line: &str) -> &str {
+    line.split_once(':').map_or("", |(_, v)| v)
 }
 
 /// A `;` or `,` with nothing before it (since the start or the last
@@ -72,6 +77,18 @@ fn has_empty_element(value: &str) -> bool {
         }
     }
     !filled && value.trim_end().ends_with([';', ','])
+}
+
+/// From and To hold one address: a comma outside quotes and `<...>` is a
+/// display name that needed quotes (RFC 4475 §3.1.2.15, `Bell, Alexander`)
+/// or a URI that needed brackets (RFC 3261 §20.10).
+fn comma_in_address(lines: &[String]) -> Option<Refusal> {
+    let address = |l: &&String| is_header(l, "from", "f") || is_header(l, "to", "t");
+    let bad = lines
+        .iter()
+        .filter(address)
+        .any(|l| bare_chars(value(l)).any(|(c, bare)| bare && c == ','));
+    bad.then_some(("bad_header", 400))
 }
 
 /// `<...>` around the URI (§3.1.2.7) or URI headers (§3.1.2.11) are not
@@ -252,6 +269,16 @@ mod tests {
         // Other headers may hold such text.
         let other = lines("Subject: ;;,,\r\nFrom: <sip:a@b>;tag=1\r\n");
         assert_eq!(empty_elements(&other), None);
+    }
+
+    #[test]
+    fn an_unquoted_comma_in_from_or_to_is_refused() {
+        let baddn = lines("From: Bell, Alexander <sip:a.g.bell@example.com>;tag=43\r\n");
+        assert_eq!(comma_in_address(&baddn), Some(("bad_header", 400)));
+        let quoted = lines("t: \"Watson, Thomas\" <sip:t,w@example.org>\r\n");
+        assert_eq!(comma_in_address(&quoted), None);
+        let contact = lines("Contact: <sip:a@b>, <sip:c@d>\r\n");
+        assert_eq!(comma_in_address(&contact), None);
     }
 
     #[test]
