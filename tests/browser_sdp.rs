@@ -170,15 +170,7 @@ async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
     let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
         .await
         .unwrap();
-    let mut sig = signaling(&gw).await;
-    sig.send(json!({"type":"hello","user":"alice"}))
-        .await
-        .unwrap();
-    // The hello is handled before any later message: a round trip proves it.
-    sig.send(json!({"type":"hangup","call_id":"sync"}))
-        .await
-        .unwrap();
-    assert_eq!(sig.recv(T).await.unwrap()["code"], "unknown_call");
+    let mut sig = common::online(&gw, "alice").await;
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rtp.local_addr().unwrap().port();
     let good_pwd = "browserpassword0123456789";

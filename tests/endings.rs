@@ -227,16 +227,7 @@ async fn a_browser_hangup_of_an_incoming_call_is_answered_at_once_when_the_calle
     config.auth.allow_dynamic_users = true;
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();
     let sip = gw.sip_addr(Transport::Udp).unwrap();
-    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
-        .await
-        .unwrap();
-    sig.send(json!({"type":"hello","user":"alice"}))
-        .await
-        .unwrap();
-    sig.send(json!({"type":"hangup","call_id":"sync"}))
-        .await
-        .unwrap();
-    assert_eq!(sig.recv(T).await.unwrap()["code"], "unknown_call");
+    let mut sig = common::online(&gw, "alice").await;
     invite_from(&peer, sip, "alice").await;
     let (browser, call_id) = common::accept_incoming(&mut sig).await;
     ack_the_answer(&peer, sip).await;
@@ -290,16 +281,7 @@ async fn simultaneous_calls_never_exceed_max_calls() {
     config.limits.per_user_calls = 100;
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();
     let sip = gw.sip_addr(Transport::Udp).unwrap();
-    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
-        .await
-        .unwrap();
-    sig.send(json!({"type":"hello","user":"alice"}))
-        .await
-        .unwrap();
-    sig.send(json!({"type":"hangup","call_id":"sync"}))
-        .await
-        .unwrap();
-    assert_eq!(sig.recv(T).await.unwrap()["code"], "unknown_call");
+    let sig = common::online(&gw, "alice").await;
     let mut peers = Vec::new();
     for _ in 0..CALLS {
         peers.push(SilentPeer::bind().await);

@@ -73,15 +73,7 @@ impl Rig {
 
     /// A browser session logged in as `user`.
     async fn session(&self, user: &str) -> Signaling {
-        let url = format!("ws://{}/ws", self.gateway.http_addr());
-        let mut sig = Signaling::connect(&url).await.unwrap();
-        sig.send(json!({"type":"hello","user":user})).await.unwrap();
-        // The hello is handled before any later message: a round trip proves it.
-        sig.send(json!({"type":"hangup","call_id":"sync"}))
-            .await
-            .unwrap();
-        assert_eq!(sig.recv(T).await.unwrap()["code"], "unknown_call");
-        sig
+        common::online(&self.gateway, user).await
     }
 
     /// The PBX calls `user` with a PCMU offer on `rtp`.

@@ -128,6 +128,22 @@ pub async fn echo_uas(stop: &tokio_util::sync::CancellationToken) -> siphon::sip
         .unwrap()
 }
 
+/// A WebSocket to `gateway` logged in as `user`, once siphon has taken the
+/// hello (a round trip proves it: messages are handled in order).
+pub async fn online(gateway: &siphon::gateway::Gateway, user: &str) -> Signaling {
+    let url = format!("ws://{}/ws", gateway.http_addr());
+    let mut sig = Signaling::connect(&url).await.unwrap();
+    sig.send(serde_json::json!({"type":"hello","user":user}))
+        .await
+        .unwrap();
+    sig.send(serde_json::json!({"type":"hangup","call_id":"sync"}))
+        .await
+        .unwrap();
+    let sync = sig.recv(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(sync["code"], "unknown_call", "{sync}");
+    sig
+}
+
 /// Places a G.711 call to `1000` on `sig` and returns the browser once the
 /// answer is applied and ICE/DTLS are up.
 pub async fn answered_call(sig: &mut Signaling, call_id: &str) -> Browser {
