@@ -13,7 +13,7 @@ use serde_json::json;
 use siphon::config::{Config, UserConfig};
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
-use siphon::sip::{InboundPolicy, OutboundInvite, SipEndpoint, SipSettings, Transport, UacEvent};
+use siphon::sip::{OutboundInvite, Transport, UacEvent};
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(10);
@@ -157,19 +157,7 @@ async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
     })
     .await;
     let stop = CancellationToken::new();
-    let settings = SipSettings {
-        udp: Some("127.0.0.1:0".parse().unwrap()),
-        tcp: None,
-        tls: None,
-        public_ip: "127.0.0.1".parse().unwrap(),
-        domain: "pbx.test".into(),
-        user_agent: "test-pbx".into(),
-        max_message_bytes: 65535,
-        inbound: InboundPolicy::default(),
-    };
-    let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
-        .await
-        .unwrap();
+    let pbx = common::test_pbx("127.0.0.1:0".parse().unwrap(), &stop).await;
     let mut sig = common::online(&gw, "alice").await;
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rtp.local_addr().unwrap().port();

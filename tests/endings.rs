@@ -313,13 +313,12 @@ async fn the_echo_extension_takes_at_most_max_calls() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sip_transport_error_reaches_the_browser_as_503_at_once() {
-    // A TCP trunk whose port refuses connections.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let trunk = closed.local_addr().unwrap();
-    drop(closed);
-    let mut config = common::loopback_config(63500);
+/// A gateway whose trunk is `trunk` over TCP, and a browser call to it.
+async fn call_over_tcp_trunk(
+    rtp_base: u16,
+    trunk: SocketAddr,
+) -> (Gateway, Signaling, common::Browser) {
+    let mut config = common::loopback_config(rtp_base);
     config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.sip.trunk.uri = Some(format!("sip:{trunk};transport=tcp"));
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();
@@ -331,6 +330,16 @@ async fn a_sip_transport_error_reaches_the_browser_as_503_at_once() {
     sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
         .await
         .unwrap();
+    (gw, sig, browser)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_transport_error_reaches_the_browser_as_503_at_once() {
+    // A TCP trunk whose port refuses connections.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trunk = closed.local_addr().unwrap();
+    drop(closed);
+    let (gw, mut sig, browser) = call_over_tcp_trunk(63500, trunk).await;
     let hangup = sig.recv_type("hangup", AT_ONCE).await.unwrap();
     assert_eq!(hangup["code"], 503, "{hangup}");
     let reason = hangup["reason"].as_str().unwrap();
@@ -355,18 +364,7 @@ async fn a_tcp_trunk_that_never_completes_the_handshake_is_503_within_5_s() {
             queued.push(s);
         }
     }
-    let mut config = common::loopback_config(63560);
-    config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.trunk.uri = Some(format!("sip:{trunk};transport=tcp"));
-    let gw = Gateway::start(config, Metrics::new()).await.unwrap();
-    let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
-        .await
-        .unwrap();
-    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
+    let (gw, mut sig, browser) = call_over_tcp_trunk(63560, trunk).await;
     let hangup = sig
         .recv_type("hangup", Duration::from_secs(5) + AT_ONCE)
         .await

@@ -11,9 +11,7 @@ use serde_json::{json, Value};
 use siphon::config::{Config, UserConfig};
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
-use siphon::sip::{
-    InboundPolicy, OutboundInvite, SipEndpoint, SipSettings, Transport, UacEvent, UacHandle,
-};
+use siphon::sip::{OutboundInvite, SipEndpoint, Transport, UacEvent, UacHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -50,19 +48,7 @@ impl Rig {
             .to_vec();
         let metrics = Metrics::new();
         let gateway = Gateway::start(config, metrics.clone()).await.unwrap();
-        let settings = SipSettings {
-            udp: Some("127.0.0.1:0".parse().unwrap()),
-            tcp: None,
-            tls: None,
-            public_ip: "127.0.0.1".parse().unwrap(),
-            domain: "pbx.test".into(),
-            user_agent: "test-pbx".into(),
-            max_message_bytes: 65535,
-            inbound: InboundPolicy::default(),
-        };
-        let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
-            .await
-            .unwrap();
+        let pbx = common::test_pbx("127.0.0.1:0".parse().unwrap(), &stop).await;
         Rig {
             gateway,
             metrics,

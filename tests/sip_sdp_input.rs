@@ -16,7 +16,7 @@ use serde_json::json;
 use siphon::config::{Config, UserConfig};
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
-use siphon::sip::{InboundPolicy, OutboundInvite, SipEndpoint, SipSettings, UacEvent};
+use siphon::sip::{OutboundInvite, UacEvent};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -217,19 +217,7 @@ async fn reinvite_with_broken_sdp_mid_call_gets_488_and_the_call_goes_on() {
     let base = 21940;
     let mut rig = Rig::start(base).await;
     let stop = CancellationToken::new();
-    let settings = SipSettings {
-        udp: Some(addr(base + 4)),
-        tcp: None,
-        tls: None,
-        public_ip: "127.0.0.1".parse().unwrap(),
-        domain: "pbx.test".into(),
-        user_agent: "test-pbx".into(),
-        max_message_bytes: 65535,
-        inbound: InboundPolicy::default(),
-    };
-    let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
-        .await
-        .unwrap();
+    let pbx = common::test_pbx(addr(base + 4), &stop).await;
     let pbx_rtp = StdUdp::bind(addr(base + 5)).unwrap();
     let good = offer(
         &format!("m=audio {} RTP/AVP 0", base + 5),

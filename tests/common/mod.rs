@@ -144,6 +144,27 @@ pub async fn online(gateway: &siphon::gateway::Gateway, user: &str) -> Signaling
     sig
 }
 
+/// A SIP endpoint standing in for a PBX on UDP `udp` (port 0 for any),
+/// with no users of its own: it places calls to the gateway.
+pub async fn test_pbx(
+    udp: std::net::SocketAddr,
+    stop: &tokio_util::sync::CancellationToken,
+) -> siphon::sip::SipEndpoint {
+    let settings = siphon::sip::SipSettings {
+        udp: Some(udp),
+        tcp: None,
+        tls: None,
+        public_ip: "127.0.0.1".parse().unwrap(),
+        domain: "pbx.test".into(),
+        user_agent: "test-pbx".into(),
+        max_message_bytes: 65535,
+        inbound: siphon::sip::InboundPolicy::default(),
+    };
+    siphon::sip::SipEndpoint::start(settings, siphon::metrics::Metrics::new(), stop.clone())
+        .await
+        .unwrap()
+}
+
 /// Places a G.711 call to `1000` on `sig` and returns the browser once the
 /// answer is applied and ICE/DTLS are up.
 pub async fn answered_call(sig: &mut Signaling, call_id: &str) -> Browser {
