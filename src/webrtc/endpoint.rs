@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rtc_srtp::crypto::providers::RingCrypto;
@@ -27,6 +27,17 @@ pub struct IceRestart {
     pub remote_ufrag: String,
     /// The browser's new pwd.
     pub remote_pwd: String,
+}
+
+/// dimpl's defaults: DTLS 1.2/1.3, client certificate required, 1150-byte
+/// MTU. Building a `Config` validates its crypto provider by running every
+/// key exchange group and signature check once (a dozen elliptic-curve
+/// operations), so one immutable config is built per process and shared.
+fn dtls_config() -> Arc<dimpl::Config> {
+    static CONFIG: OnceLock<Arc<dimpl::Config>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| Arc::new(dimpl::Config::default()))
+        .clone()
 }
 
 /// The WebRTC engine for one shared UDP port.
@@ -55,8 +66,7 @@ impl Endpoint {
     pub fn new(identity: Arc<Identity>) -> Self {
         Endpoint {
             identity,
-            // Defaults: DTLS 1.2/1.3, client certificate required, 1150-byte MTU.
-            dtls_config: Arc::new(dimpl::Config::default()),
+            dtls_config: dtls_config(),
             crypto: RingCrypto,
             legs: FxHashMap::default(),
             by_ufrag: HashMap::new(),
