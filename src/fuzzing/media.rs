@@ -11,7 +11,8 @@ use crate::media::rewrite::{PtMap, StreamRewriter};
 use crate::media::rtcp;
 use crate::srtp::{SrtpContext, SrtpProfile};
 use crate::webrtc::{
-    DtlsRole, Endpoint, Identity, LegConfig, DEFAULT_CONSENT_TIMEOUT, DEFAULT_DISCONNECT_TIMEOUT,
+    DtlsRole, Endpoint, Identity, LegConfig, Receive, DEFAULT_CONSENT_TIMEOUT,
+    DEFAULT_DISCONNECT_TIMEOUT,
 };
 
 /// The relay's receive buffer and the most it lets one datagram fill.
@@ -29,7 +30,7 @@ pub(crate) const BROWSER_UFRAG: &str = "fuzzbr01";
 const BROWSER_PWD: &str = "fuzzbrowserpassword0123";
 
 /// Every SRTP profile; the first input byte picks one.
-const PROFILES: [SrtpProfile; 4] = [
+pub(crate) const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::Aes128CmHmacSha1_80,
     SrtpProfile::Aes128CmHmacSha1_32,
     SrtpProfile::AeadAes128Gcm,
@@ -91,10 +92,32 @@ pub fn records(datagrams: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// The browser's SRTP master key (`key || salt`) in a keyed input, and
+/// the gateway's; `srtp_unprotect` and the seeds use the browser's too.
+pub(crate) fn srtp_key(profile: SrtpProfile, byte: u8) -> Vec<u8> {
+    vec![byte; profile.key_len() + profile.salt_len()]
+}
+pub(crate) const BROWSER_KEY_BYTE: u8 = 0x5a;
+const GW_KEY_BYTE: u8 = 0xa5;
+
+/// The first byte of a [`webrtc_receive`] input: bit 0 picks the gateway's
+/// DTLS role; bit 1 puts SRTP keys in place as if the handshake had
+/// finished, bits 2–3 picking their profile.
+pub(crate) fn webrtc_flags(client: bool, keyed: Option<usize>) -> u8 {
+    let keyed = keyed.map_or(0, |p| 2 | (p as u8 & 3) << 2);
+    u8::from(client) | keyed
+}
+
 /// Datagrams on the shared WebRTC port from a browser whose check already
-/// nominated its address. The first byte's low bit picks the gateway's DTLS
-/// role; the rest is [`datagrams`] arriving 100 ms apart.
+/// nominated its address: the first byte is [`webrtc_flags`], the rest is
+/// [`datagrams`] arriving 100 ms apart.
 pub fn webrtc_receive(data: &[u8]) {
+    webrtc_receive_each(data, |_| {});
+}
+
+/// [`webrtc_receive`], telling `seen` what became of each datagram (the
+/// nominating check first).
+pub(crate) fn webrtc_receive_each(data: &[u8], mut seen: impl FnMut(Receive)) {
     let (Some(identity), Some((&flags, rest))) = (identity(), data.split_first()) else {
         return;
     };
@@ -107,12 +130,22 @@ pub fn webrtc_receive(data: &[u8]) {
     if ep.add_leg(1, leg_config(role), t0).is_err() {
         return;
     }
+    if flags & 2 != 0 {
+        let profile = PROFILES[usize::from(flags >> 2) & 3];
+        let (local, remote) = (
+            srtp_key(profile, GW_KEY_BYTE),
+            srtp_key(profile, BROWSER_KEY_BYTE),
+        );
+        if ep.install_srtp_keys(1, profile, local, remote).is_err() {
+            return;
+        }
+    }
     let mut buf = [0u8; BUF];
     let mut now = t0;
     for datagram in std::iter::once(nominating_check()).chain(datagrams(rest)) {
         let len = datagram.len().min(MAX_RECV);
         buf[..len].copy_from_slice(&datagram[..len]);
-        let _ = ep.handle_receive(now, BROWSER, &mut buf, len);
+        seen(ep.handle_receive(now, BROWSER, &mut buf, len));
         ep.handle_timeout(now);
         while ep.poll_transmit().is_some() {}
         while ep.poll_event().is_some() {}
@@ -127,7 +160,7 @@ pub fn srtp_unprotect(data: &[u8]) {
         return;
     };
     let profile = PROFILES[usize::from(pick) % PROFILES.len()];
-    let key = vec![0x5a; profile.key_len() + profile.salt_len()];
+    let key = srtp_key(profile, BROWSER_KEY_BYTE);
     let context = || SrtpContext::new(profile, &key, &RingCrypto).ok();
     let (Some(mut rx), Some(mut tx), Some(mut rx_ok)) = (context(), context(), context()) else {
         return;

@@ -14,7 +14,9 @@ use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{Message, Setter, TransactionId, BINDING_REQUEST};
 use rtc_stun::textattrs::TextAttribute;
 
-use super::media::{records, BROWSER_UFRAG, GW_PWD, GW_UFRAG};
+use super::media::{
+    records, srtp_key, webrtc_flags, BROWSER_KEY_BYTE, BROWSER_UFRAG, GW_PWD, GW_UFRAG, PROFILES,
+};
 use super::seeds::Seeds;
 use crate::srtp::{SrtpContext, SrtpProfile};
 use crate::webrtc::Identity;
@@ -79,13 +81,14 @@ pub(super) fn webrtc_seeds() -> Seeds {
             out.push((format!("{name}_{role}"), seed));
         }
     }
-    let media: [&[u8]; 2] = [&rtp_packet(), &sr_sdes()];
+    let media: [&[u8]; 2] = [&rtp_packet(7), &sr_sdes()];
     out.push(("rtp_rtcp".into(), [&[0u8][..], &records(&media)].concat()));
+    out.extend(keyed_media_seeds());
     out
 }
 
-fn rtp_packet() -> Vec<u8> {
-    let mut p = vec![0x80, 111, 0, 7, 0, 0, 3, 0xc0, 0, 0, 0xde, 0xad];
+fn rtp_packet(seq: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 111, 0, seq, 0, 0, 3, 0xc0, 0, 0, 0xde, 0xad];
     p.extend_from_slice(&[0xfc; 40]);
     p
 }
@@ -110,31 +113,71 @@ pub(super) fn rr_bye() -> Vec<u8> {
     p
 }
 
+/// What the browser sends under `profile` with the targets' browser key:
+/// each plain packet protected in turn, as SRTP or (`rtcp`) SRTCP.
+fn protected(profile: SrtpProfile, packets: &[(bool, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let key = srtp_key(profile, BROWSER_KEY_BYTE);
+    let Ok(mut tx) = SrtpContext::new(profile, &key, &RingCrypto) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (rtcp, plain) in packets {
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 64, 0);
+        let sent = match rtcp {
+            false => tx.protect_rtp(&mut buf, plain.len()),
+            true => tx.protect_rtcp(&mut buf, plain.len()),
+        };
+        if let Ok(n) = sent {
+            out.push(buf[..n].to_vec());
+        }
+    }
+    out
+}
+
+/// The two profile picks the seeds use: AES-CM with an 80-bit tag, and GCM.
+const SEED_PROFILES: [usize; 2] = [0, 2];
+
+/// Media on a keyed leg: two packets, the first again (a replay), SRTCP,
+/// and a packet sent in the clear.
+fn keyed_media_seeds() -> Seeds {
+    let mut out = Vec::new();
+    for pick in SEED_PROFILES {
+        let sent = [
+            (false, rtp_packet(7)),
+            (false, rtp_packet(8)),
+            (true, sr_sdes()),
+            (true, rr_bye()),
+        ];
+        let mut datagrams = protected(PROFILES[pick], &sent);
+        if let Some(first) = datagrams.first().cloned() {
+            datagrams.push(first);
+        }
+        datagrams.push(rtp_packet(9));
+        let refs: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
+        let flags = webrtc_flags(false, Some(pick));
+        out.push((
+            format!("keyed_{pick}"),
+            [&[flags][..], &records(&refs)].concat(),
+        ));
+    }
+    out
+}
+
 pub(super) fn srtp_seeds() -> Seeds {
     let mut out = Vec::new();
-    for (pick, profile) in [SrtpProfile::Aes128CmHmacSha1_80, SrtpProfile::AeadAes128Gcm]
-        .into_iter()
-        .enumerate()
-    {
-        let pick = if pick == 0 { 0u8 } else { 2 };
-        let key = vec![0x5a; profile.key_len() + profile.salt_len()];
-        let Ok(mut tx) = SrtpContext::new(profile, &key, &RingCrypto) else {
-            continue;
-        };
-        for (kind, plain) in [("rtp", rtp_packet()), ("rtcp", sr_sdes())] {
-            let mut buf = plain.clone();
-            buf.resize(plain.len() + 64, 0);
-            let sent = match kind {
-                "rtp" => tx.protect_rtp(&mut buf, plain.len()),
-                _ => tx.protect_rtcp(&mut buf, plain.len()),
-            };
-            if let Ok(n) = sent {
-                out.push((format!("{kind}_{pick}"), [&[pick][..], &buf[..n]].concat()));
-            }
+    for pick in SEED_PROFILES {
+        let profile = PROFILES[pick];
+        let sent = [(false, rtp_packet(7)), (true, sr_sdes())];
+        for (kind, packet) in ["rtp", "rtcp"].into_iter().zip(protected(profile, &sent)) {
+            out.push((
+                format!("{kind}_{pick}"),
+                [&[pick as u8][..], &packet].concat(),
+            ));
         }
         out.push((
             format!("plain_{pick}"),
-            [&[pick][..], &rtp_packet()].concat(),
+            [&[pick as u8][..], &rtp_packet(7)].concat(),
         ));
     }
     out

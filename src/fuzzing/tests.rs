@@ -67,6 +67,34 @@ fn webrtc_check_nominates_so_dtls_is_reached() {
     );
 }
 
+/// A keyed seed reaches SRTP and SRTCP behind `handle_receive`: what the
+/// browser protected comes out, a replay and a clear packet do not.
+#[test]
+fn keyed_webrtc_seeds_reach_srtp() {
+    use crate::webrtc::DropReason;
+    let seeds = seeds("webrtc_receive");
+    for pick in ["keyed_0", "keyed_2"] {
+        let (_, seed) = seeds.iter().find(|(n, _)| n == pick).expect("keyed seed");
+        let mut got = Vec::new();
+        super::media::webrtc_receive_each(seed, |r| got.push(r));
+        let kinds: Vec<&str> = got
+            .iter()
+            .map(|r| match r {
+                Receive::Handled => "handled",
+                Receive::Rtp { .. } => "rtp",
+                Receive::Rtcp { .. } => "rtcp",
+                Receive::Dropped(DropReason::SrtpReplay) => "replay",
+                Receive::Dropped(_) => "dropped",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["handled", "rtp", "rtp", "rtcp", "rtcp", "replay", "dropped"],
+            "{pick}: {got:?}"
+        );
+    }
+}
+
 #[test]
 fn jwt_seed_verifies_and_resigning_keeps_it_valid() {
     let (_, token) = seeds("jwt")
@@ -87,7 +115,7 @@ fn srtp_seeds_authenticate_under_the_target_key() {
     let seeds = seeds("srtp_unprotect");
     let (_, rtp) = seeds.iter().find(|(n, _)| n == "rtp_0").expect("rtp seed");
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
-    let key = vec![0x5a; profile.key_len() + profile.salt_len()];
+    let key = super::media::srtp_key(profile, super::media::BROWSER_KEY_BYTE);
     let mut rx = SrtpContext::new(profile, &key, &RingCrypto).expect("context");
     let mut buf = rtp[1..].to_vec();
     let len = buf.len();

@@ -96,6 +96,26 @@ impl Endpoint {
         Ok(())
     }
 
+    /// SRTP keys for leg `id` as if its handshake had just finished: each
+    /// `key || salt`, `remote` unprotecting what the peer sends. Only the
+    /// fuzz target uses it.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn install_srtp_keys(
+        &mut self,
+        id: LegId,
+        profile: super::SrtpProfile,
+        local: Vec<u8>,
+        remote: Vec<u8>,
+    ) -> Result<(), WebRtcError> {
+        let leg = self.legs.get_mut(&id).ok_or(WebRtcError::UnknownLeg(id))?;
+        let keys = super::dtls::SrtpKeys {
+            profile,
+            local,
+            remote,
+        };
+        leg.install_srtp_keys(&keys, &self.crypto)
+    }
+
     /// Removes a leg and every route to it.
     pub fn remove_leg(&mut self, id: LegId) {
         let Some(leg) = self.legs.remove(&id) else {

@@ -53,6 +53,19 @@ impl Leg {
         })
     }
 
+    /// Puts the keys in place as a finished handshake would, so the fuzz
+    /// target reaches SRTP and SRTCP behind `handle_receive` (a fuzzer
+    /// cannot forge the peer's Finished).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn install_srtp_keys(
+        &mut self,
+        keys: &SrtpKeys,
+        crypto: &dyn RTCCrypto,
+    ) -> Result<(), WebRtcError> {
+        self.srtp = Some(build_srtp(keys, crypto)?);
+        Ok(())
+    }
+
     /// False once the leg failed or closed: DTLS records have no consumer.
     pub fn dtls_alive(&self) -> bool {
         self.dtls.is_some()
