@@ -3,6 +3,7 @@
 //! and siphon share the process); `siphon-load` against a pinned siphon
 //! gives the real ones.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use siphon::config::Config;
@@ -20,7 +21,7 @@ async fn a_small_ramp_reports_every_figure() {
             listen: "127.0.0.1:0".parse().unwrap(),
             rtp_ip: "127.0.0.1".parse().unwrap(),
             behavior: EchoBehavior {
-                stamp_passes: true,
+                tap: Some(Arc::new(load::stamp::PassStamper)),
                 ..Default::default()
             },
         },

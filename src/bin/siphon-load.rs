@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -134,7 +135,7 @@ async fn run(args: &Args) -> Result<(), String> {
         listen: args.uas,
         rtp_ip: args.uas.ip(),
         behavior: EchoBehavior {
-            stamp_passes: true,
+            tap: Some(Arc::new(load::stamp::PassStamper)),
             ..Default::default()
         },
     };

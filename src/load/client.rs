@@ -18,6 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::peer::{self, Answer, ClientIdentity, Offer, Srtp};
 use super::stamp::{self, Stamps};
 use super::stats::{Counters, Jitter};
+use crate::media::rx_time;
 
 /// G.711 at 8 kHz: 20 ms is 160 samples of one byte.
 const PAYLOAD: usize = 160;
@@ -130,7 +131,7 @@ pub async fn set_up(
     let sock = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("udp bind: {e}"))?;
-    stamp::enable_rx_timestamps(&sock).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
+    rx_time::enable(&sock).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     let mut ws = connect_ws(ws_url).await?;
     expect_type(&mut ws, "welcome").await?;
@@ -325,7 +326,7 @@ async fn stream(
                     }
                 }
             }
-            r = stamp::recv_from(&leg.sock, &mut buf) => {
+            r = rx_time::recv_from(&leg.sock, &mut buf) => {
                 let Ok((n, _, kernel_rx)) = r else { continue };
                 match leg.open(&buf[..n]) {
                     Datagram::Other => {}

@@ -6,6 +6,7 @@ pub mod pool;
 pub mod relay;
 pub mod rewrite;
 pub mod rtcp;
+pub mod rx_time;
 
 use std::net::SocketAddr;
 

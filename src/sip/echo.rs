@@ -61,10 +61,18 @@ pub struct EchoBehavior {
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
     pub early_media: bool,
-    /// For the load tool: write the kernel's receive time and the echo's
-    /// send time into payloads that carry the load tool's stamps, so that
-    /// it measures each pass through siphon on its own (see `load::stamp`).
-    pub stamp_passes: bool,
+    /// Sees each RTP packet the echo returns (the load tool installs one
+    /// that stamps its payloads); none for a plain echo.
+    pub tap: Option<Arc<dyn EchoTap>>,
+}
+
+/// A hook on the echo's media: called for each RTP packet it is about to
+/// send back, with the kernel's receive time of the packet in µs since the
+/// UNIX epoch. With a tap installed the echo asks the kernel for receive
+/// times (`SO_TIMESTAMPNS`).
+pub trait EchoTap: Send + Sync + std::fmt::Debug {
+    /// May rewrite `rtp` in place (its length stays).
+    fn on_echo(&self, rtp: &mut [u8], received_us: u64);
 }
 
 /// A digest challenge the echo issues and verifies.
@@ -402,11 +410,11 @@ impl Echo {
     /// Start echoing on `ports` unless that already happened (early media).
     fn echo_on(&self, ports: &mut Option<PortPair>, stop: &CancellationToken, session: &Session) {
         if let Some(p) = ports.take() {
-            let stamp = self.settings.behavior.stamp_passes;
+            let tap = self.settings.behavior.tap.clone();
             p.spawn_echo(
                 self.echoed.clone(),
                 stop.clone(),
-                stamp,
+                tap,
                 session.sending.clone(),
             );
         }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::load::stamp;
+use super::echo::EchoTap;
+use crate::media::rx_time;
 
 /// Attempts at finding a free port pair before giving up.
 const PAIR_ATTEMPTS: usize = 32;
@@ -45,26 +46,26 @@ impl PortPair {
     }
 
     /// Echo both sockets until `stop`, counting packets into `echoed`;
-    /// with `stamp`, RTP carrying the load tool's stamps is stamped again.
+    /// with a `tap`, each RTP packet passes through it before going back.
     /// RTP goes back only while `sending` (the peer receives); RTCP always.
     pub fn spawn_echo(
         self,
         echoed: Arc<AtomicU64>,
         stop: CancellationToken,
-        stamp: bool,
+        tap: Option<Arc<dyn EchoTap>>,
         sending: Arc<AtomicBool>,
     ) {
-        let stamp = stamp && stamp::enable_rx_timestamps(&self.rtp).is_ok();
+        let tap = tap.filter(|_| rx_time::enable(&self.rtp).is_ok());
         let rtp = Echo {
             echoed: echoed.clone(),
             stop: stop.clone(),
-            stamp,
+            tap,
             sending,
         };
         let rtcp = Echo {
             echoed,
             stop,
-            stamp: false,
+            tap: None,
             sending: Arc::new(AtomicBool::new(true)),
         };
         tokio::spawn(echo(self.rtp, rtp));
@@ -76,7 +77,7 @@ impl PortPair {
 struct Echo {
     echoed: Arc<AtomicU64>,
     stop: CancellationToken,
-    stamp: bool,
+    tap: Option<Arc<dyn EchoTap>>,
     sending: Arc<AtomicBool>,
 }
 
@@ -86,7 +87,7 @@ async fn echo(sock: UdpSocket, e: Echo) {
     let Echo {
         echoed,
         stop,
-        stamp,
+        tap,
         sending,
     } = e;
     let mut buf = vec![0u8; 2048];
@@ -94,7 +95,7 @@ async fn echo(sock: UdpSocket, e: Echo) {
     loop {
         let (n, from, rx) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = recv(&sock, &mut buf, stamp) => match r {
+            r = recv(&sock, &mut buf, tap.is_some()) => match r {
                 Ok(r) => r,
                 // ICMP errors surface here on some systems; keep serving.
                 Err(_) => continue,
@@ -103,8 +104,8 @@ async fn echo(sock: UdpSocket, e: Echo) {
         if *latched.get_or_insert(from) != from || !sending.load(Ordering::Relaxed) {
             continue;
         }
-        if stamp {
-            stamp::restamp(&mut buf[..n], rx, stamp::now_us());
+        if let Some(tap) = &tap {
+            tap.on_echo(&mut buf[..n], rx);
         }
         if sock.send_to(&buf[..n], from).await.is_ok() {
             echoed.fetch_add(1, Ordering::Relaxed);
@@ -112,14 +113,14 @@ async fn echo(sock: UdpSocket, e: Echo) {
     }
 }
 
-/// One datagram, with the kernel's receive time when `stamp` (else 0).
+/// One datagram, with the kernel's receive time when `timed` (else 0).
 async fn recv(
     sock: &UdpSocket,
     buf: &mut [u8],
-    stamp: bool,
+    timed: bool,
 ) -> io::Result<(usize, SocketAddr, u64)> {
-    if stamp {
-        return stamp::recv_from(sock, buf).await;
+    if timed {
+        return rx_time::recv_from(sock, buf).await;
     }
     let (n, from) = sock.recv_from(buf).await?;
     Ok((n, from, 0))

@@ -48,7 +48,9 @@ pub(crate) mod tests;
 use std::net::{IpAddr, SocketAddr};
 
 pub use digest::DigestAlgorithm;
-pub use echo::{EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, ReceivedInvite};
+pub use echo::{
+    EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, EchoTap, ReceivedInvite,
+};
 pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
