@@ -6,18 +6,22 @@ WORKDIR /src
 
 # Dependencies get their own layer, rebuilt only when the manifests change:
 # stub sources let cargo compile every dependency without the real code.
-# scripts/docker-stubs writes one stub per target Cargo.toml declares, read
-# from Cargo.toml itself (explicit paths such as src/bin/siphon-load.rs
-# included), so a new target needs no change here.
+# scripts/docker-stubs writes one stub per target the manifests declare, read
+# from the manifests themselves (the workspace members' too), so a new target
+# needs no change here; a new workspace member needs its Cargo.toml copied.
+# Only the gateway (-p siphon) is built: the load generator and the test
+# peers stay out of the image.
 COPY Cargo.toml Cargo.lock scripts/docker-stubs ./
+COPY crates/load/Cargo.toml crates/load/
+COPY crates/testkit/Cargo.toml crates/testkit/
 RUN sh docker-stubs create \
-    && cargo build --release --locked \
-    && rm -rf src benches tests examples docker-stubs
+    && cargo build --release --locked -p siphon \
+    && rm -rf src benches tests examples crates/*/src docker-stubs
 
 COPY . .
 # Make the real sources newer than the stub artifacts so cargo rebuilds them.
 RUN sh scripts/docker-stubs touch \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p siphon \
     && cp target/release/siphon /usr/local/bin/siphon
 
 # ---- runtime ---------------------------------------------------------------

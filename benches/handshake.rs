@@ -16,8 +16,8 @@ use futures_util::StreamExt;
 use rustls::pki_types::ServerName;
 use siphon::config::Config;
 use siphon::gateway::Gateway;
-use siphon::load::client::ws_request;
 use siphon::metrics::Metrics;
+use siphon_testkit::ws::ws_request;
 use tokio::net::TcpStream;
 
 fn arg(name: &str, default: u64) -> u64 {

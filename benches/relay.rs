@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use clap::Parser;
 // The browsers' WebRTC side is the load generator's.
-use siphon::load::peer;
 
 #[global_allocator]
 static ALLOC: heap::Counting = heap::Counting;

@@ -2,9 +2,11 @@
 //!
 //! Module map (see docs and DESIGN): `config`, `sdp`, `sip`, `webrtc`, `media`,
 //! `call`, `signaling`, `http`, `metrics`, `srtp` (in-place SRTP for both
-//! media legs); `load` is the load generator
-//! behind the `siphon-load` binary; `fuzzing` (tests and the `fuzzing`
-//! feature only) is the door for the fuzz targets in `fuzz/`.
+//! media legs), `gateway` (the calls, the registry and the shutdown),
+//! `connections` and `tls`; `fuzzing` (tests and the `fuzzing` feature
+//! only) is the door for the fuzz targets in `fuzz/`. The load generator
+//! is its own crate, `siphon-load` (crates/load), and the test peers live in
+//! `siphon-testkit` (crates/testkit).
 
 pub mod call;
 pub mod config;
@@ -14,7 +16,6 @@ pub mod connections;
 pub mod fuzzing;
 pub mod gateway;
 pub mod http;
-pub mod load;
 pub mod media;
 pub mod metrics;
 pub mod sdp;

@@ -31,7 +31,7 @@ async fn gateway(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Me
 /// A raw client socket: frames can be written by hand through `get_mut`.
 async fn connect(gw: &Gateway, query: &str) -> Ws {
     let url = format!("ws://{}/ws{query}", gw.http_addr());
-    let request = siphon::load::client::ws_request(&url).unwrap();
+    let request = siphon_testkit::ws::ws_request(&url).unwrap();
     let tcp = TcpStream::connect(gw.http_addr()).await.unwrap();
     // A small read buffer keeps the client's own memory out of the figures.
     let config = WebSocketConfig::default().read_buffer_size(4096);

@@ -136,7 +136,7 @@ async fn a_flood_past_the_fd_limit_is_refused_and_accept_does_not_spin() {
         "{metrics}"
     );
     let url = format!("ws://{}/ws", gw.http_addr());
-    let request = siphon::load::client::ws_request(&url).unwrap();
+    let request = siphon_testkit::ws::ws_request(&url).unwrap();
     let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     drop(ws);
     stop(child);

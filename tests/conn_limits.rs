@@ -199,7 +199,7 @@ async fn a_websocket_holds_its_slot_until_it_closes() {
     })
     .await;
     let url = format!("ws://{}/ws", gw.http_addr());
-    let request = siphon::load::client::ws_request(&url).unwrap();
+    let request = siphon_testkit::ws::ws_request(&url).unwrap();
     let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let mut second = TcpStream::connect(gw.http_addr()).await.unwrap();
     assert!(

@@ -35,7 +35,7 @@ async fn gateway() -> Gateway {
 
 async fn open(gw: &Gateway) -> Ws {
     let url = format!("ws://{}/ws", gw.http_addr());
-    let request = siphon::load::client::ws_request(&url).unwrap();
+    let request = siphon_testkit::ws::ws_request(&url).unwrap();
     let tcp = TcpStream::connect(gw.http_addr()).await.unwrap();
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))

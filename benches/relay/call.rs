@@ -1,4 +1,4 @@
-//! One lightweight browser (the load generator's, `siphon::load::client`):
+//! One lightweight browser (the load generator's, `siphon_load::client`):
 //! places a call over `/ws`, connects ICE and DTLS-SRTP, then sends G.711
 //! packets at 50 pps and counts what the echo sends back, until the
 //! orchestrator moves the phase on.
@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::peer::ClientIdentity;
-use siphon::load::client::{self, next_json, Datagram, Leg};
-use siphon::load::stamp;
+use siphon_load::client::{self, next_json, Datagram, Leg};
+use siphon_load::stamp;
+use siphon_testkit::browser::ClientIdentity;
 
-pub use siphon::load::client::SetupTimes;
+pub use siphon_load::client::SetupTimes;
 
 const PTIME: Duration = Duration::from_millis(20);
 /// Browsers refresh consent every 5 s or so (RFC 7675).

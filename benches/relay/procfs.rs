@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use siphon::load::procfs::parse_stat;
+use siphon_load::procfs::parse_stat;
 
 /// Which part of the process a thread works for, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,5 +86,5 @@ impl CpuSnapshot {
 
 /// Resident set size of this process in bytes (VmRSS).
 pub fn rss_bytes() -> u64 {
-    siphon::load::procfs::rss_bytes(None)
+    siphon_load::procfs::rss_bytes(None)
 }

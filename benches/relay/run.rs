@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 
 use siphon::config::{Config, SrtpMode};
 use siphon::gateway::Gateway;
-use siphon::load::report::quantile;
 use siphon::metrics::{flow, Metrics};
 use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
+use siphon_load::report::quantile;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{self, CallReport, Phase, SetupTimes, Shared};
 use crate::heap::{self, Domain};
-use crate::peer::ClientIdentity;
 use crate::procfs::{self, CpuSnapshot, Group};
 use crate::report::{CpuSeconds, RunResult};
 use crate::Args;
+use siphon_testkit::browser::ClientIdentity;
 
 /// Longer than one relay-loop counter flush (500 ms), so metrics are current.
 const FLUSH_WAIT: Duration = Duration::from_millis(1200);

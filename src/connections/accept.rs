@@ -2,10 +2,11 @@
 //! gate or close at once, and back off when `accept` itself fails.
 
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::task::{Context, Poll, Waker};
 
-use futures_util::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Backoff, Gate, Permit, Refused};
@@ -64,7 +65,7 @@ impl Acceptor {
     async fn failed(&mut self, e: &io::Error) {
         self.gate.accept_failed();
         if out_of_fds(e) && self.spare.take().is_some() {
-            if let Some(Ok((stream, peer))) = self.listener.accept().now_or_never() {
+            if let Some(Ok((stream, peer))) = accept_waiting(&self.listener) {
                 drop(stream);
                 self.gate.refused(Refused::FdExhausted);
                 tracing::debug!(%peer, "out of file descriptors: connection closed");
@@ -74,6 +75,15 @@ impl Acceptor {
         let wait = self.backoff.failed();
         tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "accept failed; backing off");
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// A connection already waiting to be accepted, without waiting for one.
+fn accept_waiting(listener: &TcpListener) -> Option<io::Result<(TcpStream, SocketAddr)>> {
+    let accept = std::pin::pin!(listener.accept());
+    match accept.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
     }
 }
 

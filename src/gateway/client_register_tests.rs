@@ -15,7 +15,7 @@ use crate::sip::Transport;
 async fn session(gw: &Gateway, user: Option<&str>) -> Ws {
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+        tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
             .await
             .unwrap();
     assert_eq!(recv(&mut ws).await["type"], "welcome");

@@ -88,7 +88,7 @@ async fn hold_and_resume_on_the_echo_are_answered_and_audio_comes_back() {
         .unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+        tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
             .await
             .unwrap();
     let leg = answered(&mut ws, "h1", "echo").await;
@@ -140,7 +140,7 @@ async fn a_501_to_the_hold_is_sip_refused_and_the_call_goes_on() {
     let gw = Gateway::start(c, Metrics::new()).await.unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+        tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
             .await
             .unwrap();
     let leg = answered(&mut ws, "r1", "1000").await;

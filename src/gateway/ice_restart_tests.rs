@@ -69,7 +69,7 @@ async fn an_ice_restart_moves_audio_to_a_new_socket_without_sip() {
         .unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+        tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
             .await
             .unwrap();
     recv(&mut ws).await;
@@ -177,7 +177,7 @@ async fn quiet_call(c: crate::config::Config) -> QuietCall {
     let gw = Gateway::start(c, metrics.clone()).await.unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+        tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
             .await
             .unwrap();
     recv(&mut ws).await;

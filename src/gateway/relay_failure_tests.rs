@@ -37,7 +37,7 @@ async fn a_dead_relay_loop_hangs_up_its_calls_and_turns_readyz_503() {
         "HTTP/1.1 200 OK"
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(
-        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+        siphon_testkit::ws::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
     )
     .await
     .unwrap();

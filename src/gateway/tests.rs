@@ -80,7 +80,7 @@ async fn echo_call_carries_audio_and_releases_everything() {
         .unwrap();
     let free = gw.free_rtp_ports();
     let (mut ws, _) = tokio_tungstenite::connect_async(
-        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+        siphon_testkit::ws::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
     )
     .await
     .unwrap();
@@ -140,7 +140,7 @@ async fn echo_call_carries_audio_and_releases_everything() {
 async fn bad_messages_get_errors_and_the_socket_survives() {
     let gw = Gateway::start(config(33100), Metrics::new()).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(
-        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+        siphon_testkit::ws::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
     )
     .await
     .unwrap();
@@ -184,7 +184,7 @@ async fn tokens_are_required_when_configured() {
 
     // A valid token in the URL: welcome names the user.
     let (mut ws, _) = tokio_tungstenite::connect_async(
-        crate::load::client::ws_request(&format!("{url}?token={good}")).unwrap(),
+        siphon_testkit::ws::ws_request(&format!("{url}?token={good}")).unwrap(),
     )
     .await
     .unwrap();
@@ -196,7 +196,7 @@ async fn tokens_are_required_when_configured() {
 
     // A valid token in a first hello message.
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(crate::load::client::ws_request(&url).unwrap())
+        tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
             .await
             .unwrap();
     send(&mut ws, json!({"type":"hello","token":good})).await;
@@ -214,7 +214,7 @@ async fn tokens_are_required_when_configured() {
         ),
     ] {
         let (mut ws, _) = tokio_tungstenite::connect_async(
-            crate::load::client::ws_request(&format!("{url}{query}")).unwrap(),
+            siphon_testkit::ws::ws_request(&format!("{url}{query}")).unwrap(),
         )
         .await
         .unwrap();
@@ -269,7 +269,7 @@ async fn a_kept_registration_lives_from_start_to_shutdown() {
 
     // A session of dora learns the registration state as it opens.
     let (mut ws, _) = tokio_tungstenite::connect_async(
-        crate::load::client::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
+        siphon_testkit::ws::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
     )
     .await
     .unwrap();

@@ -2,7 +2,7 @@
 //! label `siphon_ws_closed_total` counts it under.
 
 use axum::extract::ws::{close_code, CloseFrame};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tungstenite::error::{CapacityError, Error as WsError};
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Ending {
 
 #[cfg(test)]
 mod tests {
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tungstenite::error::ProtocolError;
 
     use super::*;
 

@@ -27,7 +27,7 @@ pub struct Signaling {
 impl Signaling {
     /// Connects and checks the server's `welcome` (protocol version 1).
     pub async fn connect(url: &str) -> Result<Self, BoxError> {
-        let request = siphon::load::client::ws_request(url)?;
+        let request = siphon_testkit::ws::ws_request(url)?;
         let authority = request
             .uri()
             .authority()
@@ -39,7 +39,7 @@ impl Signaling {
 
     /// Like `connect`, over a stream the caller opened (a TLS one for `wss:`).
     pub async fn over(url: &str, stream: Box<dyn Io>) -> Result<Self, BoxError> {
-        let request = siphon::load::client::ws_request(url)?;
+        let request = siphon_testkit::ws::ws_request(url)?;
         let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
         let mut signaling = Self { ws };
         let welcome = signaling.recv(WELCOME_TIMEOUT).await?;

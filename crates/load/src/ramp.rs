@@ -11,13 +11,13 @@ use tokio::task::JoinHandle;
 
 use super::client::{self, End, SetupTimes, Shared};
 use super::flood;
-use super::peer::ClientIdentity;
 use super::procfs::{self, ProcStat};
 use super::report::{pct, quantile, Churn, Report, Step};
 use super::scrape::{self, Scrape};
 use super::stamp;
 use super::stats::{Counters, CountersSnapshot, Window};
-use crate::sip::EchoServer;
+use siphon::sip::EchoServer;
+use siphon_testkit::browser::ClientIdentity;
 
 /// How long a closed window waits for its last packets to come back.
 const DRAIN: Duration = Duration::from_millis(500);

@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{self, End, SetupTimes, Shared};
-use super::peer::ClientIdentity;
 use super::procfs;
 use super::scrape;
 use super::stats::Counters;
+use siphon_testkit::browser::ClientIdentity;
 
 /// What to run.
 #[derive(Debug, Clone)]

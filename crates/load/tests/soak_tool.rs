@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use siphon::config::Config;
 use siphon::gateway::Gateway;
-use siphon::load::soak::{self, SoakPlan};
 use siphon::metrics::Metrics;
 use siphon::sip::{EchoServer, EchoSettings};
+use siphon_load::soak::{self, SoakPlan};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

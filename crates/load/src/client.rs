@@ -15,10 +15,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::peer::{self, Answer, ClientIdentity, Offer, Srtp};
 use super::stamp::{self, Stamps};
 use super::stats::{Counters, Jitter};
-use crate::media::rx_time;
+use siphon::media::rx_time;
+use siphon_testkit::browser::{self as peer, Answer, ClientIdentity, Offer, Srtp};
 
 /// G.711 at 8 kHz: 20 ms is 160 samples of one byte.
 const PAYLOAD: usize = 160;
@@ -166,29 +166,7 @@ pub async fn set_up(
     Ok((leg, times))
 }
 
-/// A WebSocket request for `url` with the Origin of siphon's own page, as
-/// the web phone's browser sends it: siphon refuses an upgrade without
-/// Origin unless tokens are required.
-pub fn ws_request(url: &str) -> Result<WsRequest, tokio_tungstenite::tungstenite::Error> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = url.into_client_request()?;
-    let scheme = if url.starts_with("wss:") {
-        "https"
-    } else {
-        "http"
-    };
-    let origin = request
-        .uri()
-        .authority()
-        .and_then(|a| format!("{scheme}://{a}").parse().ok());
-    if let Some(origin) = origin {
-        request.headers_mut().insert("origin", origin);
-    }
-    Ok(request)
-}
-
-/// A WebSocket handshake request.
-pub type WsRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
+pub use siphon_testkit::ws::{ws_request, WsRequest};
 
 /// Open siphon's WebSocket with small buffers.
 pub async fn connect_ws(url: &str) -> Result<Ws, String> {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use siphon::config::Config;
 use siphon::gateway::Gateway;
-use siphon::load::{self, Plan};
 use siphon::metrics::Metrics;
 use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
+use siphon_load::{self as load, Plan};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

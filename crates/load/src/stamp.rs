@@ -22,8 +22,8 @@
 //! The kernel's receive times come from `siphon::media::rx_time`; the echo
 //! writes its stamps through the [`PassStamper`] tap the load tool installs.
 
-pub use crate::media::rx_time::now_us;
-use crate::sip::EchoTap;
+pub use siphon::media::rx_time::now_us;
+use siphon::sip::EchoTap;
 
 /// Marks the load tool's payloads, so that anything else is counted as bad.
 pub const MAGIC: u64 = 0x5349_5048_4f4e_2142;

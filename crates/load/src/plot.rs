@@ -164,7 +164,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::Step;
+    use crate::Step;
 
     #[test]
     fn a_report_draws_to_a_png() {

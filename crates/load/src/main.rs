@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use siphon::load::{self, Plan};
 use siphon::metrics::Metrics;
 use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
+use siphon_load::{self as load, Plan};
 use tokio_util::sync::CancellationToken;
 
 /// Command line.
