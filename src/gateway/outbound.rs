@@ -378,6 +378,14 @@ impl Driver<'_> {
     }
 }
 
+/// The re-offer counters' label for an SDP siphon sends.
+fn hold_or_resume(sdp: &str) -> &'static str {
+    match crate::sdp::is_hold(sdp) {
+        true => "hold",
+        false => "resume",
+    }
+}
+
 /// Answer a SIP re-offer (200 with SDP, or 488), counting holds.
 pub(super) async fn answer_reoffer(
     gw: &Inner,
@@ -386,11 +394,7 @@ pub(super) async fn answer_reoffer(
 ) {
     match answer {
         Ok(sdp) => {
-            let kind = if sdp.contains("a=sendrecv") {
-                "resume"
-            } else {
-                "hold"
-            };
+            let kind = hold_or_resume(&sdp);
             gw.metrics.reoffers_total.with_label_values(&[kind]).inc();
             reoffer.accept(sdp).await;
         }
@@ -418,11 +422,7 @@ pub(super) fn spawn_reinvite<F>(
 ) where
     F: std::future::Future<Output = Option<(u16, String)>> + Send + 'static,
 {
-    let kind = if sdp.contains("a=sendrecv") {
-        "resume"
-    } else {
-        "hold"
-    };
+    let kind = hold_or_resume(sdp);
     let counter = gw.metrics.browser_reoffers_total.clone();
     tokio::spawn(async move {
         if after_glare {

@@ -70,10 +70,7 @@ pub fn parse_sip_offer(sdp: &str) -> Result<SipOffer, SdpError> {
         return Err(SdpError::NoAudio);
     }
     let rtp_addr = p.audio_addr()?;
-    let mut direction = direction::read(&p);
-    if rtp_addr.ip().is_unspecified() {
-        direction = direction::without_recv(direction);
-    }
+    let direction = direction::of_sip_audio(&p)?;
     let (codecs, telephone_events) = split_events(media_codecs(media));
     Ok(SipOffer {
         rtp_addr,

@@ -56,11 +56,8 @@ pub fn parse_sip_answer(
     };
     let offered_events: Vec<&Codec> = plan.telephone_events.iter().map(|e| &e.sip).collect();
     let telephone_event = pick_event(&answered, &offered_events, codec.clock);
-    let mut direction = direction::read(&p);
     let rtp_addr = p.audio_addr()?;
-    if rtp_addr.ip().is_unspecified() {
-        direction = direction::without_recv(direction);
-    }
+    let direction = direction::of_sip_audio(&p)?;
     Ok(SipAnswer {
         rtp_addr,
         codec,
