@@ -17,7 +17,7 @@ use rtc_srtp::protection_profile::ProtectionProfile;
 use serde_json::json;
 use siphon::config::SrtpMode;
 use siphon::metrics::Metrics;
-use siphon::sip::{EchoBehavior, EchoServer, EchoSettings, InboundCall};
+use siphon::sip::{EchoBehavior, EchoServer, EchoSettings, IncomingCall};
 use tokio_util::sync::CancellationToken;
 
 /// The PBX echoes what siphon sends: unprotected with siphon's key,
@@ -62,7 +62,7 @@ fn spawn_echo(
 
 /// A browser calls `1000` through the rig's trunk: the signaling socket,
 /// the browser, and the INVITE as the PBX received it (not yet answered).
-async fn call_the_pbx(rig: &Rig, call_id: &str) -> (Signaling, Browser, InboundCall) {
+async fn call_the_pbx(rig: &Rig, call_id: &str) -> (Signaling, Browser, IncomingCall) {
     let mut calls = rig.pbx.take_inbound().unwrap();
     let mut sig = rig.signaling(None).await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();

@@ -28,13 +28,13 @@ use crate::sip::{self, UasEvent};
 use crate::webrtc::{self, LegConfig};
 
 /// Take inbound calls from the SIP endpoint until it stops.
-pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::InboundCall>) {
+pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::IncomingCall>) {
     while let Some(call) = calls.recv().await {
         tokio::spawn(run(gw.clone(), call));
     }
 }
 
-async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
+async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
     let Ok(_permit) = gw.call_slots.clone().try_acquire_owned() else {
         gw.metrics
             .calls_total
@@ -64,7 +64,7 @@ async fn run(gw: Arc<Inner>, call: sip::InboundCall) {
             .await;
         return;
     };
-    let call = sip::InboundCall { user, ..call };
+    let call = sip::IncomingCall { user, ..call };
     let call_id = new_call_id();
     let span =
         tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
@@ -132,10 +132,10 @@ struct Driver<'a> {
 async fn drive(
     gw: &Arc<Inner>,
     call_id: String,
-    call: sip::InboundCall,
+    call: sip::IncomingCall,
     started: Instant,
 ) -> Outcome {
-    let sip::InboundCall {
+    let sip::IncomingCall {
         user,
         from_uri,
         sdp,

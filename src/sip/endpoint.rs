@@ -16,7 +16,7 @@ use super::stack::{self, Stack, StackConfig, StreamGates};
 use super::tls;
 use super::uac::{self, UacEvent, UacHandle};
 use super::uac_request;
-use super::uas::{self, Inbound, InboundCall};
+use super::uas::{self, Inbound, IncomingCall};
 use super::{OutboundInvite, SipError, SipSettings, Transport};
 use crate::connections::Connections;
 use crate::metrics::Metrics;
@@ -116,7 +116,7 @@ impl SipEndpoint {
 
     /// Take the stream of inbound calls (once; later calls return `None`).
     /// Until it is taken, inbound INVITEs are refused with 480.
-    pub fn take_inbound(&self) -> Option<mpsc::Receiver<InboundCall>> {
+    pub fn take_inbound(&self) -> Option<mpsc::Receiver<IncomingCall>> {
         self.inner.inbound.take()
     }
 

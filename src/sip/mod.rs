@@ -57,7 +57,7 @@ pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
 pub use tls::{is_client_key, parse_certs, parse_key, SipTls, TlsError};
 pub use uac::{UacEvent, UacHandle};
-pub use uas::{InboundCall, UasEvent, UasHandle};
+pub use uas::{IncomingCall, UasEvent, UasHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).
 #[derive(Clone, Debug)]

@@ -1,5 +1,5 @@
 //! Inbound calls (UAS): the checks every INVITE passes before it becomes an
-//! `InboundCall` (policy, an SDP offer, someone to take it, room in the
+//! `IncomingCall` (policy, an SDP offer, someone to take it, room in the
 //! queue), and the types the gateway consumes. The call itself runs in
 //! `uas_call`.
 
@@ -35,7 +35,7 @@ const DRAIN_RETRY_AFTER_SECS: u32 = 60;
 
 /// A call from a SIP peer, offered to the gateway.
 #[derive(Debug)]
-pub struct InboundCall {
+pub struct IncomingCall {
     /// User part of the Request-URI: the browser user being called.
     pub user: String,
     /// URI in From.
@@ -96,8 +96,8 @@ pub(super) struct Origin {
 /// The endpoint's side of inbound calls: the policy and the queue.
 pub(crate) struct Inbound {
     gate: Gate,
-    sender: mpsc::Sender<InboundCall>,
-    receiver: Mutex<Option<mpsc::Receiver<InboundCall>>>,
+    sender: mpsc::Sender<IncomingCall>,
+    receiver: Mutex<Option<mpsc::Receiver<IncomingCall>>>,
     pub(super) metrics: Metrics,
 }
 
@@ -113,7 +113,7 @@ impl Inbound {
     }
 
     /// The stream of inbound calls, once.
-    pub(crate) fn take(&self) -> Option<mpsc::Receiver<InboundCall>> {
+    pub(crate) fn take(&self) -> Option<mpsc::Receiver<IncomingCall>> {
         self.receiver.lock().ok()?.take()
     }
 
@@ -311,7 +311,7 @@ async fn absorb(tx: &mut Transaction) {
     }
 }
 
-impl InboundCall {
+impl IncomingCall {
     /// Describe `req` for the consumer.
     pub(super) fn new(
         req: &Request,
@@ -319,7 +319,7 @@ impl InboundCall {
         sdp: String,
         handle: UasHandle,
         events: mpsc::Receiver<UasEvent>,
-    ) -> InboundCall {
+    ) -> IncomingCall {
         let from = req.from_header().ok();
         let typed = from.and_then(|f| f.typed().ok());
         let from_uri = match &typed {
@@ -335,7 +335,7 @@ impl InboundCall {
                     .unwrap_or_else(|_| t.value().into())
             })
             .unwrap_or_default();
-        InboundCall {
+        IncomingCall {
             user: req.uri.user().unwrap_or_default().to_string(),
             from_uri,
             from_display: typed.and_then(|t| t.display_name).filter(|d| !d.is_empty()),

@@ -25,7 +25,7 @@ use super::reoffer;
 use super::session_refresh::{SessionTimers, Watch};
 use super::session_timer::{self, Timer};
 use super::stack::{self, ALLOW};
-use super::uas::{self, InboundCall, Origin, UasEvent};
+use super::uas::{self, IncomingCall, Origin, UasEvent};
 use super::HangupOutcome;
 use super::{SipError, Transport};
 
@@ -197,7 +197,7 @@ pub(super) async fn run(
     mut tx: Transaction,
     origin: Origin,
     sdp: String,
-    permit: OwnedPermit<InboundCall>,
+    permit: OwnedPermit<IncomingCall>,
 ) {
     let (dialog, states) = match create_dialog(&shared, &tx, origin) {
         Ok(d) => d,
@@ -233,7 +233,7 @@ pub(super) async fn run(
         _owner: Arc::new(released.clone().drop_guard()),
     };
     let (events, rx) = mpsc::channel(EVENTS);
-    permit.send(InboundCall::new(&request, origin, sdp, handle, rx));
+    permit.send(IncomingCall::new(&request, origin, sdp, handle, rx));
     let task = CallTask {
         shared,
         call,

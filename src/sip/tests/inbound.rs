@@ -6,7 +6,7 @@ use super::*;
 pub(super) struct Pair {
     pub caller: SipEndpoint,
     pub callee: SipEndpoint,
-    pub calls: mpsc::Receiver<InboundCall>,
+    pub calls: mpsc::Receiver<IncomingCall>,
     pub caller_metrics: Metrics,
     pub callee_metrics: Metrics,
     shutdown: CancellationToken,
@@ -72,7 +72,7 @@ fn call_bob(p: &Pair, transport: Transport) -> OutboundInvite {
     }
 }
 
-pub(super) async fn next_call(rx: &mut mpsc::Receiver<InboundCall>) -> InboundCall {
+pub(super) async fn next_call(rx: &mut mpsc::Receiver<IncomingCall>) -> IncomingCall {
     timeout(PROMPT, rx.recv())
         .await
         .expect("call in time")
@@ -103,7 +103,7 @@ pub(super) fn error_count(metrics: &Metrics, reason: &str, n: u64) -> bool {
 async fn answered(
     p: &mut Pair,
     transport: Transport,
-) -> (InboundCall, UacHandle, mpsc::Receiver<UacEvent>) {
+) -> (IncomingCall, UacHandle, mpsc::Receiver<UacEvent>) {
     let (uac, mut rx) = p
         .caller
         .invite(call_bob(p, transport))

@@ -205,7 +205,7 @@ async fn md5_digest_answer_gets_through() {
 }
 
 /// INVITE, 200, ACK: an established dialog on the wire.
-async fn established(p: &mut Pair) -> (Wire, InboundCall) {
+async fn established(p: &mut Pair) -> (Wire, IncomingCall) {
     let mut w = Wire::new(p).await;
     w.invite(1, "").await;
     w.expect("SIP/2.0 100").await;

@@ -38,7 +38,7 @@ fn secs_since(t: Instant) -> u64 {
 
 /// An inbound call with the caller's session-timer headers, answered and
 /// ACKed.
-async fn inbound(p: &mut super::inbound::Pair, extra: &str) -> (Wire, InboundCall, String) {
+async fn inbound(p: &mut super::inbound::Pair, extra: &str) -> (Wire, IncomingCall, String) {
     let mut w = Wire::new(p).await;
     w.invite(1, extra).await;
     let mut call = next_call(&mut p.calls).await;
