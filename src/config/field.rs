@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use toml::Value;
 
-use super::types::LogFormat;
+use super::types::{InboundOthers, LogFormat};
 
 /// A config value type: read from TOML with a readable error, written back for the schema.
 pub(super) trait Field: Sized {
@@ -150,6 +150,24 @@ impl Field for LogFormat {
     }
 }
 
+impl Field for InboundOthers {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        const EXPECTED: &str = "\"refuse\" or \"challenge\"";
+        match as_str(value, EXPECTED)?.to_ascii_lowercase().as_str() {
+            "refuse" => Ok(Self::Refuse),
+            "challenge" => Ok(Self::Challenge),
+            _ => Err(mismatch(EXPECTED, value)),
+        }
+    }
+    fn to_toml(&self) -> Value {
+        let name = match self {
+            Self::Refuse => "refuse",
+            Self::Challenge => "challenge",
+        };
+        Value::String(name.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +190,8 @@ mod tests {
         round_trip(Some("10.0.0.1".parse::<IpAddr>().unwrap()));
         round_trip(vec![String::from("opus")]);
         round_trip(LogFormat::Json);
+        round_trip(InboundOthers::Refuse);
+        round_trip(InboundOthers::Challenge);
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub use sip_tls::{wants_tls, SipTlsConfig};
 pub use srtp::{secure_uri, SrtpMode, ALLOW_INSECURE_KEY};
 pub use types::{
     default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
-    InboundConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig, RtpConfig,
-    SipConfig, TrunkConfig, WebRtcConfig,
+    InboundConfig, InboundOthers, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig,
+    RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
 };
 pub use users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 pub use validate::CODECS;

@@ -100,7 +100,7 @@ pub struct InboundConfig {
     /// Trusted sources (trunk mode): IP addresses or CIDR ranges.
     pub trunk_sources: Vec<String>,
     /// INVITEs from other sources: `refuse` (403) or `challenge` (digest).
-    pub others: String,
+    pub others: InboundOthers,
     /// Digest realm of the challenge.
     pub realm: String,
     /// Digest username other sources must present.
@@ -248,6 +248,16 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// What becomes of an INVITE from a source outside `sip.inbound.trunk_sources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InboundOthers {
+    /// 403.
+    #[default]
+    Refuse,
+    /// A digest challenge for `sip.inbound.username` and `password`.
+    Challenge,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -293,7 +303,7 @@ impl Default for InboundConfig {
     fn default() -> Self {
         Self {
             trunk_sources: ["127.0.0.0/8", "::1/128"].map(String::from).to_vec(),
-            others: "refuse".into(),
+            others: InboundOthers::Refuse,
             realm: "siphon".into(),
             username: String::new(),
             password: String::new(),

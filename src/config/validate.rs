@@ -3,7 +3,7 @@
 
 use super::error::ConfigError;
 use super::schema::element;
-use super::types::{default_user_agent, Config};
+use super::types::{default_user_agent, Config, InboundOthers};
 use super::users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 
 /// Codec names accepted in `sip.codecs`, in canonical spelling.
@@ -77,17 +77,10 @@ fn check_inbound(config: &Config, errors: &mut Vec<ConfigError>) {
             errors.push(ConfigError::new("sip.inbound.trunk_sources", reason));
         }
     }
-    match inbound.others.as_str() {
-        "refuse" => {}
-        "challenge" if inbound.username.is_empty() || inbound.password.is_empty() => {
-            let reason = "others = \"challenge\" needs sip.inbound.username and password";
-            errors.push(ConfigError::new("sip.inbound.others", reason));
-        }
-        "challenge" => {}
-        other => {
-            let reason = format!("expected \"refuse\" or \"challenge\", got {other:?}");
-            errors.push(ConfigError::new("sip.inbound.others", reason));
-        }
+    let unnamed = inbound.username.is_empty() || inbound.password.is_empty();
+    if inbound.others == InboundOthers::Challenge && unnamed {
+        let reason = "others = \"challenge\" needs sip.inbound.username and password";
+        errors.push(ConfigError::new("sip.inbound.others", reason));
     }
 }
 

@@ -331,18 +331,19 @@ fn sip_settings(config: &Config) -> Result<sip::SipSettings, StartError> {
 
 /// The SIP layer's inbound policy; config validation already checked the values.
 fn inbound_policy(c: &crate::config::InboundConfig) -> sip::InboundPolicy {
+    use crate::config::InboundOthers;
     let trunk_sources = c
         .trunk_sources
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
-    let others = match c.others.as_str() {
-        "challenge" => sip::OthersPolicy::Challenge {
+    let others = match c.others {
+        InboundOthers::Challenge => sip::OthersPolicy::Challenge {
             realm: c.realm.clone(),
             username: c.username.clone(),
             password: c.password.clone(),
         },
-        _ => sip::OthersPolicy::Refuse,
+        InboundOthers::Refuse => sip::OthersPolicy::Refuse,
     };
     sip::InboundPolicy {
         trunk_sources,

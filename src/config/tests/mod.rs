@@ -282,6 +282,20 @@ fn log_format_and_level_are_checked() {
 }
 
 #[test]
+fn inbound_others_is_one_of_two_choices() {
+    let errors = rejected("[sip.inbound]\nothers = \"allow\"\n");
+    assert_eq!(
+        reason(&errors, "sip.inbound.others"),
+        "expected \"refuse\" or \"challenge\", got \"allow\""
+    );
+    let errors = rejected("[sip.inbound]\nothers = \"challenge\"\n");
+    assert!(reason(&errors, "sip.inbound.others").contains("needs sip.inbound.username"));
+    let text = "[sip.inbound]\nothers = \"challenge\"\nusername = \"u\"\npassword = \"p\"\n";
+    assert_eq!(load(text).sip.inbound.others, InboundOthers::Challenge);
+    assert_eq!(load("").sip.inbound.others, InboundOthers::Refuse);
+}
+
+#[test]
 fn many_kinds_of_errors_come_back_at_once() {
     let text = r#"
         [sip]
