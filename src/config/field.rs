@@ -132,40 +132,42 @@ impl Field for Vec<String> {
     }
 }
 
-impl Field for LogFormat {
+/// A config value that is one of a few names, compared without case.
+pub(super) trait Choice: Copy + PartialEq + 'static {
+    /// Each variant with its name, in the order an error lists them.
+    const NAMES: &'static [(&'static str, Self)];
+}
+
+impl<T: Choice> Field for T {
     fn from_toml(value: &Value) -> Result<Self, String> {
-        const EXPECTED: &str = "\"text\" or \"json\"";
-        match as_str(value, EXPECTED)?.to_ascii_lowercase().as_str() {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err(mismatch(EXPECTED, value)),
-        }
+        // `"a" or "b"`: what an error says was expected.
+        let expected = || {
+            let names: Vec<String> = T::NAMES.iter().map(|(n, _)| format!("{n:?}")).collect();
+            names.join(" or ")
+        };
+        let name = as_str(value, &expected())?.to_ascii_lowercase();
+        T::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| mismatch(&expected(), value))
     }
     fn to_toml(&self) -> Value {
-        let name = match self {
-            Self::Text => "text",
-            Self::Json => "json",
-        };
+        let name = T::NAMES
+            .iter()
+            .find(|(_, v)| v == self)
+            .map_or("", |(n, _)| n);
         Value::String(name.to_owned())
     }
 }
 
-impl Field for InboundOthers {
-    fn from_toml(value: &Value) -> Result<Self, String> {
-        const EXPECTED: &str = "\"refuse\" or \"challenge\"";
-        match as_str(value, EXPECTED)?.to_ascii_lowercase().as_str() {
-            "refuse" => Ok(Self::Refuse),
-            "challenge" => Ok(Self::Challenge),
-            _ => Err(mismatch(EXPECTED, value)),
-        }
-    }
-    fn to_toml(&self) -> Value {
-        let name = match self {
-            Self::Refuse => "refuse",
-            Self::Challenge => "challenge",
-        };
-        Value::String(name.to_owned())
-    }
+impl Choice for LogFormat {
+    const NAMES: &'static [(&'static str, Self)] = &[("text", Self::Text), ("json", Self::Json)];
+}
+
+impl Choice for InboundOthers {
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("refuse", Self::Refuse), ("challenge", Self::Challenge)];
 }
 
 #[cfg(test)]
