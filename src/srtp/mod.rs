@@ -51,10 +51,24 @@ const STRANGER_REFILL_PER_SEC: u32 = 16;
 /// The fixed RTP header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC.
 const RTP_FIXED: usize = 12;
 
-/// Building a context failed (a key of the wrong size, a crypto provider refusal).
+/// Building a context failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SRTP: {0}")]
-pub struct SrtpError(pub String);
+pub enum SrtpError {
+    /// The master key and salt are not the profile's length.
+    #[error("SRTP: {profile:?} needs {want} bytes of master key and salt, got {got}")]
+    KeyLength {
+        /// The profile asked for.
+        profile: SrtpProfile,
+        /// Its key and salt length.
+        want: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// The crypto provider refused the key (shared: the provider's error is
+    /// not `Clone`).
+    #[error("SRTP: {0}")]
+    Crypto(#[source] std::sync::Arc<rtc_crypto::CryptoError>),
+}
 
 /// Why a packet was not unprotected; a plain `Copy` enum for the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,15 +110,15 @@ impl SrtpContext {
     ) -> Result<SrtpContext, SrtpError> {
         let (key_len, salt_len) = (profile.key_len(), profile.salt_len());
         if key_and_salt.len() != key_len + salt_len {
-            return Err(SrtpError(format!(
-                "{profile:?} needs {} bytes of master key and salt, got {}",
-                key_len + salt_len,
-                key_and_salt.len()
-            )));
+            return Err(SrtpError::KeyLength {
+                profile,
+                want: key_len + salt_len,
+                got: key_and_salt.len(),
+            });
         }
         let (key, salt) = key_and_salt.split_at(key_len);
-        let transform =
-            Transform::new(profile, crypto, key, salt).map_err(|e| SrtpError(e.to_string()))?;
+        let transform = Transform::new(profile, crypto, key, salt)
+            .map_err(|e| SrtpError::Crypto(std::sync::Arc::new(e)))?;
         Ok(SrtpContext {
             transform,
             profile,

@@ -205,9 +205,19 @@ fn wrong_master_lengths_are_errors() {
         let m = material(profile);
         for len in [0, m.len() - 1, m.len() + 1] {
             let r = SrtpContext::new(profile, &vec![1; len], provider.crypto());
-            assert!(r.is_err(), "{profile:?} {len}");
+            let want = m.len();
+            assert!(
+                matches!(r, Err(SrtpError::KeyLength { profile: p, want: w, got }) if p == profile && w == want && got == len),
+                "{profile:?} {len}"
+            );
         }
     }
+    let r = SrtpContext::new(SrtpProfile::AeadAes128Gcm, &[1; 3], provider.crypto());
+    let text = r.err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        text,
+        "SRTP: AeadAes128Gcm needs 28 bytes of master key and salt, got 3"
+    );
 }
 
 /// RTP with 2 CSRCs and a one-byte extension block holding 3 elements.

@@ -242,9 +242,8 @@ pub(crate) struct LegIo<'a> {
 }
 
 fn build_srtp(keys: &SrtpKeys, crypto: &dyn RTCCrypto) -> Result<Srtp, WebRtcError> {
-    let context = |key: &[u8]| {
-        SrtpContext::new(keys.profile, key, crypto).map_err(|e| WebRtcError::Srtp(e.0))
-    };
+    let context =
+        |key: &[u8]| SrtpContext::new(keys.profile, key, crypto).map_err(WebRtcError::from);
     Ok(Srtp {
         tx: context(&keys.local)?,
         rx: context(&keys.remote)?,

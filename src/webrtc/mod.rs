@@ -266,6 +266,6 @@ pub enum WebRtcError {
     #[error("no supported SRTP profile negotiated")]
     NoSrtpProfile,
     /// Building an SRTP context failed.
-    #[error("SRTP: {0}")]
-    Srtp(String),
+    #[error(transparent)]
+    Srtp(#[from] crate::srtp::SrtpError),
 }

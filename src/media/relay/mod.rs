@@ -41,7 +41,7 @@ pub enum RelayError {
     },
     /// The leg was refused by the WebRTC engine.
     #[error("webrtc leg: {0}")]
-    Leg(String),
+    Leg(#[from] crate::webrtc::WebRtcError),
     /// The loop has stopped.
     #[error("relay loop stopped")]
     Stopped,

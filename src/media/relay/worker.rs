@@ -492,7 +492,7 @@ impl Worker {
                 Command::Dtmf(leg, press) => self.queue_tone(leg, press),
                 Command::RestartIce(leg, creds, reply) => {
                     let result = self.endpoint.restart_ice(leg, *creds);
-                    let _ = reply.send(result.map_err(|e| RelayError::Leg(e.to_string())));
+                    let _ = reply.send(result.map_err(RelayError::Leg));
                 }
                 Command::Remove(leg, reply) => {
                     let _ = reply.send(self.remove(leg));
@@ -521,7 +521,7 @@ impl Worker {
         } = call;
         self.endpoint
             .add_leg(leg, cfg, now)
-            .map_err(|e| RelayError::Leg(e.to_string()))?;
+            .map_err(RelayError::Leg)?;
         let mut rtp = UdpSocket::from_std(ports.rtp);
         let mut rtcp = UdpSocket::from_std(ports.rtcp);
         let (rtp_token, rtcp_token) = slot_tokens(index);
