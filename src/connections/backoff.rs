@@ -29,7 +29,7 @@ impl Backoff {
         wait
     }
 
-    /// An accept succeeded: the next failure waits [`FIRST`] again.
+    /// An accept succeeded: the next failure waits the first delay again.
     pub fn succeeded(&mut self) {
         self.next = FIRST;
     }

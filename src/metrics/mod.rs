@@ -31,7 +31,7 @@ pub struct Metrics {
     registry: Registry,
     /// Calls in progress, by direction.
     pub calls_active: IntGaugeVec,
-    /// Calls ended, by direction and outcome (answered, failed_<code>, cancelled, ...).
+    /// Calls ended, by direction and outcome (answered, `failed_<code>`, cancelled, ...).
     pub calls_total: IntCounterVec,
     /// Seconds from the first request to the answer, by direction.
     pub call_setup_seconds: HistogramVec,

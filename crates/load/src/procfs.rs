@@ -44,7 +44,7 @@ pub fn rss_bytes(pid: Option<u32>) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Open file descriptors of `pid` (entries of /proc/<pid>/fd), `None` when unreadable.
+/// Open file descriptors of `pid` (entries of `/proc/<pid>/fd`), `None` when unreadable.
 pub fn fd_count(pid: Option<u32>) -> Option<usize> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/fd"),
