@@ -3,6 +3,8 @@
 //! close frame, and exits 0; with a short `limits.drain_secs` the call gets
 //! `hangup` 503 first.
 
+#![allow(unsafe_code)] // kill(2) on the child; the block has its SAFETY note
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -6,6 +6,8 @@
 //! long as memory does not cross domains, which holds for everything a call
 //! keeps: siphon, the echo and the clients only talk over sockets.
 
+#![allow(unsafe_code)] // a global allocator; each block has its SAFETY note
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -63,6 +65,7 @@ pub struct Counting;
 // effect on the memory handed out.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on to `System` unchanged.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             add(layout.size() as i64);
@@ -71,6 +74,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on to `System` unchanged.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             add(layout.size() as i64);
@@ -79,11 +83,13 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on to `System` unchanged.
         unsafe { System.dealloc(ptr, layout) };
         add(-(layout.size() as i64));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on to `System` unchanged.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             add(new_size as i64 - layout.size() as i64);

@@ -8,6 +8,8 @@
 //! arena, so it runs only when the connections open have fallen far below
 //! their peak since the last trim: after a flood, never in steady state.
 
+#![allow(unsafe_code)] // syscalls through libc; each block has its SAFETY note
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;

@@ -5,6 +5,8 @@
 //! expose no ancillary data, and this is a few lines on a socket tokio
 //! already polls.
 
+#![allow(unsafe_code)] // syscalls through libc; each block has its SAFETY note
+
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::SocketAddr;

@@ -87,7 +87,9 @@ impl CpuTime {
 /// gave the CPU to someone else: a stall no process on the box can see.
 #[derive(Debug, Clone, Default)]
 pub struct ProcStat {
+    /// Time in softirq.
     pub softirq: CpuTime,
+    /// Time stolen by the hypervisor.
     pub steal: CpuTime,
 }
 

@@ -14,14 +14,19 @@ pub struct Step {
     pub established: usize,
     /// Setups that failed in this step, and a few of their errors.
     pub setup_failures: usize,
+    /// A few of those setups' errors.
     pub setup_errors: Vec<String>,
     /// Calls set up in this step per second of its ramp.
     pub setup_rate_per_s: f64,
     /// `call` sent -> `answered`, and -> SRTP keyed, in this step.
     pub setup_answered_ms_p50: f64,
+    /// `call` sent -> `answered`, p99.
     pub setup_answered_ms_p99: f64,
+    /// `call` sent -> SRTP keyed, p50.
     pub setup_ready_ms_p50: f64,
+    /// `call` sent -> SRTP keyed, p99.
     pub setup_ready_ms_p99: f64,
+    /// `call` sent -> SRTP keyed, the slowest.
     pub setup_ready_ms_max: f64,
     /// Calls siphon ended on its own during this step.
     pub dropped_calls: usize,
@@ -29,7 +34,9 @@ pub struct Step {
     pub window_s: f64,
     /// Browser RTP sent, echoed by the UAS, and back at the browsers.
     pub sent: u64,
+    /// Browser RTP the UAS echoed.
     pub echoed: u64,
+    /// Echoed RTP back at the browsers.
     pub received: u64,
     /// Packets back that failed SRTP or were not ours.
     pub bad: u64,
@@ -40,11 +47,14 @@ pub struct Step {
     /// The same split by direction, from the counters at the window's
     /// edges (packets in flight there make these approximate).
     pub loss_to_sip_pct: f64,
+    /// Loss siphon -> browser, approximate.
     pub loss_to_browser_pct: f64,
     /// Round trips through siphon twice (browser -> siphon -> UAS echo ->
     /// siphon -> browser), generator included.
     pub rtt_ms_p50: f64,
+    /// Round trip, p99.
     pub rtt_ms_p99: f64,
+    /// Round trip, p99.9.
     pub rtt_ms_p999: f64,
     /// siphon's added latency per pass, kernel to kernel: from the
     /// browser's send stamp to the UAS's kernel receive, and from the UAS's
@@ -52,10 +62,15 @@ pub struct Step {
     /// queues are outside these (see `stamp`); 0 when the echo does not
     /// stamp.
     pub to_sip_ms_p50: f64,
+    /// Browser -> UAS pass, p99.
     pub to_sip_ms_p99: f64,
+    /// Browser -> UAS pass, p99.9.
     pub to_sip_ms_p999: f64,
+    /// UAS -> browser pass, p50.
     pub to_browser_ms_p50: f64,
+    /// UAS -> browser pass, p99.
     pub to_browser_ms_p99: f64,
+    /// UAS -> browser pass, p99.9.
     pub to_browser_ms_p999: f64,
     /// How long the echo held packets, p99 (the generator's share of the
     /// round trip).
@@ -69,6 +84,7 @@ pub struct Step {
     /// The same from siphon's /metrics (RTP and RTCP, flushed every
     /// 500 ms, so off by up to half a second of packets), and its drops.
     pub relayed_siphon_metrics: u64,
+    /// Packets siphon dropped, from its /metrics.
     pub dropped: u64,
     /// UDP datagrams the kernel dropped for full receive buffers, on any
     /// socket of the machine (siphon's or the generator's).
@@ -78,11 +94,14 @@ pub struct Step {
     /// siphon's user + system CPU over the window, in % of one core, and
     /// per relayed packet.
     pub siphon_cpu_s: f64,
+    /// siphon's CPU in % of one core.
     pub siphon_cpu_pct: f64,
+    /// siphon's CPU per relayed packet, in µs.
     pub siphon_us_per_pkt: f64,
     /// Softirq time over the window (on siphon's CPU when it is pinned,
     /// else all CPUs), and per relayed packet.
     pub softirq_s: f64,
+    /// Softirq per relayed packet, in µs.
     pub softirq_us_per_pkt: f64,
     /// Steal time over the window (on siphon's CPU when it is pinned, else
     /// all CPUs), in % of one core: the hypervisor ran someone else there,
@@ -93,10 +112,12 @@ pub struct Step {
     /// siphon's resident memory, and its growth per established call since
     /// before the first call.
     pub siphon_rss_mb: f64,
+    /// siphon's resident memory growth per established call.
     pub siphon_rss_per_call_kb: f64,
     /// The generator's own CPU, in % of one core: near 100 it, not siphon,
     /// limits the figures.
     pub generator_cpu_pct: f64,
+    /// The generator's CPU was near a full core.
     pub generator_saturated: bool,
 }
 
@@ -108,15 +129,20 @@ pub struct Churn {
     pub calls_up: usize,
     /// Short calls placed, and how many got keyed media.
     pub attempted: usize,
+    /// Short calls that got keyed media.
     pub ok: usize,
+    /// A few of the failures' errors.
     pub errors: Vec<String>,
     /// The rate asked for, and the rate achieved (keyed calls per second
     /// from the first `call` to the last keyed).
     pub asked_per_s: f64,
+    /// Keyed calls per second achieved.
     pub setups_per_s: f64,
     /// `call` sent -> SRTP keyed.
     pub ready_ms_p50: f64,
+    /// `call` sent -> SRTP keyed, p99.
     pub ready_ms_p99: f64,
+    /// `call` sent -> SRTP keyed, the slowest.
     pub ready_ms_max: f64,
 }
 
@@ -129,6 +155,7 @@ pub struct Report {
     pub siphon_pid: Option<u32>,
     /// The CPU siphon was pinned to (softirq is read there).
     pub siphon_cpu: Option<usize>,
+    /// Each step of the ramp.
     pub steps: Vec<Step>,
     /// Setups while the last step was up, when asked for.
     pub churn: Option<Churn>,

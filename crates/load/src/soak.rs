@@ -70,6 +70,7 @@ pub struct SoakReport {
     pub calls: usize,
     /// Intervals run, and the length of one.
     pub intervals: u32,
+    /// The length of one interval, in seconds.
     pub interval_s: f64,
     /// Share replaced each interval, in %.
     pub churn_pct: f64,
@@ -93,6 +94,7 @@ pub struct SoakReport {
     pub samples: Vec<Sample>,
     /// Largest drift from the baseline sample after the warm-up, in %.
     pub rss_drift_pct: f64,
+    /// Largest drift of open fds from the baseline, in %.
     pub fd_drift_pct: f64,
     /// Both drifts within the tolerance.
     pub flat: bool,

@@ -34,8 +34,11 @@ pub const STAMPS_LEN: usize = 32;
 /// 0 when the echo did not stamp (an echo other than siphon-load's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stamps {
+    /// The browser's send time.
     pub sent: u64,
+    /// The kernel's receive time at the UAS.
     pub uas_rx: u64,
+    /// The UAS's send time.
     pub uas_tx: u64,
 }
 

@@ -145,15 +145,19 @@ pub struct Counters {
     /// Each pass through siphon, kernel to kernel (see `stamp`), and the
     /// time the echo held each packet.
     pub to_sip: Histogram,
+    /// UAS -> browser passes.
     pub to_browser: Histogram,
+    /// How long the echo held each packet.
     pub echo_hold: Histogram,
     /// The measured window, in µs since the epoch (end `u64::MAX` while
     /// open): packets stamped inside it are counted below, wherever the
     /// window's edges fall among packets in flight.
     pub window_start_us: AtomicU64,
+    /// The window's end (`u64::MAX` while open).
     pub window_end_us: AtomicU64,
     /// Packets sent stamped in the window, and those of them that came back.
     pub window_sent: AtomicU64,
+    /// Of those, the packets that came back.
     pub window_back: AtomicU64,
 }
 
@@ -194,13 +198,21 @@ impl Counters {
 /// A copy of `Counters` at one instant.
 #[derive(Debug, Clone, Default)]
 pub struct CountersSnapshot {
+    /// RTP sent.
     pub sent: u64,
+    /// RTP back.
     pub received: u64,
+    /// Packets back that failed SRTP or were not ours.
     pub bad: u64,
+    /// Sum of the streams' jitter, in µs.
     pub jitter_sum_us: u64,
+    /// Round trips, in µs.
     pub rtt: Vec<u64>,
+    /// Browser -> UAS passes, in µs.
     pub to_sip: Vec<u64>,
+    /// UAS -> browser passes, in µs.
     pub to_browser: Vec<u64>,
+    /// Echo hold times, in µs.
     pub echo_hold: Vec<u64>,
 }
 

@@ -65,7 +65,9 @@ fn fingerprint(der: &[u8]) -> String {
 
 /// Our side of the offer/answer.
 pub struct Offer {
+    /// The browser's ICE ufrag.
     pub ufrag: String,
+    /// The offer as sent.
     pub sdp: String,
 }
 
@@ -116,9 +118,13 @@ pub fn offer(identity: &ClientIdentity, local: SocketAddr, ssrc: u32) -> Offer {
 /// What the browser needs from siphon's answer.
 #[derive(Debug)]
 pub struct Answer {
+    /// siphon's ICE ufrag.
     pub ufrag: String,
+    /// siphon's ICE password.
     pub pwd: String,
+    /// siphon's DTLS certificate fingerprint (sha-256).
     pub fingerprint: String,
+    /// siphon's one host candidate.
     pub candidate: SocketAddr,
 }
 
@@ -225,6 +231,7 @@ pub struct Srtp {
     pub tx: Context,
     /// Unprotects what siphon sends (server write key).
     pub rx: Context,
+    /// The negotiated SRTP profile, by its RFC name.
     pub profile: &'static str,
 }
 

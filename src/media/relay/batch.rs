@@ -8,6 +8,8 @@
 //! source would come back truncated. Here the headers are set up once over
 //! buffers the loop owns, and each call resets what the kernel overwrote.
 
+#![allow(unsafe_code)] // syscalls through libc; each block has its SAFETY note
+
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -39,7 +41,9 @@ impl Headers {
     fn new(bufs: &mut [[u8; BUF]; BATCH]) -> Self {
         // SAFETY: all-zero is a valid value of these plain C structs.
         let mut hdrs: Box<[libc::mmsghdr; BATCH]> = Box::new(unsafe { zeroed() });
+        // SAFETY: as above.
         let mut iovs: Box<[libc::iovec; BATCH]> = Box::new(unsafe { zeroed() });
+        // SAFETY: as above.
         let mut names: Box<[libc::sockaddr_storage; BATCH]> = Box::new(unsafe { zeroed() });
         for i in 0..BATCH {
             iovs[i].iov_base = bufs[i].as_mut_ptr().cast();
