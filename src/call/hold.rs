@@ -30,6 +30,35 @@ pub struct SipSide {
     srtp: Option<SdesSession>,
 }
 
+/// re-INVITEs sent for one browser offer before a 491 is final.
+pub const GLARE_ATTEMPTS: u8 = 3;
+
+/// siphon's re-INVITE toward the SIP side for a browser's offer, while it
+/// waits for its answer: the SDP and how many times it went out.
+#[derive(Debug, Clone)]
+pub struct PendingReinvite {
+    sdp: String,
+    sent: u8,
+}
+
+impl PendingReinvite {
+    /// The re-INVITE as first sent.
+    pub fn new(sdp: String) -> PendingReinvite {
+        PendingReinvite { sdp, sent: 1 }
+    }
+
+    /// After glare (a 491: both sides re-offered), the SDP to send again
+    /// later (RFC 3261 section 14.1), up to [`GLARE_ATTEMPTS`] sends in all;
+    /// `None` for any other answer or once the attempts are spent.
+    pub fn retry(&mut self, result: &Option<(u16, String)>) -> Option<String> {
+        if !matches!(result, Some((491, _))) || self.sent >= GLARE_ATTEMPTS {
+            return None;
+        }
+        self.sent += 1;
+        Some(self.sdp.clone())
+    }
+}
+
 /// siphon's answer to an acceptable re-offer.
 #[derive(Debug, Clone)]
 pub struct SipReanswer {
@@ -284,6 +313,18 @@ impl SipSide {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glare_sends_the_reinvite_again_up_to_the_attempts() {
+        let mut pending = PendingReinvite::new("v=0 offer".into());
+        let glare = Some((491, String::new()));
+        assert_eq!(pending.retry(&Some((200, "v=0 answer".into()))), None);
+        assert_eq!(pending.retry(&None), None, "no answer at all");
+        for _ in 1..GLARE_ATTEMPTS {
+            assert_eq!(pending.retry(&glare).as_deref(), Some("v=0 offer"));
+        }
+        assert_eq!(pending.retry(&glare), None, "{GLARE_ATTEMPTS} sends in all");
+    }
 
     const LOCAL: &str =
         "v=0\r\no=siphon 7 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\

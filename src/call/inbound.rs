@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::hold::{browser_offer, BrowserOffer, SipSide};
+use super::hold::{browser_offer, BrowserOffer, PendingReinvite, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::outbound::{MediaSignal, Outcome, StartError};
@@ -166,7 +166,7 @@ pub struct InboundCall {
     /// A browser offer (hold, resume) waiting for the SIP side's answer,
     /// and siphon's re-INVITE for it with the attempts made.
     pending_offer: Option<String>,
-    pending_sip: Option<(String, u8)>,
+    pending_sip: Option<PendingReinvite>,
     /// The SDES session siphon answers with; `None`: plain RTP.
     srtp: Option<SdesSession>,
 }
@@ -390,7 +390,7 @@ impl InboundCall {
             BrowserOffer::Answer(r) => answer_commands(owner, &call_id, r),
             BrowserOffer::Reinvite(offer) => {
                 self.pending_offer = Some(sdp.to_owned());
-                self.pending_sip = Some((offer.clone(), 1));
+                self.pending_sip = Some(PendingReinvite::new(offer.clone()));
                 vec![InboundCommand::SipReinvite {
                     sdp: offer,
                     after_glare: false,

@@ -56,15 +56,11 @@ impl InboundCall {
         result: Option<(u16, String)>,
     ) -> Vec<InboundCommand> {
         // Glare: both sides re-offered. Try again later, a few times.
-        if let (Some((491, _)), Some((sdp, tries))) = (&result, self.pending_sip.as_mut()) {
-            if *tries < crate::call::outbound::GLARE_ATTEMPTS {
-                *tries += 1;
-                let sdp = sdp.clone();
-                return vec![InboundCommand::SipReinvite {
-                    sdp,
-                    after_glare: true,
-                }];
-            }
+        if let Some(sdp) = self.pending_sip.as_mut().and_then(|p| p.retry(&result)) {
+            return vec![InboundCommand::SipReinvite {
+                sdp,
+                after_glare: true,
+            }];
         }
         self.pending_sip = None;
         let call_id = self.params.call_id.clone();

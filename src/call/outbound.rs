@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::hold::{browser_offer, BrowserOffer, SipSide};
+use super::hold::{browser_offer, BrowserOffer, PendingReinvite, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
@@ -154,7 +154,7 @@ pub struct OutboundCall {
     /// A browser offer (hold, resume) waiting for the SIP side's answer,
     /// and siphon's re-INVITE for it with the attempts made.
     pending_offer: Option<String>,
-    pending_sip: Option<(String, u8)>,
+    pending_sip: Option<PendingReinvite>,
 }
 
 /// The call could not start: the `hangup` code and reason to report.
@@ -294,7 +294,7 @@ impl OutboundCall {
             BrowserOffer::Answer(r) => answer_commands(&call_id, r),
             BrowserOffer::Reinvite(offer) => {
                 self.pending_offer = Some(sdp.to_owned());
-                self.pending_sip = Some((offer.clone(), 1));
+                self.pending_sip = Some(PendingReinvite::new(offer.clone()));
                 vec![Command::SipReinvite {
                     sdp: offer,
                     after_glare: false,
@@ -525,7 +525,6 @@ impl OutboundCall {
 #[path = "outbound_midcall.rs"]
 mod midcall;
 use midcall::answer_commands;
-pub use midcall::GLARE_ATTEMPTS;
 
 #[cfg(test)]
 #[path = "outbound_tests.rs"]

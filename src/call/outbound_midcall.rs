@@ -6,9 +6,6 @@ use super::{Command, OutboundCall, State};
 use crate::call::hold::{reinvite_answered, renegotiate};
 use crate::call::reoffer::Renegotiated;
 
-/// re-INVITEs sent for one browser offer before a 491 is final.
-pub const GLARE_ATTEMPTS: u8 = 3;
-
 /// The `answer` to a browser's offer, after the ICE restart it asks for.
 pub(super) fn answer_commands(call_id: &str, r: Renegotiated) -> Vec<Command> {
     let call_id = call_id.to_owned();
@@ -47,15 +44,11 @@ impl OutboundCall {
     /// The SIP side answered siphon's re-INVITE for the waiting browser offer.
     pub(super) fn on_reinvite_answered(&mut self, result: Option<(u16, String)>) -> Vec<Command> {
         // Glare: both sides re-offered. Try again later, a few times.
-        if let (Some((491, _)), Some((sdp, tries))) = (&result, self.pending_sip.as_mut()) {
-            if *tries < GLARE_ATTEMPTS {
-                *tries += 1;
-                let sdp = sdp.clone();
-                return vec![Command::SipReinvite {
-                    sdp,
-                    after_glare: true,
-                }];
-            }
+        if let Some(sdp) = self.pending_sip.as_mut().and_then(|p| p.retry(&result)) {
+            return vec![Command::SipReinvite {
+                sdp,
+                after_glare: true,
+            }];
         }
         self.pending_sip = None;
         let call_id = self.params.call_id.clone();
