@@ -10,8 +10,10 @@ pub mod refusal;
 pub mod reoffer;
 pub mod route;
 pub mod sdes;
+mod signals;
 
 pub use route::{resolve, RouteConfig, RouteError, Target};
+pub use signals::{MediaSignal, Outcome, StartError};
 
 /// The `hangup` reason when the SIP peer stopped refreshing the session
 /// (RFC 4028), or a refresh found its dialog gone.

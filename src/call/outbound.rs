@@ -3,13 +3,14 @@
 //! driver to carry out. No IO, no clock: `now` is passed in.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::hold::{browser_offer, BrowserOffer, PendingReinvite, SipSide};
 use super::keys::{self, TowardSip};
 use super::leg::{sip_media, LocalWebRtc};
 use super::reoffer::{Negotiated, Remote};
 use super::{sdes, SESSION_EXPIRED};
+use super::{MediaSignal, Outcome, StartError};
 use crate::config::SrtpMode;
 use crate::media::{Press, SipMedia};
 use crate::sdp::{self, Crypto, SdpError, SipOfferPlan, WebRtcOffer};
@@ -59,38 +60,6 @@ pub enum SipEvent {
     Reoffer(Option<String>),
     /// siphon's re-INVITE got this final status and body (`None`: no answer).
     ReinviteAnswered(Option<(u16, String)>),
-}
-
-/// Inputs from the media plane.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MediaSignal {
-    /// The WebRTC leg is connected and keyed.
-    Connected,
-    /// Consent checks paused: the browser should restart ICE.
-    Disconnected,
-    /// Consent checks stopped arriving.
-    ConsentExpired,
-    /// The browser closed its DTLS transport.
-    Closed,
-    /// DTLS or fingerprint failure.
-    Failed(String),
-    /// A side sent no media for `limits.media_timeout_secs`; the reason
-    /// names it.
-    Timeout(String),
-    /// The browser sent a key in its media that the SIP side takes only as
-    /// SIP INFO: the digit and ms.
-    Key(char, u32),
-}
-
-/// How a call ended, for metrics and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// A metric label: answered, cancelled, rejected, timeout, no_codec, error.
-    pub label: &'static str,
-    /// The SIP code reported to the client.
-    pub code: u16,
-    /// Time to answer, when answered.
-    pub setup: Option<Duration>,
 }
 
 /// What the driver must do.
@@ -155,15 +124,6 @@ pub struct OutboundCall {
     /// and siphon's re-INVITE for it with the attempts made.
     pending_offer: Option<String>,
     pending_sip: Option<PendingReinvite>,
-}
-
-/// The call could not start: the `hangup` code and reason to report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartError {
-    /// SIP-style code (488 for SDP problems).
-    pub code: u16,
-    /// Explanation.
-    pub reason: String,
 }
 
 impl OutboundCall {

@@ -1,5 +1,7 @@
 //! The browser -> SIP call machine, driven with values.
 
+use std::time::Duration;
+
 use super::*;
 use crate::sdp::fixtures::{ASTERISK_ANSWER, CHROME_OFFER, FREESWITCH_ANSWER};
 

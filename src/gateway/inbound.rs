@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::detached::Grace;
 use super::infos::InfoQueue;
-use super::outbound::{
+use super::midcall::{
     answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Resources,
 };
 use super::reinvites::ReinviteAnswers;
@@ -20,7 +20,7 @@ use crate::call::inbound::{
     Accepted, InboundCall, InboundCommand, InboundEvent, InboundParams, SessionId,
 };
 use crate::call::leg::LocalWebRtc;
-use crate::call::outbound::Outcome;
+use crate::call::Outcome;
 use crate::media::{AddCall, MediaEvent, PortPair};
 use crate::metrics::direction::INBOUND;
 use crate::signaling::{new_call_id, ClientEvent, ResumeLink, ServerMessage, SessionLink};

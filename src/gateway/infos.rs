@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::outbound::record_info;
+use super::midcall::record_info;
 use super::Inner;
 
 /// One digit and its length in ms.

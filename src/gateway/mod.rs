@@ -9,6 +9,7 @@ mod inbound;
 mod infos;
 mod lifecycle;
 mod listening;
+mod midcall;
 mod outbound;
 mod registrations;
 mod reinvites;

@@ -10,18 +10,20 @@ use tracing::Instrument;
 
 use super::detached::Grace;
 use super::infos::InfoQueue;
+use super::midcall::{
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Resources,
+};
 use super::reinvites::ReinviteAnswers;
 use super::{sdes, Inner};
 use crate::call::leg::LocalWebRtc;
-use crate::call::outbound::{
-    Command, MediaSignal, OutboundCall, OutboundParams, Outcome, SipEvent,
-};
+use crate::call::outbound::{Command, OutboundCall, OutboundParams, SipEvent};
+use crate::call::Outcome;
 use crate::call::Target;
-use crate::media::{AddCall, MediaEvent, Press, SilentSide};
+use crate::media::{AddCall, MediaEvent};
 use crate::metrics::direction::OUTBOUND;
 use crate::signaling::{CallRequest, ClientControl, ClientEvent, ServerMessage, SessionId};
 use crate::sip::{self, UacEvent, UacHandle};
-use crate::webrtc::{self, LegConfig, LegId};
+use crate::webrtc::{self, LegConfig};
 
 /// Run the call to its end; always removes it from the registry.
 pub(super) async fn run(
@@ -51,12 +53,6 @@ pub(super) async fn run(
         hist.observe(setup.as_secs_f64());
     }
     gw.calls.remove(&key);
-}
-
-/// Everything the call holds that must be released.
-pub(super) struct Resources {
-    pub(super) relay: usize,
-    pub(super) leg: LegId,
 }
 
 /// Why a call ended before its INVITE went out.
@@ -378,107 +374,6 @@ impl Driver<'_> {
     }
 }
 
-/// The re-offer counters' label for an SDP siphon sends.
-fn hold_or_resume(sdp: &str) -> &'static str {
-    match crate::sdp::is_hold(sdp) {
-        true => "hold",
-        false => "resume",
-    }
-}
-
-/// Answer a SIP re-offer (200 with SDP, or 488), counting holds.
-pub(super) async fn answer_reoffer(
-    gw: &Inner,
-    reoffer: &sip::Reoffer,
-    answer: Result<String, String>,
-) {
-    match answer {
-        Ok(sdp) => {
-            let kind = hold_or_resume(&sdp);
-            gw.metrics.reoffers_total.with_label_values(&[kind]).inc();
-            reoffer.accept(sdp).await;
-        }
-        Err(reason) => {
-            tracing::info!(%reason, method = reoffer.method, "re-offer refused");
-            gw.metrics
-                .reoffers_total
-                .with_label_values(&["refused"])
-                .inc();
-            reoffer.refuse(488, &reason).await;
-        }
-    }
-}
-
-/// Send a browser's hold or resume (`sdp`) as a re-INVITE without holding
-/// up the call (its answer may take a while, and the far end's own
-/// requests must be answered meanwhile); after a 491 wait 2.1-4 s first
-/// (RFC 3261 section 14.1). Counted by outcome.
-pub(super) fn spawn_reinvite<F>(
-    gw: &Inner,
-    sdp: &str,
-    go: F,
-    after_glare: bool,
-    tx: mpsc::UnboundedSender<Option<(u16, String)>>,
-) where
-    F: std::future::Future<Output = Option<(u16, String)>> + Send + 'static,
-{
-    let kind = hold_or_resume(sdp);
-    let counter = gw.metrics.browser_reoffers_total.clone();
-    tokio::spawn(async move {
-        if after_glare {
-            tokio::time::sleep(sip::glare_backoff()).await;
-        }
-        let result = go.await;
-        let outcome = match &result {
-            Some((200..=299, _)) => kind,
-            Some((491, _)) => "glare",
-            _ => "refused",
-        };
-        counter.with_label_values(&[outcome]).inc();
-        let _ = tx.send(result);
-    });
-}
-
-/// A re-offer while siphon's own re-INVITE is pending: 491 (glare).
-pub(super) async fn refuse_glare(gw: &Inner, reoffer: &sip::Reoffer) {
-    gw.metrics
-        .reoffers_total
-        .with_label_values(&["glare"])
-        .inc();
-    reoffer.refuse(491, "Request Pending").await;
-}
-
-/// Count a generated key press by where it goes.
-pub(super) fn count_dtmf(gw: &Inner, press: &Press) {
-    let to = if press.to_sip {
-        "sip_rtp"
-    } else {
-        "webrtc_rtp"
-    };
-    gw.metrics.dtmf_total.with_label_values(&[to]).inc();
-}
-
-/// Count (and log a refusal of) a key press sent as SIP INFO.
-pub(super) fn record_info(gw: &Inner, digit: char, code: Option<u16>) {
-    gw.metrics.dtmf_total.with_label_values(&["sip_info"]).inc();
-    if !code.is_some_and(|c| (200..300).contains(&c)) {
-        tracing::info!(%digit, ?code, "the SIP peer did not take the INFO");
-    }
-}
-
-pub(super) async fn release(gw: &Inner, res: &Resources) {
-    let relay = gw.relays.get(res.relay);
-    match relay.remove(res.leg).await {
-        Ok(stats) => tracing::info!(
-            to_sip = stats.to_sip_packets,
-            to_webrtc = stats.to_webrtc_packets,
-            dropped = stats.dropped,
-            "call media released"
-        ),
-        Err(e) => tracing::error!(error = %e, "relay did not release the call"),
-    }
-}
-
 fn trunk_credentials(gw: &Inner) -> Option<sip::Credentials> {
     let trunk = &gw.config.sip.trunk;
     (!trunk.username.is_empty()).then(|| sip::Credentials {
@@ -500,33 +395,4 @@ fn sip_event(ev: UacEvent) -> Option<SipEvent> {
         UacEvent::Dtmf { digit, duration_ms } => SipEvent::Dtmf(digit, duration_ms),
         UacEvent::Reoffer(r) => SipEvent::Reoffer(r.sdp),
     })
-}
-
-pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
-    match ev {
-        MediaEvent::WebRtcConnected => Some(MediaSignal::Connected),
-        MediaEvent::IceDisconnected => Some(MediaSignal::Disconnected),
-        MediaEvent::BrowserKey(code, ms) => {
-            crate::media::dtmf::digit(code).map(|d| MediaSignal::Key(d, ms))
-        }
-        MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
-        MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
-        MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),
-        MediaEvent::RelayFailed(why) => {
-            Some(MediaSignal::Failed(format!("relay loop failed: {why}")))
-        }
-        MediaEvent::MediaTimeout(side) => {
-            let from = match side {
-                SilentSide::Sip => "the SIP peer",
-                SilentSide::WebRtc => "the browser",
-            };
-            Some(MediaSignal::Timeout(format!(
-                "Media timeout: no media from {from}"
-            )))
-        }
-        MediaEvent::SipLatched(addr) => {
-            tracing::debug!(%addr, "SIP media source latched");
-            None
-        }
-    }
 }
