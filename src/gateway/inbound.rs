@@ -12,7 +12,8 @@ use tracing::Instrument;
 use super::detached::Grace;
 use super::infos::InfoQueue;
 use super::midcall::{
-    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Resources,
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, CallHold,
+    Resources,
 };
 use super::reinvites::ReinviteAnswers;
 use super::{sdes, Inner};
@@ -35,7 +36,7 @@ pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::Incomin
 }
 
 async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
-    let Ok(_permit) = gw.call_slots.clone().try_acquire_owned() else {
+    let Ok(permit) = gw.call_slots.clone().try_acquire_owned() else {
         gw.metrics
             .calls_total
             .with_label_values(&[INBOUND, "limit"])
@@ -54,7 +55,7 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
         return;
     };
     let per_user = gw.config.limits.per_user_calls;
-    let Some(_slot) = gw.slots.take(&user, per_user) else {
+    let Some(slot) = gw.slots.take(&user, per_user) else {
         gw.metrics
             .calls_total
             .with_label_values(&[INBOUND, "limit"])
@@ -71,7 +72,10 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
     let active = gw.metrics.calls_active.with_label_values(&[INBOUND]);
     active.inc();
     let started = Instant::now();
-    let outcome = drive(&gw, call_id, call, started).instrument(span).await;
+    let hold = CallHold::new(permit, Some(slot));
+    let outcome = drive(&gw, call_id, call, started, hold)
+        .instrument(span)
+        .await;
     active.dec();
     gw.metrics
         .calls_total
@@ -127,6 +131,8 @@ struct Driver<'a> {
     reinvites: ReinviteAnswers,
     /// Key presses on their way as SIP INFO.
     infos: InfoQueue,
+    /// The call's limits, until its machine finishes.
+    hold: Option<CallHold>,
 }
 
 async fn drive(
@@ -134,6 +140,7 @@ async fn drive(
     call_id: String,
     call: sip::IncomingCall,
     started: Instant,
+    hold: CallHold,
 ) -> Outcome {
     let sip::IncomingCall {
         user,
@@ -217,6 +224,7 @@ async fn drive(
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
         infos: InfoQueue::default(),
+        hold: Some(hold),
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -376,6 +384,9 @@ impl Driver<'_> {
 
     /// Carry out commands; `Some` once the call is over.
     async fn exec(&mut self, cmds: Vec<InboundCommand>) -> Option<Outcome> {
+        if cmds.iter().any(|c| matches!(c, InboundCommand::Finish(_))) {
+            self.hold = None;
+        }
         let mut outcome = None;
         for cmd in cmds {
             match cmd {

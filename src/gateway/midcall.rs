@@ -3,13 +3,33 @@
 //! re-offers and sending the browser's (counted as hold or resume), glare,
 //! DTMF counts, and the media plane's events as the machines' signals.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::slots::Slot;
 use super::Inner;
 use crate::call::MediaSignal;
 use crate::media::{MediaEvent, Press, SilentSide};
 use crate::sip;
 use crate::webrtc::LegId;
+
+/// What a call holds against the limits: its `limits.max_calls` permit and
+/// its user's `limits.per_user_calls` slot. A driver drops it as soon as
+/// its machine finishes, before the browser hears the `hangup`: a browser
+/// (or PBX) that calls again on that `hangup` must not be refused for a
+/// limit the ended call still held while its resources were being released.
+pub(super) struct CallHold {
+    _permit: OwnedSemaphorePermit,
+    _slot: Option<Slot>,
+}
+
+impl CallHold {
+    pub(super) fn new(permit: OwnedSemaphorePermit, slot: Option<Slot>) -> CallHold {
+        CallHold {
+            _permit: permit,
+            _slot: slot,
+        }
+    }
+}
 
 /// Everything the call holds that must be released.
 pub(super) struct Resources {

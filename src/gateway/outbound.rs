@@ -11,7 +11,8 @@ use tracing::Instrument;
 use super::detached::Grace;
 use super::infos::InfoQueue;
 use super::midcall::{
-    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Resources,
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, CallHold,
+    Resources,
 };
 use super::reinvites::ReinviteAnswers;
 use super::{sdes, Inner};
@@ -33,6 +34,7 @@ pub(super) async fn run(
     target: Target,
     to_client: mpsc::Sender<ServerMessage>,
     control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
+    hold: CallHold,
 ) {
     let span = tracing::info_span!("call", call_id = %request.call_id, direction = OUTBOUND);
     let active = gw.metrics.calls_active.with_label_values(&[OUTBOUND]);
@@ -40,7 +42,7 @@ pub(super) async fn run(
     // The registry holds the sender of `control`; a waiting call leaves a
     // copy where `resume` finds it.
     let control_tx = gw.calls.get(&key).map(|c| c.clone());
-    let outcome = drive(&gw, request, target, to_client, (control_tx, control))
+    let outcome = drive(&gw, request, target, to_client, (control_tx, control), hold)
         .instrument(span)
         .await;
     active.dec();
@@ -95,13 +97,15 @@ async fn drive(
     target: Target,
     to_client: mpsc::Sender<ServerMessage>,
     control: Control,
+    hold: CallHold,
 ) -> Outcome {
     let call_id = request.call_id.clone();
     let grace = Grace::new(request.user.clone(), &call_id);
     // Boxed: the setup's state would otherwise size the task for the call.
     match Box::pin(start(gw, request, target)).await {
-        Ok(started) => run_events(gw, started, to_client, control, grace).await,
+        Ok(started) => run_events(gw, started, to_client, control, grace, hold).await,
         Err(r) => {
+            drop(hold);
             let _ = to_client
                 .send(ServerMessage::hangup(&call_id, r.code, r.reason))
                 .await;
@@ -204,6 +208,7 @@ async fn run_events(
     to_client: mpsc::Sender<ServerMessage>,
     control: Control,
     mut grace: Grace,
+    hold: CallHold,
 ) -> Outcome {
     let (control_tx, mut control) = control;
     let Started {
@@ -221,6 +226,7 @@ async fn run_events(
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
         infos: InfoQueue::default(),
+        hold: Some(hold),
     };
     // Boxed here and below: carrying out commands awaits SIP transactions,
     // whose futures would otherwise widen this loop's for the call's life.
@@ -304,11 +310,16 @@ struct Driver<'a> {
     reinvites: ReinviteAnswers,
     /// Key presses on their way as SIP INFO.
     infos: InfoQueue,
+    /// The call's limits, until its machine finishes.
+    hold: Option<CallHold>,
 }
 
 impl Driver<'_> {
     /// Carry out commands; `Some` once the call is over.
     async fn exec(&mut self, cmds: Vec<Command>) -> Option<Outcome> {
+        if cmds.iter().any(|c| matches!(c, Command::Finish(_))) {
+            self.hold = None;
+        }
         let mut outcome = None;
         for cmd in cmds {
             match cmd {
