@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::detached::Grace;
 use super::infos::InfoQueue;
 use super::midcall::{
-    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, CallHold,
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Admission,
     Resources,
 };
 use super::reinvites::ReinviteAnswers;
@@ -72,8 +72,8 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
     let active = gw.metrics.calls_active.with_label_values(&[INBOUND]);
     active.inc();
     let started = Instant::now();
-    let hold = CallHold::new(permit, Some(slot));
-    let outcome = drive(&gw, call_id, call, started, hold)
+    let admission = Admission::new(permit, Some(slot));
+    let outcome = drive(&gw, call_id, call, started, admission)
         .instrument(span)
         .await;
     active.dec();
@@ -132,7 +132,7 @@ struct Driver<'a> {
     /// Key presses on their way as SIP INFO.
     infos: InfoQueue,
     /// The call's limits, until its machine finishes.
-    hold: Option<CallHold>,
+    admission: Option<Admission>,
 }
 
 async fn drive(
@@ -140,7 +140,7 @@ async fn drive(
     call_id: String,
     call: sip::IncomingCall,
     started: Instant,
-    hold: CallHold,
+    admission: Admission,
 ) -> Outcome {
     let sip::IncomingCall {
         user,
@@ -224,7 +224,7 @@ async fn drive(
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
         infos: InfoQueue::default(),
-        hold: Some(hold),
+        admission: Some(admission),
     };
     let delivered = d
         .deliver(&call_id, &machine.incoming(), links, &control_tx)
@@ -385,7 +385,7 @@ impl Driver<'_> {
     /// Carry out commands; `Some` once the call is over.
     async fn exec(&mut self, cmds: Vec<InboundCommand>) -> Option<Outcome> {
         if cmds.iter().any(|c| matches!(c, InboundCommand::Finish(_))) {
-            self.hold = None;
+            self.admission = None;
         }
         let mut outcome = None;
         for cmd in cmds {

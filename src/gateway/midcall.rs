@@ -12,19 +12,19 @@ use crate::media::{MediaEvent, Press, SilentSide};
 use crate::sip;
 use crate::webrtc::LegId;
 
-/// What a call holds against the limits: its `limits.max_calls` permit and
+/// A call's admission under the limits: its `limits.max_calls` permit and
 /// its user's `limits.per_user_calls` slot. A driver drops it as soon as
 /// its machine finishes, before the browser hears the `hangup`: a browser
 /// (or PBX) that calls again on that `hangup` must not be refused for a
 /// limit the ended call still held while its resources were being released.
-pub(super) struct CallHold {
+pub(super) struct Admission {
     _permit: OwnedSemaphorePermit,
     _slot: Option<Slot>,
 }
 
-impl CallHold {
-    pub(super) fn new(permit: OwnedSemaphorePermit, slot: Option<Slot>) -> CallHold {
-        CallHold {
+impl Admission {
+    pub(super) fn new(permit: OwnedSemaphorePermit, slot: Option<Slot>) -> Admission {
+        Admission {
             _permit: permit,
             _slot: slot,
         }

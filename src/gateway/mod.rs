@@ -247,8 +247,8 @@ impl CallService for Calls {
         // The call's future is built inside the task: a future captured and
         // then awaited is stored twice in the task.
         tokio::spawn(async move {
-            let hold = midcall::CallHold::new(permit, slot);
-            outbound::run(gw, key, request, target, to_client, events, hold).await;
+            let admission = midcall::Admission::new(permit, slot);
+            outbound::run(gw, key, request, target, to_client, events, admission).await;
         });
         Ok(control)
     }

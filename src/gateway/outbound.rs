@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::detached::Grace;
 use super::infos::InfoQueue;
 use super::midcall::{
-    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, CallHold,
+    answer_reoffer, count_dtmf, media_signal, refuse_glare, release, spawn_reinvite, Admission,
     Resources,
 };
 use super::reinvites::ReinviteAnswers;
@@ -34,7 +34,7 @@ pub(super) async fn run(
     target: Target,
     to_client: mpsc::Sender<ServerMessage>,
     control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
-    hold: CallHold,
+    admission: Admission,
 ) {
     let span = tracing::info_span!("call", call_id = %request.call_id, direction = OUTBOUND);
     let active = gw.metrics.calls_active.with_label_values(&[OUTBOUND]);
@@ -42,9 +42,16 @@ pub(super) async fn run(
     // The registry holds the sender of `control`; a waiting call leaves a
     // copy where `resume` finds it.
     let control_tx = gw.calls.get(&key).map(|c| c.clone());
-    let outcome = drive(&gw, request, target, to_client, (control_tx, control), hold)
-        .instrument(span)
-        .await;
+    let outcome = drive(
+        &gw,
+        request,
+        target,
+        to_client,
+        (control_tx, control),
+        admission,
+    )
+    .instrument(span)
+    .await;
     active.dec();
     gw.metrics
         .calls_total
@@ -97,15 +104,15 @@ async fn drive(
     target: Target,
     to_client: mpsc::Sender<ServerMessage>,
     control: Control,
-    hold: CallHold,
+    admission: Admission,
 ) -> Outcome {
     let call_id = request.call_id.clone();
     let grace = Grace::new(request.user.clone(), &call_id);
     // Boxed: the setup's state would otherwise size the task for the call.
     match Box::pin(start(gw, request, target)).await {
-        Ok(started) => run_events(gw, started, to_client, control, grace, hold).await,
+        Ok(started) => run_events(gw, started, to_client, control, grace, admission).await,
         Err(r) => {
-            drop(hold);
+            drop(admission);
             let _ = to_client
                 .send(ServerMessage::hangup(&call_id, r.code, r.reason))
                 .await;
@@ -208,7 +215,7 @@ async fn run_events(
     to_client: mpsc::Sender<ServerMessage>,
     control: Control,
     mut grace: Grace,
-    hold: CallHold,
+    admission: Admission,
 ) -> Outcome {
     let (control_tx, mut control) = control;
     let Started {
@@ -226,7 +233,7 @@ async fn run_events(
         reoffer: None,
         reinvites: ReinviteAnswers::default(),
         infos: InfoQueue::default(),
-        hold: Some(hold),
+        admission: Some(admission),
     };
     // Boxed here and below: carrying out commands awaits SIP transactions,
     // whose futures would otherwise widen this loop's for the call's life.
@@ -311,14 +318,14 @@ struct Driver<'a> {
     /// Key presses on their way as SIP INFO.
     infos: InfoQueue,
     /// The call's limits, until its machine finishes.
-    hold: Option<CallHold>,
+    admission: Option<Admission>,
 }
 
 impl Driver<'_> {
     /// Carry out commands; `Some` once the call is over.
     async fn exec(&mut self, cmds: Vec<Command>) -> Option<Outcome> {
         if cmds.iter().any(|c| matches!(c, Command::Finish(_))) {
-            self.hold = None;
+            self.admission = None;
         }
         let mut outcome = None;
         for cmd in cmds {
