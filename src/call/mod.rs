@@ -1,10 +1,13 @@
-//! Calls: routing, the per-call state machines (events in, commands out) and
-//! the registry of live calls.
+//! Calls: routing, and the per-call state machines (events in, commands
+//! out, through [`CallMachine`]). The registry of live calls and the IO
+//! around the machines are `gateway`'s.
 
 pub mod hold;
 pub mod inbound;
 pub mod keys;
 pub mod leg;
+pub mod machine;
+mod midcall;
 pub mod outbound;
 pub mod refusal;
 pub mod reoffer;
@@ -12,6 +15,7 @@ pub mod route;
 pub mod sdes;
 mod signals;
 
+pub use machine::{CallMachine, ClientInput, Command, Event, SipInput};
 pub use route::{resolve, RouteConfig, RouteError, Target};
 pub use signals::{MediaSignal, Outcome, StartError};
 

@@ -135,5 +135,4 @@ pub fn accept_offer(
 }
 
 #[cfg(test)]
-#[path = "sdes_tests.rs"]
 mod tests;

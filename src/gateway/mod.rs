@@ -4,6 +4,8 @@
 
 mod client_registrations;
 mod detached;
+mod dialog;
+mod driver;
 mod hangups;
 mod inbound;
 mod infos;

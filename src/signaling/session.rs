@@ -77,6 +77,8 @@ impl PartialEq for ResumeLink {
 /// A request to place a call, as the session received it.
 #[derive(Debug, Clone)]
 pub struct CallRequest {
+    /// The calling session.
+    pub session: SessionId,
     /// The authenticated user of the socket, when tokens are required.
     pub user: Option<String>,
     /// The call id (client's or assigned).
@@ -397,6 +399,7 @@ impl Session {
                     return Err(r);
                 }
                 let request = CallRequest {
+                    session: self.id,
                     user: self.user.clone(),
                     call_id: call_id.clone(),
                     to,

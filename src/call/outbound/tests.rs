@@ -3,11 +3,18 @@
 use std::time::Duration;
 
 use super::*;
+use crate::call::machine::Feed;
+use crate::call::{MediaSignal, Outcome};
 use crate::sdp::fixtures::{ASTERISK_ANSWER, CHROME_OFFER, FREESWITCH_ANSWER};
+use crate::signaling::ErrorCode;
+
+/// The calling session.
+const S: SessionId = 1;
 
 fn params(offer: &str) -> OutboundParams {
     OutboundParams {
         call_id: "c1".into(),
+        session: S,
         offer_sdp: offer.into(),
         sip_codecs: vec!["opus".into(), "PCMU".into(), "PCMA".into()],
         rtp_addr: "192.0.2.10:20000".parse().unwrap(),
@@ -33,7 +40,7 @@ fn start(offer: &str) -> (OutboundCall, String, Instant) {
 fn sent(cmds: &[Command]) -> Vec<ServerMessage> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Send(m) => Some(m.clone()),
+            Command::Send(_, m) => Some(m.clone()),
             _ => None,
         })
         .collect()
@@ -51,19 +58,19 @@ fn answered_call_configures_media_and_answers_the_browser() {
     let (mut call, sip_offer, t0) = start(CHROME_OFFER);
     assert!(sip_offer.contains("RTP/AVP"));
     assert!(matches!(
-        &sent(&call.on_invite_sent())[..],
+        &sent(&call.feed(Event::Sip(SipInput::InviteSent)))[..],
         [ServerMessage::Trying { .. }]
     ));
     assert!(matches!(
-        &sent(&call.on_sip(SipEvent::Ringing, t0))[..],
+        &sent(&call.on_event(Event::Sip(SipInput::Ringing), t0))[..],
         [ServerMessage::Ringing { .. }]
     ));
     assert!(
-        call.on_sip(SipEvent::Ringing, t0).is_empty(),
+        call.on_event(Event::Sip(SipInput::Ringing), t0).is_empty(),
         "ringing is sent once"
     );
     let t1 = t0 + Duration::from_millis(1500);
-    let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t1);
+    let cmds = call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t1);
     let media = cmds.iter().find_map(|c| match c {
         Command::ConfigureMedia(m) => Some((**m).clone()),
         _ => None,
@@ -78,23 +85,26 @@ fn answered_call_configures_media_and_answers_the_browser() {
     };
     assert!(sdp.contains("a=ice-ufrag:ufrag123") && sdp.contains("a=setup:passive"));
     assert!(call.is_answered());
-    let end = call.on_sip(SipEvent::Ended { by_remote: true }, t1);
+    let end = call.on_event(Event::Sip(SipInput::Ended { by_remote: true }), t1);
     let o = outcome(&end).unwrap();
     assert_eq!((o.label, o.code), ("answered", 200));
     assert_eq!(o.setup, Some(Duration::from_millis(1500)));
     assert!(!end.iter().any(|c| matches!(c, Command::SipHangup)));
-    assert!(call.on_client_hangup().is_empty(), "nothing after the end");
+    assert!(
+        call.feed(Event::Client(S, ClientInput::Hangup)).is_empty(),
+        "nothing after the end"
+    );
 }
 
 #[test]
 fn an_expired_session_timer_ends_the_call_with_408() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-    let end = call.on_sip(SipEvent::SessionExpired, t0);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
+    let end = call.on_event(Event::Sip(SipInput::SessionExpired), t0);
     let o = outcome(&end).unwrap();
     assert_eq!((o.label, o.code), ("answered", 408));
     assert!(end.iter().any(|c| matches!(c,
-        Command::Send(ServerMessage::Hangup { code: 408, reason, .. }) if reason == crate::call::SESSION_EXPIRED)));
+        Command::Send(_, ServerMessage::Hangup { code: 408, reason, .. }) if reason == crate::call::SESSION_EXPIRED)));
     assert!(
         !end.iter().any(|c| matches!(c, Command::SipHangup)),
         "the SIP leg already sent BYE"
@@ -105,15 +115,15 @@ fn an_expired_session_timer_ends_the_call_with_408() {
 fn shutdown_ends_ringing_and_answered_calls_with_503_on_both_legs() {
     let shutting_down = ServerMessage::hangup("c1", 503, crate::call::SHUTTING_DOWN);
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-    let end = call.on_shutdown();
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
+    let end = call.feed(Event::Shutdown);
     assert!(matches!(end[0], Command::SipHangup), "BYE");
     assert_eq!(sent(&end), vec![shutting_down.clone()]);
     assert_eq!(outcome(&end).unwrap().label, "answered");
-    assert!(call.on_shutdown().is_empty(), "once");
+    assert!(call.feed(Event::Shutdown).is_empty(), "once");
 
     let (mut call, _, _) = start(CHROME_OFFER);
-    let end = call.on_shutdown();
+    let end = call.feed(Event::Shutdown);
     assert!(matches!(end[0], Command::SipHangup), "CANCEL");
     assert_eq!(sent(&end), vec![shutting_down]);
     assert_eq!(outcome(&end).unwrap().label, "cancelled");
@@ -122,7 +132,7 @@ fn shutdown_ends_ringing_and_answered_calls_with_503_on_both_legs() {
 #[test]
 fn opus_answer_maps_renumbered_payload_types() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let cmds = call.on_sip(SipEvent::Answered(FREESWITCH_ANSWER.into()), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Answered(FREESWITCH_ANSWER.into())), t0);
     let Some(Command::ConfigureMedia(m)) = cmds.first() else {
         panic!("expected media first: {cmds:?}");
     };
@@ -134,7 +144,7 @@ fn opus_answer_maps_renumbered_payload_types() {
 #[test]
 fn failure_and_client_hangup_map_to_hangup_codes() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let cmds = call.on_sip(SipEvent::Failed(486, "Busy Here".into()), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Failed(486, "Busy Here".into())), t0);
     assert_eq!(
         sent(&cmds),
         vec![ServerMessage::hangup("c1", 486, "Busy Here")]
@@ -142,7 +152,7 @@ fn failure_and_client_hangup_map_to_hangup_codes() {
     assert_eq!(outcome(&cmds).unwrap().label, "rejected");
 
     let (mut call, _, _) = start(CHROME_OFFER);
-    let cmds = call.on_client_hangup();
+    let cmds = call.feed(Event::Client(S, ClientInput::Hangup));
     assert!(matches!(cmds[0], Command::SipHangup));
     assert_eq!(
         sent(&cmds),
@@ -150,9 +160,9 @@ fn failure_and_client_hangup_map_to_hangup_codes() {
     );
 
     let (mut call, _, _) = start(CHROME_OFFER);
-    let cmds = call.on_ring_timeout();
+    let cmds = call.feed(Event::RingTimeout);
     assert_eq!(outcome(&cmds).unwrap().code, 408);
-    assert!(call.on_ring_timeout().is_empty());
+    assert!(call.feed(Event::RingTimeout).is_empty());
 }
 
 #[test]
@@ -174,7 +184,7 @@ fn no_common_codec_refuses_with_488_naming_both_sides() {
 #[test]
 fn unusable_answer_ends_the_call_with_488_and_bye() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let cmds = call.on_sip(SipEvent::Answered("v=0\r\ngarbage".into()), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Answered("v=0\r\ngarbage".into())), t0);
     assert!(matches!(cmds[0], Command::SipHangup));
     assert_eq!(outcome(&cmds).unwrap().code, 488);
 }
@@ -182,19 +192,19 @@ fn unusable_answer_ends_the_call_with_488_and_bye() {
 #[test]
 fn consent_loss_and_media_failure_end_the_call() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-    let cmds = call.on_media(MediaSignal::ConsentExpired);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
+    let cmds = call.feed(Event::Media(MediaSignal::ConsentExpired));
     assert!(matches!(cmds[0], Command::SipHangup));
     assert_eq!(outcome(&cmds).unwrap().code, 408);
 
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     let reason = "Media timeout: no media from the SIP peer";
-    let cmds = call.on_media(MediaSignal::Timeout(reason.into()));
+    let cmds = call.feed(Event::Media(MediaSignal::Timeout(reason.into())));
     assert!(matches!(cmds[0], Command::SipHangup));
     assert_eq!(outcome(&cmds).unwrap().code, 408);
     let told = cmds.iter().any(|c| {
-        matches!(c, Command::Send(ServerMessage::Hangup { code: 408, reason: r, .. }) if r == reason)
+        matches!(c, Command::Send(_, ServerMessage::Hangup { code: 408, reason: r, .. }) if r == reason)
     });
     assert!(told, "{cmds:?}");
 }
@@ -202,9 +212,9 @@ fn consent_loss_and_media_failure_end_the_call() {
 #[test]
 fn early_media_then_answer() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let cmds = call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Progress(ASTERISK_ANSWER.into())), t0);
     assert!(matches!(&sent(&cmds)[..], [ServerMessage::Progress { .. }]));
-    let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     assert!(matches!(&sent(&cmds)[..], [ServerMessage::Answered { .. }]));
 }
 
@@ -225,7 +235,10 @@ fn fresh() -> (String, String) {
 #[test]
 fn an_ice_restart_is_answered_on_the_webrtc_leg_alone() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let cmds = call.on_client_offer(&restart_offer(), fresh());
+    let cmds = call.feed(Event::Client(
+        S,
+        ClientInput::Offer(restart_offer(), fresh()),
+    ));
     assert!(matches!(
         &sent(&cmds)[..],
         [ServerMessage::Error {
@@ -234,11 +247,14 @@ fn an_ice_restart_is_answered_on_the_webrtc_leg_alone() {
         }]
     ));
 
-    let answered = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    let answered = call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     let Some(ServerMessage::Answered { sdp: first, .. }) = sent(&answered).pop() else {
         panic!("no answer");
     };
-    let cmds = call.on_client_offer(&restart_offer(), fresh());
+    let cmds = call.feed(Event::Client(
+        S,
+        ClientInput::Offer(restart_offer(), fresh()),
+    ));
     let Command::RestartIce(restart) = &cmds[0] else {
         panic!("no restart: {cmds:?}");
     };
@@ -265,7 +281,10 @@ fn an_ice_restart_is_answered_on_the_webrtc_leg_alone() {
     assert_eq!(m(&sdp), m(&first), "same codecs as before");
 
     // The same offer again restarts nothing; the version still grows.
-    let cmds = call.on_client_offer(&restart_offer(), fresh());
+    let cmds = call.feed(Event::Client(
+        S,
+        ClientInput::Offer(restart_offer(), fresh()),
+    ));
     assert!(!cmds.iter().any(|c| matches!(c, Command::RestartIce(_))));
     let Some(ServerMessage::Answer { sdp, .. }) = sent(&cmds).pop() else {
         panic!("no answer");
@@ -279,13 +298,16 @@ fn an_ice_restart_is_answered_on_the_webrtc_leg_alone() {
 #[test]
 fn unacceptable_re_offers_get_an_error_and_the_call_goes_on() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     let new_cert = restart_offer().replace("sha-256 D2:FA", "sha-256 00:FA");
     for (offer, needle) in [
         (new_cert.as_str(), "fingerprint"),
         ("v=0\r\ngarbage", "SDP"),
     ] {
-        let cmds = call.on_client_offer(offer, fresh());
+        let cmds = call.feed(Event::Client(
+            S,
+            ClientInput::Offer(offer.to_string(), fresh()),
+        ));
         match &sent(&cmds)[..] {
             [ServerMessage::Error {
                 code: ErrorCode::BadSdp,
@@ -305,7 +327,7 @@ fn unacceptable_re_offers_get_an_error_and_the_call_goes_on() {
 #[test]
 fn key_presses_go_by_rtp_or_info_as_the_sip_side_negotiated() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let early = call.on_client_dtmf("1", 160);
+    let early = call.feed(Event::Client(S, ClientInput::Dtmf("1".into(), 160)));
     assert!(matches!(
         &sent(&early)[..],
         [ServerMessage::Error {
@@ -313,8 +335,8 @@ fn key_presses_go_by_rtp_or_info_as_the_sip_side_negotiated() {
             ..
         }]
     ));
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-    let cmds = call.on_client_dtmf("1#", 160);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
+    let cmds = call.feed(Event::Client(S, ClientInput::Dtmf("1#".into(), 160)));
     let [Command::RelayDtmf(presses)] = &cmds[..] else {
         panic!("{cmds:?}");
     };
@@ -327,13 +349,13 @@ fn key_presses_go_by_rtp_or_info_as_the_sip_side_negotiated() {
         .filter(|l| !l.contains("telephone-event") && !l.starts_with("a=fmtp:101"))
         .map(|l| format!("{}\r\n", l.replace(" 101", "")))
         .collect();
-    call.on_sip(SipEvent::Answered(no_events), t0);
+    call.on_event(Event::Sip(SipInput::Answered(no_events)), t0);
     assert!(
-        matches!(&call.on_client_dtmf("7", 200)[..], [Command::SipInfo(d)] if d == &[('7', 200)])
+        matches!(&call.feed(Event::Client(S, ClientInput::Dtmf("7".into(), 200)))[..], [Command::SipInfo(d)] if d == &[('7', 200)])
     );
 
     // An INFO from SIP is told to the client and played to the browser.
-    let cmds = call.on_sip(SipEvent::Dtmf('5', 160), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Dtmf('5', 160)), t0);
     assert!(
         matches!(&sent(&cmds)[..], [ServerMessage::Dtmf { digit, duration: 160, .. }] if digit == "5")
     );
@@ -345,14 +367,14 @@ fn key_presses_go_by_rtp_or_info_as_the_sip_side_negotiated() {
 #[test]
 fn the_sip_side_holds_and_the_browser_is_re_offered() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    let early = call.on_sip(SipEvent::Reoffer(None), t0);
+    let early = call.on_event(Event::Sip(SipInput::Reoffer(None)), t0);
     assert!(
         matches!(&early[..], [Command::AnswerReoffer(Err(_))]),
         "not answered yet"
     );
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     let held = ASTERISK_ANSWER.replace("a=sendrecv", "a=sendonly");
-    let cmds = call.on_sip(SipEvent::Reoffer(Some(held)), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Reoffer(Some(held))), t0);
     let Some(Command::AnswerReoffer(Ok(answer))) =
         cmds.iter().find(|c| matches!(c, Command::AnswerReoffer(_)))
     else {
@@ -377,32 +399,34 @@ fn the_sip_side_holds_and_the_browser_is_re_offered() {
     // The browser's answer must keep its certificate.
     let bad = CHROME_OFFER.replace("sha-256 D2:FA", "sha-256 00:FA");
     assert!(matches!(
-        &sent(&call.on_client_answer(&bad))[..],
+        &sent(&call.feed(Event::Client(S, ClientInput::Answer(bad.clone()))))[..],
         [ServerMessage::Error {
             code: ErrorCode::BadSdp,
             ..
         }]
     ));
-    assert!(call.on_client_answer(CHROME_OFFER).is_empty());
+    assert!(call
+        .feed(Event::Client(S, ClientInput::Answer(CHROME_OFFER.into())))
+        .is_empty());
 }
 
 #[test]
 fn a_200_unlike_its_183_renegotiates_with_the_browser() {
     // Same SDP in 183 and 200: nothing more to say.
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
-    let cmds = call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    call.on_event(Event::Sip(SipInput::Progress(ASTERISK_ANSWER.into())), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     assert!(!sent(&cmds)
         .iter()
         .any(|m| matches!(m, ServerMessage::Offer { .. })));
 
     // Another codec in the 200: the browser is re-offered the session.
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Progress(ASTERISK_ANSWER.into()), t0);
+    call.on_event(Event::Sip(SipInput::Progress(ASTERISK_ANSWER.into())), t0);
     let pcma = ASTERISK_ANSWER
         .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
         .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
-    let cmds = call.on_sip(SipEvent::Answered(pcma), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Answered(pcma)), t0);
     let Some(ServerMessage::Offer { sdp, .. }) = sent(&cmds).pop() else {
         panic!("no re-offer: {cmds:?}");
     };
@@ -419,9 +443,9 @@ fn a_200_unlike_its_183_renegotiates_with_the_browser() {
 #[test]
 fn a_browser_hold_goes_to_sip_first_then_is_answered() {
     let (mut call, _, t0) = start(CHROME_OFFER);
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
     let held = CHROME_OFFER.replace("a=sendrecv", "a=sendonly");
-    let cmds = call.on_client_offer(&held, fresh());
+    let cmds = call.feed(Event::Client(S, ClientInput::Offer(held.clone(), fresh())));
     let [Command::SipReinvite {
         sdp: offer,
         after_glare: false,
@@ -437,7 +461,10 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
     // The PBX agrees (recvonly): the relay stops sending to it; the browser
     // gets its answer, recvonly.
     let sip_answer = ASTERISK_ANSWER.replace("a=sendrecv", "a=recvonly");
-    let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((200, sip_answer))), t0);
+    let cmds = call.on_event(
+        Event::Sip(SipInput::ReinviteAnswered(Some((200, sip_answer)))),
+        t0,
+    );
     assert!(cmds
         .iter()
         .any(|c| matches!(c, Command::ConfigureMedia(m) if m.held && m.send_to_sip)));
@@ -450,14 +477,20 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
     );
 
     // Resume, refused by the PBX: the browser hears why; nothing else changes.
-    let cmds = call.on_client_offer(CHROME_OFFER, fresh());
+    let cmds = call.feed(Event::Client(
+        S,
+        ClientInput::Offer(CHROME_OFFER.into(), fresh()),
+    ));
     assert!(matches!(&cmds[..], [Command::SipReinvite { sdp, .. }] if sdp.contains("a=sendrecv")));
     // Meanwhile the PBX re-offers too: glare, 491.
-    let cmds = call.on_sip(SipEvent::Reoffer(None), t0);
+    let cmds = call.on_event(Event::Sip(SipInput::Reoffer(None)), t0);
     assert!(matches!(&cmds[..], [Command::GlareReoffer]));
     // A 491 to siphon's re-INVITE is retried later, twice...
     for _ in 0..2 {
-        let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((491, String::new()))), t0);
+        let cmds = call.on_event(
+            Event::Sip(SipInput::ReinviteAnswered(Some((491, String::new())))),
+            t0,
+        );
         assert!(
             matches!(
                 &cmds[..],
@@ -470,12 +503,18 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
         );
     }
     // ...then the third 491 reaches the browser: a SIP refusal, not an SDP problem.
-    let cmds = call.on_sip(SipEvent::ReinviteAnswered(Some((491, String::new()))), t0);
-    let [Command::Send(ServerMessage::Error {
-        code: ErrorCode::SipRefused,
-        message,
-        ..
-    })] = &cmds[..]
+    let cmds = call.on_event(
+        Event::Sip(SipInput::ReinviteAnswered(Some((491, String::new())))),
+        t0,
+    );
+    let [Command::Send(
+        _,
+        ServerMessage::Error {
+            code: ErrorCode::SipRefused,
+            message,
+            ..
+        },
+    )] = &cmds[..]
     else {
         panic!("{cmds:?}");
     };
@@ -490,10 +529,11 @@ fn a_browser_hold_goes_to_sip_first_then_is_answered() {
 fn keys_the_browser_sends_in_its_media_go_as_info_when_sip_has_no_events() {
     let (mut call, _, t0) = start(CHROME_OFFER);
     assert!(
-        call.on_media(MediaSignal::Key('4', 120)).is_empty(),
+        call.feed(Event::Media(MediaSignal::Key('4', 120)))
+            .is_empty(),
         "not answered yet"
     );
-    call.on_sip(SipEvent::Answered(ASTERISK_ANSWER.into()), t0);
-    let cmds = call.on_media(MediaSignal::Key('4', 120));
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
+    let cmds = call.feed(Event::Media(MediaSignal::Key('4', 120)));
     assert!(matches!(&cmds[..], [Command::SipInfo(d)] if d == &[('4', 120)]));
 }

@@ -1,6 +1,7 @@
 //! The SIP -> browser call machine, driven with values.
 
 use super::*;
+use crate::call::machine::Feed;
 use crate::sdp::fixtures::{ASTERISK_OFFER, FIREFOX_ANSWER};
 
 fn params(offer: &str) -> InboundParams {
@@ -26,13 +27,13 @@ fn params(offer: &str) -> InboundParams {
 }
 
 fn call() -> InboundCall {
-    InboundCall::start(params(ASTERISK_OFFER)).unwrap()
+    InboundCall::start(params(ASTERISK_OFFER), Instant::now()).unwrap()
 }
 
-fn sent_to(cmds: &[InboundCommand]) -> Vec<(SessionId, u16, String)> {
+fn sent_to(cmds: &[Command]) -> Vec<(SessionId, u16, String)> {
     cmds.iter()
         .filter_map(|c| match c {
-            InboundCommand::Send(s, ServerMessage::Hangup { code, reason, .. }) => {
+            Command::Send(s, ServerMessage::Hangup { code, reason, .. }) => {
                 Some((*s, *code, reason.clone()))
             }
             _ => None,
@@ -40,9 +41,9 @@ fn sent_to(cmds: &[InboundCommand]) -> Vec<(SessionId, u16, String)> {
         .collect()
 }
 
-fn sip_reject(cmds: &[InboundCommand]) -> Option<u16> {
+fn sip_reject(cmds: &[Command]) -> Option<u16> {
     cmds.iter().find_map(|c| match c {
-        InboundCommand::SipReject(code, _) => Some(*code),
+        Command::SipReject(code, _) => Some(*code),
         _ => None,
     })
 }
@@ -61,10 +62,10 @@ fn incoming_offer_is_webrtc() {
 #[test]
 fn first_accept_wins_and_others_hear_answered_elsewhere() {
     let mut c = call();
-    let cmds = c.on_event(InboundEvent::Delivered(vec![1, 2, 3]));
-    assert!(matches!(cmds[..], [InboundCommand::SipRinging]));
-    let cmds = c.on_event(InboundEvent::Accept(2, FIREFOX_ANSWER.into()));
-    let Some(InboundCommand::Answer(2, accepted)) = cmds.first() else {
+    let cmds = c.feed(Event::Delivered(vec![1, 2, 3]));
+    assert!(matches!(cmds[..], [Command::SipRinging]));
+    let cmds = c.feed(Event::Client(2, ClientInput::Accept(FIREFOX_ANSWER.into())));
+    let Some(Command::Answer(2, accepted)) = cmds.first() else {
         panic!("expected answer: {cmds:?}");
     };
     assert!(accepted.sip_answer.contains("RTP/AVP"));
@@ -81,18 +82,18 @@ fn first_accept_wins_and_others_hear_answered_elsewhere() {
     );
     assert!(c.is_answered());
     assert!(c
-        .on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()))
+        .feed(Event::Client(1, ClientInput::Accept(FIREFOX_ANSWER.into())))
         .is_empty());
-    let end = c.on_event(InboundEvent::SipEnded { by_remote: true });
+    let end = c.feed(Event::Sip(SipInput::Ended { by_remote: true }));
     assert_eq!(sent_to(&end), vec![(2, 200, "Remote hangup".into())]);
 }
 
 #[test]
 fn an_expired_session_timer_hangs_up_the_browser_with_408() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1]));
-    c.on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()));
-    let end = c.on_event(InboundEvent::SipSessionExpired);
+    c.feed(Event::Delivered(vec![1]));
+    c.feed(Event::Client(1, ClientInput::Accept(FIREFOX_ANSWER.into())));
+    let end = c.feed(Event::Sip(SipInput::SessionExpired));
     assert_eq!(
         sent_to(&end),
         vec![(1, 408, crate::call::SESSION_EXPIRED.into())]
@@ -102,17 +103,18 @@ fn an_expired_session_timer_hangs_up_the_browser_with_408() {
 #[test]
 fn busy_drops_one_branch_decline_ends_all() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1, 2]));
+    c.feed(Event::Delivered(vec![1, 2]));
     assert!(
-        c.on_event(InboundEvent::Reject(1, 486)).is_empty(),
+        c.feed(Event::Client(1, ClientInput::Reject(486)))
+            .is_empty(),
         "2 still rings"
     );
-    let cmds = c.on_event(InboundEvent::Reject(2, 486));
+    let cmds = c.feed(Event::Client(2, ClientInput::Reject(486)));
     assert_eq!(sip_reject(&cmds), Some(486));
 
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1, 2]));
-    let cmds = c.on_event(InboundEvent::Reject(1, 603));
+    c.feed(Event::Delivered(vec![1, 2]));
+    let cmds = c.feed(Event::Client(1, ClientInput::Reject(603)));
     assert_eq!(sip_reject(&cmds), Some(603));
     assert_eq!(
         sent_to(&cmds),
@@ -123,14 +125,14 @@ fn busy_drops_one_branch_decline_ends_all() {
 #[test]
 fn shutdown_ends_ringing_and_answered_calls() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1]));
-    let cmds = c.on_event(InboundEvent::Shutdown);
+    c.feed(Event::Delivered(vec![1]));
+    let cmds = c.feed(Event::Shutdown);
     assert_eq!(sip_reject(&cmds), Some(503));
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1]));
-    c.on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()));
-    let cmds = c.on_event(InboundEvent::Shutdown);
-    assert!(matches!(cmds[0], InboundCommand::SipHangup));
+    c.feed(Event::Delivered(vec![1]));
+    c.feed(Event::Client(1, ClientInput::Accept(FIREFOX_ANSWER.into())));
+    let cmds = c.feed(Event::Shutdown);
+    assert!(matches!(cmds[0], Command::SipHangup));
     assert_eq!(
         sent_to(&cmds),
         vec![(1, 503, crate::call::SHUTTING_DOWN.into())]
@@ -140,8 +142,8 @@ fn shutdown_ends_ringing_and_answered_calls() {
 #[test]
 fn cancel_timeout_and_offline() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![5]));
-    let cmds = c.on_event(InboundEvent::SipCancelled);
+    c.feed(Event::Delivered(vec![5]));
+    let cmds = c.feed(Event::Sip(SipInput::Cancelled));
     assert_eq!(sent_to(&cmds), vec![(5, 487, "Request Terminated".into())]);
     assert_eq!(
         sip_reject(&cmds),
@@ -150,21 +152,21 @@ fn cancel_timeout_and_offline() {
     );
 
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![5]));
-    let cmds = c.on_event(InboundEvent::RingTimeout);
+    c.feed(Event::Delivered(vec![5]));
+    let cmds = c.feed(Event::RingTimeout);
     assert_eq!(sip_reject(&cmds), Some(480));
     assert_eq!(sent_to(&cmds), vec![(5, 480, "No answer".into())]);
 
     let mut c = call();
-    let cmds = c.on_event(InboundEvent::Delivered(vec![]));
+    let cmds = c.feed(Event::Delivered(vec![]));
     assert_eq!(sip_reject(&cmds), Some(480));
 }
 
 #[test]
 fn the_sip_side_ending_while_ringing_ends_the_call_for_every_session() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![5, 6]));
-    let cmds = c.on_event(InboundEvent::SipEnded { by_remote: false });
+    c.feed(Event::Delivered(vec![5, 6]));
+    let cmds = c.feed(Event::Sip(SipInput::Ended { by_remote: false }));
     assert_eq!(
         sent_to(&cmds),
         vec![
@@ -172,21 +174,21 @@ fn the_sip_side_ending_while_ringing_ends_the_call_for_every_session() {
             (6, 487, "Request Terminated".into())
         ]
     );
-    assert!(matches!(cmds.last(), Some(InboundCommand::Finish(_))));
+    assert!(matches!(cmds.last(), Some(Command::Finish(_))));
     assert!(c
-        .on_event(InboundEvent::SipEnded { by_remote: false })
+        .feed(Event::Sip(SipInput::Ended { by_remote: false }))
         .is_empty());
 }
 
 #[test]
 fn bad_answer_drops_that_branch_only() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1, 2]));
-    let cmds = c.on_event(InboundEvent::Accept(1, "garbage".into()));
+    c.feed(Event::Delivered(vec![1, 2]));
+    let cmds = c.feed(Event::Client(1, ClientInput::Accept("garbage".into())));
     assert_eq!(sent_to(&cmds).first().map(|s| (s.0, s.1)), Some((1, 488)));
     assert_eq!(sip_reject(&cmds), None, "2 still rings");
     let actpass = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:actpass");
-    let cmds = c.on_event(InboundEvent::Accept(2, actpass));
+    let cmds = c.feed(Event::Client(2, ClientInput::Accept(actpass)));
     assert_eq!(
         sip_reject(&cmds),
         Some(488),
@@ -197,10 +199,10 @@ fn bad_answer_drops_that_branch_only() {
 #[test]
 fn passive_answer_makes_siphon_the_dtls_client() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1]));
+    c.feed(Event::Delivered(vec![1]));
     let passive = FIREFOX_ANSWER.replace("a=setup:active", "a=setup:passive");
-    let cmds = c.on_event(InboundEvent::Accept(1, passive));
-    let Some(InboundCommand::Answer(1, accepted)) = cmds.first() else {
+    let cmds = c.feed(Event::Client(1, ClientInput::Accept(passive)));
+    let Some(Command::Answer(1, accepted)) = cmds.first() else {
         panic!("expected answer: {cmds:?}");
     };
     assert_eq!(accepted.dtls_role, DtlsRole::Client);
@@ -209,9 +211,9 @@ fn passive_answer_makes_siphon_the_dtls_client() {
 #[test]
 fn offer_without_browser_codec_is_488() {
     let g729 = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
-    let err = InboundCall::start(params(g729)).unwrap_err();
+    let err = InboundCall::start(params(g729), Instant::now()).unwrap_err();
     assert_eq!(err.code, 488);
-    assert!(InboundCall::start(params("")).is_err());
+    assert!(InboundCall::start(params(""), Instant::now()).is_err());
 }
 
 /// The answering Firefox re-offers with new ICE credentials.
@@ -225,17 +227,23 @@ fn firefox_restart() -> String {
 #[test]
 fn the_answering_session_may_restart_ice() {
     let mut c = call();
-    c.on_event(InboundEvent::Delivered(vec![1, 2]));
+    c.feed(Event::Delivered(vec![1, 2]));
     let fresh = || ("gwNEW".to_owned(), "gwnewpasswordgwnewpasswd".to_owned());
-    let early = c.on_event(InboundEvent::Offer(1, firefox_restart(), fresh()));
+    let early = c.feed(Event::Client(
+        1,
+        ClientInput::Offer(firefox_restart(), fresh()),
+    ));
     assert!(matches!(
         &early[..],
-        [InboundCommand::Send(1, ServerMessage::Error { .. })]
+        [Command::Send(1, ServerMessage::Error { .. })]
     ));
-    c.on_event(InboundEvent::Accept(1, FIREFOX_ANSWER.into()));
+    c.feed(Event::Client(1, ClientInput::Accept(FIREFOX_ANSWER.into())));
 
-    let cmds = c.on_event(InboundEvent::Offer(1, firefox_restart(), fresh()));
-    let [InboundCommand::RestartIce(restart), InboundCommand::Send(1, ServerMessage::Answer { sdp, .. })] =
+    let cmds = c.feed(Event::Client(
+        1,
+        ClientInput::Offer(firefox_restart(), fresh()),
+    ));
+    let [Command::RestartIce(restart), Command::Send(1, ServerMessage::Answer { sdp, .. })] =
         &cmds[..]
     else {
         panic!("{cmds:?}");
@@ -258,10 +266,13 @@ fn the_answering_session_may_restart_ice() {
     assert!(m.ends_with("SAVPF 0 101"), "{m}");
 
     // Another session cannot re-offer this call.
-    let other = c.on_event(InboundEvent::Offer(2, firefox_restart(), fresh()));
+    let other = c.feed(Event::Client(
+        2,
+        ClientInput::Offer(firefox_restart(), fresh()),
+    ));
     assert!(matches!(
         &other[..],
-        [InboundCommand::Send(2, ServerMessage::Error { .. })]
+        [Command::Send(2, ServerMessage::Error { .. })]
     ));
     assert!(c.is_answered());
 }

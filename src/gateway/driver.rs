@@ -1,0 +1,409 @@
+//! One driver for calls in both directions: it turns the SIP dialog, the
+//! browser sessions, the media plane and the timers into a call machine's
+//! [`Event`]s, and carries out the machine's [`Command`]s. What differs by
+//! direction is only how a call gets here (`inbound`, `outbound`) and the
+//! SIP handle underneath ([`Dialog`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::detached::Grace;
+use super::dialog::FromSip;
+pub(super) use super::dialog::{Dialog, SipEvents};
+use super::infos::InfoQueue;
+use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
+use super::midcall::{spawn_reinvite, Admission, Resources};
+use super::reinvites::ReinviteAnswers;
+use super::Inner;
+use crate::call::inbound::Accepted;
+use crate::call::leg::LocalWebRtc;
+use crate::call::{CallMachine, ClientInput, Command, Event, Outcome, SipInput};
+use crate::media::{AddCall, MediaEvent, PortPair};
+use crate::signaling::{ClientControl, ClientEvent, ResumeLink, ServerMessage, SessionId};
+use crate::sip;
+use crate::webrtc::{self, LegConfig};
+
+/// A WebRTC leg to put on the relay when the browser accepts (SIP ->
+/// browser; a browser -> SIP call has its leg before its INVITE).
+pub(super) struct PendingLeg {
+    /// The call's RTP ports.
+    pub(super) ports: PortPair,
+    /// siphon's side of the leg.
+    pub(super) local: LocalWebRtc,
+}
+
+/// The channels a call listens on.
+pub(super) struct Channels {
+    /// The SIP dialog.
+    pub(super) sip: SipEvents,
+    /// Browser sessions (and the gateway's shutdown).
+    pub(super) control: mpsc::UnboundedReceiver<(SessionId, ClientEvent)>,
+    /// The sender of `control`, handed to a `resume` while the call waits
+    /// for one; `None`: the call cannot wait.
+    pub(super) control_tx: Option<ClientControl>,
+    /// The media plane.
+    pub(super) media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    /// The media plane's sender, for a leg added later.
+    pub(super) media_tx: mpsc::UnboundedSender<MediaEvent>,
+}
+
+/// Everything the driver juggles for one call.
+pub(super) struct Driver<'a> {
+    gw: &'a Arc<Inner>,
+    call_id: String,
+    dialog: Dialog,
+    /// Where each browser session's messages go.
+    clients: HashMap<SessionId, mpsc::Sender<ServerMessage>>,
+    /// The relay loop that holds (or will hold) the call's leg.
+    relay: usize,
+    /// The leg on the relay, once there.
+    res: Option<Resources>,
+    /// The leg to add on answer.
+    pending_leg: Option<PendingLeg>,
+    /// The SIP re-offer waiting for the machine's answer.
+    reoffer: Option<sip::Reoffer>,
+    /// Where siphon's re-INVITEs report their final answers.
+    reinvites: ReinviteAnswers,
+    /// Key presses on their way as SIP INFO.
+    infos: InfoQueue,
+    /// The call's limits, until its machine finishes.
+    admission: Option<Admission>,
+    /// The reconnect grace of the answered call.
+    grace: Grace,
+    /// The session whose socket was lost, while the call waits for it.
+    lost: Option<SessionId>,
+    /// Sessions that resumed the call, and the session each stands for.
+    aliases: HashMap<SessionId, SessionId>,
+}
+
+/// Run one call, counted in either direction: an active call while it
+/// runs, then its outcome and, when answered, its setup time.
+pub(super) async fn counted<F>(gw: &Inner, direction: &'static str, call: F)
+where
+    F: std::future::Future<Output = Outcome>,
+{
+    let active = gw.metrics.calls_active.with_label_values(&[direction]);
+    active.inc();
+    let outcome = call.await;
+    active.dec();
+    gw.metrics
+        .calls_total
+        .with_label_values(&[direction, outcome.label])
+        .inc();
+    if let Some(setup) = outcome.setup {
+        let hist = gw
+            .metrics
+            .call_setup_seconds
+            .with_label_values(&[direction]);
+        hist.observe(setup.as_secs_f64());
+    }
+}
+
+/// What a driver starts from.
+pub(super) struct Setup<'a> {
+    /// The gateway.
+    pub(super) gw: &'a Arc<Inner>,
+    /// The call id the browser knows.
+    pub(super) call_id: String,
+    /// The dialog.
+    pub(super) dialog: Dialog,
+    /// The browser sessions reached.
+    pub(super) clients: HashMap<SessionId, mpsc::Sender<ServerMessage>>,
+    /// The relay loop.
+    pub(super) relay: usize,
+    /// The leg already on the relay (browser -> SIP).
+    pub(super) res: Option<Resources>,
+    /// The leg to add on answer (SIP -> browser).
+    pub(super) pending_leg: Option<PendingLeg>,
+    /// The call's limits.
+    pub(super) admission: Admission,
+    /// The caller's user, whose new socket may resume the call.
+    pub(super) user: Option<String>,
+}
+
+impl<'a> Driver<'a> {
+    /// A driver for one call.
+    pub(super) fn new(s: Setup<'a>) -> Driver<'a> {
+        Driver {
+            gw: s.gw,
+            grace: Grace::new(s.user, &s.call_id),
+            call_id: s.call_id,
+            dialog: s.dialog,
+            clients: s.clients,
+            relay: s.relay,
+            res: s.res,
+            pending_leg: s.pending_leg,
+            reoffer: None,
+            reinvites: ReinviteAnswers::default(),
+            infos: InfoQueue::default(),
+            admission: Some(s.admission),
+            lost: None,
+            aliases: HashMap::new(),
+        }
+    }
+
+    /// Feed `machine` from `first` on until it finishes.
+    pub(super) async fn run<M: CallMachine>(
+        mut self,
+        machine: &mut M,
+        first: Event,
+        mut ch: Channels,
+    ) -> Outcome {
+        let now = std::time::Instant::now;
+        // Boxed here and below: carrying out commands awaits SIP
+        // transactions, whose futures would otherwise widen this loop's
+        // for the call's life.
+        let cmds = machine.on_event(first, now());
+        if let Some(outcome) = Box::pin(self.exec(cmds, &ch)).await {
+            return outcome;
+        }
+        let ring_timeout = tokio::time::sleep(self.gw.config.limits.ring_timeout());
+        tokio::pin!(ring_timeout);
+        // A closed channel is ready forever: it is heard once, then left alone.
+        let mut sip_open = true;
+        loop {
+            let event = tokio::select! {
+                ev = ch.sip.recv(), if sip_open => match ev {
+                    Some(FromSip::Input(input)) => Event::Sip(input),
+                    Some(FromSip::Reoffer(reoffer)) => {
+                        let sdp = reoffer.sdp.clone();
+                        self.reoffer = Some(*reoffer);
+                        Event::Sip(SipInput::Reoffer(sdp))
+                    }
+                    Some(FromSip::Nothing) => continue,
+                    None => {
+                        sip_open = false;
+                        Event::Sip(ch.sip.closed())
+                    }
+                },
+                Some((session, ev)) = ch.control.recv() => {
+                    let answered = machine.is_answered();
+                    match self.client_event(session, ev, answered, &ch).await {
+                        Some(event) => event,
+                        None => continue,
+                    }
+                }
+                Some(ev) = ch.media_rx.recv() => match media_signal(ev) {
+                    Some(sig) => Event::Media(sig),
+                    None => continue,
+                },
+                () = &mut ring_timeout, if !machine.is_answered() => Event::RingTimeout,
+                Some(result) = self.reinvites.recv() => Event::Sip(SipInput::ReinviteAnswered(result)),
+                () = self.grace.expired(), if self.grace.waiting() => {
+                    match (self.grace.give_up(self.gw), self.lost) {
+                        (true, Some(lost)) => Event::Client(lost, ClientInput::Gone),
+                        _ => continue,
+                    }
+                }
+            };
+            let cmds = machine.on_event(event, now());
+            if let Some(outcome) = Box::pin(self.exec(cmds, &ch)).await {
+                self.grace.forget(self.gw);
+                return outcome;
+            }
+        }
+    }
+
+    /// Turn a client event into a machine input, handling lost sockets and
+    /// resumes here; `None` when the machine has nothing to hear.
+    async fn client_event(
+        &mut self,
+        session: SessionId,
+        ev: ClientEvent,
+        answered: bool,
+        ch: &Channels,
+    ) -> Option<Event> {
+        let session = self.aliases.get(&session).copied().unwrap_or(session);
+        let input = match ev {
+            ClientEvent::Shutdown => return Some(Event::Shutdown),
+            ClientEvent::Detached if answered && self.wait_for_resume(ch) => {
+                self.lost = Some(session);
+                return None;
+            }
+            ClientEvent::Gone | ClientEvent::Detached => ClientInput::Gone,
+            ClientEvent::Hangup => ClientInput::Hangup,
+            ClientEvent::Resumed(link) => {
+                self.resumed(link).await;
+                return None;
+            }
+            ClientEvent::Accept(sdp) => ClientInput::Accept(sdp),
+            ClientEvent::Reject(code) => ClientInput::Reject(code),
+            // ICE-lite: the browser's checks tell siphon its addresses, so
+            // trickled candidates need no action.
+            ClientEvent::Candidate(_) => return None,
+            ClientEvent::Answer(sdp) => ClientInput::Answer(sdp),
+            ClientEvent::Dtmf {
+                digits,
+                duration_ms,
+            } => ClientInput::Dtmf(digits, duration_ms),
+            ClientEvent::Offer(sdp) => ClientInput::Offer(sdp, webrtc::random_ice_credentials()),
+        };
+        Some(Event::Client(session, input))
+    }
+
+    /// The socket of the answered call was lost: wait for a `resume` if
+    /// the call can.
+    fn wait_for_resume(&mut self, ch: &Channels) -> bool {
+        match &ch.control_tx {
+            Some(control) => self.grace.start(self.gw, control),
+            None => false,
+        }
+    }
+
+    /// A new socket took the call back: it stands for the lost session.
+    async fn resumed(&mut self, link: ResumeLink) {
+        self.grace.resumed();
+        let Some(lost) = self.lost.take() else {
+            return;
+        };
+        self.aliases.insert(link.session, lost);
+        self.clients.insert(lost, link.to_client);
+        let call_id = self.call_id.clone();
+        self.send(lost, ServerMessage::Resumed { call_id }).await;
+    }
+
+    async fn send(&self, session: SessionId, msg: ServerMessage) {
+        if let Some(client) = self.clients.get(&session) {
+            let _ = client.send(msg).await;
+        }
+    }
+
+    /// Carry out commands; `Some` once the call is over.
+    async fn exec(&mut self, cmds: Vec<Command>, ch: &Channels) -> Option<Outcome> {
+        if cmds.iter().any(|c| matches!(c, Command::Finish(_))) {
+            self.admission = None;
+        }
+        let mut outcome = None;
+        for cmd in cmds {
+            match cmd {
+                Command::Send(session, msg) => self.send(session, msg).await,
+                Command::SipRinging => {
+                    if let Dialog::Uas(h) = &self.dialog {
+                        h.ringing().await;
+                    }
+                }
+                Command::Answer(session, accepted) => {
+                    if let Err(reason) = self.answer(*accepted, ch).await {
+                        tracing::error!(%reason, "answering failed");
+                        let msg = ServerMessage::hangup(&self.call_id, 500, reason);
+                        self.send(session, msg).await;
+                        self.hang_up_sip();
+                        outcome = Some(Outcome {
+                            label: "error",
+                            code: 500,
+                            setup: None,
+                        });
+                    }
+                }
+                Command::SipReject(code, reason) => {
+                    if let Dialog::Uas(h) = &self.dialog {
+                        h.reject(code, &reason).await;
+                    }
+                }
+                Command::SipHangup => self.hang_up_sip(),
+                Command::RelayDtmf(presses) => {
+                    if let Some(res) = &self.res {
+                        let relay = self.gw.relays.get(res.relay);
+                        for press in presses {
+                            count_dtmf(self.gw, &press);
+                            let _ = relay.dtmf(res.leg, press);
+                        }
+                    }
+                }
+                Command::AnswerReoffer(answer) => {
+                    if let Some(reoffer) = self.reoffer.take() {
+                        answer_reoffer(self.gw, &reoffer, answer).await;
+                    }
+                }
+                Command::ConfigureMedia(media) => {
+                    if let Some(res) = &self.res {
+                        let relay = self.gw.relays.get(res.relay);
+                        if let Err(e) = relay.configure(res.leg, *media) {
+                            tracing::error!(error = %e, "relay refused media configuration");
+                        }
+                    }
+                }
+                Command::SipReinvite { sdp, after_glare } => {
+                    let dialog = self.dialog.clone();
+                    let kind = sdp.clone();
+                    let go = dialog.reinvite(sdp);
+                    spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.sender());
+                }
+                Command::GlareReoffer => {
+                    if let Some(reoffer) = self.reoffer.take() {
+                        refuse_glare(self.gw, &reoffer).await;
+                    }
+                }
+                Command::SipInfo(digits) => {
+                    let dialog = self.dialog.clone();
+                    let info = move |digit: char, ms: u32| dialog.clone().info(digit, ms);
+                    self.infos.send(self.gw, digits, info);
+                }
+                Command::RestartIce(creds) => {
+                    if let Some(res) = &self.res {
+                        let relay = self.gw.relays.get(res.relay);
+                        if let Err(e) = relay.restart_ice(res.leg, creds).await {
+                            tracing::warn!(error = %e, "ICE restart refused");
+                        } else {
+                            self.gw.metrics.ice_restarts_total.inc();
+                        }
+                    }
+                }
+                Command::Finish(o) => outcome = Some(o),
+            }
+        }
+        if outcome.is_some() {
+            if let Some(res) = &self.res {
+                release(self.gw, res).await;
+            }
+        }
+        outcome
+    }
+
+    /// BYE (or CANCEL, or 480) toward the SIP side, in the background.
+    fn hang_up_sip(&self) {
+        let dialog = self.dialog.clone();
+        super::hangups::spawn(self.gw, dialog.hangup());
+    }
+
+    /// Put the WebRTC leg on the relay with the browser's parameters, then 200 OK.
+    async fn answer(&mut self, accepted: Accepted, ch: &Channels) -> Result<(), String> {
+        let Dialog::Uas(handle) = &self.dialog else {
+            return Err("only an incoming call is answered".into());
+        };
+        let PendingLeg { ports, local } = self.pending_leg.take().ok_or("answered twice")?;
+        let leg = LegConfig {
+            local_ufrag: local.ice_ufrag,
+            local_pwd: local.ice_pwd,
+            remote_ufrag: accepted.remote_ufrag,
+            remote_pwd: accepted.remote_pwd,
+            remote_fingerprint: accepted.remote_fingerprint,
+            consent_timeout: self.gw.config.webrtc.consent_timeout(),
+            disconnect_timeout: self.gw.config.webrtc.disconnect_timeout(),
+            dtls_role: accepted.dtls_role,
+        };
+        let add = AddCall {
+            leg,
+            ports,
+            ssrc_to_webrtc: local.ssrc,
+            ssrc_to_sip: rand::random(),
+            events: ch.media_tx.clone(),
+            media_timeout: Some(self.gw.config.limits.media_timeout()),
+        };
+        let relay = self.gw.relays.get(self.relay);
+        let leg = relay.add(add).await.map_err(|e| e.to_string())?;
+        self.res = Some(Resources {
+            relay: self.relay,
+            leg,
+        });
+        relay
+            .configure(leg, accepted.media)
+            .map_err(|e| e.to_string())?;
+        handle
+            .answer(accepted.sip_answer)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
