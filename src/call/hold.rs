@@ -10,8 +10,9 @@
 use super::refusal::ChangeRefused;
 use super::reoffer::{Negotiated, Refused, Renegotiated};
 use super::sdes::SdesSession;
+use super::{SdesError, SessionError};
 use crate::media::SipMedia;
-use crate::sdp::{self, Direction, ReAnswer};
+use crate::sdp::{self, Direction, ReAnswer, SdpError};
 
 /// What siphon agreed with the SIP side, as far as re-offers care.
 #[derive(Debug, Clone)]
@@ -77,7 +78,7 @@ pub fn renegotiate(
     side: &mut SipSide,
     browser: &mut Negotiated,
     sdp: Option<&str>,
-) -> Result<(SipMedia, String, Option<String>), String> {
+) -> Result<(SipMedia, String, Option<String>), SessionError> {
     let r = side.on_reoffer(sdp)?;
     let offer = r.browser_direction.and_then(|d| {
         browser
@@ -97,7 +98,7 @@ pub enum BrowserOffer {
     /// first; the offer waits for its answer.
     Reinvite(String),
     /// Refuse it: the reason for `error` `bad_sdp`.
-    Refuse(String),
+    Refuse(SessionError),
 }
 
 /// Take a browser's offer (fresh ICE credentials in case it restarts).
@@ -112,7 +113,7 @@ pub fn browser_offer(
         Err(Refused::Bad(reason)) => BrowserOffer::Refuse(reason),
         Err(Refused::Direction(d)) => match side.offer(d) {
             Ok(offer) => BrowserOffer::Reinvite(offer),
-            Err(e) => BrowserOffer::Refuse(e),
+            Err(e) => BrowserOffer::Refuse(e.into()),
         },
     }
 }
@@ -132,16 +133,10 @@ pub fn reinvite_answered(
     }
     let media = side.on_answer(&body).map_err(ChangeRefused::Sdp)?;
     let answer = n.on_offer(pending, || fresh, true);
-    answer
-        .map(|r| (media, r))
-        .map_err(|e| ChangeRefused::Sdp(reason_text(&e)))
-}
-
-fn reason_text(e: &Refused) -> String {
-    match e {
-        Refused::Bad(reason) => reason.clone(),
-        Refused::Direction(d) => format!("direction {}", d.as_str()),
-    }
+    answer.map(|r| (media, r)).map_err(|e| match e {
+        Refused::Bad(reason) => ChangeRefused::Sdp(reason),
+        Refused::Direction(d) => ChangeRefused::Sdp(SessionError::Direction(d)),
+    })
 }
 
 /// The telephone-event payload type at `clock` in an SDP of siphon's.
@@ -185,10 +180,10 @@ impl SipSide {
 
     /// A re-offer's or re-answer's keys against the session: the SDES
     /// session it leads to; `Err` is the 488 reason.
-    fn rekey(&self, offer: &sdp::SipOffer) -> Result<Option<SdesSession>, String> {
+    fn rekey(&self, offer: &sdp::SipOffer) -> Result<Option<SdesSession>, SdesError> {
         match &self.srtp {
             Some(s) => s.rekey(&offer.crypto).map(Some),
-            None if offer.savp => Err("RTP/SAVP on a plain RTP call".into()),
+            None if offer.savp => Err(SdesError::SavpOnPlain),
             None => Ok(None),
         }
     }
@@ -200,16 +195,14 @@ impl SipSide {
 
     /// Answer a re-offer; `None` is an offerless re-INVITE, answered with
     /// the session as it is. `Err` is the reason for a 488.
-    pub fn on_reoffer(&mut self, sdp: Option<&str>) -> Result<SipReanswer, String> {
+    pub fn on_reoffer(&mut self, sdp: Option<&str>) -> Result<SipReanswer, SessionError> {
         let Some(sdp) = sdp else {
             return self.answer(self.direction.reverse(), self.media.clone(), None);
         };
-        let offer = sdp::parse_sip_offer(sdp).map_err(|e| format!("unusable re-offer: {e}"))?;
+        let offer = sdp::parse_sip_offer(sdp).map_err(SessionError::UnusableReoffer)?;
         let codec = self.pts[0];
         if !offer.codecs.iter().any(|c| c.pt == codec) {
-            return Err(format!(
-                "the re-offer drops payload type {codec}, the call's codec"
-            ));
+            return Err(SessionError::DropsCodec(codec));
         }
         let srtp = self.rekey(&offer)?;
         let d = offer.direction;
@@ -244,7 +237,7 @@ impl SipSide {
     /// siphon's re-INVITE offer for a browser-side hold or resume: the
     /// session as it is, with siphon sending and receiving what the browser
     /// does (`browser`: the browser's direction).
-    pub fn offer(&mut self, browser: Direction) -> Result<String, String> {
+    pub fn offer(&mut self, browser: Direction) -> Result<String, SdpError> {
         let edit = ReAnswer {
             version: self.version + 1,
             keep_pts: Some(self.pts.clone()),
@@ -252,7 +245,7 @@ impl SipSide {
             crypto: Self::crypto_lines(self.srtp.as_ref()),
             ..Default::default()
         };
-        let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        let offer = sdp::build_reanswer(&self.local_sdp, &edit)?;
         self.version += 1;
         self.local_sdp = offer.clone();
         self.browser = Some(browser);
@@ -260,8 +253,8 @@ impl SipSide {
     }
 
     /// The SIP side's 200 to that re-INVITE: the relay's new media.
-    pub fn on_answer(&mut self, sdp: &str) -> Result<SipMedia, String> {
-        let answer = sdp::parse_sip_offer(sdp).map_err(|e| format!("unusable answer: {e}"))?;
+    pub fn on_answer(&mut self, sdp: &str) -> Result<SipMedia, SessionError> {
+        let answer = sdp::parse_sip_offer(sdp).map_err(SessionError::UnusableAnswer)?;
         let srtp = self.rekey(&answer)?;
         let d = answer.direction;
         let mut media = self.media.clone();
@@ -286,7 +279,7 @@ impl SipSide {
         ours: Direction,
         media: SipMedia,
         browser_direction: Option<Direction>,
-    ) -> Result<SipReanswer, String> {
+    ) -> Result<SipReanswer, SessionError> {
         let edit = ReAnswer {
             version: self.version + 1,
             keep_pts: Some(self.pts.clone()),
@@ -294,7 +287,7 @@ impl SipSide {
             crypto: Self::crypto_lines(self.srtp.as_ref()),
             ..Default::default()
         };
-        let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        let answer = sdp::build_reanswer(&self.local_sdp, &edit)?;
         self.version += 1;
         self.local_sdp = answer.clone();
         self.media = media.clone();

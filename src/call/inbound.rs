@@ -96,8 +96,12 @@ impl InboundCall {
         };
         let offer = sdp::parse_sip_offer(&params.offer_sdp).map_err(not_acceptable)?;
         let (mode, plain) = (params.srtp, params.plain_signaling);
-        let srtp = sdes::accept_offer(mode, &params.local_crypto, &offer, plain)
-            .map_err(|reason| StartError { code: 488, reason })?;
+        let srtp = sdes::accept_offer(mode, &params.local_crypto, &offer, plain).map_err(|e| {
+            StartError {
+                code: 488,
+                reason: e.to_string(),
+            }
+        })?;
         let (webrtc_offer, plan) =
             sdp::build_webrtc_offer(&offer, &params.browser_codecs, &params.local.sdp_params())
                 .map_err(not_acceptable)?;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::inbound::Accepted;
 use super::signals::{MediaSignal, Outcome};
+use super::SessionError;
 use crate::media::{Press, SipMedia};
 use crate::signaling::ServerMessage;
 use crate::webrtc::IceRestart;
@@ -111,7 +112,7 @@ pub enum Command {
     /// Key presses to send as SIP INFO, one per digit: (digit, ms).
     SipInfo(Vec<(char, u32)>),
     /// Answer the pending SIP re-offer: 200 with this SDP, or 488 with the reason.
-    AnswerReoffer(Result<String, String>),
+    AnswerReoffer(Result<String, SessionError>),
     /// Program the relay with the SIP side's media (answer, hold, resume,
     /// a new address).
     ConfigureMedia(Box<SipMedia>),

@@ -14,7 +14,7 @@ use super::hold::{BrowserOffer, PendingReinvite, SipSide};
 use super::keys::{self, TowardSip};
 use super::machine::{media_signal, ClientInput, Command, Ending, Event, MediaStep, SipInput};
 use super::reoffer::{Negotiated, Renegotiated};
-use super::{SESSION_EXPIRED, SHUTTING_DOWN};
+use super::{SessionError, SESSION_EXPIRED, SHUTTING_DOWN};
 use crate::signaling::{ErrorCode, ServerMessage, SessionId};
 
 /// What an event came to.
@@ -170,7 +170,7 @@ impl MidCall {
                     after_glare: false,
                 }]
             }
-            BrowserOffer::Refuse(reason) => self.error(ErrorCode::BadSdp, reason),
+            BrowserOffer::Refuse(reason) => self.error(ErrorCode::BadSdp, reason.to_string()),
         }
     }
 
@@ -178,7 +178,7 @@ impl MidCall {
     fn client_answer(&mut self, sdp: &str) -> Vec<Command> {
         match self.negotiated.on_answer(sdp) {
             Ok(()) => Vec::new(),
-            Err(reason) => self.error(ErrorCode::BadSdp, reason),
+            Err(reason) => self.error(ErrorCode::BadSdp, reason.to_string()),
         }
     }
 
@@ -284,9 +284,9 @@ pub(super) fn unanswered(call_id: &str, event: Event) -> Step {
             let err = ServerMessage::error(Some(call_id), ErrorCode::BadSdp, msg);
             Step::Commands(vec![Command::Send(id, err)])
         }
-        Event::Sip(SipInput::Reoffer(_)) => Step::Commands(vec![Command::AnswerReoffer(Err(
-            "no session to change yet".into(),
-        ))]),
+        Event::Sip(SipInput::Reoffer(_)) => {
+            Step::Commands(vec![Command::AnswerReoffer(Err(SessionError::NoSession))])
+        }
         Event::Sip(SipInput::Dtmf(..) | SipInput::ReinviteAnswered(_)) => {
             Step::Commands(Vec::new())
         }
@@ -342,9 +342,10 @@ mod tests {
             assert_eq!((c, message.as_str()), (&code, text));
         }
         let reoffer = commands(unanswered("c1", Event::Sip(SipInput::Reoffer(None))));
-        assert!(
-            matches!(&reoffer[..], [Command::AnswerReoffer(Err(r))] if r == "no session to change yet")
-        );
+        assert!(matches!(
+            &reoffer[..],
+            [Command::AnswerReoffer(Err(SessionError::NoSession))]
+        ));
         let keys = commands(unanswered("c1", Event::Sip(SipInput::Dtmf('1', 100))));
         assert!(keys.is_empty(), "SIP keys before the answer are dropped");
         assert!(matches!(

@@ -2,6 +2,7 @@
 //! out, through [`CallMachine`]). The registry of live calls and the IO
 //! around the machines are `gateway`'s.
 
+mod error;
 pub mod hold;
 pub mod inbound;
 pub mod keys;
@@ -15,6 +16,7 @@ pub mod route;
 pub mod sdes;
 mod signals;
 
+pub use error::{SdesError, SessionError};
 pub use machine::{CallMachine, ClientInput, Command, Event, SipInput};
 pub use route::{resolve, RouteConfig, RouteError, Target};
 pub use signals::{MediaSignal, Outcome, StartError};

@@ -11,7 +11,7 @@ use super::machine::{media_signal, CallMachine, ClientInput, Command, Ending, Ev
 use super::machine::{MediaStep, SessionId, SipInput};
 use super::midcall::{unanswered, MidCall, Step};
 use super::reoffer::{Negotiated, Remote};
-use super::{sdes, StartError, SESSION_EXPIRED, SHUTTING_DOWN};
+use super::{sdes, SessionError, StartError, SESSION_EXPIRED, SHUTTING_DOWN};
 use crate::config::SrtpMode;
 use crate::media::SipMedia;
 use crate::sdp::{self, Crypto, SdpError, SipOfferPlan, WebRtcOffer};
@@ -240,13 +240,13 @@ impl OutboundCall {
     }
 
     /// The SIP answer (183 or 200) as the relay's media, the browser's
-    /// answer and the SIP side of the session.
-    fn translate_answer(&self, sdp: &str) -> Result<(SipMedia, String, SipSide), SdpError> {
+    /// answer and the SIP side of the session; `Err` is why the browser
+    /// cannot be given it (the `hangup` reason after a 200).
+    fn translate_answer(&self, sdp: &str) -> Result<(SipMedia, String, SipSide), SessionError> {
         let p = &self.params;
         let offered = sdes::offer(p.srtp, &p.local_crypto).1;
         let answer = sdp::parse_sip_answer(sdp, &self.plan, &offered)?;
-        let srtp = sdes::answered(p.srtp, &p.local_crypto, &answer)
-            .map_err(SdpError::UnsupportedCrypto)?;
+        let srtp = sdes::answered(p.srtp, &p.local_crypto, &answer)?;
         let webrtc_params = self.params.local.sdp_params();
         let webrtc_answer = sdp::build_webrtc_answer(&self.offer, &answer, &webrtc_params)?;
         let map = sdp::media_map(&self.offer, &answer);

@@ -3,6 +3,7 @@
 //! another failure (a 501 from a UA without re-INVITE support, a third 491)
 //! or does not answer at all is `sip_refused`, with the code in words.
 
+use super::SessionError;
 use crate::signaling::ErrorCode;
 
 /// A browser offer (hold, resume) the SIP side did not take.
@@ -13,7 +14,7 @@ pub enum ChangeRefused {
     /// No final answer came (a transaction timeout, a lost dialog).
     NoAnswer,
     /// An SDP problem: the SIP side's answer, or the browser's offer.
-    Sdp(String),
+    Sdp(SessionError),
 }
 
 impl ChangeRefused {
@@ -37,7 +38,7 @@ impl ChangeRefused {
                 None => format!("the SIP side refused the change with {code}"),
             },
             ChangeRefused::NoAnswer => "the SIP side did not answer the re-INVITE".into(),
-            ChangeRefused::Sdp(reason) => reason.clone(),
+            ChangeRefused::Sdp(reason) => reason.to_string(),
         }
     }
 }
@@ -80,9 +81,13 @@ mod tests {
     #[test]
     fn only_488_and_unusable_sdp_are_bad_sdp() {
         assert_eq!(ChangeRefused::Sip(488).code(), ErrorCode::BadSdp);
-        let sdp = ChangeRefused::Sdp("unusable answer: no m=audio".into());
+        let unusable = SessionError::UnusableAnswer(crate::sdp::SdpError::NoAudio);
+        let sdp = ChangeRefused::Sdp(unusable);
         assert_eq!(sdp.code(), ErrorCode::BadSdp);
-        assert_eq!(sdp.message(), "unusable answer: no m=audio");
+        assert_eq!(
+            sdp.message(),
+            format!("unusable answer: {}", crate::sdp::SdpError::NoAudio)
+        );
         for code in [403, 491, 500, 503, 606] {
             assert_eq!(
                 ChangeRefused::Sip(code).code(),

@@ -3,7 +3,8 @@
 //! without touching SIP; anything else the session cannot absorb is refused
 //! and the call goes on as it was.
 
-use crate::sdp::{self, Direction, ReAnswer, Setup};
+use super::SessionError;
+use crate::sdp::{self, Direction, ReAnswer, SdpError, Setup};
 use crate::webrtc::IceRestart;
 
 /// What siphon and the browser agreed on, as far as re-offers care.
@@ -27,15 +28,21 @@ pub struct Negotiated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
     /// It cannot be taken: the reason (for `error` `bad_sdp`).
-    Bad(String),
+    Bad(SessionError),
     /// The browser holds or resumes: the SIP side must agree first (a
     /// re-INVITE in this direction), then the offer is answered.
     Direction(Direction),
 }
 
-impl From<String> for Refused {
-    fn from(reason: String) -> Self {
+impl From<SessionError> for Refused {
+    fn from(reason: SessionError) -> Self {
         Refused::Bad(reason)
+    }
+}
+
+impl From<SdpError> for Refused {
+    fn from(e: SdpError) -> Self {
+        Refused::Bad(SessionError::Sdp(e))
     }
 }
 
@@ -100,18 +107,16 @@ impl Negotiated {
         fresh_ice: impl FnOnce() -> (String, String),
         agreed: bool,
     ) -> Result<Renegotiated, Refused> {
-        let offer = sdp::parse_webrtc_offer(sdp).map_err(|e| e.to_string())?;
+        let offer = sdp::parse_webrtc_offer(sdp)?;
         if !offer
             .fingerprint
             .value
             .eq_ignore_ascii_case(&self.remote_fingerprint)
         {
-            return Err(Refused::Bad(
-                "the re-offer changes the DTLS fingerprint; place a new call".into(),
-            ));
+            return Err(SessionError::OfferFingerprint.into());
         }
         if offer.mlines.len() != self.mlines {
-            return Err(Refused::Bad("the re-offer adds or removes m-lines".into()));
+            return Err(SessionError::Mlines.into());
         }
         let turned = offer.direction != self.remote_direction;
         if turned && !agreed {
@@ -127,7 +132,7 @@ impl Negotiated {
             direction: turned.then(|| offer.direction.reverse()),
             crypto: None,
         };
-        let answer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        let answer = sdp::build_reanswer(&self.local_sdp, &edit)?;
         self.version += 1;
         self.remote_direction = offer.direction;
         // What siphon states is an answer again (after an offer of its own).
@@ -147,7 +152,7 @@ impl Negotiated {
 
     /// siphon's own re-offer to the browser (the SIP side put the call on
     /// hold or took it off): the session as it is, in `direction`.
-    pub fn offer(&mut self, direction: Direction) -> Result<String, String> {
+    pub fn offer(&mut self, direction: Direction) -> Result<String, SdpError> {
         let edit = ReAnswer {
             version: self.version + 1,
             setup: Some(Setup::ActPass),
@@ -156,7 +161,7 @@ impl Negotiated {
             ice: None,
             crypto: None,
         };
-        let offer = sdp::build_reanswer(&self.local_sdp, &edit).map_err(|e| e.to_string())?;
+        let offer = sdp::build_reanswer(&self.local_sdp, &edit)?;
         self.version += 1;
         self.local_sdp = offer.clone();
         Ok(offer)
@@ -164,16 +169,16 @@ impl Negotiated {
 
     /// The browser's answer to siphon's re-offer: same certificate and
     /// credentials; its direction is the session's now.
-    pub fn on_answer(&mut self, sdp: &str) -> Result<(), String> {
-        let answer = sdp::parse_webrtc_session(sdp).map_err(|e| e.to_string())?;
+    pub fn on_answer(&mut self, sdp: &str) -> Result<(), SessionError> {
+        let answer = sdp::parse_webrtc_session(sdp)?;
         if !answer
             .fingerprint
             .eq_ignore_ascii_case(&self.remote_fingerprint)
         {
-            return Err("the answer changes the DTLS fingerprint".into());
+            return Err(SessionError::AnswerFingerprint);
         }
         if answer.ufrag != self.remote_ufrag {
-            return Err("the answer changes the ICE credentials; restart ICE with an offer".into());
+            return Err(SessionError::AnswerIce);
         }
         // The answer's direction is siphon's offer narrowed, not the
         // browser's own wish: that is what its offers say.

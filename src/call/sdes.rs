@@ -11,7 +11,8 @@
 //! FreeSWITCH's `rtp_secure_media=optional`, baresip) answers with its key.
 //! With `require` the offer is RTP/SAVP, as RFC 4568 has it.
 
-use crate::config::{SrtpMode, ALLOW_INSECURE_KEY};
+use super::SdesError;
+use crate::config::SrtpMode;
 use crate::media::SipSrtp;
 use crate::sdp::{Crypto, SipAnswer, SipOffer};
 
@@ -36,17 +37,15 @@ impl SdesSession {
 
     /// A re-offer's (or re-answer's) lines against this session: the same
     /// suite with the peer's (maybe new) key. `Err` is the 488 reason.
-    pub fn rekey(&self, lines: &[Crypto]) -> Result<SdesSession, String> {
+    pub fn rekey(&self, lines: &[Crypto]) -> Result<SdesSession, SdesError> {
         if lines.is_empty() {
-            return Err("the SDP drops SRTP (no a=crypto) on an SRTP call".into());
+            return Err(SdesError::Dropped);
         }
         let suite = self.local.suite;
-        let line = lines.iter().find(|c| c.suite == suite).ok_or_else(|| {
-            format!(
-                "the SDP changes the SRTP suite; this call keeps {}",
-                crate::sdp::suite_name(suite)
-            )
-        })?;
+        let line = lines
+            .iter()
+            .find(|c| c.suite == suite)
+            .ok_or(SdesError::SuiteChanged(crate::sdp::suite_name(suite)))?;
         let mut local = self.local.clone();
         local.tag = line.tag;
         Ok(SdesSession {
@@ -72,12 +71,10 @@ pub fn answered(
     mode: SrtpMode,
     local: &[Crypto],
     answer: &SipAnswer,
-) -> Result<Option<SdesSession>, String> {
+) -> Result<Option<SdesSession>, SdesError> {
     let Some(remote) = &answer.crypto else {
         return match mode {
-            SrtpMode::Require => {
-                Err("SRTP is required and the SIP side answered without a=crypto".into())
-            }
+            SrtpMode::Require => Err(SdesError::RequiredButAnsweredPlain),
             _ => Ok(None),
         };
     };
@@ -85,7 +82,7 @@ pub fn answered(
     let local = local
         .iter()
         .find(|l| l.tag == remote.tag && l.suite == remote.suite)
-        .ok_or("the answer's a=crypto matches no offered line")?;
+        .ok_or(SdesError::NoOfferedLine)?;
     Ok(Some(SdesSession {
         local: local.clone(),
         remote: remote.clone(),
@@ -100,23 +97,21 @@ pub fn accept_offer(
     local: &[Crypto],
     offer: &SipOffer,
     plain_signaling: bool,
-) -> Result<Option<SdesSession>, String> {
+) -> Result<Option<SdesSession>, SdesError> {
     if offer.crypto.is_empty() {
         return match mode {
-            SrtpMode::Require => Err("SRTP is required and the offer has no a=crypto".into()),
+            SrtpMode::Require => Err(SdesError::RequiredButOfferedPlain),
             _ => Ok(None),
         };
     }
     // An opportunistic offer (RTP/AVP with a=crypto) may be answered plainly.
     let plain_ok = !offer.savp && mode != SrtpMode::Require;
-    let refuse = |reason: String| if plain_ok { Ok(None) } else { Err(reason) };
+    let refuse = |reason| if plain_ok { Ok(None) } else { Err(reason) };
     if mode == SrtpMode::Off {
-        return refuse("RTP/SAVP offered and SRTP is off for this call".into());
+        return refuse(SdesError::Off);
     }
     if plain_signaling {
-        return refuse(format!(
-            "siphon does not send SRTP keys over plain UDP/TCP signaling ({ALLOW_INSECURE_KEY})"
-        ));
+        return refuse(SdesError::PlainSignaling);
     }
     // The offerer's preference first (RFC 4568 section 7.1.2).
     let pair = offer.crypto.iter().find_map(|theirs| {
@@ -124,7 +119,7 @@ pub fn accept_offer(
         Some((mine, theirs))
     });
     let Some((mine, theirs)) = pair else {
-        return refuse("no offered crypto suite is one siphon has a key for".into());
+        return refuse(SdesError::NoSuite);
     };
     let mut mine = mine.clone();
     mine.tag = theirs.tag;

@@ -20,7 +20,7 @@ use super::Inner;
 use crate::call::inbound::Accepted;
 use crate::call::leg::LocalWebRtc;
 use crate::call::{CallMachine, ClientInput, Command, Event, Outcome, SipInput};
-use crate::media::{AddCall, MediaEvent, PortPair};
+use crate::media::{AddCall, MediaEvent, PortPair, RelayError};
 use crate::signaling::{ClientControl, ClientEvent, ResumeLink, ServerMessage, SessionId};
 use crate::sip;
 use crate::webrtc::{self, LegConfig};
@@ -99,6 +99,23 @@ where
             .with_label_values(&[direction]);
         hist.observe(setup.as_secs_f64());
     }
+}
+
+/// Why siphon could not answer the accepted call.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    /// A second `Answer` for one call.
+    #[error("answered twice")]
+    Twice,
+    /// An `Answer` on siphon's own INVITE.
+    #[error("only an incoming call is answered")]
+    NotIncoming,
+    /// The relay did not take the leg.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// The 200 did not go out.
+    #[error(transparent)]
+    Sip(#[from] sip::SipError),
 }
 
 /// What a driver starts from.
@@ -287,7 +304,7 @@ impl<'a> Driver<'a> {
                 Command::Answer(session, accepted) => {
                     if let Err(reason) = self.answer(*accepted, ch).await {
                         tracing::error!(%reason, "answering failed");
-                        let msg = ServerMessage::hangup(&self.call_id, 500, reason);
+                        let msg = ServerMessage::hangup(&self.call_id, 500, reason.to_string());
                         self.send(session, msg).await;
                         self.hang_up_sip();
                         outcome = Some(Outcome {
@@ -369,11 +386,12 @@ impl<'a> Driver<'a> {
     }
 
     /// Put the WebRTC leg on the relay with the browser's parameters, then 200 OK.
-    async fn answer(&mut self, accepted: Accepted, ch: &Channels) -> Result<(), String> {
+    async fn answer(&mut self, accepted: Accepted, ch: &Channels) -> Result<(), AnswerError> {
         let Dialog::Uas(handle) = &self.dialog else {
-            return Err("only an incoming call is answered".into());
+            return Err(AnswerError::NotIncoming);
         };
-        let PendingLeg { ports, local } = self.pending_leg.take().ok_or("answered twice")?;
+        let pending = self.pending_leg.take().ok_or(AnswerError::Twice)?;
+        let PendingLeg { ports, local } = pending;
         let leg = LegConfig {
             local_ufrag: local.ice_ufrag,
             local_pwd: local.ice_pwd,
@@ -393,17 +411,12 @@ impl<'a> Driver<'a> {
             media_timeout: Some(self.gw.config.limits.media_timeout()),
         };
         let relay = self.gw.relays.get(self.relay);
-        let leg = relay.add(add).await.map_err(|e| e.to_string())?;
+        let leg = relay.add(add).await?;
         self.res = Some(Resources {
             relay: self.relay,
             leg,
         });
-        relay
-            .configure(leg, accepted.media)
-            .map_err(|e| e.to_string())?;
-        handle
-            .answer(accepted.sip_answer)
-            .await
-            .map_err(|e| e.to_string())
+        relay.configure(leg, accepted.media)?;
+        Ok(handle.answer(accepted.sip_answer).await?)
     }
 }

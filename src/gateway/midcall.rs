@@ -49,7 +49,7 @@ fn hold_or_resume(sdp: &str) -> &'static str {
 pub(super) async fn answer_reoffer(
     gw: &Inner,
     reoffer: &sip::Reoffer,
-    answer: Result<String, String>,
+    answer: Result<String, crate::call::SessionError>,
 ) {
     match answer {
         Ok(sdp) => {
@@ -63,7 +63,7 @@ pub(super) async fn answer_reoffer(
                 .reoffers_total
                 .with_label_values(&["refused"])
                 .inc();
-            reoffer.refuse(488, &reason).await;
+            reoffer.refuse(488, &reason.to_string()).await;
         }
     }
 }

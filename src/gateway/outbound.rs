@@ -131,7 +131,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         |e: &dyn std::fmt::Display| Refused::new(503, format!("Service Unavailable: {e}"), "error");
     let user = request.user.as_deref();
     let srtp = sdes::outbound_mode(&gw.config, user, target.via_trunk, &target.uri)
-        .map_err(|reason| Refused::new(488, reason, "no_codec"))?;
+        .map_err(|e| Refused::new(488, e.to_string(), "no_codec"))?;
     let ports = gw.ports.allocate().map_err(|e| unavailable(&e))?;
     let relay_index = gw.relays.pick();
     let relay = gw.relays.get(relay_index);

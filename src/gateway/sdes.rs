@@ -1,7 +1,8 @@
 //! The IO edge of SDES: fresh keys from the system's randomness, and the
 //! SRTP mode of a call once its signaling transport is known.
 
-use crate::config::{secure_uri, Config, SrtpMode, ALLOW_INSECURE_KEY};
+use crate::call::SdesError;
+use crate::config::{secure_uri, Config, SrtpMode};
 use crate::sdp::{key_len, Crypto, OFFERED_SUITES};
 use crate::sip::Transport;
 use crate::srtp::{MasterKey, SrtpProfile};
@@ -55,16 +56,13 @@ pub(super) fn outbound_mode(
     caller: Option<&str>,
     via_trunk: bool,
     uri: &str,
-) -> Result<SrtpMode, String> {
+) -> Result<SrtpMode, SdesError> {
     let mode = config.outbound_srtp(caller, via_trunk);
     if mode == SrtpMode::Off || secure_uri(uri) || config.sip.srtp_allow_insecure_signaling {
         return Ok(mode);
     }
     match mode {
-        SrtpMode::Require => Err(format!(
-            "SRTP is required and {uri} is not a TLS URI: siphon does not send SRTP keys \
-             over plain UDP/TCP signaling ({ALLOW_INSECURE_KEY})"
-        )),
+        SrtpMode::Require => Err(SdesError::RequiredOverPlain(uri.to_owned())),
         _ => {
             tracing::info!(%uri, "SRTP not offered: keys do not go over plain signaling");
             Ok(SrtpMode::Off)

@@ -105,7 +105,8 @@ fn garbage_or_a_dropped_codec_is_refused() {
     assert!(s.on_reoffer(Some("this is not SDP")).is_err());
     let pcma = offer("sendrecv", "10.0.0.5").replace("RTP/AVP 0 101", "RTP/AVP 8 101");
     let err = s.on_reoffer(Some(&pcma)).unwrap_err();
-    assert!(err.contains("payload type 0"), "{err}");
+    assert_eq!(err, SessionError::DropsCodec(0));
+    assert!(err.to_string().contains("payload type 0"), "{err}");
     assert!(
         s.on_reoffer(None).unwrap().answer.contains(" 7 2 IN IP4"),
         "nothing changed"

@@ -83,13 +83,13 @@ fn srtp_cannot_be_dropped_or_change_suite_mid_call() {
     let mut s = srtp_side();
     let plain = peer("sendrecv", "").replace("RTP/SAVP", "RTP/AVP");
     let err = s.on_reoffer(Some(&plain)).unwrap_err();
-    assert!(err.contains("drops SRTP"), "{err}");
+    assert_eq!(err, SessionError::Sdes(crate::call::SdesError::Dropped));
     let gcm = format!(
         "a=crypto:1 AEAD_AES_128_GCM inline:{}\r\n",
         STANDARD.encode([7u8; 28])
     );
     let err = s.on_reoffer(Some(&peer("sendrecv", &gcm))).unwrap_err();
-    assert!(err.contains("suite"), "{err}");
+    assert!(err.to_string().contains("suite"), "{err}");
     // Still the first session: an offerless refresh answers with its line.
     let r = s.on_reoffer(None).unwrap();
     assert_eq!(crypto_lines(&r.answer), [line(1, 0x51).trim_end()]);
