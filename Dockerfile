@@ -14,6 +14,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock scripts/docker-stubs ./
 COPY crates/load/Cargo.toml crates/load/
 COPY crates/testkit/Cargo.toml crates/testkit/
+COPY crates/doubles/Cargo.toml crates/doubles/
 RUN sh docker-stubs create \
     && cargo build --release --locked -p siphon \
     && rm -rf src benches tests examples crates/*/src docker-stubs

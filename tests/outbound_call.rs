@@ -10,7 +10,9 @@ use serde_json::json;
 use siphon::config::Config;
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
-use siphon::sip::{DigestAlgorithm, EchoBehavior, EchoChallenge, EchoServer, EchoSettings};
+use siphon::sip::{DigestAlgorithm, EchoChallenge, EchoServer, EchoSettings};
+use siphon_doubles::ScriptedEcho;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(10);
@@ -27,25 +29,28 @@ enum SipTransport {
 struct Rig {
     gateway: Gateway,
     echo: EchoServer,
+    /// What the echo plays, and the INVITEs it saw.
+    script: Arc<ScriptedEcho>,
     _stop: CancellationToken,
 }
 
 impl Rig {
-    async fn start(port_base: u16, transport: SipTransport, behavior: EchoBehavior) -> Rig {
+    async fn start(port_base: u16, transport: SipTransport, behavior: ScriptedEcho) -> Rig {
         Self::start_with(port_base, transport, behavior, |_| {}).await
     }
 
     async fn start_with(
         port_base: u16,
         transport: SipTransport,
-        behavior: EchoBehavior,
+        script: ScriptedEcho,
         tweak: impl FnOnce(&mut Config),
     ) -> Rig {
         let stop = CancellationToken::new();
+        let script = Arc::new(script);
         let settings = EchoSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
             rtp_ip: "127.0.0.1".parse().unwrap(),
-            behavior,
+            behavior: script.install(),
         };
         let echo = EchoServer::start(settings, Metrics::new(), stop.clone())
             .await
@@ -71,6 +76,7 @@ impl Rig {
         Rig {
             gateway,
             echo,
+            script,
             _stop: stop,
         }
     }
@@ -117,7 +123,7 @@ async fn answered_call(rig: &Rig, sig: &mut Signaling, codecs: &[Codec]) -> Brow
 }
 
 async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport) {
-    let rig = Rig::start(port_base, transport, EchoBehavior::default()).await;
+    let rig = Rig::start(port_base, transport, ScriptedEcho::default()).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
@@ -135,7 +141,7 @@ async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport
 }
 
 async fn remote_bye_ends_both_legs(port_base: u16, transport: SipTransport) {
-    let behavior = EchoBehavior {
+    let behavior = ScriptedEcho {
         hangup_after: Some(Duration::from_millis(1500)),
         ..Default::default()
     };
@@ -153,7 +159,7 @@ async fn remote_bye_ends_both_legs(port_base: u16, transport: SipTransport) {
 }
 
 async fn busy_reaches_client_as_486(port_base: u16, transport: SipTransport) {
-    let behavior = EchoBehavior {
+    let behavior = ScriptedEcho {
         reject: Some(486),
         ..Default::default()
     };
@@ -182,7 +188,7 @@ async fn digest_challenge_is_answered(
         password: "s3cret".into(),
         algorithm,
     };
-    let behavior = EchoBehavior {
+    let behavior = ScriptedEcho {
         challenge: Some(challenge),
         ..Default::default()
     };
@@ -191,7 +197,7 @@ async fn digest_challenge_is_answered(
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
     let back = common::echo_round_trip(&browser, 20).await;
     assert!(back >= 18, "only {back} of 20 packets came back");
-    let invite = rig.echo.last_invite().unwrap();
+    let invite = rig.script.last_invite().unwrap();
     assert!(
         invite.header("Authorization").is_some(),
         "INVITE retried with credentials"
@@ -200,7 +206,7 @@ async fn digest_challenge_is_answered(
 }
 
 async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
-    let rig = Rig::start_with(port_base, transport, EchoBehavior::default(), |c| {
+    let rig = Rig::start_with(port_base, transport, ScriptedEcho::default(), |c| {
         c.sip.codecs = vec!["PCMA".into()];
     })
     .await;
@@ -223,7 +229,7 @@ async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
 }
 
 async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTransport) {
-    let behavior = EchoBehavior {
+    let behavior = ScriptedEcho {
         ring_for: Some(RING_TIME),
         ..Default::default()
     };
@@ -247,7 +253,7 @@ async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTrans
     tokio::time::sleep(RING_TIME + Duration::from_millis(500)).await;
     assert_eq!(rig.echo.stats().calls_answered, 0);
     assert_eq!(rig.echo.stats().active_calls, 0);
-    let invite = rig.echo.last_invite().unwrap();
+    let invite = rig.script.last_invite().unwrap();
     let call_id = invite.header("Call-ID").unwrap();
     assert!(
         call_id.ends_with("@127.0.0.1"),
@@ -325,7 +331,7 @@ async fn tcp_no_common_codec_gives_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_flows_before_the_answer() {
-    let behavior = EchoBehavior {
+    let behavior = ScriptedEcho {
         ring_for: Some(Duration::from_secs(4)),
         early_media: true,
         ..Default::default()

@@ -55,7 +55,7 @@ static GLOBAL: counting::Counting = counting::Counting(count);
 /// answered call to an echo trunk with `srtp`.
 async fn relay_allocations(port_base: u16, srtp: SrtpMode) -> u64 {
     let stop = CancellationToken::new();
-    let echo = common::echo_uas(&stop).await;
+    let (echo, script) = common::recording_echo_uas(&stop).await;
     let mut config = common::loopback_config(port_base);
     config.sip.trunk.uri = Some(format!("sip:{};transport=udp", echo.local_addr()));
     config.sip.trunk.srtp = srtp;
@@ -64,7 +64,7 @@ async fn relay_allocations(port_base: u16, srtp: SrtpMode) -> u64 {
     let url = format!("ws://{}/ws", gateway.http_addr());
     let mut sig = Signaling::connect(&url).await.unwrap();
     let browser = common::answered_call(&mut sig, "a1").await;
-    let sdp = echo.last_invite().unwrap().sdp;
+    let sdp = script.last_invite().unwrap().sdp;
     assert_eq!(sdp.contains("a=crypto:"), srtp != SrtpMode::Off, "{sdp}");
     // Warm up: streams, replay windows and send batches are set up once.
     assert!(common::echo_round_trip(&browser, 25).await >= 20);

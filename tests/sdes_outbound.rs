@@ -16,8 +16,8 @@ use common::{frame_index, stamped_frame, Browser, Codec, Signaling};
 use rtc_srtp::protection_profile::ProtectionProfile;
 use serde_json::json;
 use siphon::config::SrtpMode;
-use siphon::metrics::Metrics;
-use siphon::sip::{EchoBehavior, EchoServer, EchoSettings, IncomingCall};
+
+use siphon::sip::IncomingCall;
 use tokio_util::sync::CancellationToken;
 
 /// The PBX echoes what siphon sends: unprotected with siphon's key,
@@ -256,14 +256,7 @@ async fn an_srtp_offer_to_a_plain_pbx_falls_back_to_rtp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_extension_mirrors_sdes_keys() {
     let stop = CancellationToken::new();
-    let settings = EchoSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rtp_ip: "127.0.0.1".parse().unwrap(),
-        behavior: EchoBehavior::default(),
-    };
-    let echo = EchoServer::start(settings, Metrics::new(), stop.clone())
-        .await
-        .unwrap();
+    let (echo, script) = common::recording_echo_uas(&stop).await;
     let addr = echo.local_addr();
     let rig = Rig::start(29400, |c, _| {
         c.sip.trunk.uri = Some(format!("sip:{addr};transport=udp"));
@@ -283,7 +276,7 @@ async fn the_echo_extension_mirrors_sdes_keys() {
         .await
         .unwrap();
     browser.wait_connected(T).await.unwrap();
-    assert!(echo.last_invite().unwrap().sdp.contains(" RTP/SAVP "));
+    assert!(script.last_invite().unwrap().sdp.contains(" RTP/SAVP "));
     let back = common::echo_round_trip(&browser, 50).await;
     assert!(back >= 45, "only {back} of 50 frames came back over SRTP");
     assert_eq!(rig.sip_drops("srtp_auth") + rig.sip_drops("srtp_replay"), 0);

@@ -17,9 +17,10 @@ use siphon::config::{Config, UserConfig};
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
 use siphon::sip::{
-    EchoBehavior, EchoServer, EchoSettings, InboundPolicy, OutboundInvite, RegistrationSpec,
-    RegistrationState, SipEndpoint, SipSettings, SipTls, Transport, UacEvent,
+    EchoServer, EchoSettings, InboundPolicy, OutboundInvite, RegistrationSpec, RegistrationState,
+    SipEndpoint, SipSettings, SipTls, Transport, UacEvent,
 };
+use siphon_doubles::ScriptedEcho;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -27,11 +28,16 @@ const T: Duration = Duration::from_secs(10);
 
 /// A TLS echo UAS whose certificate is `leaf`; with `client_ca`, it
 /// requires a client certificate issued by that CA.
-async fn tls_echo(leaf: &Leaf, client_ca: Option<String>, stop: &CancellationToken) -> EchoServer {
+async fn tls_echo(
+    leaf: &Leaf,
+    client_ca: Option<String>,
+    stop: &CancellationToken,
+) -> (EchoServer, Arc<ScriptedEcho>) {
+    let script = Arc::new(ScriptedEcho::default());
     let settings = EchoSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         rtp_ip: "127.0.0.1".parse().unwrap(),
-        behavior: EchoBehavior::default(),
+        behavior: script.install(),
     };
     let tls = SipTls {
         listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -40,9 +46,10 @@ async fn tls_echo(leaf: &Leaf, client_ca: Option<String>, stop: &CancellationTok
         client_ca: client_ca.map(String::into_bytes),
         ..Default::default()
     };
-    EchoServer::start_with_tls(settings, Some(tls), Metrics::new(), stop.clone())
+    let echo = EchoServer::start_with_tls(settings, Some(tls), Metrics::new(), stop.clone())
         .await
-        .unwrap()
+        .unwrap();
+    (echo, script)
 }
 
 /// A gateway with a TLS listener that trusts `pki`'s CA; `tweak` sets the rest.
@@ -114,10 +121,10 @@ async fn call_over_tls(trunk: &str, pki: &Pki, echo: &EchoServer, port_base: u16
 async fn browser_calls_sips_trunk_audio_both_ways() {
     let pki = Pki::new("sips-trunk");
     let stop = CancellationToken::new();
-    let echo = tls_echo(&pki.issue(&["127.0.0.1"]), None, &stop).await;
+    let (echo, script) = tls_echo(&pki.issue(&["127.0.0.1"]), None, &stop).await;
     let addr = echo.tls_addr().unwrap();
     call_over_tls(&format!("sips:{addr}"), &pki, &echo, 28100).await;
-    let invite = echo.last_invite().unwrap();
+    let invite = script.last_invite().unwrap();
     let via = invite.header("Via").unwrap();
     assert!(via.starts_with("SIP/2.0/TLS 127.0.0.1:"), "{via}");
     let contact = invite.header("Contact").unwrap();
@@ -129,10 +136,10 @@ async fn mutual_tls_trunk_gets_siphons_client_certificate() {
     let pki = Pki::new("mtls-trunk");
     let stop = CancellationToken::new();
     // The trunk accepts only clients with a certificate from this CA.
-    let echo = tls_echo(&pki.issue(&["127.0.0.1"]), Some(pki.ca_pem()), &stop).await;
+    let (echo, script) = tls_echo(&pki.issue(&["127.0.0.1"]), Some(pki.ca_pem()), &stop).await;
     let addr = echo.tls_addr().unwrap();
     call_over_tls(&format!("sip:{addr};transport=tls"), &pki, &echo, 28200).await;
-    let contact = echo
+    let contact = script
         .last_invite()
         .unwrap()
         .header("Contact")
@@ -148,7 +155,7 @@ async fn mutual_tls_trunk_gets_siphons_client_certificate() {
 /// browser gets 503 naming the certificate and `because`, and it is counted.
 async fn refused_trunk(pki: &Pki, leaf: Leaf, because: &str, port_base: u16) {
     let stop = CancellationToken::new();
-    let echo = tls_echo(&leaf, None, &stop).await;
+    let (echo, _) = tls_echo(&leaf, None, &stop).await;
     let trunk = format!("sip:{};transport=tls", echo.tls_addr().unwrap());
     let (gw, metrics) = gateway(pki, port_base, |c| c.sip.trunk.uri = Some(trunk)).await;
     let mut sig = signaling(&gw).await;
@@ -184,7 +191,7 @@ async fn expired_trunk_certificate_gives_503_naming_it() {
 async fn registrar_with_a_certificate_for_another_host_fails_naming_it() {
     let pki = Pki::new("registrar-host");
     let stop = CancellationToken::new();
-    let echo = tls_echo(&pki.issue(&["registrar.example.net"]), None, &stop).await;
+    let (echo, _) = tls_echo(&pki.issue(&["registrar.example.net"]), None, &stop).await;
     let pbx = tls_pbx(&pki, &stop).await;
     let spec = RegistrationSpec {
         registrar: format!("sips:{}", echo.tls_addr().unwrap()),

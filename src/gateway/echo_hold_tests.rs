@@ -11,7 +11,7 @@ use super::tests::{attr, config, offer_for, recv, recv_type, send, Ws};
 use super::Gateway;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sip::{EchoBehavior, EchoServer, EchoSettings};
+use crate::sip::{EchoBehavior, EchoScript, EchoServer, EchoSettings};
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
 
 /// A browser stand-in on its own socket, connected to an answered echo call.
@@ -121,8 +121,16 @@ async fn hold_and_resume_on_the_echo_are_answered_and_audio_comes_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_501_to_the_hold_is_sip_refused_and_the_call_goes_on() {
     let stop = tokio_util::sync::CancellationToken::new();
+    /// A UA that takes no re-INVITE.
+    #[derive(Debug)]
+    struct NoReinvites;
+    impl EchoScript for NoReinvites {
+        fn refuse_reoffers(&self) -> Option<u16> {
+            Some(501)
+        }
+    }
     let behavior = EchoBehavior {
-        refuse_reoffers: Some(501),
+        script: Some(std::sync::Arc::new(NoReinvites)),
         ..EchoBehavior::default()
     };
     let settings = EchoSettings {

@@ -1,6 +1,8 @@
 //! The built-in echo extension: a SIP UAS that answers and sends every media
 //! packet back. It lets a newcomer hear a call work with no PBX, and it is
-//! the peer the SIP tests call; `EchoBehavior` makes it misbehave on purpose.
+//! the peer the SIP tests call. Out of the box it is a plain echo; a test
+//! installs an [`EchoScript`] to make it a PBX that rejects, challenges,
+//! rings or hangs up on purpose.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -15,9 +17,11 @@ use rsipstack::transaction::TransactionReceiver;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::digest::{self, Challenge, DigestAlgorithm};
+use super::digest::{self, Challenge};
 use super::echo_dialog::{self, Session};
 use super::echo_media::PortPair;
+use super::echo_script::{received, Plain};
+pub use super::echo_script::{EchoChallenge, EchoScript};
 use super::echo_sdp::{self, Choice};
 use super::stack::{self, Stack, StackConfig};
 use super::tls::SipTls;
@@ -44,26 +48,14 @@ pub struct EchoSettings {
 /// How the echo answers; the default is a plain echo.
 #[derive(Clone, Debug, Default)]
 pub struct EchoBehavior {
-    /// Reject every INVITE with this final code (e.g. 486).
-    pub reject: Option<u16>,
-    /// Answer every re-INVITE and UPDATE with this code (501: a UA that takes none).
-    pub refuse_reoffers: Option<u16>,
-    /// Demand digest authentication first.
-    pub challenge: Option<EchoChallenge>,
-    /// Answer only with these codecs (encoding names).
-    pub codecs: Option<Vec<String>>,
-    /// Send BYE this long after answering.
-    pub hangup_after: Option<Duration>,
     /// Take at most this many calls at once; more get 486 (the gateway
     /// sets `limits.max_calls`).
     pub max_calls: Option<u32>,
-    /// Ring this long before answering.
-    pub ring_for: Option<Duration>,
-    /// Ring with 183 and the answer SDP, echoing already (early media).
-    pub early_media: bool,
     /// Sees each RTP packet the echo returns (the load tool installs one
     /// that stamps its payloads); none for a plain echo.
     pub tap: Option<Arc<dyn EchoTap>>,
+    /// A test's departures from the plain echo; none in the product.
+    pub script: Option<Arc<dyn EchoScript>>,
 }
 
 /// A hook on the echo's media: called for each RTP packet it is about to
@@ -75,19 +67,6 @@ pub trait EchoTap: Send + Sync + std::fmt::Debug {
     fn on_echo(&self, rtp: &mut [u8], received_us: u64);
 }
 
-/// A digest challenge the echo issues and verifies.
-#[derive(Clone, Debug)]
-pub struct EchoChallenge {
-    /// Realm.
-    pub realm: String,
-    /// Accepted username.
-    pub username: String,
-    /// Accepted password.
-    pub password: String,
-    /// Hash algorithm.
-    pub algorithm: DigestAlgorithm,
-}
-
 /// Counters for tests and the demo.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EchoStats {
@@ -97,25 +76,6 @@ pub struct EchoStats {
     pub active_calls: u64,
     /// RTP and RTCP packets sent back.
     pub packets_echoed: u64,
-}
-
-/// The last INVITE the echo received.
-#[derive(Clone, Debug, Default)]
-pub struct ReceivedInvite {
-    /// Its body.
-    pub sdp: String,
-    /// Its headers as (name, value), in order.
-    pub headers: Vec<(String, String)>,
-}
-
-impl ReceivedInvite {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// A running echo extension; clones share it.
@@ -130,7 +90,8 @@ struct Echo {
     answered: AtomicU64,
     active: AtomicU64,
     echoed: Arc<AtomicU64>,
-    last_invite: Mutex<Option<ReceivedInvite>>,
+    /// The test's script, or the plain echo.
+    script: Arc<dyn EchoScript>,
     nonces: Mutex<VecDeque<String>>,
     /// Calls in progress, ringing ones included, when `max_calls` is set.
     slots: Option<Arc<Semaphore>>,
@@ -159,14 +120,15 @@ impl EchoServer {
             .behavior
             .max_calls
             .map(|n| Semaphore::new(n as usize));
+        let script = settings.behavior.script.clone();
         let inner = Arc::new(Echo {
+            script: script.unwrap_or_else(|| Arc::new(Plain)),
             slots: slots.map(Arc::new),
             stack,
             settings,
             answered: AtomicU64::new(0),
             active: AtomicU64::new(0),
             echoed: Arc::new(AtomicU64::new(0)),
-            last_invite: Mutex::new(None),
             nonces: Mutex::new(VecDeque::new()),
             shutdown,
         });
@@ -194,11 +156,6 @@ impl EchoServer {
             active_calls: self.inner.active.load(Ordering::Relaxed),
             packets_echoed: self.inner.echoed.load(Ordering::Relaxed),
         }
-    }
-
-    /// The last INVITE received, if any.
-    pub fn last_invite(&self) -> Option<ReceivedInvite> {
-        self.inner.last_invite.lock().ok().and_then(|g| g.clone())
     }
 }
 
@@ -266,11 +223,13 @@ async fn serve(echo: Arc<Echo>, mut incoming: TransactionReceiver) {
 
 impl Echo {
     async fn on_invite(self: &Arc<Self>, tx: Transaction) {
-        self.record(&tx.original);
+        if self.settings.behavior.script.is_some() {
+            self.script.received(&received(&tx.original));
+        }
         if let Some((code, headers)) = self.check_auth(&tx.original) {
             return finish(tx, code, headers).await;
         }
-        if let Some(code) = self.settings.behavior.reject {
+        if let Some(code) = self.script.reject() {
             return finish(tx, code, vec![]).await;
         }
         let _slot = match self.slots.clone().map(Semaphore::try_acquire_owned) {
@@ -278,7 +237,7 @@ impl Echo {
             slot => slot,
         };
         let offer = String::from_utf8_lossy(&tx.original.body).to_string();
-        let allowed = self.settings.behavior.codecs.as_deref();
+        let allowed = self.script.codecs();
         let Some(mut choice) = echo_sdp::choose(&echo_sdp::offered_formats(&offer), allowed) else {
             return finish(tx, 488, vec![]).await;
         };
@@ -289,24 +248,10 @@ impl Echo {
         }
     }
 
-    fn record(&self, req: &Request) {
-        let invite = ReceivedInvite {
-            sdp: String::from_utf8_lossy(&req.body).to_string(),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| (h.name().to_string(), h.value().to_string()))
-                .collect(),
-        };
-        if let Ok(mut last) = self.last_invite.lock() {
-            *last = Some(invite);
-        }
-    }
-
     /// `None` to go on, or the refusal: 401 with a fresh challenge when the
     /// INVITE has no usable credentials, 403 when they are wrong.
     fn check_auth(&self, req: &Request) -> Option<(u16, Vec<Header>)> {
-        let want = self.settings.behavior.challenge.as_ref()?;
+        let want = self.script.challenge()?;
         let creds = req
             .headers
             .iter()
@@ -370,22 +315,22 @@ impl Echo {
             port: ports.port(),
             origin: (id, id),
             direction: "sendrecv",
-            allowed: self.settings.behavior.codecs.clone(),
-            refuse: self.settings.behavior.refuse_reoffers,
+            allowed: self.script.codecs().map(<[String]>::to_vec),
+            refuse: self.script.refuse_reoffers(),
             sending: Arc::new(AtomicBool::new(true)),
         };
         let sdp = session.sdp();
         let ctype = Header::ContentType("application/sdp".into());
         let stop = self.shutdown.child_token();
         let mut ports = Some(ports);
-        if self.settings.behavior.early_media {
+        if self.script.early_media() {
             let body = Some(sdp.clone().into_bytes());
             dialog.ringing(Some(vec![ctype.clone()]), body).ok();
             self.echo_on(&mut ports, &stop, &session);
         } else {
             dialog.ringing(None, None).ok();
         }
-        if let Some(ring) = self.settings.behavior.ring_for {
+        if let Some(ring) = self.script.ring_for() {
             let cancelled = tokio::time::timeout(ring, echo_dialog::serve(&mut states, None)).await;
             if cancelled.is_ok() {
                 stop.cancel();
@@ -423,7 +368,7 @@ impl Echo {
     /// Answer in-dialog requests until the BYE (or CANCEL), or send one after `hangup_after`.
     async fn until_end(&self, dialog: &InviteDialog, states: &mut StateRx, session: &mut Session) {
         let hangup = async {
-            match self.settings.behavior.hangup_after {
+            match self.script.hangup_after() {
                 Some(d) => tokio::time::sleep(d).await,
                 None => std::future::pending().await,
             }

@@ -17,6 +17,7 @@ mod dtmf_info;
 mod echo;
 mod echo_dialog;
 mod echo_media;
+mod echo_script;
 mod echo_sdp;
 mod endpoint;
 mod guard;
@@ -48,9 +49,8 @@ pub(crate) mod tests;
 use std::net::{IpAddr, SocketAddr};
 
 pub use digest::DigestAlgorithm;
-pub use echo::{
-    EchoBehavior, EchoChallenge, EchoServer, EchoSettings, EchoStats, EchoTap, ReceivedInvite,
-};
+pub use echo::{EchoBehavior, EchoServer, EchoSettings, EchoStats, EchoTap};
+pub use echo_script::{EchoChallenge, EchoScript, ReceivedInvite};
 pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};

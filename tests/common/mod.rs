@@ -118,14 +118,27 @@ pub fn counter(metrics: &siphon::metrics::Metrics, line: &str) -> u64 {
 
 /// An echoing SIP UAS on 127.0.0.1, running until `stop`.
 pub async fn echo_uas(stop: &tokio_util::sync::CancellationToken) -> siphon::sip::EchoServer {
+    recording_echo_uas(stop).await.0
+}
+
+/// [`echo_uas`], with the script that records the INVITEs it receives.
+pub async fn recording_echo_uas(
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    siphon::sip::EchoServer,
+    std::sync::Arc<siphon_doubles::ScriptedEcho>,
+) {
+    let script = std::sync::Arc::new(siphon_doubles::ScriptedEcho::default());
     let settings = siphon::sip::EchoSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         rtp_ip: "127.0.0.1".parse().unwrap(),
-        behavior: siphon::sip::EchoBehavior::default(),
+        behavior: script.install(),
     };
-    siphon::sip::EchoServer::start(settings, siphon::metrics::Metrics::new(), stop.clone())
-        .await
-        .unwrap()
+    let echo =
+        siphon::sip::EchoServer::start(settings, siphon::metrics::Metrics::new(), stop.clone())
+            .await
+            .unwrap();
+    (echo, script)
 }
 
 /// A WebSocket to `gateway` logged in as `user`, once siphon has taken the

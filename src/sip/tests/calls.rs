@@ -1,7 +1,8 @@
 use super::*;
 
 async fn answered_call_echoes_and_hangs_up(transport: Transport) {
-    let p = peers(EchoBehavior::default()).await;
+    let seen = Arc::new(Recorder::default());
+    let p = peers(scripted(seen.clone())).await;
     let (handle, mut rx) = p.sip.invite(invite(&p, transport)).await.expect("invite");
     let events = until_settled(&mut rx).await;
     assert!(events.contains(&UacEvent::Ringing), "{events:?}");
@@ -12,7 +13,7 @@ async fn answered_call_echoes_and_hangs_up(transport: Transport) {
     rtp_round_trip(media_addr(sdp)).await;
     assert_eq!(p.echo.stats().active_calls, 1);
 
-    let sent = p.echo.last_invite().expect("invite seen");
+    let sent = seen.last().expect("invite seen");
     assert_eq!(sent.header("Content-Type"), Some("application/sdp"));
     assert_eq!(sent.header("User-Agent"), Some("siphon-test"));
     let port = p.sip.local_addr(transport).expect("listener").port();
@@ -42,11 +43,15 @@ async fn tcp_call_is_answered_echoes_and_hangs_up() {
 
 #[tokio::test]
 async fn remote_bye_ends_the_call() {
-    let p = peers(EchoBehavior {
-        hangup_after: Some(Duration::from_millis(100)),
-        ..Default::default()
-    })
-    .await;
+    /// Hangs up 100 ms after answering.
+    #[derive(Debug)]
+    struct Bye;
+    impl EchoScript for Bye {
+        fn hangup_after(&self) -> Option<Duration> {
+            Some(Duration::from_millis(100))
+        }
+    }
+    let p = peers(scripted(Arc::new(Bye))).await;
     let (_handle, mut rx) = p
         .sip
         .invite(invite(&p, Transport::Udp))
@@ -60,11 +65,15 @@ async fn remote_bye_ends_the_call() {
 
 #[tokio::test]
 async fn rejection_is_reported_with_its_reason() {
-    let p = peers(EchoBehavior {
-        reject: Some(486),
-        ..Default::default()
-    })
-    .await;
+    /// A busy phone.
+    #[derive(Debug)]
+    struct Busy;
+    impl EchoScript for Busy {
+        fn reject(&self) -> Option<u16> {
+            Some(486)
+        }
+    }
+    let p = peers(scripted(Arc::new(Busy))).await;
     let (_handle, mut rx) = p
         .sip
         .invite(invite(&p, Transport::Udp))
@@ -82,11 +91,15 @@ async fn rejection_is_reported_with_its_reason() {
 
 #[tokio::test]
 async fn no_common_codec_is_488() {
-    let p = peers(EchoBehavior {
-        codecs: Some(vec!["G722".into()]),
-        ..Default::default()
-    })
-    .await;
+    /// A phone that speaks only G.722.
+    #[derive(Debug)]
+    struct G722(Vec<String>);
+    impl EchoScript for G722 {
+        fn codecs(&self) -> Option<&[String]> {
+            Some(&self.0)
+        }
+    }
+    let p = peers(scripted(Arc::new(G722(vec!["G722".into()])))).await;
     let (_handle, mut rx) = p
         .sip
         .invite(invite(&p, Transport::Tcp))
@@ -99,23 +112,32 @@ async fn no_common_codec_is_488() {
     );
 }
 
-fn challenge(algorithm: DigestAlgorithm) -> EchoBehavior {
-    EchoBehavior {
-        challenge: Some(EchoChallenge {
-            realm: "echo".into(),
-            username: "alice".into(),
-            password: "s3cret".into(),
-            algorithm,
-        }),
-        ..Default::default()
+/// A PBX that wants alice's digest credentials, and records the INVITEs.
+#[derive(Debug)]
+struct Challenger(EchoChallenge, Recorder);
+
+impl EchoScript for Challenger {
+    fn received(&self, invite: &ReceivedInvite) {
+        self.1.received(invite);
+    }
+
+    fn challenge(&self) -> Option<&EchoChallenge> {
+        Some(&self.0)
     }
 }
 
 async fn call_with_password(
     algorithm: DigestAlgorithm,
     password: Option<&str>,
-) -> (Peers, Vec<UacEvent>) {
-    let p = peers(challenge(algorithm)).await;
+) -> (Peers, Arc<Challenger>, Vec<UacEvent>) {
+    let want = EchoChallenge {
+        realm: "echo".into(),
+        username: "alice".into(),
+        password: "s3cret".into(),
+        algorithm,
+    };
+    let script = Arc::new(Challenger(want, Recorder::default()));
+    let p = peers(scripted(script.clone())).await;
     let mut req = invite(&p, Transport::Udp);
     req.credentials = password.map(|pw| Credentials {
         username: "alice".into(),
@@ -124,7 +146,7 @@ async fn call_with_password(
     let (handle, mut rx) = p.sip.invite(req).await.expect("invite");
     let events = until_settled(&mut rx).await;
     handle.hangup().await;
-    (p, events)
+    (p, script, events)
 }
 
 #[tokio::test]
@@ -133,12 +155,12 @@ async fn digest_md5_and_sha256_challenges_are_answered() {
         (DigestAlgorithm::Md5, "algorithm=MD5"),
         (DigestAlgorithm::Sha256, "algorithm=SHA-256"),
     ] {
-        let (p, events) = call_with_password(alg, Some("s3cret")).await;
+        let (_p, script, events) = call_with_password(alg, Some("s3cret")).await;
         assert!(
             matches!(events.last(), Some(UacEvent::Answered { .. })),
             "{alg:?}: {events:?}"
         );
-        let auth = p.echo.last_invite().expect("invite");
+        let auth = script.1.last().expect("invite");
         let auth = auth.header("Authorization").expect("authorization");
         assert!(auth.contains(token) && auth.contains("qop=auth"), "{auth}");
     }
@@ -146,7 +168,7 @@ async fn digest_md5_and_sha256_challenges_are_answered() {
 
 #[tokio::test]
 async fn wrong_password_fails_with_403() {
-    let (_p, events) = call_with_password(DigestAlgorithm::Sha256, Some("nope")).await;
+    let (_p, _, events) = call_with_password(DigestAlgorithm::Sha256, Some("nope")).await;
     assert!(
         matches!(events.last(), Some(UacEvent::Failed { code: 403, .. })),
         "{events:?}"
@@ -155,7 +177,7 @@ async fn wrong_password_fails_with_403() {
 
 #[tokio::test]
 async fn challenge_without_credentials_fails_with_401() {
-    let (_p, events) = call_with_password(DigestAlgorithm::Md5, None).await;
+    let (_p, _, events) = call_with_password(DigestAlgorithm::Md5, None).await;
     assert!(
         matches!(events.last(), Some(UacEvent::Failed { code: 401, .. })),
         "{events:?}"
@@ -164,11 +186,15 @@ async fn challenge_without_credentials_fails_with_401() {
 
 #[tokio::test]
 async fn hangup_while_ringing_cancels() {
-    let p = peers(EchoBehavior {
-        ring_for: Some(Duration::from_secs(30)),
-        ..Default::default()
-    })
-    .await;
+    /// A phone nobody picks up.
+    #[derive(Debug)]
+    struct Rings;
+    impl EchoScript for Rings {
+        fn ring_for(&self) -> Option<Duration> {
+            Some(Duration::from_secs(30))
+        }
+    }
+    let p = peers(scripted(Arc::new(Rings))).await;
     let (handle, mut rx) = p
         .sip
         .invite(invite(&p, Transport::Udp))
@@ -224,7 +250,8 @@ async fn invalid_targets_are_refused() {
 
 #[tokio::test]
 async fn tcp_only_endpoint_calls_over_tcp_and_refuses_udp_targets() {
-    let p = peers(EchoBehavior::default()).await;
+    let seen = Arc::new(Recorder::default());
+    let p = peers(scripted(seen.clone())).await;
     let shutdown = p.shutdown.child_token();
     let tcp_only = SipSettings {
         udp: None,
@@ -248,7 +275,7 @@ async fn tcp_only_endpoint_calls_over_tcp_and_refuses_udp_targets() {
         "{events:?}"
     );
     let port = sip.local_addr(Transport::Tcp).expect("tcp").port();
-    let via = p.echo.last_invite().expect("invite");
+    let via = seen.last().expect("invite");
     let via = via.header("Via").expect("via");
     assert!(via.contains(&format!("TCP 127.0.0.1:{port}")), "{via}");
     handle.hangup().await;

@@ -11,6 +11,7 @@ mod session_timers;
 mod udp_guard;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -79,6 +80,32 @@ async fn peers(behavior: EchoBehavior) -> Peers {
         echo,
         metrics,
         shutdown,
+    }
+}
+
+/// The echo with `script` installed.
+fn scripted(script: Arc<dyn EchoScript>) -> EchoBehavior {
+    EchoBehavior {
+        script: Some(script),
+        ..EchoBehavior::default()
+    }
+}
+
+/// A script that only records the INVITEs the echo receives.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Option<ReceivedInvite>>);
+
+impl Recorder {
+    fn last(&self) -> Option<ReceivedInvite> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl EchoScript for Recorder {
+    fn received(&self, invite: &ReceivedInvite) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(invite.clone());
+        }
     }
 }
 

@@ -1,0 +1,136 @@
+//! Test doubles that need siphon's own types, for siphon's integration
+//! tests, benches and load tool (never for the product). Peers that need
+//! nothing of siphon (the lightweight browser) are in `siphon-testkit`.
+//!
+//! [`ScriptedEcho`] makes siphon's echo extension play a PBX or phone that
+//! misbehaves on purpose:
+//!
+//! ```
+//! use siphon_doubles::ScriptedEcho;
+//!
+//! // A PBX that is busy: every INVITE gets 486.
+//! let busy = ScriptedEcho {
+//!     reject: Some(486),
+//!     ..ScriptedEcho::default()
+//! };
+//! let behavior = busy.behavior();
+//! assert!(behavior.script.is_some());
+//! ```
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use siphon::sip::{EchoBehavior, EchoChallenge, EchoScript, ReceivedInvite};
+
+/// The echo's departures from a plain echo, set by field; the default
+/// departs from nothing.
+#[derive(Debug, Default)]
+pub struct ScriptedEcho {
+    /// Reject every INVITE with this final code (e.g. 486).
+    pub reject: Option<u16>,
+    /// Answer every re-INVITE and UPDATE with this code (501: a UA that
+    /// takes none).
+    pub refuse_reoffers: Option<u16>,
+    /// Demand digest authentication first.
+    pub challenge: Option<EchoChallenge>,
+    /// Answer only with these codecs (encoding names).
+    pub codecs: Option<Vec<String>>,
+    /// Send BYE this long after answering.
+    pub hangup_after: Option<Duration>,
+    /// Ring this long before answering.
+    pub ring_for: Option<Duration>,
+    /// Ring with 183 and the answer SDP, echoing already (early media).
+    pub early_media: bool,
+    /// The INVITEs seen.
+    pub seen: Seen,
+}
+
+/// The last INVITE a scripted echo received.
+#[derive(Debug, Default)]
+pub struct Seen(Mutex<Option<ReceivedInvite>>);
+
+impl ScriptedEcho {
+    /// The echo's behaviour with this script; use [`ScriptedEcho::install`]
+    /// to read what it received afterwards.
+    pub fn behavior(self) -> EchoBehavior {
+        Arc::new(self).install()
+    }
+
+    /// The echo's behaviour with this script installed.
+    pub fn install(self: &Arc<Self>) -> EchoBehavior {
+        EchoBehavior {
+            script: Some(self.clone()),
+            ..EchoBehavior::default()
+        }
+    }
+
+    /// The last INVITE received, if any.
+    pub fn last_invite(&self) -> Option<ReceivedInvite> {
+        self.seen.0.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl EchoScript for ScriptedEcho {
+    fn received(&self, invite: &ReceivedInvite) {
+        if let Ok(mut last) = self.seen.0.lock() {
+            *last = Some(invite.clone());
+        }
+    }
+
+    fn challenge(&self) -> Option<&EchoChallenge> {
+        self.challenge.as_ref()
+    }
+
+    fn reject(&self) -> Option<u16> {
+        self.reject
+    }
+
+    fn codecs(&self) -> Option<&[String]> {
+        self.codecs.as_deref()
+    }
+
+    fn early_media(&self) -> bool {
+        self.early_media
+    }
+
+    fn ring_for(&self) -> Option<Duration> {
+        self.ring_for
+    }
+
+    fn hangup_after(&self) -> Option<Duration> {
+        self.hangup_after
+    }
+
+    fn refuse_reoffers(&self) -> Option<u16> {
+        self.refuse_reoffers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_answers_as_set_and_records_invites() {
+        let script = Arc::new(ScriptedEcho {
+            reject: Some(603),
+            ring_for: Some(Duration::from_secs(2)),
+            ..ScriptedEcho::default()
+        });
+        let behavior = script.install();
+        let installed = behavior.script.expect("installed");
+        assert_eq!(installed.reject(), Some(603));
+        assert_eq!(installed.ring_for(), Some(Duration::from_secs(2)));
+        assert!(!installed.early_media() && installed.codecs().is_none());
+        assert!(script.last_invite().is_none());
+        let invite = ReceivedInvite {
+            sdp: "v=0".into(),
+            headers: vec![("Via".into(), "SIP/2.0/UDP x".into())],
+        };
+        installed.received(&invite);
+        assert_eq!(
+            script.last_invite().unwrap().header("via"),
+            Some("SIP/2.0/UDP x")
+        );
+    }
+}
