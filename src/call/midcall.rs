@@ -41,8 +41,9 @@ pub(super) struct MidCall {
     /// The SIP side negotiated telephone-event (else DTMF goes as INFO).
     sip_events: bool,
     /// A browser offer (hold, resume) waiting for the SIP side's answer,
-    /// and siphon's re-INVITE for it with the attempts made.
-    pending_offer: Option<String>,
+    /// with the fresh ICE credentials it came with, and siphon's re-INVITE
+    /// for it with the attempts made.
+    pending_offer: Option<(String, (String, String))>,
     pending_sip: Option<PendingReinvite>,
     /// Time from the call's start to its answer.
     setup: Duration,
@@ -160,10 +161,10 @@ impl MidCall {
             let msg = "offer: a renegotiation is under way; offer again once it is answered";
             return self.error(ErrorCode::BadMessage, msg);
         }
-        match browser_offer(&mut self.negotiated, &mut self.side, sdp, fresh) {
+        match browser_offer(&mut self.negotiated, &mut self.side, sdp, fresh.clone()) {
             BrowserOffer::Answer(r) => self.answer_commands(r),
             BrowserOffer::Reinvite(offer) => {
-                self.pending_offer = Some(sdp.to_owned());
+                self.pending_offer = Some((sdp.to_owned(), fresh));
                 self.pending_sip = Some(PendingReinvite::new(offer.clone()));
                 vec![Command::SipReinvite {
                     sdp: offer,
@@ -211,10 +212,9 @@ impl MidCall {
             }];
         }
         self.pending_sip = None;
-        let Some(pending) = self.pending_offer.take() else {
+        let Some((pending, fresh)) = self.pending_offer.take() else {
             return Vec::new();
         };
-        let fresh = crate::webrtc::random_ice_credentials();
         let n = &mut self.negotiated;
         match reinvite_answered(n, &mut self.side, &pending, result, fresh) {
             Ok((media, r)) => {
