@@ -1,10 +1,11 @@
 //! siphon: a SIP <-> WebRTC media gateway.
 //!
-//! Module map (see docs and DESIGN): `config`, `sdp`, `sip`, `webrtc`, `media`,
-//! `call`, `signaling`, `http`, `metrics`, `srtp` (in-place SRTP for both
-//! media legs), `gateway` (the calls, the registry and the shutdown),
-//! `connections` and `tls`; `fuzzing` (tests and the `fuzzing` feature
-//! only) is the door for the fuzz targets in `fuzz/`. The load generator
+//! Module map (docs/architecture.md has what each may import and a call's
+//! path): `config`, `sdp`, `sip`, `webrtc`, `media`, `call`, `signaling`,
+//! `http`, `metrics`, `srtp` (in-place SRTP for both media legs), `gateway`
+//! (the calls, the registry and the shutdown), `connections` and `tls`;
+//! `fuzzing` (tests and the `fuzzing` feature only) is the door for the
+//! fuzz targets in `fuzz/`. The load generator
 //! is its own crate, `siphon-load` (crates/load), and the test peers live in
 //! `siphon-testkit` (crates/testkit).
 

@@ -3,6 +3,127 @@
 //!
 //! The relay loop owns the socket; it feeds datagrams and time into an
 //! [`Endpoint`] and drains transmits, events and the next timeout from it.
+//!
+//! # Example
+//!
+//! The engine holds no socket and reads no clock: the caller passes every
+//! datagram in with its source address and the time, and takes out what to
+//! send, what happened, and when to call again. So a leg's whole life can
+//! be run on a made-up clock, as here, without waiting for it.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//!
+//! use rtc_srtp::crypto::providers::RingCrypto;
+//! use rtc_stun::attributes::{
+//!     RawAttribute, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE,
+//! };
+//! use rtc_stun::fingerprint::FINGERPRINT;
+//! use rtc_stun::integrity::MessageIntegrity;
+//! use rtc_stun::message::{Message, Setter, TransactionId, BINDING_REQUEST, BINDING_SUCCESS};
+//! use rtc_stun::textattrs::TextAttribute;
+//! use siphon::webrtc::{
+//!     DtlsRole, Endpoint, Identity, LegConfig, LegEvent, Receive, DEFAULT_CONSENT_TIMEOUT,
+//!     DEFAULT_DISCONNECT_TIMEOUT,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // One endpoint per UDP port. Its certificate's fingerprint goes into
+//! // every SDP siphon sends.
+//! let mut endpoint = Endpoint::new(Arc::new(Identity::generate()?));
+//!
+//! // A leg per call, with what the SDP exchange settled. `t0` is whatever
+//! // the caller says it is: the engine never asks the system.
+//! let t0 = Instant::now();
+//! let browser_cert = Identity::generate()?; // stands for the browser's a=fingerprint
+//! let leg = LegConfig {
+//!     local_ufrag: "siphonuf".into(),
+//!     local_pwd: "siphonIcePassword0123456".into(),
+//!     remote_ufrag: "brwsrufr".into(),
+//!     remote_pwd: "browserIcePassword012345".into(),
+//!     remote_fingerprint: browser_cert.fingerprint.clone(),
+//!     consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+//!     disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
+//!     dtls_role: DtlsRole::Server,
+//! };
+//! endpoint.add_leg(1, leg, t0)?;
+//!
+//! // The browser's ICE check, built as a browser builds it (rtc-stun):
+//! // USERNAME is "ours:theirs", signed with our password, and
+//! // USE-CANDIDATE nominates the path it came by.
+//! let attr = |typ, value: &[u8]| RawAttribute {
+//!     typ,
+//!     length: value.len() as u16,
+//!     value: value.to_vec(),
+//! };
+//! let setters: Vec<Box<dyn Setter>> = vec![
+//!     Box::new(BINDING_REQUEST),
+//!     Box::new(TransactionId::new()),
+//!     Box::new(TextAttribute::new(ATTR_USERNAME, "siphonuf:brwsrufr".into())),
+//!     Box::new(attr(ATTR_PRIORITY, &1_853_817_087u32.to_be_bytes())),
+//!     Box::new(attr(ATTR_ICE_CONTROLLING, &7u64.to_be_bytes())),
+//!     Box::new(attr(ATTR_USE_CANDIDATE, &[])),
+//!     Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+//!         "siphonIcePassword0123456".into(),
+//!         &RingCrypto,
+//!     )),
+//!     Box::new(FINGERPRINT),
+//! ];
+//! let mut check = Message::new();
+//! check.build(&setters)?;
+//!
+//! // A datagram in: the bytes, where they came from, and when. The buffer
+//! // has room to spare because SRTP is decrypted in place.
+//! let from: SocketAddr = "192.0.2.10:50000".parse()?;
+//! let mut buf = [0u8; 1500];
+//! buf[..check.raw.len()].copy_from_slice(&check.raw);
+//! let got = endpoint.handle_receive(t0, from, &mut buf, check.raw.len());
+//! assert_eq!(got, Receive::Handled); // STUN is the engine's own business
+//!
+//! // What to send, and where: the caller owns the socket.
+//! let reply = endpoint.poll_transmit().expect("a binding response");
+//! assert_eq!(reply.dest, from);
+//! let mut response = Message::new();
+//! response.unmarshal_binary(&reply.data)?;
+//! assert_eq!(response.typ, BINDING_SUCCESS);
+//! assert!(endpoint.poll_transmit().is_none());
+//!
+//! // The engine says when it next needs the time; the caller sleeps until
+//! // then (a relay loop passes it to its poll) or, here, simply jumps
+//! // there. The browser sends no more checks, so the leg first reports a
+//! // pause, then expires.
+//! let mut events = Vec::new();
+//! while let Some(at) = endpoint.poll_timeout() {
+//!     endpoint.handle_timeout(at);
+//!     while let Some((leg, event)) = endpoint.poll_event() {
+//!         events.push((at - t0, leg, event));
+//!     }
+//!     if events.iter().any(|(_, _, e)| *e == LegEvent::ConsentExpired) {
+//!         break;
+//!     }
+//! }
+//! assert_eq!(
+//!     events,
+//!     [
+//!         (DEFAULT_DISCONNECT_TIMEOUT, 1, LegEvent::Disconnected),
+//!         (DEFAULT_CONSENT_TIMEOUT, 1, LegEvent::ConsentExpired),
+//!     ]
+//! );
+//! // Thirty seconds of the leg's life went by without a sleep anywhere.
+//! endpoint.remove_leg(1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! From there a browser's DTLS ClientHello goes in through the same
+//! [`Endpoint::handle_receive`], siphon's flights come out of
+//! [`Endpoint::poll_transmit`], [`LegEvent::Connected`] says when SRTP is
+//! keyed, and then [`Receive::Rtp`] hands back decrypted packets in the
+//! caller's buffer while [`Endpoint::protect_rtp`] encrypts outgoing ones
+//! in place. A relay loop ([`crate::media::relay`]) is that caller: one
+//! thread, one socket, the calls of that port.
 
 mod demux;
 mod dtls;
