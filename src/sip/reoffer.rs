@@ -101,6 +101,35 @@ pub fn glare_backoff() -> std::time::Duration {
     std::time::Duration::from_millis(rand::random_range(2100..=4000))
 }
 
+/// A mid-dialog request the consumer hears about, the same on both sides
+/// of a call.
+pub(super) enum InDialog {
+    /// A re-INVITE or UPDATE with an offer, to answer.
+    Reoffer(Box<Reoffer>),
+    /// A key press sent as INFO (already answered 200).
+    Dtmf(char, u32),
+}
+
+/// Answer a re-offer or INFO in either kind of dialog (`None`: nothing
+/// for the consumer, or another request).
+pub(super) async fn in_dialog(
+    state: rsipstack::dialog::dialog::DialogState,
+    timers: &Arc<SessionTimers>,
+) -> Option<InDialog> {
+    use rsipstack::dialog::dialog::DialogState;
+    match state {
+        DialogState::Updated(_, req, handle) => {
+            let r = from_peer(&req, handle, timers).await?;
+            Some(InDialog::Reoffer(Box::new(r)))
+        }
+        DialogState::Info(_, req, handle) => {
+            let (digit, ms) = super::dtmf_info::answer(&req, handle).await?;
+            Some(InDialog::Dtmf(digit, ms))
+        }
+        _ => None,
+    }
+}
+
 /// A re-INVITE or UPDATE from the peer: a refresh without an offer is
 /// answered here (200, or 422 below Min-SE); an offer is returned for the
 /// consumer to answer, carrying the session timer its 2xx runs.

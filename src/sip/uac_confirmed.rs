@@ -9,9 +9,8 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use tokio::sync::mpsc;
 
 use super::dialog_states::CallStates;
-use super::dtmf_info;
 use super::endpoint::Shared;
-use super::reoffer;
+use super::reoffer::{self, InDialog};
 use super::session_refresh::{SessionTimers, Watch};
 use super::uac::{ended, UacEvent, UacHandle};
 
@@ -90,18 +89,11 @@ impl Answered {
 
     /// A re-offer or an INFO from the peer: answered, then reported.
     async fn answer_request(&self, st: DialogState) {
-        match st {
-            DialogState::Updated(_, req, handle) => {
-                if let Some(r) = reoffer::from_peer(&req, handle, &self.timers).await {
-                    emit(&self.events, UacEvent::Reoffer(Box::new(r))).await;
-                }
-            }
-            DialogState::Info(_, req, handle) => {
-                if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
-                    emit(&self.events, UacEvent::Dtmf { digit, duration_ms }).await;
-                }
-            }
-            _ => {}
-        }
+        let ev = match reoffer::in_dialog(st, &self.timers).await {
+            Some(InDialog::Reoffer(r)) => UacEvent::Reoffer(r),
+            Some(InDialog::Dtmf(digit, duration_ms)) => UacEvent::Dtmf { digit, duration_ms },
+            None => return,
+        };
+        emit(&self.events, ev).await;
     }
 }

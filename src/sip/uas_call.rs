@@ -21,7 +21,7 @@ use tracing::debug;
 
 use super::dtmf_info;
 use super::endpoint::Shared;
-use super::reoffer;
+use super::reoffer::{self, InDialog};
 use super::session_refresh::{SessionTimers, Watch};
 use super::session_timer::{self, Timer};
 use super::stack::{self, ALLOW};
@@ -354,14 +354,13 @@ impl CallTask {
                 *acked = true;
                 self.emit(UasEvent::Acked).await;
             }
-            DialogState::Updated(_, req, handle) => {
-                if let Some(r) = reoffer::from_peer(&req, handle, &self.call.timers).await {
-                    self.emit(UasEvent::Reoffer(Box::new(r))).await;
-                }
-            }
-            DialogState::Info(_, req, handle) => {
-                if let Some((digit, duration_ms)) = dtmf_info::answer(&req, handle).await {
-                    self.emit(UasEvent::Dtmf { digit, duration_ms }).await;
+            st @ (DialogState::Updated(..) | DialogState::Info(..)) => {
+                match reoffer::in_dialog(st, &self.call.timers).await {
+                    Some(InDialog::Reoffer(r)) => self.emit(UasEvent::Reoffer(r)).await,
+                    Some(InDialog::Dtmf(digit, duration_ms)) => {
+                        self.emit(UasEvent::Dtmf { digit, duration_ms }).await
+                    }
+                    None => {}
                 }
             }
             DialogState::Options(_, _, handle) => {
