@@ -1,6 +1,12 @@
 //! A whole gateway in-process: WebSocket signaling, the SIP leg to the
 //! built-in echo extension, ICE-lite/DTLS/SRTP to a browser stand-in.
 
+mod client_register;
+mod echo_hold;
+mod ice_restart;
+mod relay_failure;
+mod start;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

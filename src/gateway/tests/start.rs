@@ -2,9 +2,9 @@
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
-use super::tests::config;
-use super::Gateway;
+use super::config;
 use crate::config::Config;
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 
 /// A UDP socket holding a free loopback port.

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::tests::{config, recv, recv_type, send, Ws};
-use super::Gateway;
+use super::{config, recv, recv_type, send, Ws};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::sip::tests::registrar::{Registrar, RegistrarConfig, Seen};
 use crate::sip::Transport;

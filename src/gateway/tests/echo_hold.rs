@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::tests::{attr, config, offer_for, recv, recv_type, send, Ws};
-use super::Gateway;
+use super::{attr, config, offer_for, recv, recv_type, send, Ws};
 use crate::config::Config;
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::sip::{EchoBehavior, EchoServer, EchoSettings};
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};

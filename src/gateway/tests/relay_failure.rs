@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::tests::{config, offer_for, recv, recv_type, send};
-use super::Gateway;
+use super::{config, offer_for, recv, recv_type, send};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::webrtc::tests::browser::Browser;
 

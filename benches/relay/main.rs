@@ -10,15 +10,10 @@
 //! not inherit the heap of the previous one. Prints a JSON line per N, then a
 //! table.
 
-#[path = "relay/call.rs"]
 mod call;
-#[path = "relay/heap.rs"]
 mod heap;
-#[path = "relay/procfs.rs"]
 mod procfs;
-#[path = "relay/report.rs"]
 mod report;
-#[path = "relay/run.rs"]
 mod run;
 
 use std::process::{Command, ExitCode, Stdio};

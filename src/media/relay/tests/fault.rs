@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tests::{setup, wait_for_metric, BROWSER_SSRC};
-use super::MediaEvent;
+use super::{setup, wait_for_metric, BROWSER_SSRC};
+use crate::media::relay::MediaEvent;
 use crate::webrtc::tests::browser::rtp;
 
 /// A datagram larger than a receive buffer: the kernel cuts it to the
@@ -115,12 +115,12 @@ async fn dtls_handshakes_are_counted_by_outcome() {
     wait_for_metric(&s.metrics, "siphon_dtls_handshakes_total{outcome=\"ok\"} 1").await;
 
     // A browser whose certificate is not the one its offer named.
-    let sock = super::tests::udp();
+    let sock = super::udp();
     let mut browser = Browser::new(sock.local_addr().unwrap(), std::time::Instant::now(), false);
     let mut leg = browser.leg_config();
     leg.remote_fingerprint = Identity::generate().unwrap().fingerprint;
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let add = super::AddCall {
+    let add = crate::media::relay::AddCall {
         leg,
         ports: s.pool.allocate().unwrap(),
         ssrc_to_webrtc: 0x3333,
@@ -159,12 +159,12 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     // The setup's loop has its own ready flag; this one starts ready too.
     let ready = Arc::new(AtomicBool::new(true));
     let metrics = crate::metrics::Metrics::new();
-    let relay = super::RelayHandle::start(
+    let relay = crate::media::relay::RelayHandle::start(
         1,
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(crate::webrtc::Identity::generate().unwrap()),
         &metrics,
-        super::Tuning::default(),
+        crate::media::relay::Tuning::default(),
         ready.clone(),
     )
     .unwrap();
@@ -175,7 +175,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     );
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let free = s.pool.free_count();
-    let add = super::AddCall {
+    let add = crate::media::relay::AddCall {
         leg: browser.leg_config(),
         ports: s.pool.allocate().unwrap(),
         ssrc_to_webrtc: 0x3333,
@@ -198,7 +198,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     // The dead loop still releases the call's port, and takes no new call.
     relay.remove(leg).await.unwrap();
     assert_eq!(s.pool.free_count(), free);
-    let add = super::AddCall {
+    let add = crate::media::relay::AddCall {
         leg: browser.leg_config(),
         ports: s.pool.allocate().unwrap(),
         ssrc_to_webrtc: 1,
@@ -208,7 +208,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     };
     assert!(matches!(
         relay.add(add).await,
-        Err(super::RelayError::Stopped)
+        Err(crate::media::relay::RelayError::Stopped)
     ));
     assert_eq!(s.pool.free_count(), free, "the refused call's port is back");
     // The other loop was never touched.

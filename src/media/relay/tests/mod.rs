@@ -1,6 +1,8 @@
 //! A real relay loop thread between a browser stand-in (ICE, DTLS, SRTP over
 //! a UDP socket) and a plain UDP socket playing the SIP peer.
 
+mod fault;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
