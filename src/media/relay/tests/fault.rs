@@ -14,7 +14,7 @@ const OVERSIZE: usize = 2100;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut() {
-    let mut s = setup(23500).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
     let mut plain = rtp(1, 0x5151, 9);
@@ -71,7 +71,7 @@ async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rtcp_garbage_from_the_sip_peer_is_dropped_and_counted() {
-    let mut s = setup(23510).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtcp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port + 1).into();
     // RTCP version 2, a length that runs past the datagram.
@@ -110,7 +110,7 @@ async fn dtls_handshakes_are_counted_by_outcome() {
     use crate::webrtc::tests::browser::{connect_over, Browser};
     use crate::webrtc::Identity;
     // A good one: the setup's browser.
-    let mut s = setup(23520).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     wait_for_metric(&s.metrics, "siphon_dtls_handshakes_total{outcome=\"ok\"} 1").await;
 
@@ -154,7 +154,7 @@ async fn dtls_handshakes_are_counted_by_outcome() {
 async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let mut s = setup(23530).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // The setup's loop has its own ready flag; this one starts ready too.
     let ready = Arc::new(AtomicBool::new(true));
@@ -220,7 +220,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
 async fn a_sip_peer_is_heard_again_after_a_forged_ssrc_flood() {
     use crate::media::SipSrtp;
     use crate::srtp::{MasterKey, SrtpContext, SrtpProfile};
-    let mut s = setup(23540).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
     let key = |b: u8| vec![b; profile.key_len() + profile.salt_len()];
