@@ -59,8 +59,9 @@ async fn main() {
         config.echo.enabled = false;
         config.webrtc.port = 0;
         config.media.workers = 1;
-        config.rtp.port_min = 62400;
-        config.rtp.port_max = 62419;
+        let rtp = siphon_testkit::ports::block(20);
+        config.rtp.port_min = rtp;
+        config.rtp.port_max = rtp + 19;
         if secure {
             config.http.tls_cert = Some(dir.join("cert.pem").display().to_string());
             config.http.tls_key = Some(dir.join("key.pem").display().to_string());

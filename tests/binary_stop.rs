@@ -23,8 +23,10 @@ struct Siphon {
 }
 
 impl Siphon {
-    /// Starts the binary on loopback with ephemeral ports and waits for its URL.
-    fn start(tag: &str, rtp_base: u16, drain_secs: u64) -> Siphon {
+    /// Starts the binary on loopback with ephemeral ports (RTP and WebRTC
+    /// from the test-port allocator) and waits for its URL.
+    fn start(tag: &str, drain_secs: u64) -> Siphon {
+        let rtp_base = siphon_testkit::ports::block(20);
         let dir = std::env::temp_dir().join(format!("siphon-stop-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("siphon.toml");
@@ -99,7 +101,7 @@ impl Drop for Siphon {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_waits_for_the_call_then_exits_0() {
-    let mut siphon = Siphon::start("wait", 62300, 300);
+    let mut siphon = Siphon::start("wait", 300);
     let (mut sig, browser) = siphon.call().await;
     siphon.signal(libc::SIGTERM);
     assert_eq!(
@@ -123,7 +125,7 @@ async fn sigterm_waits_for_the_call_then_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_short_drain_hangs_up_503_and_exits_0() {
-    let mut siphon = Siphon::start("short", 62320, 1);
+    let mut siphon = Siphon::start("short", 1);
     let (mut sig, browser) = siphon.call().await;
     siphon.signal(libc::SIGTERM);
     let hangup = sig.recv_type("hangup", T).await.unwrap();
@@ -137,7 +139,7 @@ async fn sigterm_with_a_short_drain_hangs_up_503_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_twice_hangs_up_503_closes_every_socket_and_exits_0() {
-    let mut siphon = Siphon::start("int", 63500, 300);
+    let mut siphon = Siphon::start("int", 300);
     let (mut sig, browser) = siphon.call().await;
     let mut idle = Signaling::connect(&format!("ws://{}/ws", siphon.http))
         .await

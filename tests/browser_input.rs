@@ -24,8 +24,8 @@ const CHROME_OFFER: &str = include_str!("../src/sdp/fixtures/chrome_offer.sdp");
 
 type Ws = WebSocketStream<TcpStream>;
 
-async fn gateway(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
-    common::gateway_with_echo(rtp_base, tweak).await
+async fn gateway(tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
+    common::gateway_with_echo(tweak).await
 }
 
 /// A raw client socket: frames can be written by hand through `get_mut`.
@@ -92,7 +92,7 @@ async fn wait_counter(metrics: &Metrics, line: &str, want: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_faults_get_an_error_and_the_socket_lives() {
-    let (gw, _) = gateway(22000, |_| {}).await;
+    let (gw, _) = gateway(|_| {}).await;
     let mut ws = ready(&gw).await;
     let long_id = "c".repeat(65);
     let cases: Vec<(String, &str)> = vec![
@@ -190,7 +190,7 @@ async fn json_faults_get_an_error_and_the_socket_lives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_call_id_is_refused_and_the_first_call_goes_on() {
-    let (gw, _) = gateway(22020, |_| {}).await;
+    let (gw, _) = gateway(|_| {}).await;
     let mut ws = ready(&gw).await;
     let call = json!({"type":"call","call_id":"d1","to":"echo","sdp":CHROME_OFFER});
     send(&mut ws, call.clone()).await;
@@ -220,7 +220,7 @@ async fn a_duplicate_call_id_is_refused_and_the_first_call_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_announcing_10_mb_is_refused_at_its_header_with_1009() {
-    let (gw, metrics) = gateway(22040, |_| {}).await;
+    let (gw, metrics) = gateway(|_| {}).await;
     let mut ws = ready(&gw).await;
     // Only the header goes out: the answer cannot wait for the payload.
     let header = frame_header(0x1, 10_000_000);
@@ -235,7 +235,7 @@ async fn a_frame_announcing_10_mb_is_refused_at_its_header_with_1009() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_10_mb_message_ends_the_socket_counted_too_large() {
-    let (gw, metrics) = gateway(22060, |_| {}).await;
+    let (gw, metrics) = gateway(|_| {}).await;
     let mut ws = ready(&gw).await;
     let huge = format!(
         r#"{{"type":"call","to":"echo","sdp":"{}"}}"#,
@@ -257,7 +257,7 @@ async fn a_10_mb_message_ends_the_socket_counted_too_large() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_faults_close_with_their_code() {
-    let (gw, metrics) = gateway(22080, |_| {}).await;
+    let (gw, metrics) = gateway(|_| {}).await;
     // A text frame that is not UTF-8: 1007.
     let mut ws = ready(&gw).await;
     let mut frame = frame_header(0x1, 2);
@@ -307,7 +307,7 @@ fn unix_now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_tokens_get_unauthorized_and_a_close() {
-    let (gw, metrics) = gateway(22100, |c| {
+    let (gw, metrics) = gateway(|c| {
         c.auth.required = true;
         c.auth.secret = SECRET.into();
     })

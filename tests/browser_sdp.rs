@@ -21,8 +21,8 @@ const CHROME_OFFER: &str = include_str!("../src/sdp/fixtures/chrome_offer.sdp");
 const CHROME_PWD: &str = "a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y";
 const CHROME_FP: &str = "sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F";
 
-async fn gateway(rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
-    common::gateway_with_echo(rtp_base, tweak).await
+async fn gateway(tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
+    common::gateway_with_echo(tweak).await
 }
 
 async fn signaling(gw: &Gateway) -> Signaling {
@@ -42,7 +42,7 @@ fn offer(from: &str, to: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_browser_offers_are_hung_up_with_488_naming_the_fault() {
-    let (gw, metrics) = gateway(22300, |_| {}).await;
+    let (gw, metrics) = gateway(|_| {}).await;
     let mut sig = signaling(&gw).await;
     let no_fp: String = CHROME_OFFER
         .lines()
@@ -147,7 +147,7 @@ async fn final_event(events: &mut tokio::sync::mpsc::Receiver<UacEvent>) -> UacE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
-    let (gw, _) = gateway(22320, |c| {
+    let (gw, _) = gateway(|c| {
         c.echo.enabled = false;
         c.users = vec![UserConfig {
             name: "alice".into(),
@@ -247,7 +247,7 @@ fn with_attr(sdp: &str, name: &str, value: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ice_restart_offer_with_a_short_ice_pwd_is_refused_and_the_call_goes_on() {
-    let (gw, _) = gateway(22340, |_| {}).await;
+    let (gw, _) = gateway(|_| {}).await;
     let mut sig = signaling(&gw).await;
     let browser = common::answered_call_to(&mut sig, "r1", "echo").await;
     let local = browser.local_sdp().await.unwrap();

@@ -25,7 +25,13 @@ const TARGET_VAR: &str = "SIPHON_TEST_FLOOD_TARGET";
 const FLOOD: usize = 600;
 const SOFT_LIMIT: u64 = 512;
 
-async fn gateway(base: u16, rtp: u16, fd_reserve: u32) -> (Gateway, Metrics) {
+/// A gateway with SIP TCP on `base`, HTTP on `base + 1`, WebRTC on
+/// `base + 2` and RTP from `rtp`, both from the test-port allocator.
+async fn gateway(fd_reserve: u32) -> (Gateway, Metrics) {
+    let (base, rtp) = (
+        siphon_testkit::ports::block(3),
+        siphon_testkit::ports::block(10),
+    );
     let mut config = Config::default();
     config.sip.udp = None;
     config.sip.tcp = Some(SocketAddr::from(([127, 0, 0, 1], base)));
@@ -109,7 +115,7 @@ async fn a_flood_past_the_fd_limit_is_refused_and_accept_does_not_spin() {
     fd::set_soft_limit(SOFT_LIMIT).unwrap();
 
     // With the reserve: refused by reason, and the probes still answer.
-    let (gw, m) = gateway(62650, 21200, 128).await;
+    let (gw, m) = gateway(128).await;
     let child = flood(gw.sip_addr(siphon::sip::Transport::Tcp).unwrap());
     let refused = || count(&m.connections_refused_total, &["sip_tcp", "fd_reserve"]);
     let budget_spent = async {
@@ -143,7 +149,7 @@ async fn a_flood_past_the_fd_limit_is_refused_and_accept_does_not_spin() {
     gw.shutdown().await;
 
     // Without it: EMFILE, and the loop waits between attempts.
-    let (gw, m) = gateway(62660, 21210, 0).await;
+    let (gw, m) = gateway(0).await;
     let child = flood(gw.sip_addr(siphon::sip::Transport::Tcp).unwrap());
     let out_of_fds = async {
         while count(&m.accept_errors_total, &["sip_tcp"]) == 0 {

@@ -66,13 +66,18 @@ fn final_code(text: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fds_come_back_after_tcp_invites_that_get_a_final_answer() {
+    // SIP TCP on `base`, HTTP on `base + 1`, WebRTC on `base + 2`.
+    let (base, rtp) = (
+        siphon_testkit::ports::block(3),
+        siphon_testkit::ports::block(10),
+    );
     let mut config = Config::default();
     config.sip.udp = None;
-    config.sip.tcp = Some("127.0.0.1:62600".parse().unwrap());
-    config.http.listen = "127.0.0.1:62601".parse().unwrap();
-    config.webrtc.port = 62602;
-    config.rtp.port_min = 21100;
-    config.rtp.port_max = 21109;
+    config.sip.tcp = Some(SocketAddr::from(([127, 0, 0, 1], base)));
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], base + 1));
+    config.webrtc.port = base + 2;
+    config.rtp.port_min = rtp;
+    config.rtp.port_max = rtp + 9;
     config.media.workers = 1;
     config.echo.enabled = false;
     config.limits.connections.sip_per_ip = 20;

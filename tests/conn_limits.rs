@@ -15,8 +15,13 @@ use tokio::net::{TcpSocket, TcpStream};
 const CLOSED_WITHIN: Duration = Duration::from_secs(10);
 
 /// A gateway with SIP TCP on `base`, HTTP on `base + 1`, WebRTC on
-/// `base + 2` and RTP from `rtp`; `tweak` sets the limits under test.
-async fn gateway(base: u16, rtp: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
+/// `base + 2` and RTP from `rtp`, both from the test-port allocator;
+/// `tweak` sets the limits under test.
+async fn gateway(tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
+    let (base, rtp) = (
+        siphon_testkit::ports::block(3),
+        siphon_testkit::ports::block(10),
+    );
     let mut config = Config::default();
     config.sip.udp = None;
     config.sip.tcp = Some(SocketAddr::from(([127, 0, 0, 1], base)));
@@ -90,7 +95,7 @@ async fn healthz(addr: SocketAddr) -> String {
 
 #[tokio::test]
 async fn sip_tcp_per_ip_cap_closes_the_next_connection_and_counts_it() {
-    let (gw, m) = gateway(62500, 21000, |c| c.limits.connections.sip_per_ip = 2).await;
+    let (gw, m) = gateway(|c| c.limits.connections.sip_per_ip = 2).await;
     let sip = gw.sip_addr(siphon::sip::Transport::Tcp).unwrap();
     let mut held = vec![
         connect_from([127, 0, 0, 2], sip).await,
@@ -110,7 +115,7 @@ async fn sip_tcp_per_ip_cap_closes_the_next_connection_and_counts_it() {
 
 #[tokio::test]
 async fn sip_tcp_connection_without_a_message_is_closed_as_idle() {
-    let (gw, m) = gateway(62510, 21010, |c| c.limits.connections.idle_secs = 1).await;
+    let (gw, m) = gateway(|c| c.limits.connections.idle_secs = 1).await;
     let sip = gw.sip_addr(siphon::sip::Transport::Tcp).unwrap();
     let mut idle = TcpStream::connect(sip).await.unwrap();
     assert!(closed_by_server(&mut idle).await);
@@ -120,7 +125,7 @@ async fn sip_tcp_connection_without_a_message_is_closed_as_idle() {
 
 #[tokio::test]
 async fn sip_tcp_slowloris_head_is_closed_at_the_header_timeout() {
-    let (gw, m) = gateway(62520, 21020, |c| {
+    let (gw, m) = gateway(|c| {
         c.limits.connections.header_timeout_secs = 1;
         c.limits.connections.idle_secs = 600;
     })
@@ -141,7 +146,7 @@ async fn sip_tcp_slowloris_head_is_closed_at_the_header_timeout() {
 
 #[tokio::test]
 async fn http_per_ip_cap_closes_the_next_connection_and_health_still_answers() {
-    let (gw, m) = gateway(62530, 21030, |c| c.limits.connections.http_per_ip = 2).await;
+    let (gw, m) = gateway(|c| c.limits.connections.http_per_ip = 2).await;
     let http = gw.http_addr();
     let mut held = vec![
         connect_from([127, 0, 0, 4], http).await,
@@ -158,7 +163,7 @@ async fn http_per_ip_cap_closes_the_next_connection_and_health_still_answers() {
 
 #[tokio::test]
 async fn http_unfinished_request_head_and_idle_connection_are_closed_by_reason() {
-    let (gw, m) = gateway(62540, 21040, |c| {
+    let (gw, m) = gateway(|c| {
         c.limits.connections.header_timeout_secs = 1;
     })
     .await;
@@ -176,7 +181,7 @@ async fn http_unfinished_request_head_and_idle_connection_are_closed_by_reason()
 
 #[tokio::test]
 async fn http_keep_alive_connection_waiting_for_its_next_request_is_closed_as_idle() {
-    let (gw, m) = gateway(62550, 21050, |c| {
+    let (gw, m) = gateway(|c| {
         c.limits.connections.header_timeout_secs = 1;
     })
     .await;
@@ -193,7 +198,7 @@ async fn http_keep_alive_connection_waiting_for_its_next_request_is_closed_as_id
 
 #[tokio::test]
 async fn a_websocket_holds_its_slot_until_it_closes() {
-    let (gw, m) = gateway(62560, 21060, |c| {
+    let (gw, m) = gateway(|c| {
         c.limits.connections.http_max = 1;
         c.limits.connections.http_per_ip = 1;
     })

@@ -23,17 +23,22 @@ const T: Duration = Duration::from_secs(10);
 
 async fn gateway(pki: &Pki) -> (Gateway, Metrics) {
     let own = pki.issue(&["127.0.0.1"]);
+    // HTTP on `base`, SIP TLS on `base + 1`, WebRTC on `base + 2`.
+    let (base, rtp) = (
+        siphon_testkit::ports::block(3),
+        siphon_testkit::ports::block(10),
+    );
     let mut config = Config::default();
-    config.http.listen = "127.0.0.1:62700".parse().unwrap();
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], base));
     config.sip.udp = None;
     config.sip.tcp = None;
-    config.sip.tls.listen = Some("127.0.0.1:62701".parse().unwrap());
+    config.sip.tls.listen = Some(SocketAddr::from(([127, 0, 0, 1], base + 1)));
     config.sip.tls.cert = pki.write("siphon.crt", &own.cert);
     config.sip.tls.key = pki.write("siphon.key", &own.key);
     config.sip.tls.ca = pki.write("ca.crt", &pki.ca_pem());
-    config.webrtc.port = 62702;
-    config.rtp.port_min = 21300;
-    config.rtp.port_max = 21309;
+    config.webrtc.port = base + 2;
+    config.rtp.port_min = rtp;
+    config.rtp.port_max = rtp + 9;
     config.media.workers = 1;
     config.echo.enabled = false;
     config.limits.connections.sip_per_ip = 2;

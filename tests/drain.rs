@@ -32,10 +32,10 @@ struct Rig {
     _stop: CancellationToken,
 }
 
-async fn rig(rtp_base: u16, drain_secs: u64) -> Rig {
+async fn rig(drain_secs: u64) -> Rig {
     let stop = CancellationToken::new();
     let echo = common::echo_uas(&stop).await;
-    let mut config = common::loopback_config(rtp_base);
+    let mut config = common::loopback_config();
     config.sip.trunk.uri = Some(format!("sip:{}", echo.local_addr()));
     config.limits.drain_secs = drain_secs;
     let metrics = Metrics::new();
@@ -127,7 +127,7 @@ async fn sip_request(to: SocketAddr, method: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_up_at_sigterm_go_on_and_new_ones_are_refused() {
-    let mut rig = rig(62200, 300).await;
+    let mut rig = rig(300).await;
     let mut sigs = Vec::new();
     let mut browsers = Vec::new();
     for i in 0..3 {
@@ -197,7 +197,7 @@ async fn calls_up_at_sigterm_go_on_and_new_ones_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_secs_then_bye_and_hangup_503() {
-    let mut rig = rig(62220, 1).await;
+    let mut rig = rig(1).await;
     let mut sig = rig.signaling().await;
     let browser = common::answered_call(&mut sig, "c1").await;
     rig.stop().await;
@@ -221,7 +221,7 @@ async fn drain_secs_then_bye_and_hangup_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_skips_the_wait() {
-    let mut rig = rig(62240, 300).await;
+    let mut rig = rig(300).await;
     let mut sig = rig.signaling().await;
     let browser = common::answered_call(&mut sig, "c1").await;
     rig.stop().await;

@@ -91,8 +91,8 @@ fn headers<'a>(msg: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + '
         })
 }
 
-async fn gateway(rtp_base: u16, trunk: SocketAddr, media_timeout_secs: u64) -> Gateway {
-    let mut config = common::loopback_config(rtp_base);
+async fn gateway(trunk: SocketAddr, media_timeout_secs: u64) -> Gateway {
+    let mut config = common::loopback_config();
     config.sip.trunk.uri = Some(format!("sip:{trunk}"));
     config.limits.media_timeout_secs = media_timeout_secs;
     Gateway::start(config, Metrics::new()).await.unwrap()
@@ -119,7 +119,7 @@ async fn call_to_silent_peer(gw: &Gateway, peer: &SilentPeer) -> (Signaling, com
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_hangup_is_answered_at_once_when_the_sip_peer_vanished() {
     let peer = SilentPeer::bind().await;
-    let gw = gateway(63400, peer.addr(), 60).await;
+    let gw = gateway(peer.addr(), 60).await;
     let (mut sig, browser) = call_to_silent_peer(&gw, &peer).await;
     sig.send(json!({"type":"hangup","call_id":"c1"}))
         .await
@@ -141,7 +141,7 @@ async fn a_browser_hangup_is_answered_at_once_when_the_sip_peer_vanished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hangup_after_keys_sent_as_info_to_a_vanished_peer_is_answered_at_once() {
     let peer = SilentPeer::bind().await;
-    let gw = gateway(63540, peer.addr(), 60).await;
+    let gw = gateway(peer.addr(), 60).await;
     let (mut sig, browser) = call_to_silent_peer(&gw, &peer).await;
     // The peer took no telephone-event: the keys go as SIP INFO, unanswered.
     sig.send(json!({"type":"dtmf","call_id":"c1","digits":"12"}))
@@ -166,7 +166,7 @@ async fn a_hangup_after_keys_sent_as_info_to_a_vanished_peer_is_answered_at_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_stopping_reaches_the_browser_at_once_when_the_sip_peer_vanished() {
     let peer = SilentPeer::bind().await;
-    let gw = gateway(63420, peer.addr(), 1).await;
+    let gw = gateway(peer.addr(), 1).await;
     let (mut sig, browser) = call_to_silent_peer(&gw, &peer).await;
     // No RTP ever comes from the peer: the media timeout ends the call.
     let hangup = sig
@@ -223,7 +223,7 @@ async fn ack_the_answer(peer: &SilentPeer, to: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_hangup_of_an_incoming_call_is_answered_at_once_when_the_caller_vanished() {
     let peer = SilentPeer::bind().await;
-    let mut config = common::loopback_config(63440);
+    let mut config = common::loopback_config();
     config.auth.allow_dynamic_users = true;
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();
     let sip = gw.sip_addr(Transport::Udp).unwrap();
@@ -275,7 +275,7 @@ async fn rings(peer: &SilentPeer) -> bool {
 async fn simultaneous_calls_never_exceed_max_calls() {
     const MAX: usize = 3;
     const CALLS: usize = 24;
-    let mut config = common::loopback_config(63460);
+    let mut config = common::loopback_config();
     config.auth.allow_dynamic_users = true;
     config.limits.max_calls = MAX as u32;
     config.limits.per_user_calls = 100;
@@ -299,7 +299,7 @@ async fn simultaneous_calls_never_exceed_max_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_extension_takes_at_most_max_calls() {
-    let mut config = common::loopback_config(63480);
+    let mut config = common::loopback_config();
     config.echo.enabled = true;
     config.echo.listen = "127.0.0.1:0".parse().unwrap();
     config.limits.max_calls = 1;
@@ -314,11 +314,8 @@ async fn the_echo_extension_takes_at_most_max_calls() {
 }
 
 /// A gateway whose trunk is `trunk` over TCP, and a browser call to it.
-async fn call_over_tcp_trunk(
-    rtp_base: u16,
-    trunk: SocketAddr,
-) -> (Gateway, Signaling, common::Browser) {
-    let mut config = common::loopback_config(rtp_base);
+async fn call_over_tcp_trunk(trunk: SocketAddr) -> (Gateway, Signaling, common::Browser) {
+    let mut config = common::loopback_config();
     config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.sip.trunk.uri = Some(format!("sip:{trunk};transport=tcp"));
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();
@@ -339,7 +336,7 @@ async fn a_sip_transport_error_reaches_the_browser_as_503_at_once() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let trunk = closed.local_addr().unwrap();
     drop(closed);
-    let (gw, mut sig, browser) = call_over_tcp_trunk(63500, trunk).await;
+    let (gw, mut sig, browser) = call_over_tcp_trunk(trunk).await;
     let hangup = sig.recv_type("hangup", AT_ONCE).await.unwrap();
     assert_eq!(hangup["code"], 503, "{hangup}");
     let reason = hangup["reason"].as_str().unwrap();
@@ -364,7 +361,7 @@ async fn a_tcp_trunk_that_never_completes_the_handshake_is_503_within_5_s() {
             queued.push(s);
         }
     }
-    let (gw, mut sig, browser) = call_over_tcp_trunk(63560, trunk).await;
+    let (gw, mut sig, browser) = call_over_tcp_trunk(trunk).await;
     let hangup = sig
         .recv_type("hangup", Duration::from_secs(5) + AT_ONCE)
         .await
@@ -379,7 +376,7 @@ async fn a_tcp_trunk_that_never_completes_the_handshake_is_503_within_5_s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_call_over_max_calls_gets_limit_reached() {
     let peer = SilentPeer::bind().await;
-    let mut config = common::loopback_config(63520);
+    let mut config = common::loopback_config();
     config.sip.trunk.uri = Some(format!("sip:{}", peer.addr()));
     config.limits.max_calls = 1;
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();

@@ -51,10 +51,10 @@ struct Rig {
     _stop: CancellationToken,
 }
 
-async fn rig(dir: &Path, rtp_base: u16, tweak: impl FnOnce(&mut Config)) -> Rig {
+async fn rig(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Rig {
     let stop = CancellationToken::new();
     let echo = common::echo_uas(&stop).await;
-    let mut config = common::loopback_config(rtp_base);
+    let mut config = common::loopback_config();
     config.sip.trunk.uri = Some(format!("sip:{}", echo.local_addr()));
     config.http.tls_cert = Some(dir.join("cert.pem").display().to_string());
     config.http.tls_key = Some(dir.join("key.pem").display().to_string());
@@ -184,7 +184,7 @@ async fn wait_for_new_cert(
 async fn wss_call_keeps_audio_while_the_certificate_rotates() {
     let dir = temp_dir("rotate");
     let first = write_cert(&dir);
-    let rig = rig(&dir, 62100, |_| {}).await;
+    let rig = rig(&dir, |_| {}).await;
     let addr = rig.gateway.http_addr();
 
     let (mut sig, served) = wss(addr).await;
@@ -239,7 +239,7 @@ async fn wss_call_keeps_audio_while_the_certificate_rotates() {
 async fn plain_text_on_the_tls_port_is_closed_and_counted() {
     let dir = temp_dir("plain");
     write_cert(&dir);
-    let rig = rig(&dir, 62120, |_| {}).await;
+    let rig = rig(&dir, |_| {}).await;
     let addr = rig.gateway.http_addr();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -278,14 +278,10 @@ async fn http_get(addr: SocketAddr, path: &str, host: &str) -> String {
 async fn the_plain_listener_redirects_to_https() {
     let dir = temp_dir("redirect");
     write_cert(&dir);
-    // Reserve a port for the redirect listener.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port for the redirect listener.
+    let port = siphon_testkit::ports::port();
     let redirect: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let rig = rig(&dir, 62140, |c| c.http.redirect_listen = Some(redirect)).await;
+    let rig = rig(&dir, |c| c.http.redirect_listen = Some(redirect)).await;
     let https_port = rig.gateway.http_addr().port();
     let reply = http_get(redirect, "/ws?token=x", "gw.example:80").await;
     assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
@@ -319,8 +315,9 @@ async fn ws_refuses_other_origins_and_missing_ones_without_tokens() {
     config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
     config.sip.tcp = None;
     config.webrtc.port = 0;
-    config.rtp.port_min = 62160;
-    config.rtp.port_max = 62179;
+    let rtp_base = siphon_testkit::ports::block(20);
+    config.rtp.port_min = rtp_base;
+    config.rtp.port_max = rtp_base + 19;
     config.media.workers = 1;
     config.echo.enabled = false;
     let metrics = Metrics::new();

@@ -25,7 +25,8 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(port_base: u16) -> Rig {
+    async fn start() -> Rig {
+        let port_base = siphon_testkit::ports::block(20);
         let stop = CancellationToken::new();
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
@@ -124,17 +125,17 @@ async fn wait_released(rig: &Rig, free: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_calls_browser_audio_both_ways_then_pbx_bye() {
-    phone_calls_browser(34000, false).await;
+    phone_calls_browser(false).await;
 }
 
 /// The browser answers `setup:passive`: siphon is the DTLS client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_calls_pion_style_peer_siphon_is_dtls_client() {
-    phone_calls_browser(34300, true).await;
+    phone_calls_browser(true).await;
 }
 
-async fn phone_calls_browser(port_base: u16, pion_style: bool) {
-    let rig = Rig::start(port_base).await;
+async fn phone_calls_browser(pion_style: bool) {
+    let rig = Rig::start().await;
     let free = rig.gateway.free_rtp_ports();
     let mut sig = rig.session("alice").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -225,7 +226,7 @@ async fn phone_calls_browser(port_base: u16, pion_style: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_session_rings_first_accept_wins() {
-    let rig = Rig::start(34100).await;
+    let rig = Rig::start().await;
     let mut first = rig.session("bob").await;
     let mut second = rig.session("bob").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -272,7 +273,7 @@ async fn every_session_rings_first_accept_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_offline_cancel_and_ring_timeout() {
-    let rig = Rig::start(34200).await;
+    let rig = Rig::start().await;
     let free = rig.gateway.free_rtp_ports();
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
 
@@ -323,7 +324,7 @@ async fn reject_offline_cancel_and_ring_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_and_unusable_offers_get_their_errors_and_nothing_else_changes() {
-    let rig = Rig::start(34400).await;
+    let rig = Rig::start().await;
     let mut carol = rig.session("carol").await;
     let mut bob = rig.session("bob").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -366,7 +367,7 @@ async fn flood_and_unusable_offers_get_their_errors_and_nothing_else_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_incoming_call_survives_a_lost_socket_and_is_resumed() {
-    let rig = Rig::start(34800).await;
+    let rig = Rig::start().await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = pbx_rtp.local_addr().unwrap().port();
     let (sig, browser, uac, _events, call_id) =
@@ -444,7 +445,7 @@ fn pbx_offer(port: u16, events: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_presses_cross_both_ways_as_rfc4733_and_from_sip_info() {
-    let rig = Rig::start(34900).await;
+    let rig = Rig::start().await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     pbx_rtp
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -494,7 +495,7 @@ async fn key_presses_cross_both_ways_as_rfc4733_and_from_sip_info() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_presses_go_as_sip_info_when_the_pbx_has_no_telephone_event() {
-    let rig = Rig::start(35500).await;
+    let rig = Rig::start().await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = pbx_rtp.local_addr().unwrap().port();
     let (mut sig, browser, uac, mut events, call_id) =
@@ -526,7 +527,7 @@ async fn key_presses_go_as_sip_info_when_the_pbx_has_no_telephone_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pbx_holds_and_resumes_and_the_browser_follows() {
-    let rig = Rig::start(35600).await;
+    let rig = Rig::start().await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = pbx_rtp.local_addr().unwrap().port();
     let (mut sig, browser, uac, _events, call_id) =
@@ -613,7 +614,7 @@ async fn the_pbx_holds_and_resumes_and_the_browser_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_hold_re_invites_the_pbx_before_it_is_answered() {
-    let rig = Rig::start(35700).await;
+    let rig = Rig::start().await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = pbx_rtp.local_addr().unwrap().port();
     let (mut sig, browser, uac, mut events, call_id) =
@@ -678,7 +679,7 @@ async fn a_browser_hold_re_invites_the_pbx_before_it_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_before_the_answer_sdp_and_offers_for_unknown_calls() {
-    let rig = Rig::start(35800).await;
+    let rig = Rig::start().await;
     let mut sig = rig.session("bob").await;
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (uac, mut events) = rig.call("bob", &pbx_rtp).await;

@@ -35,12 +35,11 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(port_base: u16, transport: SipTransport, behavior: ScriptedEcho) -> Rig {
-        Self::start_with(port_base, transport, behavior, |_| {}).await
+    async fn start(transport: SipTransport, behavior: ScriptedEcho) -> Rig {
+        Self::start_with(transport, behavior, |_| {}).await
     }
 
     async fn start_with(
-        port_base: u16,
         transport: SipTransport,
         script: ScriptedEcho,
         tweak: impl FnOnce(&mut Config),
@@ -60,6 +59,7 @@ impl Rig {
         config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
         config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
         config.webrtc.port = 0;
+        let port_base = siphon_testkit::ports::block(20);
         config.rtp.port_min = port_base;
         config.rtp.port_max = port_base + 19;
         config.media.workers = 1;
@@ -122,8 +122,8 @@ async fn answered_call(rig: &Rig, sig: &mut Signaling, codecs: &[Codec]) -> Brow
     browser
 }
 
-async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport) {
-    let rig = Rig::start(port_base, transport, ScriptedEcho::default()).await;
+async fn audio_both_ways_then_client_bye(transport: SipTransport) {
+    let rig = Rig::start(transport, ScriptedEcho::default()).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
@@ -140,12 +140,12 @@ async fn audio_both_ways_then_client_bye(port_base: u16, transport: SipTransport
     browser.close().await;
 }
 
-async fn remote_bye_ends_both_legs(port_base: u16, transport: SipTransport) {
+async fn remote_bye_ends_both_legs(transport: SipTransport) {
     let behavior = ScriptedEcho {
         hangup_after: Some(Duration::from_millis(1500)),
         ..Default::default()
     };
-    let rig = Rig::start(port_base, transport, behavior).await;
+    let rig = Rig::start(transport, behavior).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
@@ -158,12 +158,12 @@ async fn remote_bye_ends_both_legs(port_base: u16, transport: SipTransport) {
     browser.close().await;
 }
 
-async fn busy_reaches_client_as_486(port_base: u16, transport: SipTransport) {
+async fn busy_reaches_client_as_486(transport: SipTransport) {
     let behavior = ScriptedEcho {
         reject: Some(486),
         ..Default::default()
     };
-    let rig = Rig::start(port_base, transport, behavior).await;
+    let rig = Rig::start(transport, behavior).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
@@ -177,11 +177,7 @@ async fn busy_reaches_client_as_486(port_base: u16, transport: SipTransport) {
     rig.assert_released(free_before).await;
 }
 
-async fn digest_challenge_is_answered(
-    port_base: u16,
-    transport: SipTransport,
-    algorithm: DigestAlgorithm,
-) {
+async fn digest_challenge_is_answered(transport: SipTransport, algorithm: DigestAlgorithm) {
     let challenge = EchoChallenge {
         realm: "pbx.test".into(),
         username: "siphon".into(),
@@ -192,7 +188,7 @@ async fn digest_challenge_is_answered(
         challenge: Some(challenge),
         ..Default::default()
     };
-    let rig = Rig::start(port_base, transport, behavior).await;
+    let rig = Rig::start(transport, behavior).await;
     let mut sig = rig.signaling().await;
     let browser = answered_call(&rig, &mut sig, &[Codec::Pcmu]).await;
     let back = common::echo_round_trip(&browser, 20).await;
@@ -205,8 +201,8 @@ async fn digest_challenge_is_answered(
     browser.close().await;
 }
 
-async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
-    let rig = Rig::start_with(port_base, transport, ScriptedEcho::default(), |c| {
+async fn no_common_codec_gives_488(transport: SipTransport) {
+    let rig = Rig::start_with(transport, ScriptedEcho::default(), |c| {
         c.sip.codecs = vec!["PCMA".into()];
     })
     .await;
@@ -228,12 +224,12 @@ async fn no_common_codec_gives_488(port_base: u16, transport: SipTransport) {
     rig.assert_released(free_before).await;
 }
 
-async fn client_hangup_while_ringing_cancels(port_base: u16, transport: SipTransport) {
+async fn client_hangup_while_ringing_cancels(transport: SipTransport) {
     let behavior = ScriptedEcho {
         ring_for: Some(RING_TIME),
         ..Default::default()
     };
-    let rig = Rig::start(port_base, transport, behavior).await;
+    let rig = Rig::start(transport, behavior).await;
     let free_before = rig.gateway.free_rtp_ports();
     let mut sig = rig.signaling().await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
@@ -271,62 +267,62 @@ async fn wait_until(mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_client_hangup_while_ringing_cancels() {
-    client_hangup_while_ringing_cancels(32200, SipTransport::Udp).await;
+    client_hangup_while_ringing_cancels(SipTransport::Udp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_client_hangup_while_ringing_cancels() {
-    client_hangup_while_ringing_cancels(32300, SipTransport::Tcp).await;
+    client_hangup_while_ringing_cancels(SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_audio_both_ways_then_client_bye() {
-    audio_both_ways_then_client_bye(31000, SipTransport::Udp).await;
+    audio_both_ways_then_client_bye(SipTransport::Udp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_audio_both_ways_then_client_bye() {
-    audio_both_ways_then_client_bye(31100, SipTransport::Tcp).await;
+    audio_both_ways_then_client_bye(SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_remote_bye_ends_both_legs() {
-    remote_bye_ends_both_legs(31200, SipTransport::Udp).await;
+    remote_bye_ends_both_legs(SipTransport::Udp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_remote_bye_ends_both_legs() {
-    remote_bye_ends_both_legs(31300, SipTransport::Tcp).await;
+    remote_bye_ends_both_legs(SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_busy_reaches_client_as_486() {
-    busy_reaches_client_as_486(31400, SipTransport::Udp).await;
+    busy_reaches_client_as_486(SipTransport::Udp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_busy_reaches_client_as_486() {
-    busy_reaches_client_as_486(31500, SipTransport::Tcp).await;
+    busy_reaches_client_as_486(SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_md5_challenge_is_answered() {
-    digest_challenge_is_answered(31600, SipTransport::Udp, DigestAlgorithm::Md5).await;
+    digest_challenge_is_answered(SipTransport::Udp, DigestAlgorithm::Md5).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_sha256_challenge_is_answered() {
-    digest_challenge_is_answered(31700, SipTransport::Tcp, DigestAlgorithm::Sha256).await;
+    digest_challenge_is_answered(SipTransport::Tcp, DigestAlgorithm::Sha256).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_no_common_codec_gives_488() {
-    no_common_codec_gives_488(31800, SipTransport::Udp).await;
+    no_common_codec_gives_488(SipTransport::Udp).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_no_common_codec_gives_488() {
-    no_common_codec_gives_488(31900, SipTransport::Tcp).await;
+    no_common_codec_gives_488(SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,7 +332,7 @@ async fn early_media_flows_before_the_answer() {
         early_media: true,
         ..Default::default()
     };
-    let rig = Rig::start(32400, SipTransport::Udp, behavior).await;
+    let rig = Rig::start(SipTransport::Udp, behavior).await;
     let mut sig = rig.signaling().await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
     let offer = browser.create_offer().await.unwrap();

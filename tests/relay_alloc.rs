@@ -53,10 +53,10 @@ static GLOBAL: counting::Counting = counting::Counting(count);
 
 /// Relay-thread allocations while `FRAMES` frames go each way on an
 /// answered call to an echo trunk with `srtp`.
-async fn relay_allocations(port_base: u16, srtp: SrtpMode) -> u64 {
+async fn relay_allocations(srtp: SrtpMode) -> u64 {
     let stop = CancellationToken::new();
     let (echo, script) = common::recording_echo_uas(&stop).await;
-    let mut config = common::loopback_config(port_base);
+    let mut config = common::loopback_config();
     config.sip.trunk.uri = Some(format!("sip:{};transport=udp", echo.local_addr()));
     config.sip.trunk.srtp = srtp;
     config.sip.srtp_allow_insecure_signaling = true;
@@ -79,8 +79,8 @@ async fn relay_allocations(port_base: u16, srtp: SrtpMode) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_allocates_nothing_per_packet_with_sdes_on_the_sip_leg() {
-    let plain = relay_allocations(29500, SrtpMode::Off).await;
-    let sdes = relay_allocations(29600, SrtpMode::Require).await;
+    let plain = relay_allocations(SrtpMode::Off).await;
+    let sdes = relay_allocations(SrtpMode::Require).await;
     // Each frame is relayed twice: to the SIP side, and back to the browser.
     let packets = 2 * FRAMES as u64;
     println!("relay-thread allocations over {packets} relayed packets: plain {plain}, SDES {sdes}");

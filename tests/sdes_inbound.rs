@@ -23,7 +23,7 @@ use siphon::sip::{OutboundInvite, Transport, UacEvent};
 /// browser, before and after the PBX re-keys with a re-INVITE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_pbx_calls_the_browser_and_a_re_invite_rekeys() {
-    let rig = Rig::start(29100, |c, _| {
+    let rig = Rig::start(|c, _| {
         c.sip.inbound.srtp = SrtpMode::Offer;
         c.sip.srtp_allow_insecure_signaling = true;
     })
@@ -127,7 +127,7 @@ async fn pbx_round_trip(
 /// signaling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_srtp_offers_get_488() {
-    let rig = Rig::start(29200, |c, _| c.sip.inbound.srtp = SrtpMode::Require).await;
+    let rig = Rig::start(|c, _| c.sip.inbound.srtp = SrtpMode::Require).await;
     let _sig = rig.signaling(Some("alice")).await;
     let key = STANDARD.encode(PBX_KEY);
     let cases = [

@@ -82,7 +82,7 @@ async fn call_the_pbx(rig: &Rig, call_id: &str) -> (Signaling, Browser, Incoming
 /// a new PBX key keeps audio flowing; a bad tag and a replay are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
-    let rig = Rig::start(29000, |c, pbx| {
+    let rig = Rig::start(|c, pbx| {
         c.sip.trunk.uri = Some(format!("sip:{pbx};transport=udp"));
         c.sip.trunk.srtp = SrtpMode::Require;
         // The PBX is on UDP: allowed here, refused by default.
@@ -204,7 +204,7 @@ async fn browser_calls_an_srtp_pbx_and_a_re_invite_rekeys() {
 /// answered plainly, and the call goes on in plain RTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_offer_to_a_plain_pbx_falls_back_to_rtp() {
-    let rig = Rig::start(29300, |c, pbx| {
+    let rig = Rig::start(|c, pbx| {
         c.sip.trunk.uri = Some(format!("sip:{pbx};transport=udp"));
         c.sip.trunk.srtp = SrtpMode::Offer;
         c.sip.srtp_allow_insecure_signaling = true;
@@ -258,7 +258,7 @@ async fn the_echo_extension_mirrors_sdes_keys() {
     let stop = CancellationToken::new();
     let (echo, script) = common::recording_echo_uas(&stop).await;
     let addr = echo.local_addr();
-    let rig = Rig::start(29400, |c, _| {
+    let rig = Rig::start(|c, _| {
         c.sip.trunk.uri = Some(format!("sip:{addr};transport=udp"));
         c.sip.trunk.srtp = SrtpMode::Require;
         c.sip.srtp_allow_insecure_signaling = true;

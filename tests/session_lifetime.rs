@@ -16,11 +16,12 @@ use siphon::metrics::Metrics;
 
 const T: Duration = Duration::from_secs(10);
 
-async fn gateway(port_base: u16) -> Gateway {
-    gateway_with(port_base, |_| {}).await
+async fn gateway() -> Gateway {
+    gateway_with(|_| {}).await
 }
 
-async fn gateway_with(port_base: u16, tweak: impl FnOnce(&mut Config)) -> Gateway {
+async fn gateway_with(tweak: impl FnOnce(&mut Config)) -> Gateway {
+    let port_base = siphon_testkit::ports::block(20);
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -43,7 +44,7 @@ fn candidate_ports(sdp: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_connects_when_its_only_candidate_is_trickled_late() {
-    let gw = gateway(35000).await;
+    let gw = gateway().await;
     let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
         .await
         .unwrap();
@@ -77,7 +78,7 @@ async fn a_call_connects_when_its_only_candidate_is_trickled_late() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_before_the_call_are_held_for_it_or_refused_later() {
-    let gw = gateway(35900).await;
+    let gw = gateway().await;
     let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
         .await
         .unwrap();
@@ -155,7 +156,7 @@ async fn stream(browser: Arc<Browser>, frames: u16) -> Vec<(u16, Instant)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ice_restart_on_a_new_socket_keeps_the_audio_going() {
-    let gw = gateway(35100).await;
+    let gw = gateway().await;
     let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
         .await
         .unwrap();
@@ -232,7 +233,7 @@ async fn answered_echo_call(gw: &Gateway, user: &str, call_id: &str) -> (Signali
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_socket_of_the_same_user_resumes_the_call() {
-    let gw = gateway(35200).await;
+    let gw = gateway().await;
     let (sig, browser) = answered_echo_call(&gw, "alice", "k1").await;
     sig.close().await;
     // Media does not depend on the socket: audio goes on while it is away.
@@ -279,7 +280,7 @@ async fn a_new_socket_of_the_same_user_resumes_the_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_nobody_resumes_ends_after_the_grace() {
-    let gw = gateway_with(35300, |c| c.limits.reconnect_grace_secs = 1).await;
+    let gw = gateway_with(|c| c.limits.reconnect_grace_secs = 1).await;
     let (sig, browser) = answered_echo_call(&gw, "bob", "g1").await;
     sig.close().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -305,7 +306,7 @@ async fn a_call_nobody_resumes_ends_after_the_grace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_socket_takes_its_calls_with_it() {
-    let gw = gateway(35400).await;
+    let gw = gateway().await;
     let mut sig = Signaling::connect(&format!("ws://{}/ws", gw.http_addr()))
         .await
         .unwrap();

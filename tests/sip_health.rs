@@ -1,6 +1,4 @@
 //! `/healthz` tells when a SIP listener's reader has stopped.
-//!
-//! Ports: 62900-62919 (this file's own range).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -32,18 +30,20 @@ async fn get(to: SocketAddr, path: &'static str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_is_503_once_a_sip_listener_reader_stopped() {
+    // HTTP, SIP, echo and WebRTC on the first four ports, RTP on the rest.
+    let base = siphon_testkit::ports::block(20);
     let mut config = Config::default();
-    config.http.listen = addr(62900);
-    config.sip.udp = Some(addr(62901));
+    config.http.listen = addr(base);
+    config.sip.udp = Some(addr(base + 1));
     config.sip.tcp = None;
-    config.echo.listen = addr(62902);
-    config.webrtc.port = 62903;
-    config.rtp.port_min = 62904;
-    config.rtp.port_max = 62919;
+    config.echo.listen = addr(base + 2);
+    config.webrtc.port = base + 3;
+    config.rtp.port_min = base + 4;
+    config.rtp.port_max = base + 19;
     config.media.workers = 1;
     let metrics = Metrics::new();
     let _gateway = Gateway::start(config, metrics.clone()).await.unwrap();
-    let http = addr(62900);
+    let http = addr(base);
 
     let text = metrics.render();
     for listener in ["sip", "echo"] {

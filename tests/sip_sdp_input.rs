@@ -3,7 +3,7 @@
 //! rings, and siphon keeps taking calls. One test per row of the "SIP and
 //! SDP from peers" table in docs/reliability.md.
 //!
-//! Ports: each test owns 30 from 21700 (this file's range is 21700-21999).
+//! Ports: each test owns a block of 30 from the test-port allocator.
 
 mod common;
 
@@ -27,7 +27,8 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// A gateway on `base`.. with carol online.
+/// A gateway on `base`.. (30 ports from the test-port allocator) with
+/// carol online.
 struct Rig {
     base: u16,
     gateway: Gateway,
@@ -35,7 +36,8 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(base: u16) -> Rig {
+    async fn start() -> Rig {
+        let base = siphon_testkit::ports::block(30);
         let mut config = Config::default();
         config.http.listen = addr(base);
         config.sip.udp = Some(addr(base + 1));
@@ -148,7 +150,7 @@ fn offer(media: &str, attrs: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdp_without_media_line_gets_488() {
-    let rig = Rig::start(21700).await;
+    let rig = Rig::start().await;
     let sdp = "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
     assert_eq!(rig.invite("application/sdp", sdp).await, 488);
     rig.assert_unharmed().await;
@@ -156,7 +158,7 @@ async fn sdp_without_media_line_gets_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdp_with_only_unsupported_codecs_gets_488() {
-    let rig = Rig::start(21730).await;
+    let rig = Rig::start().await;
     let sdp = offer("m=audio 4000 RTP/AVP 18", "a=rtpmap:18 G729/8000\r\n");
     assert_eq!(rig.invite("application/sdp", &sdp).await, 488);
     rig.assert_unharmed().await;
@@ -164,7 +166,7 @@ async fn sdp_with_only_unsupported_codecs_gets_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdp_with_bad_connection_address_gets_488() {
-    let rig = Rig::start(21760).await;
+    let rig = Rig::start().await;
     let sdp = offer("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000\r\n")
         .replace("c=IN IP4 127.0.0.1", "c=IN IP4 999.1.2.3");
     assert_eq!(rig.invite("application/sdp", &sdp).await, 488);
@@ -173,7 +175,7 @@ async fn sdp_with_bad_connection_address_gets_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdp_with_bad_crypto_key_gets_488() {
-    let rig = Rig::start(21790).await;
+    let rig = Rig::start().await;
     let attrs = "a=rtpmap:0 PCMU/8000\r\n\
                  a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:not*base64*at*all\r\n";
     let sdp = offer("m=audio 4000 RTP/SAVP 0", attrs);
@@ -183,7 +185,7 @@ async fn sdp_with_bad_crypto_key_gets_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_that_is_not_sdp_gets_488() {
-    let rig = Rig::start(21820).await;
+    let rig = Rig::start().await;
     let garbage = "\u{1}\u{2} this is not SDP at all \r\n=\r\n";
     assert_eq!(rig.invite("application/sdp", garbage).await, 488);
     rig.assert_unharmed().await;
@@ -191,7 +193,7 @@ async fn body_that_is_not_sdp_gets_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdp_with_bad_media_port_gets_488() {
-    let rig = Rig::start(21850).await;
+    let rig = Rig::start().await;
     let sdp = offer("m=audio 99999 RTP/AVP 0", "a=rtpmap:0 PCMU/8000\r\n");
     assert_eq!(rig.invite("application/sdp", &sdp).await, 488);
     rig.assert_unharmed().await;
@@ -199,7 +201,7 @@ async fn sdp_with_bad_media_port_gets_488() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_with_a_body_that_is_not_sdp_by_type_gets_415() {
-    let rig = Rig::start(21880).await;
+    let rig = Rig::start().await;
     let sdp = offer("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000\r\n");
     assert_eq!(rig.invite("text/plain", &sdp).await, 415);
     rig.assert_unharmed().await;
@@ -207,15 +209,15 @@ async fn invite_with_a_body_that_is_not_sdp_by_type_gets_415() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_without_an_offer_gets_488() {
-    let rig = Rig::start(21910).await;
+    let rig = Rig::start().await;
     assert_eq!(rig.invite("", "").await, 488);
     rig.assert_unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reinvite_with_broken_sdp_mid_call_gets_488_and_the_call_goes_on() {
-    let base = 21940;
-    let mut rig = Rig::start(base).await;
+    let mut rig = Rig::start().await;
+    let base = rig.base;
     let stop = CancellationToken::new();
     let pbx = common::test_pbx(addr(base + 4), &stop).await;
     let pbx_rtp = StdUdp::bind(addr(base + 5)).unwrap();

@@ -53,7 +53,8 @@ async fn tls_echo(
 }
 
 /// A gateway with a TLS listener that trusts `pki`'s CA; `tweak` sets the rest.
-async fn gateway(pki: &Pki, port_base: u16, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
+async fn gateway(pki: &Pki, tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
+    let port_base = siphon_testkit::ports::block(20);
     let own = pki.issue(&["127.0.0.1"]);
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
@@ -95,9 +96,9 @@ async fn browser_calls(sig: &mut Signaling, browser: &Browser) -> Value {
 }
 
 /// Browser -> TLS trunk: answered, audio both ways, hung up.
-async fn call_over_tls(trunk: &str, pki: &Pki, echo: &EchoServer, port_base: u16) {
+async fn call_over_tls(trunk: &str, pki: &Pki, echo: &EchoServer) {
     let trunk = trunk.to_string();
-    let (gw, _) = gateway(pki, port_base, |c| c.sip.trunk.uri = Some(trunk)).await;
+    let (gw, _) = gateway(pki, |c| c.sip.trunk.uri = Some(trunk)).await;
     let mut sig = signaling(&gw).await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
     let answered = browser_calls(&mut sig, &browser).await;
@@ -123,7 +124,7 @@ async fn browser_calls_sips_trunk_audio_both_ways() {
     let stop = CancellationToken::new();
     let (echo, script) = tls_echo(&pki.issue(&["127.0.0.1"]), None, &stop).await;
     let addr = echo.tls_addr().unwrap();
-    call_over_tls(&format!("sips:{addr}"), &pki, &echo, 28100).await;
+    call_over_tls(&format!("sips:{addr}"), &pki, &echo).await;
     let invite = script.last_invite().unwrap();
     let via = invite.header("Via").unwrap();
     assert!(via.starts_with("SIP/2.0/TLS 127.0.0.1:"), "{via}");
@@ -138,7 +139,7 @@ async fn mutual_tls_trunk_gets_siphons_client_certificate() {
     // The trunk accepts only clients with a certificate from this CA.
     let (echo, script) = tls_echo(&pki.issue(&["127.0.0.1"]), Some(pki.ca_pem()), &stop).await;
     let addr = echo.tls_addr().unwrap();
-    call_over_tls(&format!("sip:{addr};transport=tls"), &pki, &echo, 28200).await;
+    call_over_tls(&format!("sip:{addr};transport=tls"), &pki, &echo).await;
     let contact = script
         .last_invite()
         .unwrap()
@@ -153,11 +154,11 @@ async fn mutual_tls_trunk_gets_siphons_client_certificate() {
 
 /// A trunk whose certificate `leaf` (issued by `pki`) must be refused: the
 /// browser gets 503 naming the certificate and `because`, and it is counted.
-async fn refused_trunk(pki: &Pki, leaf: Leaf, because: &str, port_base: u16) {
+async fn refused_trunk(pki: &Pki, leaf: Leaf, because: &str) {
     let stop = CancellationToken::new();
     let (echo, _) = tls_echo(&leaf, None, &stop).await;
     let trunk = format!("sip:{};transport=tls", echo.tls_addr().unwrap());
-    let (gw, metrics) = gateway(pki, port_base, |c| c.sip.trunk.uri = Some(trunk)).await;
+    let (gw, metrics) = gateway(pki, |c| c.sip.trunk.uri = Some(trunk)).await;
     let mut sig = signaling(&gw).await;
     let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
     let hangup = browser_calls(&mut sig, &browser).await;
@@ -177,14 +178,14 @@ async fn refused_trunk(pki: &Pki, leaf: Leaf, because: &str, port_base: u16) {
 async fn trunk_certificate_for_another_host_gives_503_naming_it() {
     let pki = Pki::new("wrong-host");
     let leaf = pki.issue(&["pbx.example.net"]);
-    refused_trunk(&pki, leaf, "not valid for name", 28300).await;
+    refused_trunk(&pki, leaf, "not valid for name").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_trunk_certificate_gives_503_naming_it() {
     let pki = Pki::new("expired");
     let leaf = pki.issue_expired(&["127.0.0.1"]);
-    refused_trunk(&pki, leaf, "expired", 28400).await;
+    refused_trunk(&pki, leaf, "expired").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +226,7 @@ async fn registrar_with_a_certificate_for_another_host_fails_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_text_and_failed_handshakes_on_the_tls_port_are_closed_and_counted() {
     let pki = Pki::new("plaintext");
-    let (gw, metrics) = gateway(&pki, 28500, |_| {}).await;
+    let (gw, metrics) = gateway(&pki, |_| {}).await;
     let port = gw.sip_addr(Transport::Tls).unwrap();
     let mut plain = tokio::net::TcpStream::connect(port).await.unwrap();
     let options = "OPTIONS sip:siphon@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK-1\r\n\
@@ -270,7 +271,7 @@ async fn wait_for(f: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_sip_inside_tls_gets_400_from_the_ingress_guard() {
     let pki = Pki::new("tls-guard");
-    let (gw, metrics) = gateway(&pki, 28700, |_| {}).await;
+    let (gw, metrics) = gateway(&pki, |_| {}).await;
     let port = gw.sip_addr(Transport::Tls).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     let ca = rustls::pki_types::pem::PemObject::from_pem_slice(pki.ca_pem().as_bytes()).unwrap();
@@ -328,7 +329,7 @@ async fn tls_pbx(pki: &Pki, stop: &CancellationToken) -> SipEndpoint {
 async fn tls_phone_calls_browser_user_audio_both_ways() {
     let pki = Pki::new("inbound");
     let stop = CancellationToken::new();
-    let (gw, _) = gateway(&pki, 28600, |c| {
+    let (gw, _) = gateway(&pki, |c| {
         c.users = vec![UserConfig {
             name: "alice".into(),
             extension: "2001".into(),

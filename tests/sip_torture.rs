@@ -4,7 +4,8 @@
 //! ships it. Every message gets the answer written next to it below, or
 //! silence, and the call in progress keeps its audio and hears nothing.
 //!
-//! Ports: 21500-21699 (part of this file's own range).
+//! Ports: each gateway, and each run of messages over UDP, takes a block
+//! from the test-port allocator.
 
 mod common;
 
@@ -133,7 +134,10 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start_on(base: u16) -> Rig {
+    /// A gateway on `base`.. (30 ports from the test-port allocator), its
+    /// trunk an echo UAS on `base + 3`, with a browser call up.
+    async fn start() -> Rig {
+        let base = siphon_testkit::ports::block(30);
         let stop = CancellationToken::new();
         let settings = EchoSettings {
             listen: addr(base + 3),
@@ -227,10 +231,11 @@ fn final_answer(codes: &[u16]) -> Answer {
     }
 }
 
-/// Send each message of `set` over UDP, from ports counting up from
-/// `first_port`; the call must be undisturbed afterwards.
-async fn udp_torture(base: u16, first_port: u16, set: &[(&str, &str, bool, Answer)]) {
-    let mut rig = Rig::start_on(base).await;
+/// Send each message of `set` over UDP, each from its own port of a block;
+/// the call must be undisturbed afterwards.
+async fn udp_torture(set: &[(&str, &str, bool, Answer)]) {
+    let mut rig = Rig::start().await;
+    let first_port = siphon_testkit::ports::block(set.len() as u16);
     let mut wrong = Vec::new();
     for (i, &(section, name, _, want)) in set.iter().enumerate() {
         let codes = udp_answers(rig.sip(), first_port + i as u16, &fixture(name)).await;
@@ -245,12 +250,12 @@ async fn udp_torture(base: u16, first_port: u16, set: &[(&str, &str, bool, Answe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc4475_torture_messages_over_udp_leave_the_call_alone() {
-    udp_torture(21500, 21600, TORTURE).await;
+    udp_torture(TORTURE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc5118_ipv6_messages_over_udp_leave_the_call_alone() {
-    udp_torture(21560, 21660, IPV6).await;
+    udp_torture(IPV6).await;
 }
 
 /// Messages also sent over TCP, each on its own connection.
@@ -301,7 +306,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc4475_torture_messages_over_tcp_get_the_same_answers() {
-    let mut rig = Rig::start_on(21530).await;
+    let mut rig = Rig::start().await;
     let mut wrong = Vec::new();
     for name in OVER_TCP {
         let &(section, _, _, want) = TORTURE.iter().find(|t| t.1 == *name).unwrap();

@@ -17,8 +17,9 @@ async fn gateway() -> Gateway {
     config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.echo.listen = "127.0.0.1:0".parse().unwrap();
     config.webrtc.port = 0;
-    config.rtp.port_min = 36000;
-    config.rtp.port_max = 36019;
+    let rtp = siphon_testkit::ports::block(20);
+    config.rtp.port_min = rtp;
+    config.rtp.port_max = rtp + 19;
     config.media.workers = 1;
     Gateway::start(config, Metrics::new()).await.unwrap()
 }

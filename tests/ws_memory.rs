@@ -27,8 +27,9 @@ async fn gateway() -> Gateway {
     config.sip.tcp = None;
     config.echo.enabled = false;
     config.webrtc.port = 0;
-    config.rtp.port_min = 22200;
-    config.rtp.port_max = 22219;
+    let rtp = siphon_testkit::ports::block(20);
+    config.rtp.port_min = rtp;
+    config.rtp.port_max = rtp + 19;
     config.media.workers = 1;
     Gateway::start(config, Metrics::new()).await.unwrap()
 }

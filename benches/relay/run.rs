@@ -150,10 +150,14 @@ fn gateway_config(args: &Args, calls: usize, echoes: &[SocketAddr]) -> Config {
     c.sip.udp = any("127.0.0.1:0");
     c.sip.tcp = any("127.0.0.1:0");
     c.webrtc.port = 0;
-    c.rtp.port_min = args.rtp_port_base;
     // Two ports per call (RTP, RTCP) plus room for ports other processes hold.
-    let span = (2 * calls + 200).min(usize::from(u16::MAX - args.rtp_port_base));
-    c.rtp.port_max = args.rtp_port_base + span as u16;
+    let span = 2 * calls + 200;
+    let base = args.rtp_port_base.unwrap_or_else(|| {
+        siphon_testkit::ports::block(u16::try_from(span + 1).expect("calls fit in the port space"))
+    });
+    let span = span.min(usize::from(u16::MAX - base));
+    c.rtp.port_min = base;
+    c.rtp.port_max = base + span as u16;
     c.media.workers = args.workers;
     c.echo.enabled = false;
     c.limits.max_calls = (calls + 16) as u32;

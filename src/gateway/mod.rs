@@ -365,14 +365,4 @@ fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
 }
 
 #[cfg(test)]
-mod client_register_tests;
-#[cfg(test)]
-mod echo_hold_tests;
-#[cfg(test)]
-mod ice_restart_tests;
-#[cfg(test)]
-mod relay_failure_tests;
-#[cfg(test)]
-mod start_tests;
-#[cfg(test)]
 mod tests;

@@ -192,11 +192,9 @@ mod tests {
     #[test]
     fn pairs_return_to_pool_on_drop_and_busy_ports_are_skipped() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        // Find a free even base by asking the OS, then occupy its first pair.
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port() & !1;
-        drop(probe);
-        let (min, max) = (base.saturating_sub(40) & !1, base.saturating_sub(36));
+        // Free ports from the test-port allocator; occupy the first pair.
+        let min = siphon_testkit::ports::block(5);
+        let max = min + 4;
         let blocker = UdpSocket::bind(SocketAddr::new(ip, min));
         let pool = PortPool::new(ip, min, max);
         let total = pool.free_count();
@@ -214,7 +212,8 @@ mod tests {
     fn ports_in_use_reach_the_metrics() {
         let metrics = crate::metrics::Metrics::new();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let pool = PortPool::new(ip, 23700, 23709).with_gauge(metrics.rtp_ports_in_use.clone());
+        let min = siphon_testkit::ports::block(10);
+        let pool = PortPool::new(ip, min, min + 9).with_gauge(metrics.rtp_ports_in_use.clone());
         assert!(metrics.render().contains("siphon_rtp_ports_in_use 0"));
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();

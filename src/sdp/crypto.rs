@@ -192,5 +192,4 @@ pub fn replace(media: &mut Media, lines: &[Crypto]) {
 }
 
 #[cfg(test)]
-#[path = "crypto_tests.rs"]
 mod tests;

@@ -348,5 +348,4 @@ fn check_subject(sub: &str) -> Result<(), AuthError> {
 }
 
 #[cfg(test)]
-#[path = "auth_tests.rs"]
 mod tests;

@@ -548,5 +548,4 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 #[cfg(test)]
-#[path = "messages_tests.rs"]
 mod tests;

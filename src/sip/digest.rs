@@ -303,5 +303,4 @@ fn read_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
 }
 
 #[cfg(test)]
-#[path = "digest_tests.rs"]
 mod tests;

@@ -373,5 +373,4 @@ fn check_response(msg: &[u8]) -> Verdict {
 }
 
 #[cfg(test)]
-#[path = "ingress_tests.rs"]
 mod tests;

@@ -205,5 +205,4 @@ fn same_binding(a: &Uri, b: &Uri) -> bool {
 }
 
 #[cfg(test)]
-#[path = "registration_request_tests.rs"]
 mod tests;

@@ -185,5 +185,4 @@ fn has_token(value: &str, token: &str) -> bool {
 }
 
 #[cfg(test)]
-#[path = "session_timer_tests.rs"]
 mod tests;

@@ -255,5 +255,4 @@ pub(crate) fn certificate_problem(e: &rsipstack::Error) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "tls_tests.rs"]
 mod tests;

@@ -74,9 +74,10 @@ pub async fn echo_round_trip(browser: &Browser, n: usize) -> usize {
 }
 
 /// A gateway config on 127.0.0.1 with ephemeral SIP (UDP only), HTTP and
-/// WebRTC ports, 20 RTP ports from `rtp_base`, one relay loop, and no echo
-/// extension.
-pub fn loopback_config(rtp_base: u16) -> siphon::config::Config {
+/// WebRTC ports, 20 RTP ports from the test-port allocator, one relay loop,
+/// and no echo extension.
+pub fn loopback_config() -> siphon::config::Config {
+    let rtp_base = siphon_testkit::ports::block(20);
     let mut config = siphon::config::Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -92,10 +93,9 @@ pub fn loopback_config(rtp_base: u16) -> siphon::config::Config {
 /// A gateway on [`loopback_config`] with its echo extension on an
 /// ephemeral port, changed by `tweak`; returned with its metrics.
 pub async fn gateway_with_echo(
-    rtp_base: u16,
     tweak: impl FnOnce(&mut siphon::config::Config),
 ) -> (siphon::gateway::Gateway, siphon::metrics::Metrics) {
-    let mut config = loopback_config(rtp_base);
+    let mut config = loopback_config();
     config.echo.enabled = true;
     config.echo.listen = "127.0.0.1:0".parse().unwrap();
     tweak(&mut config);

@@ -25,7 +25,8 @@ pub const T: Duration = Duration::from_secs(10);
 pub const PBX_KEY: [u8; 30] = [0x21; 30];
 pub const PBX_KEY2: [u8; 30] = [0x42; 30];
 
-/// A gateway on `port_base` plus a PBX endpoint on its own UDP port.
+/// A gateway on [`super::loopback_config`] plus a PBX endpoint on its own
+/// UDP port.
 pub struct Rig {
     pub gateway: Gateway,
     pub metrics: Metrics,
@@ -34,7 +35,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub async fn start(port_base: u16, tweak: impl FnOnce(&mut Config, SocketAddr)) -> Rig {
+    pub async fn start(tweak: impl FnOnce(&mut Config, SocketAddr)) -> Rig {
         let stop = CancellationToken::new();
         let settings = SipSettings {
             udp: Some("127.0.0.1:0".parse().unwrap()),
@@ -49,7 +50,7 @@ impl Rig {
         let pbx = SipEndpoint::start(settings, Metrics::new(), stop.clone())
             .await
             .unwrap();
-        let mut config = super::loopback_config(port_base);
+        let mut config = super::loopback_config();
         config.users = vec![UserConfig {
             name: "alice".into(),
             extension: "2001".into(),

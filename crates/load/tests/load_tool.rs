@@ -36,8 +36,9 @@ async fn a_small_ramp_reports_every_figure() {
     config.sip.tcp = None;
     config.echo.enabled = false;
     config.webrtc.port = 0;
-    config.rtp.port_min = 36100;
-    config.rtp.port_max = 36119;
+    let rtp = siphon_testkit::ports::block(20);
+    config.rtp.port_min = rtp;
+    config.rtp.port_max = rtp + 19;
     config.media.workers = 1;
     config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();

@@ -32,8 +32,9 @@ async fn a_short_soak_replaces_calls_samples_and_loses_none() {
     config.sip.tcp = None;
     config.echo.enabled = false;
     config.webrtc.port = 0;
-    config.rtp.port_min = 23800;
-    config.rtp.port_max = 23839;
+    let rtp = siphon_testkit::ports::block(40);
+    config.rtp.port_min = rtp;
+    config.rtp.port_max = rtp + 39;
     config.media.workers = 1;
     config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
     let gw = Gateway::start(config, Metrics::new()).await.unwrap();

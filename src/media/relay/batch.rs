@@ -352,5 +352,4 @@ impl SendBatch {
 }
 
 #[cfg(test)]
-#[path = "batch_tests.rs"]
 mod tests;

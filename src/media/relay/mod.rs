@@ -302,6 +302,4 @@ impl Relays {
 }
 
 #[cfg(test)]
-mod fault_tests;
-#[cfg(test)]
 mod tests;

@@ -628,9 +628,6 @@ fn rewrite_reason(e: RewriteDrop) -> RelayDrop {
     }
 }
 
-#[path = "worker_timers.rs"]
-mod timers;
-
-#[path = "worker_death.rs"]
 mod death;
+mod timers;
 pub(super) use death::{run_guarded, Health};

@@ -1,21 +1,16 @@
 //! The SIP rows of the bad-input catalogue (docs/reliability.md, "SIP and
 //! SDP from peers"): each test sends exactly one bad input to a running
 //! endpoint, checks the answer and the counter, and that the endpoint still
-//! answers afterwards. Ports: 62920-63099 (this file's own range).
-
-use std::sync::atomic::{AtomicU16, Ordering};
+//! answers afterwards.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(62920);
-
+/// A loopback address on a port from the test-port allocator.
 fn port() -> SocketAddr {
-    let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-    assert!(p < 63100, "catalogue port range used up");
-    SocketAddr::from(([127, 0, 0, 1], p))
+    SocketAddr::from(([127, 0, 0, 1], siphon_testkit::ports::port()))
 }
 
 /// An endpoint on fixed ports, and a probe socket.

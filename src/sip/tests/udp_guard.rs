@@ -1,17 +1,12 @@
 //! Datagrams at and over rsipstack's 8,192-byte read buffer, to the
-//! gateway's SIP port and to the echo port. Listening ports come from this
-//! file's own range (62800-62899), outside the ephemeral range.
-
-use std::sync::atomic::{AtomicU16, Ordering};
+//! gateway's SIP port and to the echo port. Listening ports come from the
+//! test-port allocator.
 
 use super::*;
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(62800);
-
+/// A loopback address on a port from the test-port allocator.
 fn port() -> SocketAddr {
-    let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-    assert!(p < 62900, "udp_guard port range used up");
-    SocketAddr::from(([127, 0, 0, 1], p))
+    SocketAddr::from(([127, 0, 0, 1], siphon_testkit::ports::port()))
 }
 
 async fn peers_on_fixed_ports() -> Peers {

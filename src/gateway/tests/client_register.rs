@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::tests::{config, recv, recv_type, send, Ws};
-use super::Gateway;
+use super::{config, recv, recv_type, send, Ws};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::sip::tests::registrar::{Registrar, RegistrarConfig, Seen};
 use crate::sip::Transport;
@@ -40,7 +40,7 @@ async fn wait_for(registrar: &Registrar, what: impl Fn(&Seen) -> bool) -> Seen {
 async fn a_session_registers_its_extension_until_it_closes() {
     let stop = CancellationToken::new();
     let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
-    let mut c = config(33400);
+    let mut c = config();
     c.sip.client_register.enabled = true;
     c.sip.client_register.registrar = Some(registrar.uri(Transport::Udp));
     let gw = Gateway::start(c, Metrics::new()).await.unwrap();
@@ -93,7 +93,7 @@ async fn a_session_registers_its_extension_until_it_closes() {
 async fn bad_register_requests_get_errors_and_nothing_else() {
     let stop = CancellationToken::new();
     let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
-    let mut c = config(33500);
+    let mut c = config();
     c.sip.client_register.enabled = true;
     c.sip.client_register.registrar = Some(registrar.uri(Transport::Tcp));
     c.users = vec![crate::config::UserConfig {
@@ -148,7 +148,7 @@ async fn bad_register_requests_get_errors_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn register_is_refused_unless_config_allows_it() {
-    let gw = Gateway::start(config(33600), Metrics::new()).await.unwrap();
+    let gw = Gateway::start(config(), Metrics::new()).await.unwrap();
     let mut ws = session(&gw, Some("hana")).await;
     send(&mut ws, json!({"type":"register","password":"x"})).await;
     let refused = recv(&mut ws).await;
@@ -164,7 +164,7 @@ async fn register_is_refused_unless_config_allows_it() {
 async fn a_configured_user_is_registered_while_online() {
     let stop = CancellationToken::new();
     let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
-    let mut c = config(33700);
+    let mut c = config();
     c.users = vec![crate::config::UserConfig {
         name: "ivy".into(),
         extension: "1003".into(),

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::tests::{attr, config, offer_for, recv, recv_type, send, Ws};
-use super::Gateway;
+use super::{attr, config, offer_for, recv, recv_type, send, Ws};
 use crate::config::Config;
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::sip::{EchoBehavior, EchoScript, EchoServer, EchoSettings};
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
@@ -83,9 +83,7 @@ fn reoffer(leg: &Leg, direction: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn hold_and_resume_on_the_echo_are_answered_and_audio_comes_back() {
     let metrics = Metrics::new();
-    let gw = Gateway::start(config(31500), metrics.clone())
-        .await
-        .unwrap();
+    let gw = Gateway::start(config(), metrics.clone()).await.unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
         tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
@@ -142,7 +140,7 @@ async fn a_501_to_the_hold_is_sip_refused_and_the_call_goes_on() {
         .await
         .unwrap();
     // The echo that refuses is the trunk: a UA without re-INVITE support.
-    let mut c: Config = config(31520);
+    let mut c: Config = config();
     c.echo.enabled = false;
     c.sip.trunk.uri = Some(format!("sip:{};transport=udp", uas.local_addr()));
     let gw = Gateway::start(c, Metrics::new()).await.unwrap();

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::tests::{config, offer_for, recv, recv_type, send};
-use super::Gateway;
+use super::{config, offer_for, recv, recv_type, send};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::webrtc::tests::browser::Browser;
 
@@ -28,9 +28,7 @@ async fn http_status(addr: SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_relay_loop_hangs_up_its_calls_and_turns_readyz_503() {
     let metrics = Metrics::new();
-    let gw = Gateway::start(config(23600), metrics.clone())
-        .await
-        .unwrap();
+    let gw = Gateway::start(config(), metrics.clone()).await.unwrap();
     let free = gw.free_rtp_ports();
     assert_eq!(
         http_status(gw.http_addr(), "/readyz").await,

@@ -1,6 +1,12 @@
 //! A whole gateway in-process: WebSocket signaling, the SIP leg to the
 //! built-in echo extension, ICE-lite/DTLS/SRTP to a browser stand-in.
 
+mod client_register;
+mod echo_hold;
+mod ice_restart;
+mod relay_failure;
+mod start;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -17,7 +23,10 @@ use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
 pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub(super) fn config(port_base: u16) -> Config {
+/// A gateway config on 127.0.0.1: ephemeral listeners, 20 RTP ports from
+/// the test-port allocator, one relay loop.
+pub(super) fn config() -> Config {
+    let port_base = siphon_testkit::ports::block(20);
     let mut c = Config::default();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.sip.udp = Some("127.0.0.1:0".parse().unwrap());
@@ -75,9 +84,7 @@ pub(super) fn attr<'a>(sdp: &'a str, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread")]
 async fn echo_call_carries_audio_and_releases_everything() {
     let metrics = Metrics::new();
-    let gw = Gateway::start(config(33000), metrics.clone())
-        .await
-        .unwrap();
+    let gw = Gateway::start(config(), metrics.clone()).await.unwrap();
     let free = gw.free_rtp_ports();
     let (mut ws, _) = tokio_tungstenite::connect_async(
         siphon_testkit::ws::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
@@ -138,7 +145,7 @@ async fn echo_call_carries_audio_and_releases_everything() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_messages_get_errors_and_the_socket_survives() {
-    let gw = Gateway::start(config(33100), Metrics::new()).await.unwrap();
+    let gw = Gateway::start(config(), Metrics::new()).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(
         siphon_testkit::ws::ws_request(&format!("ws://{}/ws", gw.http_addr())).unwrap(),
     )
@@ -170,7 +177,7 @@ async fn bad_messages_get_errors_and_the_socket_survives() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_are_required_when_configured() {
     use crate::signaling::auth::mint;
-    let mut c = config(33200);
+    let mut c = config();
     c.auth.required = true;
     c.auth.secret = "sekrit".into();
     let metrics = Metrics::new();
@@ -246,7 +253,7 @@ async fn a_kept_registration_lives_from_start_to_shutdown() {
     use tokio_util::sync::CancellationToken;
     let stop = CancellationToken::new();
     let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
-    let mut c = config(33300);
+    let mut c = config();
     c.users = vec![crate::config::UserConfig {
         name: "dora".into(),
         extension: "1001".into(),

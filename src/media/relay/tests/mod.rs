@@ -1,6 +1,8 @@
 //! A real relay loop thread between a browser stand-in (ICE, DTLS, SRTP over
 //! a UDP socket) and a plain UDP socket playing the SIP peer.
 
+mod fault;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,11 +33,14 @@ pub(super) fn udp() -> UdpSocket {
     s
 }
 
-pub(super) async fn setup(port_base: u16) -> Setup {
-    setup_with(port_base, None).await
+pub(super) async fn setup() -> Setup {
+    setup_with(None).await
 }
 
-pub(super) async fn setup_with(port_base: u16, media_timeout: Option<Duration>) -> Setup {
+/// A relay loop with one call, its SIP side on 10 RTP ports from the
+/// test-port allocator.
+pub(super) async fn setup_with(media_timeout: Option<Duration>) -> Setup {
+    let port_base = siphon_testkit::ports::block(10);
     let metrics = Metrics::new();
     let identity = Arc::new(Identity::generate().unwrap());
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -119,7 +124,7 @@ pub(super) async fn wait_for_metric(metrics: &Metrics, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn relays_both_ways_rewriting_headers() {
-    let mut s = setup(32000).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let mut buf = [0u8; 2048];
 
@@ -161,7 +166,7 @@ async fn relays_both_ways_rewriting_headers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_packets_are_dropped_and_counted() {
-    let mut s = setup(32100).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // Not STUN, DTLS or SRTP.
     s.browser_sock
@@ -207,7 +212,7 @@ async fn bad_packets_are_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_side_gets_rtcp_but_no_rtp() {
-    let mut s = setup(32700).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let peer = s.sip_peer.local_addr().unwrap();
     let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
@@ -263,7 +268,7 @@ async fn a_held_side_gets_rtcp_but_no_rtp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_sip_peer_times_the_call_out_once() {
-    let mut s = setup_with(32200, Some(Duration::from_millis(1200))).await;
+    let mut s = setup_with(Some(Duration::from_millis(1200))).await;
     let (mut browser, sock) = (s.browser, s.browser_sock.try_clone().unwrap());
     let server = s.relay.webrtc_addr();
     // The browser keeps talking; the SIP peer never answers with media.
@@ -294,7 +299,7 @@ async fn a_silent_sip_peer_times_the_call_out_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_key_presses_reach_each_side_as_rfc4733() {
     use super::Press;
-    let mut s = setup(32300).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let mut buf = [0u8; 2048];
     // A press is a start, updates while it lasts (how many depends on when
@@ -361,7 +366,7 @@ async fn generated_key_presses_reach_each_side_as_rfc4733() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_key_presses_at_48_khz_reach_sip_at_8_khz() {
-    let mut s = setup(32500).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // Key 7 for 100 ms at 48 kHz on PT 110: start, an update, three ends.
     for (seq, end, duration) in [
@@ -405,7 +410,7 @@ async fn browser_key_presses_toward_a_sip_side_without_events_are_reported() {
     let mut media = crate::media::test_media();
     media.sip_dtmf = None;
     media.webrtc_dtmf_convert = Some((110, 48000));
-    let mut s = setup(32600).await;
+    let mut s = setup().await;
     s.relay.configure(s.leg, media).unwrap();
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     for (seq, end) in [(1u16, false), (2, true), (3, true), (4, true)] {

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tests::{setup, wait_for_metric, BROWSER_SSRC};
-use super::MediaEvent;
+use super::{setup, wait_for_metric, BROWSER_SSRC};
+use crate::media::relay::MediaEvent;
 use crate::webrtc::tests::browser::rtp;
 
 /// A datagram larger than a receive buffer: the kernel cuts it to the
@@ -14,7 +14,7 @@ const OVERSIZE: usize = 2100;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut() {
-    let mut s = setup(23500).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
     let mut plain = rtp(1, 0x5151, 9);
@@ -71,7 +71,7 @@ async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rtcp_garbage_from_the_sip_peer_is_dropped_and_counted() {
-    let mut s = setup(23510).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtcp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port + 1).into();
     // RTCP version 2, a length that runs past the datagram.
@@ -110,17 +110,17 @@ async fn dtls_handshakes_are_counted_by_outcome() {
     use crate::webrtc::tests::browser::{connect_over, Browser};
     use crate::webrtc::Identity;
     // A good one: the setup's browser.
-    let mut s = setup(23520).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     wait_for_metric(&s.metrics, "siphon_dtls_handshakes_total{outcome=\"ok\"} 1").await;
 
     // A browser whose certificate is not the one its offer named.
-    let sock = super::tests::udp();
+    let sock = super::udp();
     let mut browser = Browser::new(sock.local_addr().unwrap(), std::time::Instant::now(), false);
     let mut leg = browser.leg_config();
     leg.remote_fingerprint = Identity::generate().unwrap().fingerprint;
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let add = super::AddCall {
+    let add = crate::media::relay::AddCall {
         leg,
         ports: s.pool.allocate().unwrap(),
         ssrc_to_webrtc: 0x3333,
@@ -154,17 +154,17 @@ async fn dtls_handshakes_are_counted_by_outcome() {
 async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let mut s = setup(23530).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // The setup's loop has its own ready flag; this one starts ready too.
     let ready = Arc::new(AtomicBool::new(true));
     let metrics = crate::metrics::Metrics::new();
-    let relay = super::RelayHandle::start(
+    let relay = crate::media::relay::RelayHandle::start(
         1,
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(crate::webrtc::Identity::generate().unwrap()),
         &metrics,
-        super::Tuning::default(),
+        crate::media::relay::Tuning::default(),
         ready.clone(),
     )
     .unwrap();
@@ -175,7 +175,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     );
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let free = s.pool.free_count();
-    let add = super::AddCall {
+    let add = crate::media::relay::AddCall {
         leg: browser.leg_config(),
         ports: s.pool.allocate().unwrap(),
         ssrc_to_webrtc: 0x3333,
@@ -198,7 +198,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     // The dead loop still releases the call's port, and takes no new call.
     relay.remove(leg).await.unwrap();
     assert_eq!(s.pool.free_count(), free);
-    let add = super::AddCall {
+    let add = crate::media::relay::AddCall {
         leg: browser.leg_config(),
         ports: s.pool.allocate().unwrap(),
         ssrc_to_webrtc: 1,
@@ -208,7 +208,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     };
     assert!(matches!(
         relay.add(add).await,
-        Err(super::RelayError::Stopped)
+        Err(crate::media::relay::RelayError::Stopped)
     ));
     assert_eq!(s.pool.free_count(), free, "the refused call's port is back");
     // The other loop was never touched.
@@ -220,7 +220,7 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
 async fn a_sip_peer_is_heard_again_after_a_forged_ssrc_flood() {
     use crate::media::SipSrtp;
     use crate::srtp::{MasterKey, SrtpContext, SrtpProfile};
-    let mut s = setup(23540).await;
+    let mut s = setup().await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
     let key = |b: u8| vec![b; profile.key_len() + profile.salt_len()];

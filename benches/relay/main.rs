@@ -10,15 +10,10 @@
 //! not inherit the heap of the previous one. Prints a JSON line per N, then a
 //! table.
 
-#[path = "relay/call.rs"]
 mod call;
-#[path = "relay/heap.rs"]
 mod heap;
-#[path = "relay/procfs.rs"]
 mod procfs;
-#[path = "relay/report.rs"]
 mod report;
-#[path = "relay/run.rs"]
 mod run;
 
 use std::process::{Command, ExitCode, Stdio};
@@ -59,9 +54,10 @@ pub struct Args {
     /// mirrors siphon's key), to compare with plain RTP.
     #[arg(long)]
     sip_srtp: bool,
-    /// First port of siphon's SIP-side RTP range.
-    #[arg(long, default_value_t = 42000)]
-    rtp_port_base: u16,
+    /// First port of siphon's SIP-side RTP range (default: a block from the
+    /// test-port allocator, outside the ephemeral range).
+    #[arg(long)]
+    rtp_port_base: Option<u16>,
     /// Run the first N in this process and print its JSON line (set by the parent).
     #[arg(long, hide = true)]
     child: bool,
@@ -136,7 +132,11 @@ fn spawn_child(args: &Args, n: usize) -> Result<report::RunResult, String> {
         .args(["--gateway-threads", &args.gateway_threads.to_string()])
         .args(["--client-threads", &args.client_threads.to_string()])
         .args(["--setup-concurrency", &args.setup_concurrency.to_string()])
-        .args(["--rtp-port-base", &args.rtp_port_base.to_string()])
+        .args(
+            args.rtp_port_base
+                .iter()
+                .flat_map(|p| ["--rtp-port-base".into(), p.to_string()]),
+        )
         .args(args.sip_srtp.then_some("--sip-srtp"))
         .stderr(Stdio::inherit())
         .output()

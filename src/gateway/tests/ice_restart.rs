@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::tests::{attr, config, offer_for, recv, recv_type, send, Ws};
-use super::Gateway;
+use super::{attr, config, offer_for, recv, recv_type, send, Ws};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
 
@@ -64,9 +64,7 @@ fn talk(
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ice_restart_moves_audio_to_a_new_socket_without_sip() {
     let metrics = Metrics::new();
-    let gw = Gateway::start(config(33800), metrics.clone())
-        .await
-        .unwrap();
+    let gw = Gateway::start(config(), metrics.clone()).await.unwrap();
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
         tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
@@ -216,7 +214,7 @@ async fn quiet_call(c: crate::config::Config) -> QuietCall {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_that_stops_checking_is_told_ice_disconnected() {
-    let mut c = config(33900);
+    let mut c = config();
     c.webrtc.disconnect_timeout_secs = 1;
     let mut q = quiet_call(c).await;
     // The call is still up: hanging up is answered 200.
@@ -227,7 +225,7 @@ async fn a_browser_that_stops_checking_is_told_ice_disconnected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_silent_past_the_consent_timeout_is_hung_up_408() {
-    let mut c = config(33950);
+    let mut c = config();
     c.webrtc.disconnect_timeout_secs = 1;
     c.webrtc.consent_timeout_secs = 2;
     let mut q = quiet_call(c).await;
