@@ -169,6 +169,13 @@ fn raw(typ: AttrType, value: &[u8]) -> RawAttribute {
 /// for the nomination, without for consent freshness).
 pub fn binding_request(offer: &Offer, answer: &Answer, nominate: bool) -> Vec<u8> {
     let username = format!("{}:{}", answer.ufrag, offer.ufrag);
+    binding_request_as(&username, &answer.pwd, nominate)
+}
+
+/// [`binding_request`] from its parts: `username` is the answerer's ufrag
+/// and the browser's (`theirs:ours`), signed with the answerer's `pwd`.
+pub fn binding_request_as(username: &str, pwd: &str, nominate: bool) -> Vec<u8> {
+    let username = username.to_owned();
     let mut setters: Vec<Box<dyn Setter>> = vec![
         Box::new(BINDING_REQUEST),
         Box::new(TransactionId::new()),
@@ -183,7 +190,7 @@ pub fn binding_request(offer: &Offer, answer: &Answer, nominate: bool) -> Vec<u8
         setters.push(Box::new(raw(ATTR_USE_CANDIDATE, &[])));
     }
     setters.push(Box::new(
-        MessageIntegrity::new_short_term_integrity_with_provider(answer.pwd.clone(), &RingCrypto),
+        MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), &RingCrypto),
     ));
     setters.push(Box::new(FINGERPRINT));
     let mut m = Message::new();
@@ -227,9 +234,9 @@ pub async fn connect_ice(
 
 /// The browser's two SRTP directions.
 pub struct Srtp {
-    /// Protects what the browser sends (client write key).
+    /// Protects what the browser sends (its own write key).
     pub tx: Context,
-    /// Unprotects what siphon sends (server write key).
+    /// Unprotects what siphon sends (siphon's write key).
     pub rx: Context,
     /// The negotiated SRTP profile, by its RFC name.
     pub profile: &'static str,
@@ -310,7 +317,9 @@ impl Handshake {
                 Output::PeerCert(der) => {
                     self.peer_ok = Some(fingerprint(der) == answer.fingerprint)
                 }
-                Output::KeyingMaterial(km, profile) => self.keys = Some(srtp_from(&km, profile)?),
+                Output::KeyingMaterial(km, profile) => {
+                    self.keys = Some(srtp_keys(&km, profile, true)?)
+                }
                 _ => {}
             }
         }
@@ -327,8 +336,10 @@ impl Handshake {
     }
 }
 
-/// RFC 5764 §4.2: client key | server key | client salt | server salt.
-fn srtp_from(km: &[u8], profile: dimpl::SrtpProfile) -> Result<Srtp, String> {
+/// The browser's SRTP contexts from DTLS keying material (RFC 5764 §4.2:
+/// client key | server key | client salt | server salt); `client`: the
+/// browser was the DTLS client, so it writes with the client's key.
+pub fn srtp_keys(km: &[u8], profile: dimpl::SrtpProfile, client: bool) -> Result<Srtp, String> {
     let (p, name) = match profile {
         dimpl::SrtpProfile::AES128_CM_SHA1_80 => {
             (ProtectionProfile::Aes128CmHmacSha1_80, "AES128_CM_SHA1_80")
@@ -356,9 +367,15 @@ fn srtp_from(km: &[u8], profile: dimpl::SrtpProfile) -> Result<Srtp, String> {
         )
         .map_err(|e| format!("srtp: {e}"))
     };
+    let client_write = ctx(&km[..k], &km[2 * k..2 * k + s])?;
+    let server_write = ctx(&km[k..2 * k], &km[2 * k + s..2 * (k + s)])?;
+    let (tx, rx) = match client {
+        true => (client_write, server_write),
+        false => (server_write, client_write),
+    };
     Ok(Srtp {
-        tx: ctx(&km[..k], &km[2 * k..2 * k + s])?,
-        rx: ctx(&km[k..2 * k], &km[2 * k + s..2 * (k + s)])?,
+        tx,
+        rx,
         profile: name,
     })
 }

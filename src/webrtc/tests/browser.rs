@@ -2,7 +2,9 @@
 //! DTLS client (dimpl, active role) or, for a gateway leg in the client role,
 //! DTLS server (dimpl, passive, as pion-lineage peers answer an ICE-lite
 //! offer), and its own SRTP contexts (rtc-srtp used directly, not through
-//! `SrtpContext`).
+//! `SrtpContext`). It drives an `Endpoint` with no socket in between; the
+//! pieces it shares with the lightweight browser that goes over sockets
+//! (its binding request, its SRTP keys) are that browser's, in the testkit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,15 +13,9 @@ use std::time::{Duration, Instant};
 use dimpl::{Config, Dtls, Output};
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::providers::RingCrypto;
-use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
-use rtc_srtp::protection_profile::ProtectionProfile;
-use rtc_stun::attributes::{
-    RawAttribute, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE,
-};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{Message, Setter, TransactionId, BINDING_REQUEST, BINDING_SUCCESS};
-use rtc_stun::textattrs::TextAttribute;
+use rtc_stun::message::{Message, BINDING_SUCCESS};
 use rtc_stun::xoraddr::XorMappedAddress;
 
 use crate::webrtc::{
@@ -27,33 +23,9 @@ use crate::webrtc::{
     DEFAULT_CONSENT_TIMEOUT, DEFAULT_DISCONNECT_TIMEOUT,
 };
 
-fn raw(typ: rtc_stun::attributes::AttrType, value: &[u8]) -> RawAttribute {
-    RawAttribute {
-        typ,
-        length: value.len() as u16,
-        value: value.to_vec(),
-    }
-}
-
 /// Encodes a binding request as a controlling browser sends it.
 pub fn binding_request(username: &str, pwd: &str, use_candidate: bool) -> Vec<u8> {
-    let mut m = Message::new();
-    let mut setters: Vec<Box<dyn Setter>> = vec![
-        Box::new(BINDING_REQUEST),
-        Box::new(TransactionId::new()),
-        Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
-        Box::new(raw(ATTR_PRIORITY, &1_853_817_087u32.to_be_bytes())),
-        Box::new(raw(ATTR_ICE_CONTROLLING, &42u64.to_be_bytes())),
-    ];
-    if use_candidate {
-        setters.push(Box::new(raw(ATTR_USE_CANDIDATE, &[])));
-    }
-    setters.push(Box::new(
-        MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), &RingCrypto),
-    ));
-    setters.push(Box::new(FINGERPRINT));
-    m.build(&setters).expect("build request");
-    m.raw
+    siphon_testkit::browser::binding_request_as(username, pwd, use_candidate)
 }
 
 /// The browser side of one leg.
@@ -207,33 +179,12 @@ impl Browser {
     }
 
     fn set_keys(&mut self, km: &[u8], profile: dimpl::SrtpProfile) {
-        let profile = SrtpProfile::from_dtls(profile).expect("profile");
-        let (client, server) = profile.split_keying_material(km).expect("split");
-        let p = match profile {
-            SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-            SrtpProfile::Aes128CmHmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
-            SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-            SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
-        };
-        let ctx = |m: &[u8]| {
-            let (key, salt) = m.split_at(profile.key_len());
-            Context::new(
-                key,
-                salt,
-                p,
-                Some(srtp_replay_protection(64)),
-                Some(srtcp_replay_protection(64)),
-                &RingCrypto,
-            )
-            .expect("client srtp")
-        };
-        let (own, gw) = match self.gw_role {
-            DtlsRole::Server => (client, server),
-            DtlsRole::Client => (server, client),
-        };
-        self.tx = Some(ctx(&own));
-        self.rx = Some(ctx(&gw));
-        self.profile = Some(profile);
+        // The gateway's leg as DTLS server makes the browser the client.
+        let client = self.gw_role == DtlsRole::Server;
+        let srtp = siphon_testkit::browser::srtp_keys(km, profile, client).expect("client srtp");
+        self.tx = Some(srtp.tx);
+        self.rx = Some(srtp.rx);
+        self.profile = Some(SrtpProfile::from_dtls(profile).expect("profile"));
     }
 
     /// Encrypts an RTP packet as the browser would send it.
