@@ -265,45 +265,33 @@ async fn wait_until(mut f: impl FnMut() -> bool) {
     assert!(f(), "condition not reached in time");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn udp_client_hangup_while_ringing_cancels() {
-    client_hangup_while_ringing_cancels(SipTransport::Udp).await;
+/// A test of each of `scenarios` over SIP UDP and over SIP TCP
+/// (`scenario::udp`, `scenario::tcp`).
+macro_rules! over_udp_and_tcp {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn udp() {
+                super::$scenario(SipTransport::Udp).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn tcp() {
+                super::$scenario(SipTransport::Tcp).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tcp_client_hangup_while_ringing_cancels() {
-    client_hangup_while_ringing_cancels(SipTransport::Tcp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn udp_audio_both_ways_then_client_bye() {
-    audio_both_ways_then_client_bye(SipTransport::Udp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn tcp_audio_both_ways_then_client_bye() {
-    audio_both_ways_then_client_bye(SipTransport::Tcp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn udp_remote_bye_ends_both_legs() {
-    remote_bye_ends_both_legs(SipTransport::Udp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn tcp_remote_bye_ends_both_legs() {
-    remote_bye_ends_both_legs(SipTransport::Tcp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn udp_busy_reaches_client_as_486() {
-    busy_reaches_client_as_486(SipTransport::Udp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn tcp_busy_reaches_client_as_486() {
-    busy_reaches_client_as_486(SipTransport::Tcp).await;
-}
+over_udp_and_tcp!(
+    client_hangup_while_ringing_cancels,
+    audio_both_ways_then_client_bye,
+    remote_bye_ends_both_legs,
+    busy_reaches_client_as_486,
+    no_common_codec_gives_488,
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_md5_challenge_is_answered() {
@@ -313,16 +301,6 @@ async fn udp_md5_challenge_is_answered() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_sha256_challenge_is_answered() {
     digest_challenge_is_answered(SipTransport::Tcp, DigestAlgorithm::Sha256).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn udp_no_common_codec_gives_488() {
-    no_common_codec_gives_488(SipTransport::Udp).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn tcp_no_common_codec_gives_488() {
-    no_common_codec_gives_488(SipTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
