@@ -21,16 +21,10 @@ async fn gateway() -> Gateway {
 }
 
 async fn gateway_with(tweak: impl FnOnce(&mut Config)) -> Gateway {
-    let port_base = siphon_testkit::ports::block(20);
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+    let mut config = common::loopback_config();
     config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
+    config.echo.enabled = true;
     config.echo.listen = "127.0.0.1:0".parse().unwrap();
-    config.webrtc.port = 0;
-    config.rtp.port_min = port_base;
-    config.rtp.port_max = port_base + 19;
-    config.media.workers = 1;
     tweak(&mut config);
     Gateway::start(config, Metrics::new()).await.unwrap()
 }

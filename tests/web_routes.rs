@@ -6,21 +6,14 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use siphon::config::Config;
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
 
 async fn gateway() -> Gateway {
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
+    let mut config = siphon_doubles::loopback_config();
     config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
+    config.echo.enabled = true;
     config.echo.listen = "127.0.0.1:0".parse().unwrap();
-    config.webrtc.port = 0;
-    let rtp = siphon_testkit::ports::block(20);
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 19;
-    config.media.workers = 1;
     Gateway::start(config, Metrics::new()).await.unwrap()
 }
 

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use siphon::config::Config;
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
 use tokio::io::AsyncWriteExt;
@@ -21,16 +20,7 @@ const SOCKETS: usize = 200;
 type Ws = WebSocketStream<TcpStream>;
 
 async fn gateway() -> Gateway {
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.echo.enabled = false;
-    config.webrtc.port = 0;
-    let rtp = siphon_testkit::ports::block(20);
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 19;
-    config.media.workers = 1;
+    let config = siphon_doubles::loopback_config();
     Gateway::start(config, Metrics::new()).await.unwrap()
 }
 

@@ -73,22 +73,7 @@ pub async fn echo_round_trip(browser: &Browser, n: usize) -> usize {
     count
 }
 
-/// A gateway config on 127.0.0.1 with ephemeral SIP (UDP only), HTTP and
-/// WebRTC ports, 20 RTP ports from the test-port allocator, one relay loop,
-/// and no echo extension.
-pub fn loopback_config() -> siphon::config::Config {
-    let rtp_base = siphon_testkit::ports::block(20);
-    let mut config = siphon::config::Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.webrtc.port = 0;
-    config.rtp.port_min = rtp_base;
-    config.rtp.port_max = rtp_base + 19;
-    config.media.workers = 1;
-    config.echo.enabled = false;
-    config
-}
+pub use siphon_doubles::loopback_config;
 
 /// A gateway on [`loopback_config`] with its echo extension on an
 /// ephemeral port, changed by `tweak`; returned with its metrics.

@@ -1,6 +1,8 @@
-//! Test doubles that need siphon's own types, for siphon's integration
-//! tests, benches and load tool (never for the product). Peers that need
-//! nothing of siphon (the lightweight browser) are in `siphon-testkit`.
+//! Test doubles and fixtures that need siphon's own types, for siphon's
+//! integration tests, benches and load tool (never for the product): the
+//! scripted echo, and the gateway config every such test starts from.
+//! Peers that need nothing of siphon (the lightweight browser, the test
+//! ports) are in `siphon-testkit`.
 //!
 //! [`ScriptedEcho`] makes siphon's echo extension play a PBX or phone that
 //! misbehaves on purpose:
@@ -20,7 +22,25 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use siphon::config::Config;
 use siphon::sip::{EchoBehavior, EchoChallenge, EchoScript, ReceivedInvite};
+
+/// A gateway config on 127.0.0.1 with ephemeral SIP (UDP only), HTTP and
+/// WebRTC ports, 20 RTP ports from the test-port allocator, one relay loop,
+/// and no echo extension: what a test changes is what it is about.
+pub fn loopback_config() -> Config {
+    let rtp_base = siphon_testkit::ports::block(20);
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().expect("loopback");
+    config.sip.udp = Some("127.0.0.1:0".parse().expect("loopback"));
+    config.sip.tcp = None;
+    config.webrtc.port = 0;
+    config.rtp.port_min = rtp_base;
+    config.rtp.port_max = rtp_base + 19;
+    config.media.workers = 1;
+    config.echo.enabled = false;
+    config
+}
 
 /// The echo's departures from a plain echo, set by field; the default
 /// departs from nothing.
