@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use super::crypto::CryptoRefusal;
+
 /// Everything that can go wrong while reading or translating an SDP.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SdpError {
@@ -44,7 +46,11 @@ pub enum SdpError {
     /// A c= address that is not an IP address.
     #[error("invalid connection address {0}")]
     InvalidAddress(String),
-    /// `a=crypto` lines, none of which siphon supports: why the first is not.
+    /// `a=crypto` lines, none of which siphon supports: why the first is
+    /// not; or an SDES answer siphon cannot pair with its offer.
+    #[error("no supported a=crypto line: {0}")]
+    CryptoRefused(#[from] CryptoRefusal),
+    /// The same refusal, with the reason as text (the call layer's SDES checks).
     #[error("no supported a=crypto line: {0}")]
     UnsupportedCrypto(String),
     /// An attribute whose value does not parse.

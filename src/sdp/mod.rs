@@ -18,7 +18,7 @@ mod session;
 mod transport;
 
 pub use codec::{Codec, TELEPHONE_EVENT};
-pub use crypto::{key_len, suite_name, Crypto, OFFERED_SUITES};
+pub use crypto::{key_len, suite_name, Crypto, CryptoRefusal, OFFERED_SUITES};
 pub use direction::{is_hold, Direction};
 pub use error::SdpError;
 pub use inbound::{
