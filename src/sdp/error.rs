@@ -1,5 +1,7 @@
 //! The one error type of the `sdp` module.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use super::crypto::CryptoRefusal;
@@ -9,7 +11,7 @@ use super::crypto::CryptoRefusal;
 pub enum SdpError {
     /// The text is not a session description at all.
     #[error("malformed SDP: {0}")]
-    Malformed(String),
+    Malformed(#[source] Malformation),
     /// No usable audio m-line (absent, or rejected with port 0 in an offer).
     #[error("no audio m-line in the SDP")]
     NoAudio,
@@ -83,8 +85,35 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// Why a text is not a session description.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Malformation {
+    /// Nothing but white space.
+    #[error("empty body")]
+    EmptyBody,
+    /// The parser's error (shared: it is not `Clone`).
+    #[error(transparent)]
+    Parser(Arc<sdp_types::ParserError>),
+}
+
 impl From<sdp_types::ParserError> for SdpError {
     fn from(e: sdp_types::ParserError) -> Self {
-        SdpError::Malformed(e.to_string())
+        SdpError::Malformed(Malformation::Parser(Arc::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_reads_as_before() {
+        let empty = SdpError::Malformed(Malformation::EmptyBody);
+        assert_eq!(empty.to_string(), "malformed SDP: empty body");
+        let parsed = sdp_types::Session::parse(b"garbage").expect_err("not SDP");
+        let shown = parsed.to_string();
+        let err = SdpError::from(parsed);
+        assert_eq!(err.to_string(), format!("malformed SDP: {shown}"));
+        assert!(std::error::Error::source(&err).is_some());
     }
 }
