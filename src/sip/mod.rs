@@ -57,6 +57,7 @@ pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
 pub use tls::{is_client_key, parse_certs, parse_key, PemError, SipTls, TlsError, TlsPeerError};
 pub use uac::{UacEvent, UacHandle};
+pub use uac_request::{TcpFailure, TcpPeerError};
 pub use uas::{IncomingCall, UasEvent, UasHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).
@@ -194,9 +195,9 @@ pub enum SipError {
     /// connection or handshake failed.
     #[error(transparent)]
     TlsPeer(TlsPeerError),
-    /// A TCP peer could not be connected to (the text says why).
-    #[error("{0}")]
-    Unreachable(String),
+    /// A TCP peer could not be connected to.
+    #[error(transparent)]
+    Unreachable(TcpPeerError),
     /// The TLS certificate, key or CA bundle cannot be used.
     #[error("sip tls: {0}")]
     Tls(#[from] TlsError),
