@@ -80,6 +80,7 @@ pub async fn run(
             leg
         }
         Err(e) => {
+            let e = e.to_string();
             let _ = ready.send(Err(e.clone()));
             report.setup_error = Some(e);
             return report;
@@ -143,7 +144,7 @@ async fn media(
                 report.dropped = Some(match msg {
                     Ok(v) if v["type"] == "hangup" => v.to_string(),
                     Ok(_) => continue,
-                    Err(e) => e,
+                    Err(e) => e.to_string(),
                 });
                 return;
             }

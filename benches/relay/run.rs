@@ -186,7 +186,7 @@ pub fn run(args: &Args, calls: usize) -> Result<RunResult, String> {
     let shared = Arc::new(Shared {
         ws_url: format!("ws://{}/ws", rig.gateway.http_addr()),
         destinations: rig.destinations(),
-        identity: ClientIdentity::generate()?,
+        identity: ClientIdentity::generate().map_err(|e| e.to_string())?,
         setup_gate: Semaphore::new(args.setup_concurrency.max(1)),
         calls,
     });

@@ -101,38 +101,77 @@ pub(super) fn apply(
             continue;
         }
         let Some((path, default)) = known.get(&name) else {
-            let reason = unknown_reason(&name);
+            let reason = unknown(&name).to_string();
             errors.push(ConfigError::new(name, reason));
             continue;
         };
-        let Some(raw) = env.var(&name) else {
-            errors.push(ConfigError::new(name, "value is not valid Unicode"));
-            continue;
-        };
-        match parse_var(&raw, default) {
+        let parsed = env
+            .var(&name)
+            .ok_or(VarError::NotUnicode)
+            .and_then(|raw| parse_var(&raw, default));
+        match parsed {
             Ok(value) => {
                 insert(table, path, value);
                 origins.push((schema::key_name(path), name));
             }
-            Err(reason) => errors.push(ConfigError::new(name, reason)),
+            Err(e) => errors.push(ConfigError::new(name, e.to_string())),
         }
     }
     origins
 }
 
+/// Why a `SIPHON_*` variable was not taken; the config error names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VarError {
+    /// No config key has this variable.
+    #[error("unknown variable: no config key has this name")]
+    Unknown,
+    /// The name looks like an element of a list of tables (`SIPHON_USERS_…`),
+    /// which only the elements the file has get.
+    #[error(
+        "unknown variable: {prefix}_<N>_<KEY> sets a key of element N (from 0) \
+         of the [[{list}]] tables in the config file, and only of those it has"
+    )]
+    UnknownElement {
+        /// The list's variable prefix: `SIPHON_USERS`.
+        prefix: String,
+        /// The list's key: `users`.
+        list: String,
+    },
+    /// The value is not valid Unicode.
+    #[error("value is not valid Unicode")]
+    NotUnicode,
+    /// A boolean key's variable is neither `true` nor `false`.
+    #[error("expected true or false, got {0:?}")]
+    NotBool(String),
+    /// An integer key's variable is not an integer.
+    #[error("expected an integer, got {raw:?}")]
+    NotInteger {
+        /// The variable's value.
+        raw: String,
+        /// Why it did not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+}
+
 /// Reads a variable as the TOML type of `like`: arrays are comma-separated.
-fn parse_var(raw: &str, like: &Value) -> Result<Value, String> {
+fn parse_var(raw: &str, like: &Value) -> Result<Value, VarError> {
     match like {
         Value::Boolean(_) => match raw.trim() {
             "true" => Ok(Value::Boolean(true)),
             "false" => Ok(Value::Boolean(false)),
-            _ => Err(format!("expected true or false, got {raw:?}")),
+            _ => Err(VarError::NotBool(raw.to_owned())),
         },
-        Value::Integer(_) => raw
-            .trim()
-            .parse()
-            .map(Value::Integer)
-            .map_err(|_| format!("expected an integer, got {raw:?}")),
+        Value::Integer(_) => {
+            raw.trim()
+                .parse()
+                .map(Value::Integer)
+                .map_err(|source| VarError::NotInteger {
+                    raw: raw.to_owned(),
+                    source,
+                })
+        }
         Value::Array(_) => Ok(Value::Array(
             raw.split(',')
                 .map(str::trim)
@@ -147,17 +186,14 @@ fn parse_var(raw: &str, like: &Value) -> Result<Value, String> {
 
 /// Why `name` is not a config variable, with the rule for list elements
 /// when it looks like one.
-fn unknown_reason(name: &str) -> String {
+fn unknown(name: &str) -> VarError {
     for list in schema::list_keys() {
         let prefix = var_name(&list.split('.').collect::<Vec<_>>());
         if name.starts_with(&format!("{prefix}_")) {
-            return format!(
-                "unknown variable: {prefix}_<N>_<KEY> sets a key of element N (from 0) \
-                 of the [[{list}]] tables in the config file, and only of those it has"
-            );
+            return VarError::UnknownElement { prefix, list };
         }
     }
-    "unknown variable: no config key has this name".to_owned()
+    VarError::Unknown
 }
 
 /// Sets `path` in `table`, creating missing tables; an index segment steps
@@ -225,6 +261,24 @@ mod tests {
         assert_eq!(parse_var("false", &Value::Boolean(true)), Ok(false.into()));
         assert!(parse_var("yes", &Value::Boolean(true)).is_err());
         assert_eq!(parse_var(" s ", &Value::from("")), Ok(Value::from(" s ")));
+    }
+
+    #[test]
+    fn bad_values_say_what_was_expected() {
+        let err = parse_var("4x", &Value::Integer(0)).unwrap_err();
+        assert_eq!(err.to_string(), "expected an integer, got \"4x\"");
+        assert!(std::error::Error::source(&err).is_some());
+        let err = parse_var("yes", &Value::Boolean(true)).unwrap_err();
+        assert_eq!(err.to_string(), "expected true or false, got \"yes\"");
+        assert_eq!(
+            unknown("SIPHON_NOPE").to_string(),
+            "unknown variable: no config key has this name"
+        );
+        assert_eq!(
+            unknown("SIPHON_USERS_3_PASSWORD").to_string(),
+            "unknown variable: SIPHON_USERS_<N>_<KEY> sets a key of element N (from 0) \
+             of the [[users]] tables in the config file, and only of those it has"
+        );
     }
 
     #[test]

@@ -13,14 +13,39 @@ use super::types::{InboundOthers, LogFormat};
 /// A config value type: read from TOML with a readable error, written back for the schema.
 pub(super) trait Field: Sized {
     /// Converts `value`, or says what was expected instead.
-    fn from_toml(value: &Value) -> Result<Self, String>;
+    fn from_toml(value: &Value) -> Result<Self, FieldError>;
     /// The TOML form of `self`; `from_toml(&x.to_toml())` gives `x` back.
     fn to_toml(&self) -> Value;
 }
 
-/// "expected X, got <type>".
-fn mismatch(expected: &str, got: &Value) -> String {
-    format!("expected {expected}, got {}", describe(got))
+/// Why a TOML value is not what its key takes; the reader puts it after the
+/// key's name ("sip.udp: expected ...").
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(super) enum FieldError {
+    /// The value has the wrong type, form or range.
+    #[error("expected {expected}, got {}", describe(.got))]
+    Mismatch {
+        /// What the key takes, in words: "an integer from 0 to 65535".
+        expected: String,
+        /// What the file has.
+        got: Value,
+    },
+    /// The value is not one of the key's names.
+    #[error("expected {}, got {}", one_of(.names), describe(.got))]
+    NotAChoice {
+        /// The names the key takes, in the order the message lists them.
+        names: Vec<&'static str>,
+        /// What the file has.
+        got: Value,
+    },
+}
+
+/// "expected X, got <value>".
+fn mismatch(expected: impl Into<String>, got: &Value) -> FieldError {
+    FieldError::Mismatch {
+        expected: expected.into(),
+        got: got.clone(),
+    }
 }
 
 fn describe(value: &Value) -> String {
@@ -32,12 +57,22 @@ fn describe(value: &Value) -> String {
     }
 }
 
-fn as_str<'a>(value: &'a Value, expected: &str) -> Result<&'a str, String> {
+/// `"a" or "b"`, `"a", "b" or "c"`: names quoted, the last joined with "or".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+fn as_str<'a>(value: &'a Value, expected: &str) -> Result<&'a str, FieldError> {
     value.as_str().ok_or_else(|| mismatch(expected, value))
 }
 
 impl Field for String {
-    fn from_toml(value: &Value) -> Result<Self, String> {
+    fn from_toml(value: &Value) -> Result<Self, FieldError> {
         as_str(value, "a string").map(str::to_owned)
     }
     fn to_toml(&self) -> Value {
@@ -47,7 +82,7 @@ impl Field for String {
 
 /// Strings where "" means "not set".
 impl Field for Option<String> {
-    fn from_toml(value: &Value) -> Result<Self, String> {
+    fn from_toml(value: &Value) -> Result<Self, FieldError> {
         let s = as_str(value, "a string")?;
         Ok((!s.is_empty()).then(|| s.to_owned()))
     }
@@ -57,7 +92,7 @@ impl Field for Option<String> {
 }
 
 impl Field for bool {
-    fn from_toml(value: &Value) -> Result<Self, String> {
+    fn from_toml(value: &Value) -> Result<Self, FieldError> {
         value
             .as_bool()
             .ok_or_else(|| mismatch("true or false", value))
@@ -70,10 +105,10 @@ impl Field for bool {
 macro_rules! integer_field {
     ($($ty:ty),*) => {$(
         impl Field for $ty {
-            fn from_toml(value: &Value) -> Result<Self, String> {
+            fn from_toml(value: &Value) -> Result<Self, FieldError> {
                 let expected = || format!("an integer from 0 to {}", <$ty>::MAX);
-                let n = value.as_integer().ok_or_else(|| mismatch(&expected(), value))?;
-                <$ty>::try_from(n).map_err(|_| mismatch(&expected(), value))
+                let n = value.as_integer().ok_or_else(|| mismatch(expected(), value))?;
+                <$ty>::try_from(n).map_err(|_| mismatch(expected(), value))
             }
             fn to_toml(&self) -> Value {
                 // TOML integers are i64; config values never come near i64::MAX.
@@ -90,7 +125,7 @@ integer_field!(u16, u32, u64);
 macro_rules! text_field {
     ($($ty:ty => $expected:literal),*) => {$(
         impl Field for $ty {
-            fn from_toml(value: &Value) -> Result<Self, String> {
+            fn from_toml(value: &Value) -> Result<Self, FieldError> {
                 let s = as_str(value, $expected)?;
                 s.trim().parse().map_err(|_| mismatch($expected, value))
             }
@@ -100,7 +135,7 @@ macro_rules! text_field {
         }
 
         impl Field for Option<$ty> {
-            fn from_toml(value: &Value) -> Result<Self, String> {
+            fn from_toml(value: &Value) -> Result<Self, FieldError> {
                 match as_str(value, concat!($expected, " or \"\""))? {
                     "" => Ok(None),
                     _ => <$ty>::from_toml(value).map(Some),
@@ -119,7 +154,7 @@ text_field!(
 );
 
 impl Field for Vec<String> {
-    fn from_toml(value: &Value) -> Result<Self, String> {
+    fn from_toml(value: &Value) -> Result<Self, FieldError> {
         const EXPECTED: &str = "an array of strings";
         let items = value.as_array().ok_or_else(|| mismatch(EXPECTED, value))?;
         items
@@ -136,28 +171,34 @@ impl Field for Vec<String> {
 pub(super) trait Choice: Copy + PartialEq + 'static {
     /// Each variant with its name, in the order an error lists them.
     const NAMES: &'static [(&'static str, Self)];
+
+    /// The config spelling of `self`.
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("", |(n, _)| n)
+    }
 }
 
 impl<T: Choice> Field for T {
-    fn from_toml(value: &Value) -> Result<Self, String> {
-        // `"a" or "b"`: what an error says was expected.
-        let expected = || {
-            let names: Vec<String> = T::NAMES.iter().map(|(n, _)| format!("{n:?}")).collect();
-            names.join(" or ")
+    fn from_toml(value: &Value) -> Result<Self, FieldError> {
+        let not_a_choice = || FieldError::NotAChoice {
+            names: T::NAMES.iter().map(|(n, _)| *n).collect(),
+            got: value.clone(),
         };
-        let name = as_str(value, &expected())?.to_ascii_lowercase();
+        let name = value
+            .as_str()
+            .ok_or_else(not_a_choice)?
+            .to_ascii_lowercase();
         T::NAMES
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
-            .ok_or_else(|| mismatch(&expected(), value))
+            .ok_or_else(not_a_choice)
     }
     fn to_toml(&self) -> Value {
-        let name = T::NAMES
-            .iter()
-            .find(|(_, v)| v == self)
-            .map_or("", |(n, _)| n);
-        Value::String(name.to_owned())
+        Value::String(self.name().to_owned())
     }
 }
 
@@ -198,13 +239,36 @@ mod tests {
 
     #[test]
     fn mismatches_say_what_was_expected() {
-        let err = u16::from_toml(&Value::Integer(70000)).unwrap_err();
+        let err = u16::from_toml(&Value::Integer(70000))
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "expected an integer from 0 to 65535, got 70000");
         let err = SocketAddr::from_toml(&Value::String("localhost".into())).unwrap_err();
+        let err = err.to_string();
         assert!(err.starts_with("expected an IP:port address"), "{err}");
         let err = bool::from_toml(&Value::String("yes".into())).unwrap_err();
-        assert_eq!(err, "expected true or false, got \"yes\"");
+        assert_eq!(err.to_string(), "expected true or false, got \"yes\"");
         let err = Vec::<String>::from_toml(&Value::Array(vec![Value::Integer(1)])).unwrap_err();
-        assert_eq!(err, "expected only strings in the array, got 1");
+        assert_eq!(err.to_string(), "expected only strings in the array, got 1");
+    }
+
+    #[test]
+    fn choices_list_their_names() {
+        let err = LogFormat::from_toml(&Value::String("xml".into())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected \"text\" or \"json\", got \"xml\""
+        );
+        let err = InboundOthers::from_toml(&Value::Integer(1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected \"refuse\" or \"challenge\", got 1"
+        );
+        assert_eq!(
+            one_of(&["off", "offer", "require"]),
+            r#""off", "offer" or "require""#
+        );
+        assert_eq!(one_of(&["only"]), r#""only""#);
+        assert_eq!(LogFormat::Json.name(), "json");
     }
 }

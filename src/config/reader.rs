@@ -34,8 +34,9 @@ impl<'a> Reader<'a> {
         reader.report_unknown();
     }
 
-    fn error(&mut self, key: &str, reason: String) {
+    fn error(&mut self, key: &str, reason: impl std::fmt::Display) {
         let key = dotted(&self.path, key);
+        let reason = reason.to_string();
         self.errors.push(ConfigError { key, reason });
     }
 

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::ConfigError;
@@ -79,8 +79,8 @@ pub(super) fn check(config: &Config, errors: &mut Vec<ConfigError>) {
         ("sip.tls_client_key", &tls.client_key, Pem::ClientKey),
     ];
     for (key, path, kind) in files {
-        if let Some(reason) = file_problem(path, kind) {
-            report(key, reason);
+        if let Some(problem) = file_problem(path, kind) {
+            report(key, problem.to_string());
         }
     }
     match (tls.client_cert.is_empty(), tls.client_key.is_empty()) {
@@ -129,33 +129,86 @@ fn tls_targets(config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Why a PEM file named in `[sip]` cannot be used; the config error names the key.
+#[derive(Debug, thiserror::Error)]
+enum PemFileError {
+    /// The file cannot be read.
+    #[error("cannot read {path:?}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The certificate file is not PEM.
+    #[error("{path:?} is not a PEM certificate file ({source})")]
+    NotCerts { path: String, source: pem::Error },
+    /// The certificate file is PEM without a certificate.
+    #[error("{path:?} holds no CERTIFICATE block")]
+    NoCerts { path: String },
+    /// The key file is not PEM.
+    #[error("{path:?} is not a PEM private key file ({source})")]
+    NotKey { path: String, source: pem::Error },
+    /// The key file is PEM without a private key.
+    #[error("{path:?} holds no PRIVATE KEY block")]
+    NoKey { path: String },
+    /// A client key rsipstack cannot read.
+    #[error(
+        "{path:?} is an EC key in SEC1 form (BEGIN EC PRIVATE KEY); give it as PKCS#8 \
+         (openssl pkcs8 -topk8 -nocrypt)"
+    )]
+    Sec1ClientKey { path: String },
+}
+
 /// Why the PEM file at `path` cannot be used; `None` when it can (or is unset).
-fn file_problem(path: &str, kind: Pem) -> Option<String> {
+fn file_problem(path: &str, kind: Pem) -> Option<PemFileError> {
     if path.is_empty() {
         return None;
     }
-    let bytes = match std::fs::read(path) {
+    let path = path.to_owned();
+    let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) => return Some(format!("cannot read {path:?}: {e}")),
+        Err(source) => return Some(PemFileError::Read { path, source }),
     };
-    let problem = match kind {
+    match kind {
         Pem::Certs => match CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if certs.is_empty() => Some("holds no CERTIFICATE block".to_string()),
+            Ok(certs) if certs.is_empty() => Some(PemFileError::NoCerts { path }),
             Ok(_) => None,
-            Err(e) => Some(format!("is not a PEM certificate file ({e})")),
+            Err(source) => Some(PemFileError::NotCerts { path, source }),
         },
         Pem::Key | Pem::ClientKey => match PrivateKeyDer::from_pem_slice(&bytes) {
-            Ok(PrivateKeyDer::Sec1(_)) if matches!(kind, Pem::ClientKey) => Some(
-                "is an EC key in SEC1 form (BEGIN EC PRIVATE KEY); give it as PKCS#8 \
-                 (openssl pkcs8 -topk8 -nocrypt)"
-                    .to_string(),
-            ),
-            Ok(_) => None,
-            Err(rustls::pki_types::pem::Error::NoItemsFound) => {
-                Some("holds no PRIVATE KEY block".to_string())
+            Ok(PrivateKeyDer::Sec1(_)) if matches!(kind, Pem::ClientKey) => {
+                Some(PemFileError::Sec1ClientKey { path })
             }
-            Err(e) => Some(format!("is not a PEM private key file ({e})")),
+            Ok(_) => None,
+            Err(pem::Error::NoItemsFound) => Some(PemFileError::NoKey { path }),
+            Err(source) => Some(PemFileError::NotKey { path, source }),
         },
-    };
-    problem.map(|p| format!("{path:?} {p}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_the_file() {
+        let missing = file_problem("/nonexistent/sip.pem", Pem::Certs).expect("unreadable");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("cannot read \"/nonexistent/sip.pem\": "),
+            "{missing}"
+        );
+        let sec1 = PemFileError::Sec1ClientKey {
+            path: "k.pem".into(),
+        };
+        assert_eq!(
+            sec1.to_string(),
+            "\"k.pem\" is an EC key in SEC1 form (BEGIN EC PRIVATE KEY); give it as PKCS#8 \
+             (openssl pkcs8 -topk8 -nocrypt)"
+        );
+        let none = PemFileError::NoKey {
+            path: "k.pem".into(),
+        };
+        assert_eq!(none.to_string(), "\"k.pem\" holds no PRIVATE KEY block");
+    }
 }

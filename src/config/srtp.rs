@@ -6,10 +6,8 @@
 //! registrar) the rule is checked here, at load time; inbound INVITEs are
 //! checked when they arrive, since their transport is only known then.
 
-use toml::Value;
-
 use super::error::ConfigError;
-use super::field::Field;
+use super::field::Choice;
 use super::schema::element;
 use super::types::Config;
 
@@ -31,28 +29,16 @@ pub enum SrtpMode {
 impl SrtpMode {
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SrtpMode::Off => "off",
-            SrtpMode::Offer => "offer",
-            SrtpMode::Require => "require",
-        }
+        self.name()
     }
 }
 
-impl Field for SrtpMode {
-    fn from_toml(value: &Value) -> Result<Self, String> {
-        let expected = || "expected \"off\", \"offer\" or \"require\"".to_owned();
-        let got = value.as_str().ok_or_else(expected)?;
-        match got.to_ascii_lowercase().as_str() {
-            "off" => Ok(SrtpMode::Off),
-            "offer" => Ok(SrtpMode::Offer),
-            "require" => Ok(SrtpMode::Require),
-            _ => Err(format!("{}, got {got:?}", expected())),
-        }
-    }
-    fn to_toml(&self) -> Value {
-        Value::String(self.as_str().to_owned())
-    }
+impl Choice for SrtpMode {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("off", Self::Off),
+        ("offer", Self::Offer),
+        ("require", Self::Require),
+    ];
 }
 
 /// Whether signaling to `uri` is encrypted: `sips:` or `;transport=tls`.
@@ -127,6 +113,8 @@ fn insecure(key: &str, mode: SrtpMode, uri: &str) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::field::Field;
+    use toml::Value;
 
     #[test]
     fn tls_uris_are_secure() {
@@ -188,9 +176,17 @@ mod tests {
         let read = |s: &str| SrtpMode::from_toml(&Value::String(s.into()));
         assert_eq!(read("Require"), Ok(SrtpMode::Require));
         assert_eq!(read("offer"), Ok(SrtpMode::Offer));
-        let err = read("mandatory").unwrap_err();
+        let err = read("mandatory").unwrap_err().to_string();
         assert!(err.contains("\"off\", \"offer\" or \"require\""), "{err}");
-        assert!(SrtpMode::from_toml(&Value::Boolean(true)).is_err());
+        assert_eq!(
+            err,
+            "expected \"off\", \"offer\" or \"require\", got \"mandatory\""
+        );
+        let err = SrtpMode::from_toml(&Value::Boolean(true)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected \"off\", \"offer\" or \"require\", got true"
+        );
         assert_eq!(
             SrtpMode::from_toml(&SrtpMode::Offer.to_toml()),
             Ok(SrtpMode::Offer)

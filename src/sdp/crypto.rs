@@ -50,6 +50,40 @@ pub struct Crypto {
     pub key: MasterKey,
 }
 
+/// Why siphon does not take an `a=crypto` line, or an SDES answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoRefusal {
+    /// A suite siphon does not know.
+    #[error("unknown crypto suite {0}")]
+    UnknownSuite(String),
+    /// A session parameter that changes the transform (UNENCRYPTED_SRTP, KDR, FEC_*).
+    #[error("session parameter {0} is not supported")]
+    SessionParameter(String),
+    /// Several `inline:` keys on one line.
+    #[error("more than one key per line is not supported")]
+    SeveralKeys,
+    /// A key with a master key identifier (`|MKI:len`).
+    #[error("MKI is not supported")]
+    Mki,
+    /// A key lifetime that could run out within a call.
+    #[error("key lifetime {0} is not supported")]
+    Lifetime(String),
+    /// An RTP/SAVP m-line keyed some other way (MIKEY, DTLS).
+    #[error("RTP/SAVP without a=crypto")]
+    SavpWithoutCrypto,
+    /// The answer's line pairs with none siphon offered.
+    #[error(
+        "the answer's a=crypto tag {tag} ({}) matches no offered line",
+        suite_name(*.suite)
+    )]
+    UnofferedTag {
+        /// The answer's tag.
+        tag: u32,
+        /// The answer's suite.
+        suite: SrtpProfile,
+    },
+}
+
 /// The RFC 4568 / RFC 7714 name of a suite.
 pub fn suite_name(suite: SrtpProfile) -> &'static str {
     match suite {
@@ -76,9 +110,9 @@ pub fn key_len(suite: SrtpProfile) -> usize {
     suite.key_len() + suite.salt_len()
 }
 
-/// Reads one `a=crypto` value: `Ok(Err(reason))` when siphon does not
+/// Reads one `a=crypto` value: `Ok(Err(why))` when siphon does not
 /// support it, `Err` when it is malformed.
-fn parse(value: &str) -> Result<Result<Crypto, String>, SdpError> {
+fn parse(value: &str) -> Result<Result<Crypto, CryptoRefusal>, SdpError> {
     // The tag and suite only: the rest may be a key, and this goes into logs.
     let invalid = || SdpError::InvalidAttribute {
         name: CRYPTO.to_owned(),
@@ -98,20 +132,20 @@ fn parse(value: &str) -> Result<Result<Crypto, String>, SdpError> {
         .filter(|_| tag.len() <= 9)
         .ok_or_else(invalid)?;
     let Some(suite) = suite_by_name(suite) else {
-        return Ok(Err(format!("unknown crypto suite {suite}")));
+        return Ok(Err(CryptoRefusal::UnknownSuite(suite.to_owned())));
     };
     if let Some(param) = words.find(|p| !p.starts_with("WSH=")) {
-        return Ok(Err(format!("session parameter {param} is not supported")));
+        return Ok(Err(CryptoRefusal::SessionParameter(param.to_owned())));
     }
     let key = params.strip_prefix("inline:").ok_or_else(invalid)?;
     if params.contains(';') {
-        return Ok(Err("more than one key per line is not supported".into()));
+        return Ok(Err(CryptoRefusal::SeveralKeys));
     }
     let mut parts = key.split('|');
     let encoded = parts.next().unwrap_or_default();
     for extra in parts {
-        if let Some(reason) = unsupported_extra(extra) {
-            return Ok(Err(reason));
+        if let Some(why) = unsupported_extra(extra) {
+            return Ok(Err(why));
         }
     }
     let bytes = BASE64.decode(encoded).map_err(|_| invalid())?;
@@ -134,9 +168,9 @@ fn parse(value: &str) -> Result<Result<Crypto, String>, SdpError> {
 }
 
 /// Why a `|lifetime` or `|MKI:len` part makes a line unsupported, if it does.
-fn unsupported_extra(extra: &str) -> Option<String> {
+fn unsupported_extra(extra: &str) -> Option<CryptoRefusal> {
     if extra.contains(':') {
-        return Some("MKI is not supported".into());
+        return Some(CryptoRefusal::Mki);
     }
     let long_enough = match extra.strip_prefix("2^") {
         Some(exp) => exp.parse::<u32>().is_ok_and(|e| e >= MIN_LIFETIME_LOG2),
@@ -144,7 +178,7 @@ fn unsupported_extra(extra: &str) -> Option<String> {
             .parse::<u64>()
             .is_ok_and(|n| n >= 1 << MIN_LIFETIME_LOG2),
     };
-    (!long_enough).then(|| format!("key lifetime {extra} is not supported"))
+    (!long_enough).then(|| CryptoRefusal::Lifetime(extra.to_owned()))
 }
 
 /// The supported `a=crypto` lines of `media`, in the writer's order.
@@ -157,13 +191,13 @@ pub fn read_media(media: &Media) -> Result<Vec<Crypto>, SdpError> {
     for value in media.get_attribute_values(CRYPTO).flatten() {
         match parse(value)? {
             Ok(c) => usable.push(c),
-            Err(reason) => {
-                refused.get_or_insert(reason);
+            Err(why) => {
+                refused.get_or_insert(why);
             }
         }
     }
     match (usable.is_empty(), refused) {
-        (true, Some(reason)) => Err(SdpError::UnsupportedCrypto(reason)),
+        (true, Some(why)) => Err(SdpError::CryptoRefused(why)),
         _ => Ok(usable),
     }
 }

@@ -1,13 +1,17 @@
 //! The one error type of the `sdp` module.
 
+use std::sync::Arc;
+
 use thiserror::Error;
+
+use super::crypto::CryptoRefusal;
 
 /// Everything that can go wrong while reading or translating an SDP.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SdpError {
     /// The text is not a session description at all.
     #[error("malformed SDP: {0}")]
-    Malformed(String),
+    Malformed(#[source] Malformation),
     /// No usable audio m-line (absent, or rejected with port 0 in an offer).
     #[error("no audio m-line in the SDP")]
     NoAudio,
@@ -44,9 +48,10 @@ pub enum SdpError {
     /// A c= address that is not an IP address.
     #[error("invalid connection address {0}")]
     InvalidAddress(String),
-    /// `a=crypto` lines, none of which siphon supports: why the first is not.
+    /// `a=crypto` lines, none of which siphon supports: why the first is
+    /// not; or an SDES answer siphon cannot pair with its offer.
     #[error("no supported a=crypto line: {0}")]
-    UnsupportedCrypto(String),
+    CryptoRefused(#[from] CryptoRefusal),
     /// An attribute whose value does not parse.
     #[error("invalid attribute a={name}:{value}")]
     InvalidAttribute {
@@ -77,8 +82,35 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// Why a text is not a session description.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Malformation {
+    /// Nothing but white space.
+    #[error("empty body")]
+    EmptyBody,
+    /// The parser's error (shared: it is not `Clone`).
+    #[error(transparent)]
+    Parser(Arc<sdp_types::ParserError>),
+}
+
 impl From<sdp_types::ParserError> for SdpError {
     fn from(e: sdp_types::ParserError) -> Self {
-        SdpError::Malformed(e.to_string())
+        SdpError::Malformed(Malformation::Parser(Arc::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_reads_as_before() {
+        let empty = SdpError::Malformed(Malformation::EmptyBody);
+        assert_eq!(empty.to_string(), "malformed SDP: empty body");
+        let parsed = sdp_types::Session::parse(b"garbage").expect_err("not SDP");
+        let shown = parsed.to_string();
+        let err = SdpError::from(parsed);
+        assert_eq!(err.to_string(), format!("malformed SDP: {shown}"));
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

@@ -18,9 +18,9 @@ mod session;
 mod transport;
 
 pub use codec::{Codec, TELEPHONE_EVENT};
-pub use crypto::{key_len, suite_name, Crypto, OFFERED_SUITES};
+pub use crypto::{key_len, suite_name, Crypto, CryptoRefusal, OFFERED_SUITES};
 pub use direction::{is_hold, Direction};
-pub use error::SdpError;
+pub use error::{Malformation, SdpError};
 pub use inbound::{
     build_sip_answer, build_webrtc_offer, parse_sip_offer, parse_webrtc_answer, SipOffer,
     WebRtcAnswer, WebRtcOfferPlan, BROWSER_CODECS,

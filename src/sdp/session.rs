@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use sdp_types::{Attribute, Connection, Media, Origin, Session, Time};
 
-use super::SdpError;
+use super::{Malformation, SdpError};
 
 /// One m-line of a description, kept so an answer can mirror the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Parsed {
 /// Parses SDP text and finds the first audio m-line.
 pub fn parse(sdp: &str) -> Result<Parsed, SdpError> {
     if sdp.trim().is_empty() {
-        return Err(SdpError::Malformed("empty body".to_owned()));
+        return Err(SdpError::Malformed(Malformation::EmptyBody));
     }
     let session = Session::parse(sdp.as_bytes())?;
     let mlines: Vec<MLine> = session.medias.iter().map(MLine::of).collect();

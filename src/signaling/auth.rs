@@ -197,10 +197,24 @@ pub fn mint_for(
     Ok(format!("{signing_input}.{signature}"))
 }
 
+/// Why a token lifetime (`siphon token --ttl`) was refused; each names the text given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TtlError {
+    /// Not digits with an optional unit.
+    #[error("invalid ttl {0:?}: expected seconds, or a number followed by s, m, h or d")]
+    Syntax(String),
+    /// Over [`MAX_TTL`].
+    #[error("invalid ttl {0:?}: longer than 365 days")]
+    TooLong(String),
+    /// Zero.
+    #[error("invalid ttl {0:?}: must be positive")]
+    Zero(String),
+}
+
 /// Parses a token lifetime: `"90s"`, `"15m"`, `"1h"`, `"7d"` or plain seconds `"3600"`.
 ///
 /// Zero and anything over 365 days are refused.
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+pub fn parse_ttl(s: &str) -> Result<Duration, TtlError> {
     const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3_600), ('d', 86_400)];
     let s = s.trim();
     let (digits, scale) = UNITS
@@ -209,18 +223,16 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         .unwrap_or((s, 1));
     // u64::from_str would also take a leading '+'; only plain digits are a ttl.
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid ttl {s:?}: expected seconds, or a number followed by s, m, h or d"
-        ));
+        return Err(TtlError::Syntax(s.to_owned()));
     }
     let secs = digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(scale))
         .filter(|&secs| secs <= MAX_TTL.as_secs())
-        .ok_or_else(|| format!("invalid ttl {s:?}: longer than 365 days"))?;
+        .ok_or_else(|| TtlError::TooLong(s.to_owned()))?;
     if secs == 0 {
-        return Err(format!("invalid ttl {s:?}: must be positive"));
+        return Err(TtlError::Zero(s.to_owned()));
     }
     Ok(Duration::from_secs(secs))
 }

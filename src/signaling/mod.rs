@@ -4,6 +4,7 @@ pub mod auth;
 pub mod early;
 pub mod ending;
 pub mod messages;
+mod parse;
 pub mod session;
 
 pub use messages::{

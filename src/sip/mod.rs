@@ -55,8 +55,9 @@ pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
-pub use tls::{is_client_key, parse_certs, parse_key, SipTls, TlsError};
+pub use tls::{is_client_key, parse_certs, parse_key, PemError, SipTls, TlsError, TlsPeerError};
 pub use uac::{UacEvent, UacHandle};
+pub use uac_request::{TcpFailure, TcpPeerError};
 pub use uas::{IncomingCall, UasEvent, UasHandle};
 
 /// Settings for the SIP endpoint (the binary maps `config` onto this).
@@ -191,12 +192,12 @@ pub enum SipError {
     #[error("no {0:?} listener")]
     NoTransport(Transport),
     /// A TLS peer could not be reached: its certificate was refused, or the
-    /// connection or handshake failed (the text says which).
-    #[error("{0}")]
-    TlsPeer(String),
-    /// A TCP peer could not be connected to (the text says why).
-    #[error("{0}")]
-    Unreachable(String),
+    /// connection or handshake failed.
+    #[error(transparent)]
+    TlsPeer(TlsPeerError),
+    /// A TCP peer could not be connected to.
+    #[error(transparent)]
+    Unreachable(TcpPeerError),
     /// The TLS certificate, key or CA bundle cannot be used.
     #[error("sip tls: {0}")]
     Tls(#[from] TlsError),

@@ -251,7 +251,7 @@ impl Driver {
                 // A refused certificate is the reason the registration shows.
                 let layer = &self.endpoint.transport_layer;
                 if let Err(why) = tls::connect_first(layer, &req.uri, &self.metrics).await {
-                    return unreachable_because(why);
+                    return unreachable_because(&why);
                 }
             }
             let Some(resp) = transact(&self.endpoint, req.clone(), dest).await else {
@@ -324,10 +324,10 @@ async fn transact(
 }
 
 /// The registrar could not be reached over TLS, for the reason given.
-fn unreachable_because(reason: String) -> Reply {
+fn unreachable_because(why: &tls::TlsPeerError) -> Reply {
     Reply::Failed {
         code: 503,
-        reason,
+        reason: why.to_string(),
         retry_after: None,
     }
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -55,41 +55,57 @@ impl fmt::Debug for SipTls {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A PEM input holds nothing usable.
-    #[error("{what}: {reason}")]
+    #[error("{what}: {source}")]
     Pem {
         /// Which input.
         what: &'static str,
         /// What is wrong with it.
-        reason: String,
+        source: PemError,
     },
+    /// A certificate of the client CA bundle cannot be a trust anchor.
+    #[error("client CA: {0}")]
+    ClientCaAnchor(#[source] rustls::Error),
+    /// No client verifier can be built on the client CA bundle.
+    #[error("client CA: {0}")]
+    ClientCaVerifier(#[source] rustls::server::VerifierBuilderError),
     /// rustls refused the combination (e.g. a key that does not match the certificate).
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
 }
 
-fn pem_error(what: &'static str, reason: impl fmt::Display) -> TlsError {
-    TlsError::Pem {
-        what,
-        reason: reason.to_string(),
-    }
+/// What is wrong with PEM bytes that should hold certificates or a key.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The bytes are not PEM.
+    #[error("not a PEM certificate file ({0})")]
+    NotCertificates(#[source] pem::Error),
+    /// PEM without a certificate.
+    #[error("no CERTIFICATE block found")]
+    NoCertificate,
+    /// The bytes are not PEM.
+    #[error("not a PEM private key file ({0})")]
+    NotKey(#[source] pem::Error),
+    /// PEM without a private key.
+    #[error("no PRIVATE KEY block found")]
+    NoKey,
 }
 
 /// Every certificate in a PEM bundle; an error when there is none.
-pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate file ({e})"))?;
+        .map_err(PemError::NotCertificates)?;
     if certs.is_empty() {
-        return Err("no CERTIFICATE block found".into());
+        return Err(PemError::NoCertificate);
     }
     Ok(certs)
 }
 
 /// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
-pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, PemError> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block found".to_string(),
-        e => format!("not a PEM private key file ({e})"),
+        pem::Error::NoItemsFound => PemError::NoKey,
+        e => PemError::NotKey(e),
     })
 }
 
@@ -114,16 +130,16 @@ pub(crate) fn install_provider() {
 
 /// The listener's rustls configuration.
 pub(crate) fn server_config(t: &SipTls) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = parse_certs(&t.cert).map_err(|r| pem_error("certificate", r))?;
-    let key = parse_key(&t.key).map_err(|r| pem_error("private key", r))?;
+    let certs = parse_certs(&t.cert).map_err(|e| pem_error("certificate", e))?;
+    let key = parse_key(&t.key).map_err(|e| pem_error("private key", e))?;
     let builder =
         ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match &t.client_ca {
         Some(ca) => {
-            let roots = root_store(ca).map_err(|r| pem_error("client CA", r))?;
+            let roots = client_ca_roots(ca)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()
-                .map_err(|e| pem_error("client CA", e))?;
+                .map_err(TlsError::ClientCaVerifier)?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -131,10 +147,15 @@ pub(crate) fn server_config(t: &SipTls) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(builder.with_single_cert(certs, key)?))
 }
 
-fn root_store(pem: &[u8]) -> Result<RootCertStore, String> {
+fn pem_error(what: &'static str, source: PemError) -> TlsError {
+    TlsError::Pem { what, source }
+}
+
+/// The trust anchors a listener's client certificates must chain to.
+fn client_ca_roots(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in parse_certs(pem)? {
-        roots.add(cert).map_err(|e| e.to_string())?;
+    for cert in parse_certs(pem).map_err(|e| pem_error("client CA", e))? {
+        roots.add(cert).map_err(TlsError::ClientCaAnchor)?;
     }
     Ok(roots)
 }
@@ -214,7 +235,7 @@ pub(crate) async fn connect_first(
     layer: &rsipstack::transport::TransportLayer,
     uri: &rsipstack::sip::Uri,
     metrics: &crate::metrics::Metrics,
-) -> Result<(), String> {
+) -> Result<(), TlsPeerError> {
     let mut target = rsipstack::transport::SipAddr {
         r#type: Some(rsipstack::sip::Transport::Tls),
         addr: uri.host_with_port.clone(),
@@ -223,20 +244,57 @@ pub(crate) async fn connect_first(
     if target.addr.port.is_none() {
         target.addr.port = Some(5061.into());
     }
-    let Err(e) = layer.lookup(&target, None).await else {
+    let Err(source) = layer.lookup(&target, None).await else {
         return Ok(());
     };
-    let host = &target.addr;
-    let (outcome, why) = match certificate_problem(&e) {
-        Some(why) => (
-            "certificate",
-            format!("TLS certificate of {host} rejected: {why}"),
-        ),
-        None => ("failed", format!("TLS connection to {host} failed: {e}")),
+    let host = target.addr.to_string();
+    let why = match certificate_problem(&source) {
+        Some(problem) => TlsPeerError::Certificate {
+            host,
+            problem,
+            source: Box::new(source),
+        },
+        None => TlsPeerError::Failed {
+            host,
+            source: Box::new(source),
+        },
     };
-    metrics.sip_tls_handshake("out", outcome);
+    metrics.sip_tls_handshake("out", why.outcome());
     tracing::warn!(%target, %why, "TLS peer not reached");
     Err(why)
+}
+
+/// Why a TLS peer was not reached before a request went out.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsPeerError {
+    /// The peer's certificate was refused.
+    #[error("TLS certificate of {host} rejected: {problem}")]
+    Certificate {
+        /// The peer's host and port.
+        host: String,
+        /// What is wrong with the certificate.
+        problem: String,
+        /// The transport's error (boxed: it is large, and rare).
+        source: Box<rsipstack::Error>,
+    },
+    /// The connection or handshake failed for another reason.
+    #[error("TLS connection to {host} failed: {source}")]
+    Failed {
+        /// The peer's host and port.
+        host: String,
+        /// The transport's error (boxed: it is large, and rare).
+        source: Box<rsipstack::Error>,
+    },
+}
+
+impl TlsPeerError {
+    /// The outcome label of the handshake metric.
+    fn outcome(&self) -> &'static str {
+        match self {
+            TlsPeerError::Certificate { .. } => "certificate",
+            TlsPeerError::Failed { .. } => "failed",
+        }
+    }
 }
 
 /// Why a TLS peer's certificate was refused, when that is what `e` says.

@@ -97,23 +97,44 @@ async fn dial(config: &TlsClientConfig, addr: SocketAddr) -> rsipstack::Result<D
     })
 }
 
-fn client_config(config: &TlsClientConfig) -> Result<ClientConfig, String> {
+/// Why the client side of a TLS connection could not be configured; it
+/// reaches rsipstack as text.
+#[derive(Debug, thiserror::Error)]
+enum ClientConfigError {
+    /// A CA certificate webpki refuses as a trust anchor.
+    #[error("trust anchor: {0}")]
+    TrustAnchor(#[source] rustls::Error),
+    /// The provider has no protocol version rustls accepts.
+    #[error(transparent)]
+    Protocols(rustls::Error),
+    /// The client certificate is not usable PEM.
+    #[error("client certificate: {0}")]
+    Certificate(#[source] tls::PemError),
+    /// The client key is not usable PEM.
+    #[error("client key: {0}")]
+    Key(#[source] tls::PemError),
+    /// rustls refused the certificate and key together.
+    #[error("client certificate: {0}")]
+    Auth(#[source] rustls::Error),
+}
+
+fn client_config(config: &TlsClientConfig) -> Result<ClientConfig, ClientConfigError> {
     let roots = config.root_certs.as_deref().unwrap_or_default();
     let mut store = rustls::RootCertStore::empty();
     for cert in tls::parse_certs(roots).unwrap_or_default() {
-        store.add(cert).map_err(|e| format!("trust anchor: {e}"))?;
+        store.add(cert).map_err(ClientConfigError::TrustAnchor)?;
     }
     let builder = ClientConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(ClientConfigError::Protocols)?
         .with_root_certificates(store);
     match (&config.client_cert, &config.client_key) {
         (Some(cert), Some(key)) => {
-            let certs = tls::parse_certs(cert).map_err(|e| format!("client certificate: {e}"))?;
-            let key = tls::parse_key(key).map_err(|e| format!("client key: {e}"))?;
+            let certs = tls::parse_certs(cert).map_err(ClientConfigError::Certificate)?;
+            let key = tls::parse_key(key).map_err(ClientConfigError::Key)?;
             builder
                 .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("client certificate: {e}"))
+                .map_err(ClientConfigError::Auth)
         }
         _ => Ok(builder.with_no_client_auth()),
     }
@@ -250,6 +271,8 @@ mod tests {
             client_key: Some(cert),
         };
         let err = client_config(&bad).expect_err("a certificate is not a key");
+        let err = err.to_string();
         assert!(err.starts_with("client key:"), "{err}");
+        assert_eq!(err, "client key: no PRIVATE KEY block found");
     }
 }

@@ -99,14 +99,36 @@ pub(super) async fn connect_tcp_first(
     }
     let why = match tokio::time::timeout(TCP_CONNECT_WAIT, layer.lookup(&target, None)).await {
         Ok(Ok(_)) => return Ok(()),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer within {} s", TCP_CONNECT_WAIT.as_secs()),
+        Ok(Err(e)) => TcpFailure::Stack(Box::new(e)),
+        Err(_) => TcpFailure::NoAnswer(TCP_CONNECT_WAIT),
     };
     tracing::warn!(%target, %why, "TCP peer not reached");
-    Err(SipError::Unreachable(format!(
-        "TCP connection to {} failed: {why}",
-        target.addr
-    )))
+    Err(SipError::Unreachable(TcpPeerError {
+        host: target.addr.to_string(),
+        why,
+    }))
+}
+
+/// A TCP peer not reached before an INVITE went out.
+#[derive(Debug, thiserror::Error)]
+#[error("TCP connection to {host} failed: {why}")]
+pub struct TcpPeerError {
+    /// The peer's host and port.
+    pub host: String,
+    /// Why the connection failed.
+    #[source]
+    pub why: TcpFailure,
+}
+
+/// Why a TCP connection to a SIP peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpFailure {
+    /// The transport's error (boxed: it is large, and rare).
+    #[error(transparent)]
+    Stack(Box<rsipstack::Error>),
+    /// Nothing answered within the wait.
+    #[error("no answer within {} s", .0.as_secs())]
+    NoAnswer(std::time::Duration),
 }
 
 /// Where to send a TLS request: rsipstack derives the transport from the
@@ -177,5 +199,17 @@ Content-Length: 0\r\n\r\n",
         assert_eq!(parsed.uri, first.uri.to_string());
         assert!(parsed.qop.is_some());
         assert!(parsed.verify("pw", "INVITE"));
+    }
+
+    #[test]
+    fn an_unreachable_peer_reads_as_before() {
+        let late = SipError::Unreachable(TcpPeerError {
+            host: "pbx.test:5060".into(),
+            why: TcpFailure::NoAnswer(TCP_CONNECT_WAIT),
+        });
+        assert_eq!(
+            late.to_string(),
+            "TCP connection to pbx.test:5060 failed: no answer within 5 s"
+        );
     }
 }

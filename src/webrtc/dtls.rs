@@ -16,7 +16,7 @@ use rand::Rng;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use sha2::{Digest, Sha256};
 
-use super::{SrtpProfile, WebRtcError};
+use super::{DtlsFailure, SrtpProfile, WebRtcError};
 
 /// A DTLS flight larger than this is refused rather than buffered.
 const MAX_DTLS_DATAGRAM: usize = 16 * 1024;
@@ -39,7 +39,7 @@ impl fmt::Debug for Identity {
 impl Identity {
     /// Generates a fresh self-signed ECDSA P-256 certificate.
     pub fn generate() -> Result<Identity, WebRtcError> {
-        let err = |e: rcgen::Error| WebRtcError::Certificate(e.to_string());
+        let err = |e: rcgen::Error| WebRtcError::Certificate(Arc::new(e));
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         let mut name = DistinguishedName::new();
@@ -243,7 +243,7 @@ impl DtlsSession {
                     scratch.resize(needed, 0)
                 }
                 Output::BufferTooSmall { needed } => {
-                    return Err(WebRtcError::Dtls(format!("datagram of {needed} bytes")));
+                    return Err(WebRtcError::Dtls(DtlsFailure::Oversized(needed)));
                 }
                 Output::Timeout(t) => {
                     self.timeout = Some(t);
@@ -307,12 +307,22 @@ impl DtlsSession {
 }
 
 fn dtls_error(e: dimpl::Error) -> WebRtcError {
-    WebRtcError::Dtls(e.to_string())
+    WebRtcError::Dtls(DtlsFailure::Engine(Arc::new(e)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dtls_failures_read_as_before() {
+        let big = WebRtcError::Dtls(DtlsFailure::Oversized(2000));
+        assert_eq!(big.to_string(), "DTLS: datagram of 2000 bytes");
+        let shown = dimpl::Error::ConnectionClosed.to_string();
+        let engine = dtls_error(dimpl::Error::ConnectionClosed);
+        assert_eq!(engine.to_string(), format!("DTLS: {shown}"));
+        assert!(std::error::Error::source(&engine).is_some());
+    }
 
     #[test]
     fn identity_fingerprint_is_sha256_of_der() {

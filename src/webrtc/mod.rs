@@ -136,6 +136,7 @@ pub(crate) mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::srtp::{SrtpContext, SrtpProfile};
@@ -359,9 +360,10 @@ pub enum LegEvent {
 /// Errors of the WebRTC engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebRtcError {
-    /// Certificate generation for the DTLS identity failed.
+    /// Certificate generation for the DTLS identity failed (shared: rcgen's
+    /// error is not `Clone`).
     #[error("certificate generation failed: {0}")]
-    Certificate(String),
+    Certificate(#[source] Arc<rcgen::Error>),
     /// A leg with this id already exists.
     #[error("leg {0} already exists")]
     DuplicateLeg(LegId),
@@ -382,11 +384,22 @@ pub enum WebRtcError {
     FingerprintMismatch,
     /// The DTLS handshake or session failed.
     #[error("DTLS: {0}")]
-    Dtls(String),
+    Dtls(#[source] DtlsFailure),
     /// DTLS finished without negotiating an SRTP profile we support.
     #[error("no supported SRTP profile negotiated")]
     NoSrtpProfile,
     /// Building an SRTP context failed.
     #[error(transparent)]
     Srtp(#[from] crate::srtp::SrtpError),
+}
+
+/// Why the DTLS handshake or session failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DtlsFailure {
+    /// The DTLS engine's error (shared: it is not `Clone`).
+    #[error(transparent)]
+    Engine(Arc<dimpl::Error>),
+    /// The engine wants to send a datagram larger than siphon allows.
+    #[error("datagram of {0} bytes")]
+    Oversized(usize),
 }

@@ -28,6 +28,10 @@ const CONSENT_EVERY: Duration = Duration::from_secs(5);
 const SIGNALING_TIMEOUT: Duration = Duration::from_secs(30);
 const HANGUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+mod error;
+
+pub use error::ClientError;
+
 /// A browser's signaling socket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -74,7 +78,7 @@ pub async fn run(
     shared: Arc<Shared>,
     index: usize,
     mut stop: watch::Receiver<bool>,
-    ready: mpsc::UnboundedSender<Result<SetupTimes, String>>,
+    ready: mpsc::UnboundedSender<Result<SetupTimes, ClientError>>,
 ) -> Option<End> {
     let to = &shared.destinations[index % shared.destinations.len()];
     let (mut leg, times) = match set_up(&shared.ws_url, to, &shared.identity, index).await {
@@ -127,12 +131,12 @@ pub async fn set_up(
     to: &str,
     identity: &ClientIdentity,
     index: usize,
-) -> Result<(Leg, SetupTimes), String> {
+) -> Result<(Leg, SetupTimes), ClientError> {
     let sock = UdpSocket::bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("udp bind: {e}"))?;
-    rx_time::enable(&sock).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
-    let local = sock.local_addr().map_err(|e| e.to_string())?;
+        .map_err(ClientError::UdpBind)?;
+    rx_time::enable(&sock).map_err(ClientError::Timestamps)?;
+    let local = sock.local_addr().map_err(ClientError::LocalAddr)?;
     let mut ws = connect_ws(ws_url).await?;
     expect_type(&mut ws, "welcome").await?;
     let ssrc = rand::random::<u32>();
@@ -142,7 +146,7 @@ pub async fn set_up(
     send_json(&mut ws, &call).await?;
     let answered = expect_type(&mut ws, "answered").await?;
     let answered_after = started.elapsed();
-    let sdp = answered["sdp"].as_str().ok_or("answered without sdp")?;
+    let sdp = answered["sdp"].as_str().ok_or(ClientError::NoSdp)?;
     let answer = peer::parse_answer(sdp)?;
     let deadline = started + SIGNALING_TIMEOUT;
     peer::connect_ice(&sock, &offer, &answer, deadline).await?;
@@ -169,54 +173,62 @@ pub async fn set_up(
 pub use siphon_testkit::ws::{ws_request, WsRequest};
 
 /// Open siphon's WebSocket with small buffers.
-pub async fn connect_ws(url: &str) -> Result<Ws, String> {
+pub async fn connect_ws(url: &str) -> Result<Ws, ClientError> {
     // Small buffers: a thousand browsers' memory is not what is measured.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let request = ws_request(url).map_err(|e| format!("ws connect: {e}"))?;
+    let request = ws_request(url).map_err(ClientError::WsConnect)?;
     let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
-        .map_err(|e| format!("ws connect: {e}"))?;
+        .map_err(ClientError::WsConnect)?;
     Ok(ws)
 }
 
 /// Send one JSON message.
-pub async fn send_json(ws: &mut Ws, v: &Value) -> Result<(), String> {
+pub async fn send_json(ws: &mut Ws, v: &Value) -> Result<(), ClientError> {
     ws.send(WsMessage::text(v.to_string()))
         .await
-        .map_err(|e| format!("ws send: {e}"))
+        .map_err(ClientError::WsSend)
 }
 
 /// Next text frame as JSON, or an error when the socket ends.
-pub async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+pub async fn next_json(ws: &mut Ws) -> Result<Value, ClientError> {
     loop {
         match ws.next().await {
             Some(Ok(WsMessage::Text(t))) => {
-                return serde_json::from_str(&t).map_err(|e| format!("bad json {t}: {e}"))
+                return serde_json::from_str(&t).map_err(|source| ClientError::BadJson {
+                    text: t.to_string(),
+                    source,
+                })
             }
-            Some(Ok(WsMessage::Close(_))) | None => return Err("ws closed".into()),
+            Some(Ok(WsMessage::Close(_))) | None => return Err(ClientError::WsClosed),
             Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("ws: {e}")),
+            Some(Err(e)) => return Err(ClientError::Ws(e)),
         }
     }
 }
 
 /// Waits for a message of type `want`; `hangup` or `error` first is a failure.
-pub async fn expect_type(ws: &mut Ws, want: &str) -> Result<Value, String> {
+pub async fn expect_type(ws: &mut Ws, want: &str) -> Result<Value, ClientError> {
     let wait = async {
         loop {
-            let v = next_json(ws).await?;
-            match v["type"].as_str() {
-                Some(t) if t == want => return Ok(v),
-                Some("hangup" | "error") => return Err(format!("waiting for {want}: {v}")),
+            let got = next_json(ws).await?;
+            match got["type"].as_str() {
+                Some(t) if t == want => return Ok(got),
+                Some("hangup" | "error") => {
+                    let want = want.to_owned();
+                    return Err(ClientError::Refused { want, got });
+                }
                 _ => {}
             }
         }
     };
     tokio::time::timeout(SIGNALING_TIMEOUT, wait)
         .await
-        .map_err(|_| format!("no {want} within {SIGNALING_TIMEOUT:?}"))?
+        .map_err(|_| ClientError::Timeout {
+            want: want.to_owned(),
+        })?
 }
 
 impl Leg {
@@ -332,7 +344,7 @@ async fn stream(
             msg = next_json(&mut leg.ws) => match msg {
                 Ok(v) if v["type"] == "hangup" => return Some(v.to_string()),
                 Ok(_) => {}
-                Err(e) => return Some(e),
+                Err(e) => return Some(e.to_string()),
             },
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {

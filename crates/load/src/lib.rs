@@ -4,6 +4,7 @@
 //! of a ramp and of a soak. A load generator, not a correctness peer.
 
 pub mod client;
+pub mod error;
 pub mod flood;
 pub mod plot;
 pub mod procfs;
@@ -14,5 +15,6 @@ pub mod soak;
 pub mod stamp;
 pub mod stats;
 
+pub use error::RunError;
 pub use ramp::{run, Plan};
 pub use report::{Report, Step};

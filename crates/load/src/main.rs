@@ -129,7 +129,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> Result<(), String> {
+/// What stops the tool: printed once, after "siphon-load: ". Typed errors
+/// of the library pass through; the tool's own are text.
+type Failure = Box<dyn std::error::Error>;
+
+async fn run(args: &Args) -> Result<(), Failure> {
     let shutdown = CancellationToken::new();
     let settings = EchoSettings {
         listen: args.uas,
@@ -175,7 +179,7 @@ async fn run(args: &Args) -> Result<(), String> {
     let rest: Vec<String> = std::env::args().skip(1).collect();
     report.command = format!("siphon-load {}", rest.join(" "));
     shutdown.cancel();
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out))?;
     print!("{}", load::report::table(&report));
     eprintln!("siphon-load: report in {}", args.out);
@@ -185,7 +189,7 @@ async fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn soak(args: &Args, minutes: u32, token: &str) -> Result<(), String> {
+async fn soak(args: &Args, minutes: u32, token: &str) -> Result<(), Failure> {
     let plan = load::soak::SoakPlan {
         ws_url: format!("ws://{}/ws{token}", args.http),
         metrics: args.http,
@@ -206,7 +210,7 @@ async fn soak(args: &Args, minutes: u32, token: &str) -> Result<(), String> {
     let mut report = load::soak::run(&plan).await?;
     let rest: Vec<String> = std::env::args().skip(1).collect();
     report.command = format!("siphon-load {}", rest.join(" "));
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out))?;
     print!("{}", report.summary());
     eprintln!("siphon-load: report in {}", args.out);
@@ -217,7 +221,7 @@ async fn soak(args: &Args, minutes: u32, token: &str) -> Result<(), String> {
     }
 }
 
-fn replot(json: &str, args: &Args) -> Result<(), String> {
+fn replot(json: &str, args: &Args) -> Result<(), Failure> {
     let text = std::fs::read_to_string(json).map_err(|e| format!("{json}: {e}"))?;
     let report: load::Report = serde_json::from_str(&text).map_err(|e| format!("{json}: {e}"))?;
     let font = args.font.as_deref().map(std::path::Path::new);

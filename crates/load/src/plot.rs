@@ -2,7 +2,7 @@
 //! latency and the latency siphon adds per pass against the number of
 //! calls, one panel each.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -21,10 +21,40 @@ type Plotted = Result<(), Box<dyn std::error::Error>>;
 /// One line of a panel: its legend, its points, its colour.
 type Line<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
 
+/// Why the labels' font could not be loaded (kept for the life of the process).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FontError {
+    /// None of the paths could be read.
+    #[error("no font for the plot's labels (tried {tried:?}); pass --font")]
+    NotFound {
+        /// The paths tried, in order.
+        tried: Vec<PathBuf>,
+    },
+    /// The file is not a font plotters can use.
+    #[error("the plot's font is not a usable TrueType font")]
+    NotTrueType,
+}
+
+/// Why the plot was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// No font for the labels.
+    #[error(transparent)]
+    Font(#[from] FontError),
+    /// Drawing or encoding the PNG failed.
+    #[error("plot {}: {source}", .path.display())]
+    Draw {
+        /// The PNG's path.
+        path: PathBuf,
+        /// What plotters said.
+        source: Box<dyn std::error::Error>,
+    },
+}
+
 /// Make the labels' font known to plotters, once; `font` overrides the
 /// search. Fails when no font can be read (a plot without text is useless).
-fn load_font(font: Option<&Path>) -> Result<(), String> {
-    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+fn load_font(font: Option<&Path>) -> Result<(), FontError> {
+    static LOADED: std::sync::OnceLock<Result<(), FontError>> = std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
             let paths: Vec<&Path> = match font {
@@ -34,21 +64,24 @@ fn load_font(font: Option<&Path>) -> Result<(), String> {
             let bytes = paths
                 .iter()
                 .find_map(|p| std::fs::read(p).ok())
-                .ok_or_else(|| {
-                    format!("no font for the plot's labels (tried {paths:?}); pass --font")
+                .ok_or_else(|| FontError::NotFound {
+                    tried: paths.iter().map(|p| p.to_path_buf()).collect(),
                 })?;
             // plotters keeps fonts for the life of the process.
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             register_font("sans-serif", FontStyle::Normal, bytes)
-                .map_err(|_| "the plot's font is not a usable TrueType font".to_owned())
+                .map_err(|_| FontError::NotTrueType)
         })
         .clone()
 }
 
 /// Draw `report` into the PNG at `path`.
-pub fn write_png(report: &Report, path: &Path, font: Option<&Path>) -> Result<(), String> {
+pub fn write_png(report: &Report, path: &Path, font: Option<&Path>) -> Result<(), PlotError> {
     load_font(font)?;
-    draw(report, path).map_err(|e| format!("plot {}: {e}", path.display()))
+    draw(report, path).map_err(|source| PlotError::Draw {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn draw(report: &Report, path: &Path) -> Plotted {
@@ -165,6 +198,17 @@ where
 mod tests {
     use super::*;
     use crate::Step;
+
+    #[test]
+    fn font_errors_say_what_to_do() {
+        let missing = FontError::NotFound {
+            tried: vec![PathBuf::from("fonts/a.ttf")],
+        };
+        assert_eq!(
+            PlotError::from(missing).to_string(),
+            r#"no font for the plot's labels (tried ["fonts/a.ttf"]); pass --font"#
+        );
+    }
 
     #[test]
     fn a_report_draws_to_a_png() {

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::client::{self, End, SetupTimes, Shared};
+use super::client::{self, ClientError, End, SetupTimes, Shared};
+use super::error::RunError;
 use super::flood;
 use super::procfs::{self, ProcStat};
 use super::report::{pct, quantile, Churn, Report, Step};
-use super::scrape::{self, Scrape};
+use super::scrape::{self, Scrape, ScrapeError};
 use super::stamp;
 use super::stats::{Counters, CountersSnapshot, Window};
 use siphon::sip::EchoServer;
@@ -68,7 +69,11 @@ struct Snap {
 }
 
 impl Snap {
-    async fn take(plan: &Plan, counters: &Counters, echo: &EchoServer) -> Result<Snap, String> {
+    async fn take(
+        plan: &Plan,
+        counters: &Counters,
+        echo: &EchoServer,
+    ) -> Result<Snap, ScrapeError> {
         Ok(Snap {
             at: Instant::now(),
             counters: counters.snapshot(),
@@ -90,14 +95,14 @@ struct Calls {
     tasks: Vec<JoinHandle<Option<End>>>,
     ok: usize,
     stop: watch::Sender<bool>,
-    ready_tx: mpsc::UnboundedSender<Result<SetupTimes, String>>,
-    ready_rx: mpsc::UnboundedReceiver<Result<SetupTimes, String>>,
+    ready_tx: mpsc::UnboundedSender<Result<SetupTimes, ClientError>>,
+    ready_rx: mpsc::UnboundedReceiver<Result<SetupTimes, ClientError>>,
 }
 
 /// Run `plan` against siphon, with `echo` answering its calls.
-pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, String> {
+pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, RunError> {
     if plan.destinations.is_empty() || plan.setup_rate <= 0.0 {
-        return Err("nothing to dial, or no setup rate".into());
+        return Err(RunError::NothingToDial);
     }
     let shared = Arc::new(Shared {
         ws_url: plan.ws_url.clone(),
@@ -150,7 +155,7 @@ async fn run_step(
     n: usize,
     rss0: u64,
     flood_sent: &Arc<AtomicU64>,
-) -> Result<Step, String> {
+) -> Result<Step, ScrapeError> {
     let ramp_start = Instant::now();
     let add = n.saturating_sub(calls.tasks.len());
     let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.setup_rate));
@@ -178,6 +183,7 @@ async fn run_step(
             }
             Some(Err(e)) => {
                 step.setup_failures += 1;
+                let e = e.to_string();
                 if step.setup_errors.len() < 5 && !step.setup_errors.contains(&e) {
                     step.setup_errors.push(e);
                 }
@@ -243,7 +249,7 @@ async fn churn(plan: &Plan, shared: &Arc<Shared>, up: usize) -> Churn {
             let (leg, times) = client::set_up(&shared.ws_url, to, &shared.identity, index).await?;
             let keyed = Instant::now();
             leg.hang_up().await;
-            Ok::<_, String>((times, keyed))
+            Ok::<_, ClientError>((times, keyed))
         }));
     }
     let mut c = Churn {
@@ -259,8 +265,13 @@ async fn churn(plan: &Plan, shared: &Arc<Shared>, up: usize) -> Churn {
                 ready.push(times.ready.as_secs_f64() * 1000.0);
                 last = last.max(keyed);
             }
-            Ok(Err(e)) if c.errors.len() < 5 && !c.errors.contains(&e) => c.errors.push(e),
-            _ => {}
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                if c.errors.len() < 5 && !c.errors.contains(&e) {
+                    c.errors.push(e);
+                }
+            }
+            Err(_) => {}
         }
     }
     c.ok = ready.len();

@@ -26,26 +26,49 @@ impl Scrape {
     }
 }
 
+/// Why siphon's `/metrics` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// No connection to siphon's HTTP listener.
+    #[error("metrics at {addr}: {source}")]
+    Connect {
+        /// The listener's address.
+        addr: SocketAddr,
+        /// Why the connection failed.
+        source: std::io::Error,
+    },
+    /// The request could not be written.
+    #[error("metrics request: {0}")]
+    Request(#[source] std::io::Error),
+    /// The response could not be read.
+    #[error("metrics response: {0}")]
+    Response(#[source] std::io::Error),
+    /// The response has no header/body separator.
+    #[error("metrics: no HTTP body")]
+    NoBody,
+    /// Any status but 200, by its status line.
+    #[error("metrics: {0}")]
+    Status(String),
+}
+
 /// GET `/metrics` from `addr` and read it.
-pub async fn fetch(addr: SocketAddr) -> Result<Scrape, String> {
+pub async fn fetch(addr: SocketAddr) -> Result<Scrape, ScrapeError> {
     let mut s = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("metrics at {addr}: {e}"))?;
+        .map_err(|source| ScrapeError::Connect { addr, source })?;
     let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes())
         .await
-        .map_err(|e| format!("metrics request: {e}"))?;
+        .map_err(ScrapeError::Request)?;
     let mut body = Vec::new();
     s.read_to_end(&mut body)
         .await
-        .map_err(|e| format!("metrics response: {e}"))?;
+        .map_err(ScrapeError::Response)?;
     let text = String::from_utf8_lossy(&body);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("metrics: no HTTP body")?;
+    let (head, rest) = text.split_once("\r\n\r\n").ok_or(ScrapeError::NoBody)?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "metrics: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+        let status = head.lines().next().unwrap_or_default();
+        return Err(ScrapeError::Status(status.to_owned()));
     }
     Ok(parse(rest))
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::client::{self, End, SetupTimes, Shared};
+use super::client::{self, ClientError, End, SetupTimes, Shared};
+use super::error::RunError;
 use super::procfs;
 use super::scrape;
 use super::stats::Counters;
@@ -183,8 +184,8 @@ struct Pool {
     shared: Arc<Shared>,
     held: VecDeque<Held>,
     next_index: usize,
-    ready_tx: mpsc::UnboundedSender<Result<SetupTimes, String>>,
-    ready_rx: mpsc::UnboundedReceiver<Result<SetupTimes, String>>,
+    ready_tx: mpsc::UnboundedSender<Result<SetupTimes, ClientError>>,
+    ready_rx: mpsc::UnboundedReceiver<Result<SetupTimes, ClientError>>,
 }
 
 impl Pool {
@@ -210,7 +211,7 @@ impl Pool {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     report.setup_failures += 1;
-                    note(report, e);
+                    note(report, e.to_string());
                 }
                 None => break,
             }
@@ -284,9 +285,9 @@ async fn sample(plan: &SoakPlan, interval: u32) -> Sample {
 }
 
 /// Run the soak against siphon (its UAS answering elsewhere).
-pub async fn run(plan: &SoakPlan) -> Result<SoakReport, String> {
+pub async fn run(plan: &SoakPlan) -> Result<SoakReport, RunError> {
     if plan.destinations.is_empty() || plan.setup_rate <= 0.0 || plan.calls == 0 {
-        return Err("nothing to dial, no calls, or no setup rate".into());
+        return Err(RunError::NothingToSoak);
     }
     let (ready_tx, ready_rx) = mpsc::unbounded_channel();
     let mut pool = Pool {

@@ -24,6 +24,10 @@ use rtc_stun::textattrs::TextAttribute;
 use sha2::{Digest, Sha256};
 use tokio::net::UdpSocket;
 
+mod error;
+
+pub use error::BrowserError;
+
 /// Which protocol a datagram carries, by its first byte (RFC 7983).
 pub fn is_stun(b: u8) -> bool {
     b < 4
@@ -42,10 +46,10 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     /// A fresh self-signed ECDSA P-256 certificate, as browsers use.
-    pub fn generate() -> Result<ClientIdentity, String> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
-        let params = CertificateParams::new(vec!["bench".to_owned()]).map_err(|e| e.to_string())?;
-        let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    pub fn generate() -> Result<ClientIdentity, BrowserError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let params = CertificateParams::new(vec!["bench".to_owned()])?;
+        let cert = params.self_signed(&key)?;
         let der = cert.der().to_vec();
         Ok(ClientIdentity {
             fingerprint: fingerprint(&der),
@@ -129,12 +133,12 @@ pub struct Answer {
 }
 
 /// Reads ICE credentials, fingerprint and the host candidate from an answer.
-pub fn parse_answer(sdp: &str) -> Result<Answer, String> {
-    let attr = |name: &str| {
+pub fn parse_answer(sdp: &str) -> Result<Answer, BrowserError> {
+    let attr = |name: &'static str| {
         sdp.lines()
             .find_map(|l| l.trim_end().strip_prefix(name))
             .map(str::to_owned)
-            .ok_or_else(|| format!("answer has no {name}"))
+            .ok_or(BrowserError::MissingAttribute(name))
     };
     let fp = attr("a=fingerprint:")?;
     let cand = attr("a=candidate:")?;
@@ -143,15 +147,15 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, String> {
     let candidate = match (f.get(4), f.get(5)) {
         (Some(ip), Some(port)) => format!("{ip}:{port}")
             .parse()
-            .map_err(|_| format!("bad candidate {cand}"))?,
-        _ => return Err(format!("bad candidate {cand}")),
+            .map_err(|_| BrowserError::BadCandidate(cand.clone()))?,
+        _ => return Err(BrowserError::BadCandidate(cand)),
     };
     Ok(Answer {
         ufrag: attr("a=ice-ufrag:")?,
         pwd: attr("a=ice-pwd:")?,
         fingerprint: fp
             .strip_prefix("sha-256 ")
-            .ok_or_else(|| format!("not a sha-256 fingerprint: {fp}"))?
+            .ok_or_else(|| BrowserError::NotSha256(fp.clone()))?
             .to_owned(),
         candidate,
     })
@@ -213,23 +217,23 @@ pub async fn connect_ice(
     offer: &Offer,
     answer: &Answer,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<(), BrowserError> {
     let mut buf = vec![0u8; 2048];
     let request = binding_request(offer, answer, true);
     while Instant::now() < deadline {
         sock.send_to(&request, answer.candidate)
             .await
-            .map_err(|e| format!("stun send: {e}"))?;
+            .map_err(BrowserError::StunSend)?;
         // A browser retransmits checks quickly at first (RFC 8445 Ta).
         let retry = (Instant::now() + std::time::Duration::from_millis(250)).min(deadline);
         while let Ok(r) = tokio::time::timeout_at(retry.into(), sock.recv_from(&mut buf)).await {
-            let (n, _) = r.map_err(|e| format!("stun recv: {e}"))?;
+            let (n, _) = r.map_err(BrowserError::StunRecv)?;
             if n > 0 && is_stun(buf[0]) && is_binding_success(&buf[..n], answer) {
                 return Ok(());
             }
         }
     }
-    Err("ICE: no binding success before the deadline".into())
+    Err(BrowserError::IceTimeout)
 }
 
 /// The browser's two SRTP directions.
@@ -249,7 +253,7 @@ pub async fn connect_dtls(
     identity: &ClientIdentity,
     answer: &Answer,
     deadline: Instant,
-) -> Result<Srtp, String> {
+) -> Result<Srtp, BrowserError> {
     let mut dtls = Dtls::new_12(
         Arc::new(Config::default()),
         identity.cert.clone(),
@@ -257,7 +261,7 @@ pub async fn connect_dtls(
     );
     dtls.set_active(true);
     dtls.handle_timeout(Instant::now())
-        .map_err(|e| format!("dtls: {e}"))?;
+        .map_err(BrowserError::Dtls)?;
     let mut state = Handshake::default();
     let mut out = vec![0u8; 4096];
     let mut buf = vec![0u8; 4096];
@@ -270,19 +274,16 @@ pub async fn connect_dtls(
         match tokio::time::timeout_at(wake.into(), sock.recv_from(&mut buf)).await {
             Ok(Ok((n, _))) if n > 0 && is_dtls(buf[0]) => {
                 dtls.handle_timeout(Instant::now())
-                    .map_err(|e| format!("dtls: {e}"))?;
-                dtls.handle_packet(&buf[..n])
-                    .map_err(|e| format!("dtls: {e}"))?;
+                    .map_err(BrowserError::Dtls)?;
+                dtls.handle_packet(&buf[..n]).map_err(BrowserError::Dtls)?;
             }
             // Late STUN responses and anything else are not for DTLS.
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("dtls recv: {e}")),
-            Err(_) if Instant::now() >= deadline => {
-                return Err("DTLS: handshake not done before the deadline".into())
-            }
+            Ok(Err(e)) => return Err(BrowserError::DtlsRecv(e)),
+            Err(_) if Instant::now() >= deadline => return Err(BrowserError::DtlsTimeout),
             Err(_) => dtls
                 .handle_timeout(Instant::now())
-                .map_err(|e| format!("dtls: {e}"))?,
+                .map_err(BrowserError::Dtls)?,
         }
     }
 }
@@ -303,13 +304,13 @@ impl Handshake {
         out: &mut Vec<u8>,
         sock: &UdpSocket,
         answer: &Answer,
-    ) -> Result<Instant, String> {
+    ) -> Result<Instant, BrowserError> {
         loop {
             match dtls.poll_output(out) {
                 Output::Packet(p) => {
                     sock.send_to(p, answer.candidate)
                         .await
-                        .map_err(|e| format!("dtls send: {e}"))?;
+                        .map_err(BrowserError::DtlsSend)?;
                 }
                 Output::BufferTooSmall { needed } => out.resize(needed, 0),
                 Output::Timeout(t) => return Ok(t),
@@ -325,12 +326,12 @@ impl Handshake {
         }
     }
 
-    fn finished(&mut self) -> Result<Option<Srtp>, String> {
+    fn finished(&mut self) -> Result<Option<Srtp>, BrowserError> {
         if !self.connected || self.keys.is_none() {
             return Ok(None);
         }
         if self.peer_ok != Some(true) {
-            return Err("DTLS: siphon's certificate does not match its fingerprint".into());
+            return Err(BrowserError::FingerprintMismatch);
         }
         Ok(self.keys.take())
     }
@@ -339,7 +340,11 @@ impl Handshake {
 /// The browser's SRTP contexts from DTLS keying material (RFC 5764 §4.2:
 /// client key | server key | client salt | server salt); `client`: the
 /// browser was the DTLS client, so it writes with the client's key.
-pub fn srtp_keys(km: &[u8], profile: dimpl::SrtpProfile, client: bool) -> Result<Srtp, String> {
+pub fn srtp_keys(
+    km: &[u8],
+    profile: dimpl::SrtpProfile,
+    client: bool,
+) -> Result<Srtp, BrowserError> {
     let (p, name) = match profile {
         dimpl::SrtpProfile::AES128_CM_SHA1_80 => {
             (ProtectionProfile::Aes128CmHmacSha1_80, "AES128_CM_SHA1_80")
@@ -350,11 +355,11 @@ pub fn srtp_keys(km: &[u8], profile: dimpl::SrtpProfile, client: bool) -> Result
         dimpl::SrtpProfile::AEAD_AES_256_GCM => {
             (ProtectionProfile::AeadAes256Gcm, "AEAD_AES_256_GCM")
         }
-        other => return Err(format!("unexpected SRTP profile {other:?}")),
+        other => return Err(BrowserError::UnexpectedProfile(other)),
     };
     let (k, s) = (p.key_len(), p.salt_len());
     if km.len() < 2 * (k + s) {
-        return Err("short keying material".into());
+        return Err(BrowserError::ShortKeyingMaterial);
     }
     let ctx = |key: &[u8], salt: &[u8]| {
         Context::new(
@@ -365,7 +370,7 @@ pub fn srtp_keys(km: &[u8], profile: dimpl::SrtpProfile, client: bool) -> Result
             Some(srtcp_replay_protection(64)),
             &RingCrypto,
         )
-        .map_err(|e| format!("srtp: {e}"))
+        .map_err(BrowserError::Srtp)
     };
     let client_write = ctx(&km[..k], &km[2 * k..2 * k + s])?;
     let server_write = ctx(&km[k..2 * k], &km[2 * k + s..2 * (k + s)])?;

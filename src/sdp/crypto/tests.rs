@@ -108,7 +108,7 @@ fn unsupported_lines_are_skipped_and_alone_refused() {
     ] {
         let err = read(&[&line]).expect_err(&line);
         assert!(
-            matches!(err, SdpError::UnsupportedCrypto(ref r) if r.contains(why)),
+            matches!(err, SdpError::CryptoRefused(ref r) if r.to_string().contains(why)),
             "{line}: {err}"
         );
         let good = format!("2 AES_CM_128_HMAC_SHA1_32 inline:{KEY30} WSH=64");
@@ -150,6 +150,35 @@ fn asterisk_savp_offer_is_parsed_and_its_key_never_printed() {
     assert_eq!(bare.lines().count() + 1, SRTP_OFFER.lines().count());
     assert!(matches!(
         parse_sip_offer(&bare),
-        Err(SdpError::UnsupportedCrypto(_))
+        Err(SdpError::CryptoRefused(_))
     ));
+}
+
+#[test]
+fn refusals_read_as_before() {
+    let shown = |why: CryptoRefusal| SdpError::from(why).to_string();
+    assert_eq!(
+        shown(CryptoRefusal::UnknownSuite("F8_128_HMAC_SHA1_80".into())),
+        "no supported a=crypto line: unknown crypto suite F8_128_HMAC_SHA1_80"
+    );
+    assert_eq!(
+        shown(CryptoRefusal::SavpWithoutCrypto),
+        "no supported a=crypto line: RTP/SAVP without a=crypto"
+    );
+    assert_eq!(
+        shown(CryptoRefusal::UnofferedTag {
+            tag: 3,
+            suite: SrtpProfile::AeadAes128Gcm
+        }),
+        "no supported a=crypto line: the answer's a=crypto tag 3 (AEAD_AES_128_GCM) \
+         matches no offered line"
+    );
+    assert_eq!(
+        CryptoRefusal::Lifetime("2^20".into()).to_string(),
+        "key lifetime 2^20 is not supported"
+    );
+    assert_eq!(
+        CryptoRefusal::SessionParameter("KDR=24".into()).to_string(),
+        "session parameter KDR=24 is not supported"
+    );
 }

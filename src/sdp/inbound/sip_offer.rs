@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::super::codec::{media_codecs, split_events, Codec};
-use super::super::crypto::{self, Crypto};
+use super::super::crypto::{self, Crypto, CryptoRefusal};
 use super::super::direction::{self, Direction};
 use super::super::outbound::{SAVP_PROFILE, SIP_PROFILE};
 use super::super::session::{self, MLine};
@@ -62,9 +62,7 @@ pub fn parse_sip_offer(sdp: &str) -> Result<SipOffer, SdpError> {
     let crypto = crypto::read_media(media)?;
     if savp && crypto.is_empty() {
         // SAVP keyed some other way (MIKEY, DTLS) is not what siphon speaks.
-        return Err(SdpError::UnsupportedCrypto(
-            "RTP/SAVP without a=crypto".into(),
-        ));
+        return Err(CryptoRefusal::SavpWithoutCrypto.into());
     }
     if media.port == 0 {
         return Err(SdpError::NoAudio);

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::super::codec::{media_pts, names, pick_event, rtpmap_or_static, Codec};
-use super::super::crypto::{self, Crypto};
+use super::super::crypto::{self, Crypto, CryptoRefusal};
 use super::super::direction::{self, Direction};
 use super::super::session;
 use super::super::SdpError;
@@ -86,11 +86,10 @@ fn answered_crypto(
     let ours = offered.iter().find(|o| o.tag == line.tag);
     match ours {
         Some(o) if o.suite == line.suite => Ok(Some(line)),
-        _ => Err(SdpError::UnsupportedCrypto(format!(
-            "the answer's a=crypto tag {} ({}) matches no offered line",
-            line.tag,
-            crypto::suite_name(line.suite)
-        ))),
+        _ => Err(SdpError::CryptoRefused(CryptoRefusal::UnofferedTag {
+            tag: line.tag,
+            suite: line.suite,
+        })),
     }
 }
 

@@ -367,3 +367,19 @@ fn ttl_forms() {
         assert!(parse_ttl(text).is_err(), "{text}");
     }
 }
+
+#[test]
+fn ttl_errors_name_the_text() {
+    assert_eq!(
+        parse_ttl(" 5w ").unwrap_err().to_string(),
+        "invalid ttl \"5w\": expected seconds, or a number followed by s, m, h or d"
+    );
+    assert_eq!(
+        parse_ttl("366d").unwrap_err().to_string(),
+        "invalid ttl \"366d\": longer than 365 days"
+    );
+    assert_eq!(
+        parse_ttl("0s").unwrap_err().to_string(),
+        "invalid ttl \"0s\": must be positive"
+    );
+}

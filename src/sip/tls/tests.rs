@@ -114,3 +114,33 @@ fn client_keys_rsipstack_cannot_read_are_told_apart() {
     assert!(!is_client_key(sec1));
     assert!(!is_client_key(b"not a key"));
 }
+
+#[test]
+fn tls_errors_read_as_before_and_keep_their_source() {
+    let (cert, key) = self_signed(&["a.test"]);
+    let no_key = SipTls {
+        cert: cert.clone(),
+        key: cert.clone(),
+        ..Default::default()
+    };
+    let err = server_config(&no_key).expect_err("a cert is not a key");
+    assert_eq!(err.to_string(), "private key: no PRIVATE KEY block found");
+    let bad_ca = SipTls {
+        cert,
+        key,
+        client_ca: Some(b"no pem here".to_vec()),
+        ..Default::default()
+    };
+    let err = server_config(&bad_ca).expect_err("no CA");
+    assert_eq!(err.to_string(), "client CA: no CERTIFICATE block found");
+    assert!(std::error::Error::source(&err).is_some());
+    let peer = TlsPeerError::Failed {
+        host: "pbx.test:5061".into(),
+        source: Box::new(rsipstack::Error::Error("connection refused".into())),
+    };
+    assert_eq!(
+        peer.to_string(),
+        "TLS connection to pbx.test:5061 failed: Error: connection refused"
+    );
+    assert_eq!(peer.outcome(), "failed");
+}
