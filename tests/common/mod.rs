@@ -114,15 +114,7 @@ pub async fn recording_echo_uas(
     std::sync::Arc<siphon_doubles::ScriptedEcho>,
 ) {
     let script = std::sync::Arc::new(siphon_doubles::ScriptedEcho::default());
-    let settings = siphon::sip::EchoSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rtp_ip: "127.0.0.1".parse().unwrap(),
-        behavior: script.install(),
-    };
-    let echo =
-        siphon::sip::EchoServer::start(settings, siphon::metrics::Metrics::new(), stop.clone())
-            .await
-            .unwrap();
+    let echo = siphon_doubles::echo(script.install(), stop).await.unwrap();
     (echo, script)
 }
 

@@ -23,7 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use siphon::config::Config;
-use siphon::sip::{EchoBehavior, EchoChallenge, EchoScript, ReceivedInvite};
+use siphon::gateway::Gateway;
+use siphon::metrics::Metrics;
+use siphon::sip::{EchoBehavior, EchoChallenge, EchoScript, EchoServer, EchoSettings};
+use siphon::sip::{ReceivedInvite, SipError};
+use tokio_util::sync::CancellationToken;
 
 /// A gateway config on 127.0.0.1 with ephemeral SIP (UDP only), HTTP and
 /// WebRTC ports, 20 RTP ports from the test-port allocator, one relay loop,
@@ -40,6 +44,34 @@ pub fn loopback_config() -> Config {
     config.media.workers = 1;
     config.echo.enabled = false;
     config
+}
+
+/// An echo UAS of `behavior` on 127.0.0.1, running until `stop`.
+pub async fn echo(
+    behavior: EchoBehavior,
+    stop: &CancellationToken,
+) -> Result<EchoServer, SipError> {
+    let settings = EchoSettings {
+        listen: "127.0.0.1:0".parse().expect("loopback"),
+        rtp_ip: [127, 0, 0, 1].into(),
+        behavior,
+    };
+    EchoServer::start(settings, Metrics::new(), stop.clone()).await
+}
+
+/// siphon on [`loopback_config`] (changed by `tweak`) whose trunk is an
+/// [`echo`] of `behavior`: a browser's call to any number reaches it.
+pub async fn gateway_to_echo(
+    behavior: EchoBehavior,
+    stop: &CancellationToken,
+    tweak: impl FnOnce(&mut Config),
+) -> Result<(Gateway, EchoServer), Box<dyn std::error::Error>> {
+    let uas = echo(behavior, stop).await?;
+    let mut config = loopback_config();
+    config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
+    tweak(&mut config);
+    let gateway = Gateway::start(config, Metrics::new()).await?;
+    Ok((gateway, uas))
 }
 
 /// The echo's departures from a plain echo, set by field; the default

@@ -6,42 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siphon::config::Config;
-use siphon::gateway::Gateway;
-use siphon::metrics::Metrics;
-use siphon::sip::{EchoBehavior, EchoServer, EchoSettings};
+use siphon::sip::EchoBehavior;
 use siphon_load::{self as load, Plan};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_ramp_reports_every_figure() {
     let stop = CancellationToken::new();
-    let uas = EchoServer::start(
-        EchoSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            rtp_ip: "127.0.0.1".parse().unwrap(),
-            behavior: EchoBehavior {
-                tap: Some(Arc::new(load::stamp::PassStamper)),
-                ..Default::default()
-            },
-        },
-        Metrics::new(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.echo.enabled = false;
-    config.webrtc.port = 0;
-    let rtp = siphon_testkit::ports::block(20);
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 19;
-    config.media.workers = 1;
-    config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
-    let gw = Gateway::start(config, Metrics::new()).await.unwrap();
+    let stamping = EchoBehavior {
+        tap: Some(Arc::new(load::stamp::PassStamper)),
+        ..Default::default()
+    };
+    let (gw, uas) = siphon_doubles::gateway_to_echo(stamping, &stop, |_| {})
+        .await
+        .unwrap();
 
     let plan = Plan {
         ws_url: format!("ws://{}/ws", gw.http_addr()),

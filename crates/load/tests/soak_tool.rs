@@ -5,39 +5,15 @@
 
 use std::time::Duration;
 
-use siphon::config::Config;
-use siphon::gateway::Gateway;
-use siphon::metrics::Metrics;
-use siphon::sip::{EchoServer, EchoSettings};
 use siphon_load::soak::{self, SoakPlan};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_replaces_calls_samples_and_loses_none() {
     let stop = CancellationToken::new();
-    let uas = EchoServer::start(
-        EchoSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            rtp_ip: "127.0.0.1".parse().unwrap(),
-            behavior: Default::default(),
-        },
-        Metrics::new(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.sip.udp = Some("127.0.0.1:0".parse().unwrap());
-    config.sip.tcp = None;
-    config.echo.enabled = false;
-    config.webrtc.port = 0;
-    let rtp = siphon_testkit::ports::block(40);
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 39;
-    config.media.workers = 1;
-    config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
-    let gw = Gateway::start(config, Metrics::new()).await.unwrap();
+    let (gw, _uas) = siphon_doubles::gateway_to_echo(Default::default(), &stop, |_| {})
+        .await
+        .unwrap();
 
     let plan = SoakPlan {
         ws_url: format!("ws://{}/ws", gw.http_addr()),
