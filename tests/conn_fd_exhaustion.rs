@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use siphon::config::Config;
 use siphon::connections::fd;
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
@@ -25,22 +24,11 @@ const TARGET_VAR: &str = "SIPHON_TEST_FLOOD_TARGET";
 const FLOOD: usize = 600;
 const SOFT_LIMIT: u64 = 512;
 
-/// A gateway with SIP TCP on `base`, HTTP on `base + 1`, WebRTC on
-/// `base + 2` and RTP from `rtp`, both from the test-port allocator.
+/// A gateway on loopback with SIP over TCP only.
 async fn gateway(fd_reserve: u32) -> (Gateway, Metrics) {
-    let (base, rtp) = (
-        siphon_testkit::ports::block(3),
-        siphon_testkit::ports::block(10),
-    );
-    let mut config = Config::default();
+    let mut config = siphon_doubles::loopback_config();
     config.sip.udp = None;
-    config.sip.tcp = Some(SocketAddr::from(([127, 0, 0, 1], base)));
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], base + 1));
-    config.webrtc.port = base + 2;
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 9;
-    config.media.workers = 1;
-    config.echo.enabled = false;
+    config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.limits.connections.fd_reserve = fd_reserve;
     // The flood comes from one address: only the fd budget may stop it.
     config.limits.connections.sip_per_ip = config.limits.connections.sip_max;

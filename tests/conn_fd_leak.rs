@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use siphon::config::{Config, UserConfig};
+use siphon::config::UserConfig;
 use siphon::connections::fd::open_fds;
 use siphon::gateway::Gateway;
 use siphon::metrics::Metrics;
@@ -66,20 +66,9 @@ fn final_code(text: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fds_come_back_after_tcp_invites_that_get_a_final_answer() {
-    // SIP TCP on `base`, HTTP on `base + 1`, WebRTC on `base + 2`.
-    let (base, rtp) = (
-        siphon_testkit::ports::block(3),
-        siphon_testkit::ports::block(10),
-    );
-    let mut config = Config::default();
+    let mut config = siphon_doubles::loopback_config();
     config.sip.udp = None;
-    config.sip.tcp = Some(SocketAddr::from(([127, 0, 0, 1], base)));
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], base + 1));
-    config.webrtc.port = base + 2;
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 9;
-    config.media.workers = 1;
-    config.echo.enabled = false;
+    config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
     config.limits.connections.sip_per_ip = 20;
     config.users = vec![UserConfig {
         name: "alice".into(),

@@ -14,23 +14,12 @@ use tokio::net::{TcpSocket, TcpStream};
 /// An upper bound for "the server closed it", well above any timeout here.
 const CLOSED_WITHIN: Duration = Duration::from_secs(10);
 
-/// A gateway with SIP TCP on `base`, HTTP on `base + 1`, WebRTC on
-/// `base + 2` and RTP from `rtp`, both from the test-port allocator;
-/// `tweak` sets the limits under test.
+/// A gateway on loopback with SIP over TCP only; `tweak` sets the limits
+/// under test.
 async fn gateway(tweak: impl FnOnce(&mut Config)) -> (Gateway, Metrics) {
-    let (base, rtp) = (
-        siphon_testkit::ports::block(3),
-        siphon_testkit::ports::block(10),
-    );
-    let mut config = Config::default();
+    let mut config = siphon_doubles::loopback_config();
     config.sip.udp = None;
-    config.sip.tcp = Some(SocketAddr::from(([127, 0, 0, 1], base)));
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], base + 1));
-    config.webrtc.port = base + 2;
-    config.rtp.port_min = rtp;
-    config.rtp.port_max = rtp + 9;
-    config.media.workers = 1;
-    config.echo.enabled = false;
+    config.sip.tcp = Some("127.0.0.1:0".parse().unwrap());
     tweak(&mut config);
     let metrics = Metrics::new();
     let gw = Gateway::start(config, metrics.clone()).await.unwrap();
