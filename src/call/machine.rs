@@ -262,7 +262,9 @@ mod tests {
     #[test]
     fn media_failure_is_an_error_in_any_state() {
         for answered in [false, true] {
-            let step = media_signal(MediaSignal::Failed("dtls".into()), answered);
+            let dtls =
+                crate::call::MediaFailure::WebRtc(crate::webrtc::WebRtcError::FingerprintMismatch);
+            let step = media_signal(MediaSignal::Failed(dtls), answered);
             let MediaStep::End(e) = step else {
                 panic!("{step:?}")
             };

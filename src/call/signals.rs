@@ -14,14 +14,26 @@ pub enum MediaSignal {
     ConsentExpired,
     /// The browser closed its DTLS transport.
     Closed,
-    /// DTLS or fingerprint failure.
-    Failed(String),
+    /// The media plane failed the call.
+    Failed(MediaFailure),
     /// A side sent no media for `limits.media_timeout_secs`; the reason
     /// names it.
     Timeout(String),
     /// The browser sent a key in its media that the SIP side takes only as
     /// SIP INFO: the digit and ms.
     Key(char, u32),
+}
+
+/// Why the media plane failed a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaFailure {
+    /// The WebRTC leg failed (DTLS, the fingerprint, SRTP keys).
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
+    /// The relay loop that carried the call died: why, in its words (a
+    /// panic's message or a poll error).
+    #[error("relay loop failed: {0}")]
+    RelayLoop(String),
 }
 
 /// How a call ended, for metrics and logs.

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::slots::Slot;
 use super::Inner;
-use crate::call::MediaSignal;
+use crate::call::{MediaFailure, MediaSignal};
 use crate::media::{MediaEvent, Press, SilentSide};
 use crate::sip;
 use crate::webrtc::LegId;
@@ -148,11 +148,9 @@ pub(super) fn media_signal(ev: MediaEvent) -> Option<MediaSignal> {
             crate::media::dtmf::digit(code).map(|d| MediaSignal::Key(d, ms))
         }
         MediaEvent::ConsentExpired => Some(MediaSignal::ConsentExpired),
-        MediaEvent::WebRtcFailed(reason) => Some(MediaSignal::Failed(reason)),
+        MediaEvent::WebRtcFailed(e) => Some(MediaSignal::Failed(MediaFailure::WebRtc(e))),
         MediaEvent::WebRtcClosed => Some(MediaSignal::Closed),
-        MediaEvent::RelayFailed(why) => {
-            Some(MediaSignal::Failed(format!("relay loop failed: {why}")))
-        }
+        MediaEvent::RelayFailed(why) => Some(MediaSignal::Failed(MediaFailure::RelayLoop(why))),
         MediaEvent::MediaTimeout(side) => {
             let from = match side {
                 SilentSide::Sip => "the SIP peer",

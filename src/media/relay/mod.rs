@@ -95,7 +95,7 @@ pub enum MediaEvent {
     /// The browser closed DTLS (close_notify).
     WebRtcClosed,
     /// The WebRTC leg failed (DTLS error, fingerprint mismatch).
-    WebRtcFailed(String),
+    WebRtcFailed(crate::webrtc::WebRtcError),
     /// The SIP peer's media source address was latched.
     SipLatched(SocketAddr),
     /// One side sent nothing for the media timeout.

@@ -227,7 +227,7 @@ impl Worker {
                 LegEvent::Closed => MediaEvent::WebRtcClosed,
                 LegEvent::Failed(reason) => {
                     self.counters.handshakes_h[1].inc();
-                    MediaEvent::WebRtcFailed(reason.to_string())
+                    MediaEvent::WebRtcFailed(reason)
                 }
             };
             let _ = slot.events.send(event);
