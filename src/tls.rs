@@ -2,7 +2,7 @@
 //! match, and made into the `CertifiedKey` rustls serves. Config validation
 //! calls the same functions, so a file that passes `check-config` loads.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
@@ -18,18 +18,62 @@ pub enum Which {
     Key,
 }
 
-/// Why a certificate and key could not be loaded.
+/// Why a certificate and key could not be loaded; each names its file.
 #[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct TlsFileError {
-    /// The file at fault.
-    pub which: Which,
-    /// What is wrong, naming the path.
-    pub reason: String,
+pub enum TlsFileError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// Which file.
+        which: Which,
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The certificate file is not PEM.
+    #[error("{}: not PEM: {source}", path.display())]
+    NotPem {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{}: holds no CERTIFICATE block", path.display())]
+    NoCertificate {
+        /// Its path.
+        path: PathBuf,
+    },
+    /// The key file holds no private key.
+    #[error("{}: no private key: {source}", path.display())]
+    NoKey {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The key does not belong to the certificate.
+    #[error("{} does not fit the certificate in {}: {source}", key.display(), cert.display())]
+    Mismatch {
+        /// The key file.
+        key: PathBuf,
+        /// The certificate file.
+        cert: PathBuf,
+        /// rustls's check.
+        source: rustls::Error,
+    },
 }
 
-fn fail(which: Which, reason: String) -> TlsFileError {
-    TlsFileError { which, reason }
+impl TlsFileError {
+    /// The file at fault.
+    pub fn which(&self) -> Which {
+        match self {
+            TlsFileError::Read { which, .. } => *which,
+            TlsFileError::NotPem { .. } | TlsFileError::NoCertificate { .. } => Which::Cert,
+            TlsFileError::NoKey { .. } | TlsFileError::Mismatch { .. } => Which::Key,
+        }
+    }
 }
 
 /// Reads a PEM file holding one or more certificates, leaf first.
@@ -37,10 +81,13 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileEr
     let bytes = read(path, Which::Cert)?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(Which::Cert, format!("{}: not PEM: {e}", path.display())))?;
+        .map_err(|source| TlsFileError::NotPem {
+            path: path.to_owned(),
+            source,
+        })?;
     if chain.is_empty() {
-        let reason = format!("{}: holds no CERTIFICATE block", path.display());
-        return Err(fail(Which::Cert, reason));
+        let path = path.to_owned();
+        return Err(TlsFileError::NoCertificate { path });
     }
     Ok(chain)
 }
@@ -48,16 +95,18 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileEr
 /// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
     let bytes = read(path, Which::Key)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        fail(
-            Which::Key,
-            format!("{}: no private key: {e}", path.display()),
-        )
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|source| TlsFileError::NoKey {
+        path: path.to_owned(),
+        source,
     })
 }
 
 fn read(path: &Path, which: Which) -> Result<Vec<u8>, TlsFileError> {
-    std::fs::read(path).map_err(|e| fail(which, format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path).map_err(|source| TlsFileError::Read {
+        which,
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Loads a certificate chain and its key, checking that they belong together.
@@ -65,13 +114,12 @@ pub fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsFi
     let chain = read_chain(cert)?;
     let key_der = read_key(key)?;
     let provider = rustls::crypto::ring::default_provider();
-    let certified = CertifiedKey::from_der(chain, key_der, &provider).map_err(|e| {
-        let reason = format!(
-            "{} does not fit the certificate in {}: {e}",
-            key.display(),
-            cert.display()
-        );
-        fail(Which::Key, reason)
+    let certified = CertifiedKey::from_der(chain, key_der, &provider).map_err(|source| {
+        TlsFileError::Mismatch {
+            key: key.to_owned(),
+            cert: cert.to_owned(),
+            source,
+        }
     })?;
     Ok(Arc::new(certified))
 }
@@ -117,18 +165,19 @@ mod tests {
         let missing = dir.join("missing.pem");
 
         let e = certified_key(&missing, &k).unwrap_err();
-        assert_eq!(e.which, Which::Cert);
-        assert!(e.reason.contains("cannot read") && e.reason.contains("missing.pem"));
+        assert_eq!(e.which(), Which::Cert);
+        let text = e.to_string();
+        assert!(text.contains("cannot read") && text.contains("missing.pem"));
 
         let e = certified_key(&k, &k).unwrap_err();
-        assert_eq!(e.which, Which::Cert, "a key file is no certificate");
-        assert!(e.reason.contains("no CERTIFICATE"), "{}", e.reason);
+        assert_eq!(e.which(), Which::Cert, "a key file is no certificate");
+        assert!(e.to_string().contains("no CERTIFICATE"), "{e}");
 
         let e = certified_key(&c, &c).unwrap_err();
-        assert_eq!(e.which, Which::Key, "a certificate file is no key");
+        assert_eq!(e.which(), Which::Key, "a certificate file is no key");
 
         let e = certified_key(&c, &other_key).unwrap_err();
-        assert_eq!(e.which, Which::Key);
-        assert!(e.reason.contains("does not fit"), "{}", e.reason);
+        assert_eq!(e.which(), Which::Key);
+        assert!(e.to_string().contains("does not fit"), "{e}");
     }
 }

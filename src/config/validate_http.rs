@@ -58,11 +58,11 @@ fn check_tls_files(config: &Config, errors: &mut Vec<ConfigError>) -> bool {
         }
         (Some(cert), Some(key)) => {
             if let Err(e) = certified_key(Path::new(cert), Path::new(key)) {
-                let key = match e.which {
+                let key = match e.which() {
                     Which::Cert => "http.tls_cert",
                     Which::Key => "http.tls_key",
                 };
-                errors.push(ConfigError::new(key, e.reason));
+                errors.push(ConfigError::new(key, e.to_string()));
             }
             true
         }

@@ -44,13 +44,13 @@ pub(super) async fn bind_http(config: &Config) -> Result<HttpListeners, StartErr
     let certs = match (&http.tls_cert, &http.tls_key) {
         (Some(cert), Some(key)) => {
             let store = CertStore::load(PathBuf::from(cert), PathBuf::from(key)).map_err(|e| {
-                let key = match e.which {
+                let key = match e.which() {
                     crate::tls::Which::Cert => "http.tls_cert",
                     crate::tls::Which::Key => "http.tls_key",
                 };
                 StartError::Tls {
                     key,
-                    reason: e.reason,
+                    reason: e.to_string(),
                 }
             })?;
             Some(Arc::new(store))
