@@ -13,26 +13,17 @@ use super::detached::Grace;
 use super::dialog::FromSip;
 pub(super) use super::dialog::{Dialog, SipEvents};
 use super::infos::InfoQueue;
+use super::leg::{self, AnswerError, BrowserSide, PendingLeg};
 use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
 use super::midcall::{spawn_reinvite, Admission, Resources};
 use super::reinvites::ReinviteAnswers;
 use super::Inner;
 use crate::call::inbound::Accepted;
-use crate::call::leg::LocalWebRtc;
 use crate::call::{CallMachine, ClientInput, Command, Event, Outcome, SipInput};
-use crate::media::{AddCall, MediaEvent, PortPair, RelayError};
+use crate::media::MediaEvent;
 use crate::signaling::{ClientControl, ClientEvent, ResumeLink, ServerMessage, SessionId};
 use crate::sip;
-use crate::webrtc::{self, LegConfig};
-
-/// A WebRTC leg to put on the relay when the browser accepts (SIP ->
-/// browser; a browser -> SIP call has its leg before its INVITE).
-pub(super) struct PendingLeg {
-    /// The call's RTP ports.
-    pub(super) ports: PortPair,
-    /// siphon's side of the leg.
-    pub(super) local: LocalWebRtc,
-}
+use crate::webrtc;
 
 /// The channels a call listens on.
 pub(super) struct Channels {
@@ -99,23 +90,6 @@ where
             .with_label_values(&[direction]);
         hist.observe(setup.as_secs_f64());
     }
-}
-
-/// Why siphon could not answer the accepted call.
-#[derive(Debug, thiserror::Error)]
-enum AnswerError {
-    /// A second `Answer` for one call.
-    #[error("answered twice")]
-    Twice,
-    /// An `Answer` on siphon's own INVITE.
-    #[error("only an incoming call is answered")]
-    NotIncoming,
-    /// The relay did not take the leg.
-    #[error(transparent)]
-    Relay(#[from] RelayError),
-    /// The 200 did not go out.
-    #[error(transparent)]
-    Sip(#[from] sip::SipError),
 }
 
 /// What a driver starts from.
@@ -390,33 +364,18 @@ impl<'a> Driver<'a> {
         let Dialog::Uas(handle) = &self.dialog else {
             return Err(AnswerError::NotIncoming);
         };
-        let pending = self.pending_leg.take().ok_or(AnswerError::Twice)?;
-        let PendingLeg { ports, local } = pending;
-        let leg = LegConfig {
-            local_ufrag: local.ice_ufrag,
-            local_pwd: local.ice_pwd,
-            remote_ufrag: accepted.remote_ufrag,
-            remote_pwd: accepted.remote_pwd,
-            remote_fingerprint: accepted.remote_fingerprint,
-            consent_timeout: self.gw.config.webrtc.consent_timeout(),
-            disconnect_timeout: self.gw.config.webrtc.disconnect_timeout(),
+        let PendingLeg { ports, local } = self.pending_leg.take().ok_or(AnswerError::Twice)?;
+        let browser = BrowserSide {
+            ufrag: accepted.remote_ufrag,
+            pwd: accepted.remote_pwd,
+            fingerprint: accepted.remote_fingerprint,
             dtls_role: accepted.dtls_role,
         };
-        let add = AddCall {
-            leg,
-            ports,
-            ssrc_to_webrtc: local.ssrc,
-            ssrc_to_sip: rand::random(),
-            events: ch.media_tx.clone(),
-            media_timeout: Some(self.gw.config.limits.media_timeout()),
-        };
-        let relay = self.gw.relays.get(self.relay);
-        let leg = relay.add(add).await?;
-        self.res = Some(Resources {
-            relay: self.relay,
-            leg,
-        });
-        relay.configure(leg, accepted.media)?;
+        let events = ch.media_tx.clone();
+        let res = leg::add(self.gw, self.relay, &local, browser, ports, events).await?;
+        self.res = Some(res);
+        let relay = self.gw.relays.get(res.relay);
+        relay.configure(res.leg, accepted.media)?;
         Ok(handle.answer(accepted.sip_answer).await?)
     }
 }

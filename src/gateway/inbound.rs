@@ -10,16 +10,16 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::driver::{counted, Channels, Dialog, Driver, PendingLeg, Setup, SipEvents};
+use super::driver::{counted, Channels, Dialog, Driver, Setup, SipEvents};
+use super::leg::PendingLeg;
 use super::midcall::Admission;
 use super::{sdes, Inner};
 use crate::call::inbound::{InboundCall, InboundParams};
-use crate::call::leg::LocalWebRtc;
+
 use crate::call::{Event, Outcome};
 use crate::metrics::direction::INBOUND;
 use crate::signaling::{new_call_id, ServerMessage, SessionId, SessionLink};
 use crate::sip;
-use crate::webrtc;
 
 /// Take inbound calls from the SIP endpoint until it stops.
 pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::IncomingCall>) {
@@ -119,18 +119,7 @@ async fn drive(
         return refuse(503, "error");
     };
     let relay = gw.relays.pick();
-    let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
-    let local = LocalWebRtc {
-        ice_ufrag,
-        ice_pwd,
-        fingerprint: gw.identity.fingerprint.clone(),
-        candidate: SocketAddr::new(
-            gw.config.webrtc_public_ip(),
-            gw.relays.get(relay).webrtc_addr().port(),
-        ),
-        ssrc: rand::random(),
-        session_id: u64::from(rand::random::<u32>()),
-    };
+    let local = super::leg::local_side(gw, relay);
     let called = user.clone();
     let srtp = gw.config.inbound_srtp(&user);
     let params = InboundParams {

@@ -32,6 +32,7 @@ impl Admission {
 }
 
 /// Everything the call holds that must be released.
+#[derive(Clone, Copy)]
 pub(super) struct Resources {
     pub(super) relay: usize,
     pub(super) leg: LegId,

@@ -9,6 +9,7 @@ mod driver;
 mod hangups;
 mod inbound;
 mod infos;
+mod leg;
 mod lifecycle;
 mod listening;
 mod midcall;

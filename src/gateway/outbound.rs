@@ -10,16 +10,16 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::driver::{counted, Channels, Dialog, Driver, Setup, SipEvents};
+use super::leg::{self, BrowserSide};
 use super::midcall::{release, Admission, Resources};
 use super::{sdes, Inner};
-use crate::call::leg::LocalWebRtc;
 use crate::call::outbound::{OutboundCall, OutboundParams};
 use crate::call::{Event, Outcome, SipInput, Target};
-use crate::media::{AddCall, MediaEvent};
+use crate::media::MediaEvent;
 use crate::metrics::direction::OUTBOUND;
 use crate::signaling::{CallRequest, ClientControl, ClientEvent, ServerMessage, SessionId};
 use crate::sip::{self, UacEvent, UacHandle};
-use crate::webrtc::{self, LegConfig};
+use crate::webrtc;
 
 /// Run the call to its end; always removes it from the registry.
 pub(super) async fn run(
@@ -133,59 +133,34 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
     let srtp = sdes::outbound_mode(&gw.config, user, target.via_trunk, &target.uri)
         .map_err(|e| Refused::new(488, e.to_string(), "no_codec"))?;
     let ports = gw.ports.allocate().map_err(|e| unavailable(&e))?;
-    let relay_index = gw.relays.pick();
-    let relay = gw.relays.get(relay_index);
+    let relay = gw.relays.pick();
     let caller = request.user.clone();
-    let (ice_ufrag, ice_pwd) = webrtc::random_ice_credentials();
+    let local = leg::local_side(gw, relay);
     let params = OutboundParams {
         call_id: request.call_id.clone(),
         session: request.session,
         offer_sdp: request.sdp,
         sip_codecs: gw.config.sip.codecs.clone(),
         rtp_addr: SocketAddr::new(gw.config.rtp_public_ip(), ports.port()),
-        local: LocalWebRtc {
-            ice_ufrag: ice_ufrag.clone(),
-            ice_pwd: ice_pwd.clone(),
-            fingerprint: gw.identity.fingerprint.clone(),
-            candidate: SocketAddr::new(gw.config.webrtc_public_ip(), relay.webrtc_addr().port()),
-            ssrc: rand::random::<u32>(),
-            session_id: u64::from(rand::random::<u32>()),
-        },
+        local: local.clone(),
         srtp,
         local_crypto: sdes::offer_keys(srtp),
     };
-    let ssrc_to_webrtc = params.local.ssrc;
     let (call, sip_offer) = OutboundCall::start(params, Instant::now())
         .map_err(|e| Refused::new(e.code, e.reason, "no_codec"))?;
-    let (remote_ufrag, remote_pwd, remote_fingerprint) = call.remote_ice();
+    let (ufrag, pwd, fingerprint) = call.remote_ice();
+    // siphon answers the browser's offer: it is the DTLS server.
+    let dtls_role = webrtc::DtlsRole::Server;
+    let browser = BrowserSide {
+        ufrag,
+        pwd,
+        fingerprint,
+        dtls_role,
+    };
     let (events, media_events) = mpsc::unbounded_channel();
-    let leg = LegConfig {
-        local_ufrag: ice_ufrag,
-        local_pwd: ice_pwd,
-        remote_ufrag,
-        remote_pwd,
-        remote_fingerprint,
-        consent_timeout: gw.config.webrtc.consent_timeout(),
-        disconnect_timeout: gw.config.webrtc.disconnect_timeout(),
-        dtls_role: webrtc::DtlsRole::Server,
-    };
-    let ssrc_to_sip = rand::random::<u32>();
-    let add = AddCall {
-        leg,
-        ports,
-        ssrc_to_webrtc,
-        ssrc_to_sip,
-        events: events.clone(),
-        media_timeout: Some(gw.config.limits.media_timeout()),
-    };
-    let leg = relay
-        .add(add)
+    let res = leg::add(gw, relay, &local, browser, ports, events.clone())
         .await
         .map_err(|e| Refused::new(500, format!("Internal error: {e}"), "error"))?;
-    let res = Resources {
-        relay: relay_index,
-        leg,
-    };
     let invite = sip::OutboundInvite {
         target: target.uri,
         from_user: caller.unwrap_or_else(|| gw.config.sip.trunk.from_user.clone()),
