@@ -142,12 +142,6 @@ impl Section for HttpConfig {
         v.field("behind_proxy", &mut self.behind_proxy);
         v.field("trusted_proxies", &mut self.trusted_proxies);
         v.field("allowed_origins", &mut self.allowed_origins);
-        v.field("tls_cert", &mut self.tls_cert);
-        v.field("tls_key", &mut self.tls_key);
-        v.field("redirect_listen", &mut self.redirect_listen);
-        v.field("behind_proxy", &mut self.behind_proxy);
-        v.field("trusted_proxies", &mut self.trusted_proxies);
-        v.field("allowed_origins", &mut self.allowed_origins);
     }
 }
 
@@ -364,5 +358,47 @@ impl Visitor for ListKeys {
 
     fn list<S: Section + Default>(&mut self, key: &'static str, _: &mut Vec<S>) {
         self.found.push(dotted(&self.path, key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key's dotted path, in visiting order.
+    #[derive(Default)]
+    struct AllKeys {
+        path: String,
+        found: Vec<String>,
+    }
+
+    impl Visitor for AllKeys {
+        fn field<T: Field>(&mut self, key: &'static str, _: &mut T) {
+            self.found.push(dotted(&self.path, key));
+        }
+
+        fn section<S: Section>(&mut self, key: &'static str, section: &mut S) {
+            let inner = dotted(&self.path, key);
+            let outer = std::mem::replace(&mut self.path, inner);
+            section.visit(self);
+            self.path = outer;
+        }
+
+        fn list<S: Section + Default>(&mut self, key: &'static str, _: &mut Vec<S>) {
+            let inner = dotted(&self.path, key);
+            let outer = std::mem::replace(&mut self.path, inner);
+            S::default().visit(self);
+            self.path = outer;
+        }
+    }
+
+    #[test]
+    fn every_key_is_visited_once() {
+        let mut keys = AllKeys::default();
+        Config::default().visit(&mut keys);
+        let mut seen = std::collections::BTreeSet::new();
+        let twice: Vec<&String> = keys.found.iter().filter(|k| !seen.insert(*k)).collect();
+        assert!(twice.is_empty(), "visited twice: {twice:?}");
+        assert!(keys.found.iter().any(|k| k == "http.allowed_origins"));
     }
 }

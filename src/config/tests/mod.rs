@@ -366,3 +366,9 @@ fn debug_output_hides_secrets() {
     );
     assert!(shown.contains("<redacted>"));
 }
+
+#[test]
+fn a_bad_value_is_reported_once() {
+    let errors = rejected("[http]\nbehind_proxy = \"yes\"\n");
+    assert_eq!(keys(&errors), ["http.behind_proxy"], "{errors}");
+}
