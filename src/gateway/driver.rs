@@ -4,7 +4,6 @@
 //! direction is only how a call gets here (`inbound`, `outbound`) and the
 //! SIP handle underneath ([`Dialog`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -46,15 +45,15 @@ pub(super) struct Driver<'a> {
     call_id: String,
     dialog: Dialog,
     /// Where each browser session's messages go.
-    clients: HashMap<SessionId, mpsc::Sender<ServerMessage>>,
+    clients: Clients,
     /// The relay loop that holds (or will hold) the call's leg.
     relay: usize,
     /// The leg on the relay, once there.
     res: Option<Resources>,
     /// The leg to add on answer.
-    pending_leg: Option<PendingLeg>,
+    pending_leg: Option<Box<PendingLeg>>,
     /// The SIP re-offer waiting for the machine's answer.
-    reoffer: Option<sip::Reoffer>,
+    reoffer: Option<Box<sip::Reoffer>>,
     /// Where siphon's re-INVITEs report their final answers.
     reinvites: ReinviteAnswers,
     /// Key presses on their way as SIP INFO.
@@ -66,29 +65,64 @@ pub(super) struct Driver<'a> {
     /// The session whose socket was lost, while the call waits for it.
     lost: Option<SessionId>,
     /// Sessions that resumed the call, and the session each stands for.
-    aliases: HashMap<SessionId, SessionId>,
+    aliases: Vec<(SessionId, SessionId)>,
 }
 
-/// Run one call, counted in either direction: an active call while it
-/// runs, then its outcome and, when answered, its setup time.
-pub(super) async fn counted<F>(gw: &Inner, direction: &'static str, call: F)
-where
-    F: std::future::Future<Output = Outcome>,
-{
-    let active = gw.metrics.calls_active.with_label_values(&[direction]);
-    active.inc();
-    let outcome = call.await;
-    active.dec();
-    gw.metrics
-        .calls_total
-        .with_label_values(&[direction, outcome.label])
-        .inc();
-    if let Some(setup) = outcome.setup {
-        let hist = gw
-            .metrics
-            .call_setup_seconds
-            .with_label_values(&[direction]);
-        hist.observe(setup.as_secs_f64());
+/// Where each browser session's messages go. A few entries (the sessions
+/// an incoming call rings, one for a browser's own call) in a `Vec`: a
+/// map would cost each call more than it saves.
+#[derive(Default)]
+pub(super) struct Clients(Vec<(SessionId, mpsc::Sender<ServerMessage>)>);
+
+impl Clients {
+    /// Messages for `session` go to `to_client` from now on.
+    pub(super) fn set(&mut self, session: SessionId, to_client: mpsc::Sender<ServerMessage>) {
+        match self.0.iter_mut().find(|(s, _)| *s == session) {
+            Some(entry) => entry.1 = to_client,
+            None => self.0.push((session, to_client)),
+        }
+    }
+
+    fn get(&self, session: SessionId) -> Option<&mpsc::Sender<ServerMessage>> {
+        self.0.iter().find(|(s, _)| *s == session).map(|(_, c)| c)
+    }
+}
+
+/// A call in progress in either direction, counted as active until it is
+/// dropped. (A guard, not a wrapper around the call's future: an async fn
+/// that takes a future by value stores it twice, once as its argument and
+/// once while awaiting it, which doubled each call's task.)
+pub(super) struct Active(prometheus::IntGauge);
+
+impl Active {
+    /// A call starts in `direction`.
+    pub(super) fn new(gw: &Inner, direction: &'static str) -> Active {
+        let gauge = gw.metrics.calls_active.with_label_values(&[direction]);
+        gauge.inc();
+        Active(gauge)
+    }
+
+    /// The call ended: counted by its outcome, with its setup time when
+    /// answered.
+    pub(super) fn ended(self, gw: &Inner, direction: &'static str, outcome: &Outcome) {
+        drop(self);
+        gw.metrics
+            .calls_total
+            .with_label_values(&[direction, outcome.label])
+            .inc();
+        if let Some(setup) = outcome.setup {
+            let hist = gw
+                .metrics
+                .call_setup_seconds
+                .with_label_values(&[direction]);
+            hist.observe(setup.as_secs_f64());
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -101,13 +135,13 @@ pub(super) struct Setup<'a> {
     /// The dialog.
     pub(super) dialog: Dialog,
     /// The browser sessions reached.
-    pub(super) clients: HashMap<SessionId, mpsc::Sender<ServerMessage>>,
+    pub(super) clients: Clients,
     /// The relay loop.
     pub(super) relay: usize,
     /// The leg already on the relay (browser -> SIP).
     pub(super) res: Option<Resources>,
     /// The leg to add on answer (SIP -> browser).
-    pub(super) pending_leg: Option<PendingLeg>,
+    pub(super) pending_leg: Option<Box<PendingLeg>>,
     /// The call's limits.
     pub(super) admission: Admission,
     /// The caller's user, whose new socket may resume the call.
@@ -131,23 +165,27 @@ impl<'a> Driver<'a> {
             infos: InfoQueue::default(),
             admission: Some(s.admission),
             lost: None,
-            aliases: HashMap::new(),
+            aliases: Vec::new(),
         }
     }
 
     /// Feed `machine` from `first` on until it finishes.
+    ///
+    /// Everything is borrowed: an async fn stores a by-value argument twice
+    /// (as the argument, and as the local it becomes), for the call's life.
     pub(super) async fn run<M: CallMachine>(
-        mut self,
+        &mut self,
         machine: &mut M,
         first: Event,
-        mut ch: Channels,
+        ch: &mut Channels,
     ) -> Outcome {
         let now = std::time::Instant::now;
         // Boxed here and below: carrying out commands awaits SIP
-        // transactions, whose futures would otherwise widen this loop's
+        // transactions, and a resume awaits the new socket, whose futures
+        // would otherwise widen this loop's
         // for the call's life.
         let cmds = machine.on_event(first, now());
-        if let Some(outcome) = Box::pin(self.exec(cmds, &ch)).await {
+        if let Some(outcome) = Box::pin(self.exec(cmds, ch)).await {
             return outcome;
         }
         let ring_timeout = tokio::time::sleep(self.gw.config.limits.ring_timeout());
@@ -160,7 +198,7 @@ impl<'a> Driver<'a> {
                     Some(FromSip::Input(input)) => Event::Sip(input),
                     Some(FromSip::Reoffer(reoffer)) => {
                         let sdp = reoffer.sdp.clone();
-                        self.reoffer = Some(*reoffer);
+                        self.reoffer = Some(reoffer);
                         Event::Sip(SipInput::Reoffer(sdp))
                     }
                     Some(FromSip::Nothing) => continue,
@@ -171,7 +209,7 @@ impl<'a> Driver<'a> {
                 },
                 Some((session, ev)) = ch.control.recv() => {
                     let answered = machine.is_answered();
-                    match self.client_event(session, ev, answered, &ch).await {
+                    match Box::pin(self.client_event(session, ev, answered, ch)).await {
                         Some(event) => event,
                         None => continue,
                     }
@@ -190,7 +228,7 @@ impl<'a> Driver<'a> {
                 }
             };
             let cmds = machine.on_event(event, now());
-            if let Some(outcome) = Box::pin(self.exec(cmds, &ch)).await {
+            if let Some(outcome) = Box::pin(self.exec(cmds, ch)).await {
                 self.grace.forget(self.gw);
                 return outcome;
             }
@@ -206,7 +244,8 @@ impl<'a> Driver<'a> {
         answered: bool,
         ch: &Channels,
     ) -> Option<Event> {
-        let session = self.aliases.get(&session).copied().unwrap_or(session);
+        let alias = self.aliases.iter().find(|(new, _)| *new == session);
+        let session = alias.map_or(session, |(_, lost)| *lost);
         let input = match ev {
             ClientEvent::Shutdown => return Some(Event::Shutdown),
             ClientEvent::Detached if answered && self.wait_for_resume(ch) => {
@@ -249,14 +288,14 @@ impl<'a> Driver<'a> {
         let Some(lost) = self.lost.take() else {
             return;
         };
-        self.aliases.insert(link.session, lost);
-        self.clients.insert(lost, link.to_client);
+        self.aliases.push((link.session, lost));
+        self.clients.set(lost, link.to_client);
         let call_id = self.call_id.clone();
         self.send(lost, ServerMessage::Resumed { call_id }).await;
     }
 
     async fn send(&self, session: SessionId, msg: ServerMessage) {
-        if let Some(client) = self.clients.get(&session) {
+        if let Some(client) = self.clients.get(session) {
             let _ = client.send(msg).await;
         }
     }
@@ -364,7 +403,8 @@ impl<'a> Driver<'a> {
         let Dialog::Uas(handle) = &self.dialog else {
             return Err(AnswerError::NotIncoming);
         };
-        let PendingLeg { ports, local } = self.pending_leg.take().ok_or(AnswerError::Twice)?;
+        let pending = self.pending_leg.take().ok_or(AnswerError::Twice)?;
+        let PendingLeg { ports, local } = *pending;
         let browser = BrowserSide {
             ufrag: accepted.remote_ufrag,
             pwd: accepted.remote_pwd,

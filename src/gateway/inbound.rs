@@ -2,7 +2,6 @@
 //! the limits, sends `incoming` to the user's sessions, and hands the
 //! `InboundCall` machine to the call driver.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::driver::{counted, Channels, Dialog, Driver, Setup, SipEvents};
+use super::driver::{Active, Channels, Clients, Dialog, Driver, Setup, SipEvents};
 use super::leg::PendingLeg;
 use super::midcall::Admission;
 use super::{sdes, Inner};
@@ -62,10 +61,13 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
     let call_id = new_call_id();
     let span =
         tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
+    let active = Active::new(&gw, INBOUND);
     let started = Instant::now();
     let admission = Admission::new(permit, Some(slot));
-    let call = drive(&gw, call_id, call, started, admission).instrument(span);
-    counted(&gw, INBOUND, call).await;
+    let outcome = drive(&gw, call_id, call, started, admission)
+        .instrument(span)
+        .await;
+    active.ended(&gw, INBOUND, &outcome);
 }
 
 /// The siphon user an INVITE's Request-URI user part is for: a configured
@@ -148,18 +150,18 @@ async fn drive(
     let (control_tx, control) = mpsc::unbounded_channel();
     let _registered = Registered::new(gw, control_tx.clone());
     let (delivered, clients) = deliver(&call_id, &machine.incoming(), links, &control_tx).await;
-    let driver = Driver::new(Setup {
+    let mut driver = Driver::new(Setup {
         gw,
         call_id,
         dialog: Dialog::Uas(handle),
         clients,
         relay,
         res: None,
-        pending_leg: Some(PendingLeg { ports, local }),
+        pending_leg: Some(Box::new(PendingLeg { ports, local })),
         admission,
         user: Some(called),
     });
-    let channels = Channels {
+    let mut channels = Channels {
         sip: SipEvents::Uas(events),
         control,
         control_tx: Some(control_tx),
@@ -167,7 +169,7 @@ async fn drive(
         media_tx,
     };
     let first = Event::Delivered(delivered);
-    driver.run(&mut machine, first, channels).await
+    driver.run(&mut machine, first, &mut channels).await
 }
 
 /// The call's entry in the registry (limits, shutdown); removed on drop.
@@ -197,12 +199,9 @@ async fn deliver(
     incoming: &ServerMessage,
     links: Vec<SessionLink>,
     control: &crate::signaling::ClientControl,
-) -> (
-    Vec<SessionId>,
-    HashMap<SessionId, mpsc::Sender<ServerMessage>>,
-) {
+) -> (Vec<SessionId>, Clients) {
     let mut reached = Vec::new();
-    let mut clients = HashMap::new();
+    let mut clients = Clients::default();
     for link in links {
         if link
             .attach
@@ -213,7 +212,7 @@ async fn deliver(
         }
         if link.to_client.send(incoming.clone()).await.is_ok() {
             reached.push(link.id);
-            clients.insert(link.id, link.to_client);
+            clients.set(link.id, link.to_client);
         }
     }
     (reached, clients)

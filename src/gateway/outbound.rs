@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::driver::{counted, Channels, Dialog, Driver, Setup, SipEvents};
+use super::driver::{Active, Channels, Clients, Dialog, Driver, Setup, SipEvents};
 use super::leg::{self, BrowserSide};
 use super::midcall::{release, Admission, Resources};
 use super::{sdes, Inner};
@@ -35,9 +35,12 @@ pub(super) async fn run(
     // The registry holds the sender of `control`; a waiting call leaves a
     // copy where `resume` finds it.
     let control_tx = gw.calls.get(&key).map(|c| c.clone());
+    let active = Active::new(&gw, OUTBOUND);
     let control = (control_tx, control);
-    let call = drive(&gw, request, target, to_client, control, admission).instrument(span);
-    counted(&gw, OUTBOUND, call).await;
+    let outcome = drive(&gw, request, target, to_client, control, admission)
+        .instrument(span)
+        .await;
+    active.ended(&gw, OUTBOUND, &outcome);
     gw.calls.remove(&key);
 }
 
@@ -90,18 +93,22 @@ async fn drive(
     match Box::pin(start(gw, request, target)).await {
         Ok(mut started) => {
             let (control_tx, control) = control;
-            let driver = Driver::new(Setup {
+            let mut driver = Driver::new(Setup {
                 gw,
                 call_id,
                 dialog: Dialog::Uac(started.uac),
-                clients: [(session, to_client)].into(),
+                clients: {
+                    let mut clients = Clients::default();
+                    clients.set(session, to_client);
+                    clients
+                },
                 relay: started.res.relay,
                 res: Some(started.res),
                 pending_leg: None,
                 admission,
                 user,
             });
-            let channels = Channels {
+            let mut channels = Channels {
                 sip: SipEvents::Uac(started.sip_events),
                 control,
                 control_tx,
@@ -109,7 +116,7 @@ async fn drive(
                 media_tx: started.media_tx,
             };
             let first = Event::Sip(SipInput::InviteSent);
-            driver.run(&mut *started.call, first, channels).await
+            driver.run(&mut *started.call, first, &mut channels).await
         }
         Err(r) => {
             drop(admission);
