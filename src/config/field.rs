@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use toml::Value;
 
-use super::types::{InboundOthers, LogFormat};
+use super::types::{InboundOthers, LogFormat, RelayIo};
 
 /// A config value type: read from TOML with a readable error, written back for the schema.
 pub(super) trait Field: Sized {
@@ -204,6 +204,14 @@ impl<T: Choice> Field for T {
 
 impl Choice for LogFormat {
     const NAMES: &'static [(&'static str, Self)] = &[("text", Self::Text), ("json", Self::Json)];
+}
+
+impl Choice for RelayIo {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("auto", Self::Auto),
+        ("io_uring", Self::IoUring),
+        ("epoll", Self::Epoll),
+    ];
 }
 
 impl Choice for InboundOthers {

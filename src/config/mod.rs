@@ -35,7 +35,7 @@ pub use srtp::{secure_uri, SrtpMode, ALLOW_INSECURE_KEY};
 pub use types::{
     default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
     InboundConfig, InboundOthers, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig,
-    RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
+    RelayIo, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
 };
 pub use users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 pub use validate::CODECS;

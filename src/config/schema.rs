@@ -130,6 +130,7 @@ impl Section for MediaConfig {
         v.field("workers", &mut self.workers);
         v.field("timing_sample", &mut self.timing_sample);
         v.field("socket_buffer_bytes", &mut self.socket_buffer_bytes);
+        v.field("io", &mut self.io);
     }
 }
 

@@ -175,6 +175,20 @@ pub struct MediaConfig {
     /// Receive and send buffer asked for each loop's WebRTC socket, which
     /// every browser of the loop shares; 0 = the kernel's default.
     pub socket_buffer_bytes: u32,
+    /// The relay loops' IO path.
+    pub io: RelayIo,
+}
+
+/// How the relay loops do their socket IO (`media.io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayIo {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring or no start.
+    IoUring,
+    /// epoll, even where io_uring would work.
+    Epoll,
 }
 
 /// `[http]`: web phone, `/ws`, `/metrics`, `/healthz`.
@@ -362,6 +376,7 @@ impl Default for MediaConfig {
         Self {
             workers: 0,
             timing_sample: 64,
+            io: RelayIo::Auto,
             socket_buffer_bytes: 4 * 1024 * 1024,
         }
     }

@@ -136,6 +136,7 @@ impl Gateway {
             crate::media::relay::Tuning {
                 timing_sample: config.media.timing_sample,
                 socket_buffer: config.media.socket_buffer_bytes as usize,
+                io: config.media.io,
             },
             ready.clone(),
         )

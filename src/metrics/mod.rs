@@ -72,6 +72,8 @@ pub struct Metrics {
     pub relay_receive_errors_total: IntCounterVec,
     /// Relay loops that died (poll failure or panic); `/readyz` is 503 after one.
     pub relay_loop_failures_total: IntCounter,
+    /// Relay loops by IO path (`io_uring` or `epoll`).
+    pub relay_io: IntGaugeVec,
     /// Calls ended because a side sent no media, by the silent side.
     pub media_timeouts_total: IntCounterVec,
     /// ICE restarts applied (browser re-offers with new credentials).
@@ -209,6 +211,11 @@ impl Metrics {
                 "Relay loops that died",
             )
             .expect("valid counter"),
+            relay_io: gauge_vec(
+                "relay_io",
+                "Relay loops by IO path (io_uring or epoll)",
+                &["mode"],
+            ),
             media_timeouts_total: counter_vec(
                 "media_timeouts_total",
                 "Calls whose media stopped for limits.media_timeout_secs, by silent side",
@@ -339,6 +346,7 @@ impl Metrics {
             Box::new(self.relay_wakeups_total.clone()),
             Box::new(self.relay_receive_errors_total.clone()),
             Box::new(self.relay_loop_failures_total.clone()),
+            Box::new(self.relay_io.clone()),
             Box::new(self.media_timeouts_total.clone()),
             Box::new(self.ice_restarts_total.clone()),
             Box::new(self.ice_disconnects_total.clone()),

@@ -245,7 +245,7 @@ pub(crate) fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Opt
 }
 
 /// `addr` as the kernel takes it, and its length.
-fn to_raw(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(super) fn to_raw(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
     match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -274,6 +274,8 @@ pub(super) struct Sent {
     /// The call's slot.
     pub slot: usize,
     pub is_rtcp: bool,
+    /// Toward the SIP side (else toward the browser).
+    pub to_sip: bool,
     /// Bytes before protection (what the counters count).
     pub len: usize,
 }

@@ -7,6 +7,7 @@ mod counters;
 mod liveness;
 mod sip_srtp;
 mod tones;
+mod uring;
 mod worker;
 
 use std::net::SocketAddr;
@@ -16,8 +17,11 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
 use super::pool::PortPair;
 pub use super::SipMedia;
+use crate::config::RelayIo;
 use crate::metrics::Metrics;
 use crate::webrtc::{IceRestart, Identity, LegConfig, LegId};
 
@@ -54,6 +58,8 @@ pub struct Tuning {
     pub timing_sample: u32,
     /// SO_RCVBUF / SO_SNDBUF asked for the WebRTC socket; 0 = kernel default.
     pub socket_buffer: usize,
+    /// The IO path (`media.io`).
+    pub io: RelayIo,
 }
 
 impl Default for Tuning {
@@ -61,6 +67,7 @@ impl Default for Tuning {
         Tuning {
             timing_sample: 64,
             socket_buffer: 4 * 1024 * 1024,
+            io: RelayIo::Auto,
         }
     }
 }
@@ -129,8 +136,11 @@ pub(crate) enum Command {
 /// The control plane's handle on one relay loop.
 pub struct RelayHandle {
     commands: mpsc::Sender<Command>,
-    waker: Arc<mio::Waker>,
+    /// Written to wake the loop for its commands.
+    waker: Arc<EventFd>,
     webrtc_addr: SocketAddr,
+    /// The loop's IO path (`io_uring` or `epoll`).
+    mode: &'static str,
     load: Arc<AtomicUsize>,
     /// Cleared when the loop dies.
     alive: Arc<AtomicBool>,
@@ -155,19 +165,44 @@ impl RelayHandle {
             ready,
             failures: metrics.relay_loop_failures_total.clone(),
         };
-        let (worker, waker, webrtc_addr) =
+        let (worker, webrtc_addr) =
             worker::Worker::new(webrtc_bind, identity, rx, metrics, tuning, health)?;
+        let flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+        let waker = Arc::new(EventFd::from_value_and_flags(0, flags).map_err(io_error)?);
+        // The path is built on the loop's own thread (an io_uring ring
+        // belongs to the thread that submits to it); start waits for it.
+        let (chosen_tx, chosen) = mpsc::sync_channel(1);
+        let loop_waker = waker.clone();
         let thread = std::thread::Builder::new()
             .name(format!("relay-{index}"))
-            .spawn(move || worker::run_guarded(worker))?;
+            .spawn(move || {
+                let path = worker::Path::choose(&worker, loop_waker, tuning.io);
+                let path = match path {
+                    Ok(path) => {
+                        let _ = chosen_tx.send(Ok(path.mode()));
+                        path
+                    }
+                    Err(e) => return drop(chosen_tx.send(Err(e))),
+                };
+                worker::run_guarded(worker, path)
+            })?;
+        let mode = chosen.recv().map_err(|_| RelayError::Stopped)??;
+        tracing::info!(relay = index, io = mode, "relay loop started");
+        metrics.relay_io.with_label_values(&[mode]).inc();
         Ok(RelayHandle {
             commands: tx,
-            waker: Arc::new(waker),
+            waker,
             webrtc_addr,
+            mode,
             load: Arc::new(AtomicUsize::new(0)),
             alive,
             thread: Some(thread),
         })
+    }
+
+    /// The loop's IO path: `io_uring` or `epoll`.
+    pub fn mode(&self) -> &'static str {
+        self.mode
     }
 
     /// False once the loop has died.
@@ -187,7 +222,8 @@ impl RelayHandle {
 
     fn send(&self, cmd: Command) -> Result<(), RelayError> {
         self.commands.send(cmd).map_err(|_| RelayError::Stopped)?;
-        self.waker.wake().map_err(RelayError::Io)
+        self.waker.write(1).map_err(io_error)?;
+        Ok(())
     }
 
     /// Put a call on this loop; returns its leg id.
@@ -299,6 +335,10 @@ impl Relays {
     pub fn get(&self, index: usize) -> &RelayHandle {
         &self.loops[index.min(self.loops.len() - 1)]
     }
+}
+
+fn io_error(e: nix::Error) -> RelayError {
+    RelayError::Io(e.into())
 }
 
 #[cfg(test)]

@@ -1,41 +1,61 @@
-//! The relay loop thread: poll, receive, rewrite, (de)crypt, send.
+//! The relay loop: its calls, their commands and timers, and the relay of
+//! each datagram (`packet`), apart from the IO path that moves the
+//! datagrams: io_uring (`uring_loop`) or epoll (`epoll`), chosen at start
+//! (`path`).
 //!
 //! Per packet there is no allocation, no lock, no channel hop and no log
-//! line: receive buffers owned by the loop, in-place header rewriting and
-//! SRTP, plain local counters. Receives are batched (recvmmsg) on every
-//! socket, and packets to browsers leave in batches (sendmmsg) on the shared
-//! WebRTC socket, flushed before the loop sleeps; packets to SIP go out one
-//! by one, since each call has its own socket.
+//! line: receive buffers owned by the IO path, in-place header rewriting
+//! and SRTP, plain local counters.
 
-use std::io::ErrorKind;
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
 use rtc_srtp::crypto::providers::RingCrypto;
 
-use super::batch::{self, RecvBatch, SendBatch, Sent, BATCH, BUF};
-use super::counters::{CallStats, Counters, RelayDrop};
+use super::batch::{Sent, BUF};
+use super::counters::{CallStats, Counters};
 use super::liveness::Liveness;
-use super::sip_srtp::{SipCrypto, SipDrop};
-use super::tones::{Press, Tones};
+use super::sip_srtp::SipCrypto;
+use super::tones::Tones;
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia, Tuning};
 use crate::media::pool::PortLease;
-use crate::media::rewrite::{PtMap, RewriteDrop, StreamRewriter};
-use crate::media::rtcp;
+use crate::media::rewrite::{PtMap, StreamRewriter};
 use crate::metrics::Metrics;
-use crate::webrtc::{Endpoint, Identity, LegEvent, LegId, Receive};
+use crate::webrtc::{Endpoint, Identity, LegEvent, LegId};
 
-const WEBRTC: Token = Token(0);
-const WAKER: Token = Token(1);
-/// Datagrams taken per receive from a call's own socket: at 50 packets a
-/// second it rarely holds more than one, and a smaller batch is less to set
-/// up per call.
-const SIP_BATCH: usize = 4;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Which socket a relayed packet leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// The loop's shared WebRTC socket.
+    WebRtc,
+    /// The call's RTP socket.
+    Rtp,
+    /// The call's RTCP socket.
+    Rtcp,
+}
+
+/// A relayed packet, ready in its buffer: where it goes, how long it is
+/// now, and what to count once it is sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Out {
+    pub via: Via,
+    pub dest: SocketAddr,
+    pub len: usize,
+    pub sent: Sent,
+}
+
+/// How an IO path watches the sockets of the calls it carries.
+pub(super) trait Attach {
+    /// Start receiving on slot `index`'s sockets.
+    fn attach(&mut self, index: usize, rtp: RawFd, rtcp: RawFd) -> io::Result<()>;
+    /// Stop receiving on slot `index`'s sockets (they close after this).
+    fn detach(&mut self, index: usize, rtp: RawFd, rtcp: RawFd);
+}
 
 /// One call on this loop. Sockets are declared before the lease so they
 /// close before the port returns to the pool.
@@ -58,7 +78,9 @@ struct Slot {
 }
 
 pub(super) struct Worker {
-    poll: Poll,
+    /// The loop's shared WebRTC socket (nonblocking). The IO path receives
+    /// on it; the engine's own packets and generated tones go out through
+    /// it directly.
     socket: UdpSocket,
     endpoint: Endpoint,
     commands: mpsc::Receiver<Command>,
@@ -66,11 +88,7 @@ pub(super) struct Worker {
     free: Vec<usize>,
     /// Generated key presses are built here.
     buf: Box<[u8; BUF]>,
-    /// Taken while a batch is processed, so the packets can be borrowed
-    /// beside the loop's other fields.
-    rx: Option<Box<RecvBatch>>,
-    tx: Box<SendBatch>,
-    counters: Counters,
+    pub(super) counters: Counters,
     sample_every: u32,
     sample_countdown: u32,
     next_flush: Instant,
@@ -84,11 +102,6 @@ pub(super) struct Worker {
     fail_poll: bool,
 }
 
-/// Tokens: 0 WebRTC socket, 1 waker, then two per slot (RTP, RTCP).
-fn slot_tokens(slot: usize) -> (Token, Token) {
-    (Token(2 + 2 * slot), Token(3 + 2 * slot))
-}
-
 impl Worker {
     pub(super) fn new(
         bind: SocketAddr,
@@ -97,27 +110,21 @@ impl Worker {
         metrics: &Metrics,
         tuning: Tuning,
         health: Health,
-    ) -> Result<(Self, Waker, SocketAddr), RelayError> {
-        let poll = Poll::new()?;
-        let mut socket =
+    ) -> Result<(Self, SocketAddr), RelayError> {
+        let socket =
             UdpSocket::bind(bind).map_err(|source| RelayError::Bind { addr: bind, source })?;
+        socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
         if tuning.socket_buffer > 0 {
             size_buffers(&socket, tuning.socket_buffer);
         }
-        poll.registry()
-            .register(&mut socket, WEBRTC, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
         let worker = Worker {
-            poll,
             socket,
             endpoint: Endpoint::new(identity),
             commands,
             slots: Vec::new(),
             free: Vec::new(),
             buf: Box::new([0; BUF]),
-            rx: Some(Box::new(RecvBatch::new())),
-            tx: Box::new(SendBatch::new()),
             counters: Counters::new(metrics),
             sample_every: tuning.timing_sample,
             sample_countdown: tuning.timing_sample,
@@ -128,53 +135,37 @@ impl Worker {
             #[cfg(test)]
             fail_poll: false,
         };
-        Ok((worker, waker, addr))
+        Ok((worker, addr))
     }
 
-    /// The loop; `Ok` when told to shut down, `Err` when its poll fails.
-    fn run(&mut self) -> std::io::Result<()> {
-        let mut events = Events::with_capacity(256);
-        loop {
-            let timeout = self
-                .next_deadline()
-                .saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll_once(&mut events, timeout) {
-                if e.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            self.counters.wakeup();
-            let now = Instant::now();
-            for event in events.iter() {
-                match event.token() {
-                    WEBRTC => {
-                        // Packets already queued for browsers go first: a
-                        // full drain of this socket can take a while.
-                        self.flush_tx();
-                        self.drain_webrtc(now)
-                    }
-                    WAKER => {
-                        // Sent before a command can free a slot the queue names.
-                        self.flush_tx();
-                        if !self.run_commands(now) {
-                            return Ok(());
-                        }
-                    }
-                    Token(t) => self.drain_sip((t - 2) / 2, t % 2 == 1, now),
-                }
-            }
-            self.flush_tx();
-            self.on_timers(Instant::now());
-        }
+    /// The shared WebRTC socket's descriptor.
+    pub(super) fn webrtc_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
     }
 
-    fn poll_once(&mut self, events: &mut Events, timeout: Duration) -> std::io::Result<()> {
+    /// Socket `via` of slot `index` (`None`: no such call).
+    pub(super) fn socket(&self, index: usize, via: Via) -> Option<&UdpSocket> {
+        let slot = self.slots.get(index)?.as_ref()?;
+        Some(match via {
+            Via::WebRtc => &self.socket,
+            Via::Rtp => &slot.rtp,
+            Via::Rtcp => &slot.rtcp,
+        })
+    }
+
+    /// Fault injection: whether the next poll must fail.
+    pub(super) fn poll_fails(&self) -> bool {
         #[cfg(test)]
         if self.fail_poll {
-            return Err(std::io::Error::other("injected poll failure"));
+            return true;
         }
-        self.poll.poll(events, Some(timeout))
+        false
+    }
+
+    /// When the loop must wake at the latest.
+    pub(super) fn deadline_in(&self) -> Duration {
+        self.next_deadline()
+            .saturating_duration_since(Instant::now())
     }
 
     fn next_deadline(&self) -> Instant {
@@ -186,7 +177,9 @@ impl Worker {
         tones.chain(engine).fold(self.next_flush, Instant::min)
     }
 
-    fn on_timers(&mut self, now: Instant) {
+    /// The loop's timed work: the WebRTC engine's timers, key presses,
+    /// counters and media timeouts.
+    pub(super) fn on_timers(&mut self, now: Instant) {
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
             self.endpoint.handle_timeout(now);
         }
@@ -234,233 +227,6 @@ impl Worker {
         }
     }
 
-    fn drain_webrtc(&mut self, now: Instant) {
-        let Some(mut rx) = self.rx.take() else {
-            return;
-        };
-        let fd = self.socket.as_raw_fd();
-        let faults = batch::drain(&mut rx, fd, BATCH, |rx, n| {
-            for i in 0..n {
-                if rx.truncated(i) {
-                    self.counters.relay_drop(RelayDrop::Oversize);
-                    continue;
-                }
-                let (buf, len, src) = rx.get(i);
-                let Some(src) = src else { continue };
-                let started = self.sample_start();
-                match self.endpoint.handle_receive(now, src, &mut buf[..], len) {
-                    Receive::Rtp { leg, len } => self.webrtc_to_sip(leg, buf, len, false),
-                    Receive::Rtcp { leg, len } => self.webrtc_to_sip(leg, buf, len, true),
-                    Receive::Handled => self.flush_endpoint(),
-                    Receive::Dropped(reason) => self.counters.webrtc_drop(reason),
-                }
-                self.sample_end(started);
-            }
-        });
-        self.counters.recv_faults(faults);
-        self.rx = Some(rx);
-    }
-
-    fn webrtc_to_sip(&mut self, leg: LegId, buf: &mut [u8; BUF], len: usize, is_rtcp: bool) {
-        let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) else {
-            return self.counters.relay_drop(RelayDrop::NotConfigured);
-        };
-        let Some(sip) = slot.sip.as_ref() else {
-            return self.counters.relay_drop(RelayDrop::NotConfigured);
-        };
-        // A SIP side on hold gets no RTP; RTCP goes on (RFC 3264 section 5.1).
-        if !sip.send_to_sip && !is_rtcp {
-            return drop_packet(&mut self.counters, slot, RelayDrop::Held);
-        }
-        let pkt = &mut buf[..len];
-        let (socket, dest) = if is_rtcp {
-            if rtcp::translate(pkt, &slot.to_sip, &slot.to_webrtc).is_err() {
-                return drop_packet(&mut self.counters, slot, RelayDrop::Malformed);
-            }
-            let dest = slot.latched_rtcp.unwrap_or(sip.remote_rtcp);
-            (if sip.rtcp_mux { &slot.rtp } else { &slot.rtcp }, dest)
-        } else {
-            if let Some((_, clock)) = sip
-                .webrtc_dtmf_convert
-                .filter(|(pt, _)| pkt[1] & 0x7f == *pt)
-            {
-                // A key press the SIP side cannot take as it is: re-sent as
-                // siphon's own, or as SIP INFO (rare; never on the audio path).
-                let Some((code, duration_ms)) = slot.tones.key_ended(pkt, clock) else {
-                    return;
-                };
-                if sip.sip_dtmf.is_none() {
-                    let _ = slot.events.send(MediaEvent::BrowserKey(code, duration_ms));
-                    return;
-                }
-                let press = Press {
-                    to_sip: true,
-                    code,
-                    duration_ms,
-                };
-                if slot.tones.push(press) && !self.toning.contains(&(leg as usize)) {
-                    self.toning.push(leg as usize);
-                }
-                return;
-            }
-            if let Err(e) = slot.to_sip.rewrite(pkt) {
-                return drop_packet(&mut self.counters, slot, rewrite_reason(e));
-            }
-            (&slot.rtp, slot.latched_rtp.unwrap_or(sip.remote_rtp))
-        };
-        let out_len = match slot.srtp.as_mut() {
-            None => len,
-            Some(srtp) if is_rtcp => srtp.tx.protect_rtcp(&mut buf[..], len).unwrap_or(0),
-            Some(srtp) => srtp.tx.protect_rtp(&mut buf[..], len).unwrap_or(0),
-        };
-        if out_len == 0 {
-            slot.stats.dropped += 1;
-            return self.counters.sip_drop(SipDrop::Protect);
-        }
-        match socket.send_to(&buf[..out_len], dest) {
-            Ok(_) => {
-                slot.stats.to_sip_packets += 1;
-                self.counters.relayed_to_sip(is_rtcp, len);
-            }
-            Err(_) => drop_packet(&mut self.counters, slot, RelayDrop::SendFailed),
-        }
-    }
-
-    fn drain_sip(&mut self, index: usize, is_rtcp: bool, now: Instant) {
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
-            return;
-        };
-        let fd = if is_rtcp {
-            slot.rtcp.as_raw_fd()
-        } else {
-            slot.rtp.as_raw_fd()
-        };
-        if let Some(srtp) = slot.srtp.as_mut() {
-            srtp.rx.refill_strangers(now);
-        }
-        let Some(mut rx) = self.rx.take() else {
-            return;
-        };
-        // The slot stays while its socket drains: only commands free slots.
-        let faults = batch::drain(&mut rx, fd, SIP_BATCH, |rx, n| {
-            for i in 0..n {
-                let truncated = rx.truncated(i);
-                let (buf, len, src) = rx.get(i);
-                let Some(src) = src else { continue };
-                if truncated {
-                    if let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) {
-                        drop_packet(&mut self.counters, slot, RelayDrop::Oversize);
-                    }
-                    continue;
-                }
-                let started = self.sample_start();
-                self.sip_to_webrtc(index, src, buf, len, is_rtcp);
-                self.sample_end(started);
-            }
-        });
-        self.counters.recv_faults(faults);
-        self.rx = Some(rx);
-    }
-
-    fn sip_to_webrtc(
-        &mut self,
-        index: usize,
-        src: SocketAddr,
-        buf: &mut [u8; BUF],
-        len: usize,
-        from_rtcp_port: bool,
-    ) {
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
-            return;
-        };
-        let Some(sip) = &slot.sip else {
-            return drop_packet(&mut self.counters, slot, RelayDrop::NotConfigured);
-        };
-        // With rtcp-mux, RTCP arrives on the RTP port: PT 192..=223 (RFC 5761).
-        let is_rtcp = from_rtcp_port || (sip.rtcp_mux && len >= 2 && (192..=223).contains(&buf[1]));
-        let to_browser = is_rtcp || sip.send_to_webrtc;
-        let latch = if from_rtcp_port {
-            &mut slot.latched_rtcp
-        } else {
-            &mut slot.latched_rtp
-        };
-        if latch.is_some_and(|addr| addr != src) {
-            return drop_packet(&mut self.counters, slot, RelayDrop::UnlatchedSource);
-        }
-        // Authenticated before it may latch: a forged packet cannot steer media.
-        let unprotected = match slot.srtp.as_mut() {
-            None => Ok(len),
-            Some(srtp) if is_rtcp => srtp.rx.unprotect_rtcp(&mut buf[..], len),
-            Some(srtp) => srtp.rx.unprotect_rtp(&mut buf[..], len),
-        };
-        let len = match unprotected {
-            Ok(len) => len,
-            Err(reason) => {
-                slot.stats.dropped += 1;
-                return self.counters.sip_drop(reason.into());
-            }
-        };
-        if latch.is_none() {
-            *latch = Some(src);
-            if !from_rtcp_port {
-                let _ = slot.events.send(MediaEvent::SipLatched(src));
-            }
-        }
-        if !to_browser {
-            // The browser holds (sendonly or inactive): no RTP goes to it.
-            return drop_packet(&mut self.counters, slot, RelayDrop::Held);
-        }
-        let pkt = &mut buf[..len];
-        let rewritten = if is_rtcp {
-            rtcp::translate(pkt, &slot.to_webrtc, &slot.to_sip).map_err(|_| RelayDrop::Malformed)
-        } else {
-            slot.to_webrtc.rewrite(pkt).map_err(rewrite_reason)
-        };
-        if let Err(reason) = rewritten {
-            return drop_packet(&mut self.counters, slot, reason);
-        }
-        let protected = if is_rtcp {
-            self.endpoint.protect_rtcp(slot.leg, &mut buf[..], len)
-        } else {
-            self.endpoint.protect_rtp(slot.leg, &mut buf[..], len)
-        };
-        let Ok((out_len, dest)) = protected else {
-            return drop_packet(&mut self.counters, slot, RelayDrop::WebRtcNotReady);
-        };
-        let sent = Sent {
-            slot: index,
-            is_rtcp,
-            len,
-        };
-        self.tx.push(&buf[..out_len], dest, sent);
-        if self.tx.is_full() {
-            self.flush_tx();
-        }
-    }
-
-    /// Send the packets queued for browsers and count each as sent or not.
-    fn flush_tx(&mut self) {
-        let Worker {
-            tx,
-            socket,
-            slots,
-            counters,
-            ..
-        } = self;
-        tx.flush(socket, |sent, ok| {
-            let slot = slots.get_mut(sent.slot).and_then(Option::as_mut);
-            match (ok, slot) {
-                (true, Some(slot)) => {
-                    slot.stats.to_webrtc_packets += 1;
-                    counters.relayed_to_webrtc(sent.is_rtcp, sent.len);
-                }
-                (true, None) => counters.relayed_to_webrtc(sent.is_rtcp, sent.len),
-                (false, Some(slot)) => drop_packet(counters, slot, RelayDrop::SendFailed),
-                (false, None) => counters.relay_drop(RelayDrop::SendFailed),
-            }
-        });
-    }
-
     fn sample_start(&mut self) -> Option<Instant> {
         if self.sample_every == 0 {
             return None;
@@ -482,11 +248,14 @@ impl Worker {
     }
 
     /// Apply queued control commands; false when the loop must stop.
-    fn run_commands(&mut self, now: Instant) -> bool {
+    /// Apply queued control commands; false when the loop must stop. The
+    /// IO path sends what it queued first, since a command can free a slot
+    /// the queue names.
+    pub(super) fn run_commands(&mut self, now: Instant, io: &mut impl Attach) -> bool {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Add(call, reply) => {
-                    let _ = reply.send(self.add(*call, now));
+                    let _ = reply.send(self.add(*call, now, io));
                 }
                 Command::Configure(leg, media) => self.configure(leg, *media, now),
                 Command::Dtmf(leg, press) => self.queue_tone(leg, press),
@@ -495,7 +264,7 @@ impl Worker {
                     let _ = reply.send(result.map_err(RelayError::Leg));
                 }
                 Command::Remove(leg, reply) => {
-                    let _ = reply.send(self.remove(leg));
+                    let _ = reply.send(self.remove(leg, io));
                 }
                 Command::Shutdown => return false,
                 #[cfg(test)]
@@ -508,7 +277,12 @@ impl Worker {
         true
     }
 
-    fn add(&mut self, call: AddCall, now: Instant) -> Result<LegId, RelayError> {
+    fn add(
+        &mut self,
+        call: AddCall,
+        now: Instant,
+        io: &mut impl Attach,
+    ) -> Result<LegId, RelayError> {
         let index = self.free.pop().unwrap_or(self.slots.len());
         let leg = index as LegId;
         let AddCall {
@@ -519,24 +293,23 @@ impl Worker {
             events,
             media_timeout,
         } = call;
-        self.endpoint
-            .add_leg(leg, cfg, now)
-            .map_err(RelayError::Leg)?;
-        let mut rtp = UdpSocket::from_std(ports.rtp);
-        let mut rtcp = UdpSocket::from_std(ports.rtcp);
-        let (rtp_token, rtcp_token) = slot_tokens(index);
-        let registered = self
-            .poll
-            .registry()
-            .register(&mut rtp, rtp_token, Interest::READABLE)
-            .and_then(|()| {
-                self.poll
-                    .registry()
-                    .register(&mut rtcp, rtcp_token, Interest::READABLE)
-            });
-        if let Err(e) = registered {
-            self.endpoint.remove_leg(leg);
-            return Err(RelayError::Io(e));
+        let (rtp, rtcp) = (ports.rtp, ports.rtcp);
+        let attached = rtp
+            .set_nonblocking(true)
+            .and_then(|()| rtcp.set_nonblocking(true))
+            .and_then(|()| io.attach(index, rtp.as_raw_fd(), rtcp.as_raw_fd()));
+        let refused = match attached {
+            Err(e) => Some(RelayError::Io(e)),
+            Ok(()) => self.endpoint.add_leg(leg, cfg, now).err().map(|e| {
+                io.detach(index, rtp.as_raw_fd(), rtcp.as_raw_fd());
+                RelayError::Leg(e)
+            }),
+        };
+        if let Some(e) = refused {
+            if index < self.slots.len() {
+                self.free.push(index);
+            }
+            return Err(e);
         }
         let slot = Slot {
             leg,
@@ -583,14 +356,13 @@ impl Worker {
         }
     }
 
-    fn remove(&mut self, leg: LegId) -> CallStats {
+    pub(super) fn remove(&mut self, leg: LegId, io: &mut impl Attach) -> CallStats {
         let index = leg as usize;
-        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else {
             return CallStats::default();
         };
         self.endpoint.remove_leg(leg);
-        let _ = self.poll.registry().deregister(&mut slot.rtp);
-        let _ = self.poll.registry().deregister(&mut slot.rtcp);
+        io.detach(index, slot.rtp.as_raw_fd(), slot.rtcp.as_raw_fd());
         self.free.push(index);
         slot.stats
     }
@@ -616,18 +388,11 @@ fn size_buffers(socket: &UdpSocket, bytes: usize) {
     }
 }
 
-fn drop_packet(counters: &mut Counters, slot: &mut Slot, reason: RelayDrop) {
-    slot.stats.dropped += 1;
-    counters.relay_drop(reason);
-}
-
-fn rewrite_reason(e: RewriteDrop) -> RelayDrop {
-    match e {
-        RewriteDrop::Malformed => RelayDrop::Malformed,
-        RewriteDrop::UnknownPayloadType => RelayDrop::UnknownPayloadType,
-    }
-}
-
 mod death;
+mod epoll;
+mod packet;
+mod path;
 mod timers;
+mod uring_loop;
 pub(super) use death::{run_guarded, Health};
+pub(super) use path::Path;

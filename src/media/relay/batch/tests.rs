@@ -94,6 +94,7 @@ fn one_send_reaches_each_destination_in_order() {
                 slot: i,
                 is_rtcp: round == 1,
                 len: 10 + i,
+                ..Sent::default()
             };
             batch.push(&[round, i as u8], peer.local_addr().unwrap(), meta);
         }
@@ -107,7 +108,8 @@ fn one_send_reaches_each_destination_in_order() {
         Sent {
             slot: 1,
             is_rtcp: true,
-            len: 11
+            len: 11,
+            ..Sent::default()
         }
     );
     for (i, peer) in peers.iter().enumerate() {
@@ -133,6 +135,7 @@ fn a_refused_datagram_fails_alone() {
         slot,
         is_rtcp: false,
         len: 1,
+        ..Sent::default()
     };
     batch.push(b"a", a.local_addr().unwrap(), meta(0));
     batch.push(b"x", unreachable, meta(1));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{setup, wait_for_metric, BROWSER_SSRC};
+use crate::config::RelayIo;
 use crate::media::relay::MediaEvent;
 use crate::webrtc::tests::browser::rtp;
 
@@ -12,9 +13,8 @@ use crate::webrtc::tests::browser::rtp;
 /// buffer, and relaying the cut packet would send garbage on.
 const OVERSIZE: usize = 2100;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut() {
-    let mut s = setup().await;
+async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut(io: RelayIo) {
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
     let mut plain = rtp(1, 0x5151, 9);
@@ -69,9 +69,8 @@ async fn oversize_datagrams_are_dropped_and_counted_not_relayed_cut() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rtcp_garbage_from_the_sip_peer_is_dropped_and_counted() {
-    let mut s = setup().await;
+async fn rtcp_garbage_from_the_sip_peer_is_dropped_and_counted(io: RelayIo) {
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtcp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port + 1).into();
     // RTCP version 2, a length that runs past the datagram.
@@ -105,12 +104,11 @@ async fn rtcp_garbage_from_the_sip_peer_is_dropped_and_counted() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dtls_handshakes_are_counted_by_outcome() {
+async fn dtls_handshakes_are_counted_by_outcome(io: RelayIo) {
     use crate::webrtc::tests::browser::{connect_over, Browser};
     use crate::webrtc::Identity;
     // A good one: the setup's browser.
-    let mut s = setup().await;
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     wait_for_metric(&s.metrics, "siphon_dtls_handshakes_total{outcome=\"ok\"} 1").await;
 
@@ -150,11 +148,10 @@ async fn dtls_handshakes_are_counted_by_outcome() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
+async fn a_panicking_loop_ends_its_calls_and_clears_ready(io: RelayIo) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let mut s = setup().await;
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // The setup's loop has its own ready flag; this one starts ready too.
     let ready = Arc::new(AtomicBool::new(true));
@@ -164,7 +161,10 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(crate::webrtc::Identity::generate().unwrap()),
         &metrics,
-        crate::media::relay::Tuning::default(),
+        crate::media::relay::Tuning {
+            io,
+            ..Default::default()
+        },
         ready.clone(),
     )
     .unwrap();
@@ -216,11 +216,10 @@ async fn a_panicking_loop_ends_its_calls_and_clears_ready() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_sip_peer_is_heard_again_after_a_forged_ssrc_flood() {
+async fn a_sip_peer_is_heard_again_after_a_forged_ssrc_flood(io: RelayIo) {
     use crate::media::SipSrtp;
     use crate::srtp::{MasterKey, SrtpContext, SrtpProfile};
-    let mut s = setup().await;
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
     let key = |b: u8| vec![b; profile.key_len() + profile.salt_len()];
@@ -285,3 +284,11 @@ async fn a_sip_peer_is_heard_again_after_a_forged_ssrc_flood() {
     assert!(heard, "the SIP peer's new SSRC never got through");
     s.relay.remove(s.leg).await.unwrap();
 }
+
+on_both_paths!(
+    oversize_datagrams_are_dropped_and_counted_not_relayed_cut,
+    rtcp_garbage_from_the_sip_peer_is_dropped_and_counted,
+    dtls_handshakes_are_counted_by_outcome,
+    a_panicking_loop_ends_its_calls_and_clears_ready,
+    a_sip_peer_is_heard_again_after_a_forged_ssrc_flood,
+);

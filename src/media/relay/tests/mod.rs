@@ -1,19 +1,57 @@
 //! A real relay loop thread between a browser stand-in (ICE, DTLS, SRTP over
 //! a UDP socket) and a plain UDP socket playing the SIP peer.
 
-mod fault;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{AddCall, MediaEvent, RelayHandle, SipMedia};
+use crate::config::RelayIo;
 use crate::media::{PortPool, PtMap};
 use crate::metrics::Metrics;
 use crate::webrtc::tests::browser::{connect_over, rtp, Browser};
 use crate::webrtc::Identity;
 
 pub(super) const BROWSER_SSRC: u32 = 0xB0B0;
+
+/// Each listed test (an `async fn(RelayIo)` of the module) runs once on
+/// each IO path. Where this kernel (or its seccomp profile) forbids
+/// io_uring, its half says so and passes: CI proves the path elsewhere.
+macro_rules! on_both_paths {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(crate::config::RelayIo::Epoll).await
+                }
+            )*
+        }
+        mod io_uring {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    if $crate::media::relay::tests::io_uring_here() {
+                        super::$name(crate::config::RelayIo::IoUring).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+mod fault;
+
+/// Whether io_uring works here; says why not when it does not.
+pub(super) fn io_uring_here() -> bool {
+    match super::uring::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("io_uring unavailable here ({e}): tested on epoll only");
+            false
+        }
+    }
+}
 
 pub(super) struct Setup {
     pub(super) relay: RelayHandle,
@@ -33,19 +71,20 @@ pub(super) fn udp() -> UdpSocket {
     s
 }
 
-pub(super) async fn setup() -> Setup {
-    setup_with(None).await
+pub(super) async fn setup(io: RelayIo) -> Setup {
+    setup_with(io, None).await
 }
 
 /// A relay loop with one call, its SIP side on 10 RTP ports from the
 /// test-port allocator.
-pub(super) async fn setup_with(media_timeout: Option<Duration>) -> Setup {
+pub(super) async fn setup_with(io: RelayIo, media_timeout: Option<Duration>) -> Setup {
     let port_base = siphon_testkit::ports::block(10);
     let metrics = Metrics::new();
     let identity = Arc::new(Identity::generate().unwrap());
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let tuning = super::Tuning {
         timing_sample: 1,
+        io,
         ..Default::default()
     };
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -122,9 +161,8 @@ pub(super) async fn wait_for_metric(metrics: &Metrics, needle: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn relays_both_ways_rewriting_headers() {
-    let mut s = setup().await;
+async fn relays_both_ways_rewriting_headers(io: RelayIo) {
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let mut buf = [0u8; 2048];
 
@@ -164,9 +202,8 @@ async fn relays_both_ways_rewriting_headers() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_packets_are_dropped_and_counted() {
-    let mut s = setup().await;
+async fn bad_packets_are_dropped_and_counted(io: RelayIo) {
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // Not STUN, DTLS or SRTP.
     s.browser_sock
@@ -210,9 +247,8 @@ async fn bad_packets_are_dropped_and_counted() {
     assert_eq!(&buf[12..n], &[5u8; 60][..]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_held_side_gets_rtcp_but_no_rtp() {
-    let mut s = setup().await;
+async fn a_held_side_gets_rtcp_but_no_rtp(io: RelayIo) {
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let peer = s.sip_peer.local_addr().unwrap();
     let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
@@ -266,9 +302,8 @@ async fn a_held_side_gets_rtcp_but_no_rtp() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_silent_sip_peer_times_the_call_out_once() {
-    let mut s = setup_with(Some(Duration::from_millis(1200))).await;
+async fn a_silent_sip_peer_times_the_call_out_once(io: RelayIo) {
+    let mut s = setup_with(io, Some(Duration::from_millis(1200))).await;
     let (mut browser, sock) = (s.browser, s.browser_sock.try_clone().unwrap());
     let server = s.relay.webrtc_addr();
     // The browser keeps talking; the SIP peer never answers with media.
@@ -296,10 +331,9 @@ async fn a_silent_sip_peer_times_the_call_out_once() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn generated_key_presses_reach_each_side_as_rfc4733() {
+async fn generated_key_presses_reach_each_side_as_rfc4733(io: RelayIo) {
     use super::Press;
-    let mut s = setup().await;
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let mut buf = [0u8; 2048];
     // A press is a start, updates while it lasts (how many depends on when
@@ -364,9 +398,8 @@ async fn generated_key_presses_reach_each_side_as_rfc4733() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn browser_key_presses_at_48_khz_reach_sip_at_8_khz() {
-    let mut s = setup().await;
+async fn browser_key_presses_at_48_khz_reach_sip_at_8_khz(io: RelayIo) {
+    let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     // Key 7 for 100 ms at 48 kHz on PT 110: start, an update, three ends.
     for (seq, end, duration) in [
@@ -405,12 +438,11 @@ async fn browser_key_presses_at_48_khz_reach_sip_at_8_khz() {
     s.relay.remove(s.leg).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn browser_key_presses_toward_a_sip_side_without_events_are_reported() {
+async fn browser_key_presses_toward_a_sip_side_without_events_are_reported(io: RelayIo) {
     let mut media = crate::media::test_media();
     media.sip_dtmf = None;
     media.webrtc_dtmf_convert = Some((110, 48000));
-    let mut s = setup().await;
+    let mut s = setup(io).await;
     s.relay.configure(s.leg, media).unwrap();
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     for (seq, end) in [(1u16, false), (2, true), (3, true), (4, true)] {
@@ -434,3 +466,13 @@ async fn browser_key_presses_toward_a_sip_side_without_events_are_reported() {
     assert_eq!(keys, [(11, 200)], "one key, 200 ms, for SIP INFO");
     s.relay.remove(s.leg).await.unwrap();
 }
+
+on_both_paths!(
+    relays_both_ways_rewriting_headers,
+    bad_packets_are_dropped_and_counted,
+    a_held_side_gets_rtcp_but_no_rtp,
+    a_silent_sip_peer_times_the_call_out_once,
+    generated_key_presses_reach_each_side_as_rfc4733,
+    browser_key_presses_at_48_khz_reach_sip_at_8_khz,
+    browser_key_presses_toward_a_sip_side_without_events_are_reported,
+);

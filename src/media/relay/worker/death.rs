@@ -2,12 +2,13 @@
 //! and the thread stays only to answer commands (a child module, for the
 //! loop's fields).
 
+use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::super::{Command, MediaEvent, RelayError};
-use super::Worker;
+use super::{Attach, Path, Worker};
 
 /// Where a loop reports its own death.
 pub(in super::super) struct Health {
@@ -19,10 +20,13 @@ pub(in super::super) struct Health {
     pub failures: prometheus::IntCounter,
 }
 
-/// Runs the loop; if it dies (its poll fails or it panics), ends its calls
-/// loudly and then only answers commands, so removals still release ports.
-pub(in super::super) fn run_guarded(mut worker: Worker) {
-    let ended = panic::catch_unwind(AssertUnwindSafe(|| worker.run()));
+/// Runs the loop on its IO path; if it dies (its poll fails or it
+/// panics), ends its calls loudly and then only answers commands, so
+/// removals still release ports.
+pub(in super::super) fn run_guarded(mut worker: Worker, mut path: Path) {
+    let ended = panic::catch_unwind(AssertUnwindSafe(|| path.run(&mut worker)));
+    // The IO path lets go of the sockets before the calls' ports return.
+    drop(path);
     let why = match ended {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("poll failed: {e}"),
@@ -64,7 +68,7 @@ impl Worker {
                     let _ = reply.send(Err(RelayError::Stopped));
                 }
                 Command::Remove(leg, reply) => {
-                    let _ = reply.send(self.remove(leg));
+                    let _ = reply.send(self.remove(leg, &mut Unwatched));
                 }
                 Command::Configure(leg, _) => {
                     let slot = self.slots.get(leg as usize).and_then(Option::as_ref);
@@ -79,4 +83,14 @@ impl Worker {
             }
         }
     }
+}
+
+/// A dead loop watches no socket.
+struct Unwatched;
+
+impl Attach for Unwatched {
+    fn attach(&mut self, _: usize, _: RawFd, _: RawFd) -> std::io::Result<()> {
+        Err(std::io::Error::other("the relay loop is dead"))
+    }
+    fn detach(&mut self, _: usize, _: RawFd, _: RawFd) {}
 }
