@@ -353,5 +353,61 @@ impl SendBatch {
     }
 }
 
+/// Set the DF bit on what `socket` sends without taking part in path MTU
+/// discovery (`IP_PMTUDISC_PROBE`): media packets are small and never
+/// fragmented, and with DF set the kernel skips choosing an IP ID for each
+/// datagram of an unconnected socket (`__ip_select_ident`). Neither socket2
+/// nor nix sets this option.
+pub(super) fn probe_pmtu(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    };
+    // SAFETY: the option value is a c_int that lives across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Undo `connect` on a UDP socket (connect to `AF_UNSPEC`), so it takes
+/// datagrams from any source again. std and socket2 have no call for it.
+pub(super) fn disconnect(socket: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_storage; AF_UNSPEC is 0.
+    let unspec: libc::sockaddr_storage = unsafe { zeroed() };
+    // SAFETY: `unspec` lives across the call and is as long as stated.
+    let r = unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&unspec as *const libc::sockaddr_storage).cast(),
+            size_of::<libc::sa_family_t>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests;

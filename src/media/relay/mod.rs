@@ -4,6 +4,7 @@
 
 pub(crate) mod batch;
 mod counters;
+mod latch;
 mod liveness;
 mod sip_srtp;
 mod tones;

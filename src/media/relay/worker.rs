@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use rtc_srtp::crypto::providers::RingCrypto;
 
-use super::batch::{Sent, BUF};
+use super::batch::{self, Sent, BUF};
 use super::counters::{CallStats, Counters};
+use super::latch::Latch;
 use super::liveness::Liveness;
 use super::sip_srtp::SipCrypto;
 use super::tones::Tones;
@@ -45,6 +46,8 @@ pub(super) enum Via {
 pub(super) struct Out {
     pub via: Via,
     pub dest: SocketAddr,
+    /// The socket is connected to `dest`: send without an address.
+    pub connected: bool,
     pub len: usize,
     pub sent: Sent,
 }
@@ -67,8 +70,9 @@ struct Slot {
     to_sip: StreamRewriter,
     to_webrtc: StreamRewriter,
     sip: Option<SipMedia>,
-    latched_rtp: Option<SocketAddr>,
-    latched_rtcp: Option<SocketAddr>,
+    /// The SIP peer's source on the RTP and the RTCP socket.
+    rtp_latch: Latch,
+    rtcp_latch: Latch,
     events: tokio::sync::mpsc::UnboundedSender<MediaEvent>,
     stats: CallStats,
     liveness: Liveness,
@@ -118,6 +122,8 @@ impl Worker {
         if tuning.socket_buffer > 0 {
             size_buffers(&socket, tuning.socket_buffer);
         }
+        // Best effort: without it packets go out as before, only dearer.
+        let _ = batch::probe_pmtu(&socket, addr.is_ipv6());
         let worker = Worker {
             socket,
             endpoint: Endpoint::new(identity),
@@ -294,6 +300,10 @@ impl Worker {
             media_timeout,
         } = call;
         let (rtp, rtcp) = (ports.rtp, ports.rtcp);
+        for socket in [&rtp, &rtcp] {
+            let ipv6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+            let _ = batch::probe_pmtu(socket, ipv6);
+        }
         let attached = rtp
             .set_nonblocking(true)
             .and_then(|()| rtcp.set_nonblocking(true))
@@ -319,8 +329,8 @@ impl Worker {
             to_sip: StreamRewriter::new(ssrc_to_sip, PtMap::empty(), 160),
             to_webrtc: StreamRewriter::new(ssrc_to_webrtc, PtMap::empty(), 160),
             sip: None,
-            latched_rtp: None,
-            latched_rtcp: None,
+            rtp_latch: Latch::default(),
+            rtcp_latch: Latch::default(),
             events,
             stats: CallStats::default(),
             liveness: Liveness::new(media_timeout, now),
@@ -337,6 +347,14 @@ impl Worker {
 
     fn configure(&mut self, leg: LegId, media: SipMedia, now: Instant) {
         if let Some(slot) = self.slots.get_mut(leg as usize).and_then(Option::as_mut) {
+            let moved = slot.sip.as_ref().is_some_and(|old| {
+                (old.remote_rtp, old.remote_rtcp) != (media.remote_rtp, media.remote_rtcp)
+            });
+            if moved {
+                // The peer's media went elsewhere: latch its new source.
+                slot.rtp_latch.release(&slot.rtp);
+                slot.rtcp_latch.release(&slot.rtcp);
+            }
             slot.liveness.arm(now);
             slot.liveness.hold(media.held, now);
             slot.to_sip.set_pt_map(media.to_sip.clone(), media.ts_step);

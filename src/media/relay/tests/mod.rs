@@ -467,8 +467,58 @@ async fn browser_key_presses_toward_a_sip_side_without_events_are_reported(io: R
     s.relay.remove(s.leg).await.unwrap();
 }
 
+/// A re-offer that moves the SIP side's media to another address lets the
+/// latch go: the new source is latched (and the old one refused) from then on.
+async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
+    let mut s = setup(io).await;
+    assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
+    let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
+    let mut plain = rtp(500, 0x5151, 9);
+    plain[1] = 0;
+    let mut buf = [0u8; 2048];
+    let old = s.sip_peer.local_addr().unwrap();
+    s.sip_peer.send_to(&plain, rtp_addr).unwrap();
+    assert_eq!(s.events.recv().await, Some(MediaEvent::SipLatched(old)));
+    s.browser_sock.recv_from(&mut buf).unwrap();
+
+    // The peer moves: a re-offer names its new address.
+    let moved = udp();
+    let new = moved.local_addr().unwrap();
+    let mut media = crate::media::test_media();
+    media.remote_rtp = new;
+    media.remote_rtcp = SocketAddr::new(new.ip(), new.port() + 1);
+    media.to_sip.insert(111, 0);
+    media.to_webrtc.insert(0, 111);
+    s.relay.configure(s.leg, media).unwrap();
+    // Toward SIP, packets go to the new address before it sends anything.
+    let packet = s.browser.srtp(&rtp(2, BROWSER_SSRC, 7));
+    s.browser_sock
+        .send_to(&packet, s.relay.webrtc_addr())
+        .unwrap();
+    let (n, _) = moved.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[12..n], &[7u8; 60][..]);
+    // Its first packet latches it, and reaches the browser.
+    plain[3] = 1;
+    moved.send_to(&plain, rtp_addr).unwrap();
+    assert_eq!(s.events.recv().await, Some(MediaEvent::SipLatched(new)));
+    s.browser_sock.recv_from(&mut buf).unwrap();
+    // The old source is refused now.
+    plain[3] = 2;
+    s.sip_peer.send_to(&plain, rtp_addr).unwrap();
+    s.browser_sock
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        s.browser_sock.recv_from(&mut buf).is_err(),
+        "nothing from the old source"
+    );
+    let stats = s.relay.remove(s.leg).await.unwrap();
+    assert_eq!((stats.to_sip_packets, stats.to_webrtc_packets), (1, 2));
+}
+
 on_both_paths!(
     relays_both_ways_rewriting_headers,
+    a_sip_side_that_moves_its_media_is_latched_again,
     bad_packets_are_dropped_and_counted,
     a_held_side_gets_rtcp_but_no_rtp,
     a_silent_sip_peer_times_the_call_out_once,

@@ -163,8 +163,12 @@ fn send(w: &mut Worker, tx: &mut SendBatch, data: &[u8], out: Out) {
         }
         return;
     }
-    let ok = w
-        .socket(out.sent.slot, out.via)
-        .is_some_and(|s| s.send_to(data, out.dest).is_ok());
+    let ok = w.socket(out.sent.slot, out.via).is_some_and(|s| {
+        let sent = match out.connected {
+            true => s.send(data),
+            false => s.send_to(data, out.dest),
+        };
+        sent.is_ok()
+    });
     w.sent(out.sent, ok);
 }

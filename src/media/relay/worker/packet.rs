@@ -79,12 +79,15 @@ impl Worker {
             return drop_packet(&mut self.counters, slot, RelayDrop::Held);
         }
         let pkt = &mut buf[..len];
-        let (via, dest) = if is_rtcp {
+        let (via, (dest, connected)) = if is_rtcp {
             if rtcp::translate(pkt, &slot.to_sip, &slot.to_webrtc).is_err() {
                 return drop_packet(&mut self.counters, slot, RelayDrop::Malformed);
             }
-            let dest = slot.latched_rtcp.unwrap_or(sip.remote_rtcp);
-            (if sip.rtcp_mux { Via::Rtp } else { Via::Rtcp }, dest)
+            // Muxed, RTCP goes where RTP goes.
+            match sip.rtcp_mux {
+                true => (Via::Rtp, slot.rtp_latch.dest(sip.remote_rtcp)),
+                false => (Via::Rtcp, slot.rtcp_latch.dest(sip.remote_rtcp)),
+            }
         } else {
             if let Some((_, clock)) = sip
                 .webrtc_dtmf_convert
@@ -110,7 +113,7 @@ impl Worker {
             if let Err(e) = slot.to_sip.rewrite(pkt) {
                 return drop_packet(&mut self.counters, slot, rewrite_reason(e));
             }
-            (Via::Rtp, slot.latched_rtp.unwrap_or(sip.remote_rtp))
+            (Via::Rtp, slot.rtp_latch.dest(sip.remote_rtp))
         };
         let out_len = match slot.srtp.as_mut() {
             None => len,
@@ -131,6 +134,7 @@ impl Worker {
         Some(Out {
             via,
             dest,
+            connected,
             len: out_len,
             sent,
         })
@@ -152,12 +156,12 @@ impl Worker {
         // With rtcp-mux, RTCP arrives on the RTP port: PT 192..=223 (RFC 5761).
         let is_rtcp = from_rtcp_port || (sip.rtcp_mux && len >= 2 && (192..=223).contains(&buf[1]));
         let to_browser = is_rtcp || sip.send_to_webrtc;
-        let latch = if from_rtcp_port {
-            &mut slot.latched_rtcp
+        let (latch, socket) = if from_rtcp_port {
+            (&mut slot.rtcp_latch, &slot.rtcp)
         } else {
-            &mut slot.latched_rtp
+            (&mut slot.rtp_latch, &slot.rtp)
         };
-        if latch.is_some_and(|addr| addr != src) {
+        if !latch.admits(src) {
             return drop_packet(&mut self.counters, slot, RelayDrop::UnlatchedSource);
         }
         // Authenticated before it may latch: a forged packet cannot steer media.
@@ -180,11 +184,8 @@ impl Worker {
                 return None;
             }
         };
-        if latch.is_none() {
-            *latch = Some(src);
-            if !from_rtcp_port {
-                let _ = slot.events.send(MediaEvent::SipLatched(src));
-            }
+        if latch.latch(socket, src) && !from_rtcp_port {
+            let _ = slot.events.send(MediaEvent::SipLatched(src));
         }
         if !to_browser {
             // The browser holds (sendonly or inactive): no RTP goes to it.
@@ -216,6 +217,7 @@ impl Worker {
         Some(Out {
             via: Via::WebRtc,
             dest,
+            connected: false,
             len: out_len,
             sent,
         })

@@ -28,7 +28,7 @@ impl Worker {
                     .poll(now, sip, (&mut *streams.0, &mut *streams.1), buf)
             {
                 if to_sip {
-                    let dest = slot.latched_rtp.unwrap_or(sip.remote_rtp);
+                    let (dest, _) = slot.rtp_latch.dest(sip.remote_rtp);
                     let out = match slot.srtp.as_mut() {
                         None => Some(len),
                         Some(srtp) => srtp.tx.protect_rtp(buf, len).ok(),

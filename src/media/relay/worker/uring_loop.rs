@@ -174,9 +174,10 @@ impl Uring {
         };
         self.sends[usize::from(d.bid)] = Some(out.sent);
         let user_data = tag(SEND, 0, usize::from(d.bid));
+        let dest = (!out.connected).then_some(out.dest);
         if self
             .ring
-            .send(d.bid, out.len, out.dest, target, user_data)
+            .send(d.bid, out.len, dest, target, user_data)
             .is_err()
         {
             self.ring.recycle(d.bid);
