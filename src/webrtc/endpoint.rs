@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use super::demux::{classify, PacketKind};
 use super::ice::{parse_binding_request, validate_credentials};
 use super::leg::{Leg, LegIo};
+use super::legs::Legs;
 use super::{
     DropReason, Identity, LegConfig, LegEvent, LegId, Receive, SendError, Transmit, WebRtcError,
 };
@@ -45,12 +46,11 @@ pub struct Endpoint {
     identity: Arc<Identity>,
     dtls_config: Arc<dimpl::Config>,
     crypto: RingCrypto,
-    // Looked up for every packet: a fast hash, not SipHash. Only legs'
-    // nominated addresses are keys, so a sender of forged sources cannot
-    // grow a bucket; the ufrag map (keys from STUN) keeps the default hash.
-    // Legs are boxed: a leg is about 4 KB (dimpl's state sits inline), and
-    // a map stores a spare slot of that size for each leg it has room for.
-    legs: FxHashMap<LegId, Box<Leg>>,
+    legs: Legs,
+    // Looked up for every packet from a browser: a fast hash, not SipHash.
+    // Only legs' nominated addresses are keys, so a sender of forged
+    // sources cannot grow a bucket; the ufrag map (keys from STUN) keeps
+    // the default hash.
     by_ufrag: HashMap<String, LegId>,
     by_addr: FxHashMap<SocketAddr, LegId>,
     transmits: VecDeque<Transmit>,
@@ -68,7 +68,7 @@ impl Endpoint {
             identity,
             dtls_config: dtls_config(),
             crypto: RingCrypto,
-            legs: FxHashMap::default(),
+            legs: Legs::default(),
             by_ufrag: HashMap::new(),
             by_addr: FxHashMap::default(),
             transmits: VecDeque::new(),
@@ -82,8 +82,11 @@ impl Endpoint {
     pub fn add_leg(&mut self, id: LegId, cfg: LegConfig, now: Instant) -> Result<(), WebRtcError> {
         validate_credentials(&cfg.local_ufrag, &cfg.local_pwd)?;
         validate_credentials(&cfg.remote_ufrag, &cfg.remote_pwd)?;
-        if self.legs.contains_key(&id) {
+        if self.legs.contains(id) {
             return Err(WebRtcError::DuplicateLeg(id));
+        }
+        if id >= Legs::LIMIT {
+            return Err(WebRtcError::LegIdOutOfRange(id));
         }
         if self.by_ufrag.contains_key(&cfg.local_ufrag) {
             return Err(WebRtcError::DuplicateUfrag(cfg.local_ufrag));
@@ -107,7 +110,7 @@ impl Endpoint {
         local: Vec<u8>,
         remote: Vec<u8>,
     ) -> Result<(), WebRtcError> {
-        let leg = self.legs.get_mut(&id).ok_or(WebRtcError::UnknownLeg(id))?;
+        let leg = self.legs.get_mut(id).ok_or(WebRtcError::UnknownLeg(id))?;
         let keys = super::dtls::SrtpKeys {
             profile,
             local,
@@ -118,7 +121,7 @@ impl Endpoint {
 
     /// Removes a leg and every route to it.
     pub fn remove_leg(&mut self, id: LegId) {
-        let Some(leg) = self.legs.remove(&id) else {
+        let Some(leg) = self.legs.remove(id) else {
             return;
         };
         for ufrag in leg.ice.ufrags() {
@@ -139,7 +142,7 @@ impl Endpoint {
         if self.by_ufrag.contains_key(&creds.local_ufrag) {
             return Err(WebRtcError::DuplicateUfrag(creds.local_ufrag));
         }
-        let leg = self.legs.get_mut(&id).ok_or(WebRtcError::UnknownLeg(id))?;
+        let leg = self.legs.get_mut(id).ok_or(WebRtcError::UnknownLeg(id))?;
         let ufrag = creds.local_ufrag.clone();
         if let Some(retired) =
             leg.ice
@@ -188,7 +191,7 @@ impl Endpoint {
         buf: &mut [u8],
         len: usize,
     ) -> Result<(usize, SocketAddr), SendError> {
-        let leg = self.legs.get_mut(&id).ok_or(SendError::UnknownLeg)?;
+        let leg = self.legs.get_mut(id).ok_or(SendError::UnknownLeg)?;
         leg.protect_rtp(buf, len)
     }
 
@@ -199,7 +202,7 @@ impl Endpoint {
         buf: &mut [u8],
         len: usize,
     ) -> Result<(usize, SocketAddr), SendError> {
-        let leg = self.legs.get_mut(&id).ok_or(SendError::UnknownLeg)?;
+        let leg = self.legs.get_mut(id).ok_or(SendError::UnknownLeg)?;
         leg.protect_rtcp(buf, len)
     }
 
@@ -226,7 +229,7 @@ impl Endpoint {
         let mut next_wake = None;
         for (id, leg) in self.legs.iter_mut() {
             for event in leg.on_timeout(now, &mut io) {
-                emit(&mut self.events, *id, event);
+                emit(&mut self.events, id, event);
             }
             next_wake = earliest(next_wake, leg.next_timeout());
         }
@@ -245,8 +248,8 @@ impl Endpoint {
 
     fn leg_at(&mut self, src: SocketAddr) -> Result<(LegId, &mut Leg), DropReason> {
         let id = *self.by_addr.get(&src).ok_or(DropReason::UnknownSource)?;
-        let leg = self.legs.get_mut(&id).ok_or(DropReason::UnknownSource)?;
-        Ok((id, &mut **leg))
+        let leg = self.legs.get_mut(id).ok_or(DropReason::UnknownSource)?;
+        Ok((id, leg))
     }
 
     fn receive_stun(&mut self, now: Instant, src: SocketAddr, packet: &[u8]) -> Receive {
@@ -257,7 +260,7 @@ impl Endpoint {
         let Some(&id) = self.by_ufrag.get(&req.local_ufrag) else {
             return Receive::Dropped(DropReason::StunUnknownUser);
         };
-        let Some(leg) = self.legs.get_mut(&id) else {
+        let Some(leg) = self.legs.get_mut(id) else {
             return Receive::Dropped(DropReason::StunUnknownUser);
         };
         let outcome = match leg.ice.handle_request(req, src, now, &self.crypto) {
@@ -272,7 +275,7 @@ impl Endpoint {
         if let Some(addr) = outcome.new_address {
             if let Some(previous) = self.by_addr.insert(addr, id).filter(|p| *p != id) {
                 // The browser reused a 5-tuple for a newer leg: the newest check wins.
-                if let Some(old) = self.legs.get_mut(&previous) {
+                if let Some(old) = self.legs.get_mut(previous) {
                     old.ice.forget(addr);
                 }
             }
@@ -291,7 +294,7 @@ impl Endpoint {
 
     /// Lets a DTLS-client leg start its handshake once ICE has a path.
     fn start_dtls(&mut self, id: LegId, now: Instant) {
-        let Some(leg) = self.legs.get_mut(&id) else {
+        let Some(leg) = self.legs.get_mut(id) else {
             return;
         };
         let mut io = LegIo {
@@ -313,7 +316,7 @@ impl Endpoint {
         let Some(&id) = self.by_addr.get(&src) else {
             return Receive::Dropped(DropReason::UnknownSource);
         };
-        let Some(leg) = self.legs.get_mut(&id) else {
+        let Some(leg) = self.legs.get_mut(id) else {
             return Receive::Dropped(DropReason::UnknownSource);
         };
         if !leg.dtls_alive() {

@@ -130,6 +130,7 @@ mod dtls;
 mod endpoint;
 mod ice;
 mod leg;
+mod legs;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -370,6 +371,9 @@ pub enum WebRtcError {
     /// No leg with this id.
     #[error("no leg {0}")]
     UnknownLeg(LegId),
+    /// Leg ids are slot indexes, small and dense.
+    #[error("leg id {0} is past the endpoint's table")]
+    LegIdOutOfRange(LegId),
     /// Another leg already uses this local ICE ufrag.
     #[error("local ICE ufrag {0:?} is already in use")]
     DuplicateUfrag(String),
