@@ -24,9 +24,9 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use io_uring::types::{BufRingEntry, Fd, Fixed, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::types::{BufRingEntry, CancelBuilder, Fd, Fixed, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::batch::{to_raw, to_std, MAX_RECV};
@@ -367,6 +367,41 @@ impl Ring {
     /// Give buffer `bid` back to the kernel.
     pub(super) fn recycle(&mut self, bid: u16) {
         self.bufs.recycle(bid);
+    }
+}
+
+/// The tag of the cancellation that ends every submission at teardown.
+const CANCEL_ALL: u64 = u64::MAX;
+/// How long teardown waits for the ring's submissions to end.
+const TEARDOWN: Duration = Duration::from_millis(500);
+
+impl Drop for Ring {
+    /// End every submission and let go of the registered sockets before the
+    /// ring goes: the kernel tears a ring down in the background, and a
+    /// socket it still held would keep its port bound after siphon exits
+    /// (a restart could not bind its WebRTC port).
+    fn drop(&mut self) {
+        let _ = self.push(
+            opcode::AsyncCancel2::new(CancelBuilder::any())
+                .build()
+                .user_data(CANCEL_ALL),
+        );
+        let deadline = Instant::now() + TEARDOWN;
+        let (mut cancelled, mut ended) = (None, 0usize);
+        while Instant::now() < deadline && cancelled.is_none_or(|n| ended < n) {
+            if self.submit_and_wait(Duration::from_millis(10)).is_err() {
+                break;
+            }
+            for cqe in self.ring.completion() {
+                if cqe.user_data() == CANCEL_ALL {
+                    cancelled = Some(usize::try_from(cqe.result()).unwrap_or(0));
+                } else if !cqueue::more(cqe.flags()) {
+                    ended += 1;
+                }
+            }
+        }
+        let _ = self.ring.submitter().unregister_files();
+        let _ = self.ring.submitter().unregister_buf_ring(GROUP);
     }
 }
 

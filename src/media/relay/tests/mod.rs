@@ -516,8 +516,22 @@ async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
     assert_eq!((stats.to_sip_packets, stats.to_webrtc_packets), (1, 2));
 }
 
+/// A stopped loop leaves its ports free at once: a restart binds them again
+/// (the kernel tears an io_uring ring down in the background, so the ring
+/// must let go of its sockets first), even with a call on it.
+async fn a_stopped_loop_frees_its_ports_at_once(io: RelayIo) {
+    let s = setup(io).await;
+    let webrtc = s.relay.webrtc_addr();
+    let rtp: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
+    drop(s.relay);
+    drop(s.pool);
+    UdpSocket::bind(webrtc).expect("the WebRTC port is free");
+    UdpSocket::bind(rtp).expect("the call's RTP port is free");
+}
+
 on_both_paths!(
     relays_both_ways_rewriting_headers,
+    a_stopped_loop_frees_its_ports_at_once,
     a_sip_side_that_moves_its_media_is_latched_again,
     bad_packets_are_dropped_and_counted,
     a_held_side_gets_rtcp_but_no_rtp,
