@@ -235,13 +235,15 @@ impl Attach for Uring {
         let gen = self.gens[index];
         for (kind, via, fd) in [(RTP, Via::Rtp, rtp), (RTCP, Via::Rtcp, rtcp)] {
             let target = match self.fixed(index, via) {
-                Some(file) => {
-                    self.ring.register(file, fd)?;
-                    Target::Fixed(file)
-                }
-                None => Target::Fd(fd),
+                Some(file) => self.ring.register(file, fd).map(|()| Target::Fixed(file)),
+                None => Ok(Target::Fd(fd)),
             };
-            self.ring.recv(target, tag(kind, gen, index))?;
+            let armed = target.and_then(|t| self.ring.recv(t, tag(kind, gen, index)));
+            if let Err(e) = armed {
+                // Half attached: let go of what was, as for a call that left.
+                self.detach(index, rtp, rtcp);
+                return Err(e);
+            }
         }
         Ok(())
     }
