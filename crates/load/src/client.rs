@@ -264,6 +264,28 @@ impl Leg {
     pub async fn hang_up(self) -> Option<u64> {
         hang_up(self.ws, self.index).await
     }
+
+    /// The next packet, as [`Media::next_packet`].
+    pub fn next_packet(&mut self) -> Option<(impl AsRef<[u8]> + Send, u64)> {
+        self.media.next_packet()
+    }
+
+    /// A consent check, as [`Media::consent_check`].
+    pub fn consent_check(&self) -> Vec<u8> {
+        self.media.consent_check()
+    }
+
+    /// Classify a datagram, as [`Media::open`].
+    pub fn open(&mut self, data: &[u8]) -> Datagram {
+        self.media.open(data)
+    }
+
+    /// Send `data` to siphon's candidate (for a leg driven by its own
+    /// task, as the in-process bench's are).
+    pub async fn send(&mut self, data: impl AsRef<[u8]>) -> bool {
+        let to = self.media.target();
+        self.sock.send_to(data.as_ref(), to).await.is_ok()
+    }
 }
 
 impl Media {
@@ -274,7 +296,7 @@ impl Media {
 
     /// The next G.711 packet, stamped with the time (µs since the UNIX
     /// epoch) and SRTP-protected, and its stamp; `None` if protection failed.
-    pub fn next_packet(&mut self) -> Option<(impl AsRef<[u8]>, u64)> {
+    pub fn next_packet(&mut self) -> Option<(impl AsRef<[u8]> + Send, u64)> {
         let mut pkt = [0xffu8; 12 + PAYLOAD];
         pkt[0] = 0x80;
         pkt[1] = 0; // PCMU
