@@ -65,6 +65,30 @@ pub struct EchoBehavior {
 pub trait EchoTap: Send + Sync + std::fmt::Debug {
     /// May rewrite `rtp` in place (its length stays).
     fn on_echo(&self, rtp: &mut [u8], received_us: u64);
+
+    /// Offered each answered call's RTP socket (already asking for kernel
+    /// receive times): a tap may echo it itself, as the echo does (latch
+    /// the first source, return only while `sending`, count into
+    /// `echoed`, stop at `stop`), so that a load generator can serve all
+    /// its calls from one thread. The default hands it back, and the
+    /// echo's own task serves it.
+    fn adopt(&self, rtp: EchoRtp) -> Option<EchoRtp> {
+        Some(rtp)
+    }
+}
+
+/// A call's RTP socket offered to an [`EchoTap`], with what the echo
+/// keeps for it.
+#[derive(Debug)]
+pub struct EchoRtp {
+    /// The socket, non-blocking.
+    pub socket: std::net::UdpSocket,
+    /// The echo's count of packets sent back.
+    pub echoed: Arc<AtomicU64>,
+    /// Whether the peer receives (false while it holds the call).
+    pub sending: Arc<AtomicBool>,
+    /// Cancelled when the call ends.
+    pub stop: CancellationToken,
 }
 
 /// Counters for tests and the demo.

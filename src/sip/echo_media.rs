@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::echo::EchoTap;
+use super::echo::{EchoRtp, EchoTap};
 use crate::media::rx_time;
 
 /// Attempts at finding a free port pair before giving up.
@@ -56,20 +56,40 @@ impl PortPair {
         sending: Arc<AtomicBool>,
     ) {
         let tap = tap.filter(|_| rx_time::enable(&self.rtp).is_ok());
-        let rtp = Echo {
+        let rtcp = Echo {
             echoed: echoed.clone(),
             stop: stop.clone(),
-            tap,
-            sending,
-        };
-        let rtcp = Echo {
-            echoed,
-            stop,
             tap: None,
             sending: Arc::new(AtomicBool::new(true)),
         };
-        tokio::spawn(echo(self.rtp, rtp));
         tokio::spawn(echo(self.rtcp, rtcp));
+        let mut sock = self.rtp;
+        let (mut echoed, mut sending, mut stop) = (echoed, sending, stop);
+        if let Some(t) = &tap {
+            let Ok(socket) = sock.into_std() else {
+                return;
+            };
+            let offer = EchoRtp {
+                socket,
+                echoed,
+                sending,
+                stop,
+            };
+            let Some(back) = t.adopt(offer) else {
+                return;
+            };
+            let Ok(s) = UdpSocket::from_std(back.socket) else {
+                return;
+            };
+            (sock, echoed, sending, stop) = (s, back.echoed, back.sending, back.stop);
+        }
+        let rtp = Echo {
+            echoed,
+            stop,
+            tap,
+            sending,
+        };
+        tokio::spawn(echo(sock, rtp));
     }
 }
 
@@ -124,4 +144,72 @@ async fn recv(
     }
     let (n, from) = sock.recv_from(buf).await?;
     Ok((n, from, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Marks what it sees, or takes the socket over.
+    #[derive(Debug, Default)]
+    struct Tap {
+        adopt: bool,
+        taken: Mutex<Vec<EchoRtp>>,
+    }
+
+    impl EchoTap for Tap {
+        fn on_echo(&self, rtp: &mut [u8], _received_us: u64) {
+            rtp[0] = b'!';
+        }
+
+        fn adopt(&self, rtp: EchoRtp) -> Option<EchoRtp> {
+            if !self.adopt {
+                return Some(rtp);
+            }
+            self.taken.lock().unwrap().push(rtp);
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tap_sees_each_packet_or_takes_the_socket_over() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for adopt in [false, true] {
+            let pair = PortPair::bind(ip).await.unwrap();
+            let to = SocketAddr::new(ip, pair.port());
+            let tap = Arc::new(Tap {
+                adopt,
+                ..Default::default()
+            });
+            let echoed = Arc::new(AtomicU64::new(0));
+            let stop = CancellationToken::new();
+            let sending = Arc::new(AtomicBool::new(true));
+            pair.spawn_echo(echoed.clone(), stop.clone(), Some(tap.clone()), sending);
+            if adopt {
+                let taken = tap.taken.lock().unwrap();
+                assert_eq!(taken.len(), 1);
+                assert_eq!(taken[0].socket.local_addr().unwrap(), to);
+                continue;
+            }
+            peer.send_to(b"hello", to).await.unwrap();
+            let mut buf = [0u8; 16];
+            let wait = Duration::from_secs(5);
+            let (n, _) = tokio::time::timeout(wait, peer.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(&buf[..n], b"!ello");
+            for _ in 0..100 {
+                if echoed.load(Ordering::Relaxed) == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(echoed.load(Ordering::Relaxed), 1);
+            stop.cancel();
+        }
+    }
 }

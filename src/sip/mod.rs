@@ -49,7 +49,7 @@ pub(crate) mod tests;
 use std::net::{IpAddr, SocketAddr};
 
 pub use digest::DigestAlgorithm;
-pub use echo::{EchoBehavior, EchoServer, EchoSettings, EchoStats, EchoTap};
+pub use echo::{EchoBehavior, EchoRtp, EchoServer, EchoSettings, EchoStats, EchoTap};
 pub use echo_script::{EchoChallenge, EchoScript, ReceivedInvite};
 pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};

@@ -1,9 +1,10 @@
 //! One lightweight browser of the load tool: places a call over `/ws`,
-//! connects ICE and DTLS-SRTP, then sends G.711 at 50 packets/s with a send
-//! stamp in each payload and counts what comes back, until told to stop.
+//! connects ICE and DTLS-SRTP, then hands its media to the media thread
+//! (`engine`: G.711 at 50 packets/s with a send stamp in each payload, and
+//! what comes back counted) and follows the signaling until told to stop.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,16 +16,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::engine;
 use super::stamp::{self, Stamps};
-use super::stats::{Counters, Jitter};
+use super::stats::Counters;
 use siphon::media::rx_time;
 use siphon_testkit::browser::{self as peer, Answer, ClientIdentity, Offer, Srtp};
 
 /// G.711 at 8 kHz: 20 ms is 160 samples of one byte.
 const PAYLOAD: usize = 160;
-const PTIME: Duration = Duration::from_millis(20);
-/// Browsers refresh consent every 5 s or so (RFC 7675).
-const CONSENT_EVERY: Duration = Duration::from_secs(5);
 const SIGNALING_TIMEOUT: Duration = Duration::from_secs(30);
 const HANGUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,7 +48,7 @@ pub struct Shared {
     pub media: bool,
     /// Established calls' media sockets and siphon's address for each,
     /// for the flood of forged SRTP.
-    pub legs: Mutex<Vec<(Arc<UdpSocket>, SocketAddr)>>,
+    pub legs: Mutex<Vec<(Arc<std::net::UdpSocket>, SocketAddr)>>,
 }
 
 /// Setup timings of one call.
@@ -81,7 +80,7 @@ pub async fn run(
     ready: mpsc::UnboundedSender<Result<SetupTimes, ClientError>>,
 ) -> Option<End> {
     let to = &shared.destinations[index % shared.destinations.len()];
-    let (mut leg, times) = match set_up(&shared.ws_url, to, &shared.identity, index).await {
+    let (leg, times) = match set_up(&shared.ws_url, to, &shared.identity, index).await {
         Ok(up) => up,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -89,27 +88,53 @@ pub async fn run(
         }
     };
     let _ = ready.send(Ok(times));
-    if let Ok(mut legs) = shared.legs.lock() {
-        legs.push((leg.sock.clone(), leg.answer.candidate));
-    }
-    if let Some(dropped) = stream(&mut leg, &shared, &mut stop).await {
+    let Leg {
+        mut ws,
+        sock,
+        media,
+        index,
+    } = leg;
+    let target = media.target();
+    // The media thread streams and counts; this task keeps the signaling.
+    let gone = Arc::new(AtomicBool::new(false));
+    let handed = sock
+        .into_std()
+        .and_then(|sock| engine::add_browser(media, sock, shared.clone(), gone.clone()));
+    let end = match handed {
+        Ok(flood) => {
+            if let Ok(mut legs) = shared.legs.lock() {
+                legs.push((Arc::new(flood), target));
+            }
+            signaling(&mut ws, &mut stop).await
+        }
+        Err(e) => Some(format!("media: {e}")),
+    };
+    gone.store(true, Relaxed);
+    if let Some(dropped) = end {
         shared.counters.dropped_calls.fetch_add(1, Relaxed);
         return Some(End::Dropped(dropped));
     }
-    Some(End::HungUp(leg.hang_up().await))
+    Some(End::HungUp(hang_up(ws, index).await))
 }
 
 /// A connected call: signaling socket, media socket, keys.
 pub struct Leg {
     /// The call's signaling socket.
     pub ws: Ws,
-    /// Its media socket (shared with the flood, which forges SRTP from it).
-    pub sock: Arc<UdpSocket>,
+    /// Its media socket.
+    pub sock: UdpSocket,
+    /// Its media's keys and state.
+    pub media: Media,
+    index: usize,
+}
+
+/// A keyed call's media: what the browser sends and how it opens what
+/// comes back.
+pub struct Media {
     offer: Offer,
     answer: Answer,
     srtp: Srtp,
     ssrc: u32,
-    index: usize,
     sent: u32,
     seq: u16,
 }
@@ -156,16 +181,19 @@ pub async fn set_up(
         ready: started.elapsed(),
         profile: srtp.profile,
     };
-    let leg = Leg {
-        ws,
-        sock: Arc::new(sock),
+    let media = Media {
         offer,
         answer,
         srtp,
         ssrc,
-        index,
         sent: 0,
         seq: rand::random(),
+    };
+    let leg = Leg {
+        ws,
+        sock,
+        media,
+        index,
     };
     Ok((leg, times))
 }
@@ -232,9 +260,43 @@ pub async fn expect_type(ws: &mut Ws, want: &str) -> Result<Value, ClientError> 
 }
 
 impl Leg {
+    /// Sends `hangup` and waits for siphon's reply; returns its code.
+    pub async fn hang_up(self) -> Option<u64> {
+        hang_up(self.ws, self.index).await
+    }
+
+    /// The next packet, as [`Media::next_packet`].
+    pub fn next_packet(&mut self) -> Option<(impl AsRef<[u8]> + Send, u64)> {
+        self.media.next_packet()
+    }
+
+    /// A consent check, as [`Media::consent_check`].
+    pub fn consent_check(&self) -> Vec<u8> {
+        self.media.consent_check()
+    }
+
+    /// Classify a datagram, as [`Media::open`].
+    pub fn open(&mut self, data: &[u8]) -> Datagram {
+        self.media.open(data)
+    }
+
+    /// Send `data` to siphon's candidate (for a leg driven by its own
+    /// task, as the in-process bench's are).
+    pub async fn send(&mut self, data: impl AsRef<[u8]>) -> bool {
+        let to = self.media.target();
+        self.sock.send_to(data.as_ref(), to).await.is_ok()
+    }
+}
+
+impl Media {
+    /// siphon's candidate, where the media goes.
+    pub fn target(&self) -> SocketAddr {
+        self.answer.candidate
+    }
+
     /// The next G.711 packet, stamped with the time (µs since the UNIX
     /// epoch) and SRTP-protected, and its stamp; `None` if protection failed.
-    pub fn next_packet(&mut self) -> Option<(Vec<u8>, u64)> {
+    pub fn next_packet(&mut self) -> Option<(impl AsRef<[u8]> + Send, u64)> {
         let mut pkt = [0xffu8; 12 + PAYLOAD];
         pkt[0] = 0x80;
         pkt[1] = 0; // PCMU
@@ -247,12 +309,7 @@ impl Leg {
         self.seq = self.seq.wrapping_add(1);
         self.sent = self.sent.wrapping_add(1);
         let srtp = self.srtp.tx.encrypt_rtp(&pkt).ok()?;
-        Some((srtp.to_vec(), sent_at))
-    }
-
-    /// Send `data` to siphon's candidate.
-    pub async fn send(&mut self, data: &[u8]) -> bool {
-        self.sock.send_to(data, self.answer.candidate).await.is_ok()
+        Some((srtp, sent_at))
     }
 
     /// A consent-freshness check (RFC 7675), as browsers send every ~5 s.
@@ -271,77 +328,33 @@ impl Leg {
         };
         stamp::read(&plain).map_or(Datagram::Bad, Datagram::Echo)
     }
-
-    /// Sends `hangup` and waits for siphon's reply; returns its code.
-    pub async fn hang_up(mut self) -> Option<u64> {
-        let msg = json!({"type": "hangup", "call_id": format!("c{}", self.index)});
-        send_json(&mut self.ws, &msg).await.ok()?;
-        let reply = tokio::time::timeout(HANGUP_TIMEOUT, async {
-            loop {
-                let v = next_json(&mut self.ws).await.ok()?;
-                if v["type"] == "hangup" {
-                    return v["code"].as_u64();
-                }
-            }
-        })
-        .await
-        .ok()
-        .flatten();
-        let _ = self.ws.close(None).await;
-        reply
-    }
 }
 
-/// Send and receive until `stop`; `Some` if siphon hung up first.
-async fn stream(
-    leg: &mut Leg,
-    shared: &Shared,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<String> {
-    let mut ticker = tokio::time::interval(PTIME);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut consent = tokio::time::interval(CONSENT_EVERY);
-    let mut jitter = Jitter::default();
-    let c = &shared.counters;
-    let mut buf = vec![0u8; 2048];
+/// Sends `hangup` for call `index` and waits for siphon's reply; returns
+/// its code.
+async fn hang_up(mut ws: Ws, index: usize) -> Option<u64> {
+    let msg = json!({"type": "hangup", "call_id": format!("c{index}")});
+    send_json(&mut ws, &msg).await.ok()?;
+    let reply = tokio::time::timeout(HANGUP_TIMEOUT, async {
+        loop {
+            let v = next_json(&mut ws).await.ok()?;
+            if v["type"] == "hangup" {
+                return v["code"].as_u64();
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let _ = ws.close(None).await;
+    reply
+}
+
+/// Follow the signaling until `stop`; `Some` if siphon hung up first.
+async fn signaling(ws: &mut Ws, stop: &mut watch::Receiver<bool>) -> Option<String> {
     loop {
         tokio::select! {
-            _ = ticker.tick(), if shared.media => {
-                if let Some((pkt, stamp)) = leg.next_packet() {
-                    if leg.send(&pkt).await {
-                        c.sent.fetch_add(1, Relaxed);
-                        if c.in_window(stamp) {
-                            c.window_sent.fetch_add(1, Relaxed);
-                        }
-                    }
-                }
-            }
-            r = rx_time::recv_from(&leg.sock, &mut buf) => {
-                let Ok((n, _, kernel_rx)) = r else { continue };
-                match leg.open(&buf[..n]) {
-                    Datagram::Other => {}
-                    Datagram::Bad => {
-                        c.bad.fetch_add(1, Relaxed);
-                    }
-                    Datagram::Echo(stamps) => {
-                        let now = stamp::now_us();
-                        let sent_at = stamps.sent;
-                        c.received.fetch_add(1, Relaxed);
-                        if c.in_window(sent_at) {
-                            c.window_back.fetch_add(1, Relaxed);
-                        }
-                        c.rtt.record(now.saturating_sub(sent_at));
-                        c.record_passes(&stamps, kernel_rx);
-                        let j = jitter.update(sent_at, now);
-                        c.jitter_sum_us.fetch_add(j as u64, Relaxed);
-                    }
-                }
-            }
-            _ = consent.tick() => {
-                let check = leg.consent_check();
-                leg.send(&check).await;
-            }
-            msg = next_json(&mut leg.ws) => match msg {
+            msg = next_json(ws) => match msg {
                 Ok(v) if v["type"] == "hangup" => return Some(v.to_string()),
                 Ok(_) => {}
                 Err(e) => return Some(e.to_string()),

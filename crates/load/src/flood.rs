@@ -41,7 +41,7 @@ pub async fn run(
             let ok = if n.is_multiple_of(2) {
                 stranger.send_to(&garbage(n), target).await.is_ok()
             } else {
-                forge(&shared, n).await
+                forge(&shared, n)
             };
             if ok {
                 sent.fetch_add(1, Relaxed);
@@ -59,7 +59,7 @@ fn garbage(n: u32) -> Vec<u8> {
 }
 
 /// An RTP header with a forged 10-byte tag, from call `n`'s own socket.
-async fn forge(shared: &Shared, n: u32) -> bool {
+fn forge(shared: &Shared, n: u32) -> bool {
     let leg = {
         let Ok(legs) = shared.legs.lock() else {
             return false;
@@ -78,5 +78,5 @@ async fn forge(shared: &Shared, n: u32) -> bool {
     for b in &mut p[12..] {
         *b = rand::random();
     }
-    leg.0.send_to(&p, leg.1).await.is_ok()
+    leg.0.send_to(&p, leg.1).is_ok()
 }

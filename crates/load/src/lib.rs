@@ -4,6 +4,7 @@
 //! of a ramp and of a soak. A load generator, not a correctness peer.
 
 pub mod client;
+pub mod engine;
 pub mod error;
 pub mod flood;
 pub mod plot;
@@ -14,6 +15,7 @@ pub mod scrape;
 pub mod soak;
 pub mod stamp;
 pub mod stats;
+mod sys;
 
 pub use error::RunError;
 pub use ramp::{run, Plan};

@@ -23,7 +23,7 @@
 //! writes its stamps through the [`PassStamper`] tap the load tool installs.
 
 pub use siphon::media::rx_time::now_us;
-use siphon::sip::EchoTap;
+use siphon::sip::{EchoRtp, EchoTap};
 
 /// Marks the load tool's payloads, so that anything else is counted as bad.
 pub const MAGIC: u64 = 0x5349_5048_4f4e_2142;
@@ -93,13 +93,19 @@ pub fn restamp(rtp: &mut [u8], rx: u64, tx: u64) -> bool {
 }
 
 /// The echo's tap for the load tool: each packet of ours that the echo
-/// returns gets the kernel's receive time and the echo's send time.
+/// returns gets the kernel's receive time and the echo's send time. It
+/// takes each call's RTP socket over, to echo it from the media thread
+/// (`engine`) with the browsers, stamping the same way.
 #[derive(Debug)]
 pub struct PassStamper;
 
 impl EchoTap for PassStamper {
     fn on_echo(&self, rtp: &mut [u8], received_us: u64) {
         restamp(rtp, received_us, now_us());
+    }
+
+    fn adopt(&self, rtp: EchoRtp) -> Option<EchoRtp> {
+        super::engine::add_echo(rtp).err()
     }
 }
 
