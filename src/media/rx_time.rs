@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use crate::media::relay::batch::to_std;
+pub use crate::media::relay::batch::to_std as source;
 
 /// Now, in µs since the UNIX epoch (the clock of kernel timestamps).
 pub fn now_us() -> u64 {
@@ -75,14 +75,16 @@ fn recv_now(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, 
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let src = to_std(&name, msg.msg_namelen)
+    let src = source(&name, msg.msg_namelen)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))?;
     Ok((n as usize, src, kernel_time(&msg).unwrap_or_else(now_us)))
 }
 
-/// The SCM_TIMESTAMPNS control message of a received `msg`, in µs.
-fn kernel_time(msg: &libc::msghdr) -> Option<u64> {
-    // SAFETY: msg is a header recvmsg filled in; the CMSG macros walk only
+/// The SCM_TIMESTAMPNS control message of a received `msg`, in µs since
+/// the UNIX epoch. `msg` must be a header a receive call filled in, with
+/// `msg_control` pointing at its control buffer.
+pub fn kernel_time(msg: &libc::msghdr) -> Option<u64> {
+    // SAFETY: msg is a header recvmsg (or recvmmsg) filled in; the CMSG macros walk only
     // within msg_controllen, and the data of an SCM_TIMESTAMPNS message is
     // a timespec (read unaligned, as the macros promise no alignment).
     unsafe {

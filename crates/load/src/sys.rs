@@ -12,8 +12,10 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
+
+use siphon::media::rx_time::{kernel_time, source};
 
 use super::stamp::now_us;
 
@@ -85,7 +87,7 @@ impl RecvBatch {
         let n = n as usize;
         for (i, h) in hdrs.iter().enumerate().take(n) {
             self.lens[i] = h.msg_len as usize;
-            self.from[i] = to_std(&self.names[i], h.msg_hdr.msg_namelen);
+            self.from[i] = source(&self.names[i], h.msg_hdr.msg_namelen);
             self.rx_us[i] = kernel_time(&h.msg_hdr).unwrap_or_else(now_us);
         }
         Ok(n)
@@ -99,46 +101,6 @@ impl RecvBatch {
             self.from[i],
             self.rx_us[i],
         )
-    }
-}
-
-/// The SCM_TIMESTAMPNS control message of a received `msg`, in µs.
-fn kernel_time(msg: &libc::msghdr) -> Option<u64> {
-    // SAFETY: msg is a header recvmmsg filled in; the CMSG macros walk only
-    // within msg_controllen, and the data of an SCM_TIMESTAMPNS message is
-    // a timespec (read unaligned, as the macros promise no alignment).
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                return Some(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000);
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    None
-}
-
-/// A source address the kernel wrote.
-fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    match name.ss_family as libc::c_int {
-        libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in, and
-            // sockaddr_storage is large and aligned enough for any.
-            let a: &libc::sockaddr_in = unsafe { &*(name as *const _ as *const libc::sockaddr_in) };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
-        }
-        libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for a sockaddr_in6.
-            let a: &libc::sockaddr_in6 =
-                unsafe { &*(name as *const _ as *const libc::sockaddr_in6) };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            let port = u16::from_be(a.sin6_port);
-            Some(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
-        }
-        _ => None,
     }
 }
 

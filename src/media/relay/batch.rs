@@ -220,7 +220,7 @@ pub(super) fn drain(
 }
 
 /// The address the kernel wrote into `name` (`len` bytes), if IPv4 or IPv6.
-pub(crate) fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
     match name.ss_family as libc::c_int {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
