@@ -150,6 +150,13 @@ fn header(p: &[u8]) -> (u8, u32) {
     (p[1] & 0x7f, u32::from_be_bytes([p[8], p[9], p[10], p[11]]))
 }
 
+/// Nothing reaches `sock` for 300 ms.
+pub(super) fn assert_silent(sock: &UdpSocket, why: &str) {
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(sock.recv_from(&mut [0u8; 2048]).is_err(), "{why}");
+}
+
 pub(super) async fn wait_for_metric(metrics: &Metrics, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while !metrics.render().contains(needle) && Instant::now() < deadline {
@@ -294,13 +301,7 @@ async fn a_held_side_gets_rtcp_but_no_rtp(io: RelayIo) {
     let mut plain = rtp(500, 0x5151, 9);
     plain[1] = 0;
     s.sip_peer.send_to(&plain, rtp_addr).unwrap();
-    s.browser_sock
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    assert!(
-        s.browser_sock.recv_from(&mut buf).is_err(),
-        "no RTP to a holding browser"
-    );
+    assert_silent(&s.browser_sock, "no RTP to a holding browser");
     wait_for_metric(
         &s.metrics,
         "siphon_media_dropped_total{reason=\"held\",side=\"relay\"} 2",
@@ -512,13 +513,7 @@ async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
     // The old source is refused now.
     plain[3] = 2;
     s.sip_peer.send_to(&plain, rtp_addr).unwrap();
-    s.browser_sock
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    assert!(
-        s.browser_sock.recv_from(&mut buf).is_err(),
-        "nothing from the old source"
-    );
+    assert_silent(&s.browser_sock, "nothing from the old source");
     let stats = s.relay.remove(s.leg).await.unwrap();
     assert_eq!((stats.to_sip_packets, stats.to_webrtc_packets), (1, 2));
 }
