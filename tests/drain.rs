@@ -33,11 +33,15 @@ struct Rig {
 }
 
 async fn rig(drain_secs: u64) -> Rig {
+    rig_with(|config| config.limits.drain_secs = drain_secs).await
+}
+
+async fn rig_with(set: impl FnOnce(&mut siphon::config::Config)) -> Rig {
     let stop = CancellationToken::new();
     let echo = common::echo_uas(&stop).await;
     let mut config = common::loopback_config();
     config.sip.trunk.uri = Some(format!("sip:{}", echo.local_addr()));
-    config.limits.drain_secs = drain_secs;
+    set(&mut config);
     let metrics = Metrics::new();
     let gateway = Gateway::start(config, metrics.clone()).await.unwrap();
     let (http, sip) = (
@@ -230,5 +234,36 @@ async fn a_second_signal_skips_the_wait() {
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     assert_eq!(hangup["code"], 503);
     assert!(rig.exited(T).await);
+    browser.close().await;
+}
+
+/// A dispatcher's OPTIONS probe hears 503 while every call permit
+/// (`limits.max_calls`) is taken, and 200 again once a call ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_is_503_while_max_calls_are_up() {
+    let rig = rig_with(|config| config.limits.max_calls = 1).await;
+    let ok = sip_request(rig.sip, "OPTIONS").await;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+
+    let mut sig = rig.signaling().await;
+    let browser = common::answered_call(&mut sig, "full").await;
+    let full = sip_request(rig.sip, "OPTIONS").await;
+    assert!(
+        full.starts_with("SIP/2.0 503") && full.contains("Retry-After: 5"),
+        "{full}"
+    );
+
+    sig.send(json!({"type":"hangup","call_id":"full"}))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let reply = sip_request(rig.sip, "OPTIONS").await;
+        if reply.starts_with("SIP/2.0 200") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{reply}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     browser.close().await;
 }

@@ -10,8 +10,9 @@ use super::error::ConfigError;
 use super::field::Field;
 use super::reader::Reader;
 use super::types::{
-    AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig, InboundConfig, LimitsConfig,
-    LogConfig, MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
+    AuthConfig, ClientRegisterConfig, ClusterConfig, Config, EchoConfig, HttpConfig, InboundConfig,
+    LimitsConfig, LogConfig, MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig,
+    WebRtcConfig,
 };
 use super::users::UserConfig;
 
@@ -41,6 +42,7 @@ impl Section for Config {
         v.section("http", &mut self.http);
         v.section("auth", &mut self.auth);
         v.list("users", &mut self.users);
+        v.section("cluster", &mut self.cluster);
         v.section("limits", &mut self.limits);
         v.section("metrics", &mut self.metrics);
         v.section("log", &mut self.log);
@@ -168,6 +170,18 @@ impl Section for UserConfig {
         v.field("keep_registered", &mut self.keep_registered);
         v.field("unregister_after_secs", &mut self.unregister_after_secs);
         v.field("srtp", &mut self.srtp);
+    }
+}
+
+impl Section for ClusterConfig {
+    fn visit<V: Visitor>(&mut self, v: &mut V) {
+        v.field("instance", &mut self.instance);
+        v.field("registrar", &mut self.registrar);
+        v.field("domain", &mut self.domain);
+        v.field("username", &mut self.username);
+        v.field("password", &mut self.password);
+        v.field("expires", &mut self.expires);
+        v.field("unregister_after_secs", &mut self.unregister_after_secs);
     }
 }
 

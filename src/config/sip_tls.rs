@@ -120,6 +120,10 @@ fn tls_targets(config: &Config) -> Vec<(String, String)> {
             "sip.client_register.registrar".to_string(),
             config.sip.client_register.registrar.clone(),
         ),
+        (
+            "cluster.registrar".to_string(),
+            config.cluster.registrar.clone(),
+        ),
     ];
     for (i, user) in config.users.iter().enumerate() {
         uris.push((format!("users[{i}].registrar"), user.registrar.clone()));

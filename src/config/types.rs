@@ -30,6 +30,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[[users]]`: browser users that are PBX extensions; empty by default.
     pub users: Vec<UserConfig>,
+    /// Several siphons behind one SIP registrar (docs/scale-out.md).
+    pub cluster: ClusterConfig,
     /// Capacity limits and timeouts.
     pub limits: LimitsConfig,
     /// Prometheus metrics.
@@ -221,6 +223,44 @@ pub struct AuthConfig {
     pub allow_dynamic_users: bool,
     /// The `aud` tokens must name; "" = tokens must carry no `aud`.
     pub audience: String,
+}
+
+/// `[cluster]`: several siphons behind a SIP registrar such as Kamailio.
+/// Each instance registers the address of record of every user with a
+/// session on it, with its own Contact, so that a call for the user reaches
+/// the instance (or instances) the user is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This instance's name (`siphon_build_info{instance}`); empty = the host name.
+    pub instance: String,
+    /// Registrar URI; `None` = no cluster registrations.
+    pub registrar: Option<String>,
+    /// Host of the addresses of record; empty = the registrar's host.
+    pub domain: String,
+    /// Digest username, for a registrar that challenges; empty = the user part.
+    pub username: String,
+    /// Digest password; empty = the registrar does not challenge.
+    pub password: String,
+    /// Expiry asked for, in seconds: short, so that the registrar forgets
+    /// the Contacts of a killed instance soon.
+    pub expires: u32,
+    /// Seconds between a user's last session here closing and the binding's
+    /// removal: long enough for the user's new session elsewhere to register.
+    pub unregister_after_secs: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            instance: String::new(),
+            registrar: None,
+            domain: String::new(),
+            username: String::new(),
+            password: String::new(),
+            expires: 60,
+            unregister_after_secs: 5,
+        }
+    }
 }
 
 /// `[limits]`: capacity and timeouts.

@@ -19,6 +19,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     super::sip_tls::check(config, errors);
     check_inbound(config, errors);
     check_client_register(config, errors);
+    check_cluster(config, errors);
     check_nonzero(config, errors);
     check_per_user_calls(config.limits.per_user_calls, errors);
     super::connections::check(config, errors);
@@ -95,6 +96,27 @@ fn check_client_register(config: &Config, errors: &mut Vec<ConfigError>) {
     }
     if let Some(reason) = range_problem(c.expires, MIN_EXPIRES, MAX_EXPIRES) {
         errors.push(ConfigError::new("sip.client_register.expires", reason));
+    }
+}
+
+fn check_cluster(config: &Config, errors: &mut Vec<ConfigError>) {
+    let c = &config.cluster;
+    if let Some(reason) = c.registrar.as_deref().and_then(sip_uri_problem) {
+        errors.push(ConfigError::new("cluster.registrar", reason));
+    }
+    if let Some(reason) = range_problem(c.expires, MIN_EXPIRES, MAX_EXPIRES) {
+        errors.push(ConfigError::new("cluster.expires", reason));
+    }
+    if let Some(reason) = range_problem(c.unregister_after_secs, 0, 3600) {
+        errors.push(ConfigError::new("cluster.unregister_after_secs", reason));
+    }
+    if !c
+        .instance
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
+        let reason = "use only A-Z a-z 0-9 - _ . (it is a metric label value)";
+        errors.push(ConfigError::new("cluster.instance", reason));
     }
 }
 

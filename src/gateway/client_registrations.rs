@@ -74,7 +74,7 @@ impl ClientRegistrations {
             tracing::warn!(%user, error = %e, "cannot start a client registration");
             refusal(ErrorCode::Internal, format!("cannot register: {e}"))
         })?;
-        spawn_reporter(gw, user.clone(), registration.state());
+        spawn_reporter(gw, "client", true, user.clone(), registration.state());
         maps.by_extension.insert(extension.clone(), user.clone());
         let entry = ClientRegistration {
             session: request.session,

@@ -239,6 +239,7 @@ impl Gateway {
         let _ = tokio::time::timeout(HANGUP_WAIT, hangups).await;
         tokio::join!(
             inner.registrations.unregister_all(),
+            inner.cluster.unregister_all(),
             inner.client_registrations.unregister_all()
         );
         inner.closing.cancel();

@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) call_slots: Arc<tokio::sync::Semaphore>,
     /// Upstream registrations of configured users.
     pub(crate) registrations: registrations::Registrations,
+    /// Online users' registrations at the cluster's registrar.
+    pub(crate) cluster: registrations::Registrations,
     /// Answered calls whose socket was lost, waiting for a `resume`.
     pub(crate) detached: detached::Detached,
     /// Registrations browser sessions asked for (`register`).
@@ -117,6 +119,12 @@ impl Gateway {
         shutdown: CancellationToken,
     ) -> Result<Gateway, StartError> {
         let identity = Arc::new(Identity::generate()?);
+        let instance = instance_name(&config.cluster.instance);
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), &instance])
+            .set(1);
+        metrics.cluster_registrar_up.set(1);
         let echo = start_echo(&config, &metrics, &shutdown).await?;
         let connections = Connections::for_process(&config.limits.connections, metrics.clone());
         connections.watch_ebbs(shutdown.clone());
@@ -164,6 +172,7 @@ impl Gateway {
                 config.limits.max_calls as usize,
             )),
             registrations: Default::default(),
+            cluster: Default::default(),
             client_registrations: Default::default(),
             detached: Default::default(),
             shutdown: shutdown.clone(),
@@ -177,6 +186,7 @@ impl Gateway {
             _echo: echo,
             config,
         });
+        inner.sip.watch_capacity(inner.call_slots.clone());
         registrations::Registrations::start_kept(&inner);
         if let Some(calls) = inner.sip.take_inbound() {
             tokio::spawn(inbound::serve(inner.clone(), calls));
@@ -294,6 +304,18 @@ impl CallService for Calls {
         link: ResumeLink,
     ) -> Result<ClientControl, Refusal> {
         detached::resume(&self.0, user, call_id, link)
+    }
+}
+
+/// `configured`, or the host name when that is empty.
+fn instance_name(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match host.trim() {
+        "" => "siphon".to_owned(),
+        name => name.to_owned(),
     }
 }
 

@@ -105,6 +105,13 @@ pub struct Metrics {
     pub http_refused_total: IntCounterVec,
     /// 1 while siphon drains before exit (SIGTERM), else 0.
     pub draining: IntGauge,
+    /// Always 1; its labels name the version and the instance.
+    pub build_info: IntGaugeVec,
+    /// Upstream registrations by kind (pbx, client, cluster) and state
+    /// (registering, registered, failed).
+    pub registrations: IntGaugeVec,
+    /// 0 when the cluster's registrar could not be reached at the last try, else 1.
+    pub cluster_registrar_up: IntGauge,
     /// Open connections, by listener (sip_tcp, sip_tls, http, ...).
     pub connections_open: IntGaugeVec,
     /// Connections closed at accept, by listener and reason (global_cap, ...).
@@ -280,6 +287,21 @@ impl Metrics {
             ),
             draining: IntGauge::new("draining", "1 while siphon drains before exit")
                 .expect("valid gauge"),
+            build_info: gauge_vec(
+                "build_info",
+                "Always 1: the version and the instance",
+                &["version", "instance"],
+            ),
+            registrations: gauge_vec(
+                "registrations",
+                "Upstream registrations by kind and state",
+                &["kind", "state"],
+            ),
+            cluster_registrar_up: IntGauge::new(
+                "cluster_registrar_up",
+                "0 when the cluster's registrar could not be reached at the last try",
+            )
+            .expect("valid gauge"),
             connections_open: gauge_vec(
                 "connections_open",
                 "Open connections by listener",
@@ -361,6 +383,9 @@ impl Metrics {
             Box::new(self.tls_reloads_total.clone()),
             Box::new(self.http_refused_total.clone()),
             Box::new(self.draining.clone()),
+            Box::new(self.build_info.clone()),
+            Box::new(self.registrations.clone()),
+            Box::new(self.cluster_registrar_up.clone()),
             Box::new(self.connections_open.clone()),
             Box::new(self.connections_refused_total.clone()),
             Box::new(self.connections_closed_total.clone()),

@@ -3,12 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rsipstack::sip::Method;
 use rsipstack::transaction::TransactionReceiver;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::dialog_states::DialogStates;
@@ -41,6 +41,17 @@ pub(super) struct Shared {
     pub dialog_states: DialogStates,
     /// Set when the gateway drains: new INVITEs and OPTIONS get 503.
     pub draining: AtomicBool,
+    /// The gateway's call permits (`limits.max_calls`): OPTIONS get 503
+    /// while none is free, so a dispatcher sends the next call elsewhere.
+    pub call_slots: OnceLock<Arc<Semaphore>>,
+}
+
+impl Shared {
+    fn at_capacity(&self) -> bool {
+        self.call_slots
+            .get()
+            .is_some_and(|slots| slots.available_permits() == 0)
+    }
 }
 
 impl SipEndpoint {
@@ -104,6 +115,7 @@ impl SipEndpoint {
             metrics,
             dialog_states: DialogStates::start(),
             draining: AtomicBool::new(false),
+            call_slots: OnceLock::new(),
         });
         tokio::spawn(serve_incoming(inner.clone(), incoming));
         Ok(SipEndpoint { inner })
@@ -147,6 +159,11 @@ impl SipEndpoint {
         self.inner.draining.store(true, Ordering::Relaxed);
     }
 
+    /// OPTIONS probes answer 503 while `slots` has no permit free.
+    pub fn watch_capacity(&self, slots: Arc<Semaphore>) {
+        let _ = self.inner.call_slots.set(slots);
+    }
+
     /// Register a user with an upstream registrar and keep it registered
     /// until the returned `Registration` is unregistered or dropped.
     pub fn register(&self, spec: super::RegistrationSpec) -> Result<super::Registration, SipError> {
@@ -178,6 +195,8 @@ async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) 
             if fresh && shared.draining.load(Ordering::Relaxed) {
                 shared.metrics.sip_error("draining");
                 uas::refuse_draining(tx).await;
+            } else if tx.original.method == Method::Options && shared.at_capacity() {
+                uas::refuse_full(tx).await;
             } else if tx.original.method == Method::Invite {
                 uas::on_invite(shared, tx).await;
             } else {

@@ -33,6 +33,9 @@ const RETRY_AFTER_SECS: u32 = 5;
 /// rather than here again; the instance is going away.
 const DRAIN_RETRY_AFTER_SECS: u32 = 60;
 
+/// Retry-After at `limits.max_calls`: calls end all the time, so soon.
+const FULL_RETRY_AFTER_SECS: u32 = 5;
+
 /// A call from a SIP peer, offered to the gateway.
 #[derive(Debug)]
 pub struct IncomingCall {
@@ -274,6 +277,13 @@ fn origin(tx: &Transaction) -> Option<Origin> {
 /// 503 with Retry-After for a new INVITE or OPTIONS while siphon drains.
 pub(super) async fn refuse_draining(tx: Transaction) {
     let retry = Header::RetryAfter(DRAIN_RETRY_AFTER_SECS.to_string().into());
+    finish(tx, 503, vec![retry]).await
+}
+
+/// 503 for an OPTIONS probe while every call permit is taken: a dispatcher
+/// stops sending calls here until one ends.
+pub(super) async fn refuse_full(tx: Transaction) {
+    let retry = Header::RetryAfter(FULL_RETRY_AFTER_SECS.to_string().into());
     finish(tx, 503, vec![retry]).await
 }
 

@@ -284,3 +284,36 @@ fn client_register_needs_a_registrar_and_a_sane_expiry() {
     let config = Config::from_toml_str("", &vars).unwrap();
     assert_eq!(config.client_registrar(), Some("sip:reg.example.com"));
 }
+
+#[test]
+fn cluster_keys_are_checked_and_read_from_the_environment() {
+    let errors = rejected(
+        "[cluster]\nregistrar = \"kamailio:5060\"\nexpires = 10\n\
+         unregister_after_secs = 4000\ninstance = \"a b\"\n",
+    );
+    assert_eq!(
+        keys(&errors),
+        [
+            "cluster.registrar",
+            "cluster.expires",
+            "cluster.unregister_after_secs",
+            "cluster.instance"
+        ]
+    );
+    assert_eq!(load("").cluster.registrar, None, "off by default");
+    let vars = env(&[
+        ("SIPHON_CLUSTER_REGISTRAR", "sip:127.0.0.2:5060"),
+        ("SIPHON_CLUSTER_INSTANCE", "siphon-b"),
+    ]);
+    let config = Config::from_toml_str("", &vars).unwrap();
+    assert_eq!(
+        (
+            config.cluster.registrar.as_deref(),
+            config.cluster.instance.as_str()
+        ),
+        (Some("sip:127.0.0.2:5060"), "siphon-b")
+    );
+    let errors =
+        rejected("[sip]\nudp = \"127.0.0.1:5060\"\n[cluster]\nregistrar = \"sips:k.example\"\n");
+    assert!(reason(&errors, "cluster.registrar").contains("set sip.tls"));
+}

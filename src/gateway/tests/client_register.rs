@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::sip::tests::registrar::{Registrar, RegistrarConfig, Seen};
 use crate::sip::Transport;
 
-async fn session(gw: &Gateway, user: Option<&str>) -> Ws {
+pub(super) async fn session(gw: &Gateway, user: Option<&str>) -> Ws {
     let url = format!("ws://{}/ws", gw.http_addr());
     let (mut ws, _) =
         tokio_tungstenite::connect_async(siphon_testkit::ws::ws_request(&url).unwrap())
@@ -25,7 +25,7 @@ async fn session(gw: &Gateway, user: Option<&str>) -> Ws {
     ws
 }
 
-async fn wait_for(registrar: &Registrar, what: impl Fn(&Seen) -> bool) -> Seen {
+pub(super) async fn wait_for(registrar: &Registrar, what: impl Fn(&Seen) -> bool) -> Seen {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(s) = registrar.seen().into_iter().rev().find(|s| what(s)) {

@@ -2,6 +2,7 @@
 //! built-in echo extension, ICE-lite/DTLS/SRTP to a browser stand-in.
 
 mod client_register;
+mod cluster;
 mod echo_hold;
 mod ice_restart;
 mod relay_failure;
