@@ -156,8 +156,22 @@ async fn calls_up_at_sigterm_go_on_and_new_ones_are_refused() {
         invite.starts_with("SIP/2.0 503") && invite.contains("Retry-After: 60"),
         "{invite}"
     );
-    // A new browser call is refused with `error` draining.
-    let mut late = rig.signaling().await;
+    // A new socket is refused (a balancer retries another instance)...
+    let url = format!("ws://{}/ws", rig.http);
+    let refused = Signaling::connect(&url).await.err().unwrap().to_string();
+    assert!(refused.contains("503"), "{refused}");
+    assert_eq!(
+        common::counter(
+            &rig.metrics,
+            "siphon_http_refused_total{reason=\"draining\"}"
+        ),
+        1
+    );
+    // ...unless it comes to resume a call; a new call on it is refused with
+    // `error` draining, and once it holds no call it is asked to move.
+    let mut late = Signaling::connect(&format!("{url}?resume=1"))
+        .await
+        .unwrap();
     late.send(json!({"type":"call","call_id":"late","to":"1000","sdp":"v=0"}))
         .await
         .unwrap();
@@ -165,6 +179,11 @@ async fn calls_up_at_sigterm_go_on_and_new_ones_are_refused() {
     assert_eq!(
         (refused["type"].as_str(), refused["code"].as_str()),
         (Some("error"), Some("draining"))
+    );
+    let moved = late.recv(T).await.err().unwrap().to_string();
+    assert!(
+        moved.contains("1012 siphon is draining: reconnect"),
+        "{moved}"
     );
 
     // The three calls keep their audio and end normally.
@@ -185,11 +204,13 @@ async fn calls_up_at_sigterm_go_on_and_new_ones_are_refused() {
         assert_eq!(sig.recv_type("hangup", T).await.unwrap()["code"], 200);
     }
     assert!(rig.exited(T).await, "exits once the calls have ended");
-    // Every socket, with or without a call, got a close frame.
-    for sig in sigs.iter_mut().chain([&mut late]) {
+    // Every socket got a close frame: the exit's, or the move's when the
+    // exit came later than a second after the socket's last call.
+    for sig in sigs.iter_mut() {
         let closed = sig.recv(T).await.unwrap_err().to_string();
         assert!(
-            closed.contains("server closed: 1001 siphon is shutting down"),
+            closed.contains("server closed: 1001 siphon is shutting down")
+                || closed.contains("server closed: 1012 siphon is draining: reconnect"),
             "{closed}"
         );
     }
@@ -266,4 +287,42 @@ async fn options_is_503_while_max_calls_are_up() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     browser.close().await;
+}
+
+/// At the drain, a socket without a call is asked to reconnect (1012) so
+/// that a balancer moves its user to another instance; one with a call
+/// keeps it, and is asked once the call has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_move_once_they_hold_no_call() {
+    let rig = rig(300).await;
+    let mut idle = rig.signaling().await;
+    let mut busy = rig.signaling().await;
+    let browser = common::answered_call(&mut busy, "b1").await;
+    // A call elsewhere keeps siphon draining after b1 ends.
+    let mut keeper = rig.signaling().await;
+    let kept = common::answered_call(&mut keeper, "k1").await;
+    rig.stop().await;
+    let moved = idle.recv(T).await.unwrap_err().to_string();
+    assert!(
+        moved.contains("1012 siphon is draining: reconnect"),
+        "{moved}"
+    );
+    assert!(
+        common::echo_round_trip(&browser, 10).await >= 8,
+        "the call goes on"
+    );
+    let quiet = busy.recv(Duration::from_millis(1500)).await.unwrap_err();
+    assert!(quiet.to_string().contains("within"), "{quiet}");
+    busy.send(json!({"type":"hangup","call_id":"b1"}))
+        .await
+        .unwrap();
+    assert_eq!(busy.recv_type("hangup", T).await.unwrap()["code"], 200);
+    let moved = busy.recv(T).await.unwrap_err().to_string();
+    assert!(moved.contains("1012"), "{moved}");
+    assert_eq!(
+        common::counter(&rig.metrics, "siphon_ws_closed_total{reason=\"moved\"}"),
+        2
+    );
+    browser.close().await;
+    kept.close().await;
 }

@@ -144,6 +144,7 @@ fn http_state(inner: &Arc<Inner>) -> HttpState {
                 .map(Arc::from),
             resumable: !config.limits.reconnect_grace().is_zero(),
             closing: inner.closing.clone(),
+            moving: inner.moving.clone(),
         },
         metrics_enabled: config.metrics.enabled,
         ready: inner.ready.clone(),
@@ -164,7 +165,9 @@ fn http_state(inner: &Arc<Inner>) -> HttpState {
 
 impl Gateway {
     /// Starts draining: `/readyz` and SIP OPTIONS answer 503, new calls are
-    /// refused; calls already up go on. Idempotent.
+    /// refused; calls already up go on. Sockets without a call are asked to
+    /// reconnect (close 1012), which a balancer sends to another instance,
+    /// and new sockets are refused unless they come to `resume`. Idempotent.
     pub fn drain(&self) {
         let inner = &self.inner;
         if inner.draining.swap(true, Ordering::Relaxed) {
@@ -173,6 +176,7 @@ impl Gateway {
         inner.ready.store(false, Ordering::Relaxed);
         inner.metrics.draining.set(1);
         inner.sip.drain();
+        inner.moving.cancel();
         tracing::info!(
             calls = inner.calls.len(),
             drain_secs = inner.config.limits.drain_secs,

@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) ready: Arc<AtomicBool>,
     /// Cancelled last: WebSocket sessions send their close frames.
     pub(crate) closing: CancellationToken,
+    /// Cancelled at the drain: sessions without a call move elsewhere.
+    pub(crate) moving: CancellationToken,
     /// The WebSocket sessions, awaited at exit.
     pub(crate) sessions: TaskTracker,
     /// siphon's BYEs and CANCELs under way, given a moment at exit.
@@ -179,6 +181,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             ready,
             closing: CancellationToken::new(),
+            moving: CancellationToken::new(),
             sessions: TaskTracker::new(),
             hangups: TaskTracker::new(),
             certs: http.certs.clone(),

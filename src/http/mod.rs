@@ -57,6 +57,9 @@ pub fn router(state: HttpState) -> Router {
 #[derive(serde::Deserialize)]
 struct WsQuery {
     token: Option<String>,
+    /// Present when the client comes to `resume` a call: a draining siphon
+    /// still takes such a socket (docs/scale-out.md).
+    resume: Option<String>,
 }
 
 async fn ws(
@@ -75,6 +78,16 @@ async fn ws(
             .inc();
         tracing::info!(%client, origin = header("origin"), "ws: refused, {}", refusal.label());
         return (StatusCode::FORBIDDEN, refusal.message()).into_response();
+    }
+    if s.limits.moving.is_cancelled() && query.resume.is_none() {
+        s.metrics
+            .http_refused_total
+            .with_label_values(&["draining"])
+            .inc();
+        tracing::info!(%client, "ws: refused, draining");
+        let retry = [(header::RETRY_AFTER, "5")];
+        let body = "siphon is draining: connect again to reach another instance\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
     }
     let span = tracing::info_span!("ws", %client);
     // A message up to twice the protocol limit earns an `error` reply and

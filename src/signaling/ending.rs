@@ -26,7 +26,13 @@ pub enum Ending {
     Unauthorized,
     /// siphon is exiting.
     Shutdown,
+    /// siphon is draining and the session had no call left: the client is
+    /// to reconnect, and the balancer sends it to another instance.
+    Moved,
 }
+
+/// The reason of the close frame that asks a client to move.
+pub const MOVED: &str = "siphon is draining: reconnect";
 
 impl Ending {
     /// The ending a failed read stands for.
@@ -55,6 +61,7 @@ impl Ending {
             ),
             Ending::Protocol => (close_code::PROTOCOL, "protocol error".to_owned()),
             Ending::InvalidText => (close_code::INVALID, "text frame is not UTF-8".to_owned()),
+            Ending::Moved => (close_code::RESTART, MOVED.to_owned()),
             _ => return None,
         };
         Some(CloseFrame {
@@ -71,6 +78,7 @@ impl Ending {
             Ending::Protocol | Ending::InvalidText => "protocol",
             Ending::Unauthorized => "unauthorized",
             Ending::Shutdown => "shutdown",
+            Ending::Moved => "moved",
         }
     }
 }
@@ -114,5 +122,12 @@ mod tests {
         assert_eq!(text.close_frame().map(|f| f.code), Some(1007));
         let io = ending(WsError::Io(std::io::ErrorKind::ConnectionReset.into()));
         assert_eq!(io, Ending::Client);
+    }
+
+    #[test]
+    fn a_move_gets_1012_service_restart() {
+        let frame = Ending::Moved.close_frame().unwrap();
+        assert_eq!((frame.code, frame.reason.as_str()), (1012, MOVED));
+        assert_eq!(Ending::Moved.label(), "moved");
     }
 }

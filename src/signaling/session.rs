@@ -165,7 +165,15 @@ pub struct SessionLimits {
     /// Cancelled as siphon exits: the session sends what is queued (the
     /// calls' last `hangup`s), then a close frame.
     pub closing: CancellationToken,
+    /// Cancelled when siphon starts draining: a session closes with 1012
+    /// (service restart) once it has had no call for `MOVE_AFTER`, so that
+    /// its client reconnects, through the balancer, to another instance.
+    pub moving: CancellationToken,
 }
+
+/// How long a session stays without a call, after the drain began, before
+/// it is asked to move: time for a client that came to `resume` to do so.
+const MOVE_AFTER: Duration = Duration::from_secs(1);
 
 /// Serve one socket until it closes. `url_token` is the `token` query parameter.
 pub async fn run(
@@ -205,10 +213,18 @@ pub async fn run(
     let mut open = send(&mut socket, &welcome).await;
     drop(welcome);
     let closing = session.limits.closing.clone();
+    let moving = session.limits.moving.clone();
+    let mut move_at = None;
     let mut ending = Ending::Client;
     while open {
         let early = session.early.deadline().map(tokio::time::Instant::from_std);
+        move_at = session.move_at(move_at);
         tokio::select! {
+            () = moving.cancelled(), if move_at.is_none() && !moving.is_cancelled() => {}
+            () = tokio::time::sleep_until(move_at.unwrap_or_else(tokio::time::Instant::now)), if move_at.is_some() => {
+                ending = Ending::Moved;
+                open = false;
+            }
             _ = tokio::time::sleep_until(early.unwrap_or_else(tokio::time::Instant::now)), if early.is_some() => {
                 for reply in session.expire_early() {
                     open = open && send(&mut socket, &reply).await;
@@ -569,6 +585,13 @@ impl Session {
     }
 
     /// A call's `hangup` is its last message: forget the call.
+    /// When a draining siphon asks this session to move: `MOVE_AFTER`
+    /// from the moment it had no call, kept from the last turn (`was`).
+    fn move_at(&self, was: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+        let idle = self.limits.moving.is_cancelled() && self.calls.is_empty();
+        idle.then(|| was.unwrap_or_else(|| tokio::time::Instant::now() + MOVE_AFTER))
+    }
+
     fn on_outgoing(&mut self, msg: &ServerMessage) {
         if let ServerMessage::Hangup { call_id, .. } = msg {
             self.calls.remove(call_id);
