@@ -96,12 +96,13 @@ class Client:
         self.pc.on("track", lambda t: remote.done() or remote.set_result(t))
 
     @classmethod
-    async def connect(cls, url, user=None, token=None):
+    async def connect(cls, url, user=None, token=None, headers=None):
         # The Origin of siphon's own page, as a browser on the web phone sends
         # it: siphon refuses an upgrade without one unless tokens are on.
         scheme, rest = url.split("://", 1)
         origin = ("https" if scheme == "wss" else "http") + "://" + rest.split("/", 1)[0]
-        ws = await websockets.connect(f"{url}?token={token}" if token else url, origin=origin)
+        ws = await websockets.connect(f"{url}?token={token}" if token else url, origin=origin,
+                                      additional_headers=headers)
         welcome = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert welcome["type"] == "welcome", welcome
         if user:
