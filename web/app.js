@@ -110,7 +110,7 @@ function controls() {
   for (const b of document.querySelectorAll("#pad button")) b.disabled = !keys;
 }
 
-async function connect() {
+async function connect({ resume = false } = {}) {
   const token = $("token").value.trim();
   const user = $("user").value.trim();
   if (phone || connecting) return;
@@ -119,7 +119,7 @@ async function connect() {
   connecting = true;
   controls();
   try {
-    phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {});
+    phone = await Siphon.connect(wsUrl, token ? { token } : user ? { user } : {}, { resume });
   } catch (e) {
     $("conn").textContent = "disconnected";
     message(`cannot connect: ${refusal(e.code)} (${e.message})`);
@@ -138,12 +138,33 @@ async function connect() {
   });
   phone.addEventListener("unregistered", () => ($("registration").textContent = "unregistered"));
   phone.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
-  phone.addEventListener("close", () => {
+  phone.addEventListener("close", (e) => {
+    const lost = phone.calls.filter((c) => c.state === "reconnecting");
     $("conn").textContent = "disconnected";
     phone = null;
     controls();
+    // siphon drains (1012) or exits (1001), or the socket dropped with a
+    // call up: connect again (a balancer picks a serving instance) and take
+    // the calls back.
+    if (e.detail.code === 1012 || e.detail.code === 1001 || lost.length) reconnect(lost, 1);
   });
   controls();
+}
+
+// Connect again after `attempt` - 1 failures, backing off to 5 s between
+// tries, then resume `lost`; gives up after 10 tries.
+async function reconnect(lost, attempt) {
+  message(lost.length ? "connection lost: reconnecting to take the call back" : "siphon is restarting: reconnecting");
+  await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5000)));
+  if (phone) return;
+  await connect({ resume: lost.length > 0 });
+  if (!phone) {
+    if (attempt < 10) reconnect(lost, attempt + 1);
+    else message("cannot reconnect: press Connect to try again");
+    return;
+  }
+  message("");
+  for (const c of lost) phone.resume(c);
 }
 
 // Hang up what is in progress, then close the socket; Connect opens a new

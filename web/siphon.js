@@ -36,10 +36,11 @@ export class Siphon extends Emitter {
   /**
    * Connect and wait for `welcome`. `auth` is `{ token }` (a JWT, when the
    * server requires tokens) or `{ user }` (loopback servers without tokens).
+   * `resume: true` when the socket comes to `resume` calls of a lost one.
    */
-  static connect(url, auth = {}) {
+  static connect(url, auth = {}, { resume = false } = {}) {
     const phone = new Siphon();
-    return phone.#open(url, auth);
+    return phone.#open(url, auth, resume);
   }
 
   /** Whether this page may use the microphone: a secure context that has `navigator.mediaDevices`. */
@@ -64,8 +65,12 @@ export class Siphon extends Emitter {
   /** The user the server knows this socket as (`welcome.user` or `auth.user`). */
   user = null;
 
-  #open(url, auth) {
-    const target = auth.token ? `${url}?token=${encodeURIComponent(auth.token)}` : url;
+  #open(url, auth, resume) {
+    const query = new URLSearchParams();
+    if (auth.token) query.set("token", auth.token);
+    // A draining siphon still takes a socket that comes to resume a call.
+    if (resume) query.set("resume", "1");
+    const target = query.size ? `${url}?${query}` : url;
     const ws = new WebSocket(target);
     this.#ws = ws;
     return new Promise((resolve, reject) => {

@@ -73,6 +73,11 @@ export async function metric(base, name) {
 // `flags` adds Chromium flags (e.g. --ignore-certificate-errors for a
 // self-signed certificate).
 export async function runPage(base, token, steps, flags = []) {
+  await runPageAt(`${base}/?token=${encodeURIComponent(token)}`, steps, flags);
+}
+
+// runPage for a page `url` of its own (e.g. `?user=` on a server without tokens).
+export async function runPageAt(url, steps, flags = []) {
   const profile = mkdtempSync(join(tmpdir(), "siphon-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium", headless: true, args: [...FLAGS, ...flags],
@@ -82,7 +87,7 @@ export async function runPage(base, token, steps, flags = []) {
     const page = await context.newPage();
     page.on("console", (m) => m.type() === "error" && console.log(`page error: ${m.text()}`));
     page.on("pageerror", (e) => console.log(`page exception: ${e.message}`));
-    await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
+    await page.goto(url);
     await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 10000 });
     check(true, `the page connected (${await page.textContent("#conn")})`);
     await steps(page);
