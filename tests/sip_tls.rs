@@ -201,6 +201,7 @@ async fn registrar_with_a_certificate_for_another_host_fails_naming_it() {
         username: String::new(),
         password: "pw".into(),
         expires: 300,
+        contact: None,
     };
     let registration = pbx.register(spec).unwrap();
     let mut state = registration.state();

@@ -182,6 +182,7 @@ impl Section for ClusterConfig {
         v.field("password", &mut self.password);
         v.field("expires", &mut self.expires);
         v.field("unregister_after_secs", &mut self.unregister_after_secs);
+        v.field("contact", &mut self.contact);
     }
 }
 

@@ -247,6 +247,25 @@ pub struct ClusterConfig {
     /// Seconds between a user's last session here closing and the binding's
     /// removal: long enough for the user's new session elsewhere to register.
     pub unregister_after_secs: u32,
+    /// Where a PBX reaches the cluster (`host[:port][;params]`), the Contact
+    /// of `[[users]]` registered at the PBX; empty = the registrar's.
+    pub contact: String,
+}
+
+impl ClusterConfig {
+    /// The Contact host part of `[[users]]` registered at the PBX while
+    /// clustered: `contact`, else the registrar URI without its scheme;
+    /// `None` when not clustered.
+    pub fn front_door(&self) -> Option<String> {
+        let registrar = self.registrar.as_deref()?;
+        if !self.contact.is_empty() {
+            return Some(self.contact.clone());
+        }
+        let rest = registrar
+            .split_once(':')
+            .map_or(registrar, |(_, rest)| rest);
+        Some(rest.to_owned())
+    }
 }
 
 impl Default for ClusterConfig {
@@ -259,6 +278,7 @@ impl Default for ClusterConfig {
             password: String::new(),
             expires: 60,
             unregister_after_secs: 5,
+            contact: String::new(),
         }
     }
 }

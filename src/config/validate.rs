@@ -110,6 +110,10 @@ fn check_cluster(config: &Config, errors: &mut Vec<ConfigError>) {
     if let Some(reason) = range_problem(c.unregister_after_secs, 0, 3600) {
         errors.push(ConfigError::new("cluster.unregister_after_secs", reason));
     }
+    if c.contact.contains(['@', ' ', '<', '>']) || c.contact.starts_with("sip") {
+        let reason = "expected host[:port][;transport=...], e.g. \"10.0.0.2:5060\"";
+        errors.push(ConfigError::new("cluster.contact", reason));
+    }
     if !c
         .instance
         .chars()

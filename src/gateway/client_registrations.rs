@@ -69,6 +69,7 @@ impl ClientRegistrations {
             username: request.username.unwrap_or_default(),
             password: request.password,
             expires: request.expires.unwrap_or(settings.expires),
+            contact: None,
         };
         let registration = gw.sip.register(spec).map_err(|e| {
             tracing::warn!(%user, error = %e, "cannot start a client registration");

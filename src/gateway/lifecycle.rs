@@ -241,6 +241,9 @@ impl Gateway {
             inner.hangups.wait().await;
         };
         let _ = tokio::time::timeout(HANGUP_WAIT, hangups).await;
+        if inner.config.cluster.registrar.is_some() {
+            inner.registrations.release_all();
+        }
         tokio::join!(
             inner.registrations.unregister_all(),
             inner.cluster.unregister_all(),

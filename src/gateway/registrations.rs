@@ -59,6 +59,8 @@ impl Kind {
                     username: u.username.clone(),
                     password: u.password.clone(),
                     expires: u.expires,
+                    // Clustered, the PBX calls the cluster, which finds the user.
+                    contact: config.cluster.front_door(),
                 })
             }
             Kind::Cluster => {
@@ -72,6 +74,7 @@ impl Kind {
                     username: c.username.clone(),
                     password: c.password.clone(),
                     expires: c.expires,
+                    contact: None,
                 })
             }
         }
@@ -86,6 +89,10 @@ impl Kind {
                     .config
                     .user(user)
                     .filter(|u| u.register && !u.keep_registered)?;
+                // Clustered, the binding is the cluster's: kept from start.
+                if gw.config.cluster.registrar.is_some() {
+                    return None;
+                }
                 u.unregister_after_secs
             }
             Kind::Cluster => {
@@ -112,13 +119,16 @@ enum Slot {
 }
 
 impl Registrations {
-    /// Start the registrations that do not wait for a session.
+    /// Start the registrations that do not wait for a session: those with
+    /// `keep_registered`, and while clustered every one (the PBX then calls
+    /// the cluster, which knows where, or whether, the user is online).
     pub(crate) fn start_kept(gw: &Arc<Inner>) {
+        let clustered = gw.config.cluster.registrar.is_some();
         for user in gw
             .config
             .users
             .iter()
-            .filter(|u| u.register && u.keep_registered)
+            .filter(|u| u.register && (u.keep_registered || clustered))
         {
             start(gw, Kind::Pbx, &user.name);
         }
@@ -163,6 +173,13 @@ impl Registrations {
                 tokio::spawn(leave(gw.clone(), kind, user.to_owned(), grace));
             }
         }
+    }
+
+    /// Stop refreshing without unregistering: the bindings lapse at their
+    /// expiry unless another instance refreshes them (the PBX bindings of a
+    /// cluster, which all instances share).
+    pub(crate) fn release_all(&self) {
+        lock(&self.live).clear();
     }
 
     /// REGISTER with Expires: 0 for everyone, each bounded by the SIP layer.

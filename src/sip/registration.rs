@@ -53,6 +53,9 @@ pub struct RegistrationSpec {
     pub password: String,
     /// Expiry to request, in seconds.
     pub expires: u32,
+    /// The binding's Contact host and port (with `;transport=` if any), e.g.
+    /// a cluster's front door; `None` = this instance's own listener.
+    pub contact: Option<String>,
 }
 
 /// Where a registration stands.

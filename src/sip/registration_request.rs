@@ -62,7 +62,10 @@ impl Target {
             d => d.to_string(),
         };
         let aor = uri("user", &format!("sip:{}@{domain}", spec.user))?;
-        let contact_text = uas_call::contact_uri(&spec.user, public, transport, &registrar);
+        let contact_text = match &spec.contact {
+            Some(at) => format!("sip:{}@{at}", spec.user),
+            None => uas_call::contact_uri(&spec.user, public, transport, &registrar),
+        };
         let destination = uac_request::tls_destination(&registrar, transport);
         let contact = uri("user", &contact_text)?;
         let username = match spec.username.as_str() {

@@ -313,6 +313,19 @@ fn cluster_keys_are_checked_and_read_from_the_environment() {
         ),
         (Some("sip:127.0.0.2:5060"), "siphon-b")
     );
+    assert_eq!(
+        config.cluster.front_door().as_deref(),
+        Some("127.0.0.2:5060")
+    );
+    assert_eq!(load("").cluster.front_door(), None, "not clustered");
+    let config =
+        load("[cluster]\nregistrar = \"sip:10.0.0.2\"\ncontact = \"sbc.example;transport=tcp\"\n");
+    assert_eq!(
+        config.cluster.front_door().as_deref(),
+        Some("sbc.example;transport=tcp")
+    );
+    let errors = rejected("[cluster]\ncontact = \"sip:alice@10.0.0.2\"\n");
+    assert_eq!(keys(&errors), ["cluster.contact"]);
     let errors =
         rejected("[sip]\nudp = \"127.0.0.1:5060\"\n[cluster]\nregistrar = \"sips:k.example\"\n");
     assert!(reason(&errors, "cluster.registrar").contains("set sip.tls"));

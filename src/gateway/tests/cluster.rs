@@ -133,3 +133,39 @@ async fn an_unreachable_registrar_shows_and_is_retried_while_calls_go_on() {
     assert_eq!((series(&metrics, up), series(&metrics, FAILED)), (1, 0));
     gw.shutdown().await;
 }
+
+/// While clustered, a user registered at the PBX has one binding there for
+/// the whole cluster: the cluster's Contact, from start, never removed by
+/// an instance (it lapses if none refreshes it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pbx_registration_names_the_cluster_and_outlives_the_instance() {
+    let stop = CancellationToken::new();
+    let cluster = Registrar::start(RegistrarConfig::default(), &stop).await;
+    let pbx = Registrar::start(RegistrarConfig::default(), &stop).await;
+    let mut c = cluster_config(&cluster);
+    c.cluster.contact = "kamailio.test:5060".into();
+    c.users[0].register = true;
+    c.users[0].registrar = Some(pbx.uri(Transport::Udp));
+    c.users[0].username = "auth-1001".into();
+    c.users[0].password = "s3cret".into();
+    let gw = Gateway::start(c, Metrics::new()).await.unwrap();
+
+    // Registered with nobody online, with the cluster's Contact.
+    let seen = wait_for(&pbx, |s| s.auth.is_some()).await;
+    assert!(seen.to.contains("sip:1001@"), "{seen:?}");
+    assert!(
+        seen.contact.contains("sip:1001@kamailio.test:5060"),
+        "{seen:?}"
+    );
+    // A session neither adds to it nor, leaving, removes it.
+    let dora = session(&gw, Some("dora")).await;
+    wait_for(&cluster, |s| s.to.contains("sip:1001@") && s.auth.is_some()).await;
+    drop(dora);
+    wait_for(&cluster, |s| s.expires == Some(0)).await;
+    gw.shutdown().await;
+    assert!(
+        pbx.seen().iter().all(|s| s.expires != Some(0)),
+        "no instance removes the cluster's binding: {:?}",
+        pbx.seen()
+    );
+}

@@ -44,6 +44,7 @@ fn spec(s: &Setup, transport: Transport) -> RegistrationSpec {
         username: "auth-1001".into(),
         password: "s3cret".into(),
         expires: 300,
+        contact: None,
     }
 }
 
