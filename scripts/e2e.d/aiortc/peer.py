@@ -6,6 +6,8 @@ that shares nothing with siphon."""
 import asyncio
 import fractions
 import json
+import os
+import ssl
 import time
 
 import aioice.ice
@@ -101,8 +103,11 @@ class Client:
         # it: siphon refuses an upgrade without one unless tokens are on.
         scheme, rest = url.split("://", 1)
         origin = ("https" if scheme == "wss" else "http") + "://" + rest.split("/", 1)[0]
+        # wss:// to a test CA's certificate (E2E_CA), e.g. a TLS balancer's.
+        ca = os.environ.get("E2E_CA")
+        tls = ssl.create_default_context(cafile=ca) if scheme == "wss" and ca else None
         ws = await websockets.connect(f"{url}?token={token}" if token else url, origin=origin,
-                                      additional_headers=headers)
+                                      additional_headers=headers, ssl=tls)
         welcome = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert welcome["type"] == "welcome", welcome
         if user:
