@@ -160,3 +160,79 @@ fn dockerfile_exposes_the_docker_config_ports() {
         );
     }
 }
+
+const SCALE: &str = include_str!("../../../docker-compose.scale.yml");
+
+/// The `SIPHON_*` variables of one service of docker-compose.scale.yml,
+/// with `${PUBLIC_IP...}` and `${SIPHON_AUTH_SECRET...}` filled in.
+fn scale_env(service: &str) -> Vec<(String, String)> {
+    let block = SCALE
+        .split(&format!("\n  {service}:\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("docker-compose.scale.yml lacks {service}"));
+    // Up to the next service: a line indented by two spaces only.
+    let service_start = |l: &&str| l.starts_with("  ") && !l[2..].starts_with(' ');
+    let lines = block.lines().take_while(|l| !service_start(l));
+    let fill = |value: &str| {
+        let mut out = value.trim().trim_matches('"').to_owned();
+        for (var, example) in [
+            ("PUBLIC_IP", "203.0.113.10"),
+            ("SIPHON_AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+        ] {
+            while let Some(start) = out.find(&format!("${{{var}")) {
+                let end = start + out[start..].find('}').expect("closing brace") + 1;
+                out.replace_range(start..end, example);
+            }
+        }
+        out
+    };
+    lines
+        .filter_map(|l| l.trim().split_once(": "))
+        .filter(|(k, _)| k.starts_with("SIPHON_"))
+        .map(|(k, v)| (k.to_owned(), fill(v)))
+        .collect()
+}
+
+#[test]
+fn the_scale_compose_runs_two_valid_instances_that_do_not_collide() {
+    let configs: Vec<Config> = ["siphon-a", "siphon-b"]
+        .iter()
+        .map(|service| {
+            let vars = scale_env(service);
+            let vars: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Config::from_toml_str(DOCKER, &env(&vars)).unwrap_or_else(|e| panic!("{service}: {e}"))
+        })
+        .collect();
+    let (a, b) = (&configs[0], &configs[1]);
+    assert_eq!(
+        (a.cluster.instance.as_str(), b.cluster.instance.as_str()),
+        ("a", "b")
+    );
+    let list = include_str!("../../../deploy/scale-out/siphon.list");
+    for c in [a, b] {
+        assert_eq!(c.cluster.registrar.as_deref(), Some("sip:127.0.0.1:5060"));
+        assert_eq!(c.cluster.front_door().as_deref(), Some("203.0.113.10:5060"));
+        assert!(c.http.behind_proxy && c.http.tls_cert.is_none());
+        let port = c.sip.udp.unwrap().port();
+        assert!(
+            list.contains(&format!("1 sip:127.0.0.1:{port}")),
+            "siphon.list lacks {port}"
+        );
+        assert!(
+            SCALE.contains(&format!(
+                "LB_SERVER_{}: {}",
+                c.cluster.instance.to_uppercase(),
+                c.http.listen
+            )),
+            "HAProxy does not point at {}",
+            c.http.listen
+        );
+    }
+    assert_ne!(a.sip.udp, b.sip.udp);
+    assert_ne!(a.http.listen, b.http.listen);
+    let (wa, wb) = (a.webrtc_ports(), b.webrtc_ports());
+    assert!(wa.end() < wb.start(), "WebRTC ports overlap");
+    assert!(a.rtp.port_max < b.rtp.port_min, "RTP ranges overlap");
+    assert!(b.rtp.port_max < 32768, "RTP inside the ephemeral range");
+}
