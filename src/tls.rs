@@ -140,7 +140,12 @@ pub(crate) fn write_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::pa
 /// A fresh directory for one test's files.
 #[cfg(test)]
 pub(crate) fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("siphon-tls-{tag}-{}", std::process::id()));
+    // One directory per call: tests that run at once must not overwrite
+    // each other's files.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("siphon-tls-{tag}-{}-{n}", std::process::id());
+    let dir = std::env::temp_dir().join(name);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }

@@ -143,13 +143,17 @@ async function connect({ resume = false } = {}) {
     $("conn").textContent = "disconnected";
     phone = null;
     controls();
-    // siphon drains (1012) or exits (1001), or the socket dropped with a
-    // call up: connect again (a balancer picks a serving instance) and take
-    // the calls back.
-    if (e.detail.code === 1012 || e.detail.code === 1001 || lost.length) reconnect(lost, 1);
+    // siphon drains (1012) or exits (1001), or the connection broke (1006,
+    // e.g. siphon's host went away), or it dropped with a call up: connect
+    // again (a balancer picks a serving instance) and take the calls back.
+    if (RECONNECT_ON.includes(e.detail.code) || lost.length) reconnect(lost, 1);
   });
   controls();
 }
+
+// Close codes after which the page reconnects by itself: going away,
+// abnormal closure, internal error, service restart, try again later.
+const RECONNECT_ON = [1001, 1006, 1011, 1012, 1013];
 
 // Connect again after `attempt` - 1 failures, backing off to 5 s between
 // tries, then resume `lost`; gives up after 10 tries.

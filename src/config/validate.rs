@@ -104,7 +104,9 @@ fn check_cluster(config: &Config, errors: &mut Vec<ConfigError>) {
     if let Some(reason) = c.registrar.as_deref().and_then(sip_uri_problem) {
         errors.push(ConfigError::new("cluster.registrar", reason));
     }
-    if let Some(reason) = range_problem(c.expires, MIN_EXPIRES, MAX_EXPIRES) {
+    // Shorter than a PBX registration may be: it bounds how long a dead
+    // instance's Contacts linger. A registrar's 423 raises it if need be.
+    if let Some(reason) = range_problem(c.expires, MIN_CLUSTER_EXPIRES, MAX_EXPIRES) {
         errors.push(ConfigError::new("cluster.expires", reason));
     }
     if let Some(reason) = range_problem(c.unregister_after_secs, 0, 3600) {
@@ -123,6 +125,9 @@ fn check_cluster(config: &Config, errors: &mut Vec<ConfigError>) {
         errors.push(ConfigError::new("cluster.instance", reason));
     }
 }
+
+/// Shortest `cluster.expires`: refreshes come every few seconds at that.
+const MIN_CLUSTER_EXPIRES: u32 = 10;
 
 /// What is wrong with a registrar or trunk URI, if anything.
 fn sip_uri_problem(uri: &str) -> Option<String> {

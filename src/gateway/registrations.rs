@@ -65,8 +65,14 @@ impl Kind {
             }
             Kind::Cluster => {
                 let c = &config.cluster;
+                // Only users an INVITE can ring here (inbound::route_user):
+                // anyone else would draw a 404 from this instance.
+                let configured = config.user(user);
+                if configured.is_none() && !config.auth.allow_dynamic_users {
+                    return None;
+                }
                 // The user part a PBX dials: a configured user's extension.
-                let aor = config.user(user).map_or(user, |u| u.extension.as_str());
+                let aor = configured.map_or(user, |u| u.extension.as_str());
                 Some(RegistrationSpec {
                     registrar: c.registrar.clone()?,
                     user: aor.to_owned(),

@@ -6,9 +6,12 @@ HAProxy.
                                          hear it back (the phone echoes), hangup 200
     cluster.py fork URL_A URL_B USER     USER on two instances: both ring, A's
                                          session accepts, B's stops ringing
-    cluster.py mover URL_A URL_LB USER   USER's idle session on A is asked to move
-                                         (close 1012) while A drains; it reconnects
-                                         through the balancer and answers the next call
+    cluster.py mover URL_A URL_LB USER [lost]
+                                         USER's idle session on A is asked to move
+                                         (close 1012) while A drains, or with `lost`
+                                         loses its connection (A killed); it
+                                         reconnects through the balancer and
+                                         answers the next call
     cluster.py resume URL_LB             a call through the balancer; the socket
                                          drops; a new one (the balancer's cookie)
                                          resumes it and the audio goes on
@@ -74,7 +77,7 @@ async def fork(url_a, url_b, user):
     await b.close()
 
 
-async def mover(url_a, url_lb, user):
+async def mover(url_a, url_lb, user, how="moved"):
     a = await logged_in(url_a, user)
     print("ready", flush=True)
     try:
@@ -82,9 +85,12 @@ async def mover(url_a, url_lb, user):
             await asyncio.wait_for(a.ws.recv(), 120)
     except websockets.ConnectionClosed as closed:
         code = closed.rcvd.code if closed.rcvd else None
-        if code != 1012:
-            raise AssertionError(f"{user}: closed with {code}, not 1012")
-        print(f"{user}: asked to move ({closed.rcvd.reason})", flush=True)
+        if how == "lost" and code is None:
+            print(f"{user}: connection lost", flush=True)
+        elif how == "moved" and code == 1012:
+            print(f"{user}: asked to move ({closed.rcvd.reason})", flush=True)
+        else:
+            raise AssertionError(f"{user}: closed with {code}, expected {how}")
     await a.pc.close()
     back = await logged_in(url_lb, user)
     print("back", flush=True)

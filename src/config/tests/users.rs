@@ -288,7 +288,7 @@ fn client_register_needs_a_registrar_and_a_sane_expiry() {
 #[test]
 fn cluster_keys_are_checked_and_read_from_the_environment() {
     let errors = rejected(
-        "[cluster]\nregistrar = \"kamailio:5060\"\nexpires = 10\n\
+        "[cluster]\nregistrar = \"kamailio:5060\"\nexpires = 9\n\
          unregister_after_secs = 4000\ninstance = \"a b\"\n",
     );
     assert_eq!(

@@ -23,6 +23,7 @@ fn cluster_config(registrar: &Registrar) -> Config {
     c.cluster.username = "auth-1001".into();
     c.cluster.password = "s3cret".into();
     c.cluster.unregister_after_secs = 0;
+    c.auth.allow_dynamic_users = true;
     c.users = vec![crate::config::UserConfig {
         name: "dora".into(),
         extension: "1001".into(),
@@ -168,4 +169,26 @@ async fn a_pbx_registration_names_the_cluster_and_outlives_the_instance() {
         "no instance removes the cluster's binding: {:?}",
         pbx.seen()
     );
+}
+
+/// A user no INVITE could ring here (not configured, dynamic users not
+/// allowed) is not registered: the registrar would route calls to a 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_calls_cannot_reach_is_not_registered() {
+    let stop = CancellationToken::new();
+    let registrar = Registrar::start(RegistrarConfig::default(), &stop).await;
+    let mut c = cluster_config(&registrar);
+    c.auth.allow_dynamic_users = false;
+    let gw = Gateway::start(c, Metrics::new()).await.unwrap();
+    let _erin = session(&gw, Some("erin")).await;
+    let _dora = session(&gw, Some("dora")).await;
+    let dora = wait_for(&registrar, |s| s.auth.is_some()).await;
+    assert!(dora.to.contains("sip:1001@"), "{dora:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        registrar.seen().iter().all(|s| !s.to.contains("erin")),
+        "{:?}",
+        registrar.seen()
+    );
+    gw.shutdown().await;
 }
