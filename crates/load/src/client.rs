@@ -36,8 +36,9 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What every call of a run shares.
 pub struct Shared {
-    /// siphon's WebSocket URL (with `?token=` where siphon wants one).
-    pub ws_url: String,
+    /// siphon's WebSocket URLs (with `?token=` where siphon wants one): one,
+    /// or an instance's each in a cluster, taken round robin by call.
+    pub ws_urls: Vec<String>,
     /// Where calls go, round robin.
     pub destinations: Vec<String>,
     /// The browsers' certificate (one for all: setup stays cheap).
@@ -49,6 +50,13 @@ pub struct Shared {
     /// Established calls' media sockets and siphon's address for each,
     /// for the flood of forged SRTP.
     pub legs: Mutex<Vec<(Arc<std::net::UdpSocket>, SocketAddr)>>,
+}
+
+impl Shared {
+    /// The WebSocket URL call `index` connects to.
+    pub fn ws_url(&self, index: usize) -> &str {
+        &self.ws_urls[index % self.ws_urls.len()]
+    }
 }
 
 /// Setup timings of one call.
@@ -80,7 +88,7 @@ pub async fn run(
     ready: mpsc::UnboundedSender<Result<SetupTimes, ClientError>>,
 ) -> Option<End> {
     let to = &shared.destinations[index % shared.destinations.len()];
-    let (leg, times) = match set_up(&shared.ws_url, to, &shared.identity, index).await {
+    let (leg, times) = match set_up(shared.ws_url(index), to, &shared.identity, index).await {
         Ok(up) => up,
         Err(e) => {
             let _ = ready.send(Err(e));

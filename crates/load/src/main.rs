@@ -26,6 +26,14 @@ struct Args {
     /// siphon's HTTP address (WebSocket at /ws, metrics at /metrics).
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Further siphon instances' HTTP addresses (several behind Kamailio):
+    /// calls are spread round robin over --http and these, and their
+    /// metrics are summed.
+    #[arg(long, value_delimiter = ',')]
+    also: Vec<SocketAddr>,
+    /// Their pids, in the same order, for CPU and memory (summed).
+    #[arg(long, value_delimiter = ',')]
+    also_pids: Vec<u32>,
     /// A token for the WebSocket (`?token=`), where siphon requires one.
     #[arg(long)]
     token: Option<String>,
@@ -159,6 +167,16 @@ async fn run(args: &Args) -> Result<(), Failure> {
     let plan = Plan {
         ws_url: format!("ws://{}/ws{token}", args.http),
         metrics: args.http,
+        others: args
+            .also
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| load::ramp::Instance {
+                ws_url: format!("ws://{addr}/ws{token}"),
+                metrics: *addr,
+                pid: args.also_pids.get(i).copied(),
+            })
+            .collect(),
         destinations: vec![args.to.clone()],
         steps: args.steps.clone(),
         hold: Duration::from_secs(args.hold),

@@ -32,6 +32,10 @@ pub struct Plan {
     pub ws_url: String,
     /// siphon's HTTP address, for `/metrics`.
     pub metrics: SocketAddr,
+    /// Further siphon instances (several behind Kamailio): calls are spread
+    /// round robin over siphon and these, and their metrics, CPU and
+    /// memory are summed with siphon's.
+    pub others: Vec<Instance>,
     /// What the browsers dial, round robin (numbers routed to the UAS).
     pub destinations: Vec<String>,
     /// Call counts to hold, in order.
@@ -56,6 +60,60 @@ pub struct Plan {
     pub churn_rate: f64,
 }
 
+/// One more siphon instance of a cluster.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Its WebSocket URL.
+    pub ws_url: String,
+    /// Its HTTP address, for `/metrics`.
+    pub metrics: SocketAddr,
+    /// Its process, for CPU and memory.
+    pub pid: Option<u32>,
+}
+
+impl Plan {
+    fn ws_urls(&self) -> Vec<String> {
+        let others = self.others.iter().map(|i| i.ws_url.clone());
+        std::iter::once(self.ws_url.clone()).chain(others).collect()
+    }
+
+    fn metrics_addrs(&self) -> Vec<SocketAddr> {
+        let others = self.others.iter().map(|i| i.metrics);
+        std::iter::once(self.metrics).chain(others).collect()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let others = self.others.iter().map(|i| i.pid);
+        std::iter::once(self.siphon_pid)
+            .chain(others)
+            .flatten()
+            .collect()
+    }
+
+    /// Every instance's resident memory, summed.
+    fn rss_bytes(&self) -> u64 {
+        self.pids()
+            .into_iter()
+            .map(|p| procfs::rss_bytes(Some(p)))
+            .sum()
+    }
+
+    /// Every instance's CPU seconds, summed.
+    fn cpu_seconds(&self) -> f64 {
+        let cpu = |p| procfs::cpu_seconds(Some(p)).unwrap_or(0.0);
+        self.pids().into_iter().map(cpu).sum()
+    }
+
+    /// Every instance's metrics, summed.
+    async fn scrape(&self) -> Result<Scrape, ScrapeError> {
+        let mut sum = Scrape::default();
+        for addr in self.metrics_addrs() {
+            sum.add(&scrape::fetch(addr).await?);
+        }
+        Ok(sum)
+    }
+}
+
 /// Everything read at one instant.
 struct Snap {
     at: Instant,
@@ -78,11 +136,8 @@ impl Snap {
             at: Instant::now(),
             counters: counters.snapshot(),
             echoed: echo.stats().packets_echoed,
-            siphon: scrape::fetch(plan.metrics).await?,
-            siphon_cpu: plan
-                .siphon_pid
-                .and_then(|p| procfs::cpu_seconds(Some(p)))
-                .unwrap_or(0.0),
+            siphon: plan.scrape().await?,
+            siphon_cpu: plan.cpu_seconds(),
             own_cpu: procfs::cpu_seconds(None).unwrap_or(0.0),
             stat: ProcStat::read(),
             rcvbuf_errors: procfs::udp_rcvbuf_errors(),
@@ -105,7 +160,7 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, RunError> {
         return Err(RunError::NothingToDial);
     }
     let shared = Arc::new(Shared {
-        ws_url: plan.ws_url.clone(),
+        ws_urls: plan.ws_urls(),
         destinations: plan.destinations.clone(),
         identity: ClientIdentity::generate()?,
         counters: Counters::default(),
@@ -122,7 +177,7 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, RunError> {
         ready_tx,
         ready_rx,
     };
-    let rss0 = procfs::rss_bytes(plan.siphon_pid);
+    let rss0 = plan.rss_bytes();
     let mut report = Report {
         siphon_pid: plan.siphon_pid,
         siphon_cpu: plan.siphon_cpu,
@@ -143,7 +198,7 @@ pub async fn run(plan: &Plan, echo: &EchoServer) -> Result<Report, RunError> {
             report.bad_hangups += usize::from(code != Some(200));
         }
     }
-    report.leaked_calls = wait_idle(plan.metrics).await;
+    report.leaked_calls = wait_idle(plan).await;
     Ok(report)
 }
 
@@ -246,7 +301,8 @@ async fn churn(plan: &Plan, shared: &Arc<Shared>, up: usize) -> Churn {
         tasks.push(tokio::spawn(async move {
             let to = &shared.destinations[i % shared.destinations.len()];
             let index = 1_000_000 + i;
-            let (leg, times) = client::set_up(&shared.ws_url, to, &shared.identity, index).await?;
+            let url = shared.ws_url(index);
+            let (leg, times) = client::set_up(url, to, &shared.identity, index).await?;
             let keyed = Instant::now();
             leg.hang_up().await;
             Ok::<_, ClientError>((times, keyed))
@@ -365,7 +421,7 @@ fn measure(plan: &Plan, a: &Snap, b: &Snap, rss0: u64, step: &mut Step) {
     step.siphon_us_per_pkt = per_pkt(step.siphon_cpu_s);
     step.softirq_us_per_pkt = per_pkt(step.softirq_s);
     step.all_in_us_per_pkt = step.siphon_us_per_pkt + step.softirq_us_per_pkt;
-    let rss = procfs::rss_bytes(plan.siphon_pid);
+    let rss = plan.rss_bytes();
     step.siphon_rss_mb = rss as f64 / (1024.0 * 1024.0);
     step.siphon_rss_per_call_kb = if step.established > 0 {
         rss.saturating_sub(rss0) as f64 / 1024.0 / step.established as f64
@@ -380,11 +436,11 @@ fn measure(plan: &Plan, a: &Snap, b: &Snap, rss0: u64, step: &mut Step) {
     step.generator_saturated = step.generator_cpu_pct > SATURATED_PCT;
 }
 
-/// Wait up to 10 s for siphon to report no call; the calls left.
-async fn wait_idle(metrics: SocketAddr) -> f64 {
+/// Wait up to 10 s for siphon (every instance) to report no call; the calls left.
+async fn wait_idle(plan: &Plan) -> f64 {
     let mut left = f64::NAN;
     for _ in 0..100 {
-        match scrape::fetch(metrics).await {
+        match plan.scrape().await {
             Ok(s) if s.calls_active == 0.0 => return 0.0,
             Ok(s) => left = s.calls_active,
             Err(_) => {}

@@ -20,6 +20,18 @@ pub struct Scrape {
 }
 
 impl Scrape {
+    /// Add `other`'s figures to these (another instance of a cluster).
+    pub fn add(&mut self, other: &Scrape) {
+        for (flow, n) in &other.relayed {
+            *self.relayed.entry(flow.clone()).or_default() += n;
+        }
+        for (reason, n) in &other.dropped_by_reason {
+            *self.dropped_by_reason.entry(reason.clone()).or_default() += n;
+        }
+        self.dropped += other.dropped;
+        self.calls_active += other.calls_active;
+    }
+
     /// Every packet relayed, both flows.
     pub fn relayed_total(&self) -> f64 {
         self.relayed.values().sum()

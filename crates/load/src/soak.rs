@@ -292,7 +292,7 @@ pub async fn run(plan: &SoakPlan) -> Result<SoakReport, RunError> {
     let (ready_tx, ready_rx) = mpsc::unbounded_channel();
     let mut pool = Pool {
         shared: Arc::new(Shared {
-            ws_url: plan.ws_url.clone(),
+            ws_urls: vec![plan.ws_url.clone()],
             destinations: plan.destinations.clone(),
             identity: ClientIdentity::generate()?,
             counters: Counters::default(),

@@ -24,6 +24,7 @@ async fn a_small_ramp_reports_every_figure() {
     let plan = Plan {
         ws_url: format!("ws://{}/ws", gw.http_addr()),
         metrics: gw.http_addr(),
+        others: Vec::new(),
         destinations: vec!["1000".into()],
         steps: vec![2, 4],
         hold: Duration::from_secs(2),
@@ -113,4 +114,53 @@ async fn a_small_ramp_reports_every_figure() {
     assert!(json["steps"][1]["loss_to_browser_pct"].is_number());
     stop.cancel();
     gw.shutdown().await;
+}
+
+/// Several instances (a cluster): the calls are spread over them and their
+/// figures summed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_spread_over_the_instances_of_a_cluster() {
+    let stop = CancellationToken::new();
+    let stamping = EchoBehavior {
+        tap: Some(Arc::new(load::stamp::PassStamper)),
+        ..Default::default()
+    };
+    let (a, uas) = siphon_doubles::gateway_to_echo(stamping, &stop, |_| {})
+        .await
+        .unwrap();
+    let mut config = siphon_doubles::loopback_config();
+    config.sip.trunk.uri = Some(format!("sip:{}", uas.local_addr()));
+    let b = siphon::gateway::Gateway::start(config, siphon::metrics::Metrics::new())
+        .await
+        .unwrap();
+    let plan = Plan {
+        ws_url: format!("ws://{}/ws", a.http_addr()),
+        metrics: a.http_addr(),
+        others: vec![load::ramp::Instance {
+            ws_url: format!("ws://{}/ws", b.http_addr()),
+            metrics: b.http_addr(),
+            pid: None,
+        }],
+        destinations: vec!["1000".into()],
+        steps: vec![4],
+        hold: Duration::from_secs(1),
+        settle: Duration::from_millis(300),
+        setup_rate: 20.0,
+        siphon_pid: Some(std::process::id()),
+        siphon_cpu: None,
+        media: true,
+        flood_pps: 0,
+        churn: 0,
+        churn_rate: 0.0,
+    };
+    let report = load::run(&plan, &uas).await.unwrap();
+    let step = &report.steps[0];
+    assert_eq!((step.established, step.setup_failures), (4, 0), "{step:?}");
+    assert_eq!(step.loss_round_trip_pct, 0.0, "{step:?}");
+    // Both instances relayed, and the report counts both.
+    assert_eq!(step.relayed_siphon_metrics, step.relayed, "{step:?}");
+    assert_eq!(report.leaked_calls, 0.0);
+    stop.cancel();
+    a.shutdown().await;
+    b.shutdown().await;
 }
