@@ -214,6 +214,8 @@ fn the_scale_compose_runs_two_valid_instances_that_do_not_collide() {
         assert_eq!(c.cluster.registrar.as_deref(), Some("sip:127.0.0.1:5060"));
         assert_eq!(c.cluster.front_door().as_deref(), Some("203.0.113.10:5060"));
         assert!(c.http.behind_proxy && c.http.tls_cert.is_none());
+        let sources = &c.sip.inbound.trunk_sources;
+        assert!(sources.iter().any(|s| s == "203.0.113.10"), "{sources:?}");
         let port = c.sip.udp.unwrap().port();
         assert!(
             list.contains(&format!("1 sip:127.0.0.1:{port}")),
