@@ -284,6 +284,15 @@ async fn reject_offline_cancel_and_ring_timeout() {
         UacEvent::Failed { code: 480, .. }
     ));
 
+    // A user siphon does not know (a proxy's stale route): 404 at once.
+    let asked = std::time::Instant::now();
+    let (_uac, mut events) = rig.call("nobody", &pbx_rtp).await;
+    assert!(matches!(
+        final_event(&mut events).await,
+        UacEvent::Failed { code: 404, .. }
+    ));
+    assert!(asked.elapsed() < Duration::from_secs(2), "no hang");
+
     // Decline: 603 reaches the PBX.
     let mut sig = rig.session("carol").await;
     let (_uac, mut events) = rig.call("carol", &pbx_rtp).await;
