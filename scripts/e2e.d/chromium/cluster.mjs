@@ -1,12 +1,15 @@
 // The web phone through HAProxy in front of two siphons (80-cluster): in a
 // call on the echo, the instance holding the page drains (SIGTERM); the call
 // goes on; once it ends, siphon asks the page to move (close 1012) and the
-// page reconnects by itself, through HAProxy, to the other instance.
+// page reconnects by itself, through HAProxy, to the other instance. With
+// `killed`, the instance holding the page is killed (SIGKILL) instead: the
+// connection breaks without a close frame and the page reconnects all the
+// same.
 //
-//   node cluster.mjs BALANCER A_BASE A_PID B_BASE B_PID
+//   node cluster.mjs BALANCER A_BASE A_PID B_BASE B_PID [killed]
 import { check, metric, runPageAt, sleep, stats, waitState } from "./common.mjs";
 
-const [balancer, aBase, aPid, bBase, bPid] = process.argv.slice(2);
+const [balancer, aBase, aPid, bBase, bPid, how] = process.argv.slice(2);
 const instances = [{ name: "A", base: aBase, pid: Number(aPid) }, { name: "B", base: bBase, pid: Number(bPid) }];
 const sessions = (i) => metric(i.base, "siphon_ws_connections");
 
@@ -16,6 +19,11 @@ await runPageAt(`${balancer}/?user=dave`, async (page) => {
   const other = instances.find((i) => i !== held);
   check(held && (await sessions(other)) === 0, `the page is on instance ${held?.name} (sessions ${open})`);
 
+  if (how === "killed") {
+    process.kill(held.pid, "SIGKILL");
+    await moved(page, other);
+    return;
+  }
   await page.fill("#to", "echo");
   await page.click("#call");
   await waitState(page, "in-call");
@@ -30,6 +38,11 @@ await runPageAt(`${balancer}/?user=dave`, async (page) => {
   await page.click("#hangup");
   await waitState(page, "ended");
   // Asked to move a second after its last call, the page reconnects.
+  await moved(page, other);
+}, ["--ignore-certificate-errors"]);
+
+// The page reconnects by itself to `other` and a call works there.
+async function moved(page, other) {
   for (let i = 0; i < 75 && (await sessions(other)) !== 1; i++) await sleep(200);
   check((await sessions(other)) === 1, `a socket opened on instance ${other.name}`);
   await page.waitForFunction(() => document.getElementById("conn").textContent.startsWith("connected"), null, { timeout: 5000 });
@@ -43,4 +56,4 @@ await runPageAt(`${balancer}/?user=dave`, async (page) => {
   check(d.received - c.received >= 30, `a new call works on ${other.name} (received ${c.received}->${d.received})`);
   await page.click("#hangup");
   await waitState(page, "ended");
-}, ["--ignore-certificate-errors"]);
+}
