@@ -20,6 +20,8 @@ const T: Duration = Duration::from_secs(10);
 struct Siphon {
     child: Child,
     http: SocketAddr,
+    /// Every line siphon has logged so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Siphon {
@@ -59,8 +61,21 @@ impl Siphon {
             }
         };
         // Keep reading so that the pipe never fills.
-        std::thread::spawn(move || for _ in lines {});
-        Siphon { child, http }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Siphon { child, http, log }
+    }
+
+    /// The logged line that contains every one of `parts`, if any.
+    fn logged(&self, parts: &[&str]) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        let found = log.iter().find(|l| parts.iter().all(|p| l.contains(p)));
+        found.cloned()
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -120,6 +135,11 @@ async fn sigterm_waits_for_the_call_then_exits_0() {
     let closed = sig.recv(T).await.unwrap_err().to_string();
     assert!(closed.contains("1001"), "{closed}");
     assert_eq!(siphon.exit_code(T).await, Some(0));
+    // Who called whom, and how it ended, at info level.
+    let started = siphon.logged(&["call started", "from=anonymous", "to=echo"]);
+    assert!(started.is_some(), "{:?}", siphon.log.lock().unwrap());
+    let ended = siphon.logged(&["call ended", "answered", "code=200", "lasted_s="]);
+    assert!(ended.is_some(), "{:?}", siphon.log.lock().unwrap());
     browser.close().await;
 }
 

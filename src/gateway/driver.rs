@@ -92,19 +92,42 @@ impl Clients {
 /// dropped. (A guard, not a wrapper around the call's future: an async fn
 /// that takes a future by value stores it twice, once as its argument and
 /// once while awaiting it, which doubled each call's task.)
-pub(super) struct Active(prometheus::IntGauge);
+pub(super) struct Active {
+    gauge: prometheus::IntGauge,
+    /// The call's span: its start and end lines are logged in it.
+    span: tracing::Span,
+    started: std::time::Instant,
+}
 
 impl Active {
-    /// A call starts in `direction`.
-    pub(super) fn new(gw: &Inner, direction: &'static str) -> Active {
+    /// A call from `from` to `to` starts in `direction`: counted, and told
+    /// at info level in the call's `span`.
+    pub(super) fn new(
+        gw: &Inner,
+        direction: &'static str,
+        span: &tracing::Span,
+        from: &str,
+        to: &str,
+    ) -> Active {
+        span.in_scope(|| tracing::info!(%from, %to, "call started"));
         let gauge = gw.metrics.calls_active.with_label_values(&[direction]);
         gauge.inc();
-        Active(gauge)
+        Active {
+            gauge,
+            span: span.clone(),
+            started: std::time::Instant::now(),
+        }
     }
 
-    /// The call ended: counted by its outcome, with its setup time when
-    /// answered.
+    /// The call ended: told at info level, counted by its outcome, with its
+    /// setup time when answered.
     pub(super) fn ended(self, gw: &Inner, direction: &'static str, outcome: &Outcome) {
+        self.span.in_scope(|| {
+            let setup_ms = outcome.setup.map(|s| s.as_millis() as u64);
+            let lasted_s = self.started.elapsed().as_secs_f64();
+            let (label, code) = (outcome.label, outcome.code);
+            tracing::info!(outcome = label, code, setup_ms, lasted_s, "call ended");
+        });
         drop(self);
         gw.metrics
             .calls_total
@@ -122,7 +145,7 @@ impl Active {
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
     }
 }
 

@@ -61,7 +61,7 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
     let call_id = new_call_id();
     let span =
         tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
-    let active = Active::new(&gw, INBOUND);
+    let active = Active::new(&gw, INBOUND, &span, &call.from_uri, &call.user);
     let started = Instant::now();
     let admission = Admission::new(permit, Some(slot));
     let outcome = drive(&gw, call_id, call, started, admission)

@@ -35,7 +35,8 @@ pub(super) async fn run(
     // The registry holds the sender of `control`; a waiting call leaves a
     // copy where `resume` finds it.
     let control_tx = gw.calls.get(&key).map(|c| c.clone());
-    let active = Active::new(&gw, OUTBOUND);
+    let from = request.user.as_deref().unwrap_or("anonymous");
+    let active = Active::new(&gw, OUTBOUND, &span, from, &request.to);
     let control = (control_tx, control);
     let outcome = drive(&gw, request, target, to_client, control, admission)
         .instrument(span)
