@@ -253,6 +253,11 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// Whether this instance is one of a cluster (`registrar` is set).
+    pub fn enabled(&self) -> bool {
+        self.registrar.is_some()
+    }
+
     /// The Contact host part of `[[users]]` registered at the PBX while
     /// clustered: `contact`, else the registrar URI without its scheme;
     /// `None` when not clustered.

@@ -241,7 +241,7 @@ impl Gateway {
             inner.hangups.wait().await;
         };
         let _ = tokio::time::timeout(HANGUP_WAIT, hangups).await;
-        if inner.config.cluster.registrar.is_some() {
+        if inner.config.cluster.enabled() {
             inner.registrations.release_all();
         }
         tokio::join!(

@@ -96,15 +96,13 @@ impl Kind {
                     .user(user)
                     .filter(|u| u.register && !u.keep_registered)?;
                 // Clustered, the binding is the cluster's: kept from start.
-                if gw.config.cluster.registrar.is_some() {
+                if gw.config.cluster.enabled() {
                     return None;
                 }
                 u.unregister_after_secs
             }
-            Kind::Cluster => {
-                gw.config.cluster.registrar.as_ref()?;
-                gw.config.cluster.unregister_after_secs
-            }
+            Kind::Cluster if gw.config.cluster.enabled() => gw.config.cluster.unregister_after_secs,
+            Kind::Cluster => return None,
         };
         Some(Duration::from_secs(u64::from(secs)))
     }
@@ -129,7 +127,7 @@ impl Registrations {
     /// `keep_registered`, and while clustered every one (the PBX then calls
     /// the cluster, which knows where, or whether, the user is online).
     pub(crate) fn start_kept(gw: &Arc<Inner>) {
-        let clustered = gw.config.cluster.registrar.is_some();
+        let clustered = gw.config.cluster.enabled();
         for user in gw
             .config
             .users

@@ -584,7 +584,6 @@ impl Session {
         }
     }
 
-    /// A call's `hangup` is its last message: forget the call.
     /// When a draining siphon asks this session to move: `MOVE_AFTER`
     /// from the moment it had no call, kept from the last turn (`was`).
     fn move_at(&self, was: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
@@ -592,6 +591,7 @@ impl Session {
         idle.then(|| was.unwrap_or_else(|| tokio::time::Instant::now() + MOVE_AFTER))
     }
 
+    /// A call's `hangup` is its last message: forget the call.
     fn on_outgoing(&mut self, msg: &ServerMessage) {
         if let ServerMessage::Hangup { call_id, .. } = msg {
             self.calls.remove(call_id);

@@ -194,9 +194,9 @@ async fn serve_incoming(shared: Arc<Shared>, mut incoming: TransactionReceiver) 
             let fresh = matches!(tx.original.method, Method::Invite | Method::Options);
             if fresh && shared.draining.load(Ordering::Relaxed) {
                 shared.metrics.sip_error("draining");
-                uas::refuse_draining(tx).await;
+                uas::refuse_unavailable(tx, uas::Unavailable::Draining).await;
             } else if tx.original.method == Method::Options && shared.at_capacity() {
-                uas::refuse_full(tx).await;
+                uas::refuse_unavailable(tx, uas::Unavailable::Full).await;
             } else if tx.original.method == Method::Invite {
                 uas::on_invite(shared, tx).await;
             } else {

@@ -274,16 +274,23 @@ fn origin(tx: &Transaction) -> Option<Origin> {
     Some(Origin { source, transport })
 }
 
-/// 503 with Retry-After for a new INVITE or OPTIONS while siphon drains.
-pub(super) async fn refuse_draining(tx: Transaction) {
-    let retry = Header::RetryAfter(DRAIN_RETRY_AFTER_SECS.to_string().into());
-    finish(tx, 503, vec![retry]).await
+/// Why a request is answered 503: the Retry-After it carries.
+#[derive(Clone, Copy)]
+pub(super) enum Unavailable {
+    /// A new INVITE or OPTIONS while siphon drains.
+    Draining,
+    /// An OPTIONS probe while every call permit is taken: a dispatcher
+    /// stops sending calls here until one ends.
+    Full,
 }
 
-/// 503 for an OPTIONS probe while every call permit is taken: a dispatcher
-/// stops sending calls here until one ends.
-pub(super) async fn refuse_full(tx: Transaction) {
-    let retry = Header::RetryAfter(FULL_RETRY_AFTER_SECS.to_string().into());
+/// 503 with Retry-After, so that a peer or a dispatcher goes elsewhere.
+pub(super) async fn refuse_unavailable(tx: Transaction, why: Unavailable) {
+    let secs = match why {
+        Unavailable::Draining => DRAIN_RETRY_AFTER_SECS,
+        Unavailable::Full => FULL_RETRY_AFTER_SECS,
+    };
+    let retry = Header::RetryAfter(secs.to_string().into());
     finish(tx, 503, vec![retry]).await
 }
 
