@@ -157,8 +157,13 @@ async fn calls_spread_over_the_instances_of_a_cluster() {
     let step = &report.steps[0];
     assert_eq!((step.established, step.setup_failures), (4, 0), "{step:?}");
     assert_eq!(step.loss_round_trip_pct, 0.0, "{step:?}");
-    // Both instances relayed, and the report counts both.
-    assert_eq!(step.relayed_siphon_metrics, step.relayed, "{step:?}");
+    // Both instances relayed, and the report counts both: one alone would
+    // count about half. (siphon's counters are read at the window's edges,
+    // the generator's as packets land, so a few in flight differ.)
+    assert!(
+        step.relayed_siphon_metrics * 100 >= step.relayed * 95,
+        "{step:?}"
+    );
     assert_eq!(report.leaked_calls, 0.0);
     stop.cancel();
     a.shutdown().await;
