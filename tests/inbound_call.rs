@@ -84,6 +84,7 @@ impl Rig {
             sdp,
             credentials: None,
             log_id: "pbx".into(),
+            failover: Vec::new(),
         };
         self.pbx.invite(invite).await.unwrap()
     }

@@ -43,6 +43,7 @@ async fn an_srtp_pbx_calls_the_browser_and_a_re_invite_rekeys() {
         sdp: offer,
         credentials: None,
         log_id: "pbx".into(),
+        failover: Vec::new(),
     };
     let (uac, mut events) = rig.pbx.invite(invite).await.unwrap();
     let (browser, _) = common::accept_incoming(&mut sig).await;
@@ -168,6 +169,7 @@ async fn unusable_srtp_offers_get_488() {
             sdp: pbx_sdp(4000, proto, &crypto),
             credentials: None,
             log_id: "pbx".into(),
+            failover: Vec::new(),
         };
         let (_uac, mut events) = rig.pbx.invite(invite).await.unwrap();
         let code = loop {

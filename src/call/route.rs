@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 /// What routing needs from the config.
 #[derive(Debug, Clone, Default)]
 pub struct RouteConfig {
-    /// The trunk / outbound proxy URI (`sip:host[:port][;params]`), if any.
+    /// The first trunk's URI (`sip:host[:port][;params]`), if any: the
+    /// gateway puts the others behind it for failover.
     pub trunk: Option<String>,
     /// Whether browsers may dial `sip:` URIs directly.
     pub allow_uri_dial: bool,
@@ -72,6 +73,14 @@ pub fn resolve(to: &str, cfg: &RouteConfig) -> Result<Target, RouteError> {
         .trunk
         .as_deref()
         .ok_or_else(|| RouteError::NoTrunk(to.to_owned()))?;
+    Ok(Target {
+        uri: trunk_target(trunk, to),
+        via_trunk: true,
+    })
+}
+
+/// The Request-URI for `user` (a checked number or name) at `trunk`.
+pub fn trunk_target(trunk: &str, user: &str) -> String {
     // A sips: trunk keeps its scheme: the call must go over TLS (RFC 3261 §19.1).
     let (scheme, rest) = match trunk.split_once(':') {
         Some((s, rest)) if s.eq_ignore_ascii_case("sips") => ("sips", rest),
@@ -80,10 +89,7 @@ pub fn resolve(to: &str, cfg: &RouteConfig) -> Result<Target, RouteError> {
     };
     // A trunk URI may carry a user part already (sip:gw@host): replace it.
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    Ok(Target {
-        uri: format!("{scheme}:{to}@{host}"),
-        via_trunk: true,
-    })
+    format!("{scheme}:{user}@{host}")
 }
 
 fn valid_user(user: &str) -> bool {

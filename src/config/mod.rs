@@ -14,6 +14,7 @@ mod reader;
 mod schema;
 mod sip_tls;
 mod srtp;
+mod trunks;
 mod types;
 mod users;
 mod validate;
@@ -32,10 +33,11 @@ pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
 pub use sip_tls::{wants_tls, SipTlsConfig};
 pub use srtp::{secure_uri, SrtpMode, ALLOW_INSECURE_KEY};
+pub use trunks::TrunkConfig;
 pub use types::{
     default_user_agent, AuthConfig, ClientRegisterConfig, Config, EchoConfig, HttpConfig,
     InboundConfig, InboundOthers, LimitsConfig, LogConfig, LogFormat, MediaConfig, MetricsConfig,
-    RelayIo, RtpConfig, SipConfig, TrunkConfig, WebRtcConfig,
+    RelayIo, RtpConfig, SipConfig, WebRtcConfig,
 };
 pub use users::{UserConfig, MAX_EXPIRES, MIN_EXPIRES};
 pub use validate::CODECS;

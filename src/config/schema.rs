@@ -9,10 +9,10 @@ use toml::{Table, Value};
 use super::error::ConfigError;
 use super::field::Field;
 use super::reader::Reader;
+use super::trunks::TrunkConfig;
 use super::types::{
     AuthConfig, ClientRegisterConfig, ClusterConfig, Config, EchoConfig, HttpConfig, InboundConfig,
-    LimitsConfig, LogConfig, MediaConfig, MetricsConfig, RtpConfig, SipConfig, TrunkConfig,
-    WebRtcConfig,
+    LimitsConfig, LogConfig, MediaConfig, MetricsConfig, RtpConfig, SipConfig, WebRtcConfig,
 };
 use super::users::UserConfig;
 
@@ -65,6 +65,7 @@ impl Section for SipConfig {
             &mut self.srtp_allow_insecure_signaling,
         );
         v.section("trunk", &mut self.trunk);
+        v.list("trunks", &mut self.trunks);
         v.section("inbound", &mut self.inbound);
         v.section("client_register", &mut self.client_register);
     }
@@ -92,11 +93,17 @@ impl Section for InboundConfig {
 
 impl Section for TrunkConfig {
     fn visit<V: Visitor>(&mut self, v: &mut V) {
+        v.field("name", &mut self.name);
         v.field("uri", &mut self.uri);
         v.field("username", &mut self.username);
         v.field("password", &mut self.password);
         v.field("from_user", &mut self.from_user);
         v.field("srtp", &mut self.srtp);
+        v.field("priority", &mut self.priority);
+        v.field("weight", &mut self.weight);
+        v.field("ping_interval_secs", &mut self.ping_interval_secs);
+        v.field("down_after", &mut self.down_after);
+        v.field("up_after", &mut self.up_after);
     }
 }
 

@@ -114,8 +114,10 @@ pub fn wants_tls(uri: &str) -> bool {
 
 /// Keys whose URI asks for TLS.
 fn tls_targets(config: &Config) -> Vec<(String, String)> {
-    let mut uris = vec![
-        ("sip.trunk.uri".to_string(), config.sip.trunk.uri.clone()),
+    let trunks = config.trunk_keys().into_iter();
+    let trunks = trunks.map(|(key, t)| (format!("{key}.uri"), t.uri.clone()));
+    let mut uris: Vec<(String, Option<String>)> = trunks.collect();
+    uris.extend([
         (
             "sip.client_register.registrar".to_string(),
             config.sip.client_register.registrar.clone(),
@@ -124,7 +126,7 @@ fn tls_targets(config: &Config) -> Vec<(String, String)> {
             "cluster.registrar".to_string(),
             config.cluster.registrar.clone(),
         ),
-    ];
+    ]);
     for (i, user) in config.users.iter().enumerate() {
         uris.push((format!("users[{i}].registrar"), user.registrar.clone()));
     }

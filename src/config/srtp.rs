@@ -63,14 +63,16 @@ impl Config {
             .and_then(|name| self.user(name))
             .filter(|u| u.register)
             .map_or(SrtpMode::Off, |u| u.srtp);
-        user.max(self.sip.trunk.srtp)
+        // Every trunk has the same mode (config check).
+        user.max(self.primary_trunk().map_or(SrtpMode::Off, |t| t.srtp))
     }
 
     /// Whether any SRTP mode is on, so SIP messages may carry media keys.
     pub fn srtp_in_use(&self) -> bool {
         let users = self.users.iter().map(|u| u.srtp);
-        let all = [self.sip.trunk.srtp, self.sip.inbound.srtp];
-        all.into_iter().chain(users).any(|m| m != SrtpMode::Off)
+        let trunks = self.trunks().into_iter().map(|(_, t)| t.srtp);
+        let all = [self.sip.inbound.srtp].into_iter().chain(trunks);
+        all.chain(users).any(|m| m != SrtpMode::Off)
     }
 
     /// SRTP toward the caller of a browser user: the stricter of
@@ -86,10 +88,11 @@ pub(super) fn check_srtp(config: &Config, errors: &mut Vec<ConfigError>) {
     if config.sip.srtp_allow_insecure_signaling {
         return;
     }
-    let trunk = &config.sip.trunk;
-    if let Some(uri) = trunk.uri.as_deref().filter(|u| !secure_uri(u)) {
-        if trunk.srtp != SrtpMode::Off {
-            errors.push(insecure("sip.trunk.srtp", trunk.srtp, uri));
+    for (key, trunk) in config.trunk_keys() {
+        if let Some(uri) = trunk.uri.as_deref().filter(|u| !secure_uri(u)) {
+            if trunk.srtp != SrtpMode::Off {
+                errors.push(insecure(&format!("{key}.srtp"), trunk.srtp, uri));
+            }
         }
     }
     for (i, user) in config.users.iter().enumerate() {

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::connections::ConnectionsConfig;
 use super::sip_tls::SipTlsConfig;
 use super::srtp::SrtpMode;
+use super::trunks::TrunkConfig;
 use super::users::UserConfig;
 
 /// The whole gateway configuration; `Config::default()` runs everything on 127.0.0.1.
@@ -63,8 +64,10 @@ pub struct SipConfig {
     pub max_message_bytes: u32,
     /// Allow `a=crypto` (the SRTP key) over plain UDP/TCP signaling.
     pub srtp_allow_insecure_signaling: bool,
-    /// Outbound proxy / trunk for numbers and users.
+    /// The trunk for numbers and users, when there is one.
     pub trunk: TrunkConfig,
+    /// Several trunks with failover; `trunk` is the one-entry form.
+    pub trunks: Vec<TrunkConfig>,
     /// Who may call browser users.
     pub inbound: InboundConfig,
     /// Registrations browser sessions ask for with a `register` message.
@@ -110,21 +113,6 @@ pub struct InboundConfig {
     /// Digest password other sources must present.
     pub password: String,
     /// SRTP (SDES) toward callers.
-    pub srtp: SrtpMode,
-}
-
-/// `[sip.trunk]`: where numbers and users are sent.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TrunkConfig {
-    /// Trunk URI such as `sip:pbx.example.com:5060;transport=tcp`; `None` = no trunk.
-    pub uri: Option<String>,
-    /// Digest username answered once on 401/407.
-    pub username: String,
-    /// Digest password.
-    pub password: String,
-    /// User part of From when the browser user is anonymous.
-    pub from_user: String,
-    /// SRTP (SDES) toward the trunk.
     pub srtp: SrtpMode,
 }
 
@@ -371,7 +359,8 @@ impl Default for SipConfig {
             allow_uri_dial: false,
             max_message_bytes: 65535,
             srtp_allow_insecure_signaling: false,
-            trunk: TrunkConfig::default(),
+            trunk: TrunkConfig::single(),
+            trunks: Vec::new(),
             inbound: InboundConfig::default(),
             client_register: ClientRegisterConfig::default(),
         }
@@ -386,18 +375,6 @@ impl Default for InboundConfig {
             realm: "siphon".into(),
             username: String::new(),
             password: String::new(),
-            srtp: SrtpMode::Off,
-        }
-    }
-}
-
-impl Default for TrunkConfig {
-    fn default() -> Self {
-        Self {
-            uri: None,
-            username: String::new(),
-            password: String::new(),
-            from_user: "siphon".to_owned(),
             srtp: SrtpMode::Off,
         }
     }
@@ -500,18 +477,6 @@ pub(super) fn redact(secret: &str) -> &str {
         ""
     } else {
         REDACTED
-    }
-}
-
-impl fmt::Debug for TrunkConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrunkConfig")
-            .field("uri", &self.uri)
-            .field("username", &self.username)
-            .field("password", &redact(&self.password))
-            .field("from_user", &self.from_user)
-            .field("srtp", &self.srtp)
-            .finish()
     }
 }
 

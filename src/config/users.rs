@@ -91,13 +91,13 @@ impl Config {
 
     /// Where `user` registers: its own registrar, else the trunk; `None` when neither is set.
     pub fn user_registrar<'a>(&'a self, user: &'a UserConfig) -> Option<&'a str> {
-        user.registrar.as_deref().or(self.sip.trunk.uri.as_deref())
+        user.registrar.as_deref().or(self.trunk_uri())
     }
 
     /// Where `register` messages register: `sip.client_register.registrar`,
     /// else the trunk; `None` when neither is set.
     pub fn client_registrar(&self) -> Option<&str> {
         let own = self.sip.client_register.registrar.as_deref();
-        own.or(self.sip.trunk.uri.as_deref())
+        own.or(self.trunk_uri())
     }
 }

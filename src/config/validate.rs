@@ -16,6 +16,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     }
     check_codecs(&mut config.sip.codecs, errors);
     check_sip(config, errors);
+    super::trunks::check(config, errors);
     super::sip_tls::check(config, errors);
     check_inbound(config, errors);
     check_client_register(config, errors);
@@ -60,9 +61,6 @@ fn check_sip(config: &Config, errors: &mut Vec<ConfigError>) {
     if sip.udp.is_none() && sip.tcp.is_none() && sip.tls.listen.is_none() {
         let reason = "sip.udp, sip.tcp and sip.tls are all disabled; enable at least one";
         errors.push(ConfigError::new("sip.udp", reason));
-    }
-    if let Some(reason) = sip.trunk.uri.as_deref().and_then(sip_uri_problem) {
-        errors.push(ConfigError::new("sip.trunk.uri", reason));
     }
     if config.echo.enabled && config.echo.extension.trim().is_empty() {
         let reason = "must not be empty while echo.enabled = true";
@@ -130,7 +128,7 @@ fn check_cluster(config: &Config, errors: &mut Vec<ConfigError>) {
 const MIN_CLUSTER_EXPIRES: u32 = 10;
 
 /// What is wrong with a registrar or trunk URI, if anything.
-fn sip_uri_problem(uri: &str) -> Option<String> {
+pub(super) fn sip_uri_problem(uri: &str) -> Option<String> {
     let lower = uri.to_ascii_lowercase();
     let sip = lower.starts_with("sip:") || lower.starts_with("sips:");
     (!sip).then(|| format!("expected a sip: URI such as \"sip:pbx.example.com\", got {uri:?}"))
@@ -283,7 +281,7 @@ fn check_auth(config: &Config, errors: &mut Vec<ConfigError>) {
 /// second error about it would mislead.
 fn check_users(config: &mut Config, errors: &mut Vec<ConfigError>) {
     let mut found = Vec::new();
-    let trunk = config.sip.trunk.uri.is_some();
+    let trunk = config.trunk_uri().is_some();
     for (i, user) in config.users.iter().enumerate() {
         check_user(user, trunk, &mut |key, reason| {
             found.push((format!("{}.{key}", element("users", i)), reason));

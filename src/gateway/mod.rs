@@ -20,6 +20,7 @@ mod sdes;
 mod sip_tls;
 mod slots;
 mod start_error;
+mod trunks;
 
 pub use listening::Listening;
 pub use start_error::StartError;
@@ -67,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) ports: PortPool,
     pub(crate) identity: Arc<Identity>,
     pub(crate) route: RouteConfig,
+    /// The trunks, their order and health.
+    pub(crate) trunks: Arc<trunks::Trunks>,
     pub(crate) calls: DashMap<u64, ClientControl>,
     /// Sessions by user: where inbound calls ring.
     pub(crate) users: DashMap<String, Vec<SessionLink>>,
@@ -167,6 +170,7 @@ impl Gateway {
             ports,
             identity,
             route,
+            trunks: Arc::new(trunks::Trunks::new(&config, &metrics)),
             calls: DashMap::new(),
             users: DashMap::new(),
             slots: slots::UserSlots::default(),
@@ -190,6 +194,7 @@ impl Gateway {
             config,
         });
         inner.sip.watch_capacity(inner.call_slots.clone());
+        inner.trunks.spawn_pings(&inner.sip, &inner.shutdown);
         registrations::Registrations::start_kept(&inner);
         if let Some(calls) = inner.sip.take_inbound() {
             tokio::spawn(inbound::serve(inner.clone(), calls));
@@ -382,7 +387,7 @@ fn inbound_policy(c: &crate::config::InboundConfig) -> sip::InboundPolicy {
 }
 
 fn route_config(config: &Config, echo: Option<&EchoServer>) -> RouteConfig {
-    let trunk = config.sip.trunk.uri.clone();
+    let trunk = config.trunk_uri().map(str::to_owned);
     let echo = echo.map(|e| (config.echo.extension.clone(), e.local_addr()));
     RouteConfig {
         trunk,

@@ -133,16 +133,38 @@ async fn drive(
     }
 }
 
+/// Where the INVITE goes first, and where it fails over to: the trunks in
+/// their order for a number or user, else the one routed target.
+fn destinations(gw: &Inner, request: &CallRequest, target: Target) -> (sip::Hop, Vec<sip::Hop>) {
+    let caller = request.user.as_deref();
+    let mut hops = match target.via_trunk {
+        true => gw.trunks.hops(request.to.trim(), caller),
+        false => Vec::new(),
+    };
+    if hops.is_empty() {
+        let from_user = caller.unwrap_or(&gw.config.sip.trunk.from_user);
+        let only = sip::Hop {
+            target: target.uri,
+            from_user: from_user.to_owned(),
+            credentials: None,
+        };
+        return (only, hops);
+    }
+    let first = hops.remove(0);
+    (first, hops)
+}
+
 /// Allocate the RTP port and WebRTC leg, translate the offer, send the INVITE.
 async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<Started, Refused> {
     let unavailable =
         |e: &dyn std::fmt::Display| Refused::new(503, format!("Service Unavailable: {e}"), "error");
     let user = request.user.as_deref();
-    let srtp = sdes::outbound_mode(&gw.config, user, target.via_trunk, &target.uri)
+    let via_trunk = target.via_trunk;
+    let (first, hops) = destinations(gw, &request, target);
+    let srtp = sdes::outbound_mode(&gw.config, user, via_trunk, &first.target)
         .map_err(|e| Refused::new(488, e.to_string(), "no_codec"))?;
     let ports = gw.ports.allocate().map_err(|e| unavailable(&e))?;
     let relay = gw.relays.pick();
-    let caller = request.user.clone();
     let local = leg::local_side(gw, relay);
     let params = OutboundParams {
         call_id: request.call_id.clone(),
@@ -170,12 +192,13 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         .await
         .map_err(|e| Refused::new(500, format!("Internal error: {e}"), "error"))?;
     let invite = sip::OutboundInvite {
-        target: target.uri,
-        from_user: caller.unwrap_or_else(|| gw.config.sip.trunk.from_user.clone()),
+        target: first.target,
+        from_user: first.from_user,
         from_display: None,
         sdp: sip_offer,
-        credentials: target.via_trunk.then(|| trunk_credentials(gw)).flatten(),
+        credentials: first.credentials,
         log_id: request.call_id,
+        failover: hops,
     };
     match gw.sip.invite(invite).await {
         Ok((uac, sip_events)) => Ok(Started {
@@ -191,12 +214,4 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
             Err(unavailable(&e))
         }
     }
-}
-
-fn trunk_credentials(gw: &Inner) -> Option<sip::Credentials> {
-    let trunk = &gw.config.sip.trunk;
-    (!trunk.username.is_empty()).then(|| sip::Credentials {
-        username: trunk.username.clone(),
-        password: trunk.password.clone(),
-    })
 }

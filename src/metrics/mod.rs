@@ -112,6 +112,8 @@ pub struct Metrics {
     pub registrations: IntGaugeVec,
     /// 0 when the cluster's registrar could not be reached at the last try, else 1.
     pub cluster_registrar_up: IntGauge,
+    /// 1 while a pinged trunk answers its OPTIONS, 0 once it is marked down, by trunk.
+    pub trunk_up: IntGaugeVec,
     /// Open connections, by listener (sip_tcp, sip_tls, http, ...).
     pub connections_open: IntGaugeVec,
     /// Connections closed at accept, by listener and reason (global_cap, ...).
@@ -302,6 +304,11 @@ impl Metrics {
                 "0 when the cluster's registrar could not be reached at the last try",
             )
             .expect("valid gauge"),
+            trunk_up: gauge_vec(
+                "trunk_up",
+                "1 while a pinged trunk answers its OPTIONS, 0 once marked down",
+                &["trunk"],
+            ),
             connections_open: gauge_vec(
                 "connections_open",
                 "Open connections by listener",
@@ -386,6 +393,7 @@ impl Metrics {
             Box::new(self.build_info.clone()),
             Box::new(self.registrations.clone()),
             Box::new(self.cluster_registrar_up.clone()),
+            Box::new(self.trunk_up.clone()),
             Box::new(self.connections_open.clone()),
             Box::new(self.connections_refused_total.clone()),
             Box::new(self.connections_closed_total.clone()),

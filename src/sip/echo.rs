@@ -238,6 +238,12 @@ async fn serve(echo: Arc<Echo>, mut incoming: TransactionReceiver) {
             };
             if tx.original.method == Method::Invite {
                 echo.on_invite(tx).await;
+            } else if let Some(code) = echo
+                .script
+                .options()
+                .filter(|_| tx.original.method == Method::Options)
+            {
+                finish(tx, code, vec![]).await;
             } else {
                 stack::answer_other(tx).await;
             }

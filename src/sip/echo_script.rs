@@ -45,6 +45,11 @@ pub trait EchoScript: Send + Sync + std::fmt::Debug {
     fn refuse_reoffers(&self) -> Option<u16> {
         None
     }
+    /// Answer OPTIONS with this code instead of 200 (503: a trunk that is
+    /// down); read at each OPTIONS, so a test can change it.
+    fn options(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// The plain echo, as a script that departs from nothing.

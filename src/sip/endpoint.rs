@@ -141,15 +141,27 @@ impl SipEndpoint {
         if self.inner.shutdown.is_cancelled() {
             return Err(SipError::Shutdown);
         }
-        let layer = &self.inner.stack.dialogs.endpoint.transport_layer;
-        match uac_request::target_uri(&req.target) {
-            Some((uri, Transport::Tls)) => tls::connect_first(layer, &uri, &self.inner.metrics)
-                .await
-                .map_err(SipError::TlsPeer)?,
-            Some((uri, Transport::Tcp)) => uac_request::connect_tcp_first(layer, &uri).await?,
-            _ => {}
+        let mut req = req;
+        while let Some((uri, transport)) = uac_request::target_uri(&req.target) {
+            match connect_first(&self.inner, &uri, transport).await {
+                Ok(()) => break,
+                Err(e) if !req.failover.is_empty() => {
+                    let failed = req.next_hop();
+                    tracing::info!(%failed, error = %e, next = %req.target, "failing over");
+                }
+                Err(e) => return Err(e),
+            }
         }
         uac::start(self.inner.clone(), req)
+    }
+
+    /// Send one OPTIONS to `target` (`sip:pbx.example.com;transport=tcp`);
+    /// its final status, or `None` when nothing answered.
+    pub async fn ping(&self, target: &str) -> Result<Option<u16>, SipError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(SipError::Shutdown);
+        }
+        super::options_ping::ping(&self.inner, target).await
     }
 
     /// Start draining: dialogs go on, but new INVITEs and OPTIONS probes
@@ -171,6 +183,23 @@ impl SipEndpoint {
             return Err(SipError::Shutdown);
         }
         super::registration::start(self.inner.clone(), spec)
+    }
+}
+
+/// Open the connection a TCP or TLS request will go over, so that a refused
+/// connection or certificate is an error now, not a 408 at Timer B.
+pub(super) async fn connect_first(
+    shared: &Shared,
+    uri: &rsipstack::sip::Uri,
+    transport: Transport,
+) -> Result<(), SipError> {
+    let layer = &shared.stack.dialogs.endpoint.transport_layer;
+    match transport {
+        Transport::Tls => tls::connect_first(layer, uri, &shared.metrics)
+            .await
+            .map_err(SipError::TlsPeer),
+        Transport::Tcp => uac_request::connect_tcp_first(layer, uri).await,
+        Transport::Udp => Ok(()),
     }
 }
 

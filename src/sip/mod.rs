@@ -24,6 +24,7 @@ mod guard;
 pub(crate) mod ingress;
 mod ingress_canon;
 mod ingress_rules;
+mod options_ping;
 mod policy;
 mod registration;
 mod registration_plan;
@@ -35,6 +36,7 @@ mod stack;
 mod tls;
 mod tls_guard;
 mod tls_seam;
+pub mod trunk_choice;
 mod uac;
 mod uac_confirmed;
 mod uac_request;
@@ -136,6 +138,31 @@ pub struct OutboundInvite {
     pub credentials: Option<Credentials>,
     /// siphon's call id, carried in the tracing span.
     pub log_id: String,
+    /// Where the call goes next if `target` does not answer or is
+    /// unavailable (408, 503, a transport error), in order.
+    pub failover: Vec<Hop>,
+}
+
+impl OutboundInvite {
+    /// Move on to the first failover hop (there must be one); the target
+    /// that failed.
+    pub(crate) fn next_hop(&mut self) -> String {
+        let hop = self.failover.remove(0);
+        self.from_user = hop.from_user;
+        self.credentials = hop.credentials;
+        std::mem::replace(&mut self.target, hop.target)
+    }
+}
+
+/// Another destination for an outbound call: the next trunk.
+#[derive(Clone, Debug)]
+pub struct Hop {
+    /// Request-URI.
+    pub target: String,
+    /// User part of From.
+    pub from_user: String,
+    /// Credentials for one digest retry.
+    pub credentials: Option<Credentials>,
 }
 
 /// How siphon's own BYE (or CANCEL, or 480 before an answer) ended.

@@ -298,7 +298,7 @@ fn log_change(old: &RegistrationState, new: &RegistrationState) {
 
 /// Send `req` in a client transaction; its final response, if any arrives.
 /// Timer F makes rsipstack hand back a 408 of its own.
-async fn transact(
+pub(super) async fn transact(
     endpoint: &EndpointInnerRef,
     req: Request,
     destination: Option<SipAddr>,
@@ -306,14 +306,14 @@ async fn transact(
     let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
         Ok(k) => k,
         Err(e) => {
-            warn!(error = %e, "REGISTER has no transaction key");
+            warn!(error = %e, method = %req.method, "request has no transaction key");
             return None;
         }
     };
     let mut tx = Transaction::new_client(key, req, endpoint.clone(), None);
     tx.destination = destination;
     if let Err(e) = tx.send().await {
-        debug!(error = %e, "REGISTER not sent");
+        debug!(error = %e, "request not sent");
         return None;
     }
     while let Some(msg) = tx.receive().await {

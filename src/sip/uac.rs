@@ -10,7 +10,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::Response;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::dialog_states::CallStates;
 use super::dtmf_info;
@@ -226,7 +226,7 @@ impl Call {
     }
 
     /// Up to the final response; `Some` once answered.
-    async fn invite(self: Box<Self>, mut attempt: Attempt) -> Option<Answered> {
+    async fn invite(mut self: Box<Self>, mut attempt: Attempt) -> Option<Answered> {
         let mut retried = false;
         loop {
             let result = self.wait_final(&mut attempt).await;
@@ -282,12 +282,44 @@ impl Call {
                     self.emit(failed(&resp)).await;
                     return None;
                 }
-                Outcome::Over(ev) => {
-                    self.emit(ev).await;
-                    return None;
-                }
+                Outcome::Over(ev) => match self.fail_over(&ev) {
+                    Some(next) => {
+                        attempt = next;
+                        retried = false;
+                    }
+                    None => {
+                        self.emit(ev).await;
+                        return None;
+                    }
+                },
             }
         }
+    }
+
+    /// The INVITE to the next hop when `ev` is a failure that moves on
+    /// (no answer, unavailable, unreachable) and there is one left that
+    /// takes it. The offer is the same: the call's media is already set up.
+    fn fail_over(&mut self, ev: &UacEvent) -> Option<Attempt> {
+        let UacEvent::Failed { code, reason } = ev else {
+            return None;
+        };
+        if !super::trunk_choice::fails_over(*code) || self.handle.hung_up() {
+            return None;
+        }
+        while !self.req.failover.is_empty() {
+            let failed = self.req.next_hop();
+            info!(%failed, code, %reason, next = %self.req.target, "failing over");
+            let attempt = request::build_option(&self.shared, &self.req).and_then(|option| {
+                let attempt = launch(&self.shared, option.clone(), &self.handle)?;
+                self.option = option;
+                Ok(attempt)
+            });
+            match attempt {
+                Ok(attempt) => return Some(attempt),
+                Err(e) => warn!(target = %self.req.target, error = %e, "cannot fail over"),
+            }
+        }
+        None
     }
 
     /// Forward provisional states until the INVITE has a final response.

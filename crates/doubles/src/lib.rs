@@ -19,6 +19,7 @@
 //! assert!(behavior.script.is_some());
 //! ```
 
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,13 +94,16 @@ pub struct ScriptedEcho {
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
     pub early_media: bool,
+    /// Answer OPTIONS with this code instead of 200 while it is not 0;
+    /// changed at will (a trunk going down and coming back).
+    pub options: AtomicU16,
     /// The INVITEs seen.
     pub seen: Seen,
 }
 
 /// The last INVITE a scripted echo received.
 #[derive(Debug, Default)]
-pub struct Seen(Mutex<Option<ReceivedInvite>>);
+pub struct Seen(Mutex<Option<ReceivedInvite>>, AtomicUsize);
 
 impl ScriptedEcho {
     /// The echo's behaviour with this script; use [`ScriptedEcho::install`]
@@ -120,6 +124,11 @@ impl ScriptedEcho {
     pub fn last_invite(&self) -> Option<ReceivedInvite> {
         self.seen.0.lock().ok().and_then(|g| g.clone())
     }
+
+    /// How many INVITEs arrived.
+    pub fn invites(&self) -> usize {
+        self.seen.1.load(Ordering::Relaxed)
+    }
 }
 
 impl EchoScript for ScriptedEcho {
@@ -127,6 +136,7 @@ impl EchoScript for ScriptedEcho {
         if let Ok(mut last) = self.seen.0.lock() {
             *last = Some(invite.clone());
         }
+        self.seen.1.fetch_add(1, Ordering::Relaxed);
     }
 
     fn challenge(&self) -> Option<&EchoChallenge> {
@@ -155,6 +165,10 @@ impl EchoScript for ScriptedEcho {
 
     fn refuse_reoffers(&self) -> Option<u16> {
         self.refuse_reoffers
+    }
+
+    fn options(&self) -> Option<u16> {
+        Some(self.options.load(Ordering::Relaxed)).filter(|&code| code != 0)
     }
 }
 

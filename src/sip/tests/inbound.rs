@@ -69,6 +69,7 @@ fn call_bob(p: &Pair, transport: Transport) -> OutboundInvite {
         sdp: offer(),
         credentials: None,
         log_id: "inbound-test".into(),
+        failover: Vec::new(),
     }
 }
 

@@ -130,6 +130,7 @@ fn invite(p: &Peers, transport: Transport) -> OutboundInvite {
         sdp: offer(),
         credentials: None,
         log_id: "test-call".into(),
+        failover: Vec::new(),
     }
 }
 
