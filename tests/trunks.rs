@@ -1,6 +1,9 @@
-//! Several trunks: a call fails over to the next trunk on 503 or an
+//! Where a browser's call goes when the first destination will not take
+//! it. Several trunks: a call fails over to the next trunk on 503 or an
 //! unreachable trunk but not on the callee's own answer, and OPTIONS pings
 //! take a trunk out of the order while it is down and back once it answers.
+//! Redirects: a 3xx is followed to its Contacts in q order, without loops,
+//! at most three times.
 
 mod common;
 
@@ -19,23 +22,37 @@ use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(10);
 
-/// siphon with one trunk per script, in that order of priority.
+/// siphon with one echo per script, the first `trunks` of them its trunks
+/// in that order of priority.
 struct Rig {
     gateway: Gateway,
     metrics: Metrics,
     scripts: Vec<Arc<ScriptedEcho>>,
-    _echoes: Vec<EchoServer>,
+    echoes: Vec<EchoServer>,
     _stop: CancellationToken,
 }
 
 impl Rig {
     async fn start(scripts: Vec<ScriptedEcho>, tweak: impl FnOnce(&mut Config)) -> Rig {
+        let trunks = scripts.len();
+        Self::with_trunks(trunks, scripts, tweak).await
+    }
+
+    async fn with_trunks(
+        trunks: usize,
+        scripts: Vec<ScriptedEcho>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Rig {
         let stop = CancellationToken::new();
         let scripts: Vec<Arc<ScriptedEcho>> = scripts.into_iter().map(Arc::new).collect();
         let mut echoes = Vec::new();
         let mut config = common::loopback_config();
         for (i, script) in scripts.iter().enumerate() {
             let echo = siphon_doubles::echo(script.install(), &stop).await.unwrap();
+            if i >= trunks {
+                echoes.push(echo);
+                continue;
+            }
             config.sip.trunks.push(TrunkConfig {
                 name: format!("t{}", i + 1),
                 uri: Some(format!("sip:{}", echo.local_addr())),
@@ -52,7 +69,7 @@ impl Rig {
             gateway,
             metrics,
             scripts,
-            _echoes: echoes,
+            echoes,
             _stop: stop,
         }
     }
@@ -65,6 +82,11 @@ impl Rig {
     /// INVITEs each trunk has received.
     fn invites(&self) -> Vec<usize> {
         self.scripts.iter().map(|s| s.invites()).collect()
+    }
+
+    /// A Contact for echo `i`, with `params` after it (`;q=0.5`).
+    fn contact(&self, i: usize, params: &str) -> String {
+        format!("<sip:1000@{}>{params}", self.echoes[i].local_addr())
     }
 
     /// Wait for `siphon_trunk_up{trunk}` to read `up`.
@@ -88,6 +110,10 @@ async fn call_with_audio(sig: &mut Signaling, call_id: &str) {
         .unwrap();
     sig.recv_type("hangup", T).await.unwrap();
     browser.close().await;
+}
+
+fn plain(n: usize) -> Vec<ScriptedEcho> {
+    (0..n).map(|_| ScriptedEcho::default()).collect()
 }
 
 fn rejecting(code: u16) -> ScriptedEcho {
@@ -162,4 +188,55 @@ async fn a_trunk_down_by_its_pings_is_passed_over_until_it_answers_again() {
     rig.until_up("t1", 1).await;
     call_with_audio(&mut sig, "c2").await;
     assert_eq!(rig.invites(), [1, 1], "calls return to the trunk once up");
+}
+
+/// A call to 1000 that ends before an answer, with the `hangup` code.
+async fn unanswered(sig: &mut Signaling) -> u64 {
+    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    let hangup = sig.recv_type("hangup", T).await.unwrap();
+    browser.close().await;
+    hangup["code"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_redirect_is_followed_in_q_order() {
+    // The trunk sends the call to 1 (q=0.5) and 2 (q=0.9); 2 is
+    // unavailable, so the call ends up at 1.
+    let scripts = vec![
+        ScriptedEcho::default(),
+        ScriptedEcho::default(),
+        rejecting(503),
+    ];
+    let rig = Rig::with_trunks(1, scripts, |_| {}).await;
+    *rig.scripts[0].redirect.lock().unwrap() =
+        vec![rig.contact(1, ";q=0.5"), rig.contact(2, ";q=0.9")];
+    let mut sig = rig.signaling().await;
+    call_with_audio(&mut sig, "c1").await;
+    assert_eq!(rig.invites(), [1, 1, 1]);
+}
+
+#[tokio::test]
+async fn a_redirect_loop_ends_the_call_with_the_redirect() {
+    let rig = Rig::with_trunks(1, plain(2), |_| {}).await;
+    // The trunk sends the call to 1, which sends it back to the trunk.
+    *rig.scripts[0].redirect.lock().unwrap() = vec![rig.contact(1, "")];
+    *rig.scripts[1].redirect.lock().unwrap() = vec![rig.contact(0, "")];
+    let mut sig = rig.signaling().await;
+    assert_eq!(unanswered(&mut sig).await, 302);
+    assert_eq!(rig.invites(), [1, 1]);
+}
+
+#[tokio::test]
+async fn at_most_three_redirects_are_followed() {
+    let rig = Rig::with_trunks(1, plain(5), |_| {}).await;
+    for i in 0..4 {
+        *rig.scripts[i].redirect.lock().unwrap() = vec![rig.contact(i + 1, "")];
+    }
+    let mut sig = rig.signaling().await;
+    assert_eq!(unanswered(&mut sig).await, 302);
+    assert_eq!(rig.invites(), [1, 1, 1, 1, 0]);
 }

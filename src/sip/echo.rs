@@ -262,6 +262,10 @@ impl Echo {
         if let Some(code) = self.script.reject() {
             return finish(tx, code, vec![]).await;
         }
+        if let Some(contacts) = self.script.redirect() {
+            let contacts = contacts.into_iter().map(|c| Header::Contact(c.into()));
+            return finish(tx, 302, contacts.collect()).await;
+        }
         let _slot = match self.slots.clone().map(Semaphore::try_acquire_owned) {
             Some(Err(_)) => return finish(tx, 486, vec![]).await,
             slot => slot,

@@ -45,6 +45,10 @@ pub trait EchoScript: Send + Sync + std::fmt::Debug {
     fn refuse_reoffers(&self) -> Option<u16> {
         None
     }
+    /// Answer every INVITE with 302 and these Contacts (`<sip:…>;q=0.5`).
+    fn redirect(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Answer OPTIONS with this code instead of 200 (503: a trunk that is
     /// down); read at each OPTIONS, so a test can change it.
     fn options(&self) -> Option<u16> {

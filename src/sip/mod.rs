@@ -26,6 +26,7 @@ mod ingress_canon;
 mod ingress_rules;
 mod options_ping;
 mod policy;
+mod redirect;
 mod registration;
 mod registration_plan;
 mod registration_request;

@@ -20,7 +20,7 @@ use super::session_refresh::SessionTimers;
 use super::session_timer;
 use super::uac_confirmed::{emit, Answered};
 use super::uac_request as request;
-use super::{HangupOutcome, OutboundInvite, SipError};
+use super::{redirect, HangupOutcome, Hop, OutboundInvite, SipError};
 
 /// What happens on an outbound call, in order; `Failed` or `Ended` is last.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +172,8 @@ pub(super) fn start(
         option,
         handle: handle.clone(),
         events,
+        tried: Vec::new(),
+        redirects: 0,
     });
     tokio::spawn(call.run(attempt).instrument(span));
     Ok((handle, rx))
@@ -201,6 +203,7 @@ fn launch(shared: &Shared, option: InviteOption, handle: &UacHandle) -> Result<A
 enum Outcome {
     Answered(Response),
     Challenged(Response),
+    Redirected(Response),
     Over(UacEvent),
 }
 
@@ -210,6 +213,10 @@ struct Call {
     option: InviteOption,
     handle: UacHandle,
     events: mpsc::Sender<UacEvent>,
+    /// Targets this call has sent an INVITE to, for telling a redirect loop.
+    tried: Vec<String>,
+    /// Redirects followed so far.
+    redirects: u8,
 }
 
 impl Call {
@@ -282,6 +289,16 @@ impl Call {
                     self.emit(failed(&resp)).await;
                     return None;
                 }
+                Outcome::Redirected(resp) => match self.redirect(&resp) {
+                    Some(next) => {
+                        attempt = next;
+                        retried = false;
+                    }
+                    None => {
+                        self.emit(failed(&resp)).await;
+                        return None;
+                    }
+                },
                 Outcome::Over(ev) => match self.fail_over(&ev) {
                     Some(next) => {
                         attempt = next;
@@ -309,17 +326,72 @@ impl Call {
         while !self.req.failover.is_empty() {
             let failed = self.req.next_hop();
             info!(%failed, code, %reason, next = %self.req.target, "failing over");
-            let attempt = request::build_option(&self.shared, &self.req).and_then(|option| {
-                let attempt = launch(&self.shared, option.clone(), &self.handle)?;
-                self.option = option;
-                Ok(attempt)
-            });
-            match attempt {
-                Ok(attempt) => return Some(attempt),
-                Err(e) => warn!(target = %self.req.target, error = %e, "cannot fail over"),
+            if let Some(attempt) = self.relaunch() {
+                return Some(attempt);
             }
         }
         None
+    }
+
+    /// The INVITE to the best target of a 3xx not tried yet, ahead of any
+    /// failover left; `None` once the call has followed `MAX_REDIRECTS`,
+    /// or no target is left.
+    fn redirect(&mut self, resp: &Response) -> Option<Attempt> {
+        if self.redirects >= redirect::MAX_REDIRECTS || self.handle.hung_up() {
+            return None;
+        }
+        self.redirects += 1;
+        self.tried.push(self.req.target.clone());
+        let targets = redirect::targets(redirect::contacts(resp), &self.tried);
+        let from = redirect::host(&self.req.target).to_ascii_lowercase();
+        // The credentials are the host's that redirected: only a target on
+        // that host may see them.
+        let hops = targets.into_iter().map(|target| Hop {
+            credentials: (redirect::host(&target).eq_ignore_ascii_case(&from))
+                .then(|| self.req.credentials.clone())
+                .flatten(),
+            from_user: self.req.from_user.clone(),
+            target,
+        });
+        let mut hops: Vec<Hop> = hops.collect();
+        if hops.is_empty() {
+            return None;
+        }
+        let code = resp.status_code.code();
+        hops.append(&mut self.req.failover);
+        self.req.failover = hops;
+        while !self.req.failover.is_empty() {
+            let from = self.req.next_hop();
+            info!(%from, code, to = %self.req.target, "following a redirect");
+            if self
+                .tried
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&self.req.target))
+            {
+                continue;
+            }
+            if let Some(attempt) = self.relaunch() {
+                return Some(attempt);
+            }
+        }
+        None
+    }
+
+    /// Send the INVITE again to `req.target`: a new transaction and dialog
+    /// with the same offer.
+    fn relaunch(&mut self) -> Option<Attempt> {
+        let attempt = request::build_option(&self.shared, &self.req).and_then(|option| {
+            let attempt = launch(&self.shared, option.clone(), &self.handle)?;
+            self.option = option;
+            Ok(attempt)
+        });
+        match attempt {
+            Ok(attempt) => Some(attempt),
+            Err(e) => {
+                warn!(target = %self.req.target, error = %e, "cannot send the INVITE");
+                None
+            }
+        }
     }
 
     /// Forward provisional states until the INVITE has a final response.
@@ -381,6 +453,7 @@ impl Call {
             // (a 2xx that raced the CANCEL is BYE'd by rsipstack).
             _ if hung_up => Outcome::Over(ended(false)),
             200..=299 => Outcome::Answered(resp),
+            300..=399 => Outcome::Redirected(resp),
             401 | 407 if self.req.credentials.is_some() => Outcome::Challenged(resp),
             _ => Outcome::Over(failed(&resp)),
         }

@@ -94,6 +94,9 @@ pub struct ScriptedEcho {
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
     pub early_media: bool,
+    /// Answer every INVITE with 302 and these Contacts while there are
+    /// any; set at will (the targets' addresses are known once they run).
+    pub redirect: Mutex<Vec<String>>,
     /// Answer OPTIONS with this code instead of 200 while it is not 0;
     /// changed at will (a trunk going down and coming back).
     pub options: AtomicU16,
@@ -165,6 +168,11 @@ impl EchoScript for ScriptedEcho {
 
     fn refuse_reoffers(&self) -> Option<u16> {
         self.refuse_reoffers
+    }
+
+    fn redirect(&self) -> Option<Vec<String>> {
+        let contacts = self.redirect.lock().ok()?;
+        (!contacts.is_empty()).then(|| contacts.clone())
     }
 
     fn options(&self) -> Option<u16> {
