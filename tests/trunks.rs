@@ -240,3 +240,26 @@ async fn at_most_three_redirects_are_followed() {
     assert_eq!(unanswered(&mut sig).await, 302);
     assert_eq!(rig.invites(), [1, 1, 1, 1, 0]);
 }
+
+#[tokio::test]
+async fn a_forwarded_call_tells_the_browser_who_forwarded_it_and_where() {
+    let history = "<sip:1000@pbx>;index=1, <sip:2000@pbx?Reason=SIP%3Bcause%3D302>;index=1.1";
+    let forwarding = ScriptedEcho {
+        ringing_headers: vec![("History-Info".into(), history.into())],
+        ring_for: Some(Duration::from_millis(200)),
+        ..ScriptedEcho::default()
+    };
+    let rig = Rig::start(vec![forwarding], |_| {}).await;
+    let mut sig = rig.signaling().await;
+    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
+        .await
+        .unwrap();
+    let forwarded = sig.recv_type("forwarded", T).await.unwrap();
+    assert_eq!(forwarded["from"], "sip:1000@pbx", "{forwarded}");
+    assert_eq!(forwarded["to"], "sip:2000@pbx", "{forwarded}");
+    sig.recv_type("ringing", T).await.unwrap();
+    sig.recv_type("answered", T).await.unwrap();
+    browser.close().await;
+}

@@ -227,6 +227,7 @@ function bind(c) {
     controls();
   });
   c.addEventListener("dtmf", (e) => message(`key ${e.detail.digit} from the far end`));
+  c.addEventListener("forwarded", (e) => message(`call forwarded${e.detail.to ? ` to ${e.detail.to}` : ""}`));
   c.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
   controls();
 }

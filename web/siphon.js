@@ -200,7 +200,7 @@ export class SiphonError extends Error {
 /**
  * One call. `state` goes: outbound calling -> trying -> ringing -> (early) -> answered
  * -> ended; inbound incoming -> accepting -> answered -> ended. Events: `state`,
- * `trying`, `ringing`, `progress`, `answered`, `hangup` {code, reason},
+ * `trying`, `ringing`, `forwarded` {from, to}, `progress`, `answered`, `hangup` {code, reason},
  * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held, by}
  * (by "local": hold() or resume() was answered; "remote": the far end's), `error`.
  */
@@ -419,6 +419,9 @@ export class Call extends Emitter {
       case "ringing":
         this.#setState("ringing");
         this.dispatchEvent(event("ringing", {}));
+        break;
+      case "forwarded":
+        this.dispatchEvent(event("forwarded", { from: msg.from, to: msg.to }));
         break;
       case "progress":
         await this.#remote(msg.sdp);

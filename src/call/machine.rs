@@ -68,6 +68,8 @@ pub enum SipInput {
     InviteSent,
     /// 180 (or 183 without SDP).
     Ringing,
+    /// The call was forwarded: by whom and where to, when known.
+    Forwarded(Option<String>, Option<String>),
     /// 183 with SDP.
     Progress(String),
     /// 200 with SDP.

@@ -55,6 +55,8 @@ pub struct OutboundCall {
     plan: SipOfferPlan,
     state: State,
     rang: bool,
+    /// The last forwarding told to the browser.
+    forwarded: Option<(Option<String>, Option<String>)>,
     started: Instant,
     /// siphon's SIP offer.
     sip_offer: String,
@@ -86,6 +88,7 @@ impl OutboundCall {
             plan,
             state: State::Inviting,
             rang: false,
+            forwarded: None,
             started: now,
             sip_offer: sip_offer.clone(),
             early_answer: None,
@@ -115,6 +118,7 @@ impl OutboundCall {
                 call_id: self.params.call_id.clone(),
             })],
             Event::Sip(SipInput::Ringing) => self.ringing(),
+            Event::Sip(SipInput::Forwarded(from, to)) => self.forwarded(from, to),
             Event::Sip(SipInput::Progress(sdp)) => self.early_media(&sdp),
             Event::Sip(SipInput::Answered(sdp)) if !answered => self.answered(&sdp, now),
             Event::Sip(SipInput::Failed(code, reason)) => {
@@ -157,6 +161,20 @@ impl OutboundCall {
         vec![self.send(ServerMessage::Ringing {
             call_id: self.params.call_id.clone(),
         })]
+    }
+
+    /// Told once per new forwarding, before the answer.
+    fn forwarded(&mut self, from: Option<String>, to: Option<String>) -> Vec<Command> {
+        let now = (from, to);
+        if !matches!(self.state, State::Inviting | State::Early)
+            || self.forwarded == Some(now.clone())
+        {
+            return Vec::new();
+        }
+        self.forwarded = Some(now.clone());
+        let (from, to) = now;
+        let call_id = self.params.call_id.clone();
+        vec![self.send(ServerMessage::Forwarded { call_id, from, to })]
     }
 
     fn early_media(&mut self, sdp: &str) -> Vec<Command> {

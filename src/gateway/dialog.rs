@@ -80,6 +80,7 @@ impl SipEvents {
                     FromSip::Input(SipInput::Ringing)
                 }
                 UacEvent::Progress { sdp: Some(sdp) } => FromSip::Input(SipInput::Progress(sdp)),
+                UacEvent::Forwarded(f) => FromSip::Input(SipInput::Forwarded(f.from, f.to)),
                 UacEvent::Answered { sdp } => FromSip::Input(SipInput::Answered(sdp)),
                 UacEvent::Failed { code, reason } => FromSip::Input(SipInput::Failed(code, reason)),
                 UacEvent::Ended { by_remote } => FromSip::Input(SipInput::Ended { by_remote }),

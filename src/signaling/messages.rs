@@ -300,6 +300,18 @@ pub enum ServerMessage {
         /// The call.
         call_id: String,
     },
+    /// The call was forwarded (181, History-Info or Diversion): who
+    /// forwarded it and where to, when the PBX said.
+    Forwarded {
+        /// The call.
+        call_id: String,
+        /// The party that forwarded the call (a SIP URI).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Where the call went (a SIP URI).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
     /// Early media: the answer SDP to apply before the call is answered.
     Progress {
         /// The call.

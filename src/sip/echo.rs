@@ -357,12 +357,15 @@ impl Echo {
         let ctype = Header::ContentType("application/sdp".into());
         let stop = self.shutdown.child_token();
         let mut ports = Some(ports);
+        let extra = self.script.ringing_headers().into_iter();
+        let mut headers: Vec<Header> = extra.map(|(n, v)| Header::Other(n, v)).collect();
         if self.script.early_media() {
             let body = Some(sdp.clone().into_bytes());
-            dialog.ringing(Some(vec![ctype.clone()]), body).ok();
+            headers.push(ctype.clone());
+            dialog.ringing(Some(headers), body).ok();
             self.echo_on(&mut ports, &stop, &session);
         } else {
-            dialog.ringing(None, None).ok();
+            dialog.ringing(Some(headers), None).ok();
         }
         if let Some(ring) = self.script.ring_for() {
             let cancelled = tokio::time::timeout(ring, echo_dialog::serve(&mut states, None)).await;

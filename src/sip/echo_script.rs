@@ -45,6 +45,10 @@ pub trait EchoScript: Send + Sync + std::fmt::Debug {
     fn refuse_reoffers(&self) -> Option<u16> {
         None
     }
+    /// Headers (name, value) the 180 or 183 carries (History-Info, Diversion).
+    fn ringing_headers(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Answer every INVITE with 302 and these Contacts (`<sip:…>;q=0.5`).
     fn redirect(&self) -> Option<Vec<String>> {
         None

@@ -56,6 +56,7 @@ pub use echo::{EchoBehavior, EchoRtp, EchoServer, EchoSettings, EchoStats, EchoT
 pub use echo_script::{EchoChallenge, EchoScript, ReceivedInvite};
 pub use endpoint::SipEndpoint;
 pub use policy::{InboundPolicy, IpNet, IpNetError, OthersPolicy};
+pub use redirect::Forwarding;
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
 pub use tls::{is_client_key, parse_certs, parse_key, PemError, SipTls, TlsError, TlsPeerError};

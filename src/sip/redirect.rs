@@ -1,5 +1,7 @@
 //! Following a 3xx (RFC 3261 §8.1.3.4): the Contact targets in q order,
-//! each tried once, a bounded number of times per call.
+//! each tried once, a bounded number of times per call. And telling the
+//! caller that the call was forwarded: a 181, History-Info (RFC 7044) or
+//! Diversion (RFC 5806) on a provisional response.
 
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Param, Response};
@@ -56,6 +58,62 @@ pub(super) fn host(uri: &str) -> &str {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     rest.split([';', '?', '>']).next().unwrap_or("")
+}
+
+/// Who forwarded a call, and where to, as a provisional response tells.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    /// The party that forwarded (Diversion's first entry, else History-Info's first).
+    pub from: Option<String>,
+    /// Where the call went (History-Info's last entry).
+    pub to: Option<String>,
+}
+
+/// The forwarding a provisional response with `code` and these header
+/// values tells, if it tells any: a 181, or History-Info naming more than
+/// one target, or a Diversion.
+pub(super) fn forwarding(
+    code: u16,
+    history_info: &[&str],
+    diversion: &[&str],
+) -> Option<Forwarding> {
+    let history: Vec<String> = history_info.iter().flat_map(|v| angle_uris(v)).collect();
+    let diverted: Vec<String> = diversion.iter().flat_map(|v| angle_uris(v)).collect();
+    if code != 181 && history.len() < 2 && diverted.is_empty() {
+        return None;
+    }
+    let from = diverted
+        .first()
+        .or(history.first().filter(|_| history.len() > 1));
+    Some(Forwarding {
+        from: from.cloned(),
+        to: history.last().filter(|_| history.len() > 1).cloned(),
+    })
+}
+
+/// The URIs between `<` and `>` in a header value, in order, without their
+/// `?headers` (History-Info carries Reason there); quoted display names are
+/// skipped so that a `<` inside one does not count.
+fn angle_uris(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut quoted = false;
+    let mut start = None;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' if start.is_none() => quoted = !quoted,
+            '<' if !quoted && start.is_none() => start = Some(i + 1),
+            '>' if !quoted => {
+                if let Some(from) = start.take() {
+                    let uri = value[from..i].split('?').next().unwrap_or("").trim();
+                    if !uri.is_empty() {
+                        out.push(uri.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -127,5 +185,19 @@ mod tests {
                 ("sip:3@h3;transport=TCP", 0.7)
             ])
         );
+    }
+
+    #[test]
+    fn a_181_or_forwarding_headers_tell_who_forwarded_where() {
+        let history = ["<sip:bob@pbx>;index=1, \"Carol <x>\" <sip:carol@pbx?Reason=SIP%3Bcause%3D302>;index=1.1"];
+        let got = forwarding(180, &history, &[]).expect("history");
+        assert_eq!(got.from.as_deref(), Some("sip:bob@pbx"));
+        assert_eq!(got.to.as_deref(), Some("sip:carol@pbx"));
+        let diversion = ["<sip:1000@pbx>;reason=no-answer;counter=1"];
+        let got = forwarding(183, &[], &diversion).expect("diversion");
+        assert_eq!((got.from.as_deref(), got.to), (Some("sip:1000@pbx"), None));
+        assert_eq!(forwarding(181, &[], &[]), Some(Forwarding::default()));
+        assert_eq!(forwarding(180, &["<sip:bob@pbx>;index=1"], &[]), None);
+        assert_eq!(forwarding(180, &[], &[]), None);
     }
 }

@@ -18,6 +18,7 @@ use super::endpoint::Shared;
 use super::reoffer;
 use super::session_refresh::SessionTimers;
 use super::session_timer;
+use super::stack;
 use super::uac_confirmed::{emit, Answered};
 use super::uac_request as request;
 use super::{redirect, HangupOutcome, Hop, OutboundInvite, SipError};
@@ -29,6 +30,9 @@ pub enum UacEvent {
     Trying,
     /// 180, 181 or 182.
     Ringing,
+    /// The call was forwarded: a 181, or a provisional response with
+    /// History-Info or Diversion. Comes before that response's own event.
+    Forwarded(super::Forwarding),
     /// 183 Session Progress, with early-media SDP if present.
     Progress {
         /// SDP of the 183, if any.
@@ -422,13 +426,19 @@ impl Call {
     async fn provisional(&self, st: DialogState) {
         let ev = match st {
             DialogState::Trying(_) => UacEvent::Trying,
-            DialogState::Early(_, resp) => match resp.status_code.code() {
-                183 => UacEvent::Progress {
-                    sdp: body(&resp).filter(|s| !s.is_empty()),
-                },
-                180..=182 => UacEvent::Ringing,
-                _ => return,
-            },
+            DialogState::Early(_, resp) => {
+                if let Some(forwarded) = forwarding(&resp) {
+                    self.emit(UacEvent::Forwarded(forwarded)).await;
+                }
+                match resp.status_code.code() {
+                    183 => UacEvent::Progress {
+                        sdp: body(&resp).filter(|s| !s.is_empty()),
+                    },
+                    // A 181 is told as the forwarding alone.
+                    180 | 182 => UacEvent::Ringing,
+                    _ => return,
+                }
+            }
             _ => return,
         };
         self.emit(ev).await;
@@ -466,6 +476,21 @@ impl Call {
         let option = request::with_credentials(&self.option, &first, challenge, creds)?;
         launch(&self.shared, option, &self.handle).ok()
     }
+}
+
+/// The forwarding a provisional response tells, if any.
+fn forwarding(resp: &Response) -> Option<super::Forwarding> {
+    let values = |name: &str| -> Vec<String> {
+        let found = resp
+            .headers
+            .iter()
+            .filter_map(|h| stack::header_value(h, name));
+        found.collect()
+    };
+    let (history, diversion) = (values("history-info"), values("diversion"));
+    let history: Vec<&str> = history.iter().map(String::as_str).collect();
+    let diversion: Vec<&str> = diversion.iter().map(String::as_str).collect();
+    redirect::forwarding(resp.status_code.code(), &history, &diversion)
 }
 
 fn body(resp: &Response) -> Option<String> {

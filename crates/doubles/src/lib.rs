@@ -94,6 +94,8 @@ pub struct ScriptedEcho {
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
     pub early_media: bool,
+    /// Headers (name, value) on the 180 or 183 (History-Info, Diversion).
+    pub ringing_headers: Vec<(String, String)>,
     /// Answer every INVITE with 302 and these Contacts while there are
     /// any; set at will (the targets' addresses are known once they run).
     pub redirect: Mutex<Vec<String>>,
@@ -168,6 +170,10 @@ impl EchoScript for ScriptedEcho {
 
     fn refuse_reoffers(&self) -> Option<u16> {
         self.refuse_reoffers
+    }
+
+    fn ringing_headers(&self) -> Vec<(String, String)> {
+        self.ringing_headers.clone()
     }
 
     fn redirect(&self) -> Option<Vec<String>> {

@@ -537,3 +537,24 @@ fn keys_the_browser_sends_in_its_media_go_as_info_when_sip_has_no_events() {
     let cmds = call.feed(Event::Media(MediaSignal::Key('4', 120)));
     assert!(matches!(&cmds[..], [Command::SipInfo(d)] if d == &[('4', 120)]));
 }
+
+#[test]
+fn each_new_forwarding_is_told_once_and_none_after_the_answer() {
+    let (mut call, _, t0) = start(CHROME_OFFER);
+    call.feed(Event::Sip(SipInput::InviteSent));
+    let forwarded =
+        |from: &str, to: &str| Event::Sip(SipInput::Forwarded(Some(from.into()), Some(to.into())));
+    let cmds = call.on_event(forwarded("sip:bob@pbx", "sip:carol@pbx"), t0);
+    assert!(matches!(
+        &sent(&cmds)[..],
+        [ServerMessage::Forwarded { from: Some(f), to: Some(t), .. }]
+            if f == "sip:bob@pbx" && t == "sip:carol@pbx"
+    ));
+    let again = call.on_event(forwarded("sip:bob@pbx", "sip:carol@pbx"), t0);
+    assert!(again.is_empty(), "the same forwarding is told once");
+    let next = call.on_event(forwarded("sip:carol@pbx", "sip:dave@pbx"), t0);
+    assert_eq!(sent(&next).len(), 1, "a second forwarding is news");
+    call.on_event(Event::Sip(SipInput::Answered(ASTERISK_ANSWER.into())), t0);
+    let late = call.on_event(forwarded("sip:dave@pbx", "sip:erin@pbx"), t0);
+    assert!(sent(&late).is_empty(), "nothing after the answer");
+}
