@@ -135,13 +135,7 @@ async fn a_503_moves_the_call_to_the_next_trunk() {
 async fn the_callees_own_answer_does_not_fail_over() {
     let rig = Rig::start(vec![rejecting(486), ScriptedEcho::default()], |_| {}).await;
     let mut sig = rig.signaling().await;
-    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
-    let hangup = sig.recv_type("hangup", T).await.unwrap();
-    assert_eq!(hangup["code"], 486, "{hangup}");
+    assert_eq!(unanswered(&mut sig).await, 486);
     assert_eq!(rig.invites(), [1, 0]);
 }
 
