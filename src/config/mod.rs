@@ -11,6 +11,7 @@ mod error;
 mod field;
 mod public_ip;
 mod reader;
+mod records;
 mod schema;
 mod sip_tls;
 mod srtp;
@@ -30,6 +31,7 @@ use std::time::Duration;
 pub use connections::ConnectionsConfig;
 pub use env::{Env, ProcessEnv, ENV_PREFIX, RESERVED_VARS};
 pub use error::{ConfigError, ConfigErrors};
+pub use records::{webhook_uri, RecordsConfig};
 pub use sip_tls::{wants_tls, SipTlsConfig};
 pub use srtp::{secure_uri, SrtpMode, ALLOW_INSECURE_KEY};
 pub use types::{
