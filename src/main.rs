@@ -170,7 +170,7 @@ fn whole_sip_message(meta: &tracing::Metadata<'_>) -> bool {
 }
 
 /// SIGTERM and SIGINT stop (a second one skips the drain), SIGHUP reloads
-/// the certificates.
+/// the certificates and reopens the records file.
 fn signals() -> tokio::sync::mpsc::Receiver<Signal> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {

@@ -44,6 +44,7 @@ impl Section for Config {
         v.list("users", &mut self.users);
         v.section("cluster", &mut self.cluster);
         v.section("limits", &mut self.limits);
+        v.section("records", &mut self.records);
         v.section("metrics", &mut self.metrics);
         v.section("log", &mut self.log);
     }

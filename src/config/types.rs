@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::connections::ConnectionsConfig;
+use super::records::RecordsConfig;
 use super::sip_tls::SipTlsConfig;
 use super::srtp::SrtpMode;
 use super::trunks::TrunkConfig;
@@ -35,6 +36,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Capacity limits and timeouts.
     pub limits: LimitsConfig,
+    /// Call records: the file and the webhooks they go to.
+    pub records: RecordsConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
     /// Logging.

@@ -29,6 +29,7 @@ pub(super) fn finish(config: &mut Config, errors: &mut Vec<ConfigError>) {
     check_auth(config, errors);
     super::validate_http::check_http(config, errors);
     check_users(config, errors);
+    super::records::check(config, errors);
     super::srtp::check_srtp(config, errors);
     check_log_level(&config.log.level, errors);
 }

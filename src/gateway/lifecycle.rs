@@ -20,13 +20,15 @@ use crate::signaling::{ClientEvent, SessionLimits};
 const HANGUP_WAIT: Duration = Duration::from_secs(3);
 /// How long sessions get to flush and send their close frames.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long the record sinks get to write what the last calls queued.
+const RECORDS_WAIT: Duration = Duration::from_secs(2);
 
 /// What the process was told by its operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     /// SIGTERM or SIGINT: drain, then exit; a second one skips the wait.
     Stop,
-    /// SIGHUP: re-read the TLS certificates.
+    /// SIGHUP: re-read the TLS certificates and reopen `records.file`.
     Reload,
 }
 
@@ -191,6 +193,13 @@ impl Gateway {
         }
     }
 
+    /// SIGHUP: the certificate is re-read and `records.file` reopened
+    /// (logrotate has moved it).
+    pub fn reload(&self) {
+        self.reload_tls();
+        self.inner.records.reopen();
+    }
+
     /// Resolves once no call is up.
     pub async fn calls_ended(&self) {
         while !self.inner.calls.is_empty() {
@@ -203,7 +212,7 @@ impl Gateway {
     /// then shut down. `Reload`s are served throughout.
     pub async fn run_until_stopped(self, mut signals: mpsc::Receiver<Signal>) {
         while let Some(Signal::Reload) = signals.recv().await {
-            self.reload_tls();
+            self.reload();
         }
         self.drain();
         let deadline = tokio::time::sleep(self.inner.config.limits.drain());
@@ -213,7 +222,7 @@ impl Gateway {
                 () = self.calls_ended() => break "every call has ended",
                 () = &mut deadline => break "limits.drain_secs passed",
                 signal = signals.recv() => match signal {
-                    Some(Signal::Reload) => self.reload_tls(),
+                    Some(Signal::Reload) => self.reload(),
                     Some(Signal::Stop) => break "a second signal",
                     // No more signals can come: keep waiting for the calls.
                     None => std::future::pending().await,
@@ -225,7 +234,8 @@ impl Gateway {
     }
 
     /// Hangs up every call (BYE, `hangup` 503), removes registrations,
-    /// closes every WebSocket with a close frame, and stops serving.
+    /// writes the calls' records, closes every WebSocket with a close
+    /// frame, and stops serving.
     pub async fn shutdown(self) {
         self.drain();
         let inner = &self.inner;
@@ -244,10 +254,13 @@ impl Gateway {
         if inner.config.cluster.enabled() {
             inner.registrations.release_all();
         }
+        // The calls ended above have queued their records: the sinks get a
+        // moment to write them.
         tokio::join!(
             inner.registrations.unregister_all(),
             inner.cluster.unregister_all(),
-            inner.client_registrations.unregister_all()
+            inner.client_registrations.unregister_all(),
+            inner.records.close(RECORDS_WAIT)
         );
         inner.closing.cancel();
         inner.sessions.close();

@@ -40,6 +40,7 @@ use crate::connections::Connections;
 use crate::http::tls::CertStore;
 use crate::media::{PortPool, Relays};
 use crate::metrics::Metrics;
+use crate::records::Records;
 use crate::signaling::{
     CallRequest, CallService, ClientControl, ErrorCode, Refusal, RegisterRequest, ResumeLink,
     ServerMessage, SessionId, SessionLink,
@@ -103,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) certs: Option<Arc<CertStore>>,
     /// Connection caps shared by the SIP stream and HTTP listeners.
     pub(crate) connections: Connections,
+    /// Where each call's record goes as it ends (`[records]`).
+    pub(crate) records: Records,
     _echo: Option<EchoServer>,
 }
 
@@ -163,6 +166,9 @@ impl Gateway {
         let route = route_config(&config, echo.as_ref());
         let http = lifecycle::bind_http(&config).await?;
         let http_addr = http.local_addr;
+        // After every bind: a start that fails on a taken port creates no records file.
+        let records =
+            Records::start(&config.records, &instance, &metrics).map_err(StartError::Records)?;
         let inner = Arc::new(Inner {
             metrics: metrics.clone(),
             sip,
@@ -190,6 +196,7 @@ impl Gateway {
             hangups: TaskTracker::new(),
             certs: http.certs.clone(),
             connections,
+            records,
             _echo: echo,
             config,
         });

@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::media::RelayError;
+use crate::records::RecordsError;
 use crate::sip::{SipError, Transport};
 use crate::webrtc::WebRtcError;
 
@@ -38,6 +39,9 @@ pub enum StartError {
         /// What is wrong with it, naming the path.
         reason: String,
     },
+    /// `records.file` could not be opened (the error names the key).
+    #[error("{0}")]
+    Records(RecordsError),
 }
 
 impl StartError {

@@ -122,6 +122,13 @@ pub struct Metrics {
     pub connections_closed_total: IntCounterVec,
     /// Failed `accept` calls (EMFILE, ENFILE, ENOBUFS, ...), by listener.
     pub accept_errors_total: IntCounterVec,
+    /// Call records written, by sink (log, file, webhook).
+    pub records_total: IntCounterVec,
+    /// Call records (and webhook events) lost, by sink and reason
+    /// (queue_full, failed, shutdown).
+    pub records_dropped_total: IntCounterVec,
+    /// Webhook POSTs of records and events, by outcome (ok, retry, failed).
+    pub webhook_deliveries_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -329,6 +336,17 @@ impl Metrics {
                 "Failed accept calls, by listener",
                 &["listener"],
             ),
+            records_total: counter_vec("records_total", "Call records written, by sink", &["sink"]),
+            records_dropped_total: counter_vec(
+                "records_dropped_total",
+                "Call records and webhook events lost, by sink and reason",
+                &["sink", "reason"],
+            ),
+            webhook_deliveries_total: counter_vec(
+                "webhook_deliveries_total",
+                "Webhook POSTs of records and events, by outcome",
+                &["outcome"],
+            ),
             registry,
         };
         m.register_all();
@@ -398,6 +416,9 @@ impl Metrics {
             Box::new(self.connections_refused_total.clone()),
             Box::new(self.connections_closed_total.clone()),
             Box::new(self.accept_errors_total.clone()),
+            Box::new(self.records_total.clone()),
+            Box::new(self.records_dropped_total.clone()),
+            Box::new(self.webhook_deliveries_total.clone()),
         ]
     }
 

@@ -5,6 +5,7 @@ mod client_register;
 mod cluster;
 mod echo_hold;
 mod ice_restart;
+mod records;
 mod relay_failure;
 mod start;
 
