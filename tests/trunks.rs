@@ -186,11 +186,7 @@ async fn a_trunk_down_by_its_pings_is_passed_over_until_it_answers_again() {
 
 /// A call to 1000 that ends before an answer, with the `hangup` code.
 async fn unanswered(sig: &mut Signaling) -> u64 {
-    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
+    let browser = common::place_call(sig, "c1", "1000").await;
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     browser.close().await;
     hangup["code"].as_u64().unwrap()
@@ -245,11 +241,7 @@ async fn a_forwarded_call_tells_the_browser_who_forwarded_it_and_where() {
     };
     let rig = Rig::start(vec![forwarding], |_| {}).await;
     let mut sig = rig.signaling().await;
-    let browser = common::Browser::new(&[common::Codec::Pcmu]).await.unwrap();
-    let offer = browser.create_offer().await.unwrap();
-    sig.send(json!({"type":"call","call_id":"c1","to":"1000","sdp":offer}))
-        .await
-        .unwrap();
+    let browser = common::place_call(&mut sig, "c1", "1000").await;
     let forwarded = sig.recv_type("forwarded", T).await.unwrap();
     assert_eq!(forwarded["from"], "sip:1000@pbx", "{forwarded}");
     assert_eq!(forwarded["to"], "sip:2000@pbx", "{forwarded}");

@@ -10,6 +10,7 @@
 use super::refusal::ChangeRefused;
 use super::reoffer::{Negotiated, Refused, Renegotiated};
 use super::sdes::SdesSession;
+use super::signals::SessionFacts;
 use super::{SdesError, SessionError};
 use crate::media::SipMedia;
 use crate::sdp::{self, Direction, ReAnswer, SdpError};
@@ -151,7 +152,28 @@ fn local_event_pt(sdp: &str, clock: u32) -> Option<u8> {
     })
 }
 
+/// The encoding name of `pt` in `sdp` (its rtpmap, else the static
+/// payload type's name).
+fn codec_name(sdp: &str, pt: u8) -> Option<String> {
+    let mapped = sdp.lines().find_map(|l| {
+        let (num, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        let name = codec.split('/').next()?;
+        (num.trim().parse() == Ok(pt)).then(|| name.to_owned())
+    });
+    mapped.or_else(|| sdp::static_codec(pt).map(|c| c.name))
+}
+
 impl SipSide {
+    /// What the SIP side of the session uses: the codec, and the SDES
+    /// suite when it is SRTP.
+    pub fn facts(&self) -> SessionFacts {
+        let pt = self.pts.first().copied().unwrap_or_default();
+        SessionFacts {
+            codec: codec_name(&self.local_sdp, pt),
+            sip_srtp: (self.srtp.as_ref()).map(|s| sdp::suite_name(s.local.suite)),
+        }
+    }
+
     /// After the call was answered: siphon's SIP SDP, the relay's media,
     /// the codec's SIP payload type, the SIP side's direction and SDES session.
     pub fn new(

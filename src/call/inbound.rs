@@ -12,6 +12,7 @@ use super::machine::{CallMachine, ClientInput, Command, Ending, Event, SessionId
 use super::midcall::{unanswered, MidCall, Step};
 use super::reoffer::{Negotiated, Remote};
 use super::sdes::{self, SdesSession};
+use super::signals::SessionFacts;
 use super::StartError;
 use crate::config::SrtpMode;
 use crate::media::SipMedia;
@@ -310,6 +311,13 @@ impl CallMachine for InboundCall {
 
     fn call_id(&self) -> &str {
         &self.params.call_id
+    }
+
+    fn session(&self) -> Option<SessionFacts> {
+        match &self.state {
+            State::Answered(mid) => Some(mid.session()),
+            _ => None,
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::inbound::Accepted;
-use super::signals::{MediaSignal, Outcome};
+use super::signals::{MediaSignal, Outcome, SessionFacts};
 use super::SessionError;
 use crate::media::{Press, SipMedia};
 use crate::signaling::ServerMessage;
@@ -22,6 +22,8 @@ pub trait CallMachine {
     fn is_answered(&self) -> bool;
     /// The call id the browser knows.
     fn call_id(&self) -> &str;
+    /// What the answered session uses; `None` before the answer.
+    fn session(&self) -> Option<SessionFacts>;
 }
 
 /// Everything a call machine hears.

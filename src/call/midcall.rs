@@ -14,6 +14,7 @@ use super::hold::{BrowserOffer, PendingReinvite, SipSide};
 use super::keys::{self, TowardSip};
 use super::machine::{media_signal, ClientInput, Command, Ending, Event, MediaStep, SipInput};
 use super::reoffer::{Negotiated, Renegotiated};
+use super::signals::SessionFacts;
 use super::{SessionError, SESSION_EXPIRED, SHUTTING_DOWN};
 use crate::signaling::{ErrorCode, ServerMessage, SessionId};
 
@@ -72,6 +73,11 @@ impl MidCall {
     }
 
     /// The commands that end the answered call.
+    /// What the session uses.
+    pub(super) fn session(&self) -> SessionFacts {
+        self.side.facts()
+    }
+
     pub(super) fn end(&self, ending: Ending) -> Vec<Command> {
         ending.commands(&self.call_id, [self.owner], Some(self.setup))
     }

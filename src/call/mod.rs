@@ -19,7 +19,7 @@ mod signals;
 pub use error::{SdesError, SessionError};
 pub use machine::{CallMachine, ClientInput, Command, Event, SipInput};
 pub use route::{resolve, RouteConfig, RouteError, Target};
-pub use signals::{MediaFailure, MediaSignal, Outcome, StartError};
+pub use signals::{MediaFailure, MediaSignal, Outcome, SessionFacts, StartError};
 
 /// The `hangup` reason when the SIP peer stopped refreshing the session
 /// (RFC 4028), or a refresh found its dialog gone.

@@ -11,6 +11,7 @@ use super::machine::{media_signal, CallMachine, ClientInput, Command, Ending, Ev
 use super::machine::{MediaStep, SessionId, SipInput};
 use super::midcall::{unanswered, MidCall, Step};
 use super::reoffer::{Negotiated, Remote};
+use super::signals::SessionFacts;
 use super::{sdes, SessionError, StartError, SESSION_EXPIRED, SHUTTING_DOWN};
 use crate::config::SrtpMode;
 use crate::media::SipMedia;
@@ -306,6 +307,13 @@ impl CallMachine for OutboundCall {
 
     fn call_id(&self) -> &str {
         &self.params.call_id
+    }
+
+    fn session(&self) -> Option<SessionFacts> {
+        match &self.state {
+            State::Answered(mid) => Some(mid.session()),
+            _ => None,
+        }
     }
 }
 

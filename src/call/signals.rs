@@ -47,6 +47,15 @@ pub struct Outcome {
     pub setup: Option<Duration>,
 }
 
+/// What an answered call's session uses, for its record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionFacts {
+    /// The codec (the same on both legs: siphon relays, it does not transcode).
+    pub codec: Option<String>,
+    /// The SDES suite of the SIP leg, when it is SRTP.
+    pub sip_srtp: Option<&'static str>,
+}
+
 /// The call could not start: the `hangup` code and reason to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartError {

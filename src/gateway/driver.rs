@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::call_record::Facts;
 use super::detached::Grace;
 use super::dialog::FromSip;
 pub(super) use super::dialog::{Dialog, SipEvents};
@@ -20,6 +21,7 @@ use super::Inner;
 use crate::call::inbound::Accepted;
 use crate::call::{CallMachine, ClientInput, Command, Event, Outcome, SipInput};
 use crate::media::MediaEvent;
+use crate::records::Direction;
 use crate::signaling::{ClientControl, ClientEvent, ResumeLink, ServerMessage, SessionId};
 use crate::sip;
 use crate::webrtc;
@@ -66,6 +68,8 @@ pub(super) struct Driver<'a> {
     lost: Option<SessionId>,
     /// Sessions that resumed the call, and the session each stands for.
     aliases: Vec<(SessionId, SessionId)>,
+    /// The call's record in the making.
+    facts: &'a mut Facts,
 }
 
 /// Where each browser session's messages go. A few entries (the sessions
@@ -97,38 +101,48 @@ pub(super) struct Active {
     /// The call's span: its start and end lines are logged in it.
     span: tracing::Span,
     started: std::time::Instant,
+    /// The call's record in the making.
+    pub(super) facts: Facts,
 }
 
 impl Active {
-    /// A call from `from` to `to` starts in `direction`: counted, and told
-    /// at info level in the call's `span`.
+    /// Call `call_id` from `from` to `to` starts in `direction`: counted,
+    /// told at info level in the call's `span`, and its record begun;
+    /// `user` is the browser user.
     pub(super) fn new(
         gw: &Inner,
-        direction: &'static str,
+        (direction, call_id): (&'static str, &str),
         span: &tracing::Span,
-        from: &str,
-        to: &str,
+        (from, to): (&str, &str),
+        user: Option<&str>,
     ) -> Active {
         span.in_scope(|| tracing::info!(%from, %to, "call started"));
         let gauge = gw.metrics.calls_active.with_label_values(&[direction]);
         gauge.inc();
+        let kind = match direction {
+            crate::metrics::direction::INBOUND => Direction::Inbound,
+            _ => Direction::Outbound,
+        };
         Active {
             gauge,
             span: span.clone(),
             started: std::time::Instant::now(),
+            facts: Facts::start(gw, call_id, kind, (from, to), user),
         }
     }
 
     /// The call ended: told at info level, counted by its outcome, with its
     /// setup time when answered.
-    pub(super) fn ended(self, gw: &Inner, direction: &'static str, outcome: &Outcome) {
+    pub(super) fn ended(mut self, gw: &Inner, direction: &'static str, outcome: &Outcome) {
         self.span.in_scope(|| {
             let setup_ms = outcome.setup.map(|s| s.as_millis() as u64);
             let lasted_s = self.started.elapsed().as_secs_f64();
-            let (label, code) = (outcome.label, outcome.code);
-            tracing::info!(outcome = label, code, setup_ms, lasted_s, "call ended");
+            let (label, code, by) = (outcome.label, outcome.code, self.facts.ended_by());
+            tracing::info!(outcome = label, code, by, setup_ms, lasted_s, "call ended");
         });
+        let facts = std::mem::replace(&mut self.facts, Facts::none());
         drop(self);
+        facts.ended(gw, outcome);
         gw.metrics
             .calls_total
             .with_label_values(&[direction, outcome.label])
@@ -169,6 +183,8 @@ pub(super) struct Setup<'a> {
     pub(super) admission: Admission,
     /// The caller's user, whose new socket may resume the call.
     pub(super) user: Option<String>,
+    /// The call's record in the making.
+    pub(super) facts: &'a mut Facts,
 }
 
 impl<'a> Driver<'a> {
@@ -189,6 +205,7 @@ impl<'a> Driver<'a> {
             admission: Some(s.admission),
             lost: None,
             aliases: Vec::new(),
+            facts: s.facts,
         }
     }
 
@@ -207,7 +224,9 @@ impl<'a> Driver<'a> {
         // transactions, and a resume awaits the new socket, whose futures
         // would otherwise widen this loop's
         // for the call's life.
+        self.facts.heard(&first);
         let cmds = machine.on_event(first, now());
+        self.facts.session(machine, &cmds);
         if let Some(outcome) = Box::pin(self.exec(cmds, ch)).await {
             return outcome;
         }
@@ -250,7 +269,9 @@ impl<'a> Driver<'a> {
                     }
                 }
             };
+            self.facts.heard(&event);
             let cmds = machine.on_event(event, now());
+            self.facts.session(machine, &cmds);
             if let Some(outcome) = Box::pin(self.exec(cmds, ch)).await {
                 self.grace.forget(self.gw);
                 return outcome;
@@ -330,6 +351,7 @@ impl<'a> Driver<'a> {
         }
         let mut outcome = None;
         for cmd in cmds {
+            self.facts.saw(self.gw, &cmd);
             match cmd {
                 Command::Send(session, msg) => self.send(session, msg).await,
                 Command::SipRinging => {
@@ -409,7 +431,9 @@ impl<'a> Driver<'a> {
         }
         if outcome.is_some() {
             if let Some(res) = &self.res {
-                release(self.gw, res).await;
+                if let Some(stats) = release(self.gw, res).await {
+                    self.facts.released(&stats);
+                }
             }
         }
         outcome

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::call_record::Facts;
 use super::driver::{Active, Channels, Clients, Dialog, Driver, Setup, SipEvents};
 use super::leg::PendingLeg;
 use super::midcall::Admission;
@@ -61,10 +62,12 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
     let call_id = new_call_id();
     let span =
         tracing::info_span!("call", call_id = %call_id, direction = INBOUND, user = %call.user);
-    let active = Active::new(&gw, INBOUND, &span, &call.from_uri, &call.user);
+    let parties = (call.from_uri.as_str(), call.user.as_str());
+    let ids = (INBOUND, call_id.as_str());
+    let mut active = Active::new(&gw, ids, &span, parties, Some(&call.user));
     let started = Instant::now();
     let admission = Admission::new(permit, Some(slot));
-    let outcome = drive(&gw, call_id, call, started, admission)
+    let outcome = drive(&gw, (call_id, call), started, admission, &mut active.facts)
         .instrument(span)
         .await;
     active.ended(&gw, INBOUND, &outcome);
@@ -91,10 +94,10 @@ fn route_user(gw: &Inner, user_part: &str) -> Option<String> {
 
 async fn drive(
     gw: &Arc<Inner>,
-    call_id: String,
-    call: sip::IncomingCall,
+    (call_id, call): (String, sip::IncomingCall),
     started: Instant,
     admission: Admission,
+    facts: &mut Facts,
 ) -> Outcome {
     let sip::IncomingCall {
         user,
@@ -114,10 +117,12 @@ async fn drive(
     links.truncate(gw.config.limits.max_ring_sessions as usize);
     if links.is_empty() {
         handle.reject(480, "Temporarily Unavailable").await;
+        facts.refused("Temporarily Unavailable");
         return refuse(480, "offline");
     }
     let Ok(ports) = gw.ports.allocate() else {
         handle.reject(503, "Service Unavailable").await;
+        facts.refused("Service Unavailable");
         return refuse(503, "error");
     };
     let relay = gw.relays.pick();
@@ -143,6 +148,7 @@ async fn drive(
         Ok(m) => m,
         Err(e) => {
             handle.reject(e.code, &e.reason).await;
+            facts.refused(&e.reason);
             return refuse(e.code, "no_codec");
         }
     };
@@ -160,6 +166,7 @@ async fn drive(
         pending_leg: Some(Box::new(PendingLeg { ports, local })),
         admission,
         user: Some(called),
+        facts,
     });
     let mut channels = Channels {
         sip: SipEvents::Uas(events),

@@ -126,16 +126,22 @@ pub(super) fn record_info(gw: &Inner, digit: char, code: Option<u16>) {
     }
 }
 
-pub(super) async fn release(gw: &Inner, res: &Resources) {
+pub(super) async fn release(gw: &Inner, res: &Resources) -> Option<crate::media::CallStats> {
     let relay = gw.relays.get(res.relay);
     match relay.remove(res.leg).await {
-        Ok(stats) => tracing::info!(
-            to_sip = stats.to_sip_packets,
-            to_webrtc = stats.to_webrtc_packets,
-            dropped = stats.dropped,
-            "call media released"
-        ),
-        Err(e) => tracing::error!(error = %e, "relay did not release the call"),
+        Ok(stats) => {
+            tracing::info!(
+                to_sip = stats.to_sip_packets,
+                to_webrtc = stats.to_webrtc_packets,
+                dropped = stats.dropped,
+                "call media released"
+            );
+            Some(stats)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "relay did not release the call");
+            None
+        }
     }
 }
 

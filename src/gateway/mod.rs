@@ -2,6 +2,7 @@
 //! drives calls (the IO edge of the `call` state machines). Lives in the
 //! library so tests start a whole gateway in-process, as `main` does.
 
+mod call_record;
 mod client_registrations;
 mod detached;
 mod dialog;

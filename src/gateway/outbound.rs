@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::call_record::Facts;
 use super::driver::{Active, Channels, Clients, Dialog, Driver, Setup, SipEvents};
 use super::leg::{self, BrowserSide};
 use super::midcall::{release, Admission, Resources};
@@ -36,11 +37,21 @@ pub(super) async fn run(
     // copy where `resume` finds it.
     let control_tx = gw.calls.get(&key).map(|c| c.clone());
     let from = request.user.as_deref().unwrap_or("anonymous");
-    let active = Active::new(&gw, OUTBOUND, &span, from, &request.to);
+    let ids = (OUTBOUND, request.call_id.as_str());
+    let parties = (from, request.to.as_str());
+    let mut active = Active::new(&gw, ids, &span, parties, request.user.as_deref());
     let control = (control_tx, control);
-    let outcome = drive(&gw, request, target, to_client, control, admission)
-        .instrument(span)
-        .await;
+    let outcome = drive(
+        &gw,
+        request,
+        target,
+        to_client,
+        control,
+        admission,
+        &mut active.facts,
+    )
+    .instrument(span)
+    .await;
     active.ended(&gw, OUTBOUND, &outcome);
     gw.calls.remove(&key);
 }
@@ -87,6 +98,7 @@ async fn drive(
     to_client: mpsc::Sender<ServerMessage>,
     control: Control,
     admission: Admission,
+    facts: &mut Facts,
 ) -> Outcome {
     let call_id = request.call_id.clone();
     let (session, user) = (request.session, request.user.clone());
@@ -108,6 +120,7 @@ async fn drive(
                 pending_leg: None,
                 admission,
                 user,
+                facts,
             });
             let mut channels = Channels {
                 sip: SipEvents::Uac(started.sip_events),
@@ -121,6 +134,7 @@ async fn drive(
         }
         Err(r) => {
             drop(admission);
+            facts.refused(&r.reason);
             let _ = to_client
                 .send(ServerMessage::hangup(&call_id, r.code, r.reason))
                 .await;

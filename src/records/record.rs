@@ -190,12 +190,12 @@ pub struct QualityPair {
 /// Media quality in one direction.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Quality {
-    /// RTP packets relayed.
+    /// RTP and RTCP packets relayed.
     pub packets: u64,
-    /// Packets lost on the way in (sequence gaps).
-    pub lost: u64,
-    /// Interarrival jitter (RFC 3550), in milliseconds.
-    pub jitter_ms: f64,
+    /// Packets lost on the way in (sequence gaps), when measured.
+    pub lost: Option<u64>,
+    /// Interarrival jitter (RFC 3550), in milliseconds, when measured.
+    pub jitter_ms: Option<f64>,
     /// Round-trip time from RTCP, in milliseconds, when measured.
     pub rtt_ms: Option<f64>,
     /// Estimated mean opinion score (1 to 5), when worked out.

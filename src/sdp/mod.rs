@@ -17,7 +17,7 @@ mod reanswer;
 mod session;
 mod transport;
 
-pub use codec::{Codec, TELEPHONE_EVENT};
+pub use codec::{static_codec, Codec, TELEPHONE_EVENT};
 pub use crypto::{key_len, suite_name, Crypto, CryptoRefusal, OFFERED_SUITES};
 pub use direction::{is_hold, Direction};
 pub use error::{Malformation, SdpError};

@@ -161,6 +161,16 @@ pub async fn answered_call(sig: &mut Signaling, call_id: &str) -> Browser {
     answered_call_to(sig, call_id, "1000").await
 }
 
+/// Places a G.711 call `call_id` to `to` on `sig`; the browser that
+/// offered, for whatever the test expects next.
+pub async fn place_call(sig: &mut Signaling, call_id: &str, to: &str) -> Browser {
+    let browser = Browser::new(&[Codec::Pcmu]).await.unwrap();
+    let offer = browser.create_offer().await.unwrap();
+    let call = serde_json::json!({"type":"call","call_id":call_id,"to":to,"sdp":offer});
+    sig.send(call).await.unwrap();
+    browser
+}
+
 /// `answered_call` to `to`.
 pub async fn answered_call_to(sig: &mut Signaling, call_id: &str, to: &str) -> Browser {
     let timeout = Duration::from_secs(10);

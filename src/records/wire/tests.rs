@@ -42,15 +42,15 @@ pub(crate) fn example() -> CallRecord {
         quality: QualityPair {
             to_browser: Quality {
                 packets: 3125,
-                lost: 2,
-                jitter_ms: 1.5,
+                lost: Some(2),
+                jitter_ms: Some(1.5),
                 rtt_ms: Some(24.0),
                 mos: Some(4.3),
             },
             to_sip: Quality {
                 packets: 3120,
-                lost: 0,
-                jitter_ms: 0.8,
+                lost: Some(0),
+                jitter_ms: Some(0.8),
                 rtt_ms: None,
                 mos: None,
             },
