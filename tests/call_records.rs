@@ -7,7 +7,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::Signaling;
 use serde_json::{json, Value};
 use siphon::config::Config;
 use siphon::gateway::Gateway;
@@ -56,11 +55,6 @@ async fn gateway_to(script: ScriptedEcho, file: &Path, tweak: impl FnOnce(&mut C
     gw
 }
 
-async fn signaling(gw: &Gateway) -> Signaling {
-    let url = format!("ws://{}/ws", gw.http_addr());
-    Signaling::connect(&url).await.unwrap()
-}
-
 fn end(record: &Value) -> (u64, &str, &str) {
     let end = &record["end"];
     (
@@ -78,7 +72,7 @@ async fn an_answered_call_the_browser_hangs_up() {
         ..ScriptedEcho::default()
     };
     let gw = gateway_to(ringing, &file, |_| {}).await;
-    let mut sig = signaling(&gw).await;
+    let mut sig = common::connect(&gw).await;
     let browser = common::answered_call(&mut sig, "c1").await;
     let back = common::echo_round_trip(&browser, 25).await;
     assert!(back >= 20, "{back}");
@@ -134,7 +128,7 @@ async fn a_call_the_callee_refuses() {
         ..ScriptedEcho::default()
     };
     let gw = gateway_to(busy, &file, |_| {}).await;
-    let mut sig = signaling(&gw).await;
+    let mut sig = common::connect(&gw).await;
     let browser = common::place_call(&mut sig, "c1", "1000").await;
     sig.recv_type("hangup", T).await.unwrap();
     let record = records(&file, 1).await.remove(0);
@@ -153,7 +147,7 @@ async fn a_call_nobody_answers_before_the_ring_timeout() {
         ..ScriptedEcho::default()
     };
     let gw = gateway_to(long_ring, &file, |c| c.limits.ring_timeout_secs = 1).await;
-    let mut sig = signaling(&gw).await;
+    let mut sig = common::connect(&gw).await;
     let browser = common::place_call(&mut sig, "c1", "1000").await;
     let hangup = sig.recv_type("hangup", T).await.unwrap();
     let record = records(&file, 1).await.remove(0);

@@ -75,8 +75,7 @@ impl Rig {
     }
 
     async fn signaling(&self) -> Signaling {
-        let url = format!("ws://{}/ws", self.gateway.http_addr());
-        Signaling::connect(&url).await.unwrap()
+        common::connect(&self.gateway).await
     }
 
     /// INVITEs each trunk has received.

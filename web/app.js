@@ -102,6 +102,7 @@ function controls() {
   // Hold needs an answered call and no hold or resume still under way.
   $("hold").disabled = !active || call.state !== "answered" || holding;
   $("hold").textContent = call?.localHold ? "Resume" : "Hold";
+  $("transfer").disabled = !active || call.state !== "answered";
   $("connect").disabled = Boolean(phone) || connecting;
   $("disconnect").disabled = !phone;
   // Idle, the pad dials; in a call it sends RFC 4733 from the browser, which
@@ -227,6 +228,8 @@ function bind(c) {
     controls();
   });
   c.addEventListener("dtmf", (e) => message(`key ${e.detail.digit} from the far end`));
+  c.addEventListener("transfer_progress", (e) => message(`transfer: the target says ${e.detail.code}`));
+  c.addEventListener("transfer_failed", (e) => message(`transfer failed: ${e.detail.code} ${e.detail.reason}`));
   c.addEventListener("forwarded", (e) => message(`call forwarded${e.detail.to ? ` to ${e.detail.to}` : ""}`));
   c.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
   controls();
@@ -403,6 +406,13 @@ $("answer").onclick = answer;
 $("reject").onclick = () => call?.reject(486);
 $("hangup").onclick = () => call?.hangup();
 $("hold").onclick = hold;
+$("transfer").onclick = () => {
+  const to = $("to").value.trim();
+  if (!call || call.state !== "answered") return;
+  if (!to) return message("type the number to transfer to, then press Transfer");
+  call.transfer(to);
+  message(`transferring to ${to}`);
+};
 $("mute").onclick = () => {
   call?.mute(!call.muted);
   controls();

@@ -201,6 +201,7 @@ export class SiphonError extends Error {
  * One call. `state` goes: outbound calling -> trying -> ringing -> (early) -> answered
  * -> ended; inbound incoming -> accepting -> answered -> ended. Events: `state`,
  * `trying`, `ringing`, `forwarded` {from, to}, `progress`, `answered`, `hangup` {code, reason},
+ * `transfer_progress` {code}, `transfer_failed` {code, reason},
  * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held, by}
  * (by "local": hold() or resume() was answered; "remote": the far end's), `error`.
  */
@@ -254,6 +255,20 @@ export class Call extends Emitter {
   /** End the call (CANCEL before the answer, BYE after). */
   hangup() {
     this.phone._send({ type: "hangup", call_id: this.id });
+  }
+
+  /**
+   * Transfer the answered call: blind to `to` (a number, a user), or, given
+   * another answered Call of this phone as `replaces`, attended to its far
+   * end. Progress comes as `transfer_progress` {code} events; success ends
+   * the call (`hangup` 200 "Transferred"), failure is `transfer_failed`
+   * {code, reason} and the call goes on.
+   */
+  transfer(to, { replaces } = {}) {
+    const msg = { type: "transfer", call_id: this.id };
+    if (replaces) msg.replaces = replaces.id;
+    else msg.to = to;
+    this.phone._send(msg);
   }
 
   /** Stop or resume sending microphone audio. */
@@ -471,6 +486,12 @@ export class Call extends Emitter {
         break;
       case "dtmf":
         this.dispatchEvent(event("dtmf", { digit: msg.digit, duration: msg.duration }));
+        break;
+      case "transfer_progress":
+        this.dispatchEvent(event("transfer_progress", { code: msg.code }));
+        break;
+      case "transfer_failed":
+        this.dispatchEvent(event("transfer_failed", { code: msg.code, reason: msg.reason }));
         break;
       case "hangup":
         if (this._pending) this._fail(new SiphonError("hangup", `${msg.code} ${msg.reason}`, msg.code), msg.reason);

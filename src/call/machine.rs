@@ -39,6 +39,8 @@ pub enum Event {
     Media(MediaSignal),
     /// Nobody answered within the ring timeout.
     RingTimeout,
+    /// No NOTIFY came within `transfer::NOTIFY_WAIT` of siphon's REFER.
+    TransferTimeout,
     /// The gateway is shutting down.
     Shutdown,
 }
@@ -59,6 +61,8 @@ pub enum ClientInput {
     Offer(String, (String, String)),
     /// Answered siphon's mid-call offer.
     Answer(String),
+    /// Asked to transfer the call: the Refer-To, or why there is none.
+    Transfer(Result<String, String>),
     /// Pressed keys: validated digits and ms.
     Dtmf(String, u32),
 }
@@ -93,6 +97,11 @@ pub enum SipInput {
     Reoffer(Option<String>),
     /// siphon's re-INVITE got this final status and body (`None`: no answer).
     ReinviteAnswered(Option<(u16, String)>),
+    /// siphon's REFER got this final status (`None`: no answer).
+    ReferAnswered(Option<u16>),
+    /// A NOTIFY on siphon's REFER: the transfer target's status, and
+    /// whether it was the last.
+    TransferProgress(u16, bool),
 }
 
 /// What the driver must do, in order.
@@ -115,6 +124,9 @@ pub enum Command {
     RelayDtmf(Vec<Press>),
     /// Key presses to send as SIP INFO, one per digit: (digit, ms).
     SipInfo(Vec<(char, u32)>),
+    /// Send REFER with this Refer-To on the dialog (a transfer); its final
+    /// status comes back as `SipInput::ReferAnswered`.
+    SipRefer(String),
     /// Answer the pending SIP re-offer: 200 with this SDP, or 488 with the reason.
     AnswerReoffer(Result<String, SessionError>),
     /// Program the relay with the SIP side's media (answer, hold, resume,

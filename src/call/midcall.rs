@@ -15,6 +15,7 @@ use super::keys::{self, TowardSip};
 use super::machine::{media_signal, ClientInput, Command, Ending, Event, MediaStep, SipInput};
 use super::reoffer::{Negotiated, Renegotiated};
 use super::signals::SessionFacts;
+use super::transfer::{Transfer, TransferStep};
 use super::{SessionError, SESSION_EXPIRED, SHUTTING_DOWN};
 use crate::signaling::{ErrorCode, ServerMessage, SessionId};
 
@@ -48,6 +49,8 @@ pub(super) struct MidCall {
     pending_sip: Option<PendingReinvite>,
     /// Time from the call's start to its answer.
     setup: Duration,
+    /// The browser's transfer, if one is under way.
+    transfer: Transfer,
 }
 
 impl MidCall {
@@ -69,15 +72,16 @@ impl MidCall {
             pending_offer: None,
             pending_sip: None,
             setup,
+            transfer: Transfer::default(),
         }
     }
 
-    /// The commands that end the answered call.
     /// What the session uses.
     pub(super) fn session(&self) -> SessionFacts {
         self.side.facts()
     }
 
+    /// The commands that end the answered call.
     pub(super) fn end(&self, ending: Ending) -> Vec<Command> {
         ending.commands(&self.call_id, [self.owner], Some(self.setup))
     }
@@ -101,6 +105,22 @@ impl MidCall {
             Event::Sip(SipInput::ReinviteAnswered(result)) => {
                 Step::Commands(self.reinvite_answered(result))
             }
+            Event::Sip(SipInput::ReferAnswered(code)) => {
+                Step::Commands(self.transfer.refer_answered((&self.call_id, owner), code))
+            }
+            Event::Sip(SipInput::TransferProgress(code, last)) => {
+                match self.transfer.notified((&self.call_id, owner), code, last) {
+                    TransferStep::Commands(cmds) => Step::Commands(cmds),
+                    TransferStep::Done(told, ending) => {
+                        let mut cmds = told;
+                        cmds.extend(self.end(ending));
+                        Step::Commands(cmds)
+                    }
+                }
+            }
+            Event::TransferTimeout => {
+                Step::Commands(self.transfer.timed_out((&self.call_id, owner)))
+            }
             Event::Sip(SipInput::Dtmf(digit, ms)) => {
                 let (msg, press) = keys::from_sip(&self.call_id, digit, ms);
                 let press = press.map(|p| Command::RelayDtmf(vec![p]));
@@ -114,7 +134,10 @@ impl MidCall {
             Event::Client(id, input) if id == owner => self.client(input),
             Event::Client(
                 id,
-                input @ (ClientInput::Offer(..) | ClientInput::Answer(_) | ClientInput::Dtmf(..)),
+                input @ (ClientInput::Offer(..)
+                | ClientInput::Answer(_)
+                | ClientInput::Dtmf(..)
+                | ClientInput::Transfer(_)),
             ) => Step::Commands(not_yours(&self.call_id, id, &input)),
             Event::Media(signal) => match media_signal(signal, true) {
                 MediaStep::Nothing => Step::Commands(Vec::new()),
@@ -143,6 +166,9 @@ impl MidCall {
             }
             ClientInput::Offer(sdp, fresh) => Step::Commands(self.client_offer(&sdp, fresh)),
             ClientInput::Answer(sdp) => Step::Commands(self.client_answer(&sdp)),
+            ClientInput::Transfer(target) => {
+                Step::Commands(self.transfer.start((&self.call_id, self.owner), target))
+            }
             ClientInput::Dtmf(digits, ms) => {
                 Step::Commands(match keys::toward_sip(&digits, ms, self.sip_events) {
                     TowardSip::Rtp(presses) => vec![Command::RelayDtmf(presses)],
@@ -271,6 +297,7 @@ fn input_name(input: &ClientInput) -> &'static str {
         ClientInput::Offer(..) => "offer",
         ClientInput::Answer(_) => "answer",
         ClientInput::Dtmf(..) => "dtmf",
+        ClientInput::Transfer(_) => "transfer",
     }
 }
 
@@ -280,7 +307,10 @@ fn input_name(input: &ClientInput) -> &'static str {
 /// are dropped. Anything else passes to the machine.
 pub(super) fn unanswered(call_id: &str, event: Event) -> Step {
     match event {
-        Event::Client(id, input @ (ClientInput::Offer(..) | ClientInput::Dtmf(..))) => {
+        Event::Client(
+            id,
+            input @ (ClientInput::Offer(..) | ClientInput::Dtmf(..) | ClientInput::Transfer(_)),
+        ) => {
             let msg = format!("{}: the call is not answered yet", input_name(&input));
             let err = ServerMessage::error(Some(call_id), ErrorCode::BadMessage, msg);
             Step::Commands(vec![Command::Send(id, err)])
@@ -293,9 +323,13 @@ pub(super) fn unanswered(call_id: &str, event: Event) -> Step {
         Event::Sip(SipInput::Reoffer(_)) => {
             Step::Commands(vec![Command::AnswerReoffer(Err(SessionError::NoSession))])
         }
-        Event::Sip(SipInput::Dtmf(..) | SipInput::ReinviteAnswered(_)) => {
-            Step::Commands(Vec::new())
-        }
+        Event::Sip(
+            SipInput::Dtmf(..)
+            | SipInput::ReinviteAnswered(_)
+            | SipInput::ReferAnswered(_)
+            | SipInput::TransferProgress(..),
+        )
+        | Event::TransferTimeout => Step::Commands(Vec::new()),
         other => Step::Pass(other),
     }
 }
@@ -318,7 +352,13 @@ mod tests {
             ClientInput::Offer("v=0".into(), ("u".into(), "p".into())),
         );
         let dtmf = Event::Client(4, ClientInput::Dtmf("1".into(), 100));
+        let transfer = Event::Client(4, ClientInput::Transfer(Ok("sip:2000@pbx".into())));
         for (event, code, text) in [
+            (
+                transfer,
+                ErrorCode::BadMessage,
+                "transfer: the call is not answered yet",
+            ),
             (
                 offer,
                 ErrorCode::BadMessage,

@@ -15,6 +15,7 @@ pub mod reoffer;
 pub mod route;
 pub mod sdes;
 mod signals;
+pub mod transfer;
 
 pub use error::{SdesError, SessionError};
 pub use machine::{CallMachine, ClientInput, Command, Event, SipInput};

@@ -63,9 +63,11 @@ impl Facts {
         self.cause = match event {
             Event::Client(..) => EndedBy::Browser,
             Event::Sip(..) => EndedBy::Sip,
-            Event::Delivered(_) | Event::Media(_) | Event::RingTimeout | Event::Shutdown => {
-                EndedBy::Gateway
-            }
+            Event::Delivered(_)
+            | Event::Media(_)
+            | Event::RingTimeout
+            | Event::TransferTimeout
+            | Event::Shutdown => EndedBy::Gateway,
         };
     }
 
@@ -96,6 +98,7 @@ impl Facts {
             Command::RelayDtmf(presses) => record.dtmf += presses.len() as u32,
             Command::SipInfo(digits) => record.dtmf += digits.len() as u32,
             Command::RestartIce(_) => record.ice_restarts += 1,
+            Command::SipRefer(_) => record.transfers += 1,
             Command::ConfigureMedia(media) => {
                 record.legs.sip.peer = Some(media.remote_rtp.to_string());
             }

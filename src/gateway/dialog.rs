@@ -33,6 +33,22 @@ impl Dialog {
         }
     }
 
+    /// REFER with this Refer-To: the final status.
+    pub(super) async fn refer(self, refer_to: &str) -> Option<u16> {
+        match self {
+            Dialog::Uas(h) => h.refer(refer_to).await,
+            Dialog::Uac(h) => h.refer(refer_to).await,
+        }
+    }
+
+    /// The answered dialog as a transfer names it.
+    pub(super) fn dialog_ref(&self) -> Option<sip::DialogRef> {
+        match self {
+            Dialog::Uas(h) => h.dialog_ref(),
+            Dialog::Uac(h) => h.dialog_ref(),
+        }
+    }
+
     /// One key press as SIP INFO: the final status.
     pub(super) async fn info(self, digit: char, ms: u32) -> Option<u16> {
         match self {
@@ -73,6 +89,9 @@ impl SipEvents {
                 }
                 UasEvent::Ended { by_remote } => FromSip::Input(SipInput::Ended { by_remote }),
                 UasEvent::SessionExpired => FromSip::Input(SipInput::SessionExpired),
+                UasEvent::TransferProgress(p) => {
+                    FromSip::Input(SipInput::TransferProgress(p.code, p.last))
+                }
             },
             SipEvents::Uac(rx) => match rx.recv().await? {
                 UacEvent::Trying => FromSip::Nothing,
@@ -89,6 +108,9 @@ impl SipEvents {
                     FromSip::Input(SipInput::Dtmf(digit, duration_ms))
                 }
                 UacEvent::Reoffer(r) => FromSip::Reoffer(r),
+                UacEvent::TransferProgress(p) => {
+                    FromSip::Input(SipInput::TransferProgress(p.code, p.last))
+                }
             },
         })
     }

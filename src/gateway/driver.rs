@@ -17,6 +17,7 @@ use super::leg::{self, AnswerError, BrowserSide, PendingLeg};
 use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
 use super::midcall::{spawn_reinvite, Admission, Resources};
 use super::reinvites::ReinviteAnswers;
+use super::transfers::{refer_to, Refers};
 use super::Inner;
 use crate::call::inbound::Accepted;
 use crate::call::{CallMachine, ClientInput, Command, Event, Outcome, SipInput};
@@ -60,6 +61,8 @@ pub(super) struct Driver<'a> {
     reinvites: ReinviteAnswers,
     /// Key presses on their way as SIP INFO.
     infos: InfoQueue,
+    /// siphon's REFERs (the browser's transfers).
+    refers: Refers,
     /// The call's limits, until its machine finishes.
     admission: Option<Admission>,
     /// The reconnect grace of the answered call.
@@ -202,6 +205,7 @@ impl<'a> Driver<'a> {
             reoffer: None,
             reinvites: ReinviteAnswers::default(),
             infos: InfoQueue::default(),
+            refers: Refers::default(),
             admission: Some(s.admission),
             lost: None,
             aliases: Vec::new(),
@@ -262,6 +266,7 @@ impl<'a> Driver<'a> {
                 },
                 () = &mut ring_timeout, if !machine.is_answered() => Event::RingTimeout,
                 Some(result) = self.reinvites.recv() => Event::Sip(SipInput::ReinviteAnswered(result)),
+                event = self.refers.next() => event,
                 () = self.grace.expired(), if self.grace.waiting() => {
                     match (self.grace.give_up(self.gw), self.lost) {
                         (true, Some(lost)) => Event::Client(lost, ClientInput::Gone),
@@ -313,6 +318,14 @@ impl<'a> Driver<'a> {
                 duration_ms,
             } => ClientInput::Dtmf(digits, duration_ms),
             ClientEvent::Offer(sdp) => ClientInput::Offer(sdp, webrtc::random_ice_credentials()),
+            ClientEvent::Transfer { to, replaces } => {
+                let target = (to, replaces);
+                ClientInput::Transfer(refer_to(self.gw, &self.dialog, session, target).await)
+            }
+            ClientEvent::DialogRef(reply) => {
+                let _ = reply.0.send(self.dialog.dialog_ref());
+                return None;
+            }
         };
         Some(Event::Client(session, input))
     }
@@ -411,6 +424,7 @@ impl<'a> Driver<'a> {
                         refuse_glare(self.gw, &reoffer).await;
                     }
                 }
+                Command::SipRefer(refer_to) => self.refers.send(self.dialog.clone(), refer_to),
                 Command::SipInfo(digits) => {
                     let dialog = self.dialog.clone();
                     let info = move |digit: char, ms: u32| dialog.clone().info(digit, ms);

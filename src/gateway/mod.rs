@@ -21,6 +21,7 @@ mod sdes;
 mod sip_tls;
 mod slots;
 mod start_error;
+mod transfers;
 mod trunks;
 
 pub use listening::Listening;

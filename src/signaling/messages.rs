@@ -114,6 +114,18 @@ pub enum ClientMessage {
         #[serde(default)]
         duration: Option<u32>,
     },
+    /// Transfer an answered call: blind to `to` (routed like a `call`'s
+    /// `to`), or attended to the far end of this socket's call `replaces`.
+    Transfer {
+        /// The call to transfer.
+        call_id: String,
+        /// Where to (blind).
+        #[serde(default)]
+        to: Option<String>,
+        /// The other call, whose far end takes this one (attended).
+        #[serde(default)]
+        replaces: Option<String>,
+    },
     /// Take back an answered call whose previous socket was lost.
     Resume {
         /// The call, as the previous socket knew it.
@@ -137,6 +149,7 @@ impl ClientMessage {
             ClientMessage::Unregister {} => "unregister",
             ClientMessage::Resume { .. } => "resume",
             ClientMessage::Dtmf { .. } => "dtmf",
+            ClientMessage::Transfer { .. } => "transfer",
         }
     }
 }
@@ -311,6 +324,24 @@ pub enum ServerMessage {
         /// Where the call went (a SIP URI).
         #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+    },
+    /// The transfer target's progress, from the far end's NOTIFYs (100,
+    /// 180, 200 ...); after a 2xx the call ends with `hangup` 200.
+    TransferProgress {
+        /// The call.
+        call_id: String,
+        /// The transfer target's SIP status.
+        code: u16,
+    },
+    /// The transfer did not happen; the call goes on.
+    TransferFailed {
+        /// The call.
+        call_id: String,
+        /// A SIP status: the far end's, or siphon's (404 no route, 408 no
+        /// answer, 491 another transfer under way).
+        code: u16,
+        /// Why.
+        reason: String,
     },
     /// Early media: the answer SDP to apply before the call is answered.
     Progress {

@@ -11,6 +11,6 @@ pub use messages::{
     parse_client_message, ClientMessage, ErrorCode, IceCandidate, Incoming, Refusal, ServerMessage,
 };
 pub use session::{
-    new_call_id, CallRequest, CallService, ClientControl, ClientEvent, RegisterRequest, ResumeLink,
-    SessionId, SessionLimits, SessionLink,
+    new_call_id, CallRequest, CallService, ClientControl, ClientEvent, DialogReply, OtherCall,
+    RegisterRequest, ResumeLink, SessionId, SessionLimits, SessionLink,
 };

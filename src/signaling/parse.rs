@@ -73,6 +73,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
         "unregister",
         "resume",
         "dtmf",
+        "transfer",
     ];
     if !KINDS.contains(&kind) {
         let msg = format!("unknown message type `{}`", truncate(kind, 32));
@@ -117,9 +118,24 @@ pub(super) enum Invalid {
     /// `dtmf` with no digits, too many, or one that is not a DTMF event.
     #[error("dtmf: digits must be 1-32 of 0-9 * # A-D")]
     DtmfDigits,
+    /// `transfer` with neither or both of `to` and `replaces`.
+    #[error("transfer: give either to (blind) or replaces (attended), not both")]
+    TransferTarget,
+    /// `transfer` whose `replaces` is no call id.
+    #[error("transfer: replaces must be a call_id of this connection")]
+    TransferReplaces,
     /// `dtmf` with `duration` out of range.
     #[error("dtmf: duration must be {MIN_DURATION_MS} to {MAX_DURATION_MS} ms")]
     DtmfDuration,
+}
+
+fn validate_transfer(to: Option<&str>, replaces: Option<&str>) -> Result<(), Invalid> {
+    match (to.map(str::trim).filter(|t| !t.is_empty()), replaces) {
+        (Some(_), None) => Ok(()),
+        (None, Some(other)) if valid_call_id(other) => Ok(()),
+        (None, Some(_)) => Err(Invalid::TransferReplaces),
+        _ => Err(Invalid::TransferTarget),
+    }
 }
 
 fn validate(msg: &ClientMessage) -> Result<(), Invalid> {
@@ -143,6 +159,14 @@ fn validate(msg: &ClientMessage) -> Result<(), Invalid> {
         | ClientMessage::Resume { call_id }
         | ClientMessage::Dtmf { call_id, .. }
         | ClientMessage::Reject { call_id, .. } => Some(call_id.as_str()),
+        ClientMessage::Transfer {
+            call_id,
+            to,
+            replaces,
+        } => {
+            validate_transfer(to.as_deref(), replaces.as_deref())?;
+            Some(call_id.as_str())
+        }
         ClientMessage::Register {
             extension,
             username,

@@ -54,9 +54,40 @@ pub enum ClientEvent {
     Detached,
     /// A new socket of the same user took the call back.
     Resumed(ResumeLink),
+    /// Transfer the answered call: blind to `to`, or attended to the far
+    /// end of the call `replaces` is the control of.
+    Transfer {
+        /// Where to (blind).
+        to: Option<String>,
+        /// The other call of the same socket (attended).
+        replaces: Option<OtherCall>,
+    },
+    /// Another call asks for this call's SIP dialog, to replace it in an
+    /// attended transfer; the reply is `None` before the answer.
+    DialogRef(DialogReply),
     /// The gateway's own notice, never a client's: siphon is exiting, end
     /// the call with 503 on both sides.
     Shutdown,
+}
+
+/// Another call of the same socket, as a transfer names it.
+#[derive(Debug, Clone)]
+pub struct OtherCall(pub ClientControl);
+
+impl PartialEq for OtherCall {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+/// Where a call answers [`ClientEvent::DialogRef`].
+#[derive(Debug, Clone)]
+pub struct DialogReply(pub mpsc::UnboundedSender<Option<crate::sip::DialogRef>>);
+
+impl PartialEq for DialogReply {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
 }
 
 /// Where a resumed call's messages go from now on.
@@ -471,6 +502,35 @@ impl Session {
                 self.service.unregister(self.id, &user)
             }
             ClientMessage::Resume { call_id } => self.resume(call_id),
+            ClientMessage::Transfer {
+                call_id,
+                to,
+                replaces,
+            } => {
+                let replaces = match replaces {
+                    Some(other) if other == call_id => {
+                        let mut r = refusal(
+                            ErrorCode::BadMessage,
+                            "transfer: a call cannot replace itself",
+                        );
+                        r.call_id = Some(call_id);
+                        return Err(r);
+                    }
+                    Some(other) => match self.calls.get(&other) {
+                        Some(control) => Some(OtherCall(control.clone())),
+                        None => {
+                            let mut r = refusal(
+                                ErrorCode::UnknownCall,
+                                "transfer: replaces names no call on this connection",
+                            );
+                            r.call_id = Some(other);
+                            return Err(r);
+                        }
+                    },
+                    None => None,
+                };
+                self.to_call(&call_id, ClientEvent::Transfer { to, replaces })
+            }
             ClientMessage::Dtmf {
                 call_id,
                 digits,

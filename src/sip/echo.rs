@@ -368,7 +368,8 @@ impl Echo {
             dialog.ringing(Some(headers), None).ok();
         }
         if let Some(ring) = self.script.ring_for() {
-            let cancelled = tokio::time::timeout(ring, echo_dialog::serve(&mut states, None)).await;
+            let cancelled =
+                tokio::time::timeout(ring, echo_dialog::serve(&mut states, None, None)).await;
             if cancelled.is_ok() {
                 stop.cancel();
                 return self.stack.dialogs.remove_dialog(&dialog.id());
@@ -411,7 +412,7 @@ impl Echo {
             }
         };
         tokio::select! {
-            _ = echo_dialog::serve(states, Some(session)) => {}
+            _ = echo_dialog::serve(states, Some(session), Some((dialog, &*self.script))) => {}
             _ = hangup => { dialog.bye().await.ok(); }
             _ = self.shutdown.cancelled() => { dialog.bye().await.ok(); }
         }

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TransactionHandle};
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use tracing::debug;
 
+use super::echo_script::EchoScript;
 use super::echo_sdp::{self, Choice};
 
 /// What the echo last answered, so a re-offer is answered on the same port.
@@ -60,11 +62,21 @@ impl Session {
 }
 
 /// Answer in-dialog requests until the dialog ends. Without a session (the
-/// call still rings) a re-offer is left to rsipstack's 501.
-pub(super) async fn serve(states: &mut DialogStateReceiver, mut session: Option<&mut Session>) {
+/// call still rings) a re-offer is left to rsipstack's 501, and without a
+/// script that takes transfers so is a REFER.
+pub(super) async fn serve(
+    states: &mut DialogStateReceiver,
+    mut session: Option<&mut Session>,
+    transfers: Option<(&InviteDialog, &dyn EchoScript)>,
+) {
     while let Some(state) = states.recv().await {
         match state {
             DialogState::Terminated(..) => return,
+            DialogState::Refer(_, req, handle) => {
+                if let Some((dialog, script)) = transfers {
+                    referred(&req, handle, dialog, script).await;
+                }
+            }
             DialogState::Updated(_, req, handle) => {
                 if let Some(session) = session.as_deref_mut() {
                     answer_reoffer(&req, handle, session).await;
@@ -76,6 +88,45 @@ pub(super) async fn serve(states: &mut DialogStateReceiver, mut session: Option<
             _ => {}
         }
     }
+}
+
+/// A REFER (a test's script plays the transferee): 202 and a NOTIFY per
+/// status the script gives, the last one ending the subscription; or the
+/// script's refusal.
+async fn referred(
+    req: &Request,
+    handle: TransactionHandle,
+    dialog: &InviteDialog,
+    script: &dyn EchoScript,
+) {
+    let refer_to = req
+        .headers
+        .iter()
+        .find_map(|h| super::stack::header_value(h, "refer-to"))
+        .unwrap_or_default();
+    let codes = match script.refer(&refer_to) {
+        Ok(codes) => codes,
+        Err(code) => return respond(handle, StatusCode::from(code), None, None).await,
+    };
+    respond(handle, StatusCode::from(202), None, None).await;
+    let dialog = dialog.clone();
+    tokio::spawn(async move {
+        for (i, code) in codes.iter().enumerate() {
+            let state = match i + 1 == codes.len() {
+                true => "terminated;reason=noresource",
+                false => "active;expires=60",
+            };
+            let headers = vec![
+                Header::Event("refer".into()),
+                Header::SubscriptionState(state.into()),
+                Header::ContentType("message/sipfrag;version=2.0".into()),
+            ];
+            let body = format!("SIP/2.0 {code} {}\r\n", StatusCode::from(*code).text());
+            if let Err(e) = dialog.notify(Some(headers), Some(body.into_bytes())).await {
+                debug!(error = %e, "echo: NOTIFY failed");
+            }
+        }
+    });
 }
 
 async fn answer_reoffer(req: &Request, handle: TransactionHandle, session: &mut Session) {

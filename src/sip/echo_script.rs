@@ -49,6 +49,12 @@ pub trait EchoScript: Send + Sync + std::fmt::Debug {
     fn ringing_headers(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// A REFER to `refer_to` on the answered call: `Ok` accepts it (202)
+    /// and sends a NOTIFY with each of these statuses; `Err` refuses it
+    /// with that code.
+    fn refer(&self, _refer_to: &str) -> Result<Vec<u16>, u16> {
+        Err(501)
+    }
     /// Answer every INVITE with 302 and these Contacts (`<sip:…>;q=0.5`).
     fn redirect(&self) -> Option<Vec<String>> {
         None

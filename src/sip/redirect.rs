@@ -54,7 +54,7 @@ fn same_target(a: &str, b: &str) -> bool {
 
 /// The host part of a SIP URI, for telling whether a redirect stays with
 /// the host whose credentials the call carries.
-pub(super) fn host(uri: &str) -> &str {
+pub(crate) fn host(uri: &str) -> &str {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     rest.split([';', '?', '>']).next().unwrap_or("")

@@ -108,9 +108,11 @@ pub(super) enum InDialog {
     Reoffer(Box<Reoffer>),
     /// A key press sent as INFO (already answered 200).
     Dtmf(char, u32),
+    /// A NOTIFY on siphon's REFER (already answered 200).
+    Transfer(super::Progress),
 }
 
-/// Answer a re-offer or INFO in either kind of dialog (`None`: nothing
+/// Answer a re-offer, INFO or NOTIFY in either kind of dialog (`None`: nothing
 /// for the consumer, or another request).
 pub(super) async fn in_dialog(
     state: rsipstack::dialog::dialog::DialogState,
@@ -125,6 +127,10 @@ pub(super) async fn in_dialog(
         DialogState::Info(_, req, handle) => {
             let (digit, ms) = super::dtmf_info::answer(&req, handle).await?;
             Some(InDialog::Dtmf(digit, ms))
+        }
+        DialogState::Notify(_, req, handle) => {
+            let progress = super::transfer::notified(&req, handle).await?;
+            Some(InDialog::Transfer(progress))
         }
         _ => None,
     }

@@ -19,6 +19,7 @@ use super::reoffer;
 use super::session_refresh::SessionTimers;
 use super::session_timer;
 use super::stack;
+use super::transfer::{self, DialogRef};
 use super::uac_confirmed::{emit, Answered};
 use super::uac_request as request;
 use super::{redirect, HangupOutcome, Hop, OutboundInvite, SipError};
@@ -61,6 +62,8 @@ pub enum UacEvent {
     /// A re-INVITE or UPDATE from the far end: answer it. Boxed: the
     /// largest variant sizes every slot of the call's event channel.
     Reoffer(Box<super::Reoffer>),
+    /// A NOTIFY reported on siphon's REFER (answered 200).
+    TransferProgress(super::Progress),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.
@@ -116,6 +119,20 @@ impl UacHandle {
     pub async fn info(&self, digit: char, duration_ms: u32) -> Option<u16> {
         let dialog = self.slot.lock().ok()?.dialog.clone()?;
         dtmf_info::send(&dialog, digit, duration_ms).await
+    }
+
+    /// Send REFER to `target` (a transfer); the final status, `None`
+    /// before the answer or without one.
+    pub async fn refer(&self, target: &str) -> Option<u16> {
+        let dialog = self.slot.lock().ok()?.dialog.clone()?;
+        transfer::refer_status(dialog.refer(transfer::refer_to(target), None, None).await)
+    }
+
+    /// The answered dialog as a transfer names it.
+    pub fn dialog_ref(&self) -> Option<DialogRef> {
+        let slot = self.slot.lock().ok()?;
+        slot.timers.as_ref()?;
+        Some(DialogRef::of(&slot.dialog.as_ref()?.snapshot()))
     }
 
     /// Send a re-INVITE with `sdp` (hold, resume); the final status and SDP.

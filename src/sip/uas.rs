@@ -81,6 +81,9 @@ pub enum UasEvent {
     /// Boxed: the largest variant sizes every slot of the event channel.
     Reoffer(Box<super::Reoffer>),
     /// A key press arrived as SIP INFO (answered 200).
+    /// A NOTIFY reported on siphon's REFER (answered 200).
+    TransferProgress(super::Progress),
+    /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.
         digit: char,

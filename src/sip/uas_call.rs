@@ -25,6 +25,7 @@ use super::reoffer::{self, InDialog};
 use super::session_refresh::{SessionTimers, Watch};
 use super::session_timer::{self, Timer};
 use super::stack::{self, ALLOW};
+use super::transfer::{self, DialogRef};
 use super::uas::{self, IncomingCall, Origin, UasEvent};
 use super::HangupOutcome;
 use super::{SipError, Transport};
@@ -120,6 +121,18 @@ impl UasHandle {
     /// peer's status code, or `None` without an answer.
     pub async fn info(&self, digit: char, duration_ms: u32) -> Option<u16> {
         dtmf_info::send(&self.call.dialog, digit, duration_ms).await
+    }
+
+    /// Send REFER to `target` (a transfer); the final status, `None`
+    /// without one.
+    pub async fn refer(&self, target: &str) -> Option<u16> {
+        let dialog = &self.call.dialog;
+        transfer::refer_status(dialog.refer(transfer::refer_to(target), None, None).await)
+    }
+
+    /// The answered dialog as a transfer names it.
+    pub fn dialog_ref(&self) -> Option<DialogRef> {
+        (*self.call.phase() == Phase::Answered).then(|| DialogRef::of(&self.call.dialog.snapshot()))
     }
 
     /// Send a re-INVITE with `sdp` (hold, resume); the final status and SDP.
@@ -354,12 +367,13 @@ impl CallTask {
                 *acked = true;
                 self.emit(UasEvent::Acked).await;
             }
-            st @ (DialogState::Updated(..) | DialogState::Info(..)) => {
+            st @ (DialogState::Updated(..) | DialogState::Info(..) | DialogState::Notify(..)) => {
                 match reoffer::in_dialog(st, &self.call.timers).await {
                     Some(InDialog::Reoffer(r)) => self.emit(UasEvent::Reoffer(r)).await,
                     Some(InDialog::Dtmf(digit, duration_ms)) => {
                         self.emit(UasEvent::Dtmf { digit, duration_ms }).await
                     }
+                    Some(InDialog::Transfer(p)) => self.emit(UasEvent::TransferProgress(p)).await,
                     None => {}
                 }
             }
@@ -383,8 +397,7 @@ impl CallTask {
                 }
                 return true;
             }
-            // NOTIFY, REFER, MESSAGE: dropping the handle makes rsipstack
-            // answer 501.
+            // REFER, MESSAGE: dropping the handle makes rsipstack answer 501.
             _ => {}
         }
         false

@@ -118,6 +118,12 @@ pub async fn recording_echo_uas(
     (echo, script)
 }
 
+/// An anonymous WebSocket to `gateway`.
+pub async fn connect(gateway: &siphon::gateway::Gateway) -> Signaling {
+    let url = format!("ws://{}/ws", gateway.http_addr());
+    Signaling::connect(&url).await.unwrap()
+}
+
 /// A WebSocket to `gateway` logged in as `user`, once siphon has taken the
 /// hello (a round trip proves it: messages are handled in order).
 pub async fn online(gateway: &siphon::gateway::Gateway, user: &str) -> Signaling {

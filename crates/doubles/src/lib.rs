@@ -94,6 +94,11 @@ pub struct ScriptedEcho {
     pub ring_for: Option<Duration>,
     /// Ring with 183 and the answer SDP, echoing already (early media).
     pub early_media: bool,
+    /// Take REFERs: 202, then a NOTIFY with each of these statuses; `None`
+    /// refuses them (501).
+    pub transfer: Option<Vec<u16>>,
+    /// The Refer-To of each REFER received.
+    pub referred: Mutex<Vec<String>>,
     /// Headers (name, value) on the 180 or 183 (History-Info, Diversion).
     pub ringing_headers: Vec<(String, String)>,
     /// Answer every INVITE with 302 and these Contacts while there are
@@ -170,6 +175,13 @@ impl EchoScript for ScriptedEcho {
 
     fn refuse_reoffers(&self) -> Option<u16> {
         self.refuse_reoffers
+    }
+
+    fn refer(&self, refer_to: &str) -> Result<Vec<u16>, u16> {
+        if let Ok(mut seen) = self.referred.lock() {
+            seen.push(refer_to.to_owned());
+        }
+        self.transfer.clone().ok_or(501)
     }
 
     fn ringing_headers(&self) -> Vec<(String, String)> {
