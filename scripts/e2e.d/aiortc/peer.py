@@ -117,6 +117,10 @@ class Client:
     async def send(self, **msg):
         await self.ws.send(json.dumps(msg))
 
+    async def ws_message(self, timeout=TIMEOUT):
+        """The next message, whatever its type."""
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
     async def expect(self, kind, timeout=TIMEOUT):
         """The next message of type `kind`; an unexpected hangup or error fails."""
         deadline = time.monotonic() + timeout
