@@ -130,20 +130,7 @@ fn answer(offer: &str, pwd: &str, fingerprint: &str) -> String {
     )
 }
 
-async fn final_event(events: &mut tokio::sync::mpsc::Receiver<UacEvent>) -> UacEvent {
-    loop {
-        let ev = tokio::time::timeout(T, events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if !matches!(
-            ev,
-            UacEvent::Trying | UacEvent::Ringing | UacEvent::Progress { .. }
-        ) {
-            return ev;
-        }
-    }
-}
+use common::uac_final as final_event;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
@@ -192,6 +179,7 @@ async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
             credentials: None,
             log_id: "pbx".into(),
             failover: Vec::new(),
+            headers: Vec::new(),
         };
         // One call at a time for the user: the last one must be gone.
         let deadline = tokio::time::Instant::now() + T;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use siphon::config::Config;
 use siphon::gateway::Gateway;
-use siphon::sip::{OutboundInvite, Transport};
+use siphon::sip::Transport;
 use siphon_doubles::ScriptedEcho;
 use tokio_util::sync::CancellationToken;
 
@@ -176,18 +176,7 @@ async fn an_incoming_call_the_pbx_ends() {
     let sip_addr = gw.sip_addr(Transport::Udp).unwrap();
     let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rtp.local_addr().unwrap().port();
-    let invite = OutboundInvite {
-        target: format!("sip:2001@{sip_addr}"),
-        from_user: "5551234".into(),
-        from_display: None,
-        sdp: format!(
-            "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-        ),
-        credentials: None,
-        log_id: "pbx".into(),
-        failover: Vec::new(),
-    };
+    let invite = common::pbx_invite(sip_addr, "2001", port, Vec::new());
     let (uac, mut events) = pbx.invite(invite).await.unwrap();
     let (_browser, call_id) = common::accept_incoming(&mut sig).await;
     common::uac_answer(&mut events).await;
@@ -199,7 +188,7 @@ async fn an_incoming_call_the_pbx_ends() {
     assert_eq!(record["to"], "bob");
     assert_eq!(record["user"], "bob");
     assert!(
-        record["from"].as_str().unwrap().contains("5551234"),
+        record["from"].as_str().unwrap().contains("sip:1000@"),
         "{record}"
     );
     assert_eq!(end(&record), (200, "sip", "answered"));

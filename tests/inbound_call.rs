@@ -85,34 +85,15 @@ impl Rig {
             credentials: None,
             log_id: "pbx".into(),
             failover: Vec::new(),
+            headers: Vec::new(),
         };
         self.pbx.invite(invite).await.unwrap()
     }
 }
 
-async fn final_event(events: &mut mpsc::Receiver<UacEvent>) -> UacEvent {
-    loop {
-        let ev = tokio::time::timeout(T, events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if !matches!(
-            ev,
-            UacEvent::Trying | UacEvent::Ringing | UacEvent::Progress { .. }
-        ) {
-            return ev;
-        }
-    }
-}
+use common::uac_final as final_event;
 
-fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend(seq.to_be_bytes());
-    p.extend((u32::from(seq) * 160).to_be_bytes());
-    p.extend(0x5EED_u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
+use common::pcmu_rtp as rtp;
 
 async fn wait_released(rig: &Rig, free: usize) {
     let deadline = tokio::time::Instant::now() + T;
@@ -182,33 +163,8 @@ async fn phone_calls_browser(pion_style: bool) {
     browser.wait_connected(T).await.unwrap();
 
     // The browser echoes what the PBX sends; the PBX counts what returns.
-    let echo = {
-        let browser = browser.clone();
-        tokio::spawn(async move {
-            while let Ok(p) = browser.recv_payload(Duration::from_secs(2)).await {
-                let _ = browser.send_rtp(&p).await;
-            }
-        })
-    };
     let gw_media = common::media_addr(&sdp);
-    let back = tokio::task::spawn_blocking(move || {
-        let mut seen = std::collections::HashSet::new();
-        let mut buf = [0u8; 2048];
-        for i in 0..60u16 {
-            pbx_rtp
-                .send_to(&rtp(i, &stamped_frame(i)), gw_media)
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            while let Ok((n, _)) = pbx_rtp.recv_from(&mut buf) {
-                if n > 12 && buf[1] & 0x7f == 0 {
-                    seen.extend(frame_index(&buf[12..n]));
-                }
-            }
-        }
-        seen.len()
-    })
-    .await
-    .unwrap();
+    let back = common::pbx_round_trip(browser.clone(), pbx_rtp, gw_media, 60).await;
     assert!(
         back >= 50,
         "only {back} of 60 frames came back through the browser"
@@ -221,7 +177,6 @@ async fn phone_calls_browser(pion_style: bool) {
         (Some(200), Some("Remote hangup"))
     );
     wait_released(&rig, free).await;
-    echo.abort();
     browser.close().await;
 }
 

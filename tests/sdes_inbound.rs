@@ -44,6 +44,7 @@ async fn an_srtp_pbx_calls_the_browser_and_a_re_invite_rekeys() {
         credentials: None,
         log_id: "pbx".into(),
         failover: Vec::new(),
+        headers: Vec::new(),
     };
     let (uac, mut events) = rig.pbx.invite(invite).await.unwrap();
     let (browser, _) = common::accept_incoming(&mut sig).await;
@@ -170,6 +171,7 @@ async fn unusable_srtp_offers_get_488() {
             credentials: None,
             log_id: "pbx".into(),
             failover: Vec::new(),
+            headers: Vec::new(),
         };
         let (_uac, mut events) = rig.pbx.invite(invite).await.unwrap();
         let code = loop {

@@ -17,6 +17,7 @@ use super::leg::{self, AnswerError, BrowserSide, PendingLeg};
 use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
 use super::midcall::{spawn_reinvite, Admission, Resources};
 use super::reinvites::ReinviteAnswers;
+use super::replaces::{self, DialogEntry};
 use super::transfers::{refer_to, Refers};
 use super::Inner;
 use crate::call::inbound::Accepted;
@@ -63,6 +64,12 @@ pub(super) struct Driver<'a> {
     infos: InfoQueue,
     /// siphon's REFERs (the browser's transfers).
     refers: Refers,
+    /// An INVITE with Replaces whose offer the machine is answering.
+    replacing: Option<Box<sip::IncomingCall>>,
+    /// The replacing dialog's events, for the loop to listen to next.
+    new_sip: Option<SipEvents>,
+    /// The call in the registry of SIP dialogs, once answered.
+    entry: Option<DialogEntry>,
     /// The call's limits, until its machine finishes.
     admission: Option<Admission>,
     /// The reconnect grace of the answered call.
@@ -206,6 +213,9 @@ impl<'a> Driver<'a> {
             reinvites: ReinviteAnswers::default(),
             infos: InfoQueue::default(),
             refers: Refers::default(),
+            replacing: None,
+            new_sip: None,
+            entry: None,
             admission: Some(s.admission),
             lost: None,
             aliases: Vec::new(),
@@ -281,7 +291,36 @@ impl<'a> Driver<'a> {
                 self.grace.forget(self.gw);
                 return outcome;
             }
+            self.follow_dialog(machine.is_answered(), ch, &mut sip_open);
         }
+    }
+
+    /// After a replacing INVITE took the call, listen to its dialog; once
+    /// answered, be in the registry of SIP dialogs under the current one.
+    fn follow_dialog(&mut self, answered: bool, ch: &mut Channels, sip_open: &mut bool) {
+        if let Some(sip) = self.new_sip.take() {
+            ch.sip = sip;
+            *sip_open = true;
+            self.entry = None;
+        }
+        if answered && self.entry.is_none() {
+            if let Some(control) = &ch.control_tx {
+                self.entry = DialogEntry::new(self.gw, &self.dialog, control);
+            }
+        }
+    }
+
+    /// An INVITE with Replaces for this call: its offer goes to the
+    /// machine as a re-offer, unless the call cannot be replaced now.
+    async fn replaced(&mut self, call: Box<sip::IncomingCall>, answered: bool) -> Option<Event> {
+        let busy = self.replacing.is_some() || self.reoffer.is_some();
+        if let Err((code, reason)) = replaces::admit(&self.dialog, &call, answered, busy) {
+            call.handle.reject(code, reason).await;
+            return None;
+        }
+        let sdp = call.sdp.clone();
+        self.replacing = Some(call);
+        Some(Event::Sip(SipInput::Reoffer(Some(sdp))))
     }
 
     /// Turn a client event into a machine input, handling lost sockets and
@@ -325,6 +364,10 @@ impl<'a> Driver<'a> {
             ClientEvent::DialogRef(reply) => {
                 let _ = reply.0.send(self.dialog.dialog_ref());
                 return None;
+            }
+            ClientEvent::Replaced(replacement) => {
+                let call = replacement.take()?;
+                return self.replaced(call, answered).await;
             }
         };
         Some(Event::Client(session, input))
@@ -401,7 +444,10 @@ impl<'a> Driver<'a> {
                     }
                 }
                 Command::AnswerReoffer(answer) => {
-                    if let Some(reoffer) = self.reoffer.take() {
+                    if let Some(call) = self.replacing.take() {
+                        let dialog = &mut self.dialog;
+                        self.new_sip = replaces::take_over(self.gw, dialog, call, answer).await;
+                    } else if let Some(reoffer) = self.reoffer.take() {
                         answer_reoffer(self.gw, &reoffer, answer).await;
                     }
                 }
@@ -420,7 +466,9 @@ impl<'a> Driver<'a> {
                     spawn_reinvite(self.gw, &kind, go, after_glare, self.reinvites.sender());
                 }
                 Command::GlareReoffer => {
-                    if let Some(reoffer) = self.reoffer.take() {
+                    if let Some(call) = self.replacing.take() {
+                        call.handle.reject(491, "Request Pending").await;
+                    } else if let Some(reoffer) = self.reoffer.take() {
                         refuse_glare(self.gw, &reoffer).await;
                     }
                 }

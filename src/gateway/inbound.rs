@@ -29,6 +29,9 @@ pub(super) async fn serve(gw: Arc<Inner>, mut calls: mpsc::Receiver<sip::Incomin
 }
 
 async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
+    if call.replaces.is_some() {
+        return super::replaces::route(&gw, call).await;
+    }
     let Ok(permit) = gw.call_slots.clone().try_acquire_owned() else {
         gw.metrics
             .calls_total

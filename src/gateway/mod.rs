@@ -17,6 +17,7 @@ mod midcall;
 mod outbound;
 mod registrations;
 mod reinvites;
+mod replaces;
 mod sdes;
 mod sip_tls;
 mod slots;
@@ -71,6 +72,9 @@ pub(crate) struct Inner {
     pub(crate) ports: PortPool,
     pub(crate) identity: Arc<Identity>,
     pub(crate) route: RouteConfig,
+    /// Answered calls by the Call-ID of their SIP dialog, for an INVITE
+    /// with Replaces to find.
+    pub(crate) sip_calls: DashMap<String, ClientControl>,
     /// The trunks, their order and health.
     pub(crate) trunks: Arc<trunks::Trunks>,
     pub(crate) calls: DashMap<u64, ClientControl>,
@@ -179,6 +183,7 @@ impl Gateway {
             identity,
             route,
             trunks: Arc::new(trunks::Trunks::new(&config, &metrics)),
+            sip_calls: DashMap::new(),
             calls: DashMap::new(),
             users: DashMap::new(),
             slots: slots::UserSlots::default(),

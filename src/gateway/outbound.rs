@@ -213,6 +213,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         credentials: first.credentials,
         log_id: request.call_id,
         failover: hops,
+        headers: Vec::new(),
     };
     match gw.sip.invite(invite).await {
         Ok((uac, sip_events)) => Ok(Started {

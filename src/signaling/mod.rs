@@ -12,5 +12,5 @@ pub use messages::{
 };
 pub use session::{
     new_call_id, CallRequest, CallService, ClientControl, ClientEvent, DialogReply, OtherCall,
-    RegisterRequest, ResumeLink, SessionId, SessionLimits, SessionLink,
+    RegisterRequest, Replacement, ResumeLink, SessionId, SessionLimits, SessionLink,
 };

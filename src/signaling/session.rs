@@ -65,6 +65,9 @@ pub enum ClientEvent {
     /// Another call asks for this call's SIP dialog, to replace it in an
     /// attended transfer; the reply is `None` before the answer.
     DialogRef(DialogReply),
+    /// The gateway's own notice, never a client's: an INVITE with Replaces
+    /// names this call's SIP dialog.
+    Replaced(Replacement),
     /// The gateway's own notice, never a client's: siphon is exiting, end
     /// the call with 503 on both sides.
     Shutdown,
@@ -77,6 +80,29 @@ pub struct OtherCall(pub ClientControl);
 impl PartialEq for OtherCall {
     fn eq(&self, other: &Self) -> bool {
         self.0.same_channel(&other.0)
+    }
+}
+
+/// An INVITE that replaces a call's SIP dialog, for that call to take
+/// (once: the first to take it has it).
+#[derive(Debug, Clone)]
+pub struct Replacement(pub std::sync::Arc<std::sync::Mutex<Option<Box<crate::sip::IncomingCall>>>>);
+
+impl Replacement {
+    /// `call`, to be taken.
+    pub fn new(call: Box<crate::sip::IncomingCall>) -> Self {
+        Replacement(std::sync::Arc::new(std::sync::Mutex::new(Some(call))))
+    }
+
+    /// The INVITE, the first time.
+    pub fn take(&self) -> Option<Box<crate::sip::IncomingCall>> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl PartialEq for Replacement {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

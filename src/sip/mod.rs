@@ -62,7 +62,7 @@ pub use redirect::Forwarding;
 pub use registration::{Registration, RegistrationSpec, RegistrationState};
 pub use reoffer::{glare_backoff, Reoffer};
 pub use tls::{is_client_key, parse_certs, parse_key, PemError, SipTls, TlsError, TlsPeerError};
-pub use transfer::{DialogRef, Progress};
+pub use transfer::{DialogRef, Progress, Replaces};
 pub use uac::{UacEvent, UacHandle};
 pub use uac_request::{TcpFailure, TcpPeerError};
 pub use uas::{IncomingCall, UasEvent, UasHandle};
@@ -146,6 +146,8 @@ pub struct OutboundInvite {
     /// Where the call goes next if `target` does not answer or is
     /// unavailable (408, 503, a transport error), in order.
     pub failover: Vec<Hop>,
+    /// More headers (name, value), e.g. a Replaces.
+    pub headers: Vec<(String, String)>,
 }
 
 impl OutboundInvite {

@@ -35,7 +35,7 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO,
 
 /// Extensions siphon's UAs support, for `Supported` (100rel is added by
 /// rsipstack on INVITEs).
-pub(crate) const SUPPORTED: &str = "timer";
+pub(crate) const SUPPORTED: &str = "timer, replaces";
 
 /// `Allow` and `Supported` for a dialog-creating INVITE or its 2xx, so the
 /// peer knows it may refresh with UPDATE and use session timers.

@@ -47,6 +47,51 @@ impl DialogRef {
     }
 }
 
+/// The dialog an INVITE with a Replaces header (RFC 3891) takes the place
+/// of, with the tags as the recipient sees them: `to_tag` is its own.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Replaces {
+    /// Call-ID of the dialog to replace.
+    pub call_id: String,
+    /// The recipient's (siphon's) tag in that dialog.
+    pub to_tag: String,
+    /// The other party's tag in that dialog.
+    pub from_tag: String,
+    /// `early-only`: replace the dialog only before it is answered.
+    pub early_only: bool,
+}
+
+impl Replaces {
+    /// A Replaces header's value: `call-id;to-tag=..;from-tag=..[;early-only]`;
+    /// `None` when a part is missing.
+    pub fn parse(value: &str) -> Option<Replaces> {
+        let mut parts = value.split(';').map(str::trim);
+        let call_id = parts.next().filter(|c| !c.is_empty())?.to_owned();
+        let mut replaces = Replaces {
+            call_id,
+            ..Replaces::default()
+        };
+        for part in parts {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            match name.trim().to_ascii_lowercase().as_str() {
+                "to-tag" => replaces.to_tag = value.trim().to_owned(),
+                "from-tag" => replaces.from_tag = value.trim().to_owned(),
+                "early-only" => replaces.early_only = true,
+                _ => {}
+            }
+        }
+        let tagged = !replaces.to_tag.is_empty() && !replaces.from_tag.is_empty();
+        tagged.then_some(replaces)
+    }
+
+    /// Whether this names `dialog`.
+    pub fn names(&self, dialog: &DialogRef) -> bool {
+        self.call_id == dialog.call_id
+            && self.to_tag == dialog.local_tag
+            && self.from_tag == dialog.remote_tag
+    }
+}
+
 /// `value` as the value of a URI header (RFC 3261 §25.1 `hvalue`): what is
 /// not unreserved or `[]/?:+$` is percent-encoded (`;` `=` `@` included).
 fn escape_header_value(value: &str) -> String {
@@ -154,6 +199,29 @@ mod tests {
         assert_eq!(
             dialog.replaces_target(),
             "<sip:2000@10.0.0.5:5060;transport=tcp?Replaces=abc%4010.0.0.1%3Bto-tag%3Dtheirs%3Bfrom-tag%3Dours>"
+        );
+    }
+
+    #[test]
+    fn a_replaces_header_names_a_dialog_by_siphons_tag_and_the_peers() {
+        let r = Replaces::parse("abc@h;to-tag=ours;from-tag=theirs;early-only").expect("valid");
+        assert!(r.early_only);
+        let dialog = DialogRef {
+            call_id: "abc@h".into(),
+            local_tag: "ours".into(),
+            remote_tag: "theirs".into(),
+            remote_target: "sip:x@y".into(),
+        };
+        assert!(r.names(&dialog));
+        let swapped = Replaces::parse("abc@h;to-tag=theirs;from-tag=ours").expect("valid");
+        assert!(!swapped.names(&dialog));
+        assert_eq!(Replaces::parse("abc@h;to-tag=ours"), None);
+        assert_eq!(Replaces::parse(";to-tag=a;from-tag=b"), None);
+        // What siphon's own attended transfer sends, once unescaped.
+        let sent = "abc@h;to-tag=theirs;from-tag=ours";
+        assert_eq!(
+            Replaces::parse(sent).map(|r| r.to_tag),
+            Some("theirs".into())
         );
     }
 

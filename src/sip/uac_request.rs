@@ -52,10 +52,18 @@ pub(super) fn build_option(
         support_prack: true,
         // Allow (UPDATE for refreshes) and Supported: timer, so a peer that
         // wants RFC 4028 session timers can ask for them in its 200.
-        headers: Some(stack::capabilities()),
+        headers: Some(headers(req)),
         destination,
         ..Default::default()
     })
+}
+
+/// Allow and Supported, and the request's own extra headers.
+fn headers(req: &OutboundInvite) -> Vec<rsipstack::sip::Header> {
+    let mut headers = stack::capabilities();
+    let extra = req.headers.iter();
+    headers.extend(extra.map(|(n, v)| rsipstack::sip::Header::Other(n.clone(), v.clone())));
+    headers
 }
 
 /// A `sip:` or `sips:` URI and the transport it asks for: `sips:` and

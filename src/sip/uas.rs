@@ -55,6 +55,9 @@ pub struct IncomingCall {
     pub transport: Transport,
     /// The SDP offer.
     pub sdp: String,
+    /// The dialog this INVITE replaces (RFC 3891), when it has a Replaces
+    /// header; one that names no dialog (malformed) has an empty Call-ID.
+    pub replaces: Option<super::Replaces>,
     /// Answers, rejects and ends the call.
     pub handle: UasHandle,
     /// What the caller does, in order; closed when the call is over.
@@ -367,6 +370,11 @@ impl IncomingCall {
             source: origin.source,
             transport: origin.transport,
             sdp,
+            replaces: req
+                .headers
+                .iter()
+                .find_map(|h| super::stack::header_value(h, "replaces"))
+                .map(|v| super::Replaces::parse(&v).unwrap_or_default()),
             handle,
             events,
         }

@@ -118,6 +118,55 @@ pub async fn recording_echo_uas(
     (echo, script)
 }
 
+/// A plain RTP packet (PT 0) with sequence `seq` carrying `payload`.
+pub fn pcmu_rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(seq) * 160).to_be_bytes());
+    p.extend(0x5EED_u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The PBX's side of a call to a browser that echoes what it hears: `n`
+/// stamped frames sent from `pbx_rtp` to siphon's `gw_media`, 20 ms apart;
+/// how many distinct ones came back.
+pub async fn pbx_round_trip(
+    browser: std::sync::Arc<Browser>,
+    pbx_rtp: std::net::UdpSocket,
+    gw_media: std::net::SocketAddr,
+    n: u16,
+) -> usize {
+    let echo = tokio::spawn(async move {
+        while let Ok(p) = browser.recv_payload(Duration::from_secs(2)).await {
+            let _ = browser.send_rtp(&p).await;
+        }
+    });
+    pbx_rtp
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let back = tokio::task::spawn_blocking(move || {
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = [0u8; 2048];
+        for i in 0..n {
+            pbx_rtp
+                .send_to(&pcmu_rtp(i, &stamped_frame(i)), gw_media)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            while let Ok((len, _)) = pbx_rtp.recv_from(&mut buf) {
+                if len > 12 && buf[1] & 0x7f == 0 {
+                    seen.extend(frame_index(&buf[12..len]));
+                }
+            }
+        }
+        seen.len()
+    })
+    .await
+    .unwrap();
+    echo.abort();
+    back
+}
+
 /// An anonymous WebSocket to `gateway`.
 pub async fn connect(gateway: &siphon::gateway::Gateway) -> Signaling {
     let url = format!("ws://{}/ws", gateway.http_addr());
@@ -191,6 +240,48 @@ pub async fn answered_call_to(sig: &mut Signaling, call_id: &str, to: &str) -> B
         .unwrap();
     browser.wait_connected(timeout).await.unwrap();
     browser
+}
+
+/// The final event of a PBX's INVITE, past 100, 180 and 183.
+pub async fn uac_final(
+    events: &mut tokio::sync::mpsc::Receiver<siphon::sip::UacEvent>,
+) -> siphon::sip::UacEvent {
+    use siphon::sip::UacEvent;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if !matches!(
+            ev,
+            UacEvent::Trying | UacEvent::Ringing | UacEvent::Progress { .. }
+        ) {
+            return ev;
+        }
+    }
+}
+
+/// A PBX's INVITE to `user` at siphon's SIP address `gw` from 1000, with
+/// a PCMU offer on RTP port `port` and `headers` (e.g. a Replaces).
+pub fn pbx_invite(
+    gw: std::net::SocketAddr,
+    user: &str,
+    port: u16,
+    headers: Vec<(String, String)>,
+) -> siphon::sip::OutboundInvite {
+    siphon::sip::OutboundInvite {
+        target: format!("sip:{user}@{gw}"),
+        from_user: "1000".into(),
+        from_display: None,
+        sdp: format!(
+            "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        ),
+        credentials: None,
+        log_id: "pbx".into(),
+        failover: Vec::new(),
+        headers,
+    }
 }
 
 /// `c=` address and `m=audio` port of a plain SIP SDP.
