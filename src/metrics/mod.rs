@@ -37,6 +37,8 @@ pub struct Metrics {
     process: Registry,
     /// Calls in progress, by direction.
     pub calls_active: IntGaugeVec,
+    /// `limits.max_calls`: the most calls in progress at once.
+    pub calls_max: IntGauge,
     /// Calls ended, by direction and outcome (answered, `failed_<code>`, cancelled, ...).
     pub calls_total: IntCounterVec,
     /// Seconds from the first request to the answer, by direction.
@@ -144,6 +146,8 @@ impl Metrics {
             .expect("static registry prefix is valid");
         let m = Metrics {
             calls_active: gauge_vec("calls_active", "Calls in progress", &["direction"]),
+            calls_max: IntGauge::new("calls_max", "limits.max_calls: most calls in progress")
+                .expect("valid gauge"),
             calls_total: counter_vec(
                 "calls_total",
                 "Calls ended by direction and outcome",
@@ -384,6 +388,7 @@ impl Metrics {
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
             Box::new(self.calls_active.clone()),
+            Box::new(self.calls_max.clone()),
             Box::new(self.calls_total.clone()),
             Box::new(self.call_setup_seconds.clone()),
             Box::new(self.media_packets_total.clone()),
