@@ -2,7 +2,8 @@
 //! alert rules (deploy/prometheus/) name only families that a running
 //! siphon serves at `/metrics`, with label names those families have: a
 //! family renamed or removed fails here, not as an empty panel or an alert
-//! that can never fire.
+//! that can never fire. (`promtool` checks the rules' PromQL and runs their
+//! unit tests in scripts/e2e.d/15-alert-rules.)
 
 mod monitoring;
 
