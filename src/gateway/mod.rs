@@ -139,6 +139,7 @@ impl Gateway {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), &instance])
             .set(1);
         metrics.cluster_registrar_up.set(1);
+        metrics.calls_max.set(i64::from(config.limits.max_calls));
         let echo = start_echo(&config, &metrics, &shutdown).await?;
         let connections = Connections::for_process(&config.limits.connections, metrics.clone());
         connections.watch_ebbs(shutdown.clone());

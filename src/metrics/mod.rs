@@ -3,7 +3,11 @@
 //! The media hot path never touches these directly: relay loops keep plain
 //! local counters and flush them here periodically (see `media`), so a packet
 //! costs no atomic and no label lookup.
+//!
+//! The process's own CPU, memory, fds and threads are served beside them
+//! under the names every Prometheus client uses (`process_…`, unprefixed).
 
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -29,8 +33,12 @@ pub mod flow {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `process_…`: outside `registry`, whose prefix would rename them.
+    process: Registry,
     /// Calls in progress, by direction.
     pub calls_active: IntGaugeVec,
+    /// `limits.max_calls`: the most calls in progress at once.
+    pub calls_max: IntGauge,
     /// Calls ended, by direction and outcome (answered, `failed_<code>`, cancelled, ...).
     pub calls_total: IntCounterVec,
     /// Seconds from the first request to the answer, by direction.
@@ -138,6 +146,8 @@ impl Metrics {
             .expect("static registry prefix is valid");
         let m = Metrics {
             calls_active: gauge_vec("calls_active", "Calls in progress", &["direction"]),
+            calls_max: IntGauge::new("calls_max", "limits.max_calls: most calls in progress")
+                .expect("valid gauge"),
             calls_total: counter_vec(
                 "calls_total",
                 "Calls ended by direction and outcome",
@@ -348,6 +358,7 @@ impl Metrics {
                 &["outcome"],
             ),
             registry,
+            process: Registry::new(),
         };
         m.register_all();
         m
@@ -359,20 +370,25 @@ impl Metrics {
                 .register(c)
                 .expect("each family is registered once");
         }
+        self.process
+            .register(Box::new(ProcessCollector::for_self()))
+            .expect("the process families are registered once");
     }
 
-    /// Every family's full name (`siphon_…`), for documentation checks.
+    /// Every family's full name (`siphon_…`, then `process_…`), for
+    /// documentation checks.
     pub fn family_names(&self) -> Vec<String> {
-        self.collectors()
-            .iter()
-            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
-            .map(|name| format!("siphon_{name}"))
-            .collect()
+        let collectors = self.collectors();
+        let own = collectors.iter().flat_map(|c| c.desc());
+        let own = own.map(|d| format!("siphon_{}", d.fq_name));
+        let process = self.process.gather().into_iter();
+        own.chain(process.map(|f| f.name().to_owned())).collect()
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
             Box::new(self.calls_active.clone()),
+            Box::new(self.calls_max.clone()),
             Box::new(self.calls_total.clone()),
             Box::new(self.call_setup_seconds.clone()),
             Box::new(self.media_packets_total.clone()),
@@ -426,7 +442,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        if encoder.encode(&families, &mut buf).is_err() {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
@@ -485,6 +503,18 @@ mod tests {
             text.contains("siphon_calls_total{direction=\"webrtc_to_sip\",outcome=\"answered\"} 1")
         );
         assert!(text.contains("siphon_sip_errors_total{reason=\"truncated\"} 1"));
+    }
+
+    #[test]
+    fn serves_the_process_families_unprefixed() {
+        let m = Metrics::new();
+        let text = m.render();
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes"] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} in {text}");
+        }
+        assert!(!text.contains("siphon_process_"), "{text}");
+        let names = m.family_names();
+        assert!(names.contains(&"process_open_fds".to_owned()), "{names:?}");
     }
 
     #[test]
