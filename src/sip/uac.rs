@@ -131,6 +131,8 @@ impl UacHandle {
     /// The answered dialog as a transfer names it.
     pub fn dialog_ref(&self) -> Option<DialogRef> {
         let slot = self.slot.lock().ok()?;
+        // The session timers are set at the answer: before it there is no
+        // dialog to name (an early one may still fork or fail).
         slot.timers.as_ref()?;
         Some(DialogRef::of(&slot.dialog.as_ref()?.snapshot()))
     }
