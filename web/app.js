@@ -230,6 +230,10 @@ function bind(c) {
   c.addEventListener("dtmf", (e) => message(`key ${e.detail.digit} from the far end`));
   c.addEventListener("transfer_progress", (e) => message(`transfer: the target says ${e.detail.code}`));
   c.addEventListener("transfer_failed", (e) => message(`transfer failed: ${e.detail.code} ${e.detail.reason}`));
+  c.addEventListener("transferred", (e) => {
+    show(label(c), e.detail.to);
+    message(`the far end transferred the call to ${e.detail.to}`);
+  });
   c.addEventListener("forwarded", (e) => message(`call forwarded${e.detail.to ? ` to ${e.detail.to}` : ""}`));
   c.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));
   controls();

@@ -201,7 +201,8 @@ export class SiphonError extends Error {
  * One call. `state` goes: outbound calling -> trying -> ringing -> (early) -> answered
  * -> ended; inbound incoming -> accepting -> answered -> ended. Events: `state`,
  * `trying`, `ringing`, `forwarded` {from, to}, `progress`, `answered`, `hangup` {code, reason},
- * `transfer_progress` {code}, `transfer_failed` {code, reason},
+ * `transfer_progress` {code}, `transfer_failed` {code, reason}, `transferred` {to} (the far
+ * end transferred the call: it goes on with `to`),
  * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held, by}
  * (by "local": hold() or resume() was answered; "remote": the far end's), `error`.
  */
@@ -492,6 +493,9 @@ export class Call extends Emitter {
         break;
       case "transfer_failed":
         this.dispatchEvent(event("transfer_failed", { code: msg.code, reason: msg.reason }));
+        break;
+      case "transferred":
+        this.dispatchEvent(event("transferred", { to: msg.to }));
         break;
       case "hangup":
         if (this._pending) this._fail(new SiphonError("hangup", `${msg.code} ${msg.reason}`, msg.code), msg.reason);

@@ -140,6 +140,41 @@ pub fn reinvite_answered(
     })
 }
 
+/// Send the SIP side's media to `rtp` (RTCP beside it, or on it with
+/// rtcp-mux); c=0.0.0.0 (RFC 2543 hold) keeps the address media last
+/// came from.
+fn move_to(media: &mut SipMedia, rtp: std::net::SocketAddr) {
+    if rtp.ip().is_unspecified() {
+        return;
+    }
+    media.remote_rtp = rtp;
+    let rtcp_port = match media.rtcp_mux {
+        true => rtp.port(),
+        false => rtp.port().wrapping_add(1),
+    };
+    media.remote_rtcp = std::net::SocketAddr::new(rtp.ip(), rtcp_port);
+}
+
+/// A new party's answer may number telephone-event as siphon's offer did,
+/// not as the party before it: key presses go by its number from now on.
+fn repoint_events(media: &mut SipMedia, answer: &sdp::SipOffer) {
+    let Some((old, clock)) = media.sip_dtmf else {
+        return;
+    };
+    let Some(new) = answer.event_at(clock).map(|e| e.pt).filter(|pt| *pt != old) else {
+        return;
+    };
+    for browser in 0..128 {
+        if media.to_sip.get(browser) == Some(old) {
+            media.to_sip.insert(browser, new);
+        }
+    }
+    if let Some(browser) = media.to_webrtc.get(old) {
+        media.to_webrtc.insert(new, browser);
+    }
+    media.sip_dtmf = Some((new, clock));
+}
+
 /// The telephone-event payload type at `clock` in an SDP of siphon's.
 fn local_event_pt(sdp: &str, clock: u32) -> Option<u8> {
     let wanted = format!("telephone-event/{clock}");
@@ -230,16 +265,7 @@ impl SipSide {
         let d = offer.direction;
         let mut media = self.media.clone();
         media.srtp = srtp.as_ref().map(SdesSession::media);
-        // c=0.0.0.0 (RFC 2543 hold) keeps the address media last came from.
-        if !offer.rtp_addr.ip().is_unspecified() {
-            media.remote_rtp = offer.rtp_addr;
-            let rtcp_port = if media.rtcp_mux {
-                offer.rtp_addr.port()
-            } else {
-                offer.rtp_addr.port().wrapping_add(1)
-            };
-            media.remote_rtcp = std::net::SocketAddr::new(offer.rtp_addr.ip(), rtcp_port);
-        }
+        move_to(&mut media, offer.rtp_addr);
         media.send_to_sip = d.has_recv();
         media.held = d != Direction::SendRecv;
         let changed = (d != self.direction).then_some(d);
@@ -274,6 +300,28 @@ impl SipSide {
         Ok(offer)
     }
 
+    /// siphon's offer to the party a transfer by the far end calls: the
+    /// session as it is, both ways (that party holds nothing yet).
+    pub fn transfer_offer(&mut self) -> Result<String, SdpError> {
+        self.offer(Direction::SendRecv)
+    }
+
+    /// That party's answer: the relay's media, and the SIP side's new
+    /// direction when it changed (the browser is re-offered it: a call the
+    /// PBX held before its REFER is resumed).
+    pub fn on_transfer_answer(
+        &mut self,
+        sdp: &str,
+    ) -> Result<(SipMedia, Option<Direction>), SessionError> {
+        let before = self.direction;
+        let mut media = self.on_answer(sdp)?;
+        if let Ok(answer) = sdp::parse_sip_offer(sdp) {
+            repoint_events(&mut media, &answer);
+            self.media = media.clone();
+        }
+        Ok((media, (self.direction != before).then_some(self.direction)))
+    }
+
     /// The SIP side's 200 to that re-INVITE: the relay's new media.
     pub fn on_answer(&mut self, sdp: &str) -> Result<SipMedia, SessionError> {
         let answer = sdp::parse_sip_offer(sdp).map_err(SessionError::UnusableAnswer)?;
@@ -282,9 +330,7 @@ impl SipSide {
         let mut media = self.media.clone();
         media.srtp = srtp.as_ref().map(SdesSession::media);
         self.srtp = srtp;
-        if !answer.rtp_addr.ip().is_unspecified() {
-            media.remote_rtp = answer.rtp_addr;
-        }
+        move_to(&mut media, answer.rtp_addr);
         media.send_to_sip = d.has_recv();
         media.held = d != Direction::SendRecv;
         // A browser that holds (sendonly, inactive) is sent no RTP.

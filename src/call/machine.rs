@@ -102,6 +102,11 @@ pub enum SipInput {
     /// A NOTIFY on siphon's REFER: the transfer target's status, and
     /// whether it was the last.
     TransferProgress(u16, bool),
+    /// The far end's REFER: transfer the call to this URI.
+    Referred(String),
+    /// The final status and body of siphon's INVITE to the far end's
+    /// transfer target (`None`: no answer).
+    ReferralAnswered(Option<(u16, String)>),
 }
 
 /// What the driver must do, in order.
@@ -143,6 +148,15 @@ pub enum Command {
     },
     /// Refuse the pending SIP re-offer with 491: siphon's own is under way.
     GlareReoffer,
+    /// Take the far end's REFER (202) and INVITE its target with this
+    /// offer; the final answer comes back as [`SipInput::ReferralAnswered`].
+    FollowReferral(String),
+    /// Refuse the far end's REFER with this status and reason.
+    RefuseReferral(u16, String),
+    /// The far end's transfer is over: `Ok`, the target's dialog is the
+    /// call's now (NOTIFY 200 and BYE on the old one); `Err`, NOTIFY this
+    /// failure and drop the target's dialog.
+    EndReferral(Result<(), u16>),
     /// Release everything; the call is over.
     Finish(Outcome),
 }

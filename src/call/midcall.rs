@@ -7,6 +7,8 @@
 //! [`unanswered`] is the other half written once: what either machine
 //! answers to mid-call requests that come before the answer.
 
+mod referral;
+
 use std::time::Duration;
 
 use super::hold::{browser_offer, reinvite_answered, renegotiate};
@@ -18,6 +20,7 @@ use super::signals::SessionFacts;
 use super::transfer::{Transfer, TransferStep};
 use super::{SessionError, SESSION_EXPIRED, SHUTTING_DOWN};
 use crate::signaling::{ErrorCode, ServerMessage, SessionId};
+use referral::Referred;
 
 /// What an event came to.
 #[derive(Debug)]
@@ -51,6 +54,8 @@ pub(super) struct MidCall {
     setup: Duration,
     /// The browser's transfer, if one is under way.
     transfer: Transfer,
+    /// The far end's transfer, if one is under way.
+    referred: Referred,
 }
 
 impl MidCall {
@@ -73,6 +78,7 @@ impl MidCall {
             pending_sip: None,
             setup,
             transfer: Transfer::default(),
+            referred: Referred::default(),
         }
     }
 
@@ -91,6 +97,15 @@ impl MidCall {
         let owner = self.owner;
         match event {
             Event::Shutdown => Step::End(Ending::new(503, SHUTTING_DOWN, "answered", true)),
+            Event::Sip(SipInput::Referred(to)) => Step::Commands(self.referred(to)),
+            Event::Sip(SipInput::ReferralAnswered(result)) => self.referral_answered(result),
+            // The transferor hung up: the call waits for the transfer target.
+            Event::Sip(
+                SipInput::Ended { .. } | SipInput::SessionExpired | SipInput::Failed(..),
+            ) if self.referred.calling() => {
+                self.referred.old_gone();
+                Step::Commands(Vec::new())
+            }
             Event::Sip(SipInput::Ended { by_remote }) => {
                 let reason = if by_remote { "Remote hangup" } else { "Hangup" };
                 Step::End(Ending::new(200, reason, "answered", false))
@@ -166,6 +181,14 @@ impl MidCall {
             }
             ClientInput::Offer(sdp, fresh) => Step::Commands(self.client_offer(&sdp, fresh)),
             ClientInput::Answer(sdp) => Step::Commands(self.client_answer(&sdp)),
+            ClientInput::Transfer(_) if self.referred.calling() => {
+                let why = "the far end is transferring the call";
+                Step::Commands(vec![super::transfer::failed(
+                    (&self.call_id, self.owner),
+                    491,
+                    why,
+                )])
+            }
             ClientInput::Transfer(target) => {
                 Step::Commands(self.transfer.start((&self.call_id, self.owner), target))
             }
@@ -189,7 +212,7 @@ impl MidCall {
     /// The browser re-offered: answer it now, or re-INVITE the SIP side
     /// first when it holds or resumes.
     fn client_offer(&mut self, sdp: &str, fresh: (String, String)) -> Vec<Command> {
-        if self.pending_offer.is_some() {
+        if self.pending_offer.is_some() || self.referred.calling() {
             let msg = "offer: a renegotiation is under way; offer again once it is answered";
             return self.error(ErrorCode::BadMessage, msg);
         }
@@ -323,8 +346,13 @@ pub(super) fn unanswered(call_id: &str, event: Event) -> Step {
         Event::Sip(SipInput::Reoffer(_)) => {
             Step::Commands(vec![Command::AnswerReoffer(Err(SessionError::NoSession))])
         }
+        Event::Sip(SipInput::Referred(_)) => {
+            let why = "the call is not answered".into();
+            Step::Commands(vec![Command::RefuseReferral(403, why)])
+        }
         Event::Sip(
             SipInput::Dtmf(..)
+            | SipInput::ReferralAnswered(_)
             | SipInput::ReinviteAnswered(_)
             | SipInput::ReferAnswered(_)
             | SipInput::TransferProgress(..),

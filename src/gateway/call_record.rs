@@ -98,7 +98,7 @@ impl Facts {
             Command::RelayDtmf(presses) => record.dtmf += presses.len() as u32,
             Command::SipInfo(digits) => record.dtmf += digits.len() as u32,
             Command::RestartIce(_) => record.ice_restarts += 1,
-            Command::SipRefer(_) => record.transfers += 1,
+            Command::SipRefer(_) | Command::FollowReferral(_) => record.transfers += 1,
             Command::ConfigureMedia(media) => {
                 record.legs.sip.peer = Some(media.remote_rtp.to_string());
             }

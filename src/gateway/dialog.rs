@@ -41,6 +41,14 @@ impl Dialog {
         }
     }
 
+    /// NOTIFY the peer whose REFER siphon took of the new call's status.
+    pub(super) async fn notify_referrer(self, code: u16) {
+        match self {
+            Dialog::Uas(h) => h.notify_referrer(code).await,
+            Dialog::Uac(h) => h.notify_referrer(code).await,
+        }
+    }
+
     /// The answered dialog as a transfer names it.
     pub(super) fn dialog_ref(&self) -> Option<sip::DialogRef> {
         match self {
@@ -72,6 +80,8 @@ pub(super) enum FromSip {
     Input(SipInput),
     /// A re-offer: the driver keeps it to answer, the machine decides.
     Reoffer(Box<sip::Reoffer>),
+    /// A REFER: the driver keeps it to answer, the machine decides.
+    Referred(Box<sip::Referral>),
     /// Nothing for the machine (100 Trying, ACK).
     Nothing,
 }
@@ -92,6 +102,7 @@ impl SipEvents {
                 UasEvent::TransferProgress(p) => {
                     FromSip::Input(SipInput::TransferProgress(p.code, p.last))
                 }
+                UasEvent::Referred(r) => FromSip::Referred(r),
             },
             SipEvents::Uac(rx) => match rx.recv().await? {
                 UacEvent::Trying => FromSip::Nothing,
@@ -111,6 +122,7 @@ impl SipEvents {
                 UacEvent::TransferProgress(p) => {
                     FromSip::Input(SipInput::TransferProgress(p.code, p.last))
                 }
+                UacEvent::Referred(r) => FromSip::Referred(r),
             },
         })
     }

@@ -16,6 +16,7 @@ use super::infos::InfoQueue;
 use super::leg::{self, AnswerError, BrowserSide, PendingLeg};
 use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
 use super::midcall::{spawn_reinvite, Admission, Resources};
+use super::referrals::Referrals;
 use super::reinvites::ReinviteAnswers;
 use super::replaces::{self, DialogEntry};
 use super::transfers::{refer_to, Refers};
@@ -64,6 +65,10 @@ pub(super) struct Driver<'a> {
     infos: InfoQueue,
     /// siphon's REFERs (the browser's transfers).
     refers: Refers,
+    /// The far end's REFERs (transfers of the call by the PBX).
+    referrals: Referrals,
+    /// The browser user, the caller of siphon's INVITEs for this call.
+    user: String,
     /// An INVITE with Replaces whose offer the machine is answering.
     replacing: Option<Box<sip::IncomingCall>>,
     /// The replacing dialog's events, for the loop to listen to next.
@@ -202,6 +207,7 @@ impl<'a> Driver<'a> {
     pub(super) fn new(s: Setup<'a>) -> Driver<'a> {
         Driver {
             gw: s.gw,
+            user: (s.user.clone()).unwrap_or_else(|| s.gw.config.sip.trunk.from_user.clone()),
             grace: Grace::new(s.user, &s.call_id),
             call_id: s.call_id,
             dialog: s.dialog,
@@ -213,6 +219,7 @@ impl<'a> Driver<'a> {
             reinvites: ReinviteAnswers::default(),
             infos: InfoQueue::default(),
             refers: Refers::default(),
+            referrals: Referrals::default(),
             replacing: None,
             new_sip: None,
             entry: None,
@@ -257,6 +264,7 @@ impl<'a> Driver<'a> {
                         self.reoffer = Some(reoffer);
                         Event::Sip(SipInput::Reoffer(sdp))
                     }
+                    Some(FromSip::Referred(referral)) => self.referrals.received(referral),
                     Some(FromSip::Nothing) => continue,
                     None => {
                         sip_open = false;
@@ -277,6 +285,7 @@ impl<'a> Driver<'a> {
                 () = &mut ring_timeout, if !machine.is_answered() => Event::RingTimeout,
                 Some(result) = self.reinvites.recv() => Event::Sip(SipInput::ReinviteAnswered(result)),
                 event = self.refers.next() => event,
+                event = self.referrals.next() => event,
                 () = self.grace.expired(), if self.grace.waiting() => {
                     match (self.grace.give_up(self.gw), self.lost) {
                         (true, Some(lost)) => Event::Client(lost, ClientInput::Gone),
@@ -473,6 +482,17 @@ impl<'a> Driver<'a> {
                     }
                 }
                 Command::SipRefer(refer_to) => self.refers.send(self.dialog.clone(), refer_to),
+                Command::FollowReferral(sdp) => {
+                    let (gw, dialog, user) = (self.gw, &self.dialog, &self.user);
+                    self.referrals.follow(gw, dialog, sdp, user).await;
+                }
+                Command::RefuseReferral(code, why) => self.referrals.refuse(code, &why).await,
+                Command::EndReferral(result) => {
+                    let dialog = &mut self.dialog;
+                    if let Some(sip) = self.referrals.end(self.gw, dialog, result) {
+                        self.new_sip = Some(sip);
+                    }
+                }
                 Command::SipInfo(digits) => {
                     let dialog = self.dialog.clone();
                     let info = move |digit: char, ms: u32| dialog.clone().info(digit, ms);

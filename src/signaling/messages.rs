@@ -333,6 +333,14 @@ pub enum ServerMessage {
         /// The transfer target's SIP status.
         code: u16,
     },
+    /// The far end transferred the call (its REFER): the call goes on with
+    /// the party siphon called for it.
+    Transferred {
+        /// The call.
+        call_id: String,
+        /// Who the call is with now (the Refer-To URI).
+        to: String,
+    },
     /// The transfer did not happen; the call goes on.
     TransferFailed {
         /// The call.

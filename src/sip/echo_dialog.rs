@@ -112,19 +112,7 @@ async fn referred(
     let dialog = dialog.clone();
     tokio::spawn(async move {
         for (i, code) in codes.iter().enumerate() {
-            let state = match i + 1 == codes.len() {
-                true => "terminated;reason=noresource",
-                false => "active;expires=60",
-            };
-            let headers = vec![
-                Header::Event("refer".into()),
-                Header::SubscriptionState(state.into()),
-                Header::ContentType("message/sipfrag;version=2.0".into()),
-            ];
-            let body = format!("SIP/2.0 {code} {}\r\n", StatusCode::from(*code).text());
-            if let Err(e) = dialog.notify(Some(headers), Some(body.into_bytes())).await {
-                debug!(error = %e, "echo: NOTIFY failed");
-            }
+            super::referral::notify(&dialog, *code, i + 1 == codes.len()).await;
         }
     });
 }

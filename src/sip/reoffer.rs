@@ -110,9 +110,11 @@ pub(super) enum InDialog {
     Dtmf(char, u32),
     /// A NOTIFY on siphon's REFER (already answered 200).
     Transfer(super::Progress),
+    /// The peer's REFER with a usable Refer-To, for the call to take or refuse.
+    Referred(Box<super::Referral>),
 }
 
-/// Answer a re-offer, INFO or NOTIFY in either kind of dialog (`None`: nothing
+/// Answer a re-offer, INFO, NOTIFY or REFER in either kind of dialog (`None`: nothing
 /// for the consumer, or another request).
 pub(super) async fn in_dialog(
     state: rsipstack::dialog::dialog::DialogState,
@@ -131,6 +133,10 @@ pub(super) async fn in_dialog(
         DialogState::Notify(_, req, handle) => {
             let progress = super::transfer::notified(&req, handle).await?;
             Some(InDialog::Transfer(progress))
+        }
+        DialogState::Refer(_, req, handle) => {
+            let referral = super::referral::received(&req, handle).await?;
+            Some(InDialog::Referred(Box::new(referral)))
         }
         _ => None,
     }

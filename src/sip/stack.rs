@@ -31,7 +31,8 @@ use crate::metrics::Metrics;
 
 /// Methods siphon's UAs accept, for `Allow`: UPDATE and INFO inside calls
 /// (hold, session refreshes, key presses), PRACK for reliable 18x.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, NOTIFY";
+pub(crate) const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, REFER";
 
 /// Extensions siphon's UAs support, for `Supported` (100rel is added by
 /// rsipstack on INVITEs).

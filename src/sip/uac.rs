@@ -64,6 +64,8 @@ pub enum UacEvent {
     Reoffer(Box<super::Reoffer>),
     /// A NOTIFY reported on siphon's REFER (answered 200).
     TransferProgress(super::Progress),
+    /// The far end's REFER: take it (202) or refuse it.
+    Referred(Box<super::Referral>),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.
@@ -126,6 +128,14 @@ impl UacHandle {
     pub async fn refer(&self, target: &str) -> Option<u16> {
         let dialog = self.slot.lock().ok()?.dialog.clone()?;
         transfer::refer_status(dialog.refer(transfer::refer_to(target), None, None).await)
+    }
+
+    /// NOTIFY the peer whose REFER siphon took of the new call's status.
+    pub async fn notify_referrer(&self, code: u16) {
+        let dialog = self.slot.lock().ok().and_then(|s| s.dialog.clone());
+        if let Some(dialog) = dialog {
+            super::referral::notify(&dialog, code, code >= 200).await;
+        }
     }
 
     /// The answered dialog as a transfer names it.

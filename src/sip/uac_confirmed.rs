@@ -72,7 +72,10 @@ impl Answered {
                         TerminatedReason::UacBye | TerminatedReason::UacCancel
                     )
                 }
-                DialogState::Updated(..) | DialogState::Info(..) | DialogState::Notify(..) => {
+                DialogState::Updated(..)
+                | DialogState::Info(..)
+                | DialogState::Notify(..)
+                | DialogState::Refer(..) => {
                     Box::pin(self.answer_request(*st)).await;
                 }
                 _ => continue,
@@ -87,12 +90,14 @@ impl Answered {
         emit(&self.events, last).await;
     }
 
-    /// A re-offer, an INFO or a NOTIFY from the peer: answered, then reported.
+    /// A re-offer, an INFO, a NOTIFY or a REFER from the peer: answered (or
+    /// handed on to answer), then reported.
     async fn answer_request(&self, st: DialogState) {
         let ev = match reoffer::in_dialog(st, &self.timers).await {
             Some(InDialog::Reoffer(r)) => UacEvent::Reoffer(r),
             Some(InDialog::Dtmf(digit, duration_ms)) => UacEvent::Dtmf { digit, duration_ms },
             Some(InDialog::Transfer(p)) => UacEvent::TransferProgress(p),
+            Some(InDialog::Referred(r)) => UacEvent::Referred(r),
             None => return,
         };
         emit(&self.events, ev).await;

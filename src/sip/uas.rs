@@ -83,9 +83,10 @@ pub enum UasEvent {
     /// A re-INVITE or UPDATE: answer it (hold, resume, a new address).
     /// Boxed: the largest variant sizes every slot of the event channel.
     Reoffer(Box<super::Reoffer>),
-    /// A key press arrived as SIP INFO (answered 200).
     /// A NOTIFY reported on siphon's REFER (answered 200).
     TransferProgress(super::Progress),
+    /// The caller's REFER: take it (202) or refuse it.
+    Referred(Box<super::Referral>),
     /// A key press arrived as SIP INFO (answered 200).
     Dtmf {
         /// 0-9 * # A-D.

@@ -21,6 +21,7 @@ use tracing::debug;
 
 use super::dtmf_info;
 use super::endpoint::Shared;
+use super::referral;
 use super::reoffer::{self, InDialog};
 use super::session_refresh::{SessionTimers, Watch};
 use super::session_timer::{self, Timer};
@@ -128,6 +129,11 @@ impl UasHandle {
     pub async fn refer(&self, target: &str) -> Option<u16> {
         let dialog = &self.call.dialog;
         transfer::refer_status(dialog.refer(transfer::refer_to(target), None, None).await)
+    }
+
+    /// NOTIFY the peer whose REFER siphon took of the new call's status.
+    pub async fn notify_referrer(&self, code: u16) {
+        referral::notify(&self.call.dialog, code, code >= 200).await;
     }
 
     /// The answered dialog as a transfer names it.
@@ -367,16 +373,18 @@ impl CallTask {
                 *acked = true;
                 self.emit(UasEvent::Acked).await;
             }
-            st @ (DialogState::Updated(..) | DialogState::Info(..) | DialogState::Notify(..)) => {
-                match reoffer::in_dialog(st, &self.call.timers).await {
-                    Some(InDialog::Reoffer(r)) => self.emit(UasEvent::Reoffer(r)).await,
-                    Some(InDialog::Dtmf(digit, duration_ms)) => {
-                        self.emit(UasEvent::Dtmf { digit, duration_ms }).await
-                    }
-                    Some(InDialog::Transfer(p)) => self.emit(UasEvent::TransferProgress(p)).await,
-                    None => {}
+            st @ (DialogState::Updated(..)
+            | DialogState::Info(..)
+            | DialogState::Notify(..)
+            | DialogState::Refer(..)) => match reoffer::in_dialog(st, &self.call.timers).await {
+                Some(InDialog::Reoffer(r)) => self.emit(UasEvent::Reoffer(r)).await,
+                Some(InDialog::Dtmf(digit, duration_ms)) => {
+                    self.emit(UasEvent::Dtmf { digit, duration_ms }).await
                 }
-            }
+                Some(InDialog::Transfer(p)) => self.emit(UasEvent::TransferProgress(p)).await,
+                Some(InDialog::Referred(r)) => self.emit(UasEvent::Referred(r)).await,
+                None => {}
+            },
             DialogState::Options(_, _, handle) => {
                 let allow = Header::Allow(ALLOW.into());
                 handle
@@ -397,7 +405,7 @@ impl CallTask {
                 }
                 return true;
             }
-            // REFER, MESSAGE: dropping the handle makes rsipstack answer 501.
+            // MESSAGE: dropping the handle makes rsipstack answer 501.
             _ => {}
         }
         false

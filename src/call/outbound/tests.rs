@@ -558,3 +558,5 @@ fn each_new_forwarding_is_told_once_and_none_after_the_answer() {
     let late = call.on_event(forwarded("sip:dave@pbx", "sip:erin@pbx"), t0);
     assert!(sent(&late).is_empty(), "nothing after the answer");
 }
+
+mod referral;
