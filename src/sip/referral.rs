@@ -4,11 +4,13 @@
 //! the new call's progress with NOTIFYs on the old dialog.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Request, StatusCode};
+use tokio::sync::Notify;
 use tracing::debug;
 
 use super::stack;
@@ -76,6 +78,8 @@ pub struct Referral {
     /// The referrer asked for no NOTIFYs (`Refer-Sub: false`, RFC 4488).
     pub quiet: bool,
     handle: Arc<Mutex<Option<TransactionHandle>>>,
+    /// Fired once rsipstack has sent the answer (see [`Answering`]).
+    sent: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Referral {
@@ -95,7 +99,9 @@ impl PartialEq for Referral {
 impl Eq for Referral {}
 
 impl Referral {
-    /// 202 Accepted: the new call is under way.
+    /// 202 Accepted: the new call is under way. Returns once the 202 is
+    /// out (or after a second), so that no NOTIFY overtakes it: RFC 3515
+    /// lets one, but strict referrers (SIPp's scenarios) take them in order.
     pub async fn accept(&self) {
         let Some(handle) = self.take() else { return };
         let mut headers = Vec::new();
@@ -105,7 +111,9 @@ impl Referral {
         let status = StatusCode::from(202);
         if let Err(e) = handle.respond(status, Some(headers), None).await {
             debug!(error = %e, "accepting the REFER failed");
+            return;
         }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.sent.notified()).await;
     }
 
     /// Refuse with `code`; the call goes on as it was.
@@ -156,7 +164,29 @@ pub(super) async fn received(req: &Request, handle: TransactionHandle) -> Option
         referred_by: values(&["referred-by", "b"]).into_iter().next(),
         quiet,
         handle: Arc::new(Mutex::new(Some(handle))),
+        sent: Arc::default(),
     })
+}
+
+/// The REFER a dialog's task saw last, until rsipstack has answered it.
+/// rsipstack takes the answer from another task, sends it, and then puts
+/// the dialog back to Confirmed: that state, heard by the dialog's task,
+/// is the one sign that the answer is out.
+#[derive(Default)]
+pub(super) struct Answering(Option<Arc<Notify>>);
+
+impl Answering {
+    /// `referral` waits for its answer to go out.
+    pub(super) fn watch(&mut self, referral: &Referral) {
+        self.0 = Some(referral.sent.clone());
+    }
+
+    /// The dialog is Confirmed again.
+    pub(super) fn confirmed(&mut self) {
+        if let Some(sent) = self.0.take() {
+            sent.notify_one();
+        }
+    }
 }
 
 /// NOTIFY the referrer of the new call's status `code` (a sipfrag,

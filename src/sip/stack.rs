@@ -337,8 +337,18 @@ pub(crate) async fn answer_other(mut tx: Transaction) {
         Method::Options => tx.reply_with(StatusCode::OK, vec![allow], None).await,
         Method::Ack => Ok(()),
         // In-dialog methods outside any dialog siphon knows.
-        Method::Bye | Method::Update | Method::Info | Method::PRack => {
+        Method::Bye | Method::Update | Method::Info | Method::PRack | Method::Notify => {
             tx.reply(StatusCode::CallTransactionDoesNotExist).await
+        }
+        // A REFER names a dialog by its To tag; siphon takes none outside
+        // a call (RFC 3515 lets a UA refuse them).
+        Method::Refer if has_to_tag(&tx.original) => {
+            tx.reply(StatusCode::CallTransactionDoesNotExist).await
+        }
+        Method::Refer => {
+            let warning = Header::Warning("399 siphon \"REFER only within a call\"".into());
+            tx.reply_with(StatusCode::Forbidden, vec![warning], None)
+                .await
         }
         _ => {
             tx.reply_with(StatusCode::MethodNotAllowed, vec![allow], None)
@@ -348,6 +358,12 @@ pub(crate) async fn answer_other(mut tx: Transaction) {
     if let Err(e) = result {
         debug!(error = %e, "reply failed");
     }
+}
+
+fn has_to_tag(req: &rsipstack::sip::Request) -> bool {
+    use rsipstack::sip::prelude::HeadersExt;
+    let tag = req.to_header().ok().and_then(|t| t.tag().ok().flatten());
+    tag.is_some()
 }
 
 /// The value of header `h` if its name is `name` (case-insensitive).

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::dialog_states::CallStates;
 use super::endpoint::Shared;
+use super::referral::Answering;
 use super::reoffer::{self, InDialog};
 use super::session_refresh::{SessionTimers, Watch};
 use super::uac::{ended, UacEvent, UacHandle};
@@ -41,6 +42,7 @@ impl Answered {
     pub(super) async fn confirmed(mut self) {
         let mut watch = Watch::new(self.timers.clone());
         let mut expired = false;
+        let mut answering = Answering::default();
         let by_remote = loop {
             let st = match self.later.pop_front() {
                 Some(st) => Some(st),
@@ -76,8 +78,9 @@ impl Answered {
                 | DialogState::Info(..)
                 | DialogState::Notify(..)
                 | DialogState::Refer(..) => {
-                    Box::pin(self.answer_request(*st)).await;
+                    Box::pin(self.answer_request(*st, &mut answering)).await;
                 }
+                DialogState::Confirmed(..) => answering.confirmed(),
                 _ => continue,
             }
         };
@@ -92,12 +95,15 @@ impl Answered {
 
     /// A re-offer, an INFO, a NOTIFY or a REFER from the peer: answered (or
     /// handed on to answer), then reported.
-    async fn answer_request(&self, st: DialogState) {
+    async fn answer_request(&self, st: DialogState, answering: &mut Answering) {
         let ev = match reoffer::in_dialog(st, &self.timers).await {
             Some(InDialog::Reoffer(r)) => UacEvent::Reoffer(r),
             Some(InDialog::Dtmf(digit, duration_ms)) => UacEvent::Dtmf { digit, duration_ms },
             Some(InDialog::Transfer(p)) => UacEvent::TransferProgress(p),
-            Some(InDialog::Referred(r)) => UacEvent::Referred(r),
+            Some(InDialog::Referred(r)) => {
+                answering.watch(&r);
+                UacEvent::Referred(r)
+            }
             None => return,
         };
         emit(&self.events, ev).await;

@@ -328,6 +328,7 @@ impl CallTask {
         let ring_limit = tokio::time::sleep(RING_LIMIT);
         tokio::pin!(ring_limit);
         let mut acked = false;
+        let mut answering = referral::Answering::default();
         let mut released = false;
         let mut expired = false;
         let mut watch = Watch::new(self.call.timers.clone());
@@ -336,7 +337,7 @@ impl CallTask {
             tokio::select! {
                 st = self.states.recv() => {
                     let Some(st) = st else { break };
-                    if self.on_state(st, &mut acked, expired).await {
+                    if self.on_state(st, (&mut acked, &mut answering), expired).await {
                         break;
                     }
                 }
@@ -367,12 +368,18 @@ impl CallTask {
     }
 
     /// Handle one dialog state; `true` once the dialog is over.
-    async fn on_state(&self, st: DialogState, acked: &mut bool, expired: bool) -> bool {
+    async fn on_state(
+        &self,
+        st: DialogState,
+        (acked, answering): (&mut bool, &mut referral::Answering),
+        expired: bool,
+    ) -> bool {
         match st {
             DialogState::Confirmed(..) if !*acked => {
                 *acked = true;
                 self.emit(UasEvent::Acked).await;
             }
+            DialogState::Confirmed(..) => answering.confirmed(),
             st @ (DialogState::Updated(..)
             | DialogState::Info(..)
             | DialogState::Notify(..)
@@ -382,7 +389,10 @@ impl CallTask {
                     self.emit(UasEvent::Dtmf { digit, duration_ms }).await
                 }
                 Some(InDialog::Transfer(p)) => self.emit(UasEvent::TransferProgress(p)).await,
-                Some(InDialog::Referred(r)) => self.emit(UasEvent::Referred(r)).await,
+                Some(InDialog::Referred(r)) => {
+                    answering.watch(&r);
+                    self.emit(UasEvent::Referred(r)).await
+                }
                 None => {}
             },
             DialogState::Options(_, _, handle) => {
