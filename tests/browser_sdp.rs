@@ -179,6 +179,7 @@ async fn a_bad_answer_to_an_incoming_call_is_488_on_both_sides() {
             credentials: None,
             log_id: "pbx".into(),
             failover: Vec::new(),
+            response_wait: None,
             headers: Vec::new(),
         };
         // One call at a time for the user: the last one must be gone.

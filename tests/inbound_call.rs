@@ -85,6 +85,7 @@ impl Rig {
             credentials: None,
             log_id: "pbx".into(),
             failover: Vec::new(),
+            response_wait: None,
             headers: Vec::new(),
         };
         self.pbx.invite(invite).await.unwrap()

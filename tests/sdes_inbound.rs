@@ -44,6 +44,7 @@ async fn an_srtp_pbx_calls_the_browser_and_a_re_invite_rekeys() {
         credentials: None,
         log_id: "pbx".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers: Vec::new(),
     };
     let (uac, mut events) = rig.pbx.invite(invite).await.unwrap();
@@ -171,6 +172,7 @@ async fn unusable_srtp_offers_get_488() {
             credentials: None,
             log_id: "pbx".into(),
             failover: Vec::new(),
+            response_wait: None,
             headers: Vec::new(),
         };
         let (_uac, mut events) = rig.pbx.invite(invite).await.unwrap();

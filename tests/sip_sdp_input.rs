@@ -233,6 +233,7 @@ async fn reinvite_with_broken_sdp_mid_call_gets_488_and_the_call_goes_on() {
         credentials: None,
         log_id: "pbx".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers: Vec::new(),
     };
     let (uac, mut events) = pbx.invite(invite).await.unwrap();

@@ -361,6 +361,7 @@ async fn tls_phone_calls_browser_user_audio_both_ways() {
         credentials: None,
         log_id: "pbx".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers: Vec::new(),
     };
     let (uac, mut events) = pbx.invite(invite).await.unwrap();

@@ -161,6 +161,37 @@ async fn an_unreachable_trunk_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_trunk_that_never_answers_is_given_up_after_its_response_timeout() {
+    // Trunk 1 is a UDP socket that reads nothing: without the response
+    // timeout the call would wait for Timer B (32 s), past `T`.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let rig = Rig::start(vec![ScriptedEcho::default()], |c| {
+        c.sip.trunks.insert(
+            0,
+            TrunkConfig {
+                name: "silent".into(),
+                uri: Some(format!("sip:{addr}")),
+                ping_interval_secs: 0,
+                priority: 0,
+                response_timeout_secs: 1,
+                ..TrunkConfig::default()
+            },
+        );
+    })
+    .await;
+    let mut sig = rig.signaling().await;
+    call_with_audio(&mut sig, "c1").await;
+    assert_eq!(rig.invites(), [1]);
+    let mut buf = [0u8; 2048];
+    silent.set_nonblocking(true).unwrap();
+    let (n, _) = silent
+        .recv_from(&mut buf)
+        .expect("trunk 1 got the INVITE first");
+    assert!(buf[..n].starts_with(b"INVITE "));
+}
+
+#[tokio::test]
 async fn a_trunk_down_by_its_pings_is_passed_over_until_it_answers_again() {
     let primary = ScriptedEcho::default();
     primary.options.store(503, Ordering::Relaxed);

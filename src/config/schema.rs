@@ -105,6 +105,7 @@ impl Section for TrunkConfig {
         v.field("ping_interval_secs", &mut self.ping_interval_secs);
         v.field("down_after", &mut self.down_after);
         v.field("up_after", &mut self.up_after);
+        v.field("response_timeout_secs", &mut self.response_timeout_secs);
     }
 }
 

@@ -13,6 +13,9 @@ const MAX_PING_INTERVAL: u32 = 3600;
 /// Shortest OPTIONS interval accepted: a ping's transaction lasts up to 32 s
 /// over UDP, so a shorter one would only pile them up.
 const MIN_PING_INTERVAL: u32 = 5;
+/// The INVITE transaction's own timeout (Timer B, 64 T1), in seconds: the
+/// longest `response_timeout_secs`, and the one that adds no timer.
+const MAX_RESPONSE_TIMEOUT: u32 = 32;
 
 /// One trunk: `[sip.trunk]`, or one `[[sip.trunks]]` table.
 #[derive(Clone, PartialEq, Eq)]
@@ -40,6 +43,10 @@ pub struct TrunkConfig {
     pub down_after: u32,
     /// Answered pings in a row that mark a down trunk up again.
     pub up_after: u32,
+    /// Seconds an INVITE may go without any answer (100 Trying counts)
+    /// before the call moves to the next trunk; 32 = the transaction's
+    /// own timeout (Timer B).
+    pub response_timeout_secs: u32,
 }
 
 impl Default for TrunkConfig {
@@ -57,11 +64,19 @@ impl Default for TrunkConfig {
             ping_interval_secs: 30,
             down_after: 3,
             up_after: 2,
+            response_timeout_secs: 5,
         }
     }
 }
 
 impl TrunkConfig {
+    /// How long an INVITE to this trunk may go unanswered before failover;
+    /// `None` at the transaction's own timeout.
+    pub fn response_wait(&self) -> Option<std::time::Duration> {
+        let secs = self.response_timeout_secs;
+        (secs < MAX_RESPONSE_TIMEOUT).then(|| std::time::Duration::from_secs(secs.into()))
+    }
+
     /// `[sip.trunk]`: not pinged unless asked, as it has nothing to fail
     /// over to (and PBXs configured before pings existed see none).
     pub fn single() -> Self {
@@ -95,6 +110,7 @@ impl fmt::Debug for TrunkConfig {
             .field("ping_interval_secs", &self.ping_interval_secs)
             .field("down_after", &self.down_after)
             .field("up_after", &self.up_after)
+            .field("response_timeout_secs", &self.response_timeout_secs)
             .finish()
     }
 }
@@ -213,6 +229,11 @@ fn check_one(key: &str, trunk: &TrunkConfig, errors: &mut Vec<ConfigError>) {
         );
         report("ping_interval_secs", reason);
     }
+    let wait = trunk.response_timeout_secs;
+    if !(1..=MAX_RESPONSE_TIMEOUT).contains(&wait) {
+        let reason = format!("must be from 1 to {MAX_RESPONSE_TIMEOUT}, got {wait}");
+        report("response_timeout_secs", reason);
+    }
     for (field, value) in [
         ("down_after", trunk.down_after),
         ("up_after", trunk.up_after),
@@ -226,6 +247,7 @@ fn check_one(key: &str, trunk: &TrunkConfig, errors: &mut Vec<ConfigError>) {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     use super::*;
     use crate::config::ConfigErrors;
@@ -283,6 +305,13 @@ mod tests {
         assert_eq!(trunks[0].0, "trunk");
         assert_eq!(trunks[0].1.ping_interval_secs, 0);
         assert!(Config::default().trunks().is_empty());
+        // 5 s to answer at all; 32 adds no timer of siphon's.
+        assert_eq!(trunks[0].1.response_wait(), Some(Duration::from_secs(5)));
+        let slow = TrunkConfig {
+            response_timeout_secs: 32,
+            ..TrunkConfig::default()
+        };
+        assert_eq!(slow.response_wait(), None);
     }
 
     #[test]
@@ -300,6 +329,7 @@ mod tests {
             name = "a"
             uri = "sips:pbx2"
             srtp = "require"
+            response_timeout_secs = 33
             [[sip.trunks]]
             name = "no spaces"
         "#;
@@ -312,6 +342,7 @@ mod tests {
             "sip.trunks[0].down_after",
             "sip.trunks[1].name",
             "sip.trunks[1].srtp",
+            "sip.trunks[1].response_timeout_secs",
             "sip.trunks[2].uri",
             "sip.trunks[2].name",
         ] {

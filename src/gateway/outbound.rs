@@ -161,6 +161,7 @@ fn destinations(gw: &Inner, request: &CallRequest, target: Target) -> (sip::Hop,
             target: target.uri,
             from_user: from_user.to_owned(),
             credentials: None,
+            response_wait: None,
         };
         return (only, hops);
     }
@@ -213,6 +214,7 @@ async fn start(gw: &Arc<Inner>, request: CallRequest, target: Target) -> Result<
         credentials: first.credentials,
         log_id: request.call_id,
         failover: hops,
+        response_wait: first.response_wait,
         headers: Vec::new(),
     };
     match gw.sip.invite(invite).await {

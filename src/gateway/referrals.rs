@@ -224,6 +224,7 @@ fn invite(
         credentials,
         log_id: referrer.call_id.clone(),
         failover: Vec::new(),
+        response_wait: None,
         headers,
     }
 }

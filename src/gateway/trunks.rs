@@ -71,6 +71,7 @@ impl Trunks {
         let hop = |t: &Trunk| {
             let uri = t.config.uri.as_deref()?;
             Some(sip::Hop {
+                response_wait: t.config.response_wait(),
                 target: trunk_target(uri, user),
                 from_user: caller.map_or_else(|| t.config.from_user.clone(), str::to_owned),
                 credentials: (!t.config.username.is_empty()).then(|| sip::Credentials {

@@ -150,6 +150,10 @@ pub struct OutboundInvite {
     pub failover: Vec<Hop>,
     /// More headers (name, value), e.g. a Replaces.
     pub headers: Vec<(String, String)>,
+    /// How long `target` may take to answer at all (a 100 Trying counts)
+    /// before the call moves to the next hop; `None`: the transaction's
+    /// own timeout (Timer B, 32 s).
+    pub response_wait: Option<std::time::Duration>,
 }
 
 impl OutboundInvite {
@@ -159,6 +163,7 @@ impl OutboundInvite {
         let hop = self.failover.remove(0);
         self.from_user = hop.from_user;
         self.credentials = hop.credentials;
+        self.response_wait = hop.response_wait;
         std::mem::replace(&mut self.target, hop.target)
     }
 }
@@ -172,6 +177,8 @@ pub struct Hop {
     pub from_user: String,
     /// Credentials for one digest retry.
     pub credentials: Option<Credentials>,
+    /// How long it may take to answer at all before the next hop is tried.
+    pub response_wait: Option<std::time::Duration>,
 }
 
 /// How siphon's own BYE (or CANCEL, or 480 before an answer) ended.

@@ -384,6 +384,7 @@ impl Call {
                 .then(|| self.req.credentials.clone())
                 .flatten(),
             from_user: self.req.from_user.clone(),
+            response_wait: self.req.response_wait,
             target,
         });
         let mut hops: Vec<Hop> = hops.collect();
@@ -432,9 +433,28 @@ impl Call {
         &self,
         a: &mut Attempt,
     ) -> Result<InviteAsyncResult, tokio::task::JoinError> {
+        // A target that says nothing at all within its response wait is
+        // given up for the next hop, long before Timer B (Kamailio's
+        // fr_timer does the same for a dispatcher's destinations).
+        let wait = self
+            .req
+            .response_wait
+            .filter(|_| !self.req.failover.is_empty());
+        let silence = tokio::time::sleep(wait.unwrap_or_default());
+        tokio::pin!(silence);
+        let mut heard = wait.is_none();
         loop {
             tokio::select! {
-                Some(st) = a.states.recv() => self.provisional(*st).await,
+                Some(st) = a.states.recv() => {
+                    heard |= !matches!(*st, DialogState::Calling(_));
+                    self.provisional(*st).await;
+                }
+                () = &mut silence, if !heard => {
+                    info!(target = %self.req.target, "no answer to the INVITE in time");
+                    a.join.abort();
+                    self.shared.stack.dialogs.remove_dialog(&a.dialog.id());
+                    return Ok(Ok((a.dialog.id(), None)));
+                }
                 r = &mut a.join => {
                     // States queued before the final response still go out
                     // first; anything after it belongs to the next phase.

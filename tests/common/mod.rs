@@ -280,6 +280,7 @@ pub fn pbx_invite(
         credentials: None,
         log_id: "pbx".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers,
     }
 }

@@ -229,6 +229,7 @@ async fn unanswered_invite_times_out_with_408() {
         credentials: None,
         log_id: "timeout".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers: Vec::new(),
     };
     let (_handle, mut rx) = sip.invite(req).await.expect("invite");

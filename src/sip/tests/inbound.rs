@@ -70,6 +70,7 @@ fn call_bob(p: &Pair, transport: Transport) -> OutboundInvite {
         credentials: None,
         log_id: "inbound-test".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers: Vec::new(),
     }
 }

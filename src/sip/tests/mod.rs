@@ -131,6 +131,7 @@ fn invite(p: &Peers, transport: Transport) -> OutboundInvite {
         credentials: None,
         log_id: "test-call".into(),
         failover: Vec::new(),
+        response_wait: None,
         headers: Vec::new(),
     }
 }
