@@ -197,3 +197,29 @@ async fn an_incoming_call_the_pbx_ends() {
     assert_eq!(record["legs"]["sip"]["peer"], format!("127.0.0.1:{port}"));
     assert!(record["ringing_at"].is_string(), "{record}");
 }
+
+#[tokio::test]
+async fn an_invite_for_nobody_is_refused_and_recorded() {
+    let file = records_file("refused");
+    let stop = CancellationToken::new();
+    let mut config = common::loopback_config();
+    config.records.file = file.display().to_string();
+    let gw = Gateway::start(config, siphon::metrics::Metrics::new())
+        .await
+        .unwrap();
+    let pbx = common::test_pbx("127.0.0.1:0".parse().unwrap(), &stop).await;
+    let sip_addr = gw.sip_addr(Transport::Udp).unwrap();
+    let invite = common::pbx_invite(sip_addr, "4040", 40000, Vec::new());
+    let (_uac, mut events) = pbx.invite(invite).await.unwrap();
+    let ev = common::uac_final(&mut events).await;
+    assert!(
+        matches!(ev, siphon::sip::UacEvent::Failed { code: 404, .. }),
+        "{ev:?}"
+    );
+    let record = records(&file, 1).await.remove(0);
+    assert_eq!(record["direction"], "inbound");
+    assert_eq!(record["to"], "4040");
+    assert_eq!(end(&record), (404, "gateway", "unknown_user"));
+    assert_eq!(record["end"]["reason"], "Not Found");
+    assert!(record["answered_at"].is_null(), "{record}");
+}

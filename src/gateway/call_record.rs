@@ -43,6 +43,26 @@ impl Facts {
         }
     }
 
+    /// The record of an INVITE refused before it became a call (an unknown
+    /// user, a call limit), written at once; no `call.started` event.
+    pub(crate) fn refused_call(
+        gw: &Inner,
+        (direction, from, to): (Direction, &str, &str),
+        outcome: &Outcome,
+        reason: &str,
+    ) {
+        let id = crate::signaling::new_call_id();
+        let mut record = gw.records.record(&id, direction, SystemTime::now());
+        record.from = from.to_owned();
+        record.to = to.to_owned();
+        let facts = Facts {
+            record,
+            cause: EndedBy::Gateway,
+            reason: Some(reason.to_owned()),
+        };
+        facts.ended(gw, outcome);
+    }
+
     /// A record that goes nowhere: what is left behind once a call's
     /// record has been taken to be sent.
     pub(crate) fn none() -> Facts {

@@ -18,6 +18,7 @@ use crate::call::inbound::{InboundCall, InboundParams};
 
 use crate::call::{Event, Outcome};
 use crate::metrics::direction::INBOUND;
+use crate::records::Direction;
 use crate::signaling::{new_call_id, ServerMessage, SessionId, SessionLink};
 use crate::sip;
 
@@ -33,33 +34,16 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
         return super::replaces::route(&gw, call).await;
     }
     let Ok(permit) = gw.call_slots.clone().try_acquire_owned() else {
-        gw.metrics
-            .calls_total
-            .with_label_values(&[INBOUND, "limit"])
-            .inc();
-        call.handle
-            .reject(486, "Busy Here (gateway call limit)")
-            .await;
-        return;
+        let refusal = (486, "Busy Here (gateway call limit)", "limit");
+        return refuse(&gw, &call, refusal).await;
     };
     let Some(user) = route_user(&gw, &call.user) else {
-        gw.metrics
-            .calls_total
-            .with_label_values(&[INBOUND, "unknown_user"])
-            .inc();
-        call.handle.reject(404, "Not Found").await;
-        return;
+        return refuse(&gw, &call, (404, "Not Found", "unknown_user")).await;
     };
     let per_user = gw.config.limits.per_user_calls;
     let Some(slot) = gw.slots.take(&user, per_user) else {
-        gw.metrics
-            .calls_total
-            .with_label_values(&[INBOUND, "limit"])
-            .inc();
-        call.handle
-            .reject(486, "Busy Here (per-user call limit)")
-            .await;
-        return;
+        let refusal = (486, "Busy Here (per-user call limit)", "limit");
+        return refuse(&gw, &call, refusal).await;
     };
     let call = sip::IncomingCall { user, ..call };
     let call_id = new_call_id();
@@ -75,6 +59,30 @@ async fn run(gw: Arc<Inner>, call: sip::IncomingCall) {
         .await;
     active.ended(&gw, INBOUND, &outcome);
 }
+
+/// Refuse an INVITE before it becomes a call: answered with `code`,
+/// counted by `label`, and recorded.
+async fn refuse(gw: &Inner, call: &sip::IncomingCall, (code, reason, label): Refusal) {
+    gw.metrics
+        .calls_total
+        .with_label_values(&[INBOUND, label])
+        .inc();
+    call.handle.reject(code, reason).await;
+    let outcome = Outcome {
+        label,
+        code,
+        setup: None,
+    };
+    let parties = (
+        Direction::Inbound,
+        call.from_uri.as_str(),
+        call.user.as_str(),
+    );
+    Facts::refused_call(gw, parties, &outcome, reason);
+}
+
+/// A refusal: the SIP status, its reason and the outcome's label.
+type Refusal = (u16, &'static str, &'static str);
 
 /// The siphon user an INVITE's Request-URI user part is for: a configured
 /// user by extension (or name), the user whose session registered that
