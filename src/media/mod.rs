@@ -3,6 +3,7 @@
 
 pub mod dtmf;
 pub mod pool;
+pub mod quality;
 pub mod relay;
 pub mod rewrite;
 pub mod rtcp;
