@@ -143,7 +143,7 @@ impl CallQuality {
 mod tests {
     use std::time::Duration;
 
-    use super::super::rtcp_scan::tests::{block, rr, sr};
+    use super::super::{block, rr, sr};
     use super::*;
 
     fn rtp(seq: u16, ts: u32) -> Vec<u8> {

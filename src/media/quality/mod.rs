@@ -15,3 +15,7 @@ pub use figures::{figures, Figures};
 pub use receive::{ReceiveStats, Received, RtpFields};
 pub use rtcp_scan::{scan, Found, ReportBlock};
 pub use rtt::RttProbe;
+
+/// RTCP builders for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) use rtcp_scan::tests::{block, rr, sr};

@@ -78,11 +78,11 @@ fn u32_at(p: &[u8], at: usize) -> u32 {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An SR from `ssrc` with NTP middle bits `mid` and `blocks`.
-    pub(in super::super) fn sr(ssrc: u32, mid: u32, blocks: &[ReportBlock]) -> Vec<u8> {
+    pub(crate) fn sr(ssrc: u32, mid: u32, blocks: &[ReportBlock]) -> Vec<u8> {
         let mut p = vec![0x80 | blocks.len() as u8, SR, 0, 0];
         p.extend(ssrc.to_be_bytes());
         p.extend([0, 0]);
@@ -93,7 +93,7 @@ pub(super) mod tests {
     }
 
     /// An RR from `ssrc` with `blocks`.
-    pub(in super::super) fn rr(ssrc: u32, blocks: &[ReportBlock]) -> Vec<u8> {
+    pub(crate) fn rr(ssrc: u32, blocks: &[ReportBlock]) -> Vec<u8> {
         let mut p = vec![0x80 | blocks.len() as u8, RR, 0, 0];
         p.extend(ssrc.to_be_bytes());
         with_blocks(p, blocks)
@@ -114,7 +114,7 @@ pub(super) mod tests {
         p
     }
 
-    pub(in super::super) fn block(ssrc: u32, lost: i32, lsr: u32, dlsr: u32) -> ReportBlock {
+    pub(crate) fn block(ssrc: u32, lost: i32, lsr: u32, dlsr: u32) -> ReportBlock {
         ReportBlock {
             ssrc,
             fraction_lost: 25,
