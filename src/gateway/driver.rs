@@ -16,6 +16,7 @@ use super::infos::InfoQueue;
 use super::leg::{self, AnswerError, BrowserSide, PendingLeg};
 use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
 use super::midcall::{spawn_reinvite, Admission, Resources};
+use super::quality::QualityReports;
 use super::reinvites::ReinviteAnswers;
 use super::replaces::{self, DialogEntry};
 use super::transfers::{refer_to, Refers};
@@ -80,6 +81,8 @@ pub(super) struct Driver<'a> {
     aliases: Vec<(SessionId, SessionId)>,
     /// The call's record in the making.
     facts: &'a mut Facts,
+    /// The `quality` messages of the answered call.
+    quality: QualityReports,
 }
 
 /// Where each browser session's messages go. A few entries (the sessions
@@ -220,6 +223,7 @@ impl<'a> Driver<'a> {
             lost: None,
             aliases: Vec::new(),
             facts: s.facts,
+            quality: QualityReports::new(s.gw),
         }
     }
 
@@ -277,6 +281,10 @@ impl<'a> Driver<'a> {
                 () = &mut ring_timeout, if !machine.is_answered() => Event::RingTimeout,
                 Some(result) = self.reinvites.recv() => Event::Sip(SipInput::ReinviteAnswered(result)),
                 event = self.refers.next() => event,
+                () = self.quality.due(), if self.quality.wanted(machine.is_answered()) => {
+                    self.report_quality(machine).await;
+                    continue;
+                }
                 () = self.grace.expired(), if self.grace.waiting() => {
                     match (self.grace.give_up(self.gw), self.lost) {
                         (true, Some(lost)) => Event::Client(lost, ClientInput::Gone),
@@ -408,6 +416,7 @@ impl<'a> Driver<'a> {
         let mut outcome = None;
         for cmd in cmds {
             self.facts.saw(self.gw, &cmd);
+            self.quality.saw(&cmd);
             match cmd {
                 Command::Send(session, msg) => self.send(session, msg).await,
                 Command::SipRinging => {
@@ -494,11 +503,23 @@ impl<'a> Driver<'a> {
         if outcome.is_some() {
             if let Some(res) = &self.res {
                 if let Some(stats) = release(self.gw, res).await {
-                    self.facts.released(&stats);
+                    self.facts.released(self.gw, &stats);
                 }
             }
         }
         outcome
+    }
+
+    /// Tell the browser the call's media quality so far.
+    async fn report_quality(&self, machine: &impl CallMachine) {
+        let Some(res) = &self.res else {
+            return;
+        };
+        let codec = machine.session().and_then(|s| s.codec).unwrap_or_default();
+        let report = self.quality.report(self.gw, res, &self.call_id, &codec);
+        if let Some((session, msg)) = report.await {
+            self.send(session, msg).await;
+        }
     }
 
     /// BYE (or CANCEL, or 480) toward the SIP side, in the background.

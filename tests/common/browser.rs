@@ -412,6 +412,14 @@ impl Browser {
         Ok(())
     }
 
+    /// Loses one packet on purpose: its sequence number and timestamp go
+    /// by, as if it had been sent and lost on the way.
+    pub async fn skip_rtp(&self, ticks: u32) {
+        let mut next = self.send_state.lock().await;
+        next.seq = next.seq.wrapping_add(1);
+        next.timestamp = next.timestamp.wrapping_add(ticks);
+    }
+
     /// The next RTP packet received on the remote track.
     pub async fn recv_rtp(&self, timeout: Duration) -> Result<RtpIn, BoxError> {
         let mut received = self.received.lock().await;
