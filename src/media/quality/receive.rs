@@ -155,9 +155,14 @@ impl ReceiveStats {
             self.transit = None;
         }
         let epoch = *self.epoch.get_or_insert(arrival);
-        let micros = arrival.saturating_duration_since(epoch).as_micros() as u64;
-        // Wrapping: only differences of transit times matter.
-        let arrival_ts = (micros * u64::from(clock_rate) / 1_000_000) as u32;
+        let since = arrival.saturating_duration_since(epoch);
+        let clock = u64::from(clock_rate);
+        // In u64 with a constant divisor (a multiply), not `as_micros`'s
+        // u128 division: this runs for every packet. Wrapping: only
+        // differences of transit times matter.
+        let ticks =
+            since.as_secs() * clock + u64::from(since.subsec_nanos()) * clock / 1_000_000_000;
+        let arrival_ts = ticks as u32;
         let transit = arrival_ts.wrapping_sub(ts);
         if let Some(last) = self.transit.replace(transit) {
             let d = (transit.wrapping_sub(last) as i32).unsigned_abs();
