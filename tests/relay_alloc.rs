@@ -6,6 +6,10 @@
 //! browser's ICE consent checks with fresh datagrams, among others): a
 //! plain call's window is measured beside the SDES one, and SDES must add
 //! nothing that grows with the packet count.
+//!
+//! RTCP goes both ways in the window too (the browser's sender reports,
+//! echoed back), and the call's quality figures are read every second, so
+//! the per-call quality state is fed and read as in a real call.
 
 mod common;
 mod counting;
@@ -60,7 +64,9 @@ async fn relay_allocations(srtp: SrtpMode) -> u64 {
     config.sip.trunk.uri = Some(format!("sip:{};transport=udp", echo.local_addr()));
     config.sip.trunk.srtp = srtp;
     config.sip.srtp_allow_insecure_signaling = true;
-    let gateway = Gateway::start(config, Metrics::new()).await.unwrap();
+    config.media.quality_interval_secs = 1;
+    let metrics = Metrics::new();
+    let gateway = Gateway::start(config, metrics.clone()).await.unwrap();
     let url = format!("ws://{}/ws", gateway.http_addr());
     let mut sig = Signaling::connect(&url).await.unwrap();
     let browser = common::answered_call(&mut sig, "a1").await;
@@ -69,9 +75,24 @@ async fn relay_allocations(srtp: SrtpMode) -> u64 {
     // Warm up: streams, replay windows and send batches are set up once.
     assert!(common::echo_round_trip(&browser, 25).await >= 20);
     let before = RELAY_ALLOCATIONS.load(Ordering::Relaxed);
-    let back = common::echo_round_trip(&browser, FRAMES).await;
+    let reports = async {
+        // An SR every 200 ms; each answers the one before (echoed back).
+        for i in 1..=(FRAMES as u64 / 10) {
+            tokio::time::sleep(common::FRAME_INTERVAL * 10).await;
+            let lsr = ((i - 1) << 16) as u32;
+            let _ = browser.send_sender_report(i << 32, 0x1234, lsr).await;
+        }
+    };
+    let (back, ()) = tokio::join!(common::echo_round_trip(&browser, FRAMES), reports);
     let allocations = RELAY_ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert!(back >= FRAMES * 9 / 10, "only {back} of {FRAMES} came back");
+    // The browser's SRs went to SIP and came back (flushed within 500 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for flow in ["webrtc_to_sip", "sip_to_webrtc"] {
+        let line = format!("siphon_media_packets_total{{flow=\"{flow}\",kind=\"rtcp\"}}");
+        let rtcp = common::counter(&metrics, &line);
+        assert!(rtcp >= 10, "{line} {rtcp}");
+    }
     browser.close().await;
     stop.cancel();
     allocations

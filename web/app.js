@@ -194,6 +194,13 @@ function fresh() {
   message("");
   $("sent").textContent = "0";
   $("received").textContent = "0";
+  $("quality").textContent = "—";
+}
+
+/** One direction of a `quality` event, in words. */
+function figures(q) {
+  const rtt = q.rtt_ms == null ? "" : `, RTT ${q.rtt_ms} ms`;
+  return `MOS ${q.mos.toFixed(2)} (loss ${(q.loss * 100).toFixed(1)} %, jitter ${q.jitter_ms} ms${rtt})`;
 }
 
 async function microphone() {
@@ -233,6 +240,9 @@ function bind(c) {
   c.addEventListener("transferred", (e) => {
     show(label(c), e.detail.to);
     message(`the far end transferred the call to ${e.detail.to}`);
+  });
+  c.addEventListener("quality", (e) => {
+    $("quality").textContent = `to you ${figures(e.detail.toBrowser)} · to them ${figures(e.detail.toSip)}`;
   });
   c.addEventListener("forwarded", (e) => message(`call forwarded${e.detail.to ? ` to ${e.detail.to}` : ""}`));
   c.addEventListener("error", (e) => message(`${refusal(e.detail.code)} (${e.detail.message})`));

@@ -203,7 +203,8 @@ export class SiphonError extends Error {
  * `trying`, `ringing`, `forwarded` {from, to}, `progress`, `answered`, `hangup` {code, reason},
  * `transfer_progress` {code}, `transfer_failed` {code, reason}, `transferred` {to} (the far
  * end transferred the call: it goes on with `to`),
- * `dtmf` {digit, duration}, `track` (the remote MediaStream), `hold` {held, by}
+ * `dtmf` {digit, duration}, `quality` {toBrowser, toSip} (each: packets, lost, loss,
+ * jitter_ms, rtt_ms, r, mos), `track` (the remote MediaStream), `hold` {held, by}
  * (by "local": hold() or resume() was answered; "remote": the far end's), `error`.
  */
 export class Call extends Emitter {
@@ -438,6 +439,9 @@ export class Call extends Emitter {
         break;
       case "forwarded":
         this.dispatchEvent(event("forwarded", { from: msg.from, to: msg.to }));
+        break;
+      case "quality":
+        this.dispatchEvent(event("quality", { toBrowser: msg.to_browser, toSip: msg.to_sip }));
         break;
       case "progress":
         await this.#remote(msg.sdp);

@@ -66,6 +66,7 @@ pub fn sip_media(map: &MediaMap, rtp_addr: SocketAddr, rtcp_mux: bool) -> SipMed
         to_sip,
         to_webrtc,
         ts_step: map.clock_rate * map.ptime / 1000,
+        clock_rate: map.clock_rate,
         webrtc_dtmf: map.browser_dtmf,
         sip_dtmf: map.sip_dtmf,
         webrtc_dtmf_convert: map.browser_dtmf_convert,

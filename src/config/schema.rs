@@ -142,6 +142,7 @@ impl Section for MediaConfig {
         v.field("timing_sample", &mut self.timing_sample);
         v.field("socket_buffer_bytes", &mut self.socket_buffer_bytes);
         v.field("io", &mut self.io);
+        v.field("quality_interval_secs", &mut self.quality_interval_secs);
     }
 }
 

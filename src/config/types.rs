@@ -170,6 +170,9 @@ pub struct MediaConfig {
     pub socket_buffer_bytes: u32,
     /// The relay loops' IO path.
     pub io: RelayIo,
+    /// Seconds between `quality` messages to the browser during an
+    /// answered call; 0 = none.
+    pub quality_interval_secs: u64,
 }
 
 /// How the relay loops do their socket IO (`media.io`).
@@ -423,6 +426,7 @@ impl Default for MediaConfig {
             timing_sample: 64,
             io: RelayIo::Auto,
             socket_buffer_bytes: 4 * 1024 * 1024,
+            quality_interval_secs: 5,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rtc_srtp::crypto::providers::RingCrypto;
 
+use crate::media::quality::{CallQuality, Leg};
 use crate::media::rewrite::{PtMap, StreamRewriter};
 use crate::media::rtcp;
 use crate::srtp::{SrtpContext, SrtpProfile};
@@ -188,9 +189,17 @@ pub fn srtp_unprotect(data: &[u8]) {
     }
 }
 
-/// A compound RTCP packet from the browser, translated for the SIP side on a
-/// bridge whose sources have switched once (so every offset is non-zero).
+/// A compound RTCP packet from the browser, read for the call's quality
+/// figures (as from either leg, and as RTP) and translated for the SIP side
+/// on a bridge whose sources have switched once (so every offset is
+/// non-zero).
 pub fn rtcp_translate(data: &[u8]) {
+    let mut quality = CallQuality::default();
+    let now = Instant::now();
+    quality.rtcp_from(Leg::Browser, data, 0xB0B0, now, 8000);
+    quality.rtcp_from(Leg::Sip, data, 0xA0A0, now, 0);
+    quality.rtp_from(Leg::Sip, data, now, 48000, true);
+    let _ = quality.snapshot();
     let rewriter = |ssrc| {
         let mut map = PtMap::empty();
         map.insert(0, 0);

@@ -152,8 +152,9 @@ impl Facts {
         legs.sip.srtp = facts.sip_srtp.map(str::to_owned);
     }
 
-    /// The relay's counts for the call as its leg was removed.
-    pub(crate) fn released(&mut self, stats: &CallStats) {
+    /// The relay's counts and quality figures for the call as its leg was
+    /// removed; the figures count once the call was answered.
+    pub(crate) fn released(&mut self, gw: &Inner, stats: &CallStats) {
         let quality = &mut self.record.quality;
         quality.to_browser = Quality {
             packets: stats.to_webrtc_packets,
@@ -163,6 +164,10 @@ impl Facts {
             packets: stats.to_sip_packets,
             ..Quality::default()
         };
+        if self.record.answered_at.is_some() {
+            let codec = self.record.legs.sip.codec.as_deref().unwrap_or_default();
+            super::quality::ended(gw, &stats.quality, codec, quality);
+        }
     }
 
     /// The side that ended the call, once it has ended.

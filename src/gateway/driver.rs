@@ -16,6 +16,7 @@ use super::infos::InfoQueue;
 use super::leg::{self, AnswerError, BrowserSide, PendingLeg};
 use super::midcall::{answer_reoffer, count_dtmf, media_signal, refuse_glare, release};
 use super::midcall::{spawn_reinvite, Admission, Resources};
+use super::quality::QualityReports;
 use super::referrals::Referrals;
 use super::reinvites::ReinviteAnswers;
 use super::replaces::{self, DialogEntry};
@@ -85,6 +86,8 @@ pub(super) struct Driver<'a> {
     aliases: Vec<(SessionId, SessionId)>,
     /// The call's record in the making.
     facts: &'a mut Facts,
+    /// The `quality` messages of the answered call.
+    quality: QualityReports,
 }
 
 /// Where each browser session's messages go. A few entries (the sessions
@@ -227,6 +230,7 @@ impl<'a> Driver<'a> {
             lost: None,
             aliases: Vec::new(),
             facts: s.facts,
+            quality: QualityReports::new(s.gw),
         }
     }
 
@@ -286,6 +290,10 @@ impl<'a> Driver<'a> {
                 Some(result) = self.reinvites.recv() => Event::Sip(SipInput::ReinviteAnswered(result)),
                 event = self.refers.next() => event,
                 event = self.referrals.next() => event,
+                () = self.quality.due(), if self.quality.wanted(machine.is_answered()) => {
+                    self.report_quality(machine).await;
+                    continue;
+                }
                 () = self.grace.expired(), if self.grace.waiting() => {
                     match (self.grace.give_up(self.gw), self.lost) {
                         (true, Some(lost)) => Event::Client(lost, ClientInput::Gone),
@@ -417,6 +425,7 @@ impl<'a> Driver<'a> {
         let mut outcome = None;
         for cmd in cmds {
             self.facts.saw(self.gw, &cmd);
+            self.quality.saw(&cmd);
             match cmd {
                 Command::Send(session, msg) => self.send(session, msg).await,
                 Command::SipRinging => {
@@ -514,11 +523,23 @@ impl<'a> Driver<'a> {
         if outcome.is_some() {
             if let Some(res) = &self.res {
                 if let Some(stats) = release(self.gw, res).await {
-                    self.facts.released(&stats);
+                    self.facts.released(self.gw, &stats);
                 }
             }
         }
         outcome
+    }
+
+    /// Tell the browser the call's media quality so far.
+    async fn report_quality(&self, machine: &impl CallMachine) {
+        let Some(res) = &self.res else {
+            return;
+        };
+        let codec = machine.session().and_then(|s| s.codec).unwrap_or_default();
+        let report = self.quality.report(self.gw, res, &self.call_id, &codec);
+        if let Some((session, msg)) = report.await {
+            self.send(session, msg).await;
+        }
     }
 
     /// BYE (or CANCEL, or 480) toward the SIP side, in the background.

@@ -15,6 +15,7 @@ mod lifecycle;
 mod listening;
 mod midcall;
 mod outbound;
+mod quality;
 mod referrals;
 mod registrations;
 mod reinvites;

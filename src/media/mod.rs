@@ -3,6 +3,7 @@
 
 pub mod dtmf;
 pub mod pool;
+pub mod quality;
 pub mod relay;
 pub mod rewrite;
 pub mod rtcp;
@@ -29,6 +30,7 @@ pub(crate) fn test_media() -> SipMedia {
         to_sip: PtMap::empty(),
         to_webrtc: PtMap::empty(),
         ts_step: 160,
+        clock_rate: 8000,
         webrtc_dtmf: Some((126, 8000)),
         sip_dtmf: Some((101, 8000)),
         webrtc_dtmf_convert: None,
@@ -54,6 +56,8 @@ pub struct SipMedia {
     pub to_webrtc: PtMap,
     /// Timestamp units per packet (clock rate x ptime).
     pub ts_step: u32,
+    /// The voice codec's RTP clock (the same on both legs), for jitter.
+    pub clock_rate: u32,
     /// telephone-event toward the browser (PT, clock), for generated key presses.
     pub webrtc_dtmf: Option<(u8, u32)>,
     /// telephone-event toward the SIP peer (PT, clock); `None`: it takes SIP INFO.

@@ -7,6 +7,10 @@
 //! The process's own CPU, memory, fds and threads are served beside them
 //! under the names every Prometheus client uses (`process_…`, unprefixed).
 
+mod quality;
+
+pub use quality::{way, QualityMetrics};
+
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -137,6 +141,8 @@ pub struct Metrics {
     pub records_dropped_total: IntCounterVec,
     /// Webhook POSTs of records and events, by outcome (ok, retry, failed).
     pub webhook_deliveries_total: IntCounterVec,
+    /// Each ended call's MOS, loss and jitter, by direction.
+    pub call_quality: QualityMetrics,
 }
 
 impl Metrics {
@@ -357,6 +363,7 @@ impl Metrics {
                 "Webhook POSTs of records and events, by outcome",
                 &["outcome"],
             ),
+            call_quality: QualityMetrics::new(),
             registry,
             process: Registry::new(),
         };
@@ -386,7 +393,8 @@ impl Metrics {
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![
+        let quality = self.call_quality.collectors();
+        let mut all: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.calls_active.clone()),
             Box::new(self.calls_max.clone()),
             Box::new(self.calls_total.clone()),
@@ -435,7 +443,9 @@ impl Metrics {
             Box::new(self.records_total.clone()),
             Box::new(self.records_dropped_total.clone()),
             Box::new(self.webhook_deliveries_total.clone()),
-        ]
+        ];
+        all.extend(quality);
+        all
     }
 
     /// The text exposition format served at `/metrics`.

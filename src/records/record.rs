@@ -192,13 +192,15 @@ pub struct QualityPair {
 pub struct Quality {
     /// RTP and RTCP packets relayed.
     pub packets: u64,
-    /// Packets lost on the way in (sequence gaps), when measured.
+    /// Packets lost (siphon's count or the receiver's report, the larger),
+    /// once answered media came this way.
     pub lost: Option<u64>,
     /// Interarrival jitter (RFC 3550), in milliseconds, when measured.
     pub jitter_ms: Option<f64>,
-    /// Round-trip time from RTCP, in milliseconds, when measured.
+    /// Round trip of the leg this media goes out on (RTCP), in
+    /// milliseconds, when measured.
     pub rtt_ms: Option<f64>,
-    /// Estimated mean opinion score (1 to 5), when worked out.
+    /// Estimated mean opinion score (E-model, 1 to 4.5), when worked out.
     pub mos: Option<f64>,
 }
 

@@ -351,6 +351,10 @@ pub enum ServerMessage {
         /// Why.
         reason: String,
     },
+    /// The call's media quality each way so far, every
+    /// `media.quality_interval_secs` while it is answered. Boxed: the
+    /// largest variant sizes every slot of a session's outbox.
+    Quality(Box<super::quality::QualityReport>),
     /// Early media: the answer SDP to apply before the call is answered.
     Progress {
         /// The call.

@@ -412,6 +412,33 @@ impl Browser {
         Ok(())
     }
 
+    /// Sends an RTCP sender report at NTP time `ntp` with one report block
+    /// about `about` that answers the SR whose NTP middle bits were `lsr`.
+    pub async fn send_sender_report(&self, ntp: u64, about: u32, lsr: u32) -> Result<(), BoxError> {
+        use rtc::rtcp::reception_report::ReceptionReport;
+        let report = ReceptionReport {
+            ssrc: about,
+            last_sender_report: lsr,
+            ..Default::default()
+        };
+        let sr = rtc::rtcp::sender_report::SenderReport {
+            ssrc: self.ssrc,
+            ntp_time: ntp,
+            reports: vec![report],
+            ..Default::default()
+        };
+        self.track.write_rtcp(vec![Box::new(sr)]).await?;
+        Ok(())
+    }
+
+    /// Loses one packet on purpose: its sequence number and timestamp go
+    /// by, as if it had been sent and lost on the way.
+    pub async fn skip_rtp(&self, ticks: u32) {
+        let mut next = self.send_state.lock().await;
+        next.seq = next.seq.wrapping_add(1);
+        next.timestamp = next.timestamp.wrapping_add(ticks);
+    }
+
     /// The next RTP packet received on the remote track.
     pub async fn recv_rtp(&self, timeout: Duration) -> Result<RtpIn, BoxError> {
         let mut received = self.received.lock().await;

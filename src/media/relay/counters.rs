@@ -6,6 +6,7 @@ use prometheus::{Histogram, IntCounter};
 use super::batch::Faults;
 use super::liveness::SilentSide;
 use super::sip_srtp::SipDrop;
+use crate::media::quality::QualitySnapshot;
 use crate::metrics::{flow, Metrics};
 use crate::webrtc::DropReason;
 
@@ -65,6 +66,8 @@ pub struct CallStats {
     pub to_webrtc_packets: u64,
     /// Packets of this call that were dropped.
     pub dropped: u64,
+    /// Loss, jitter and round trips each way.
+    pub quality: QualitySnapshot,
 }
 
 /// One flow's pending counts.

@@ -99,7 +99,7 @@ mod tests {
         CallStats {
             to_sip_packets: from_browser,
             to_webrtc_packets: from_sip,
-            dropped: 0,
+            ..CallStats::default()
         }
     }
 

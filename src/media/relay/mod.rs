@@ -21,6 +21,7 @@ use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::pool::PortPair;
+use super::quality::QualitySnapshot;
 pub use super::SipMedia;
 use crate::config::RelayIo;
 use crate::metrics::Metrics;
@@ -125,6 +126,7 @@ pub(crate) enum Command {
     ),
     Dtmf(LegId, Press),
     Remove(LegId, oneshot::Sender<CallStats>),
+    Quality(LegId, oneshot::Sender<QualitySnapshot>),
     Shutdown,
     /// Fault injection: the loop's next poll fails.
     #[cfg(test)]
@@ -264,6 +266,14 @@ impl RelayHandle {
     #[cfg(test)]
     pub(crate) fn inject_panic(&self) {
         let _ = self.send(Command::Panic);
+    }
+
+    /// A call's quality figures as its loop has them now (all zero for a
+    /// call the loop does not carry).
+    pub async fn quality(&self, leg: LegId) -> Result<QualitySnapshot, RelayError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Quality(leg, tx))?;
+        rx.await.map_err(|_| RelayError::Stopped)
     }
 
     /// Take a call off the loop; its RTP port returns to the pool.

@@ -23,6 +23,7 @@ use super::sip_srtp::SipCrypto;
 use super::tones::Tones;
 use super::{AddCall, Command, MediaEvent, RelayError, SipMedia, Tuning};
 use crate::media::pool::PortLease;
+use crate::media::quality::{CallQuality, QualitySnapshot};
 use crate::media::rewrite::{PtMap, StreamRewriter};
 use crate::metrics::Metrics;
 use crate::webrtc::{Endpoint, Identity, LegEvent, LegId};
@@ -79,6 +80,8 @@ struct Slot {
     tones: Tones,
     /// SRTP toward the SIP peer (SDES); `None`: plain RTP.
     srtp: Option<SipCrypto>,
+    /// Loss, jitter and round trips, fed as packets pass.
+    quality: CallQuality,
 }
 
 pub(super) struct Worker {
@@ -272,6 +275,9 @@ impl Worker {
                 Command::Remove(leg, reply) => {
                     let _ = reply.send(self.remove(leg, io));
                 }
+                Command::Quality(leg, reply) => {
+                    let _ = reply.send(self.quality(leg));
+                }
                 Command::Shutdown => return false,
                 #[cfg(test)]
                 Command::FailPoll => self.fail_poll = true,
@@ -336,6 +342,7 @@ impl Worker {
             liveness: Liveness::new(media_timeout, now),
             tones: Tones::default(),
             srtp: None,
+            quality: CallQuality::default(),
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -374,6 +381,12 @@ impl Worker {
         }
     }
 
+    /// Call `leg`'s quality figures now (all zero for no such call).
+    pub(super) fn quality(&self, leg: LegId) -> QualitySnapshot {
+        let slot = self.slots.get(leg as usize).and_then(Option::as_ref);
+        slot.map(|s| s.quality.snapshot()).unwrap_or_default()
+    }
+
     pub(super) fn remove(&mut self, leg: LegId, io: &mut impl Attach) -> CallStats {
         let index = leg as usize;
         let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else {
@@ -382,7 +395,10 @@ impl Worker {
         self.endpoint.remove_leg(leg);
         io.detach(index, slot.rtp.as_raw_fd(), slot.rtcp.as_raw_fd());
         self.free.push(index);
-        slot.stats
+        CallStats {
+            quality: slot.quality.snapshot(),
+            ..slot.stats
+        }
     }
 }
 

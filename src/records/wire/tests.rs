@@ -52,7 +52,7 @@ pub(crate) fn example() -> CallRecord {
                 lost: Some(0),
                 jitter_ms: Some(0.8),
                 rtt_ms: None,
-                mos: None,
+                mos: Some(4.39),
             },
         },
         dtmf: 4,
@@ -88,7 +88,7 @@ fn the_record_has_the_documented_shape() {
         },
         "quality": {
             "to_browser": {"packets": 3125, "lost": 2, "jitter_ms": 1.5, "rtt_ms": 24.0, "mos": 4.3},
-            "to_sip": {"packets": 3120, "lost": 0, "jitter_ms": 0.8, "rtt_ms": null, "mos": null}
+            "to_sip": {"packets": 3120, "lost": 0, "jitter_ms": 0.8, "rtt_ms": null, "mos": 4.39}
         },
         "ice_restarts": 0,
         "dtmf": 4,

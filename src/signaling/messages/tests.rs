@@ -74,6 +74,25 @@ fn server_messages_serialize_as_documented() {
         e.to_json(),
         r#"{"type":"error","code":"unknown_type","message":"x"}"#
     );
+    let way = crate::signaling::DirectionQuality {
+        packets: 250,
+        lost: 3,
+        loss: 0.012,
+        jitter_ms: 1.5,
+        rtt_ms: None,
+        r: 88.5,
+        mos: 4.28,
+    };
+    let q = ServerMessage::Quality(Box::new(crate::signaling::QualityReport {
+        call_id: "c1".into(),
+        to_browser: way,
+        to_sip: way,
+    }));
+    let figures = r#"{"packets":250,"lost":3,"loss":0.012,"jitter_ms":1.5,"rtt_ms":null,"r":88.5,"mos":4.28}"#;
+    assert_eq!(
+        q.to_json(),
+        format!(r#"{{"type":"quality","call_id":"c1","to_browser":{figures},"to_sip":{figures}}}"#)
+    );
 }
 
 #[test]

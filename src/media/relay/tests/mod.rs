@@ -41,6 +41,7 @@ macro_rules! on_both_paths {
 }
 
 mod fault;
+mod quality;
 
 /// Whether io_uring works here; says why not when it does not.
 pub(super) fn io_uring_here() -> bool {
@@ -116,6 +117,7 @@ pub(super) async fn setup_with(io: RelayIo, media_timeout: Option<Duration>) -> 
         to_sip,
         to_webrtc,
         ts_step: 160,
+        clock_rate: 8000,
         webrtc_dtmf: Some((126, 8000)),
         sip_dtmf: Some((101, 8000)),
         webrtc_dtmf_convert: Some((110, 48000)),

@@ -11,6 +11,7 @@ use super::super::sip_srtp::SipDrop;
 use super::super::tones::Press;
 use super::super::MediaEvent;
 use super::{Out, Slot, Via, Worker};
+use crate::media::quality::Leg;
 use crate::media::rewrite::RewriteDrop;
 use crate::media::rtcp;
 use crate::webrtc::{LegId, Receive};
@@ -46,8 +47,8 @@ impl Worker {
         len: usize,
     ) -> Option<Out> {
         match self.endpoint.handle_receive(now, src, buf, len) {
-            Receive::Rtp { leg, len } => self.webrtc_to_sip(leg, buf, len, false),
-            Receive::Rtcp { leg, len } => self.webrtc_to_sip(leg, buf, len, true),
+            Receive::Rtp { leg, len } => self.webrtc_to_sip(now, leg, buf, len, false),
+            Receive::Rtcp { leg, len } => self.webrtc_to_sip(now, leg, buf, len, true),
             Receive::Handled => {
                 self.flush_endpoint();
                 None
@@ -61,6 +62,7 @@ impl Worker {
 
     fn webrtc_to_sip(
         &mut self,
+        now: Instant,
         leg: LegId,
         buf: &mut [u8],
         len: usize,
@@ -71,6 +73,8 @@ impl Worker {
             self.counters.relay_drop(RelayDrop::NotConfigured);
             return None;
         };
+        // Counted as received before any drop, else it would read as loss.
+        observe(slot, Leg::Browser, &buf[..len], is_rtcp, now);
         let Some(sip) = slot.sip.as_ref() else {
             return drop_packet(&mut self.counters, slot, RelayDrop::NotConfigured);
         };
@@ -187,6 +191,7 @@ impl Worker {
         if latch.latch(socket, src) && !from_rtcp_port {
             let _ = slot.events.send(MediaEvent::SipLatched(src));
         }
+        observe(slot, Leg::Sip, &buf[..len], is_rtcp, now);
         if !to_browser {
             // The browser holds (sendonly or inactive): no RTP goes to it.
             return drop_packet(&mut self.counters, slot, RelayDrop::Held);
@@ -256,6 +261,30 @@ impl Worker {
             (false, None) => self.counters.relay_drop(RelayDrop::SendFailed),
         }
     }
+}
+
+/// Feed `slot`'s quality figures with a packet (decrypted, not yet
+/// rewritten) from `leg`. Key presses count for loss, not for jitter.
+fn observe(slot: &mut Slot, leg: Leg, pkt: &[u8], is_rtcp: bool, now: Instant) {
+    let Some(sip) = slot.sip.as_ref() else {
+        return;
+    };
+    let clock = sip.clock_rate;
+    if is_rtcp {
+        let toward = match leg {
+            Leg::Browser => slot.to_webrtc.out_ssrc(),
+            Leg::Sip => slot.to_sip.out_ssrc(),
+        };
+        slot.quality.rtcp_from(leg, pkt, toward, now, clock);
+        return;
+    }
+    let events = match leg {
+        Leg::Browser => [sip.webrtc_dtmf, sip.webrtc_dtmf_convert],
+        Leg::Sip => [sip.sip_dtmf, None],
+    };
+    let pt = pkt.get(1).map_or(0, |b| b & 0x7f);
+    let timed = !events.iter().flatten().any(|(event, _)| *event == pt);
+    slot.quality.rtp_from(leg, pkt, now, clock, timed);
 }
 
 /// Count a packet of `slot` as dropped; nothing goes out.
