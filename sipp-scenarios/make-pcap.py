@@ -2,9 +2,10 @@
 """Writes the pcaps the scenarios play: 8 s (pcmu-1khz.pcap) and 20 s
 (pcmu-1khz-20s.pcap, for calls that outlast 8 s: a second play_pcap_audio
 would replay the same SSRC and sequence numbers, which a receiver takes for
-old packets) of a 1 kHz tone as G.711 u-law (PCMU) RTP, 20 ms a packet, in
-Ethernet/IPv4/UDP frames that SIPp's play_pcap_audio replays. No
-dependencies; run it to regenerate:
+old packets) of a 1 kHz tone, and 4 s of a 1.5 kHz one (pcmu-1500hz-4s.pcap,
+another phone: its own SSRC, sequence numbers and timestamps), as G.711
+u-law (PCMU) RTP, 20 ms a packet, in Ethernet/IPv4/UDP frames that SIPp's
+play_pcap_audio replays. No dependencies; run it to regenerate:
 
     python3 sipp-scenarios/make-pcap.py
 """
@@ -14,8 +15,12 @@ import struct
 
 RATE = 8000
 FRAME = 160  # 20 ms at 8 kHz
-PCAPS = {"pcmu-1khz.pcap": 8, "pcmu-1khz-20s.pcap": 20}
-TONE_HZ = 1000
+# name: (seconds, tone in Hz, SSRC, first sequence number, first timestamp)
+PCAPS = {
+    "pcmu-1khz.pcap": (8, 1000, 0x1D0A7E57, 0, 0),
+    "pcmu-1khz-20s.pcap": (20, 1000, 0x1D0A7E57, 0, 0),
+    "pcmu-1500hz-4s.pcap": (4, 1500, 0x15000B0B, 31000, 2_000_000_000),
+}
 AMPLITUDE = 0.3  # about -10 dBFS
 
 
@@ -50,16 +55,17 @@ def frame(payload, src_port=6000, dst_port=6002):
     return eth + ip + udp
 
 
-def write(name, seconds):
+def write(name, seconds, tone_hz, ssrc, seq0, ts0):
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pcap", name)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for n in range(seconds * RATE // FRAME):
-            samples = (int(AMPLITUDE * 32767 * math.sin(2 * math.pi * TONE_HZ * (n * FRAME + i) / RATE))
+            samples = (int(AMPLITUDE * 32767 * math.sin(2 * math.pi * tone_hz * (n * FRAME + i) / RATE))
                        for i in range(FRAME))
             audio = bytes(ulaw(s) for s in samples)
-            rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, n, n * FRAME, 0x1D0A7E57) + audio
+            rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, (seq0 + n) & 0xFFFF,
+                              (ts0 + n * FRAME) & 0xFFFFFFFF, ssrc) + audio
             data = frame(rtp)
             usec = n * 20000
             f.write(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(data), len(data)))
@@ -68,8 +74,8 @@ def write(name, seconds):
 
 
 def main():
-    for name, seconds in PCAPS.items():
-        write(name, seconds)
+    for name, spec in PCAPS.items():
+        write(name, *spec)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ use super::ingress_canon::bare_chars;
 /// Why a request is refused (the counted reason) and with which code.
 pub(crate) type Refusal = (&'static str, u16);
 
-/// Option tags siphon's UAs honour in `Require` (RFC 3261 §8.2.2.3).
-const EXTENSIONS: [&str; 2] = ["timer", "100rel"];
+/// Option tags siphon's UAs honour in `Require` (RFC 3261 §8.2.2.3):
+/// those of `Supported`, and 100rel. A PBX's INVITE with Replaces usually
+/// carries `Require: replaces` (RFC 3891 §6.1).
+const EXTENSIONS: [&str; 3] = ["timer", "100rel", "replaces"];
 
 /// Headers that carry one value (RFC 3261 §20): a second copy makes the
 /// request ambiguous (RFC 4475 §3.3.8, §3.3.9).
@@ -302,6 +304,8 @@ mod tests {
     fn require_names_only_known_extensions() {
         let known = lines("Require: timer, 100rel");
         assert_eq!(require("INVITE", &known), None);
+        // Supported says replaces, so an INVITE with Replaces may require it.
+        assert_eq!(require("INVITE", &lines("Require: replaces")), None);
         let bad = lines("Require: nothingSupportsThis, timer\r\nRequire: either");
         assert_eq!(require("OPTIONS", &bad), Some(("bad_extension", 420)));
         assert_eq!(unsupported(&bad), ["nothingSupportsThis", "either"]);

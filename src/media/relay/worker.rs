@@ -359,8 +359,8 @@ impl Worker {
             });
             if moved {
                 // The peer's media went elsewhere: latch its new source.
-                slot.rtp_latch.release(&slot.rtp);
-                slot.rtcp_latch.release(&slot.rtcp);
+                slot.rtp_latch.moved(&slot.rtp, media.remote_rtp, now);
+                slot.rtcp_latch.moved(&slot.rtcp, media.remote_rtcp, now);
             }
             slot.liveness.arm(now);
             slot.liveness.hold(media.held, now);

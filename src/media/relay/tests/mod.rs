@@ -477,9 +477,11 @@ async fn browser_key_presses_toward_a_sip_side_without_events_are_reported(io: R
     s.relay.remove(s.leg).await.unwrap();
 }
 
-/// A re-offer that moves the SIP side's media to another address lets the
-/// latch go: the new source is latched (and the old one refused) from then on.
-async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
+/// A call whose SIP side latched `sip_peer`, then moved its media to a new
+/// socket (a re-offer with another address). Returns the setup, the new
+/// socket, the relay's RTP address and the old peer's plain RTP packet,
+/// once siphon sends to the new address before it sent anything.
+async fn moved_sip_side(io: RelayIo) -> (Setup, UdpSocket, SocketAddr, Vec<u8>) {
     let mut s = setup(io).await;
     assert_eq!(s.events.recv().await, Some(MediaEvent::WebRtcConnected));
     let rtp_addr: SocketAddr = ([127, 0, 0, 1], s.rtp_port).into();
@@ -507,9 +509,18 @@ async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
         .unwrap();
     let (n, _) = moved.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[12..n], &[7u8; 60][..]);
+    (s, moved, rtp_addr, plain)
+}
+
+/// A re-offer that moves the SIP side's media to another address lets the
+/// latch go: the new source is latched (and the old one refused) from then on.
+async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
+    let (mut s, moved, rtp_addr, mut plain) = moved_sip_side(io).await;
+    let mut buf = [0u8; 2048];
     // Its first packet latches it, and reaches the browser.
     plain[3] = 1;
     moved.send_to(&plain, rtp_addr).unwrap();
+    let new = moved.local_addr().unwrap();
     assert_eq!(s.events.recv().await, Some(MediaEvent::SipLatched(new)));
     s.browser_sock.recv_from(&mut buf).unwrap();
     // The old source is refused now.
@@ -518,6 +529,27 @@ async fn a_sip_side_that_moves_its_media_is_latched_again(io: RelayIo) {
     assert_silent(&s.browser_sock, "nothing from the old source");
     let stats = s.relay.remove(s.leg).await.unwrap();
     assert_eq!((stats.to_sip_packets, stats.to_webrtc_packets), (1, 2));
+}
+
+/// A call taken over by another dialog (INVITE with Replaces): the old
+/// party's packets still in flight after the move must not take the latch
+/// back, or the new party would be refused for the rest of the call.
+async fn the_source_left_by_a_move_cannot_latch_again_before_the_new_one(io: RelayIo) {
+    let (mut s, moved, rtp_addr, mut plain) = moved_sip_side(io).await;
+    let mut buf = [0u8; 2048];
+    // The old party's last packet, sent before it heard its BYE.
+    plain[3] = 1;
+    s.sip_peer.send_to(&plain, rtp_addr).unwrap();
+    assert_silent(&s.browser_sock, "the old party's straggler is not relayed");
+    // The new party's first packet latches it and reaches the browser.
+    let mut theirs = rtp(100, 0x6262, 5);
+    theirs[1] = 0;
+    moved.send_to(&theirs, rtp_addr).unwrap();
+    let new = moved.local_addr().unwrap();
+    assert_eq!(s.events.recv().await, Some(MediaEvent::SipLatched(new)));
+    s.browser_sock.recv_from(&mut buf).unwrap();
+    let stats = s.relay.remove(s.leg).await.unwrap();
+    assert_eq!(stats.to_webrtc_packets, 2);
 }
 
 /// A stopped loop leaves its ports free at once: a restart binds them again
@@ -537,6 +569,7 @@ on_both_paths!(
     relays_both_ways_rewriting_headers,
     a_stopped_loop_frees_its_ports_at_once,
     a_sip_side_that_moves_its_media_is_latched_again,
+    the_source_left_by_a_move_cannot_latch_again_before_the_new_one,
     bad_packets_are_dropped_and_counted,
     a_held_side_gets_rtcp_but_no_rtp,
     a_silent_sip_peer_times_the_call_out_once,

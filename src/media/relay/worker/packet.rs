@@ -165,7 +165,7 @@ impl Worker {
         } else {
             (&mut slot.rtp_latch, &slot.rtp)
         };
-        if !latch.admits(src) {
+        if !latch.admits(src, now) {
             return drop_packet(&mut self.counters, slot, RelayDrop::UnlatchedSource);
         }
         // Authenticated before it may latch: a forged packet cannot steer media.
