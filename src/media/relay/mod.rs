@@ -116,6 +116,9 @@ pub enum MediaEvent {
     RelayFailed(String),
 }
 
+/// A call's quality asked for, and where the figures go.
+pub(crate) type QualityAsk = (LegId, oneshot::Sender<QualitySnapshot>);
+
 pub(crate) enum Command {
     Add(Box<AddCall>, oneshot::Sender<Result<LegId, RelayError>>),
     Configure(LegId, Box<SipMedia>),
@@ -126,7 +129,6 @@ pub(crate) enum Command {
     ),
     Dtmf(LegId, Press),
     Remove(LegId, oneshot::Sender<CallStats>),
-    Quality(LegId, oneshot::Sender<QualitySnapshot>),
     Shutdown,
     /// Fault injection: the loop's next poll fails.
     #[cfg(test)]
@@ -139,6 +141,9 @@ pub(crate) enum Command {
 /// The control plane's handle on one relay loop.
 pub struct RelayHandle {
     commands: mpsc::Sender<Command>,
+    /// Asks for a call's quality figures: answered at the loop's next
+    /// counter flush, without waking it (see [`RelayHandle::quality`]).
+    quality_asks: mpsc::Sender<QualityAsk>,
     /// Written to wake the loop for its commands.
     waker: Arc<EventFd>,
     webrtc_addr: SocketAddr,
@@ -162,6 +167,7 @@ impl RelayHandle {
         ready: Arc<AtomicBool>,
     ) -> Result<Self, RelayError> {
         let (tx, rx) = mpsc::channel();
+        let (quality_asks, asks) = mpsc::channel();
         let alive = Arc::new(AtomicBool::new(true));
         let health = worker::Health {
             alive: alive.clone(),
@@ -169,7 +175,7 @@ impl RelayHandle {
             failures: metrics.relay_loop_failures_total.clone(),
         };
         let (worker, webrtc_addr) =
-            worker::Worker::new(webrtc_bind, identity, rx, metrics, tuning, health)?;
+            worker::Worker::new(webrtc_bind, identity, (rx, asks), metrics, tuning, health)?;
         let flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
         let waker = Arc::new(EventFd::from_value_and_flags(0, flags).map_err(io_error)?);
         // The path is built on the loop's own thread (an io_uring ring
@@ -194,6 +200,7 @@ impl RelayHandle {
         metrics.relay_io.with_label_values(&[mode]).inc();
         Ok(RelayHandle {
             commands: tx,
+            quality_asks,
             waker,
             webrtc_addr,
             mode,
@@ -268,11 +275,17 @@ impl RelayHandle {
         let _ = self.send(Command::Panic);
     }
 
-    /// A call's quality figures as its loop has them now (all zero for a
-    /// call the loop does not carry).
+    /// A call's quality figures as its loop has them (all zero for a call
+    /// the loop does not carry), within half a second: the ask waits for
+    /// the loop's next counter flush instead of waking it. Woken for each
+    /// call's periodic report, a loop at 500 calls spent about a fifth more
+    /// CPU per packet (`scripts/ratio`: 0.48-0.52 against 0.40-0.41).
     pub async fn quality(&self, leg: LegId) -> Result<QualitySnapshot, RelayError> {
+        if !self.alive() {
+            return Err(RelayError::Stopped);
+        }
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Quality(leg, tx))?;
+        (self.quality_asks.send((leg, tx))).map_err(|_| RelayError::Stopped)?;
         rx.await.map_err(|_| RelayError::Stopped)
     }
 

@@ -91,6 +91,8 @@ pub(super) struct Worker {
     socket: UdpSocket,
     endpoint: Endpoint,
     commands: mpsc::Receiver<Command>,
+    /// Asks for a call's quality, answered at each counter flush.
+    quality_asks: mpsc::Receiver<super::QualityAsk>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     /// Generated key presses are built here.
@@ -113,7 +115,7 @@ impl Worker {
     pub(super) fn new(
         bind: SocketAddr,
         identity: Arc<Identity>,
-        commands: mpsc::Receiver<Command>,
+        (commands, quality_asks): (mpsc::Receiver<Command>, mpsc::Receiver<super::QualityAsk>),
         metrics: &Metrics,
         tuning: Tuning,
         health: Health,
@@ -131,6 +133,7 @@ impl Worker {
             socket,
             endpoint: Endpoint::new(identity),
             commands,
+            quality_asks,
             slots: Vec::new(),
             free: Vec::new(),
             buf: Box::new([0; BUF]),
@@ -198,6 +201,9 @@ impl Worker {
         }
         if now >= self.next_flush {
             self.counters.flush();
+            while let Ok((leg, reply)) = self.quality_asks.try_recv() {
+                let _ = reply.send(self.quality(leg));
+            }
             self.check_liveness(now);
             self.next_flush = now + FLUSH_EVERY;
         }
@@ -274,9 +280,6 @@ impl Worker {
                 }
                 Command::Remove(leg, reply) => {
                     let _ = reply.send(self.remove(leg, io));
-                }
-                Command::Quality(leg, reply) => {
-                    let _ = reply.send(self.quality(leg));
                 }
                 Command::Shutdown => return false,
                 #[cfg(test)]

@@ -70,9 +70,6 @@ impl Worker {
                 Command::Remove(leg, reply) => {
                     let _ = reply.send(self.remove(leg, &mut Unwatched));
                 }
-                Command::Quality(leg, reply) => {
-                    let _ = reply.send(self.quality(leg));
-                }
                 Command::Configure(leg, _) => {
                     let slot = self.slots.get(leg as usize).and_then(Option::as_ref);
                     if let Some(slot) = slot {
