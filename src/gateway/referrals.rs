@@ -63,18 +63,27 @@ impl Referrals {
             return;
         };
         referral.accept().await;
-        let Some(old) = referrer.dialog_ref() else {
-            return;
+        // An answered call always names its dialog; were it not to, the
+        // transfer fails (no answer) instead of waiting for ever.
+        let placed = match referrer.dialog_ref() {
+            Some(old) => {
+                let invite = invite(gw, &referral, &old, sdp, user);
+                tracing::info!(to = %invite.target, "transferring the call at the far end's REFER");
+                Some(gw.sip.invite(invite).await)
+            }
+            None => None,
         };
-        let invite = invite(gw, &referral, &old, sdp, user);
-        tracing::info!(to = %invite.target, "transferring the call at the far end's REFER");
-        let placed = gw.sip.invite(invite).await;
         let (tx, rx) = oneshot::channel();
         let quiet = referral.quiet;
         let notify = (!quiet).then(|| referrer.clone());
-        let uac = placed.as_ref().ok().map(|(uac, _)| uac.clone());
+        let uac = placed.as_ref().and_then(|p| p.as_ref().ok());
+        let uac = uac.map(|(uac, _)| uac.clone());
         let task = tokio::spawn(async move {
-            let _ = tx.send(progress(placed, notify).await);
+            let placed = match placed {
+                Some(placed) => progress(placed, notify).await,
+                None => (None, None),
+            };
+            let _ = tx.send(placed);
         });
         self.following = Some(Following {
             quiet,
