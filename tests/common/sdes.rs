@@ -126,11 +126,5 @@ pub fn crypto_attr(tag: u32, suite: &str, key: &[u8]) -> String {
     format!("a=crypto:{tag} {suite} inline:{}\r\n", STANDARD.encode(key))
 }
 
-pub fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend(seq.to_be_bytes());
-    p.extend((u32::from(seq) * 160).to_be_bytes());
-    p.extend(0x5EED_u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
+/// A plain PCMU RTP packet, the one the other tests send.
+pub use super::pcmu_rtp as rtp;
